@@ -1,0 +1,151 @@
+"""Run a policy for a number of seeded episodes, optionally recording the camera, and summarize the results."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+import cv2
+import gymnasium as gym
+import numpy as np
+from tqdm import tqdm
+
+import sim  # noqa: F401  (registers the envs)
+from policies.experts import GraspExpert, NavigateExpert
+
+TASK_IDS = {"grasp": "s2r/Grasp-v0", "navigate": "s2r/Navigate-v0"}
+
+
+class EpisodePolicy(Protocol):
+    def reset(self) -> None: ...
+    def act(self, obs: dict, info: dict) -> np.ndarray: ...
+
+
+def make_expert(task: str, env: gym.Env) -> EpisodePolicy:
+    """The scripted expert of ``task``, configured from the env's robot."""
+    if task == "grasp":
+        return GraspExpert(max_step=env.unwrapped.task.max_step)
+    base = env.unwrapped.config.base
+    return NavigateExpert(max_linear=base.max_linear, max_angular=base.max_angular)
+
+
+@dataclass
+class EpisodeResult:
+    seed: int
+    success: bool
+    length: int
+    episode_return: float
+    params: dict[str, float]
+
+
+@dataclass
+class RolloutSummary:
+    task: str
+    policy: str
+    episodes: int
+    success_rate: float
+    success_ci95: tuple[float, float]
+    mean_episode_length: float
+    mean_return: float
+    seed: int
+    per_episode: list[EpisodeResult] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def wilson_interval(successes: int, n: int, z: float = 1.96) -> tuple[float, float]:
+    """95 % Wilson score interval of a success rate."""
+    if n == 0:
+        return (0.0, 1.0)
+    phat = successes / n
+    denom = 1 + z * z / n
+    centre = (phat + z * z / (2 * n)) / denom
+    half = z * math.sqrt(phat * (1 - phat) / n + z * z / (4 * n * n)) / denom
+    return (max(0.0, centre - half), min(1.0, centre + half))
+
+
+class VideoRecorder:
+    """Writes RGB frames to an MP4 file (OpenCV, 'mp4v' codec)."""
+
+    def __init__(self, path: Path, fps: float) -> None:
+        self.path, self.fps = Path(path), fps
+        self.writer: cv2.VideoWriter | None = None
+        self.frames = 0
+
+    def add(self, rgb: np.ndarray) -> None:
+        if self.writer is None:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            h, w = rgb.shape[:2]
+            self.writer = cv2.VideoWriter(str(self.path), cv2.VideoWriter_fourcc(*"mp4v"), self.fps, (w, h))
+            if not self.writer.isOpened():
+                raise OSError(f"cannot open {self.path} for writing an MP4 video")
+        self.writer.write(cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR))
+        self.frames += 1
+
+    def close(self) -> None:
+        if self.writer is not None:
+            self.writer.release()
+            self.writer = None
+
+
+def run_expert(
+    task: str,
+    episodes: int,
+    seed: int,
+    obs_mode: str = "state",
+    video: Path | None = None,
+    video_episodes: int | None = None,
+    progress: bool = True,
+) -> RolloutSummary:
+    """Run the scripted expert of ``task`` for ``episodes`` episodes with seeds ``seed, seed+1, ...``.
+
+    ``video``: MP4 path for the camera view of the first ``video_episodes`` episodes (all if None).
+    """
+    if task not in TASK_IDS:
+        raise ValueError(f"unknown task {task!r}; expected one of {sorted(TASK_IDS)}")
+    if episodes < 1:
+        raise ValueError(f"episodes must be >= 1, got {episodes}")
+    env = gym.make(TASK_IDS[task], obs_mode=obs_mode, render_mode="rgb_array" if video else None)
+    policy = make_expert(task, env)
+    recorder = VideoRecorder(video, env.metadata["render_fps"]) if video else None
+    results: list[EpisodeResult] = []
+    bar = tqdm(total=episodes, desc=f"{task} expert", unit="ep", disable=not progress, leave=False)
+    try:
+        for i in range(episodes):
+            obs, info = env.reset(seed=seed + i)
+            policy.reset()
+            record = recorder is not None and (video_episodes is None or i < video_episodes)
+            if record:
+                recorder.add(env.render())
+            ret, length = 0.0, 0
+            while True:
+                obs, reward, terminated, truncated, info = env.step(policy.act(obs, info))
+                ret += reward
+                length += 1
+                if record:
+                    recorder.add(env.render())
+                if terminated or truncated:
+                    break
+            results.append(EpisodeResult(seed + i, bool(info["is_success"]), length, ret, dict(info["params"])))
+            bar.update(1)
+            bar.set_postfix(success=f"{np.mean([r.success for r in results]):.2f}")
+    finally:
+        bar.close()
+        if recorder is not None:
+            recorder.close()
+        env.close()
+    wins = sum(r.success for r in results)
+    return RolloutSummary(
+        task=task,
+        policy="scripted_expert",
+        episodes=len(results),
+        success_rate=wins / len(results),
+        success_ci95=wilson_interval(wins, len(results)),
+        mean_episode_length=float(np.mean([r.length for r in results])),
+        mean_return=float(np.mean([r.episode_return for r in results])),
+        seed=seed,
+        per_episode=results,
+    )

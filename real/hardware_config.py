@@ -1,0 +1,320 @@
+"""Typed robot descriptions loaded from ``hardware_configs/<robot>.yaml``.
+
+One file describes one physical robot: its motors (bus id, model, joint, direction, offset, limits), its
+cameras (model, serial, color and depth profiles, mount pose), its control rate and its safety limits. The
+simulator reads the same file: joint names and order, limits, rates and the camera model come from here.
+
+Units are SI everywhere: rad, rad/s, m, m/s, N*m, s. Poses are ``xyz`` in metres and ``rpy`` in radians
+(fixed-axis roll-pitch-yaw, as in URDF). A camera mount uses the ROS ``camera_link`` convention: x forward
+(the optical axis), y left, z up.
+
+A file that does not validate raises :class:`ConfigError` naming the file, the field path and what was
+expected, before anything moves.
+"""
+
+from __future__ import annotations
+
+import math
+from enum import Enum
+from pathlib import Path
+from typing import Annotated, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+#: Folder holding the robot descriptions shipped with the project (read from the clone).
+HARDWARE_CONFIG_DIR = Path(__file__).resolve().parents[1] / "hardware_configs"
+
+#: Servo models the driver knows, with facts from the ROBOTIS e-manual datasheets:
+#: stall torque (N*m) and no-load speed (rad/s) at the nominal supply voltage.
+#: XM430-W350: 4.1 N*m, 46 rpm @ 12 V; XL430-W250: 1.5 N*m, 57 rpm @ 12 V; XL330-M288: 0.52 N*m, 103 rpm @ 5 V.
+SERVO_MODELS: dict[str, dict[str, float]] = {
+    "XM430-W350": {"stall_torque": 4.1, "no_load_speed": 46 * 2 * math.pi / 60},
+    "XL430-W250": {"stall_torque": 1.5, "no_load_speed": 57 * 2 * math.pi / 60},
+    "XL330-M288": {"stall_torque": 0.52, "no_load_speed": 103 * 2 * math.pi / 60},
+}
+
+#: Stream profiles (width, height) -> allowed fps, from the Intel RealSense D400 series datasheet
+#: (document 337029, "Supported video modes"), for the resolutions this project uses.
+D435_COLOR_MODES: dict[tuple[int, int], tuple[int, ...]] = {
+    (320, 180): (6, 30, 60),
+    (320, 240): (6, 30, 60),
+    (424, 240): (6, 15, 30, 60),
+    (640, 360): (6, 15, 30, 60),
+    (640, 480): (6, 15, 30, 60),
+    (848, 480): (6, 15, 30, 60),
+    (960, 540): (6, 15, 30, 60),
+    (1280, 720): (6, 15, 30),
+    (1920, 1080): (6, 15, 30),
+}
+D435_DEPTH_MODES: dict[tuple[int, int], tuple[int, ...]] = {
+    (256, 144): (90, 300),
+    (424, 240): (6, 15, 30, 60, 90),
+    (480, 270): (6, 15, 30, 60, 90),
+    (640, 360): (6, 15, 30, 60, 90),
+    (640, 480): (6, 15, 30, 60, 90),
+    (848, 480): (6, 15, 30, 60, 90),
+    (1280, 720): (6, 15, 30),
+}
+
+
+class ConfigError(ValueError):
+    """A configuration file is missing, unreadable or invalid. The message names file and field path."""
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+Vec3 = Annotated[list[float], Field(min_length=3, max_length=3)]
+
+
+class Pose(_Strict):
+    """A rigid transform: ``xyz`` in m, ``rpy`` in rad (URDF fixed-axis roll, pitch, yaw)."""
+
+    xyz: Vec3 = [0.0, 0.0, 0.0]
+    rpy: Vec3 = [0.0, 0.0, 0.0]
+
+
+class ControlMode(str, Enum):
+    position = "position"
+    velocity = "velocity"
+
+
+class JointLimits(_Strict):
+    """Joint-space limits in SI units (rad, rad/s, N*m; m and m/s for a prismatic joint)."""
+
+    lower: float = -math.inf
+    upper: float = math.inf
+    velocity: float = Field(gt=0)
+    effort: float = Field(gt=0)
+
+    @model_validator(mode="after")
+    def _ordered(self) -> JointLimits:
+        if not self.lower < self.upper:
+            raise ValueError(f"lower ({self.lower}) must be below upper ({self.upper})")
+        return self
+
+
+class Motor(_Strict):
+    """One servo on the bus and the joint it drives.
+
+    ``joint = direction * (motor_angle - offset) * scale``: motor angle in rad, offset in rad, ``scale`` in
+    joint units per rad (1 for a direct drive; m/rad for a rack-and-pinion gripper).
+    """
+
+    id: int = Field(ge=0, le=252, description="Dynamixel id (0-252; 253/254 are reserved)")
+    model: str
+    joint: str = Field(min_length=1)
+    mode: ControlMode = ControlMode.position
+    direction: Literal[1, -1] = 1
+    offset: float = 0.0
+    scale: float = Field(default=1.0, gt=0)
+    limits: JointLimits
+
+    @field_validator("model")
+    @classmethod
+    def _known_model(cls, v: str) -> str:
+        if v not in SERVO_MODELS:
+            raise ValueError(f"unknown servo model {v!r}; expected one of {sorted(SERVO_MODELS)}")
+        return v
+
+
+class Bus(_Strict):
+    """The serial bus the motors share."""
+
+    protocol: Literal["dynamixel2"] = "dynamixel2"
+    port: str = Field(min_length=1, description="device path, e.g. /dev/ttyUSB0 or a mock pty link")
+    baudrate: Literal[9600, 57600, 115200, 1000000, 2000000, 3000000, 4000000, 4500000] = 1000000
+
+
+class StreamProfile(_Strict):
+    width: int = Field(gt=0)
+    height: int = Field(gt=0)
+    fps: int = Field(gt=0)
+
+
+class Camera(_Strict):
+    """A camera and where it is mounted. ``mount`` is the ``camera_link`` pose (x forward) in ``parent``."""
+
+    name: str = Field(min_length=1)
+    model: Literal["D435"]
+    serial: str | None = None
+    color: StreamProfile
+    depth: StreamProfile | None = None
+    parent: str = Field(default="world", description="'world' or a link name of the robot")
+    mount: Pose
+    depth_range: tuple[float, float] = Field(
+        default=(0.105, 10.0), description="valid metric depth (m); D435 min-Z at 848x480 is 0.105 m per datasheet"
+    )
+
+    @model_validator(mode="after")
+    def _supported_profiles(self) -> Camera:
+        c = self.color
+        if c.fps not in D435_COLOR_MODES.get((c.width, c.height), ()):
+            raise ValueError(
+                f"color profile {c.width}x{c.height}@{c.fps} is not a D435 mode; supported: "
+                + ", ".join(f"{w}x{h}@{fps}" for (w, h), fps in D435_COLOR_MODES.items())
+            )
+        d = self.depth
+        if d is not None and d.fps not in D435_DEPTH_MODES.get((d.width, d.height), ()):
+            raise ValueError(
+                f"depth profile {d.width}x{d.height}@{d.fps} is not a D435 mode; supported: "
+                + ", ".join(f"{w}x{h}@{fps}" for (w, h), fps in D435_DEPTH_MODES.items())
+            )
+        return self
+
+
+class Control(_Strict):
+    rate_hz: float = Field(gt=0, le=1000, description="policy / control loop rate")
+
+
+class Safety(_Strict):
+    """Limits enforced between the policy and the bus (see real/ safety filter)."""
+
+    max_step: float = Field(gt=0, description="max change of a position target per cycle (rad, or m)")
+    watchdog_s: float = Field(gt=0, description="host watchdog: a cycle later than this holds the last target")
+    max_overruns: int = Field(default=5, ge=1, description="consecutive overruns before the run stops")
+    bus_watchdog_ms: int = Field(
+        default=100, ge=20, le=2540, description="servo bus watchdog (register 98, 20 ms units)"
+    )
+
+
+class Arm(_Strict):
+    """Arm-specific facts: the end-effector link, the gripper joint and its open/closed targets."""
+
+    ee_link: str
+    gripper_joint: str
+    gripper_open: float
+    gripper_closed: float
+    rest: dict[str, float] = Field(description="rest / park pose, joint name -> position")
+
+
+class DiffDrive(_Strict):
+    """Differential-drive base: wheel radius and track width (m), wheel joints, command limits."""
+
+    left_wheel: str
+    right_wheel: str
+    wheel_radius: float = Field(gt=0)
+    track: float = Field(gt=0)
+    max_linear: float = Field(gt=0, description="m/s")
+    max_angular: float = Field(gt=0, description="rad/s")
+
+
+class SimSettings(_Strict):
+    """What only the simulator needs: the URDF (in sim/assets) and the physics rate."""
+
+    urdf: str
+    physics_hz: float = Field(default=240.0, gt=0)
+    fixed_base: bool = True
+    base_pose: Pose = Pose()
+
+
+class HardwareConfig(_Strict):
+    """A whole robot. Joint order is the order of ``motors``."""
+
+    name: str
+    kind: Literal["arm", "diff_drive"]
+    bus: Bus
+    motors: list[Motor] = Field(min_length=1)
+    cameras: list[Camera] = []
+    control: Control
+    safety: Safety
+    arm: Arm | None = None
+    base: DiffDrive | None = None
+    sim: SimSettings
+
+    @model_validator(mode="after")
+    def _consistent(self) -> HardwareConfig:
+        ids = [m.id for m in self.motors]
+        dup_ids = sorted({i for i in ids if ids.count(i) > 1})
+        if dup_ids:
+            raise ValueError(f"motor ids must be unique; repeated: {dup_ids}")
+        joints = self.joint_names
+        dup_j = sorted({j for j in joints if joints.count(j) > 1})
+        if dup_j:
+            raise ValueError(f"joint names must be unique; repeated: {dup_j}")
+        if len({c.name for c in self.cameras}) != len(self.cameras):
+            raise ValueError("camera names must be unique")
+        if self.kind == "arm":
+            if self.arm is None:
+                raise ValueError("kind 'arm' needs an 'arm' section")
+            for j in [self.arm.gripper_joint, *self.arm.rest]:
+                if j not in joints:
+                    raise ValueError(f"arm refers to joint {j!r}, which no motor drives; joints: {joints}")
+            missing = [j for j in joints if j not in self.arm.rest]
+            if missing:
+                raise ValueError(f"arm.rest must give every joint; missing {missing}")
+        if self.kind == "diff_drive":
+            if self.base is None:
+                raise ValueError("kind 'diff_drive' needs a 'base' section")
+            for j in (self.base.left_wheel, self.base.right_wheel):
+                if j not in joints:
+                    raise ValueError(f"base refers to joint {j!r}, which no motor drives; joints: {joints}")
+                if self.motor(j).mode != ControlMode.velocity:
+                    raise ValueError(f"wheel joint {j!r} must use mode 'velocity'")
+        return self
+
+    @property
+    def joint_names(self) -> list[str]:
+        """Joint names in the robot's canonical order (the order of ``motors``)."""
+        return [m.joint for m in self.motors]
+
+    @property
+    def control_period(self) -> float:
+        """Control period in s."""
+        return 1.0 / self.control.rate_hz
+
+    def motor(self, joint: str) -> Motor:
+        for m in self.motors:
+            if m.joint == joint:
+                return m
+        raise KeyError(f"{self.name}: no motor drives joint {joint!r}; joints: {self.joint_names}")
+
+    def camera(self, name: str | None = None) -> Camera:
+        """The named camera, or the only/first one when ``name`` is None."""
+        if not self.cameras:
+            raise KeyError(f"{self.name}: no camera configured")
+        if name is None:
+            return self.cameras[0]
+        for c in self.cameras:
+            if c.name == name:
+                return c
+        raise KeyError(f"{self.name}: no camera {name!r}; cameras: {[c.name for c in self.cameras]}")
+
+
+def _format_validation_error(path: Path, err: ValidationError) -> str:
+    lines = [f"{path}: invalid hardware config ({err.error_count()} problem(s))"]
+    for e in err.errors():
+        loc = ".".join(str(p) for p in e["loc"]) or "(top level)"
+        got = e.get("input")
+        got_s = "" if isinstance(got, dict) else f" (got {got!r})"
+        lines.append(f"  {loc}: {e['msg']}{got_s}")
+    return "\n".join(lines)
+
+
+def resolve_config_path(name_or_path: str | Path) -> Path:
+    """A path as given if it exists, else ``hardware_configs/<name>.yaml``."""
+    p = Path(name_or_path)
+    if p.exists():
+        return p
+    candidate = HARDWARE_CONFIG_DIR / (p.name if p.suffix else f"{p.name}.yaml")
+    if candidate.exists():
+        return candidate
+    known = sorted(q.stem for q in HARDWARE_CONFIG_DIR.glob("*.yaml"))
+    raise ConfigError(f"{name_or_path}: no such file, and no hardware config of that name; known: {known}")
+
+
+def load_hardware_config(name_or_path: str | Path) -> HardwareConfig:
+    """Load and validate a robot description (a path, or a name in ``hardware_configs/``)."""
+    path = resolve_config_path(name_or_path)
+    try:
+        data = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as e:
+        raise ConfigError(f"{path}: not valid YAML: {e}") from e
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: expected a mapping at the top level, got {type(data).__name__}")
+    try:
+        return HardwareConfig.model_validate(data)
+    except ValidationError as e:
+        raise ConfigError(_format_validation_error(path, e)) from None

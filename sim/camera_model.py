@@ -1,0 +1,131 @@
+"""Pinhole camera model of the RealSense D435 and rendering of color + metric depth in PyBullet.
+
+Conventions: a camera pose is the ``camera_link`` frame (x forward along the optical axis, y left, z up), as
+in the hardware config. Images are row-major with the origin at the top-left pixel; ``K`` is the usual
+OpenCV matrix ``[[fx, 0, cx], [0, fy, cy], [0, 0, 1]]`` in pixels. Depth is the metric z along the optical axis
+(m), as a RealSense reports it after ``depth_scale``; pixels outside the valid range are 0, as on the device.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+import pybullet as p
+
+#: D435 RGB sensor: 69.4 deg horizontal FOV at 1920x1080 (Intel D400 series datasheet, doc 337029), i.e.
+#: fx = 960 / tan(34.7 deg) = 1386 px. Other modes scale this by height / 1080 (4:3 modes are a centre crop),
+#: which reproduces the ~615 px focal length typical of 640x480 factory calibrations.
+D435_COLOR_FOCAL_1080P = 960.0 / math.tan(math.radians(69.4 / 2))
+
+
+@dataclass(frozen=True)
+class Intrinsics:
+    """Pinhole intrinsics in pixels for an image of ``width`` x ``height``; no distortion."""
+
+    width: int
+    height: int
+    fx: float
+    fy: float
+    cx: float
+    cy: float
+
+    @property
+    def K(self) -> np.ndarray:  # noqa: N802 - the conventional name
+        return np.array([[self.fx, 0.0, self.cx], [0.0, self.fy, self.cy], [0.0, 0.0, 1.0]])
+
+    def scaled(self, width: int, height: int) -> Intrinsics:
+        """Intrinsics of the same camera resized (not cropped) to ``width`` x ``height``, as cv2.resize does."""
+        sx, sy = width / self.width, height / self.height
+        return Intrinsics(
+            width, height, self.fx * sx, self.fy * sy, (self.cx + 0.5) * sx - 0.5, (self.cy + 0.5) * sy - 0.5
+        )
+
+    def projection_matrix(self, near: float, far: float) -> list[float]:
+        """OpenGL projection matrix (column-major, as PyBullet takes it) that renders exactly this K.
+
+        Pixel centres are at integer coordinates: u = fx * x/z + cx with u = 0 the centre of the first column.
+        """
+        w, h = self.width, self.height
+        # Map pixel-centre coordinates to NDC: u_edge = u + 0.5 so that u_edge in [0, w] spans [-1, 1].
+        m = np.zeros((4, 4))
+        m[0, 0] = 2.0 * self.fx / w
+        m[0, 2] = 1.0 - 2.0 * (self.cx + 0.5) / w
+        m[1, 1] = 2.0 * self.fy / h
+        m[1, 2] = 2.0 * (self.cy + 0.5) / h - 1.0
+        m[2, 2] = -(far + near) / (far - near)
+        m[2, 3] = -2.0 * far * near / (far - near)
+        m[3, 2] = -1.0
+        return m.T.reshape(-1).tolist()
+
+
+def d435_color_intrinsics(width: int, height: int) -> Intrinsics:
+    """Nominal D435 color intrinsics for a stream mode (see :data:`D435_COLOR_FOCAL_1080P`)."""
+    f = D435_COLOR_FOCAL_1080P * height / 1080.0
+    return Intrinsics(width, height, f, f, (width - 1) / 2.0, (height - 1) / 2.0)
+
+
+def rotation_from_rpy(rpy: tuple[float, float, float] | list[float]) -> np.ndarray:
+    """3x3 rotation of URDF fixed-axis roll-pitch-yaw: R = Rz(yaw) @ Ry(pitch) @ Rx(roll)."""
+    q = p.getQuaternionFromEuler(rpy)
+    return np.array(p.getMatrixFromQuaternion(q)).reshape(3, 3)
+
+
+def view_matrix(position: np.ndarray, rotation: np.ndarray) -> list[float]:
+    """OpenGL view matrix for a ``camera_link`` pose (x forward, z up) in the world."""
+    eye = np.asarray(position, dtype=float)
+    forward = rotation[:, 0]
+    up = rotation[:, 2]
+    return p.computeViewMatrix(eye.tolist(), (eye + forward).tolist(), up.tolist())
+
+
+def depth_buffer_to_metric(buffer: np.ndarray, near: float, far: float) -> np.ndarray:
+    """PyBullet's non-linear depth buffer (0..1) to metric z along the optical axis (m), float32."""
+    b = np.asarray(buffer, dtype=np.float64)
+    return (far * near / (far - (far - near) * b)).astype(np.float32)
+
+
+@dataclass(frozen=True)
+class RenderedFrame:
+    """One rendered camera frame: color HxWx3 uint8, depth HxW float32 in m (0 = invalid)."""
+
+    color: np.ndarray
+    depth: np.ndarray
+
+
+def render(
+    client: int,
+    intrinsics: Intrinsics,
+    position: np.ndarray,
+    rotation: np.ndarray,
+    depth_range: tuple[float, float] = (0.105, 10.0),
+    near: float = 0.01,
+    far: float = 12.0,
+    shadow: bool = False,
+    light_direction: list[float] | None = None,
+) -> RenderedFrame:
+    """Render color and metric depth from a camera_link pose with PyBullet's CPU renderer.
+
+    ``depth_range`` (m) mimics the sensor: depth outside it reads 0, like a RealSense's invalid pixels.
+    """
+    kwargs = {}
+    if light_direction is not None:
+        kwargs["lightDirection"] = light_direction
+    _, _, rgba, depth_buf, _ = p.getCameraImage(
+        intrinsics.width,
+        intrinsics.height,
+        viewMatrix=view_matrix(position, rotation),
+        projectionMatrix=intrinsics.projection_matrix(near, far),
+        shadow=int(shadow),
+        renderer=p.ER_TINY_RENDERER,
+        flags=p.ER_NO_SEGMENTATION_MASK,
+        physicsClientId=client,
+        **kwargs,
+    )
+    h, w = intrinsics.height, intrinsics.width
+    color = np.asarray(rgba, dtype=np.uint8).reshape(h, w, 4)[:, :, :3].copy()
+    depth = depth_buffer_to_metric(np.asarray(depth_buf).reshape(h, w), near, far)
+    lo, hi = depth_range
+    depth[(depth < lo) | (depth > hi)] = 0.0
+    return RenderedFrame(color=color, depth=depth)

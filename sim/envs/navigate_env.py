@@ -1,0 +1,221 @@
+"""``s2r/Navigate-v0``: the TurtleBot3 Burger drives to a goal in a walled room with obstacles, without touching any.
+
+Room: 4 x 4 m, walls 0.3 m high. Obstacles: 3-6 cylinders and boxes (0.05-0.15 m radius / half side), placed so
+that a free path of the robot's width always links start and goal (checked on an occupancy grid). The goal is
+1.0-2.5 m from the start.
+
+Observation: ``proprio`` from :class:`sim.tasks.navigate.NavigateTask` (wheel speeds, odometry velocity, goal
+distance and bearing from odometry) in both modes; ``privileged`` (state mode) = true goal in the robot frame
+(2, m), true body velocity (2: m/s, rad/s), and a 16-beam range scan (16, m, max 3 m) at the lidar's height,
+beam 0 straight ahead, counter-clockwise. Reward: 10 x progress toward the goal (m) - 0.01 per step, -5 on a
+collision, +10 on success. Success (terminates): within 0.15 m of the goal. A collision terminates as a failure.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+import pybullet as p
+
+from sim.envs.robot_env import RobotEnv
+from sim.joint_state import JointState
+from sim.nav_map import OccupancyGrid
+from sim.pybullet_robot import PyBulletRobot, default_servo_params
+from sim.tasks.navigate import NavigateTask
+
+ROOM_HALF = 2.0  # m, half the side of the square room
+ROBOT_RADIUS = 0.125  # m, bounding circle of the Burger's footprint about base_link
+GOAL_TOLERANCE = 0.15  # m
+SCAN_BEAMS = 16
+SCAN_RANGE = 3.0  # m
+SCAN_HEIGHT = 0.18  # m above the floor (the LDS-01 lidar sits at 0.182 m)
+
+
+class NavigateEnv(RobotEnv):
+    """Goal reaching with the differential-drive base of ``robot`` (default: TurtleBot3 Burger)."""
+
+    def __init__(
+        self,
+        obs_mode: str = "state",
+        robot: str = "turtlebot3_burger",
+        image_size: tuple[int, int] = (64, 64),
+        render_mode: str | None = None,
+        params: dict[str, float] | None = None,
+        max_episode_steps: int = 300,
+    ) -> None:
+        super().__init__(robot, obs_mode, image_size, render_mode, params, max_episode_steps)
+        self.task = NavigateTask(self.config)
+        self.action_space = gym.spaces.Box(-1.0, 1.0, (NavigateTask.action_dim,), np.float32)
+        self.observation_space = self._observation_space(NavigateTask.proprio_dim, 4 + SCAN_BEAMS)
+        angles = 2 * math.pi * np.arange(SCAN_BEAMS) / SCAN_BEAMS
+        self._beam_dirs = np.stack([np.cos(angles), np.sin(angles)], axis=1)
+
+    def default_params(self) -> dict[str, float]:
+        return {
+            "servo.velocity_gain": 1.0,
+            "servo.strength": 1.0,  # scale on the wheel torque limits
+            "servo.latency": 0.0,  # s
+            "wheel.lateral_friction": 1.0,
+            "floor.lateral_friction": 1.0,
+            "base.mass_scale": 1.0,
+        }
+
+    # -- scene ----------------------------------------------------------------------------------------------
+    def _build_scene(self) -> None:
+        c, rng, prm = self.client, self.np_random, self.params
+        self._new_world()
+        floor = p.createCollisionShape(p.GEOM_PLANE, physicsClientId=c)
+        floor_vis = p.createVisualShape(
+            p.GEOM_BOX, halfExtents=[ROOM_HALF, ROOM_HALF, 0.001], rgbaColor=[0.55, 0.55, 0.5, 1], physicsClientId=c
+        )
+        self.floor_id = p.createMultiBody(0, floor, floor_vis, [0, 0, 0], physicsClientId=c)
+        p.changeDynamics(self.floor_id, -1, lateralFriction=prm["floor.lateral_friction"], physicsClientId=c)
+        self.wall_ids = []
+        for axis in (0, 1):
+            for sign in (-1, 1):
+                he = [0.025, ROOM_HALF + 0.05, 0.15] if axis == 0 else [ROOM_HALF + 0.05, 0.025, 0.15]
+                pos = [0.0, 0.0, 0.15]
+                pos[axis] = sign * (ROOM_HALF + 0.025)
+                col = p.createCollisionShape(p.GEOM_BOX, halfExtents=he, physicsClientId=c)
+                vis = p.createVisualShape(p.GEOM_BOX, halfExtents=he, rgbaColor=[0.9, 0.9, 0.85, 1], physicsClientId=c)
+                self.wall_ids.append(p.createMultiBody(0, col, vis, pos, physicsClientId=c))
+        start, yaw, goal, obstacles = self._sample_layout(rng)
+        self.start_pose = np.array([*start, yaw])
+        self.goal_world = goal
+        self.obstacles = obstacles
+        self.obstacle_ids = []
+        for x, y, r, kind, oyaw in obstacles:
+            if kind == "cylinder":
+                col = p.createCollisionShape(p.GEOM_CYLINDER, radius=r, height=0.3, physicsClientId=c)
+                vis = p.createVisualShape(
+                    p.GEOM_CYLINDER, radius=r, length=0.3, rgbaColor=[0.2, 0.35, 0.7, 1], physicsClientId=c
+                )
+            else:
+                he = [r / math.sqrt(2), r / math.sqrt(2), 0.15]  # square whose bounding circle has radius r
+                col = p.createCollisionShape(p.GEOM_BOX, halfExtents=he, physicsClientId=c)
+                vis = p.createVisualShape(p.GEOM_BOX, halfExtents=he, rgbaColor=[0.7, 0.4, 0.2, 1], physicsClientId=c)
+            orn = p.getQuaternionFromEuler([0, 0, oyaw])
+            self.obstacle_ids.append(p.createMultiBody(0, col, vis, [x, y, 0.15], orn, physicsClientId=c))
+        servo = default_servo_params(self.config)
+        servo.velocity_gain[:] = prm["servo.velocity_gain"]
+        servo.max_torque = servo.max_torque * prm["servo.strength"]
+        servo.latency = float(prm["servo.latency"])
+        self.robot = PyBulletRobot(
+            c, self.config, (start[0], start[1], 0.010), p.getQuaternionFromEuler([0, 0, yaw]), params=servo
+        )
+        body = self.robot.body
+        p.changeDynamics(body, -1, mass=p.getDynamicsInfo(body, -1, physicsClientId=c)[0] * prm["base.mass_scale"],
+                         physicsClientId=c)
+        for j in self.robot.indices:
+            p.changeDynamics(body, j, lateralFriction=prm["wheel.lateral_friction"], physicsClientId=c)
+        self.robot.reset_joints(np.zeros(len(self.config.joint_names)))
+        self.robot.step(self.substeps)  # settle on the floor
+        self.collided = False
+
+    def _sample_layout(self, rng: np.random.Generator):
+        """Start (x, y), yaw, goal (x, y) and obstacles [(x, y, radius, kind, yaw)] with a free path."""
+        margin = 0.4
+        for _ in range(200):
+            start = rng.uniform(-ROOM_HALF + margin, ROOM_HALF - margin, size=2)
+            yaw = float(rng.uniform(-math.pi, math.pi))
+            dist, ang = rng.uniform(1.0, 2.5), rng.uniform(-math.pi, math.pi)
+            goal = start + dist * np.array([math.cos(ang), math.sin(ang)])
+            if np.any(np.abs(goal) > ROOM_HALF - margin):
+                continue
+            obstacles = []
+            for _ in range(int(rng.integers(3, 7))):
+                for _ in range(50):
+                    r = float(rng.uniform(0.05, 0.15))
+                    xy = rng.uniform(-ROOM_HALF + r, ROOM_HALF - r, size=2)
+                    clear_of_ends = min(np.linalg.norm(xy - start), np.linalg.norm(xy - goal)) > r + 0.35
+                    clear_of_others = all(np.hypot(xy[0] - o[0], xy[1] - o[1]) > r + o[2] + 0.1 for o in obstacles)
+                    if clear_of_ends and clear_of_others:
+                        kind = "cylinder" if rng.uniform() < 0.5 else "box"
+                        obstacles.append((float(xy[0]), float(xy[1]), r, kind, float(rng.uniform(0, math.pi))))
+                        break
+            grid = OccupancyGrid(ROOM_HALF, [o[:3] for o in obstacles], ROBOT_RADIUS + 0.03)
+            if grid.connected(start, goal):
+                return start, yaw, goal, obstacles
+        raise RuntimeError("could not sample a navigable layout in 200 tries")
+
+    # -- state ----------------------------------------------------------------------------------------------
+    def robot_pose(self) -> np.ndarray:
+        """True (x, y, yaw) of base_link in the world."""
+        pos, orn = self.robot.link_pose(self.robot.base_link)
+        return np.array([pos[0], pos[1], p.getEulerFromQuaternion(orn)[2]])
+
+    def _scan(self, pose: np.ndarray) -> np.ndarray:
+        c, s = math.cos(pose[2]), math.sin(pose[2])
+        dirs = self._beam_dirs @ np.array([[c, s], [-s, c]])
+        starts = np.column_stack([pose[:2] + dirs * (ROBOT_RADIUS + 0.01), np.full(SCAN_BEAMS, SCAN_HEIGHT)])
+        ends = np.column_stack([pose[:2] + dirs * SCAN_RANGE, np.full(SCAN_BEAMS, SCAN_HEIGHT)])
+        hits = p.rayTestBatch(starts.tolist(), ends.tolist(), physicsClientId=self.client)
+        frac = np.array([h[2] for h in hits])
+        return ROBOT_RADIUS + 0.01 + frac * (SCAN_RANGE - ROBOT_RADIUS - 0.01)
+
+    def _privileged(self) -> tuple[np.ndarray, dict[str, Any]]:
+        pose = self.robot_pose()
+        d = self.goal_world - pose[:2]
+        c, s = math.cos(pose[2]), math.sin(pose[2])
+        goal_rel = np.array([c * d[0] + s * d[1], -s * d[0] + c * d[1]])
+        lin, ang = p.getBaseVelocity(self.robot.body, physicsClientId=self.client)
+        v = c * lin[0] + s * lin[1]
+        scan = self._scan(pose)
+        vec = np.concatenate([goal_rel, [v, ang[2]], scan])
+        state = {
+            "robot_pose": pose,
+            "goal": self.goal_world.copy(),
+            "goal_distance": float(np.hypot(*d)),
+            "obstacles": [tuple(o) for o in self.obstacles],
+            "room_half": ROOM_HALF,
+            "robot_radius": ROBOT_RADIUS,
+            "scan": scan,
+            "odometry_pose": self.task.pose.copy(),
+            "collided": self.collided,
+        }
+        return vec, state
+
+    def _collision(self) -> bool:
+        contacts = p.getContactPoints(bodyA=self.robot.body, physicsClientId=self.client)
+        return any(cp[2] != self.floor_id for cp in contacts)
+
+    def _observe(self, joints: JointState) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
+        priv_vec, priv = self._privileged()
+        return self._assemble(self.task.proprio(joints), priv_vec), priv
+
+    # -- gym API --------------------------------------------------------------------------------------------
+    def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None):
+        self._reset_rng(seed, options)
+        self._build_scene()
+        joints = self.robot.read()
+        x, y, yaw = self.start_pose
+        d = self.goal_world - [x, y]
+        c, s = math.cos(yaw), math.sin(yaw)
+        self.task.reset(joints, np.array([c * d[0] + s * d[1], -s * d[0] + c * d[1]]))
+        obs, priv = self._observe(joints)
+        self._last_distance = priv["goal_distance"]
+        return obs, self._info(priv, success=False)
+
+    def step(self, action: np.ndarray):
+        if self.robot is None:
+            raise RuntimeError("call reset() before step()")
+        self.robot.command(self.task.action_to_targets(action))
+        self.robot.step(self.substeps)
+        self.steps += 1
+        joints = self.robot.read()
+        self.task.update(joints)
+        self.collided = self._collision()
+        obs, priv = self._observe(joints)
+        dist = priv["goal_distance"]
+        success = dist < GOAL_TOLERANCE and not self.collided
+        reward = 10.0 * (self._last_distance - dist) - 0.01 - 5.0 * self.collided + 10.0 * success
+        self._last_distance = dist
+        terminated = bool(success or self.collided)
+        truncated = self.steps >= self.max_episode_steps and not terminated
+        return obs, float(reward), terminated, truncated, self._info(priv, success)
+
+    def _info(self, priv: dict[str, Any], success: bool) -> dict[str, Any]:
+        return {"is_success": bool(success), "privileged": priv, "params": dict(self.params)}

@@ -1,0 +1,141 @@
+"""Forward and inverse kinematics of a yaw + three-pitch arm (OpenManipulator-X), from its URDF.
+
+The joint origins are read from the same URDF the simulator loads, so the simulated and the hardware robot share
+one kinematic model. The arm has a base yaw joint (axis z) followed by three pitch joints (axis y) whose origins
+lie in the arm's vertical plane, then the end-effector link. IK is closed-form: given a tool position and the
+tool pitch (angle of the tool x axis below the horizontal), it returns the elbow-up solution.
+
+Units: m and rad; positions in the arm's base frame (the URDF root link); quaternions (x, y, z, w).
+PyBullet's generic IK (``calculateInverseKinematics``) was tried first: with an orientation target on this 4-DoF
+arm it left 3-9 cm of position error, so the closed form is used.
+"""
+
+from __future__ import annotations
+
+import math
+import xml.etree.ElementTree as ET
+from dataclasses import dataclass
+
+import numpy as np
+
+from real.hardware_config import HardwareConfig
+from sim.pybullet_robot import urdf_path
+
+
+class UnreachableError(ValueError):
+    """The requested tool pose is outside the arm's workspace."""
+
+
+@dataclass(frozen=True)
+class _Chain:
+    base: np.ndarray  # yaw joint origin in the root link (x, y, z)
+    shoulder: np.ndarray  # pitch joint 1 origin in the yaw link (x, z)
+    upper: np.ndarray  # pitch joint 2 origin in the pitch-1 link (x, z)
+    fore: np.ndarray  # pitch joint 3 origin in the pitch-2 link (x, z)
+    tool: np.ndarray  # end-effector origin in the pitch-3 link (x, z)
+
+
+def _read_chain(config: HardwareConfig) -> _Chain:
+    root = ET.parse(urdf_path(config)).getroot()
+    joints = {j.get("name"): j for j in root.iter("joint")}
+    child_of = {j.find("parent").get("link"): j for j in root.iter("joint")}
+
+    def origin(j: ET.Element) -> np.ndarray:
+        o = j.find("origin")
+        xyz = np.array([float(v) for v in o.get("xyz", "0 0 0").split()])
+        rpy = [float(v) for v in o.get("rpy", "0 0 0").split()]
+        if any(abs(a) > 1e-9 for a in rpy):
+            raise ValueError(f"{config.sim.urdf}: joint {j.get('name')} has a rotated origin; not a planar chain")
+        return xyz
+
+    names = config.joint_names[:4]
+    js = [joints[n] for n in names]
+    axes = [tuple(float(v) for v in j.find("axis").get("xyz").split()) for j in js]
+    if axes != [(0, 0, 1), (0, 1, 0), (0, 1, 0), (0, 1, 0)]:
+        raise ValueError(f"{config.sim.urdf}: expected joint axes z, y, y, y for {names}, got {axes}")
+    # The fixed joint from the last pitch link to the end-effector link.
+    last_link = js[3].find("child").get("link")
+    ee = next(
+        (j for j in root.iter("joint") if j.find("child").get("link") == config.arm.ee_link),
+        None,
+    )
+    if ee is None or ee.find("parent").get("link") != last_link:
+        raise ValueError(f"{config.sim.urdf}: {config.arm.ee_link} must be fixed to {last_link}")
+    del child_of
+    o = [origin(j) for j in js]
+    for k in (1, 2, 3):
+        if abs(o[k][1]) > 1e-9:
+            raise ValueError(f"{config.sim.urdf}: joint {names[k]} origin leaves the arm plane (y != 0)")
+    t = origin(ee)
+    return _Chain(base=o[0], shoulder=o[1][[0, 2]], upper=o[2][[0, 2]], fore=o[3][[0, 2]], tool=t[[0, 2]])
+
+
+def _rot_y(v: np.ndarray, angle: float) -> np.ndarray:
+    """Rotate an (x, z) vector about +y by ``angle`` (positive tilts x toward -z)."""
+    c, s = math.cos(angle), math.sin(angle)
+    return np.array([c * v[0] + s * v[1], -s * v[0] + c * v[1]])
+
+
+class ArmKinematics:
+    """Closed-form FK / IK for the first four joints of ``config``; other joints (the gripper) pass through."""
+
+    def __init__(self, config: HardwareConfig) -> None:
+        if config.arm is None:
+            raise ValueError(f"{config.name}: kinematics needs an arm config")
+        self.config = config
+        self.chain = _read_chain(config)
+        self.lower = np.array([m.limits.lower for m in config.motors])
+        self.upper = np.array([m.limits.upper for m in config.motors])
+        c = self.chain
+        self._l1 = float(np.hypot(*c.upper))
+        self._l2 = float(np.hypot(*c.fore))
+        # Angle of the upper-arm vector from the link x axis toward z, and of the forearm.
+        self._a1 = math.atan2(c.upper[1], c.upper[0])
+        self._a2 = math.atan2(c.fore[1], c.fore[0])
+
+    def forward(self, q: np.ndarray) -> tuple[np.ndarray, float]:
+        """Tool position (m) and tool pitch (rad, positive below the horizontal) for joint positions ``q``."""
+        c = self.chain
+        yaw, q2, q3, q4 = (float(x) for x in q[:4])
+        pt = c.shoulder + _rot_y(c.upper, q2) + _rot_y(c.fore, q2 + q3) + _rot_y(c.tool, q2 + q3 + q4)
+        r, z = pt
+        pos = c.base + np.array([r * math.cos(yaw), r * math.sin(yaw), z])
+        return pos, q2 + q3 + q4
+
+    def inverse(self, position: np.ndarray, pitch: float, q_seed: np.ndarray) -> np.ndarray:
+        """Joint positions (config order) putting the tool at ``position`` with ``pitch``; elbow up.
+
+        Raises :class:`UnreachableError` when the pose is out of reach or outside the joint limits. Joints after
+        the fourth keep their ``q_seed`` value.
+        """
+        c = self.chain
+        d = np.asarray(position, dtype=float) - c.base
+        yaw = math.atan2(d[1], d[0])
+        r = math.hypot(d[0], d[1])
+        # Wrist (pitch joint 3) position in the arm plane, relative to the shoulder joint.
+        tool_dir = np.array([math.cos(pitch), -math.sin(pitch)])
+        tool_len = float(np.hypot(*c.tool))
+        if abs(c.tool[1]) > 1e-9:
+            raise UnreachableError("tool offset out of the tool axis is not supported")
+        w = np.array([r, d[2]]) - tool_len * tool_dir - c.shoulder
+        dist2 = float(w @ w)
+        l1, l2 = self._l1, self._l2
+        cos_g = (dist2 - l1 * l1 - l2 * l2) / (2 * l1 * l2)
+        if not -1.0 <= cos_g <= 1.0:
+            raise UnreachableError(f"target {np.round(position, 4).tolist()} pitch {pitch:.2f} is out of reach")
+        g = math.acos(cos_g)  # elbow-up: forearm turned clockwise from the upper arm
+        delta = math.atan2(w[1], w[0])
+        beta1 = delta + math.atan2(l2 * math.sin(g), l1 + l2 * math.cos(g))
+        q2 = self._a1 - beta1
+        beta2 = beta1 - g
+        q3 = (self._a2 - beta2) - q2
+        q4 = pitch - q2 - q3
+        q = np.array(q_seed, dtype=float).copy()
+        q[:4] = [yaw, q2, q3, q4]
+        q[:4] = (q[:4] + math.pi) % (2 * math.pi) - math.pi
+        if np.any(q[:4] < self.lower[:4] - 1e-9) or np.any(q[:4] > self.upper[:4] + 1e-9):
+            raise UnreachableError(
+                f"target {np.round(position, 4).tolist()} needs joints {np.round(q[:4], 3).tolist()}, "
+                f"outside limits {self.lower[:4].tolist()}..{self.upper[:4].tolist()}"
+            )
+        return q

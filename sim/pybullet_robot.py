@@ -1,0 +1,226 @@
+"""A robot from its hardware config, simulated in PyBullet with servo-like joints.
+
+The joint order is the config's motor order. Joints the URDF declares as ``<mimic>`` (the second gripper
+finger) follow their leader's command. Servo parameters (gains, limits, damping, latency) come from
+:class:`sim.servo_model.ServoParams` and can be changed between episodes.
+"""
+
+from __future__ import annotations
+
+import xml.etree.ElementTree as ET
+from pathlib import Path
+
+import numpy as np
+import pybullet as p
+
+from real.hardware_config import ControlMode, HardwareConfig
+from sim.joint_state import JointState
+from sim.servo_model import CommandDelay, ServoParams
+
+ASSETS_DIR = Path(__file__).resolve().parent / "assets"
+
+#: Default PyBullet motor gains for the servo position loop. They give a step response with a time constant
+#: of about 0.05 s on the arm (see tests/test_pybullet_robot.py); system identification refines them.
+DEFAULT_POSITION_GAIN = 0.3
+DEFAULT_VELOCITY_GAIN = 1.0
+
+
+def urdf_path(config: HardwareConfig) -> Path:
+    path = ASSETS_DIR / config.sim.urdf
+    if not path.exists():
+        raise FileNotFoundError(f"{config.name}: sim.urdf {config.sim.urdf!r} not found in {ASSETS_DIR}")
+    return path
+
+
+def urdf_mimic_joints(path: Path) -> dict[str, tuple[str, float, float]]:
+    """``follower -> (leader, multiplier, offset)`` from the URDF's ``<mimic>`` tags (PyBullet ignores them)."""
+    root = ET.parse(path).getroot()
+    out = {}
+    for j in root.iter("joint"):
+        m = j.find("mimic")
+        if m is not None:
+            out[j.get("name")] = (m.get("joint"), float(m.get("multiplier", 1)), float(m.get("offset", 0)))
+    return out
+
+
+def default_servo_params(config: HardwareConfig) -> ServoParams:
+    """Servo parameters from the config's limits and the default gains."""
+    n = len(config.motors)
+    return ServoParams(
+        position_gain=np.full(n, DEFAULT_POSITION_GAIN),
+        velocity_gain=np.full(n, DEFAULT_VELOCITY_GAIN),
+        max_torque=np.array([m.limits.effort for m in config.motors]),
+        max_velocity=np.array([m.limits.velocity for m in config.motors]),
+        damping=np.full(n, 0.01),
+        latency=0.0,
+    )
+
+
+class PyBulletRobot:
+    """The robot of ``config`` loaded into PyBullet client ``client``.
+
+    ``command(targets)`` takes joint targets in config order (positions for position-mode joints, velocities
+    for velocity-mode joints); they reach the motors after the servo latency, counted in simulated time by
+    :meth:`step`.
+    """
+
+    def __init__(
+        self,
+        client: int,
+        config: HardwareConfig,
+        base_position: tuple[float, float, float] = (0.0, 0.0, 0.0),
+        base_orientation: tuple[float, float, float, float] = (0.0, 0.0, 0.0, 1.0),
+        params: ServoParams | None = None,
+    ) -> None:
+        self.client = client
+        self.config = config
+        path = urdf_path(config)
+        self.body = p.loadURDF(
+            str(path),
+            basePosition=base_position,
+            baseOrientation=base_orientation,
+            useFixedBase=config.sim.fixed_base,
+            flags=p.URDF_USE_INERTIA_FROM_FILE,
+            physicsClientId=client,
+        )
+        self._base_inertial = p.getDynamicsInfo(self.body, -1, physicsClientId=client)[3:5]
+        self.base_link = p.getBodyInfo(self.body, physicsClientId=client)[0].decode()
+        self.joint_index: dict[str, int] = {}
+        self.link_index: dict[str, int] = {self.base_link: -1}
+        for i in range(p.getNumJoints(self.body, physicsClientId=client)):
+            info = p.getJointInfo(self.body, i, physicsClientId=client)
+            self.joint_index[info[1].decode()] = i
+            self.link_index[info[12].decode()] = i
+        missing = [j for j in config.joint_names if j not in self.joint_index]
+        if missing:
+            raise ValueError(f"{config.name}: joints {missing} are not in {path.name}; it has {list(self.joint_index)}")
+        self.indices = [self.joint_index[j] for j in config.joint_names]
+        self.modes = [m.mode for m in config.motors]
+        mimic = urdf_mimic_joints(path)
+        # Followers: (follower index, leader position in config order, multiplier, offset).
+        self.followers = [
+            (self.joint_index[f], config.joint_names.index(lead), mult, off)
+            for f, (lead, mult, off) in mimic.items()
+            if lead in config.joint_names
+        ]
+        self.params = params or default_servo_params(config)
+        self._delay = CommandDelay(self.params.latency)
+        self._time = 0.0
+        self.dt = 1.0 / config.sim.physics_hz
+        self.apply_params(self.params)
+
+    # -- parameters -----------------------------------------------------------------------------------------
+    def apply_params(self, params: ServoParams) -> None:
+        """Set servo parameters (gains and limits take effect at the next applied command).
+
+        PyBullet's ``maxJointVelocity`` is one cap for the whole body, so it is set to the largest joint limit;
+        per-joint velocity limits are applied by the position motors (``maxVelocity``) and by clipping
+        velocity targets.
+        """
+        self.params = params
+        self._delay.latency = params.latency
+        p.changeDynamics(
+            self.body, -1, maxJointVelocity=float(np.max(params.max_velocity)), physicsClientId=self.client
+        )
+        for k, idx in enumerate(self.indices):
+            p.changeDynamics(self.body, idx, jointDamping=float(params.damping[k]), physicsClientId=self.client)
+        for idx, lead, _, _ in self.followers:
+            p.changeDynamics(self.body, idx, jointDamping=float(params.damping[lead]), physicsClientId=self.client)
+
+    # -- state ----------------------------------------------------------------------------------------------
+    def reset_joints(self, positions: np.ndarray) -> None:
+        """Teleport joints to ``positions`` (config order) at rest and hold them there."""
+        for k, idx in enumerate(self.indices):
+            q = float(positions[k]) if self.modes[k] == ControlMode.position else 0.0
+            p.resetJointState(self.body, idx, q, 0.0, physicsClientId=self.client)
+        for idx, lead, mult, off in self.followers:
+            p.resetJointState(self.body, idx, float(positions[lead]) * mult + off, 0.0, physicsClientId=self.client)
+        self._delay.clear()
+        hold = np.array([positions[k] if self.modes[k] == ControlMode.position else 0.0 for k in range(len(positions))])
+        self._apply(hold)
+
+    def read(self) -> JointState:
+        """Joint positions, velocities and applied motor efforts in config order."""
+        states = p.getJointStates(self.body, self.indices, physicsClientId=self.client)
+        return JointState(
+            position=np.array([s[0] for s in states]),
+            velocity=np.array([s[1] for s in states]),
+            effort=np.array([s[3] for s in states]),
+            stamp_ns=int(round(self._time * 1e9)),
+        )
+
+    def link_pose(self, link: str) -> tuple[np.ndarray, np.ndarray]:
+        """World position (m) and orientation quaternion (x, y, z, w) of a link ('base' name for the base)."""
+        idx = self.link_index[link]
+        if idx == -1:
+            # PyBullet reports the base's centre of mass; undo the URDF inertial offset to get the link frame.
+            com_pos, com_orn = p.getBasePositionAndOrientation(self.body, physicsClientId=self.client)
+            inv_pos, inv_orn = p.invertTransform(self._base_inertial[0], self._base_inertial[1])
+            pos, orn = p.multiplyTransforms(com_pos, com_orn, inv_pos, inv_orn)
+        else:
+            pos, orn = p.getLinkState(self.body, idx, computeForwardKinematics=True, physicsClientId=self.client)[4:6]
+        return np.array(pos), np.array(orn)
+
+    @property
+    def time(self) -> float:
+        """Simulated time since the world was built, s."""
+        return self._time
+
+    # -- commands -------------------------------------------------------------------------------------------
+    def command(self, targets: np.ndarray) -> None:
+        """Send joint targets (config order, SI units); they act after the servo latency."""
+        targets = np.asarray(targets, dtype=float)
+        if targets.shape != (len(self.indices),) or not np.all(np.isfinite(targets)):
+            raise ValueError(f"expected {len(self.indices)} finite targets, got {targets}")
+        if self.params.latency <= 0.0:
+            self._apply(targets)
+        else:
+            self._delay.push(self._time, targets)
+
+    def step(self, n_substeps: int) -> None:
+        """Advance the physics by ``n_substeps`` ticks, applying delayed commands when they fall due."""
+        for _ in range(n_substeps):
+            if self.params.latency > 0.0:
+                due = self._delay.pop_due(self._time)
+                if due is not None:
+                    self._apply(due)
+            p.stepSimulation(physicsClientId=self.client)
+            self._time += self.dt
+
+    def _apply(self, targets: np.ndarray) -> None:
+        prm, c = self.params, self.client
+        vel_k = []
+        for k, mode in enumerate(self.modes):
+            if mode == ControlMode.velocity:
+                vel_k.append(k)
+                continue
+            self._position_motor(self.indices[k], float(targets[k]), k)
+        for idx, lead, mult, off in self.followers:
+            if self.modes[lead] == ControlMode.position:
+                self._position_motor(idx, float(targets[lead]) * mult + off, lead)
+        if vel_k:
+            vmax = prm.max_velocity[vel_k]
+            p.setJointMotorControlArray(
+                self.body,
+                [self.indices[k] for k in vel_k],
+                p.VELOCITY_CONTROL,
+                targetVelocities=np.clip(targets[vel_k], -vmax, vmax).tolist(),
+                forces=prm.max_torque[vel_k].tolist(),
+                velocityGains=prm.velocity_gain[vel_k].tolist(),
+                physicsClientId=c,
+            )
+
+    def _position_motor(self, joint_index: int, target: float, k: int) -> None:
+        """Position loop of one joint with the parameters of config joint ``k``."""
+        prm = self.params
+        p.setJointMotorControl2(
+            self.body,
+            joint_index,
+            p.POSITION_CONTROL,
+            targetPosition=target,
+            force=float(prm.max_torque[k]),
+            positionGain=float(prm.position_gain[k]),
+            velocityGain=float(prm.velocity_gain[k]),
+            maxVelocity=float(prm.max_velocity[k]),
+            physicsClientId=self.client,
+        )
