@@ -49,7 +49,9 @@ def _cmd_check_config(args: argparse.Namespace) -> int:
             status = 1
             continue
         cams = ", ".join(f"{c.name} ({c.model})" for c in cfg.cameras) or "none"
-        print(f"{path}: ok: {cfg.name} ({cfg.kind}), joints {cfg.joint_names}, {cfg.control.rate_hz:g} Hz, cameras {cams}")
+        print(
+            f"{path}: ok: {cfg.name} ({cfg.kind}), joints {cfg.joint_names}, {cfg.control.rate_hz:g} Hz, cameras {cams}"
+        )
     return status
 
 
@@ -67,8 +69,20 @@ def _write_json(path: str | Path, data: dict) -> None:
     path.write_text(json.dumps(data, indent=2, default=float))
 
 
+class _HelpFormatter(argparse.HelpFormatter):
+    """Keeps each subcommand and its one-line description on one line."""
+
+    def __init__(self, prog: str) -> None:
+        super().__init__(prog, max_help_position=24, width=120)
+        self._action_max_length = 18  # argparse does not count subcommand names when aligning
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="s2r", description="Sim-to-real pipeline: simulate, train, deploy, calibrate.")
+    parser = argparse.ArgumentParser(
+        prog="s2r",
+        description="Sim-to-real pipeline for a tabletop servo arm and a differential-drive base.",
+        formatter_class=_HelpFormatter,
+    )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     p = sub.add_parser("demo", help="run the scripted experts on both simulated tasks; write videos and success rates")

@@ -145,7 +145,8 @@ class Camera(_Strict):
     parent: str = Field(default="world", description="'world' or a link name of the robot")
     mount: Pose
     depth_range: tuple[float, float] = Field(
-        default=(0.105, 10.0), description="valid metric depth (m); D435 min-Z at 848x480 is 0.105 m per datasheet"
+        default=(0.105, 10.0),
+        description="valid metric depth (m); D435 min-Z at 848x480 is 0.105 m per datasheet",
     )
 
     @model_validator(mode="after")

@@ -109,6 +109,16 @@ def render(
 
     ``depth_range`` (m) mimics the sensor: depth outside it reads 0, like a RealSense's invalid pixels.
     """
+    # PyBullet's TinyRenderer puts pixel centres half a pixel off the OpenGL convention (measured in
+    # tests/test_camera_model.py: +0.5 px in u, -0.5 px in v); shift the principal point to compensate.
+    gl = Intrinsics(
+        intrinsics.width,
+        intrinsics.height,
+        intrinsics.fx,
+        intrinsics.fy,
+        intrinsics.cx - 0.5,
+        intrinsics.cy + 0.5,
+    )
     kwargs = {}
     if light_direction is not None:
         kwargs["lightDirection"] = light_direction
@@ -116,7 +126,7 @@ def render(
         intrinsics.width,
         intrinsics.height,
         viewMatrix=view_matrix(position, rotation),
-        projectionMatrix=intrinsics.projection_matrix(near, far),
+        projectionMatrix=gl.projection_matrix(near, far),
         shadow=int(shadow),
         renderer=p.ER_TINY_RENDERER,
         flags=p.ER_NO_SEGMENTATION_MASK,

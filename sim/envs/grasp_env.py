@@ -91,7 +91,10 @@ class GraspEnv(RobotEnv):
                 lateralFriction=prm["finger.lateral_friction"],
                 physicsClientId=c,
             )
-        self.fingers = (self.robot.link_index["gripper_left_link"], self.robot.link_index["gripper_right_link"])
+        self.fingers = (
+            self.robot.link_index["gripper_left_link"],
+            self.robot.link_index["gripper_right_link"],
+        )
         self._spawn_object(rng)
         # Start with the tool pointing down above the workspace, gripper open.
         q_ready = self.task.kin.inverse(np.array([0.15, 0.0, 0.10]), math.pi / 2, self.task.rest)

@@ -69,7 +69,10 @@ class NavigateEnv(RobotEnv):
         self._new_world()
         floor = p.createCollisionShape(p.GEOM_PLANE, physicsClientId=c)
         floor_vis = p.createVisualShape(
-            p.GEOM_BOX, halfExtents=[ROOM_HALF, ROOM_HALF, 0.001], rgbaColor=[0.55, 0.55, 0.5, 1], physicsClientId=c
+            p.GEOM_BOX,
+            halfExtents=[ROOM_HALF, ROOM_HALF, 0.001],
+            rgbaColor=[0.55, 0.55, 0.5, 1],
+            physicsClientId=c,
         )
         self.floor_id = p.createMultiBody(0, floor, floor_vis, [0, 0, 0], physicsClientId=c)
         p.changeDynamics(self.floor_id, -1, lateralFriction=prm["floor.lateral_friction"], physicsClientId=c)
@@ -107,8 +110,12 @@ class NavigateEnv(RobotEnv):
             c, self.config, (start[0], start[1], 0.010), p.getQuaternionFromEuler([0, 0, yaw]), params=servo
         )
         body = self.robot.body
-        p.changeDynamics(body, -1, mass=p.getDynamicsInfo(body, -1, physicsClientId=c)[0] * prm["base.mass_scale"],
-                         physicsClientId=c)
+        p.changeDynamics(
+            body,
+            -1,
+            mass=p.getDynamicsInfo(body, -1, physicsClientId=c)[0] * prm["base.mass_scale"],
+            physicsClientId=c,
+        )
         for j in self.robot.indices:
             p.changeDynamics(body, j, lateralFriction=prm["wheel.lateral_friction"], physicsClientId=c)
         self.robot.reset_joints(np.zeros(len(self.config.joint_names)))

@@ -58,13 +58,17 @@ class NavigateTask:
         self._last_wheels = joints.position[[self.left, self.right]].astype(float)
 
     def update(self, joints: JointState) -> None:
-        """Integrate odometry from the wheel angles since the last reading (midpoint heading)."""
+        """Integrate odometry from the wheel angles since the last reading.
+
+        Each interval is taken as an arc of constant curvature (exact chord, midpoint heading).
+        """
         wheels = joints.position[[self.left, self.right]].astype(float)
         d_left, d_right = wheels - self._last_wheels
         self._last_wheels = wheels
         ds, dth = self.kin.body_velocity(d_left, d_right)  # per reading: m, rad
         mid = self.pose[2] + dth / 2
-        self.pose += [ds * math.cos(mid), ds * math.sin(mid), dth]
+        chord = ds * (math.sin(dth / 2) / (dth / 2) if abs(dth) > 1e-9 else 1.0)
+        self.pose += [chord * math.cos(mid), chord * math.sin(mid), dth]
         self.pose[2] = (self.pose[2] + math.pi) % (2 * math.pi) - math.pi
 
     def goal_in_robot_frame(self) -> np.ndarray:

@@ -1,0 +1,105 @@
+"""Scripted experts reach the success the demo promises; the s2r command works end to end."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import cv2
+import pytest
+
+from policies.cli import main as s2r
+from policies.rollout import run_expert, wilson_interval
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+@pytest.mark.parametrize("task", ["grasp", "navigate"])
+def test_expert_success_rate_on_the_default_domain(task):
+    summary = run_expert(task, episodes=30, seed=1000, progress=False)
+    assert summary.success_rate >= 0.9, [(r.seed, r.success) for r in summary.per_episode]
+    assert summary.episodes == 30 and len(summary.per_episode) == 30
+    lo, hi = summary.success_ci95
+    assert lo <= summary.success_rate <= hi
+
+
+def test_wilson_interval():
+    assert wilson_interval(0, 0) == (0.0, 1.0)
+    lo, hi = wilson_interval(19, 20)
+    assert lo == pytest.approx(0.7639, abs=1e-3) and hi == pytest.approx(0.9911, abs=1e-3)
+
+
+def test_help_lists_every_subcommand_with_a_description():
+    out = subprocess.run(
+        [sys.executable, "-m", "policies.cli", "--help"], capture_output=True, text=True, check=True, cwd=REPO
+    ).stdout
+    for command in ("demo", "expert", "check-config"):
+        line = next(ln for ln in out.splitlines() if ln.strip().startswith(command + " "))
+        assert len(line.split(None, 1)[1]) > 10
+
+
+def test_expert_command_writes_json_and_video(tmp_path, capsys):
+    out_json, video = tmp_path / "r.json", tmp_path / "nav.mp4"
+    assert (
+        s2r(
+            [
+                "expert",
+                "--task",
+                "navigate",
+                "--episodes",
+                "2",
+                "--seed",
+                "5",
+                "--json",
+                str(out_json),
+                "--video",
+                str(video),
+            ]
+        )
+        == 0
+    )
+    report = json.loads(out_json.read_text())
+    assert report["episodes"] == 2 and report["task"] == "navigate"
+    assert 0.0 <= report["success_rate"] <= 1.0 and report["mean_episode_length"] > 0
+    assert [e["seed"] for e in report["per_episode"]] == [5, 6]
+    assert "success" in capsys.readouterr().out
+    cap = cv2.VideoCapture(str(video))
+    frames = int(cap.get(cv2.CAP_PROP_FRAME_COUNT))
+    ok, frame = cap.read()
+    cap.release()
+    assert ok and frame.shape == (240, 320, 3)
+    # One frame per step plus the first of each episode.
+    assert frames == sum(e["length"] + 1 for e in report["per_episode"])
+
+
+def test_expert_command_is_reproducible(tmp_path):
+    a, b = tmp_path / "a.json", tmp_path / "b.json"
+    for path in (a, b):
+        assert s2r(["expert", "--task", "grasp", "--episodes", "3", "--seed", "9", "--json", str(path)]) == 0
+    assert json.loads(a.read_text()) == json.loads(b.read_text())
+
+
+def test_bad_episode_count_is_refused(capsys):
+    assert s2r(["expert", "--task", "grasp", "--episodes", "0"]) == 2
+    assert "--episodes must be at least 1" in capsys.readouterr().err
+
+
+def test_throughput_benchmark_prints_json(tmp_path):
+    out = tmp_path / "bench.json"
+    subprocess.run(
+        [sys.executable, str(REPO / "benchmarks/sim_throughput.py"), "--steps", "30", "--json", str(out)],
+        check=True,
+        capture_output=True,
+        cwd=REPO,
+    )
+    results = json.loads(out.read_text())["results"]
+    assert {(r["task"], r["obs_mode"]) for r in results} == {
+        ("grasp", "state"),
+        ("grasp", "rgbd"),
+        ("navigate", "state"),
+        ("navigate", "rgbd"),
+    }
+    for r in results:
+        assert r["env_steps_per_s"] > 0 and r["raw_steps_per_s"] > 0 and r["cost_ratio"] > 0

@@ -1,0 +1,115 @@
+"""Robot descriptions: the shipped files validate, and bad files fail with file, field path and expectation."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import pytest
+import yaml
+
+from policies.cli import main as s2r
+from real.hardware_config import HARDWARE_CONFIG_DIR, ConfigError, load_hardware_config
+
+
+def test_shipped_arm_config(arm_config):
+    assert arm_config.kind == "arm"
+    assert arm_config.joint_names == ["joint1", "joint2", "joint3", "joint4", "gripper"]
+    assert [m.id for m in arm_config.motors] == [11, 12, 13, 14, 15]
+    assert {m.model for m in arm_config.motors} == {"XM430-W350"}
+    assert arm_config.bus.baudrate == 1_000_000 and arm_config.bus.protocol == "dynamixel2"
+    assert arm_config.camera().model == "D435"
+    assert 10 <= arm_config.control.rate_hz <= 20
+
+
+def test_shipped_base_config(base_config):
+    assert base_config.kind == "diff_drive"
+    assert base_config.base.wheel_radius == pytest.approx(0.033)
+    assert base_config.base.track == pytest.approx(0.160)
+    assert {m.model for m in base_config.motors} == {"XL430-W250"}
+    assert all(m.mode.value == "velocity" for m in base_config.motors)
+    assert base_config.camera().parent == "base_link"
+
+
+def test_every_shipped_config_validates():
+    files = sorted(HARDWARE_CONFIG_DIR.glob("*.yaml"))
+    assert len(files) >= 2
+    for f in files:
+        load_hardware_config(f)
+
+
+def _write_variant(tmp_path: Path, edit) -> Path:
+    data = yaml.safe_load((HARDWARE_CONFIG_DIR / "openmanipulator_x.yaml").read_text())
+    edit(data)
+    path = tmp_path / "bad_robot.yaml"
+    path.write_text(yaml.safe_dump(data))
+    return path
+
+
+@pytest.mark.parametrize(
+    ("edit", "expected"),
+    [
+        (lambda d: d["motors"][2].pop("model"), ["motors.2.model", "Field required"]),
+        (lambda d: d["motors"][0].update(id=300), ["motors.0.id", "less than or equal to 252", "300"]),
+        (
+            lambda d: d["motors"][1].update(model="XM999"),
+            ["motors.1.model", "unknown servo model", "XM430-W350"],
+        ),
+        (lambda d: d["motors"][1]["limits"].update(lower=2.0, upper=1.0), ["motors.1.limits", "lower (2.0)"]),
+        (lambda d: d["motors"][1].update(id=11), ["repeated: [11]"]),
+        (lambda d: d["cameras"][0]["color"].update(fps=45), ["cameras.0", "640x480@45 is not a D435 mode"]),
+        (lambda d: d["control"].update(rate_hz=-5), ["control.rate_hz", "greater than 0"]),
+        (lambda d: d["bus"].update(baudrate=12345), ["bus.baudrate", "1000000"]),
+        (lambda d: d["arm"].update(gripper_joint="claw"), ["'claw'", "which no motor drives"]),
+        (lambda d: d.update(colour="red"), ["colour", "Extra inputs are not permitted"]),
+    ],
+)
+def test_bad_config_names_file_field_and_expectation(tmp_path, edit, expected):
+    path = _write_variant(tmp_path, edit)
+    with pytest.raises(ConfigError) as err:
+        load_hardware_config(path)
+    msg = str(err.value)
+    assert str(path) in msg
+    for part in expected:
+        assert part in msg, msg
+
+
+def test_yaml_syntax_error_and_missing_file(tmp_path):
+    bad = tmp_path / "broken.yaml"
+    bad.write_text("name: x\nmotors: [\n")
+    with pytest.raises(ConfigError, match="broken.yaml: not valid YAML"):
+        load_hardware_config(bad)
+    listy = tmp_path / "list.yaml"
+    listy.write_text("- a\n- b\n")
+    with pytest.raises(ConfigError, match="expected a mapping"):
+        load_hardware_config(listy)
+    with pytest.raises(ConfigError, match="no hardware config of that name.*openmanipulator_x"):
+        load_hardware_config("no_such_robot")
+
+
+def test_wheels_must_be_velocity_mode(tmp_path):
+    data = yaml.safe_load((HARDWARE_CONFIG_DIR / "turtlebot3_burger.yaml").read_text())
+    data["motors"][0]["mode"] = "position"
+    path = tmp_path / "base.yaml"
+    path.write_text(yaml.safe_dump(data))
+    with pytest.raises(ConfigError, match="must use mode 'velocity'"):
+        load_hardware_config(path)
+
+
+def test_lookup_helpers(arm_config):
+    assert arm_config.motor("gripper").id == 15
+    assert arm_config.control_period == pytest.approx(1 / arm_config.control.rate_hz)
+    with pytest.raises(KeyError, match="no motor drives joint 'elbow'"):
+        arm_config.motor("elbow")
+    with pytest.raises(KeyError, match="no camera 'wrist'"):
+        arm_config.camera("wrist")
+    assert math.isfinite(arm_config.motor("joint1").limits.lower)
+
+
+def test_check_config_command(tmp_path, capsys):
+    assert s2r(["check-config", "openmanipulator_x", "turtlebot3_burger"]) == 0
+    out = capsys.readouterr().out
+    assert "openmanipulator_x (arm)" in out and "turtlebot3_burger (diff_drive)" in out
+    bad = _write_variant(tmp_path, lambda d: d["motors"][0].pop("joint"))
+    assert s2r(["check-config", str(bad)]) == 1
+    assert "motors.0.joint" in capsys.readouterr().err
