@@ -28,11 +28,11 @@ class UnreachableError(ValueError):
 
 @dataclass(frozen=True)
 class _Chain:
-    base: np.ndarray  # yaw joint origin in the root link (x, y, z)
-    shoulder: np.ndarray  # pitch joint 1 origin in the yaw link (x, z)
-    upper: np.ndarray  # pitch joint 2 origin in the pitch-1 link (x, z)
-    fore: np.ndarray  # pitch joint 3 origin in the pitch-2 link (x, z)
-    tool: np.ndarray  # end-effector origin in the pitch-3 link (x, z)
+    base: tuple[float, float, float]  # yaw joint origin in the root link (x, y, z)
+    shoulder: tuple[float, float]  # pitch joint 1 origin in the yaw link (x, z)
+    upper: tuple[float, float]  # pitch joint 2 origin in the pitch-1 link (x, z)
+    fore: tuple[float, float]  # pitch joint 3 origin in the pitch-2 link (x, z)
+    tool: tuple[float, float]  # end-effector origin in the pitch-3 link (x, z)
 
 
 def _read_chain(config: HardwareConfig) -> _Chain:
@@ -67,13 +67,11 @@ def _read_chain(config: HardwareConfig) -> _Chain:
         if abs(o[k][1]) > 1e-9:
             raise ValueError(f"{config.sim.urdf}: joint {names[k]} origin leaves the arm plane (y != 0)")
     t = origin(ee)
-    return _Chain(base=o[0], shoulder=o[1][[0, 2]], upper=o[2][[0, 2]], fore=o[3][[0, 2]], tool=t[[0, 2]])
 
+    def xz(v: np.ndarray) -> tuple[float, float]:
+        return float(v[0]), float(v[2])
 
-def _rot_y(v: np.ndarray, angle: float) -> np.ndarray:
-    """Rotate an (x, z) vector about +y by ``angle`` (positive tilts x toward -z)."""
-    c, s = math.cos(angle), math.sin(angle)
-    return np.array([c * v[0] + s * v[1], -s * v[0] + c * v[1]])
+    return _Chain(base=tuple(float(x) for x in o[0]), shoulder=xz(o[1]), upper=xz(o[2]), fore=xz(o[3]), tool=xz(t))
 
 
 class ArmKinematics:
@@ -92,14 +90,23 @@ class ArmKinematics:
         # Angle of the upper-arm vector from the link x axis toward z, and of the forearm.
         self._a1 = math.atan2(c.upper[1], c.upper[0])
         self._a2 = math.atan2(c.fore[1], c.fore[0])
+        if abs(c.tool[1]) > 1e-9:
+            raise ValueError(f"{config.sim.urdf}: the end effector must lie on the last link's x axis")
+        self._tool_len = float(c.tool[0])
+        self._lower4 = [float(x) for x in self.lower[:4]]
+        self._upper4 = [float(x) for x in self.upper[:4]]
 
     def forward(self, q: np.ndarray) -> tuple[np.ndarray, float]:
         """Tool position (m) and tool pitch (rad, positive below the horizontal) for joint positions ``q``."""
         c = self.chain
-        yaw, q2, q3, q4 = (float(x) for x in q[:4])
-        pt = c.shoulder + _rot_y(c.upper, q2) + _rot_y(c.fore, q2 + q3) + _rot_y(c.tool, q2 + q3 + q4)
-        r, z = pt
-        pos = c.base + np.array([r * math.cos(yaw), r * math.sin(yaw), z])
+        yaw, q2, q3, q4 = float(q[0]), float(q[1]), float(q[2]), float(q[3])
+        r, z = c.shoulder
+        for vec, angle in ((c.upper, q2), (c.fore, q2 + q3), (c.tool, q2 + q3 + q4)):
+            ca, sa = math.cos(angle), math.sin(angle)
+            r += ca * vec[0] + sa * vec[1]
+            z += -sa * vec[0] + ca * vec[1]
+        b = c.base
+        pos = np.array([b[0] + r * math.cos(yaw), b[1] + r * math.sin(yaw), b[2] + z])
         return pos, q2 + q3 + q4
 
     def inverse(self, position: np.ndarray, pitch: float, q_seed: np.ndarray) -> np.ndarray:
@@ -109,33 +116,28 @@ class ArmKinematics:
         the fourth keep their ``q_seed`` value.
         """
         c = self.chain
-        d = np.asarray(position, dtype=float) - c.base
-        yaw = math.atan2(d[1], d[0])
-        r = math.hypot(d[0], d[1])
+        dx, dy, dz = (float(position[i]) - c.base[i] for i in range(3))
+        yaw = math.atan2(dy, dx)
+        r = math.hypot(dx, dy)
         # Wrist (pitch joint 3) position in the arm plane, relative to the shoulder joint.
-        tool_dir = np.array([math.cos(pitch), -math.sin(pitch)])
-        tool_len = float(np.hypot(*c.tool))
-        if abs(c.tool[1]) > 1e-9:
-            raise UnreachableError("tool offset out of the tool axis is not supported")
-        w = np.array([r, d[2]]) - tool_len * tool_dir - c.shoulder
-        dist2 = float(w @ w)
+        wr = r - self._tool_len * math.cos(pitch) - c.shoulder[0]
+        wz = dz + self._tool_len * math.sin(pitch) - c.shoulder[1]
         l1, l2 = self._l1, self._l2
-        cos_g = (dist2 - l1 * l1 - l2 * l2) / (2 * l1 * l2)
+        cos_g = (wr * wr + wz * wz - l1 * l1 - l2 * l2) / (2 * l1 * l2)
         if not -1.0 <= cos_g <= 1.0:
             raise UnreachableError(f"target {np.round(position, 4).tolist()} pitch {pitch:.2f} is out of reach")
         g = math.acos(cos_g)  # elbow-up: forearm turned clockwise from the upper arm
-        delta = math.atan2(w[1], w[0])
-        beta1 = delta + math.atan2(l2 * math.sin(g), l1 + l2 * math.cos(g))
+        beta1 = math.atan2(wz, wr) + math.atan2(l2 * math.sin(g), l1 + l2 * math.cos(g))
         q2 = self._a1 - beta1
-        beta2 = beta1 - g
-        q3 = (self._a2 - beta2) - q2
+        q3 = (self._a2 - (beta1 - g)) - q2
         q4 = pitch - q2 - q3
-        q = np.array(q_seed, dtype=float).copy()
-        q[:4] = [yaw, q2, q3, q4]
-        q[:4] = (q[:4] + math.pi) % (2 * math.pi) - math.pi
-        if np.any(q[:4] < self.lower[:4] - 1e-9) or np.any(q[:4] > self.upper[:4] + 1e-9):
+        sol = [(a + math.pi) % (2 * math.pi) - math.pi for a in (yaw, q2, q3, q4)]
+        lo, hi = self._lower4, self._upper4
+        if any(a < lo[i] - 1e-9 or a > hi[i] + 1e-9 for i, a in enumerate(sol)):
             raise UnreachableError(
-                f"target {np.round(position, 4).tolist()} needs joints {np.round(q[:4], 3).tolist()}, "
-                f"outside limits {self.lower[:4].tolist()}..{self.upper[:4].tolist()}"
+                f"target {np.round(position, 4).tolist()} needs joints {np.round(sol, 3).tolist()}, "
+                f"outside limits {lo}..{hi}"
             )
+        q = np.array(q_seed, dtype=float)
+        q[:4] = sol
         return q

@@ -52,6 +52,8 @@ class NavigateEnv(RobotEnv):
         self.observation_space = self._observation_space(NavigateTask.proprio_dim, 4 + SCAN_BEAMS)
         angles = 2 * math.pi * np.arange(SCAN_BEAMS) / SCAN_BEAMS
         self._beam_dirs = np.stack([np.cos(angles), np.sin(angles)], axis=1)
+        self._ray_starts = np.full((SCAN_BEAMS, 3), SCAN_HEIGHT)
+        self._ray_ends = np.full((SCAN_BEAMS, 3), SCAN_HEIGHT)
 
     def default_params(self) -> dict[str, float]:
         return {
@@ -157,8 +159,9 @@ class NavigateEnv(RobotEnv):
     def _scan(self, pose: np.ndarray) -> np.ndarray:
         c, s = math.cos(pose[2]), math.sin(pose[2])
         dirs = self._beam_dirs @ np.array([[c, s], [-s, c]])
-        starts = np.column_stack([pose[:2] + dirs * (ROBOT_RADIUS + 0.01), np.full(SCAN_BEAMS, SCAN_HEIGHT)])
-        ends = np.column_stack([pose[:2] + dirs * SCAN_RANGE, np.full(SCAN_BEAMS, SCAN_HEIGHT)])
+        starts, ends = self._ray_starts, self._ray_ends
+        starts[:, :2] = pose[:2] + dirs * (ROBOT_RADIUS + 0.01)
+        ends[:, :2] = pose[:2] + dirs * SCAN_RANGE
         hits = p.rayTestBatch(starts.tolist(), ends.tolist(), physicsClientId=self.client)
         frac = np.array([h[2] for h in hits])
         return ROBOT_RADIUS + 0.01 + frac * (SCAN_RANGE - ROBOT_RADIUS - 0.01)

@@ -22,6 +22,10 @@ from sim.pybullet_robot import PyBulletRobot
 
 OBS_MODES = ("state", "rgbd")
 
+#: Constraint solver iterations per physics tick. Measured with the scripted experts over 100 seeded episodes:
+#: 50 (PyBullet's default) -> grasp 97 %, 550 steps/s; 20 -> 96 %, 750 steps/s; 10 -> 93 %, 900 steps/s.
+SOLVER_ITERATIONS = 20
+
 #: Resolution of the frames ``render()`` returns (for videos), a resize of the configured color stream.
 VIDEO_SIZE = (320, 240)
 
@@ -81,7 +85,7 @@ class RobotEnv(gym.Env):
         p.resetSimulation(physicsClientId=c)
         p.setPhysicsEngineParameter(
             fixedTimeStep=1.0 / self.config.sim.physics_hz,
-            numSolverIterations=50,
+            numSolverIterations=SOLVER_ITERATIONS,
             deterministicOverlappingPairs=1,
             physicsClientId=c,
         )
