@@ -37,7 +37,7 @@ class EpisodeResult:
     success: bool
     length: int
     episode_return: float
-    params: dict[str, float]
+    domain: dict[str, Any]
 
 
 @dataclass
@@ -50,6 +50,7 @@ class RolloutSummary:
     mean_episode_length: float
     mean_return: float
     seed: int
+    randomization: str = "none"
     per_episode: list[EpisodeResult] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
@@ -99,16 +100,25 @@ def run_expert(
     video: Path | None = None,
     video_episodes: int | None = None,
     progress: bool = True,
+    randomization: str | Path = "none",
+    domain: str | Path | dict | None = None,
 ) -> RolloutSummary:
     """Run the scripted expert of ``task`` for ``episodes`` episodes with seeds ``seed, seed+1, ...``.
 
     ``video``: MP4 path for the camera view of the first ``video_episodes`` episodes (all if None).
+    ``randomization``: ``"none"`` (the nominal domain), ``"default"`` or a YAML path; ``domain`` pins values.
     """
     if task not in TASK_IDS:
         raise ValueError(f"unknown task {task!r}; expected one of {sorted(TASK_IDS)}")
     if episodes < 1:
         raise ValueError(f"episodes must be >= 1, got {episodes}")
-    env = gym.make(TASK_IDS[task], obs_mode=obs_mode, render_mode="rgb_array" if video else None)
+    env = gym.make(
+        TASK_IDS[task],
+        obs_mode=obs_mode,
+        render_mode="rgb_array" if video else None,
+        randomization=randomization,
+        domain=domain,
+    )
     policy = make_expert(task, env)
     recorder = VideoRecorder(video, env.metadata["render_fps"]) if video else None
     results: list[EpisodeResult] = []
@@ -129,7 +139,7 @@ def run_expert(
                     recorder.add(env.render())
                 if terminated or truncated:
                     break
-            results.append(EpisodeResult(seed + i, bool(info["is_success"]), length, ret, dict(info["params"])))
+            results.append(EpisodeResult(seed + i, bool(info["is_success"]), length, ret, dict(info["domain"])))
             bar.update(1)
             bar.set_postfix(success=f"{np.mean([r.success for r in results]):.2f}")
     finally:
@@ -147,5 +157,6 @@ def run_expert(
         mean_episode_length=float(np.mean([r.length for r in results])),
         mean_return=float(np.mean([r.episode_return for r in results])),
         seed=seed,
+        randomization=str(randomization),
         per_episode=results,
     )

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import pybullet as p
@@ -103,11 +104,13 @@ def render(
     near: float = 0.01,
     far: float = 12.0,
     shadow: bool = False,
-    light_direction: list[float] | None = None,
+    light: dict[str, Any] | None = None,
 ) -> RenderedFrame:
     """Render color and metric depth from a camera_link pose with PyBullet's CPU renderer.
 
     ``depth_range`` (m) mimics the sensor: depth outside it reads 0, like a RealSense's invalid pixels.
+    ``light``: PyBullet's lighting arguments (``lightDirection``, ``lightColor``, ``lightDistance``,
+    ``lightAmbientCoeff``, ``lightDiffuseCoeff``, ``lightSpecularCoeff``).
     """
     # PyBullet's TinyRenderer puts pixel centres half a pixel off the OpenGL convention (measured in
     # tests/test_camera_model.py: +0.5 px in u, -0.5 px in v); shift the principal point to compensate.
@@ -119,9 +122,7 @@ def render(
         intrinsics.cx - 0.5,
         intrinsics.cy + 0.5,
     )
-    kwargs = {}
-    if light_direction is not None:
-        kwargs["lightDirection"] = light_direction
+    kwargs = dict(light or {})
     _, _, rgba, depth_buf, _ = p.getCameraImage(
         intrinsics.width,
         intrinsics.height,

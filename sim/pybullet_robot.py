@@ -3,11 +3,17 @@
 The joint order is the config's motor order. Joints the URDF declares as ``<mimic>`` (the second gripper
 finger) follow their leader's command. Servo parameters (gains, limits, damping, latency) come from
 :class:`sim.servo_model.ServoParams` and can be changed between episodes.
+
+Position-mode joints work like a Dynamixel with a profile velocity: the goal moves the motor's setpoint toward
+it at no more than the joint's velocity limit, and PyBullet's position motor (gains, torque limit) tracks that
+setpoint. (PyBullet's own ``maxVelocity`` was not used: it also caps the force a stalled motor exerts, which left
+the gripper squeezing with 4 N instead of its 20 N limit.)
 """
 
 from __future__ import annotations
 
 import xml.etree.ElementTree as ET
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -71,10 +77,11 @@ class PyBulletRobot:
         base_position: tuple[float, float, float] = (0.0, 0.0, 0.0),
         base_orientation: tuple[float, float, float, float] = (0.0, 0.0, 0.0, 1.0),
         params: ServoParams | None = None,
+        urdf: Path | None = None,
     ) -> None:
         self.client = client
         self.config = config
-        path = urdf_path(config)
+        path = urdf or urdf_path(config)
         self.body = p.loadURDF(
             str(path),
             basePosition=base_position,
@@ -105,27 +112,44 @@ class PyBulletRobot:
         ]
         self.params = params or default_servo_params(config)
         self._delay = CommandDelay(self.params.latency)
+        self._setpoint = np.zeros(0)
+        self._goal = np.zeros(0)
+        self._moving = False
         self._time = 0.0
         self.dt = 1.0 / config.sim.physics_hz
         self.apply_params(self.params)
 
     # -- parameters -----------------------------------------------------------------------------------------
     def apply_params(self, params: ServoParams) -> None:
-        """Set servo parameters (gains and limits take effect at the next applied command).
+        """Set servo parameters (gains and limits take effect at the next physics tick).
 
-        PyBullet's ``maxJointVelocity`` is one cap for the whole body, so it is set to the largest joint limit;
-        per-joint velocity limits are applied by the position motors (``maxVelocity``) and by clipping
-        velocity targets.
+        PyBullet's ``maxJointVelocity`` is one cap for the whole body: it is set to twice the largest joint limit
+        as a safety net; per-joint limits come from the setpoint profile and from clipping velocity targets.
         """
         self.params = params
         self._delay.latency = params.latency
         p.changeDynamics(
-            self.body, -1, maxJointVelocity=float(np.max(params.max_velocity)), physicsClientId=self.client
+            self.body, -1, maxJointVelocity=2.0 * float(np.max(params.max_velocity)), physicsClientId=self.client
         )
         for k, idx in enumerate(self.indices):
             p.changeDynamics(self.body, idx, jointDamping=float(params.damping[k]), physicsClientId=self.client)
         for idx, lead, _, _ in self.followers:
             p.changeDynamics(self.body, idx, jointDamping=float(params.damping[lead]), physicsClientId=self.client)
+        # Position motors, leaders then followers: bullet index, config slot, multiplier, offset.
+        motors = [(self.indices[k], k, 1.0, 0.0) for k, m in enumerate(self.modes) if m == ControlMode.position]
+        motors += [(idx, lead, mult, off) for idx, lead, mult, off in self.followers]
+        motors = [m for m in motors if self.modes[m[1]] == ControlMode.position]
+        self._pos_bullet = [m[0] for m in motors]
+        self._pos_slot = np.array([m[1] for m in motors], dtype=int)
+        self._pos_mult = np.array([m[2] for m in motors])
+        self._pos_off = np.array([m[3] for m in motors])
+        slots = self._pos_slot
+        self._pos_rate = params.max_velocity[slots] * np.abs(self._pos_mult) * self.dt
+        self._pos_kp = params.position_gain[slots].tolist()
+        self._pos_kd = params.velocity_gain[slots].tolist()
+        self._pos_force = params.max_torque[slots].tolist()
+        self._vel_slot = [k for k, m in enumerate(self.modes) if m == ControlMode.velocity]
+        self._vel_bullet = [self.indices[k] for k in self._vel_slot]
 
     # -- state ----------------------------------------------------------------------------------------------
     def reset_joints(self, positions: np.ndarray) -> None:
@@ -137,7 +161,9 @@ class PyBulletRobot:
             p.resetJointState(self.body, idx, float(positions[lead]) * mult + off, 0.0, physicsClientId=self.client)
         self._delay.clear()
         hold = np.array([positions[k] if self.modes[k] == ControlMode.position else 0.0 for k in range(len(positions))])
+        self._setpoint = hold[self._pos_slot] * self._pos_mult + self._pos_off
         self._apply(hold)
+        self._track()
 
     def read(self) -> JointState:
         """Joint positions, velocities and applied motor efforts in config order."""
@@ -177,50 +203,55 @@ class PyBulletRobot:
         else:
             self._delay.push(self._time, targets)
 
-    def step(self, n_substeps: int) -> None:
-        """Advance the physics by ``n_substeps`` ticks, applying delayed commands when they fall due."""
+    def step(self, n_substeps: int, before_tick: Callable[[], None] | None = None) -> None:
+        """Advance the physics by ``n_substeps`` ticks, applying delayed commands when they fall due.
+
+        ``before_tick`` runs before every tick (e.g. to apply an external force, which PyBullet clears per tick).
+        """
         for _ in range(n_substeps):
             if self.params.latency > 0.0:
                 due = self._delay.pop_due(self._time)
                 if due is not None:
                     self._apply(due)
+            if self._moving:
+                self._track()
+            if before_tick is not None:
+                before_tick()
             p.stepSimulation(physicsClientId=self.client)
             self._time += self.dt
 
     def _apply(self, targets: np.ndarray) -> None:
-        prm, c = self.params, self.client
-        vel_k = []
-        for k, mode in enumerate(self.modes):
-            if mode == ControlMode.velocity:
-                vel_k.append(k)
-                continue
-            self._position_motor(self.indices[k], float(targets[k]), k)
-        for idx, lead, mult, off in self.followers:
-            if self.modes[lead] == ControlMode.position:
-                self._position_motor(idx, float(targets[lead]) * mult + off, lead)
-        if vel_k:
-            vmax = prm.max_velocity[vel_k]
+        """A command reaches the motors: new position goals (profiled) and wheel velocity targets."""
+        self._goal = targets[self._pos_slot] * self._pos_mult + self._pos_off
+        if len(self._setpoint) != len(self._goal):
+            self._setpoint = self._goal.copy()
+        self._moving = bool(np.any(self._setpoint != self._goal))
+        if self._vel_slot:
+            vmax = self.params.max_velocity[self._vel_slot]
             p.setJointMotorControlArray(
                 self.body,
-                [self.indices[k] for k in vel_k],
+                self._vel_bullet,
                 p.VELOCITY_CONTROL,
-                targetVelocities=np.clip(targets[vel_k], -vmax, vmax).tolist(),
-                forces=prm.max_torque[vel_k].tolist(),
-                velocityGains=prm.velocity_gain[vel_k].tolist(),
-                physicsClientId=c,
+                targetVelocities=np.clip(targets[self._vel_slot], -vmax, vmax).tolist(),
+                forces=self.params.max_torque[self._vel_slot].tolist(),
+                velocityGains=self.params.velocity_gain[self._vel_slot].tolist(),
+                physicsClientId=self.client,
             )
 
-    def _position_motor(self, joint_index: int, target: float, k: int) -> None:
-        """Position loop of one joint with the parameters of config joint ``k``."""
-        prm = self.params
-        p.setJointMotorControl2(
+    def _track(self) -> None:
+        """Move the position setpoints one tick toward the goals (profile velocity) and send them."""
+        if not self._pos_bullet:
+            self._moving = False
+            return
+        self._setpoint = self._setpoint + np.clip(self._goal - self._setpoint, -self._pos_rate, self._pos_rate)
+        self._moving = bool(np.any(self._setpoint != self._goal))
+        p.setJointMotorControlArray(
             self.body,
-            joint_index,
+            self._pos_bullet,
             p.POSITION_CONTROL,
-            targetPosition=target,
-            force=float(prm.max_torque[k]),
-            positionGain=float(prm.position_gain[k]),
-            velocityGain=float(prm.velocity_gain[k]),
-            maxVelocity=float(prm.max_velocity[k]),
+            targetPositions=self._setpoint.tolist(),
+            forces=self._pos_force,
+            positionGains=self._pos_kp,
+            velocityGains=self._pos_kd,
             physicsClientId=self.client,
         )

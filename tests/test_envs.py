@@ -95,7 +95,7 @@ def test_rgbd_observation_is_metric_and_sized(make):
 
 
 def test_params_override_and_reach_the_physics(make):
-    env = make("s2r/Grasp-v0", params={"object.mass": 0.2, "servo.latency": 0.03})
+    env = make("s2r/Grasp-v0", params={"object.mass": 0.2, "servo.latency": 0.03}, randomization="none")
     _, info = env.reset(seed=0)
     assert info["params"]["object.mass"] == 0.2
     core = env.unwrapped

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import math
 import os
+from pathlib import Path
 from typing import Any
 
 import gymnasium as gym
@@ -25,6 +26,8 @@ import pybullet_data
 from sim.envs.robot_env import RobotEnv
 from sim.joint_state import JointState
 from sim.pybullet_robot import PyBulletRobot, default_servo_params
+from sim.randomization.config import RandomizationConfig
+from sim.randomization.targets import Target, appearance_targets
 from sim.tasks.grasp import GraspTask
 
 LIFT_SUCCESS = 0.05  # m above the object's resting height
@@ -33,10 +36,14 @@ LIFT_SUCCESS = 0.05  # m above the object's resting height
 MESH_OBJECTS = ("010", "012", "013", "017", "029")
 OBJECT_KINDS = ("box", "cylinder", "mesh")
 OBJECT_KIND_PROBS = (0.4, 0.4, 0.2)
+TABLE_COLOR = [0.62, 0.5, 0.36, 1.0]
+OBJECT_COLOR = [0.85, 0.15, 0.1, 1.0]
 
 
 class GraspEnv(RobotEnv):
     """Pick-and-lift with the arm of ``robot`` (default: OpenManipulator-X)."""
+
+    task_name = "grasp"
 
     def __init__(
         self,
@@ -44,10 +51,15 @@ class GraspEnv(RobotEnv):
         robot: str = "openmanipulator_x",
         image_size: tuple[int, int] = (64, 64),
         render_mode: str | None = None,
-        params: dict[str, float] | None = None,
+        params: dict[str, Any] | None = None,
         max_episode_steps: int = 60,
+        randomization: str | Path | RandomizationConfig = "default",
+        domain: str | Path | dict[str, Any] | None = None,
+        strength: float | None = None,
     ) -> None:
-        super().__init__(robot, obs_mode, image_size, render_mode, params, max_episode_steps)
+        super().__init__(
+            robot, obs_mode, image_size, render_mode, params, max_episode_steps, randomization, domain, strength
+        )
         self.task = GraspTask(self.config)
         self.action_space = gym.spaces.Box(-1.0, 1.0, (GraspTask.action_dim,), np.float32)
         self.observation_space = self._observation_space(self.task.proprio_dim, 13)
@@ -55,18 +67,30 @@ class GraspEnv(RobotEnv):
         self.object_id = -1
         self.object_info: dict[str, Any] = {}
 
-    def default_params(self) -> dict[str, float]:
-        return {
-            "object.mass": 0.05,  # kg
-            "object.lateral_friction": 1.0,
-            "object.spinning_friction": 0.001,
-            "finger.lateral_friction": 1.5,
-            "servo.position_gain": 0.3,
-            "servo.velocity_gain": 1.0,
-            "servo.strength": 1.0,  # scale on the config's torque limits
-            "servo.latency": 0.0,  # s
-            "joint.damping": 0.01,  # N*m*s/rad
-        }
+    def task_targets(self) -> list[Target]:
+        return [
+            Target("object.mass", 0.05, "kg", "object mass"),
+            Target("object.lateral_friction", 1.0, "-", "object sliding friction coefficient"),
+            Target("object.spinning_friction", 0.001, "m", "object torsional friction"),
+            Target("object.rolling_friction", 0.0, "m", "object rolling friction"),
+            Target("object.restitution", 0.0, "-", "object bounciness"),
+            Target("object.com_offset", [0.0, 0.0, 0.0], "m", "centre of mass offset (boxes and cylinders)"),
+            Target("object.inertia_scale", 1.0, "-", "scale on the object's inertia"),
+            Target("table.lateral_friction", 0.8, "-", "table friction coefficient"),
+            Target("table.restitution", 0.0, "-", "table bounciness"),
+            Target("finger.lateral_friction", 1.5, "-", "finger pad friction coefficient"),
+            Target("robot.mass_scale", 1.0, "-", "scale on every arm link's mass (and inertia)"),
+            Target("robot.inertia_scale", 1.0, "-", "further scale on every arm link's inertia"),
+            Target("servo.position_gain", 0.3, "-", "PyBullet position gain of the servo loop"),
+            Target("servo.velocity_gain", 1.0, "-", "PyBullet velocity gain of the servo loop"),
+            Target("gripper.position_gain", 0.3, "-", "PyBullet position gain of the gripper servo"),
+            Target("servo.strength", 1.0, "-", "scale on the configured torque limits"),
+            Target("servo.latency", 0.0, "s", "command latency"),
+            Target("joint.damping", 0.01, "N*m*s/rad", "joint viscous damping"),
+            *appearance_targets("table", TABLE_COLOR),
+            *appearance_targets("object", OBJECT_COLOR),
+            *appearance_targets("robot", [0.5, 0.5, 0.5, 1.0]),
+        ]
 
     # -- scene ----------------------------------------------------------------------------------------------
     def _build_scene(self) -> None:
@@ -74,28 +98,48 @@ class GraspEnv(RobotEnv):
         self._new_world()
         table = p.createCollisionShape(p.GEOM_BOX, halfExtents=[0.4, 0.4, 0.025], physicsClientId=c)
         table_vis = p.createVisualShape(
-            p.GEOM_BOX, halfExtents=[0.4, 0.4, 0.025], rgbaColor=[0.62, 0.5, 0.36, 1], physicsClientId=c
+            p.GEOM_BOX, halfExtents=[0.4, 0.4, 0.025], rgbaColor=TABLE_COLOR, physicsClientId=c
         )
         self.table_id = p.createMultiBody(0, table, table_vis, [0.15, 0, -0.025], physicsClientId=c)
+        p.changeDynamics(
+            self.table_id,
+            -1,
+            lateralFriction=prm["table.lateral_friction"],
+            restitution=prm["table.restitution"],
+            physicsClientId=c,
+        )
         servo = default_servo_params(self.config)
         servo.position_gain[:] = prm["servo.position_gain"]
         servo.velocity_gain[:] = prm["servo.velocity_gain"]
+        servo.position_gain[self.task.gripper_index] = prm["gripper.position_gain"]
         servo.max_torque = servo.max_torque * prm["servo.strength"]
         servo.damping[:] = prm["joint.damping"]
         servo.latency = float(prm["servo.latency"])
         self.robot = PyBulletRobot(c, self.config, params=servo)
+        body = self.robot.body
+        robot_parts = []
+        for link in range(-1, p.getNumJoints(body, physicsClientId=c)):
+            mass, _, inertia = p.getDynamicsInfo(body, link, physicsClientId=c)[:3]
+            if mass > 0:
+                m_scale = float(prm["robot.mass_scale"])
+                p.changeDynamics(
+                    body,
+                    link,
+                    mass=mass * m_scale,
+                    localInertiaDiagonal=[i * m_scale * float(prm["robot.inertia_scale"]) for i in inertia],
+                    physicsClientId=c,
+                )
+        for shape in p.getVisualShapeData(body, physicsClientId=c):
+            robot_parts.append((body, shape[1], list(shape[7])))
         for link in ("gripper_left_link", "gripper_right_link"):
             p.changeDynamics(
-                self.robot.body,
-                self.robot.link_index[link],
-                lateralFriction=prm["finger.lateral_friction"],
-                physicsClientId=c,
+                body, self.robot.link_index[link], lateralFriction=prm["finger.lateral_friction"], physicsClientId=c
             )
-        self.fingers = (
-            self.robot.link_index["gripper_left_link"],
-            self.robot.link_index["gripper_right_link"],
-        )
+        self.fingers = (self.robot.link_index["gripper_left_link"], self.robot.link_index["gripper_right_link"])
         self._spawn_object(rng)
+        self._apply_appearance("table", [(self.table_id, -1, TABLE_COLOR)])
+        self._apply_appearance("object", [(self.object_id, -1, OBJECT_COLOR)])
+        self._apply_appearance("robot", robot_parts)
         # Start with the tool pointing down above the workspace, gripper open.
         q_ready = self.task.kin.inverse(np.array([0.15, 0.0, 0.10]), math.pi / 2, self.task.rest)
         q_ready[self.task.gripper_index] = self.config.arm.gripper_open
@@ -111,7 +155,8 @@ class GraspEnv(RobotEnv):
         yaw = rng.uniform(-math.pi / 4, math.pi / 4)
         xy = [r * math.cos(bearing), r * math.sin(bearing)]
         orn = p.getQuaternionFromEuler([0, 0, yaw])
-        color = [0.85, 0.15, 0.1, 1]
+        color = OBJECT_COLOR
+        com = [float(x) for x in prm["object.com_offset"]]
         info: dict[str, Any] = {"kind": kind}
         if kind == "box":
             size = rng.uniform(0.02, 0.04, size=3)
@@ -138,14 +183,24 @@ class GraspEnv(RobotEnv):
             info.update(mesh=name, size=[target])
         if kind != "mesh":
             self.object_id = p.createMultiBody(
-                prm["object.mass"], col, vis, [*xy, height / 2 + 0.001], orn, physicsClientId=c
+                prm["object.mass"],
+                col,
+                vis,
+                [*xy, height / 2 + 0.001],
+                orn,
+                baseInertialFramePosition=com,
+                physicsClientId=c,
             )
+        inertia = p.getDynamicsInfo(self.object_id, -1, physicsClientId=c)[2]
         p.changeDynamics(
             self.object_id,
             -1,
             mass=prm["object.mass"],
+            localInertiaDiagonal=[i * float(prm["object.inertia_scale"]) for i in inertia],
             lateralFriction=prm["object.lateral_friction"],
             spinningFriction=prm["object.spinning_friction"],
+            rollingFriction=prm["object.rolling_friction"],
+            restitution=prm["object.restitution"],
             physicsClientId=c,
         )
         info["height"] = float(height)
@@ -197,7 +252,7 @@ class GraspEnv(RobotEnv):
     def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None):
         self._reset_rng(seed, options)
         self._build_scene()
-        joints = self.robot.read()
+        joints = self._read_joints()
         self.task.reset(joints)
         obs, priv = self._observe(joints)
         return obs, self._info(priv, success=False)
@@ -205,11 +260,13 @@ class GraspEnv(RobotEnv):
     def step(self, action: np.ndarray):
         if self.robot is None:
             raise RuntimeError("call reset() before step()")
+        if self.steps > 0:
+            self._resample_per_step_terms()
         targets = self.task.action_to_targets(action)
         self.robot.command(targets)
-        self.robot.step(self.substeps)
+        self.robot.step(self._substeps_now())
         self.steps += 1
-        joints = self.robot.read()
+        joints = self._read_joints()
         obs, priv = self._observe(joints)
         left, right = priv["finger_contacts"]
         lift = priv["object_lift"]
@@ -220,5 +277,3 @@ class GraspEnv(RobotEnv):
         truncated = self.steps >= self.max_episode_steps
         return obs, float(reward), success, truncated, self._info(priv, success)
 
-    def _info(self, priv: dict[str, Any], success: bool) -> dict[str, Any]:
-        return {"is_success": success, "privileged": priv, "params": dict(self.params)}

@@ -14,6 +14,7 @@ collision, +10 on success. Success (terminates): within 0.15 m of the goal. A co
 from __future__ import annotations
 
 import math
+from pathlib import Path
 from typing import Any
 
 import gymnasium as gym
@@ -23,8 +24,11 @@ import pybullet as p
 from sim.envs.robot_env import RobotEnv
 from sim.joint_state import JointState
 from sim.nav_map import OccupancyGrid
-from sim.pybullet_robot import PyBulletRobot, default_servo_params
+from sim.pybullet_robot import PyBulletRobot, default_servo_params, urdf_path
+from sim.randomization.config import RandomizationConfig
+from sim.randomization.targets import Target, appearance_targets
 from sim.tasks.navigate import NavigateTask
+from sim.urdf_edit import scale_wheels
 
 ROOM_HALF = 2.0  # m, half the side of the square room
 ROBOT_RADIUS = 0.125  # m, bounding circle of the Burger's footprint about base_link
@@ -32,10 +36,16 @@ GOAL_TOLERANCE = 0.15  # m
 SCAN_BEAMS = 16
 SCAN_RANGE = 3.0  # m
 SCAN_HEIGHT = 0.18  # m above the floor (the LDS-01 lidar sits at 0.182 m)
+FLOOR_COLOR = [0.55, 0.55, 0.5, 1.0]
+WALL_COLOR = [0.9, 0.9, 0.85, 1.0]
+CYLINDER_COLOR = [0.2, 0.35, 0.7, 1.0]
+BOX_COLOR = [0.7, 0.4, 0.2, 1.0]
 
 
 class NavigateEnv(RobotEnv):
     """Goal reaching with the differential-drive base of ``robot`` (default: TurtleBot3 Burger)."""
+
+    task_name = "navigate"
 
     def __init__(
         self,
@@ -43,10 +53,15 @@ class NavigateEnv(RobotEnv):
         robot: str = "turtlebot3_burger",
         image_size: tuple[int, int] = (64, 64),
         render_mode: str | None = None,
-        params: dict[str, float] | None = None,
+        params: dict[str, Any] | None = None,
         max_episode_steps: int = 300,
+        randomization: str | Path | RandomizationConfig = "default",
+        domain: str | Path | dict[str, Any] | None = None,
+        strength: float | None = None,
     ) -> None:
-        super().__init__(robot, obs_mode, image_size, render_mode, params, max_episode_steps)
+        super().__init__(
+            robot, obs_mode, image_size, render_mode, params, max_episode_steps, randomization, domain, strength
+        )
         self.task = NavigateTask(self.config)
         self.action_space = gym.spaces.Box(-1.0, 1.0, (NavigateTask.action_dim,), np.float32)
         self.observation_space = self._observation_space(NavigateTask.proprio_dim, 4 + SCAN_BEAMS)
@@ -55,15 +70,27 @@ class NavigateEnv(RobotEnv):
         self._ray_starts = np.full((SCAN_BEAMS, 3), SCAN_HEIGHT)
         self._ray_ends = np.full((SCAN_BEAMS, 3), SCAN_HEIGHT)
 
-    def default_params(self) -> dict[str, float]:
-        return {
-            "servo.velocity_gain": 1.0,
-            "servo.strength": 1.0,  # scale on the wheel torque limits
-            "servo.latency": 0.0,  # s
-            "wheel.lateral_friction": 1.0,
-            "floor.lateral_friction": 1.0,
-            "base.mass_scale": 1.0,
-        }
+    def task_targets(self) -> list[Target]:
+        return [
+            Target("servo.velocity_gain", 1.0, "-", "PyBullet velocity gain of the wheel servos"),
+            Target("servo.strength", 1.0, "-", "scale on the configured wheel torque limits"),
+            Target("servo.latency", 0.0, "s", "command latency"),
+            Target("wheel.strength_asymmetry", 0.0, "-", "left torque x (1 + a), right x (1 - a)"),
+            Target("wheel.radius_scale", 1.0, "-", "scale on the simulated wheel radius"),
+            Target("base.track_scale", 1.0, "-", "scale on the simulated wheel separation"),
+            Target("wheel.lateral_friction", 1.0, "-", "tyre friction coefficient"),
+            Target("wheel.spinning_friction", 0.001, "m", "tyre torsional friction"),
+            Target("wheel.rolling_friction", 0.0, "m", "tyre rolling friction"),
+            Target("floor.lateral_friction", 1.0, "-", "floor friction coefficient"),
+            Target("floor.restitution", 0.0, "-", "floor bounciness"),
+            Target("base.mass_scale", 1.0, "-", "scale on the base mass (and inertia)"),
+            Target("base.inertia_scale", 1.0, "-", "further scale on the base inertia"),
+            Target("base.push", [0.0, 0.0], "N", "horizontal push on the base during one control step", per_step=True),
+            *appearance_targets("floor", FLOOR_COLOR),
+            *appearance_targets("walls", WALL_COLOR),
+            *appearance_targets("obstacles", CYLINDER_COLOR),
+            *appearance_targets("robot", [0.15, 0.15, 0.15, 1.0]),
+        ]
 
     # -- scene ----------------------------------------------------------------------------------------------
     def _build_scene(self) -> None:
@@ -85,7 +112,7 @@ class NavigateEnv(RobotEnv):
                 pos = [0.0, 0.0, 0.15]
                 pos[axis] = sign * (ROOM_HALF + 0.025)
                 col = p.createCollisionShape(p.GEOM_BOX, halfExtents=he, physicsClientId=c)
-                vis = p.createVisualShape(p.GEOM_BOX, halfExtents=he, rgbaColor=[0.9, 0.9, 0.85, 1], physicsClientId=c)
+                vis = p.createVisualShape(p.GEOM_BOX, halfExtents=he, rgbaColor=WALL_COLOR, physicsClientId=c)
                 self.wall_ids.append(p.createMultiBody(0, col, vis, pos, physicsClientId=c))
         start, yaw, goal, obstacles = self._sample_layout(rng)
         self.start_pose = np.array([*start, yaw])
@@ -96,33 +123,72 @@ class NavigateEnv(RobotEnv):
             if kind == "cylinder":
                 col = p.createCollisionShape(p.GEOM_CYLINDER, radius=r, height=0.3, physicsClientId=c)
                 vis = p.createVisualShape(
-                    p.GEOM_CYLINDER, radius=r, length=0.3, rgbaColor=[0.2, 0.35, 0.7, 1], physicsClientId=c
+                    p.GEOM_CYLINDER, radius=r, length=0.3, rgbaColor=CYLINDER_COLOR, physicsClientId=c
                 )
             else:
                 he = [r / math.sqrt(2), r / math.sqrt(2), 0.15]  # square whose bounding circle has radius r
                 col = p.createCollisionShape(p.GEOM_BOX, halfExtents=he, physicsClientId=c)
-                vis = p.createVisualShape(p.GEOM_BOX, halfExtents=he, rgbaColor=[0.7, 0.4, 0.2, 1], physicsClientId=c)
+                vis = p.createVisualShape(p.GEOM_BOX, halfExtents=he, rgbaColor=BOX_COLOR, physicsClientId=c)
             orn = p.getQuaternionFromEuler([0, 0, oyaw])
             self.obstacle_ids.append(p.createMultiBody(0, col, vis, [x, y, 0.15], orn, physicsClientId=c))
         servo = default_servo_params(self.config)
         servo.velocity_gain[:] = prm["servo.velocity_gain"]
         servo.max_torque = servo.max_torque * prm["servo.strength"]
+        asym = float(prm["wheel.strength_asymmetry"])
+        servo.max_torque[self.task.left] *= 1.0 + asym
+        servo.max_torque[self.task.right] *= 1.0 - asym
         servo.latency = float(prm["servo.latency"])
+        radius_scale, track_scale = float(prm["wheel.radius_scale"]), float(prm["base.track_scale"])
+        urdf = None
+        if radius_scale != 1.0 or track_scale != 1.0:
+            urdf = scale_wheels(
+                urdf_path(self.config),
+                self.workdir / "robot.urdf",
+                [self.config.base.left_wheel, self.config.base.right_wheel],
+                radius_scale,
+                track_scale,
+            )
+        lift = self.config.base.wheel_radius * (radius_scale - 1.0)
         self.robot = PyBulletRobot(
-            c, self.config, (start[0], start[1], 0.010), p.getQuaternionFromEuler([0, 0, yaw]), params=servo
+            c,
+            self.config,
+            (start[0], start[1], 0.010 + max(lift, 0.0)),
+            p.getQuaternionFromEuler([0, 0, yaw]),
+            params=servo,
+            urdf=urdf,
         )
         body = self.robot.body
+        mass, _, inertia = p.getDynamicsInfo(body, -1, physicsClientId=c)[:3]
+        m_scale = float(prm["base.mass_scale"])
         p.changeDynamics(
             body,
             -1,
-            mass=p.getDynamicsInfo(body, -1, physicsClientId=c)[0] * prm["base.mass_scale"],
+            mass=mass * m_scale,
+            localInertiaDiagonal=[i * m_scale * float(prm["base.inertia_scale"]) for i in inertia],
             physicsClientId=c,
         )
         for j in self.robot.indices:
-            p.changeDynamics(body, j, lateralFriction=prm["wheel.lateral_friction"], physicsClientId=c)
+            p.changeDynamics(
+                body,
+                j,
+                lateralFriction=prm["wheel.lateral_friction"],
+                spinningFriction=prm["wheel.spinning_friction"],
+                rollingFriction=prm["wheel.rolling_friction"],
+                physicsClientId=c,
+            )
+        self._apply_appearance("floor", [(self.floor_id, -1, FLOOR_COLOR)])
+        self._apply_appearance("walls", [(w, -1, WALL_COLOR) for w in self.wall_ids])
+        self._apply_appearance(
+            "obstacles",
+            [(b, -1, CYLINDER_COLOR if o[3] == "cylinder" else BOX_COLOR) for b, o in zip(self.obstacle_ids, obstacles)],
+        )
+        self._apply_appearance(
+            "robot", [(body, s[1], list(s[7])) for s in p.getVisualShapeData(body, physicsClientId=c)]
+        )
         self.robot.reset_joints(np.zeros(len(self.config.joint_names)))
         self.robot.step(self.substeps)  # settle on the floor
         self.collided = False
+        self._push = None
 
     def _sample_layout(self, rng: np.random.Generator):
         """Start (x, y), yaw, goal (x, y) and obstacles [(x, y, radius, kind, yaw)] with a free path."""
@@ -188,6 +254,13 @@ class NavigateEnv(RobotEnv):
         }
         return vec, state
 
+    def _apply_push(self, force: np.ndarray) -> None:
+        """Horizontal force (N, world frame) on the base for one physics tick (forces clear after each tick)."""
+        pos, _ = p.getBasePositionAndOrientation(self.robot.body, physicsClientId=self.client)
+        p.applyExternalForce(
+            self.robot.body, -1, [float(force[0]), float(force[1]), 0.0], pos, p.WORLD_FRAME, physicsClientId=self.client
+        )
+
     def _collision(self) -> bool:
         contacts = p.getContactPoints(bodyA=self.robot.body, physicsClientId=self.client)
         return any(cp[2] != self.floor_id for cp in contacts)
@@ -200,7 +273,7 @@ class NavigateEnv(RobotEnv):
     def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None):
         self._reset_rng(seed, options)
         self._build_scene()
-        joints = self.robot.read()
+        joints = self._read_joints()
         x, y, yaw = self.start_pose
         d = self.goal_world - [x, y]
         c, s = math.cos(yaw), math.sin(yaw)
@@ -212,10 +285,12 @@ class NavigateEnv(RobotEnv):
     def step(self, action: np.ndarray):
         if self.robot is None:
             raise RuntimeError("call reset() before step()")
+        changed = self._resample_per_step_terms() if self.steps > 0 else set()
+        push = np.asarray(self.params["base.push"], dtype=float) if "base.push" in changed else None
         self.robot.command(self.task.action_to_targets(action))
-        self.robot.step(self.substeps)
+        self.robot.step(self._substeps_now(), before_tick=None if push is None else lambda: self._apply_push(push))
         self.steps += 1
-        joints = self.robot.read()
+        joints = self._read_joints()
         self.task.update(joints)
         self.collided = self._collision()
         obs, priv = self._observe(joints)
@@ -227,5 +302,3 @@ class NavigateEnv(RobotEnv):
         truncated = self.steps >= self.max_episode_steps and not terminated
         return obs, float(reward), terminated, truncated, self._info(priv, success)
 
-    def _info(self, priv: dict[str, Any], success: bool) -> dict[str, Any]:
-        return {"is_success": bool(success), "privileged": priv, "params": dict(self.params)}

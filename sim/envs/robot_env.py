@@ -1,15 +1,21 @@
-"""Machinery shared by the simulated tasks: PyBullet client, world rebuild, camera, observation modes, params.
+"""Machinery shared by the simulated tasks: PyBullet client, world rebuild, camera, observation modes, parameters
+and domain randomization.
 
 Every ``reset`` rebuilds the world from scratch (``resetSimulation``), so the same seed gives bit-identical
 rollouts whatever ran before. The env's only randomness is ``self.np_random``, seeded by ``reset(seed=...)``.
 
-Physical parameters are a flat dict of named floats (``"servo.latency"``, ``"object.mass"`` ...): the defaults
-come from :meth:`default_params`, ``params=`` overrides any subset, and the values used are in
-``info["params"]`` every step.
+Parameters are a flat dict of named values (``"servo.latency"``, ``"object.mass"``, ``"light.direction"`` ...),
+declared with units by :meth:`targets`. Their nominal values come from the targets, ``params=`` overrides any
+subset, and the randomization terms (``randomization=``: ``"default"``, ``"none"`` or a YAML path) change them
+around those nominal values. The sampled domain is in ``info["domain"]``; ``domain=`` (a dict or YAML file) or
+``reset(options={"domain": ...})`` pins any subset of it. ``info["params"]`` holds the values in effect.
 """
 
 from __future__ import annotations
 
+import shutil
+import tempfile
+from pathlib import Path
 from typing import Any
 
 import gymnasium as gym
@@ -18,7 +24,20 @@ import pybullet as p
 
 from real.hardware_config import HardwareConfig, load_hardware_config
 from sim.camera_model import Intrinsics, RenderedFrame, d435_color_intrinsics, render, rotation_from_rpy
+from sim.joint_state import JointState
 from sim.pybullet_robot import PyBulletRobot
+from sim.randomization.config import (
+    Choice,
+    RandomizationConfig,
+    RandomizationError,
+    apply_operation,
+    load_domain,
+    load_randomization,
+    sample_term,
+)
+from sim.randomization.image_noise import ImageNoise, ImageNoiseParams
+from sim.randomization.targets import Target, camera_light_image_targets
+from sim.randomization.textures import TextureBank, make_texture
 
 OBS_MODES = ("state", "rgbd")
 
@@ -34,6 +53,7 @@ class RobotEnv(gym.Env):
     """Base class: subclasses build the scene and define the task's observation, reward and success."""
 
     metadata = {"render_modes": ["rgb_array"], "render_fps": 10}
+    task_name = ""  # the name of the task's default randomization config (sim/randomization/defaults)
 
     def __init__(
         self,
@@ -41,8 +61,11 @@ class RobotEnv(gym.Env):
         obs_mode: str = "state",
         image_size: tuple[int, int] = (64, 64),
         render_mode: str | None = None,
-        params: dict[str, float] | None = None,
+        params: dict[str, Any] | None = None,
         max_episode_steps: int = 100,
+        randomization: str | Path | RandomizationConfig = "default",
+        domain: str | Path | dict[str, Any] | None = None,
+        strength: float | None = None,
     ) -> None:
         if obs_mode not in OBS_MODES:
             raise ValueError(f"obs_mode must be one of {OBS_MODES}, got {obs_mode!r}")
@@ -54,30 +77,114 @@ class RobotEnv(gym.Env):
         self.image_size = (int(image_size[0]), int(image_size[1]))
         self.max_episode_steps = int(max_episode_steps)
         self.metadata = {**self.metadata, "render_fps": self.config.control.rate_hz}
-        unknown = sorted(set(params or {}) - set(self.default_params()))
-        if unknown:
-            raise ValueError(f"unknown params {unknown}; known: {sorted(self.default_params())}")
+        self.targets: dict[str, Target] = {t.name: t for t in [*camera_light_image_targets(), *self.task_targets()]}
+        self._check_param_names(params or {}, "params")
         self._param_overrides = dict(params or {})
-        self.params = {**self.default_params(), **self._param_overrides}
+        if isinstance(randomization, RandomizationConfig):
+            self.randomization = randomization
+        else:
+            self.randomization = load_randomization(randomization, self.task_name)
+        if strength is not None:
+            if not 0.0 <= strength <= 1.0:
+                raise ValueError(f"strength must be in [0, 1], got {strength}")
+            self.randomization = self.randomization.model_copy(update={"strength": float(strength)})
+        self._check_terms()
+        self._pinned = self._check_domain(load_domain(domain), "domain")
+        self.nominal = {**self.default_params(), **self._param_overrides}
+        self.domain: dict[str, Any] = {}
+        self.params = dict(self.nominal)
         self.substeps = max(1, round(self.config.sim.physics_hz / self.config.control.rate_hz))
         cam = self.config.camera()
         self.camera_config = cam
         self.intrinsics_full = d435_color_intrinsics(cam.color.width, cam.color.height)
-        self.intrinsics_obs = self.intrinsics_full.scaled(*self.image_size)
-        self.intrinsics_video = self.intrinsics_full.scaled(*VIDEO_SIZE)
-        self._mount_R = rotation_from_rpy(cam.mount.rpy)
-        self._mount_t = np.array(cam.mount.xyz)
+        self._setup_camera()
         self.client = p.connect(p.DIRECT)
+        self.workdir = Path(tempfile.mkdtemp(prefix="s2r_env_"))  # textures and edited URDFs; removed on close
+        self.textures = TextureBank(self.workdir)
         self.robot: PyBulletRobot | None = None
+        self.image_noise = ImageNoise(ImageNoiseParams(), 0)
         self.steps = 0
 
     # -- to be provided by subclasses -----------------------------------------------------------------------
-    def default_params(self) -> dict[str, float]:
+    def task_targets(self) -> list[Target]:
+        """The task's own parameters (dynamics, scene appearance)."""
         raise NotImplementedError
 
     def _build_scene(self) -> None:
         """Load the scene and the robot into ``self.client`` using ``self.np_random`` and ``self.params``."""
         raise NotImplementedError
+
+    def default_params(self) -> dict[str, Any]:
+        """Nominal value of every parameter."""
+        return {name: t.nominal for name, t in self.targets.items()}
+
+    # -- validation -----------------------------------------------------------------------------------------
+    def _check_param_names(self, params: dict[str, Any], what: str) -> None:
+        unknown = sorted(set(params) - set(self.targets))
+        if unknown:
+            raise ValueError(f"unknown {what} {unknown}; known: {sorted(self.targets)}")
+
+    def _check_terms(self) -> None:
+        for term in self.randomization.terms:
+            where = f"randomization term {term.name!r}"
+            if term.target not in self.targets:
+                raise RandomizationError(
+                    f"{where}: unknown target {term.target!r}; {self.task_name} has {sorted(self.targets)}"
+                )
+            target = self.targets[term.target]
+            if term.every_steps is not None and not target.per_step:
+                raise RandomizationError(f"{where}: target {term.target!r} applies at episode start only")
+            nominal = target.nominal
+            if isinstance(nominal, str) and not isinstance(term.distribution, Choice):
+                raise RandomizationError(f"{where}: target {term.target!r} takes a choice distribution only")
+            if isinstance(nominal, list) and term.size not in (None, len(nominal)) or (
+                not isinstance(nominal, list) and term.size not in (None, 1)
+            ):
+                raise RandomizationError(f"{where}: size {term.size} does not fit target {term.target!r}")
+
+    def _check_domain(self, domain: dict[str, Any], what: str) -> dict[str, Any]:
+        names = {t.name for t in self.randomization.terms}
+        unknown = sorted(set(domain) - names)
+        if unknown:
+            raise RandomizationError(f"{what}: unknown domain names {unknown}; known: {sorted(names)}")
+        return dict(domain)
+
+    # -- domain ---------------------------------------------------------------------------------------------
+    def _sample_domain(self, pinned: dict[str, Any]) -> None:
+        """Draw every term (pinned ones too, so pinning one value never shifts the others), then pin."""
+        rng, cfg = self.np_random, self.randomization
+        domain = {}
+        for term in cfg.terms:
+            value = sample_term(term, rng, cfg.strength, self.nominal[term.target])
+            domain[term.name] = pinned.get(term.name, value)
+        self.domain = domain
+        self._resolve_params()
+
+    def _resolve_params(self) -> None:
+        params = dict(self.nominal)
+        for term in self.randomization.terms:
+            params[term.target] = apply_operation(term.operation, params[term.target], self.domain[term.name])
+        self.params = params
+
+    def _resample_per_step_terms(self) -> set[str]:
+        """Re-draw the terms due at this step; returns the targets that changed."""
+        rng, cfg = self.np_random, self.randomization
+        changed = set()
+        for term in cfg.terms:
+            if term.every_steps and self.steps % term.every_steps == 0:
+                value = sample_term(term, rng, cfg.strength, self.nominal[term.target])
+                self.domain[term.name] = self._episode_pins.get(term.name, value)
+                changed.add(term.target)
+        if changed:
+            self._resolve_params()
+            self._on_params_changed(changed)
+        return changed
+
+    def _on_params_changed(self, targets: set[str]) -> None:
+        if any(t.startswith("camera.") for t in targets):
+            self._setup_camera()
+        if any(t.startswith(("image.", "depth.")) for t in targets):
+            self._setup_image_noise()
 
     # -- world ----------------------------------------------------------------------------------------------
     def _new_world(self) -> None:
@@ -92,8 +199,47 @@ class RobotEnv(gym.Env):
         p.setGravity(0, 0, -9.81, physicsClientId=c)
         self.steps = 0
 
+    def _apply_appearance(self, element: str, parts: list[tuple[int, int, list[float]]]) -> None:
+        """Texture and color of a scene element: ``parts`` lists (body, link, nominal RGBA)."""
+        prm, c = self.params, self.client
+        pattern = prm[f"texture.{element}.pattern"]
+        shift = np.asarray(prm[f"texture.{element}.color_shift"], dtype=float)
+        texture_id = None
+        if pattern != "flat":
+            base = np.clip(np.asarray(parts[0][2][:3]) + shift, 0, 1)
+            image = make_texture(
+                pattern,
+                base.tolist(),
+                prm[f"texture.{element}.color2"],
+                prm[f"texture.{element}.frequency"],
+                seed=int(1e6 * float(prm[f"texture.{element}.frequency"])) + len(element),
+            )
+            texture_id = self.textures.load(c, image, element)
+        for body, link, rgba in parts:
+            color = np.clip(np.asarray(rgba[:3]) + shift, 0, 1).tolist() + [rgba[3]]
+            if texture_id is None:
+                p.changeVisualShape(body, link, rgbaColor=color, physicsClientId=c)
+            else:
+                p.changeVisualShape(body, link, rgbaColor=[1, 1, 1, 1], textureUniqueId=texture_id, physicsClientId=c)
+
+    # -- camera ---------------------------------------------------------------------------------------------
+    def _setup_camera(self) -> None:
+        """Intrinsics and mount of the (randomized) camera from the current params."""
+        prm, full = self.params, self.intrinsics_full
+        f = float(prm["camera.focal_scale"])
+        dcx, dcy = (float(v) for v in prm["camera.principal_offset"])
+        k = Intrinsics(full.width, full.height, full.fx * f, full.fy * f, full.cx + dcx, full.cy + dcy)
+        self.intrinsics_camera = k
+        self.intrinsics_obs = k.scaled(*self.image_size)
+        self.intrinsics_video = k.scaled(*VIDEO_SIZE)
+        mount = self.camera_config.mount
+        offset_R = rotation_from_rpy(prm["camera.rotation_offset"])
+        base_R = rotation_from_rpy(mount.rpy)
+        self._mount_R = base_R @ offset_R
+        self._mount_t = np.array(mount.xyz) + base_R @ np.asarray(prm["camera.position_offset"], dtype=float)
+
     def camera_pose(self) -> tuple[np.ndarray, np.ndarray]:
-        """World position and rotation (camera_link: x forward) of the configured camera now."""
+        """World position and rotation (camera_link: x forward) of the camera now."""
         parent = self.camera_config.parent
         if parent == "world":
             return self._mount_t, self._mount_R
@@ -102,14 +248,71 @@ class RobotEnv(gym.Env):
         return pos + R @ self._mount_t, R @ self._mount_R
 
     def render_camera(self, intrinsics: Intrinsics) -> RenderedFrame:
+        prm = self.params
         pos, R = self.camera_pose()
-        return render(self.client, intrinsics, pos, R, depth_range=self.camera_config.depth_range)
+        return render(
+            self.client,
+            intrinsics,
+            pos,
+            R,
+            depth_range=self.camera_config.depth_range,
+            shadow=float(prm["light.shadow"]) >= 0.5,
+            light={
+                "lightDirection": [float(x) for x in prm["light.direction"]],
+                "lightColor": [float(x) for x in prm["light.color"]],
+                "lightDistance": float(prm["light.distance"]),
+                "lightAmbientCoeff": float(prm["light.ambient"]),
+                "lightDiffuseCoeff": float(prm["light.diffuse"]),
+                "lightSpecularCoeff": float(prm["light.specular"]),
+            },
+        )
 
     def render(self) -> np.ndarray | None:
-        """The configured camera's color view at 320x240 (for videos), when ``render_mode='rgb_array'``."""
+        """The camera's color view at 320x240 (for videos), when ``render_mode='rgb_array'``; no image noise."""
         if self.render_mode != "rgb_array":
             return None
         return self.render_camera(self.intrinsics_video).color
+
+    def _setup_image_noise(self) -> None:
+        prm = self.params
+        q = ImageNoiseParams(
+            noise_std=float(prm["image.noise_std"]),
+            blur_sigma=float(prm["image.blur_sigma"]),
+            brightness=float(prm["image.brightness"]),
+            contrast=float(prm["image.contrast"]),
+            gamma=float(prm["image.gamma"]),
+            jpeg_quality=float(prm["image.jpeg_quality"]),
+            depth_noise_scale=float(prm["depth.noise_scale"]),
+            depth_unit=float(prm["depth.unit"]),
+            depth_edge_dropout=float(prm["depth.edge_dropout"]),
+            depth_dark_dropout=float(prm["depth.dark_dropout"]),
+            depth_random_dropout=float(prm["depth.random_dropout"]),
+        )
+        self.image_noise = ImageNoise(q, int(self.np_random.integers(2**31)))
+
+    # -- per-step helpers -----------------------------------------------------------------------------------
+    def _substeps_now(self) -> int:
+        """Physics ticks in this control step: the nominal period, jittered by ``control.period_jitter``."""
+        jitter = float(self.params["control.period_jitter"])
+        if jitter <= 0:
+            return self.substeps
+        period = self.config.control_period + self.np_random.uniform(-jitter, jitter)
+        return max(1, int(round(period * self.config.sim.physics_hz)))
+
+    def _read_joints(self) -> JointState:
+        """Joint readings as a sensor reports them: with ``proprio.*`` noise (the simulation is unaffected)."""
+        js = self.robot.read()
+        pos_std = float(self.params["proprio.position_noise"])
+        vel_std = float(self.params["proprio.velocity_noise"])
+        if pos_std <= 0 and vel_std <= 0:
+            return js
+        rng = self.np_random
+        return JointState(
+            position=js.position + rng.normal(0.0, pos_std, js.position.shape) if pos_std > 0 else js.position,
+            velocity=js.velocity + rng.normal(0.0, vel_std, js.velocity.shape) if vel_std > 0 else js.velocity,
+            effort=js.effort,
+            stamp_ns=js.stamp_ns,
+        )
 
     # -- observation helpers --------------------------------------------------------------------------------
     def _observation_space(self, proprio_dim: int, privileged_dim: int) -> gym.spaces.Dict:
@@ -131,18 +334,45 @@ class RobotEnv(gym.Env):
         if self.obs_mode == "state":
             return {"proprio": proprio.astype(np.float32), "privileged": privileged.astype(np.float32)}
         frame = self.render_camera(self.intrinsics_obs)
-        return {"rgb": frame.color, "depth": frame.depth[:, :, None], "proprio": proprio.astype(np.float32)}
+        color = self.image_noise.color(frame.color)
+        depth = self.image_noise.depth(frame.depth, frame.color, self.intrinsics_obs.fx)
+        far = float(self.camera_config.depth_range[1])
+        return {
+            "rgb": color,
+            "depth": np.clip(depth, 0.0, far)[:, :, None],
+            "proprio": proprio.astype(np.float32),
+        }
 
     def _reset_rng(self, seed: int | None, options: dict[str, Any] | None) -> None:
+        """Seed, then settle this episode's nominal parameters and sample its domain."""
         super().reset(seed=seed)
-        if options and "params" in options:
-            unknown = sorted(set(options["params"]) - set(self.default_params()))
-            if unknown:
-                raise ValueError(f"unknown params {unknown}; known: {sorted(self.default_params())}")
-        episode_overrides = dict(options.get("params", {})) if options else {}
-        self.params = {**self.default_params(), **self._param_overrides, **episode_overrides}
+        options = options or {}
+        unknown_options = sorted(set(options) - {"params", "domain"})
+        if unknown_options:
+            raise ValueError(f"unknown reset options {unknown_options}; expected 'params' and/or 'domain'")
+        episode_params = dict(options.get("params", {}))
+        self._check_param_names(episode_params, "params")
+        self.nominal = {**self.default_params(), **self._param_overrides, **episode_params}
+        episode_pins = self._check_domain(load_domain(options.get("domain")), "options['domain']")
+        self._episode_pins = {**self._pinned, **episode_pins}
+        self._sample_domain(self._episode_pins)
+        self._setup_camera()
+        self._setup_image_noise()
+
+    def _info(self, privileged: dict[str, Any], success: bool) -> dict[str, Any]:
+        return {
+            "is_success": bool(success),
+            "privileged": privileged,
+            "params": _copy(self.params),
+            "domain": _copy(self.domain),
+        }
 
     def close(self) -> None:
         if self.client is not None and p.isConnected(self.client):
             p.disconnect(self.client)
         self.client = None
+        shutil.rmtree(self.workdir, ignore_errors=True)
+
+
+def _copy(d: dict[str, Any]) -> dict[str, Any]:
+    return {k: (list(v) if isinstance(v, list) else v) for k, v in d.items()}

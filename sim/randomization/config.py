@@ -1,0 +1,242 @@
+"""Declarative domain randomization: a YAML list of terms, validated, sampled with one seeded generator.
+
+A term names the domain value it produces (``name``), the env parameter it changes (``target``), a distribution
+(uniform, log_uniform, normal, choice), an operation (``set``, ``add`` or ``scale``, always applied to the target's
+cached nominal value, so repeated resets never drift) and when it fires (episode start, or also every N steps).
+
+A sampled *domain* is a flat dict ``name -> value`` (a float, a list of floats, or a string for choices). It is
+what ``info["domain"]`` shows, what logs and reports record, and what a domain file pins.
+
+``strength`` in [0, 1] shrinks every range toward its neutral value (1 for ``scale``, 0 for ``add``, the target's
+nominal value for ``set``): 0 gives the nominal domain, 1 the full ranges. For a ``choice``, the nominal option is
+drawn with probability ``1 - strength`` and otherwise a uniform pick.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import numpy as np
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+DEFAULTS_DIR = Path(__file__).resolve().parent / "defaults"
+
+Value = float | list[float] | str
+
+
+class RandomizationError(ValueError):
+    """A randomization config or domain file is invalid; the message names the file and the field."""
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Uniform(_Strict):
+    type: Literal["uniform"]
+    low: float | list[float]
+    high: float | list[float]
+
+    @model_validator(mode="after")
+    def _ordered(self) -> Uniform:
+        lo, hi = np.atleast_1d(self.low), np.atleast_1d(self.high)
+        if lo.shape != hi.shape and lo.size != 1 and hi.size != 1:
+            raise ValueError(f"low and high must have the same length, got {lo.size} and {hi.size}")
+        if np.any(lo > hi):
+            raise ValueError(f"low {self.low} must not exceed high {self.high}")
+        return self
+
+
+class LogUniform(_Strict):
+    type: Literal["log_uniform"]
+    low: float = Field(gt=0)
+    high: float = Field(gt=0)
+
+    @model_validator(mode="after")
+    def _ordered(self) -> LogUniform:
+        if self.low > self.high:
+            raise ValueError(f"low {self.low} must not exceed high {self.high}")
+        return self
+
+
+class Normal(_Strict):
+    type: Literal["normal"]
+    mean: float | list[float]
+    std: float | list[float]
+    clip: tuple[float, float] | None = None
+
+    @model_validator(mode="after")
+    def _positive(self) -> Normal:
+        if np.any(np.atleast_1d(self.std) < 0):
+            raise ValueError(f"std must be >= 0, got {self.std}")
+        return self
+
+
+class Choice(_Strict):
+    type: Literal["choice"]
+    options: list[float | str] = Field(min_length=1)
+    probs: list[float] | None = None
+
+    @model_validator(mode="after")
+    def _probs(self) -> Choice:
+        if self.probs is not None:
+            if len(self.probs) != len(self.options):
+                raise ValueError("probs must give one probability per option")
+            if any(q < 0 for q in self.probs) or not math.isclose(sum(self.probs), 1.0, abs_tol=1e-6):
+                raise ValueError(f"probs must be non-negative and sum to 1, got {self.probs}")
+        return self
+
+
+Distribution = Annotated[Uniform | LogUniform | Normal | Choice, Field(discriminator="type")]
+
+
+class Term(_Strict):
+    """One randomized quantity. ``every_steps``: also re-sample every N env steps (None: episode start only)."""
+
+    name: str = Field(pattern=r"^[a-z][a-z0-9_]*$", description="domain key, e.g. object_mass_scale")
+    target: str = Field(min_length=1, description="env parameter, e.g. object.mass")
+    operation: Literal["set", "add", "scale"]
+    distribution: Distribution
+    size: int | None = Field(default=None, ge=1, description="sample a vector of this length (default: scalar)")
+    every_steps: int | None = Field(default=None, ge=1)
+    source: str | None = Field(default=None, description="where the default range comes from")
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Term:
+        if isinstance(self.distribution, Choice) and self.operation != "set":
+            raise ValueError("a choice distribution can only 'set' its target")
+        return self
+
+
+class RandomizationConfig(_Strict):
+    """A list of terms with unique names, and the strength they are sampled at."""
+
+    terms: list[Term] = []
+    strength: float = Field(default=1.0, ge=0.0, le=1.0)
+
+    @model_validator(mode="after")
+    def _unique(self) -> RandomizationConfig:
+        names = [t.name for t in self.terms]
+        dup = sorted({n for n in names if names.count(n) > 1})
+        if dup:
+            raise ValueError(f"term names must be unique; repeated: {dup}")
+        return self
+
+    def term(self, name: str) -> Term:
+        for t in self.terms:
+            if t.name == name:
+                return t
+        raise KeyError(name)
+
+
+def _format(source: str, err: ValidationError) -> str:
+    lines = [f"{source}: invalid randomization config ({err.error_count()} problem(s))"]
+    for e in err.errors():
+        loc = ".".join(str(p) for p in e["loc"]) or "(top level)"
+        got = e.get("input")
+        got_s = "" if isinstance(got, dict | list) else f" (got {got!r})"
+        lines.append(f"  {loc}: {e['msg']}{got_s}")
+    return "\n".join(lines)
+
+
+def parse_randomization(data: Any, source: str = "<dict>") -> RandomizationConfig:
+    try:
+        return RandomizationConfig.model_validate(data)
+    except ValidationError as e:
+        raise RandomizationError(_format(source, e)) from None
+
+
+def load_randomization(spec: str | Path, task: str) -> RandomizationConfig:
+    """``"default"`` (the task's shipped config), ``"none"`` (the default terms at strength 0) or a YAML path."""
+    if str(spec) in ("default", "none"):
+        path = DEFAULTS_DIR / f"{task}.yaml"
+    else:
+        path = Path(spec)
+        if not path.exists():
+            raise RandomizationError(f"{path}: no such randomization config (or use 'default' / 'none')")
+    try:
+        data = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as e:
+        raise RandomizationError(f"{path}: not valid YAML: {e}") from e
+    config = parse_randomization(data, str(path))
+    if str(spec) == "none":
+        config = config.model_copy(update={"strength": 0.0})
+    return config
+
+
+def load_domain(spec: str | Path | dict[str, Any] | None) -> dict[str, Value]:
+    """A domain to pin: a dict, or a YAML file of ``name: value``; None gives an empty dict."""
+    if spec is None:
+        return {}
+    if isinstance(spec, dict):
+        return dict(spec)
+    path = Path(spec)
+    if not path.exists():
+        raise RandomizationError(f"{path}: no such domain file")
+    try:
+        data = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as e:
+        raise RandomizationError(f"{path}: not valid YAML: {e}") from e
+    if not isinstance(data, dict):
+        raise RandomizationError(f"{path}: a domain file maps names to values, got {type(data).__name__}")
+    return data
+
+
+# -- sampling ----------------------------------------------------------------------------------------------------
+
+
+def neutral_value(term: Term, nominal: Value) -> Value:
+    """The value of ``term`` that leaves its target at the nominal value."""
+    if term.operation == "scale":
+        return _shaped(1.0, term)
+    if term.operation == "add":
+        return _shaped(0.0, term)
+    return nominal
+
+
+def _shaped(x: float, term: Term) -> float | list[float]:
+    return x if term.size is None else [x] * term.size
+
+
+def _shrink(lo: np.ndarray, hi: np.ndarray, centre: np.ndarray, s: float) -> tuple[np.ndarray, np.ndarray]:
+    return centre + s * (lo - centre), centre + s * (hi - centre)
+
+
+def sample_term(term: Term, rng: np.random.Generator, strength: float, nominal: Value) -> Value:
+    """Draw one value of ``term``; ranges are shrunk toward the neutral value by ``strength``."""
+    d = term.distribution
+    neutral = neutral_value(term, nominal)
+    shape = None if term.size is None else (term.size,)
+    if isinstance(d, Choice):
+        if strength < 1.0 and rng.uniform() >= strength and neutral in d.options:
+            return neutral
+        return d.options[int(rng.choice(len(d.options), p=d.probs))]
+    centre = np.asarray(neutral, dtype=float) if not isinstance(neutral, str) else np.zeros(1)
+    if isinstance(d, Uniform):
+        lo, hi = _shrink(np.asarray(d.low, float), np.asarray(d.high, float), centre, strength)
+        x = rng.uniform(np.broadcast_to(lo, shape or lo.shape), np.broadcast_to(hi, shape or hi.shape))
+    elif isinstance(d, LogUniform):
+        c = np.log(np.clip(centre, 1e-12, None))
+        lo, hi = _shrink(np.log(d.low), np.log(d.high), c, strength)
+        x = np.exp(rng.uniform(lo, hi, size=shape))
+    else:
+        mean = centre + strength * (np.asarray(d.mean, float) - centre)
+        x = rng.normal(mean, strength * np.asarray(d.std, float), size=shape)
+        if d.clip is not None:
+            x = np.clip(x, *d.clip)
+    if strength == 0.0:
+        return neutral  # exactly nominal (the draw above still happened, so the stream is the same)
+    x = np.asarray(x, dtype=float)
+    return float(x) if x.ndim == 0 or (term.size is None and x.size == 1) else x.reshape(-1).tolist()
+
+
+def apply_operation(operation: str, nominal: Value, value: Value) -> Value:
+    """The target's value after a term: ``set`` replaces, ``add`` adds, ``scale`` multiplies (elementwise)."""
+    if operation == "set" or isinstance(nominal, str) or isinstance(value, str):
+        return value
+    a, b = np.asarray(nominal, dtype=float), np.asarray(value, dtype=float)
+    out = a + b if operation == "add" else a * b
+    return float(out) if out.ndim == 0 else out.tolist()

@@ -1,0 +1,60 @@
+"""Procedural textures for visual randomization: flat, checker, stripes, gradient and noise patterns.
+
+Patterns between two colors follow Tobin et al. 2017 ("Domain Randomization for Transferring Deep Neural Networks
+from Simulation to the Real World"), who textured objects with random colors, gradients and checkers. A texture is
+a pure function of its parameters (pattern, two RGB colors in [0, 1], frequency in cycles per texture, and an
+integer seed for the noise pattern), so a recorded domain reproduces the same image.
+
+PyBullet loads textures from files only: :class:`TextureBank` writes each texture as a small PNG in the env's
+private temporary folder (one file per scene element, overwritten at every reset).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pybullet as p
+
+PATTERNS = ("flat", "checker", "stripes", "gradient", "noise")
+TEXTURE_SIZE = 64  # px; the policy renders at 64x64, so finer textures would alias away
+
+
+def make_texture(pattern: str, color: list[float], color2: list[float], frequency: float, seed: int) -> np.ndarray:
+    """RGB uint8 image (TEXTURE_SIZE x TEXTURE_SIZE x 3) of ``pattern`` between ``color`` and ``color2``."""
+    if pattern not in PATTERNS:
+        raise ValueError(f"unknown texture pattern {pattern!r}; expected one of {PATTERNS}")
+    n = TEXTURE_SIZE
+    u = (np.arange(n) + 0.5) / n
+    uu, vv = np.meshgrid(u, u)
+    f = max(float(frequency), 1.0)
+    if pattern == "flat":
+        w = np.zeros((n, n))
+    elif pattern == "checker":
+        w = ((np.floor(uu * f) + np.floor(vv * f)) % 2).astype(float)
+    elif pattern == "stripes":
+        w = (np.floor(uu * f * 2) % 2).astype(float)
+    elif pattern == "gradient":
+        w = uu
+    else:
+        cells = max(2, int(round(f * 2)))
+        coarse = np.random.default_rng(int(seed)).uniform(0, 1, (cells, cells)).astype(np.float32)
+        w = cv2.resize(coarse, (n, n), interpolation=cv2.INTER_LINEAR).astype(float)
+    c1, c2 = np.asarray(color, float)[:3], np.asarray(color2, float)[:3]
+    img = (1 - w)[..., None] * c1 + w[..., None] * c2
+    return np.clip(np.round(img * 255), 0, 255).astype(np.uint8)
+
+
+class TextureBank:
+    """Writes textures as PNG files in ``folder`` and loads them into a PyBullet client."""
+
+    def __init__(self, folder: Path) -> None:
+        self.folder = Path(folder)
+
+    def load(self, client: int, image: np.ndarray, name: str) -> int:
+        """PyBullet texture id of ``image``, written as ``<name>.png`` (ids are valid until the world is reset)."""
+        path = self.folder / f"{name}.png"
+        if not cv2.imwrite(str(path), cv2.cvtColor(image, cv2.COLOR_RGB2BGR)):
+            raise OSError(f"cannot write texture {path}")
+        return p.loadTexture(str(path), physicsClientId=client)
