@@ -8,11 +8,22 @@ import sys
 import time
 from pathlib import Path
 
+from real.hardware_config import ConfigError
+from sim.randomization.config import RandomizationError
+
 
 def _cmd_expert(args: argparse.Namespace) -> int:
     from policies.rollout import run_expert
 
-    summary = run_expert(args.task, args.episodes, args.seed, obs_mode=args.obs_mode, video=args.video)
+    summary = run_expert(
+        args.task,
+        args.episodes,
+        args.seed,
+        obs_mode=args.obs_mode,
+        video=args.video,
+        randomization=args.randomization,
+        domain=args.domain,
+    )
     _print_summary(summary)
     if args.json:
         _write_json(args.json, summary.to_dict())
@@ -28,12 +39,28 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     t0 = time.monotonic()
     for task in ("grasp", "navigate"):
         video = out / f"{task}_expert.mp4"
-        summary = run_expert(task, args.episodes, args.seed, video=video, video_episodes=args.video_episodes)
+        summary = run_expert(
+            task,
+            args.episodes,
+            args.seed,
+            video=video,
+            video_episodes=args.video_episodes,
+            randomization=args.randomization,
+        )
         _print_summary(summary)
         print(f"  video of the first {args.video_episodes} episodes: {video}")
         report[task] = summary.to_dict()
     _write_json(out / "demo.json", report)
     print(f"demo finished in {time.monotonic() - t0:.1f} s; results in {out / 'demo.json'}")
+    return 0
+
+
+def _cmd_randomization_preview(args: argparse.Namespace) -> int:
+    from sim.randomization.preview import contact_sheet, write_contact_sheet
+
+    sheet = contact_sheet(args.task, args.n, args.seed, randomization=args.randomization)
+    path = write_contact_sheet(args.out, sheet)
+    print(f"{path}: {args.n} randomized {args.task} views (color | depth), seeds {args.seed}-{args.seed + args.n - 1}")
     return 0
 
 
@@ -90,6 +117,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--episodes", type=int, default=20, help="episodes per task (default: 20)")
     p.add_argument("--video-episodes", type=int, default=3, help="episodes per task to record (default: 3)")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--randomization", default="default", help="none | default | PATH (default: default)")
     p.set_defaults(func=_cmd_demo)
 
     p = sub.add_parser("expert", help="run a task's scripted expert (privileged state) and report its success rate")
@@ -99,7 +127,19 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--obs-mode", default="state", choices=["state", "rgbd"])
     p.add_argument("--json", help="write the summary (success_rate, episodes, mean_episode_length, ...) here")
     p.add_argument("--video", type=Path, help="record the configured camera to this MP4 file")
+    p.add_argument("--randomization", default="none", help="none | default | PATH (default: none)")
+    p.add_argument("--domain", help="YAML file of domain values to pin (name: value)")
     p.set_defaults(func=_cmd_expert)
+
+    p = sub.add_parser("randomization", help="inspect domain randomization (preview: a contact sheet of views)")
+    rsub = p.add_subparsers(dest="action", required=True, metavar="ACTION")
+    r = rsub.add_parser("preview", help="render randomized camera views, color and depth side by side, to a PNG")
+    r.add_argument("--task", required=True, choices=["grasp", "navigate"])
+    r.add_argument("--n", type=int, default=16, help="number of views (default: 16)")
+    r.add_argument("--seed", type=int, default=0)
+    r.add_argument("--randomization", default="default", help="none | default | PATH (default: default)")
+    r.add_argument("--out", required=True, help="PNG path")
+    r.set_defaults(func=_cmd_randomization_preview)
 
     p = sub.add_parser("check-config", help="validate hardware config files and print what they describe")
     p.add_argument("configs", nargs="+", help="YAML paths or names in hardware_configs/")
@@ -109,10 +149,14 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    if getattr(args, "episodes", 1) < 1:
-        print("s2r: --episodes must be at least 1", file=sys.stderr)
+    if getattr(args, "episodes", 1) < 1 or getattr(args, "n", 1) < 1:
+        print("s2r: --episodes and --n must be at least 1", file=sys.stderr)
         return 2
-    return args.func(args)
+    try:
+        return args.func(args)
+    except (ConfigError, RandomizationError) as e:
+        print(f"s2r: {e}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

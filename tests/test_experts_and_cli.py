@@ -83,7 +83,7 @@ def test_expert_command_is_reproducible(tmp_path):
 
 def test_bad_episode_count_is_refused(capsys):
     assert s2r(["expert", "--task", "grasp", "--episodes", "0"]) == 2
-    assert "--episodes must be at least 1" in capsys.readouterr().err
+    assert "--episodes and --n must be at least 1" in capsys.readouterr().err
 
 
 def test_throughput_benchmark_prints_json(tmp_path):

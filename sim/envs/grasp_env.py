@@ -276,4 +276,3 @@ class GraspEnv(RobotEnv):
         reward += 10.0 * float(success)
         truncated = self.steps >= self.max_episode_steps
         return obs, float(reward), success, truncated, self._info(priv, success)
-

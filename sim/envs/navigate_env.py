@@ -180,7 +180,10 @@ class NavigateEnv(RobotEnv):
         self._apply_appearance("walls", [(w, -1, WALL_COLOR) for w in self.wall_ids])
         self._apply_appearance(
             "obstacles",
-            [(b, -1, CYLINDER_COLOR if o[3] == "cylinder" else BOX_COLOR) for b, o in zip(self.obstacle_ids, obstacles)],
+            [
+                (b, -1, CYLINDER_COLOR if o[3] == "cylinder" else BOX_COLOR)
+                for b, o in zip(self.obstacle_ids, obstacles)
+            ],
         )
         self._apply_appearance(
             "robot", [(body, s[1], list(s[7])) for s in p.getVisualShapeData(body, physicsClientId=c)]
@@ -258,7 +261,12 @@ class NavigateEnv(RobotEnv):
         """Horizontal force (N, world frame) on the base for one physics tick (forces clear after each tick)."""
         pos, _ = p.getBasePositionAndOrientation(self.robot.body, physicsClientId=self.client)
         p.applyExternalForce(
-            self.robot.body, -1, [float(force[0]), float(force[1]), 0.0], pos, p.WORLD_FRAME, physicsClientId=self.client
+            self.robot.body,
+            -1,
+            [float(force[0]), float(force[1]), 0.0],
+            pos,
+            p.WORLD_FRAME,
+            physicsClientId=self.client,
         )
 
     def _collision(self) -> bool:
@@ -301,4 +309,3 @@ class NavigateEnv(RobotEnv):
         terminated = bool(success or self.collided)
         truncated = self.steps >= self.max_episode_steps and not terminated
         return obs, float(reward), terminated, truncated, self._info(priv, success)
-

@@ -137,8 +137,10 @@ class RobotEnv(gym.Env):
             nominal = target.nominal
             if isinstance(nominal, str) and not isinstance(term.distribution, Choice):
                 raise RandomizationError(f"{where}: target {term.target!r} takes a choice distribution only")
-            if isinstance(nominal, list) and term.size not in (None, len(nominal)) or (
-                not isinstance(nominal, list) and term.size not in (None, 1)
+            if (
+                isinstance(nominal, list)
+                and term.size not in (None, len(nominal))
+                or (not isinstance(nominal, list) and term.size not in (None, 1))
             ):
                 raise RandomizationError(f"{where}: size {term.size} does not fit target {term.target!r}")
 

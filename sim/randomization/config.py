@@ -8,8 +8,8 @@ A sampled *domain* is a flat dict ``name -> value`` (a float, a list of floats, 
 what ``info["domain"]`` shows, what logs and reports record, and what a domain file pins.
 
 ``strength`` in [0, 1] shrinks every range toward its neutral value (1 for ``scale``, 0 for ``add``, the target's
-nominal value for ``set``): 0 gives the nominal domain, 1 the full ranges. For a ``choice``, the nominal option is
-drawn with probability ``1 - strength`` and otherwise a uniform pick.
+nominal value for ``set``): 0 gives the nominal domain, 1 the full ranges. For a ``choice``, the nominal value is
+kept with probability ``1 - strength``, otherwise an option is drawn.
 """
 
 from __future__ import annotations
@@ -211,9 +211,9 @@ def sample_term(term: Term, rng: np.random.Generator, strength: float, nominal: 
     neutral = neutral_value(term, nominal)
     shape = None if term.size is None else (term.size,)
     if isinstance(d, Choice):
-        if strength < 1.0 and rng.uniform() >= strength and neutral in d.options:
-            return neutral
-        return d.options[int(rng.choice(len(d.options), p=d.probs))]
+        keep_nominal = rng.uniform() >= strength
+        pick = d.options[int(rng.choice(len(d.options), p=d.probs))]
+        return neutral if keep_nominal else pick
     centre = np.asarray(neutral, dtype=float) if not isinstance(neutral, str) else np.zeros(1)
     if isinstance(d, Uniform):
         lo, hi = _shrink(np.asarray(d.low, float), np.asarray(d.high, float), centre, strength)

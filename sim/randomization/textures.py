@@ -6,11 +6,12 @@ a pure function of its parameters (pattern, two RGB colors in [0, 1], frequency 
 integer seed for the noise pattern), so a recorded domain reproduces the same image.
 
 PyBullet loads textures from files only: :class:`TextureBank` writes each texture as a small PNG in the env's
-private temporary folder (one file per scene element, overwritten at every reset).
+private temporary folder, loads it and removes the file.
 """
 
 from __future__ import annotations
 
+import hashlib
 from pathlib import Path
 
 import cv2
@@ -53,8 +54,16 @@ class TextureBank:
         self.folder = Path(folder)
 
     def load(self, client: int, image: np.ndarray, name: str) -> int:
-        """PyBullet texture id of ``image``, written as ``<name>.png`` (ids are valid until the world is reset)."""
-        path = self.folder / f"{name}.png"
+        """PyBullet texture id of ``image`` (valid until the world is reset).
+
+        PyBullet caches textures by file name, so each texture gets a name from its content; the file is removed
+        once loaded.
+        """
+        key = hashlib.sha1(image.tobytes()).hexdigest()[:16]
+        path = self.folder / f"{name}_{key}.png"
         if not cv2.imwrite(str(path), cv2.cvtColor(image, cv2.COLOR_RGB2BGR)):
             raise OSError(f"cannot write texture {path}")
-        return p.loadTexture(str(path), physicsClientId=client)
+        try:
+            return p.loadTexture(str(path), physicsClientId=client)
+        finally:
+            path.unlink(missing_ok=True)
