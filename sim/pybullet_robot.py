@@ -87,7 +87,8 @@ class PyBulletRobot:
             basePosition=base_position,
             baseOrientation=base_orientation,
             useFixedBase=config.sim.fixed_base,
-            flags=p.URDF_USE_INERTIA_FROM_FILE,
+            # Implicit cylinders: without this flag PyBullet meshes URDF cylinders, and wheels roll on facets.
+            flags=p.URDF_USE_INERTIA_FROM_FILE | p.URDF_USE_IMPLICIT_CYLINDER,
             physicsClientId=client,
         )
         self._base_inertial = p.getDynamicsInfo(self.body, -1, physicsClientId=client)[3:5]

@@ -182,7 +182,7 @@ class NavigateEnv(RobotEnv):
             "obstacles",
             [
                 (b, -1, CYLINDER_COLOR if o[3] == "cylinder" else BOX_COLOR)
-                for b, o in zip(self.obstacle_ids, obstacles)
+                for b, o in zip(self.obstacle_ids, obstacles, strict=True)
             ],
         )
         self._apply_appearance(

@@ -21,10 +21,12 @@ applied to the cached nominal values at every reset, so nothing drifts. A term w
 every N steps (only targets marked *per step* allow it).
 
 ```python
-env = gym.make("s2r/Grasp-v0", randomization="default")   # or "none", or a YAML path; strength=0.5 for curricula
+# randomization: "default", "none", or a YAML path; strength=0.5 for curricula
+env = gym.make("s2r/Grasp-v0", randomization="default")
 obs, info = env.reset(seed=3)
-info["domain"]    # {"object_mass": 0.087, "latency_s": 0.021, "light_direction": [...], ...}
-env.reset(seed=3, options={"domain": {"latency_s": 0.06}})  # pin any subset; a YAML file works with domain=PATH
+info["domain"]  # {"object_mass": 0.087, "latency_s": 0.021, "light_direction": [...], ...}
+# pin any subset; a YAML file works with domain=PATH
+env.reset(seed=3, options={"domain": {"latency_s": 0.06}})
 ```
 
 `strength` in [0, 1] shrinks every range toward its neutral value (1 for `scale`, 0 for `add`, the nominal value for

@@ -1,0 +1,240 @@
+"""Each randomization term changes what it claims: read back from PyBullet, or measured on rendered pixels."""
+
+from __future__ import annotations
+
+import gymnasium as gym
+import numpy as np
+import pybullet as p
+import pytest
+
+import sim  # noqa: F401
+
+
+@pytest.fixture
+def grasp():
+    envs = []
+
+    def make(obs_mode="state", **kw):
+        env = gym.make("s2r/Grasp-v0", obs_mode=obs_mode, randomization="default", **kw)
+        envs.append(env)
+        return env
+
+    yield make
+    for e in envs:
+        e.close()
+
+
+def _dyn(env, body, link=-1):
+    return p.getDynamicsInfo(body, link, physicsClientId=env.unwrapped.client)
+
+
+def test_object_and_table_dynamics(grasp):
+    env = grasp()
+    pins = {
+        "object_mass": 0.123,
+        "object_friction": 0.61,
+        "object_spinning_friction": 0.0021,
+        "object_rolling_friction": 0.0007,
+        "object_restitution": 0.25,
+        "object_inertia_scale": 1.4,
+        "object_com_offset": [0.002, -0.001, 0.0015],
+        "table_friction": 1.1,
+        "table_restitution": 0.2,
+    }
+    _, info = env.reset(seed=2, options={"domain": {"object_inertia_scale": 1.0, "object_com_offset": [0, 0, 0]}})
+    core = env.unwrapped
+    base_inertia = np.array(_dyn(env, core.object_id)[2]) / info["params"]["object.mass"]
+    kind = core.object_info["kind"]
+    _, info = env.reset(seed=2, options={"domain": pins})
+    d = _dyn(env, core.object_id)
+    assert d[0] == pytest.approx(0.123)
+    assert d[1] == pytest.approx(0.61)
+    assert d[5] == pytest.approx(0.25) and d[6] == pytest.approx(0.0007) and d[7] == pytest.approx(0.0021)
+    np.testing.assert_allclose(np.array(d[2]) / 0.123, base_inertia * 1.4, rtol=1e-5)
+    if kind != "mesh":
+        np.testing.assert_allclose(d[3], [0.002, -0.001, 0.0015], atol=1e-9)
+    t = _dyn(env, core.table_id)
+    assert t[1] == pytest.approx(1.1) and t[5] == pytest.approx(0.2)
+
+
+def test_robot_links_servos_and_fingers(grasp):
+    env = grasp()
+    env.reset(seed=0, options={"domain": {"robot_mass_scale": 1.0, "robot_inertia_scale": 1.0}})
+    core = env.unwrapped
+    body = core.robot.body
+    nominal = [_dyn(env, body, j)[:3] for j in core.robot.indices]
+    pins = {
+        "robot_mass_scale": 1.2,
+        "robot_inertia_scale": 0.5,
+        "servo_strength": 0.85,
+        "latency_s": 0.031,
+        "servo_position_gain_scale": 2.0,
+        "joint_damping_scale": 10.0,
+        "finger_friction_scale": 0.8,
+    }
+    env.reset(seed=0, options={"domain": pins})
+    for j, (m, _, inertia) in zip(core.robot.indices, nominal, strict=True):
+        d = _dyn(env, body, j)
+        assert d[0] == pytest.approx(m * 1.2)
+        np.testing.assert_allclose(d[2], np.array(inertia) * 1.2 * 0.5, rtol=1e-5)
+    prm = core.robot.params
+    limits = np.array([mo.limits.effort for mo in core.config.motors])
+    np.testing.assert_allclose(prm.max_torque, limits * 0.85)
+    assert prm.latency == pytest.approx(0.031)
+    assert prm.position_gain[0] == pytest.approx(0.6)
+    np.testing.assert_allclose(prm.damping, 0.1)
+    assert _dyn(env, body, core.fingers[0])[1] == pytest.approx(1.5 * 0.8)
+
+
+def test_base_geometry_strength_and_friction():
+    env = gym.make("s2r/Navigate-v0", randomization="default")
+    pins = {
+        "wheel_radius_scale": 1.04,
+        "track_scale": 0.96,
+        "wheel_strength_asymmetry": 0.1,
+        "base_mass_scale": 1.15,
+        "floor_friction": 0.55,
+        "wheel_friction_scale": 0.9,
+    }
+    env.reset(seed=0, options={"domain": pins})
+    core, c = env.unwrapped, env.unwrapped.client
+    body = core.robot.body
+    left, right = core.robot.indices
+    radius = p.getCollisionShapeData(body, left, physicsClientId=c)[0][3][1]  # cylinder: (length, radius, -)
+    assert radius == pytest.approx(0.033 * 1.04)
+    # parentFramePos is relative to the parent's centre of mass: the left-right difference is the track.
+    track = p.getJointInfo(body, left, physicsClientId=c)[14][1] - p.getJointInfo(body, right, physicsClientId=c)[14][1]
+    assert track == pytest.approx(0.160 * 0.96)
+    torque = core.robot.params.max_torque
+    assert torque[0] / torque[1] == pytest.approx(1.1 / 0.9)
+    assert _dyn(env, body)[0] == pytest.approx(0.8257 * 1.15, rel=1e-4)
+    assert _dyn(env, core.floor_id)[1] == pytest.approx(0.55)
+    assert _dyn(env, body, left)[1] == pytest.approx(0.9)
+    env.close()
+
+
+def test_pushes_fire_every_n_steps_and_move_the_base():
+    def speed_after_push(push):
+        env = gym.make("s2r/Navigate-v0", randomization="none", domain={"base_push": push})
+        # randomization="none" keeps the term (strength 0) so the pinned push still fires every 30 steps.
+        env.reset(seed=4)
+        core = env.unwrapped
+        vel = []
+        for _ in range(31):
+            _, _, term, trunc, info = env.step(np.zeros(2, dtype=np.float32))
+            vel.append(np.array(p.getBaseVelocity(core.robot.body, physicsClientId=core.client)[0][:2]))
+        env.close()
+        return vel[29], vel[30], info
+
+    still_before, still_after, _ = speed_after_push([0.0, 0.0])
+    before, after, info = speed_after_push([5.0, 0.0])
+    assert np.linalg.norm(still_after) < 0.01 and np.linalg.norm(before) < 0.01
+    assert after[0] > 0.05  # pushed along +x during step 31 only
+    assert info["domain"]["base_push"] == [5.0, 0.0]
+
+
+def test_every_steps_terms_are_redrawn():
+    env = gym.make("s2r/Navigate-v0", randomization="default")
+    _, info = env.reset(seed=1)
+    pushes = [info["domain"]["base_push"]]
+    for _ in range(62):
+        _, _, term, trunc, info = env.step(np.zeros(2, dtype=np.float32))
+        pushes.append(info["domain"]["base_push"])
+    env.close()
+    # Drawn again at the start of steps 31 and 61 (after 30 and 60 completed steps).
+    assert pushes[30] == pushes[0] and pushes[31] != pushes[30] and pushes[60] == pushes[31] and pushes[61] != pushes[60]
+
+
+def test_camera_terms_move_the_view(grasp):
+    env = grasp(obs_mode="rgbd", image_size=(80, 60))
+    core = env.unwrapped
+    zero = {"camera_position_offset": [0, 0, 0], "camera_rotation_offset": [0, 0, 0], "camera_focal_scale": 1.0,
+            "camera_principal_offset": [0, 0]}
+    env.reset(seed=0, options={"domain": zero})
+    pos0, R0 = core.camera_pose()
+    fx0 = core.intrinsics_obs.fx
+    env.reset(seed=0, options={"domain": {**zero, "camera_position_offset": [0.02, -0.01, 0.015],
+                                         "camera_focal_scale": 1.03, "camera_principal_offset": [8.0, -4.0]}})
+    pos1, R1 = core.camera_pose()
+    np.testing.assert_allclose(R0.T @ (pos1 - pos0), [0.02, -0.01, 0.015], atol=1e-12)
+    assert core.intrinsics_obs.fx == pytest.approx(fx0 * 1.03)
+    assert core.intrinsics_camera.cx == pytest.approx(319.5 + 8.0) and core.intrinsics_camera.cy == pytest.approx(235.5)
+    env.reset(seed=0, options={"domain": {**zero, "camera_rotation_offset": [0.0, 0.0, 0.1]}})
+    _, R2 = core.camera_pose()
+    yaw = np.arctan2((R0.T @ R2)[1, 0], (R0.T @ R2)[0, 0])
+    assert yaw == pytest.approx(0.1)
+
+
+def _table_patch(obs):
+    return obs["rgb"][-12:, :, :].astype(float)  # the bottom rows see only the table
+
+
+def test_lighting_and_textures_change_pixels(grasp):
+    env = grasp(obs_mode="rgbd", image_size=(80, 60))
+    plain = {"table_texture": "flat", "table_color_shift": [0, 0, 0], "light_ambient": 0.6, "light_shadow": 0.0,
+             "image_noise_std": 0.0, "image_blur_sigma": 0.0, "image_brightness": 0.0, "image_contrast": 1.0,
+             "image_gamma": 1.0, "image_jpeg_quality": 100.0}
+    obs, _ = env.reset(seed=0, options={"domain": plain})
+    base = _table_patch(obs)
+    assert base.std(axis=(0, 1)).max() < 3.0  # a flat, evenly lit table
+    obs, _ = env.reset(seed=0, options={"domain": {**plain, "light_ambient": 0.3}})
+    assert _table_patch(obs).mean() < base.mean() - 10
+    obs, _ = env.reset(seed=0, options={"domain": {**plain, "table_color_shift": [0.15, -0.15, -0.15]}})
+    shifted = _table_patch(obs).mean(axis=(0, 1))
+    assert shifted[0] > base.mean(axis=(0, 1))[0] + 5 and shifted[2] < base.mean(axis=(0, 1))[2] - 5
+    obs, _ = env.reset(seed=0, options={"domain": {**plain, "table_texture": "checker", "table_texture_frequency": 8.0,
+                                                  "table_color2": [0.0, 0.0, 1.0]}})
+    assert _table_patch(obs).std(axis=(0, 1)).max() > 20
+
+
+def test_image_level_noise(grasp):
+    env = grasp(obs_mode="rgbd", image_size=(80, 60))
+    clean = {"image_noise_std": 0.0, "image_blur_sigma": 0.0, "image_brightness": 0.0, "image_contrast": 1.0,
+             "image_gamma": 1.0, "image_jpeg_quality": 100.0, "depth_noise_scale": 0.0, "depth_edge_dropout": 0.0,
+             "depth_dark_dropout": 0.0, "depth_random_dropout": 0.0, "table_texture": "flat", "light_shadow": 0.0}
+    obs, _ = env.reset(seed=0, options={"domain": clean})
+    ref = obs["rgb"].astype(float)
+    obs, _ = env.reset(seed=0, options={"domain": {**clean, "image_noise_std": 0.03}})
+    assert (obs["rgb"].astype(float) - ref)[-12:].std() > 3
+    obs, _ = env.reset(seed=0, options={"domain": {**clean, "image_brightness": 0.1}})
+    assert (obs["rgb"].astype(float) - ref).mean() > 10
+    obs, _ = env.reset(seed=0, options={"domain": {**clean, "image_jpeg_quality": 60.0}})
+    assert np.abs(obs["rgb"].astype(float) - ref).mean() > 0.2
+    # Depth: 1 mm quantization, noise growing with distance, dropout.
+    obs, _ = env.reset(seed=0, options={"domain": clean})
+    d0 = obs["depth"][:, :, 0]
+    np.testing.assert_allclose(d0[d0 > 0], np.round(d0[d0 > 0], 3), atol=1e-6)
+    obs, _ = env.reset(seed=0, options={"domain": {**clean, "depth_noise_scale": 2.0}})
+    err = obs["depth"][:, :, 0] - d0
+    near, far = (d0 > 0) & (d0 < 0.6), d0 > 0.8
+    assert err[far].std() > 1.5 * err[near].std() > 0
+    obs, _ = env.reset(seed=0, options={"domain": {**clean, "depth_random_dropout": 0.01, "depth_edge_dropout": 0.5}})
+    dropped = (d0 > 0) & (obs["depth"][:, :, 0] == 0)
+    assert 0.005 < dropped.mean() < 0.1
+
+
+def test_proprioceptive_noise_and_period_jitter(grasp):
+    env = grasp()
+    quiet = {"proprio_position_noise": 0.0, "proprio_velocity_noise": 0.0, "control_period_jitter": 0.0}
+    env.reset(seed=0, options={"domain": {**quiet, "proprio_position_noise": 0.003}})
+    core = env.unwrapped
+    errs = []
+    for _ in range(20):
+        obs, *_ = env.step(np.zeros(4, dtype=np.float32))
+        errs.append(obs["proprio"][:5] - core.robot.read().position)
+    assert 0.002 < np.std(errs) < 0.004
+    env.reset(seed=0, options={"domain": {**quiet, "control_period_jitter": 0.008}})
+    times = []
+    for _ in range(20):
+        env.step(np.zeros(4, dtype=np.float32))
+        times.append(core.robot.time)
+    periods = np.diff(times)
+    assert periods.min() < 0.1 - 0.003 and periods.max() > 0.1 + 0.003 and np.all(np.abs(periods - 0.1) <= 0.0085)
+
+
+def test_default_randomization_varies_the_domain(grasp):
+    env = grasp()
+    domains = [env.reset(seed=s)[1]["domain"] for s in range(20)]
+    for name in ("object_mass", "latency_s", "light_direction", "table_texture", "camera_focal_scale"):
+        values = [str(d[name]) for d in domains]
+        assert len(set(values)) > 1, name
