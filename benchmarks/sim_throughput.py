@@ -1,13 +1,20 @@
 """Env steps per second per task and observation mode, against the raw physics of the same scene, on one core.
 
-For each (task, obs_mode) it measures:
+For each (task, obs_mode) and each randomization variant it measures:
 - ``env_steps_per_s``: ``env.step`` with seeded random actions (episode resets excluded, timed separately);
 - ``raw_steps_per_s``: the physics alone: the time spent inside ``stepSimulation`` during those same env steps
   (same scene, same motions, same substeps), expressed as env steps per second;
 - ``cost_ratio`` = raw / env: how many times the raw physics an env step costs (1.0 = no overhead);
-- ``idle_raw_steps_per_s``: for reference, the world as reset with the motors holding, ``stepSimulation`` only.
+- ``reset_ms``: a whole reset (domain sampling, world rebuild, textures); ``sample_domain_ms``: drawing the
+  domain alone.
 
-Usage: python benchmarks/sim_throughput.py [--steps N] [--json OUT]; prints the JSON too.
+Variants: ``none`` (nominal domain), ``visual`` (the default randomization with every dynamics term pinned to its
+nominal value: the cost of the randomization machinery, textures, lighting, camera and image noise, on the same
+physics) and ``default`` (everything randomized: the sampled worlds also change how much the physics costs).
+The variants run interleaved in rounds and each rate is the median over rounds, so load on the machine affects
+them alike. ``randomization_cost`` gives the fraction of step rate each variant loses against ``none``.
+
+Usage: python benchmarks/sim_throughput.py [--steps N] [--rounds R] [--json OUT]; prints the JSON too.
 """
 
 from __future__ import annotations
@@ -23,8 +30,10 @@ import numpy as np
 import pybullet as p
 
 import sim  # noqa: F401
+from sim.randomization.config import neutral_value
 
 TASKS = {"grasp": "s2r/Grasp-v0", "navigate": "s2r/Navigate-v0"}
+VISUAL_PREFIXES = ("light.", "camera.", "image.", "depth.", "texture.")
 
 
 class _PhysicsTimer:
@@ -48,63 +57,117 @@ class _PhysicsTimer:
         p.stepSimulation = self.original
 
 
-def measure(task: str, obs_mode: str, steps: int, seed: int = 0) -> dict:
-    env = gym.make(TASKS[task], obs_mode=obs_mode, image_size=(64, 64))
-    core = env.unwrapped
-    rng = np.random.default_rng(seed)
-    env.reset(seed=seed)
-    step_time, reset_time, physics_time, resets, done = 0.0, 0.0, 0.0, 0, 0
-    while done < steps:
-        action = rng.uniform(-1, 1, env.action_space.shape).astype(np.float32)
-        with _PhysicsTimer() as timer:
-            t0 = time.perf_counter()
-            _, _, terminated, truncated, _ = env.step(action)
-            step_time += time.perf_counter() - t0
-        physics_time += timer.total
-        done += 1
-        if terminated or truncated:
-            t0 = time.perf_counter()
-            env.reset(seed=seed + resets + 1)
-            reset_time += time.perf_counter() - t0
-            resets += 1
-    # Raw physics of the same scene: the world as reset, motors holding, stepSimulation only.
-    env.reset(seed=seed)
-    n_sub = core.substeps
-    t0 = time.perf_counter()
-    for _ in range(steps):
-        for _ in range(n_sub):
+class _Runner:
+    """One env of one variant, stepping with seeded random actions and accumulating timings."""
+
+    def __init__(self, task: str, obs_mode: str, variant: str, seed: int) -> None:
+        randomization = "none" if variant == "none" else "default"
+        self.env = gym.make(TASKS[task], obs_mode=obs_mode, image_size=(64, 64), randomization=randomization)
+        core = self.env.unwrapped
+        if variant == "visual":
+            pins = {
+                t.name: neutral_value(t, core.nominal[t.target])
+                for t in core.randomization.terms
+                if not t.target.startswith(VISUAL_PREFIXES)
+            }
+            core._pinned = pins
+        self.rng = np.random.default_rng(seed)
+        self.seed = seed
+        self.resets = 0
+        self.env.reset(seed=seed)
+        self.rates: list[float] = []
+        self.physics: list[float] = []
+        self.reset_time = 0.0
+
+    def run(self, steps: int) -> None:
+        env = self.env
+        step_time = physics_time = 0.0
+        for _ in range(steps):
+            action = self.rng.uniform(-1, 1, env.action_space.shape).astype(np.float32)
+            with _PhysicsTimer() as timer:
+                t0 = time.perf_counter()
+                _, _, terminated, truncated, _ = env.step(action)
+                step_time += time.perf_counter() - t0
+            physics_time += timer.total
+            if terminated or truncated:
+                self.resets += 1
+                t0 = time.perf_counter()
+                env.reset(seed=self.seed + self.resets)
+                self.reset_time += time.perf_counter() - t0
+        self.rates.append(steps / step_time)
+        self.physics.append(steps / physics_time)
+
+
+def measure(task: str, obs_mode: str, steps: int, rounds: int, seed: int = 0) -> list[dict]:
+    runners = {v: _Runner(task, obs_mode, v, seed) for v in ("none", "visual", "default")}
+    per_round = max(1, steps // rounds)
+    for _ in range(rounds):
+        for runner in runners.values():
+            runner.run(per_round)
+    out = []
+    for variant, r in runners.items():
+        core = r.env.unwrapped
+        t0 = time.perf_counter()
+        for _ in range(200):
+            core._sample_domain({})
+        sample_ms = 1000 * (time.perf_counter() - t0) / 200
+        # Idle physics for reference: the world as reset, motors holding, stepSimulation only.
+        r.env.reset(seed=seed)
+        t0 = time.perf_counter()
+        for _ in range(200 * core.substeps):
             p.stepSimulation(physicsClientId=core.client)
-    idle_time = time.perf_counter() - t0
-    env.close()
-    env_rate = steps / step_time
-    raw_rate = steps / physics_time
-    return {
-        "task": task,
-        "obs_mode": obs_mode,
-        "image_size": [64, 64] if obs_mode == "rgbd" else None,
-        "substeps_per_env_step": n_sub,
-        "env_steps": steps,
-        "env_steps_per_s": round(env_rate, 1),
-        "raw_steps_per_s": round(raw_rate, 1),
-        "cost_ratio": round(raw_rate / env_rate, 3),
-        "idle_raw_steps_per_s": round(steps / idle_time, 1),
-        "reset_ms": round(1000 * reset_time / max(resets, 1), 2),
-    }
+        idle = 200 / (time.perf_counter() - t0)
+        env_rate, raw_rate = float(np.median(r.rates)), float(np.median(r.physics))
+        out.append(
+            {
+                "task": task,
+                "obs_mode": obs_mode,
+                "randomization": variant,
+                "image_size": [64, 64] if obs_mode == "rgbd" else None,
+                "substeps_per_env_step": core.substeps,
+                "env_steps": per_round * rounds,
+                "env_steps_per_s": round(env_rate, 1),
+                "raw_steps_per_s": round(raw_rate, 1),
+                "cost_ratio": round(raw_rate / env_rate, 3),
+                "idle_raw_steps_per_s": round(idle, 1),
+                "reset_ms": round(1000 * r.reset_time / max(r.resets, 1), 2),
+                "sample_domain_ms": round(sample_ms, 3),
+            }
+        )
+        r.env.close()
+    return out
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--steps", type=int, default=2000, help="env steps per measurement (default 2000)")
+    parser.add_argument("--steps", type=int, default=2000, help="env steps per variant (default 2000)")
+    parser.add_argument("--rounds", type=int, default=5, help="interleaved rounds (default 5)")
     parser.add_argument("--json", help="write the results here")
     args = parser.parse_args()
     if hasattr(os, "sched_setaffinity"):
         os.sched_setaffinity(0, {sorted(os.sched_getaffinity(0))[0]})  # one core
-    results = [measure(t, m, args.steps) for t in TASKS for m in ("state", "rgbd")]
+    results, costs = [], []
+    for task in TASKS:
+        for mode in ("state", "rgbd"):
+            rows = measure(task, mode, args.steps, args.rounds)
+            results += rows
+            by = {r["randomization"]: r for r in rows}
+            base = by["none"]["env_steps_per_s"]
+            costs.append(
+                {
+                    "task": task,
+                    "obs_mode": mode,
+                    "visual_step_cost": round(1 - by["visual"]["env_steps_per_s"] / base, 3),
+                    "default_step_cost": round(1 - by["default"]["env_steps_per_s"] / base, 3),
+                    "default_reset_extra_ms": round(by["default"]["reset_ms"] - by["none"]["reset_ms"], 2),
+                }
+            )
     out = {
         "benchmark": "sim_throughput",
         "machine": {"cpu": platform.processor() or platform.machine(), "cores_used": 1},
         "pybullet_api": p.getAPIVersion(),
         "results": results,
+        "randomization_cost": costs,
     }
     text = json.dumps(out, indent=2)
     print(text)

@@ -6,7 +6,7 @@ finger) follow their leader's command. Servo parameters (gains, limits, damping,
 
 Position-mode joints work like a Dynamixel with a profile velocity: the goal moves the motor's setpoint toward
 it at no more than the joint's velocity limit, and PyBullet's position motor (gains, torque limit) tracks that
-setpoint. (PyBullet's own ``maxVelocity`` was not used: it also caps the force a stalled motor exerts, which left
+setpoint, updated every physics tick while it moves (plain Python floats: this runs up to 24 times per step). (PyBullet's own ``maxVelocity`` was not used: it also caps the force a stalled motor exerts, which left
 the gripper squeezing with 4 N instead of its 20 N limit.)
 """
 
@@ -113,8 +113,8 @@ class PyBulletRobot:
         ]
         self.params = params or default_servo_params(config)
         self._delay = CommandDelay(self.params.latency)
-        self._setpoint = np.zeros(0)
-        self._goal = np.zeros(0)
+        self._setpoint: list[float] = []
+        self._goal: list[float] = []
         self._moving = False
         self._time = 0.0
         self.dt = 1.0 / config.sim.physics_hz
@@ -145,7 +145,7 @@ class PyBulletRobot:
         self._pos_mult = np.array([m[2] for m in motors])
         self._pos_off = np.array([m[3] for m in motors])
         slots = self._pos_slot
-        self._pos_rate = params.max_velocity[slots] * np.abs(self._pos_mult) * self.dt
+        self._pos_rate = (params.max_velocity[slots] * np.abs(self._pos_mult) * self.dt).tolist()
         self._pos_kp = params.position_gain[slots].tolist()
         self._pos_kd = params.velocity_gain[slots].tolist()
         self._pos_force = params.max_torque[slots].tolist()
@@ -162,7 +162,7 @@ class PyBulletRobot:
             p.resetJointState(self.body, idx, float(positions[lead]) * mult + off, 0.0, physicsClientId=self.client)
         self._delay.clear()
         hold = np.array([positions[k] if self.modes[k] == ControlMode.position else 0.0 for k in range(len(positions))])
-        self._setpoint = hold[self._pos_slot] * self._pos_mult + self._pos_off
+        self._setpoint = (hold[self._pos_slot] * self._pos_mult + self._pos_off).tolist()
         self._apply(hold)
         self._track()
 
@@ -223,10 +223,10 @@ class PyBulletRobot:
 
     def _apply(self, targets: np.ndarray) -> None:
         """A command reaches the motors: new position goals (profiled) and wheel velocity targets."""
-        self._goal = targets[self._pos_slot] * self._pos_mult + self._pos_off
+        self._goal = (targets[self._pos_slot] * self._pos_mult + self._pos_off).tolist()
         if len(self._setpoint) != len(self._goal):
-            self._setpoint = self._goal.copy()
-        self._moving = bool(np.any(self._setpoint != self._goal))
+            self._setpoint = list(self._goal)
+        self._moving = self._setpoint != self._goal
         if self._vel_slot:
             vmax = self.params.max_velocity[self._vel_slot]
             p.setJointMotorControlArray(
@@ -244,13 +244,24 @@ class PyBulletRobot:
         if not self._pos_bullet:
             self._moving = False
             return
-        self._setpoint = self._setpoint + np.clip(self._goal - self._setpoint, -self._pos_rate, self._pos_rate)
-        self._moving = bool(np.any(self._setpoint != self._goal))
+        sp, goal, rate = self._setpoint, self._goal, self._pos_rate
+        moving = False
+        for i in range(len(sp)):
+            d = goal[i] - sp[i]
+            if d > rate[i]:
+                sp[i] += rate[i]
+                moving = True
+            elif d < -rate[i]:
+                sp[i] -= rate[i]
+                moving = True
+            else:
+                sp[i] = goal[i]
+        self._moving = moving
         p.setJointMotorControlArray(
             self.body,
             self._pos_bullet,
             p.POSITION_CONTROL,
-            targetPositions=self._setpoint.tolist(),
+            targetPositions=sp,
             forces=self._pos_force,
             positionGains=self._pos_kp,
             velocityGains=self._pos_kd,

@@ -89,17 +89,25 @@ def test_bad_episode_count_is_refused(capsys):
 def test_throughput_benchmark_prints_json(tmp_path):
     out = tmp_path / "bench.json"
     subprocess.run(
-        [sys.executable, str(REPO / "benchmarks/sim_throughput.py"), "--steps", "30", "--json", str(out)],
+        [
+            sys.executable,
+            str(REPO / "benchmarks/sim_throughput.py"),
+            "--steps",
+            "30",
+            "--rounds",
+            "2",
+            "--json",
+            str(out),
+        ],
         check=True,
         capture_output=True,
         cwd=REPO,
     )
-    results = json.loads(out.read_text())["results"]
-    assert {(r["task"], r["obs_mode"]) for r in results} == {
-        ("grasp", "state"),
-        ("grasp", "rgbd"),
-        ("navigate", "state"),
-        ("navigate", "rgbd"),
+    report = json.loads(out.read_text())
+    results = report["results"]
+    assert {(r["task"], r["obs_mode"], r["randomization"]) for r in results} == {
+        (t, m, v) for t in ("grasp", "navigate") for m in ("state", "rgbd") for v in ("none", "visual", "default")
     }
+    assert len(report["randomization_cost"]) == 4
     for r in results:
         assert r["env_steps_per_s"] > 0 and r["raw_steps_per_s"] > 0 and r["cost_ratio"] > 0

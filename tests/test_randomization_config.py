@@ -241,3 +241,19 @@ def test_docs_list_every_target_and_term():
     from sim.randomization.docs import DOC_PATH, render_markdown
 
     assert DOC_PATH.read_text() == render_markdown(), "run: python -m sim.randomization.docs"
+
+
+def test_same_seed_same_scene_whatever_the_randomization():
+    for task in ("s2r/Grasp-v0", "s2r/Navigate-v0"):
+        nominal, randomized = gym.make(task, randomization="none"), gym.make(task, randomization="default")
+        for seed in (0, 7):
+            _, a = nominal.reset(seed=seed)
+            _, b = randomized.reset(seed=seed)
+            assert a["domain"] != b["domain"]
+            if task == "s2r/Grasp-v0":
+                assert a["privileged"]["object"] == b["privileged"]["object"]
+            else:
+                assert a["privileged"]["obstacles"] == b["privileged"]["obstacles"]
+                np.testing.assert_array_equal(a["privileged"]["goal"], b["privileged"]["goal"])
+        nominal.close()
+        randomized.close()

@@ -29,12 +29,11 @@ def _dyn(env, body, link=-1):
 
 
 def test_object_and_table_dynamics(grasp):
-    env = grasp()
+    env = grasp(params={"object.rolling_friction": 0.0007})  # a target the default config leaves alone
     pins = {
         "object_mass": 0.123,
         "object_friction": 0.61,
         "object_spinning_friction": 0.0021,
-        "object_rolling_friction": 0.0007,
         "object_restitution": 0.25,
         "object_inertia_scale": 1.4,
         "object_com_offset": [0.002, -0.001, 0.0015],
@@ -142,19 +141,34 @@ def test_every_steps_terms_are_redrawn():
         pushes.append(info["domain"]["base_push"])
     env.close()
     # Drawn again at the start of steps 31 and 61 (after 30 and 60 completed steps).
-    assert pushes[30] == pushes[0] and pushes[31] != pushes[30] and pushes[60] == pushes[31] and pushes[61] != pushes[60]
+    assert (
+        pushes[30] == pushes[0] and pushes[31] != pushes[30] and pushes[60] == pushes[31] and pushes[61] != pushes[60]
+    )
 
 
 def test_camera_terms_move_the_view(grasp):
     env = grasp(obs_mode="rgbd", image_size=(80, 60))
     core = env.unwrapped
-    zero = {"camera_position_offset": [0, 0, 0], "camera_rotation_offset": [0, 0, 0], "camera_focal_scale": 1.0,
-            "camera_principal_offset": [0, 0]}
+    zero = {
+        "camera_position_offset": [0, 0, 0],
+        "camera_rotation_offset": [0, 0, 0],
+        "camera_focal_scale": 1.0,
+        "camera_principal_offset": [0, 0],
+    }
     env.reset(seed=0, options={"domain": zero})
     pos0, R0 = core.camera_pose()
     fx0 = core.intrinsics_obs.fx
-    env.reset(seed=0, options={"domain": {**zero, "camera_position_offset": [0.02, -0.01, 0.015],
-                                         "camera_focal_scale": 1.03, "camera_principal_offset": [8.0, -4.0]}})
+    env.reset(
+        seed=0,
+        options={
+            "domain": {
+                **zero,
+                "camera_position_offset": [0.02, -0.01, 0.015],
+                "camera_focal_scale": 1.03,
+                "camera_principal_offset": [8.0, -4.0],
+            }
+        },
+    )
     pos1, R1 = core.camera_pose()
     np.testing.assert_allclose(R0.T @ (pos1 - pos0), [0.02, -0.01, 0.015], atol=1e-12)
     assert core.intrinsics_obs.fx == pytest.approx(fx0 * 1.03)
@@ -171,9 +185,18 @@ def _table_patch(obs):
 
 def test_lighting_and_textures_change_pixels(grasp):
     env = grasp(obs_mode="rgbd", image_size=(80, 60))
-    plain = {"table_texture": "flat", "table_color_shift": [0, 0, 0], "light_ambient": 0.6, "light_shadow": 0.0,
-             "image_noise_std": 0.0, "image_blur_sigma": 0.0, "image_brightness": 0.0, "image_contrast": 1.0,
-             "image_gamma": 1.0, "image_jpeg_quality": 100.0}
+    plain = {
+        "table_texture": "flat",
+        "table_color_shift": [0, 0, 0],
+        "light_ambient": 0.6,
+        "light_shadow": 0.0,
+        "image_noise_std": 0.0,
+        "image_blur_sigma": 0.0,
+        "image_brightness": 0.0,
+        "image_contrast": 1.0,
+        "image_gamma": 1.0,
+        "image_jpeg_quality": 100.0,
+    }
     obs, _ = env.reset(seed=0, options={"domain": plain})
     base = _table_patch(obs)
     assert base.std(axis=(0, 1)).max() < 3.0  # a flat, evenly lit table
@@ -182,16 +205,36 @@ def test_lighting_and_textures_change_pixels(grasp):
     obs, _ = env.reset(seed=0, options={"domain": {**plain, "table_color_shift": [0.15, -0.15, -0.15]}})
     shifted = _table_patch(obs).mean(axis=(0, 1))
     assert shifted[0] > base.mean(axis=(0, 1))[0] + 5 and shifted[2] < base.mean(axis=(0, 1))[2] - 5
-    obs, _ = env.reset(seed=0, options={"domain": {**plain, "table_texture": "checker", "table_texture_frequency": 8.0,
-                                                  "table_color2": [0.0, 0.0, 1.0]}})
+    obs, _ = env.reset(
+        seed=0,
+        options={
+            "domain": {
+                **plain,
+                "table_texture": "checker",
+                "table_texture_frequency": 8.0,
+                "table_color2": [0.0, 0.0, 1.0],
+            }
+        },
+    )
     assert _table_patch(obs).std(axis=(0, 1)).max() > 20
 
 
 def test_image_level_noise(grasp):
     env = grasp(obs_mode="rgbd", image_size=(80, 60))
-    clean = {"image_noise_std": 0.0, "image_blur_sigma": 0.0, "image_brightness": 0.0, "image_contrast": 1.0,
-             "image_gamma": 1.0, "image_jpeg_quality": 100.0, "depth_noise_scale": 0.0, "depth_edge_dropout": 0.0,
-             "depth_dark_dropout": 0.0, "depth_random_dropout": 0.0, "table_texture": "flat", "light_shadow": 0.0}
+    clean = {
+        "image_noise_std": 0.0,
+        "image_blur_sigma": 0.0,
+        "image_brightness": 0.0,
+        "image_contrast": 1.0,
+        "image_gamma": 1.0,
+        "image_jpeg_quality": 100.0,
+        "depth_noise_scale": 0.0,
+        "depth_edge_dropout": 0.0,
+        "depth_dark_dropout": 0.0,
+        "depth_random_dropout": 0.0,
+        "table_texture": "flat",
+        "light_shadow": 0.0,
+    }
     obs, _ = env.reset(seed=0, options={"domain": clean})
     ref = obs["rgb"].astype(float)
     obs, _ = env.reset(seed=0, options={"domain": {**clean, "image_noise_std": 0.03}})

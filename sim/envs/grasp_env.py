@@ -94,7 +94,7 @@ class GraspEnv(RobotEnv):
 
     # -- scene ----------------------------------------------------------------------------------------------
     def _build_scene(self) -> None:
-        c, rng, prm = self.client, self.np_random, self.params
+        c, rng, prm = self.client, self.task_rng, self.params
         self._new_world()
         table = p.createCollisionShape(p.GEOM_BOX, halfExtents=[0.4, 0.4, 0.025], physicsClientId=c)
         table_vis = p.createVisualShape(
@@ -191,12 +191,14 @@ class GraspEnv(RobotEnv):
                 baseInertialFramePosition=com,
                 physicsClientId=c,
             )
-        inertia = p.getDynamicsInfo(self.object_id, -1, physicsClientId=c)[2]
+        mass0, _, inertia = p.getDynamicsInfo(self.object_id, -1, physicsClientId=c)[:3]
+        # Inertia follows the mass (a mesh's URDF has its own mass), then the inertia scale.
+        k = float(prm["object.mass"]) / mass0 * float(prm["object.inertia_scale"])
         p.changeDynamics(
             self.object_id,
             -1,
             mass=prm["object.mass"],
-            localInertiaDiagonal=[i * float(prm["object.inertia_scale"]) for i in inertia],
+            localInertiaDiagonal=[i * k for i in inertia],
             lateralFriction=prm["object.lateral_friction"],
             spinningFriction=prm["object.spinning_friction"],
             rollingFriction=prm["object.rolling_friction"],

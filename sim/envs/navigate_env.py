@@ -94,7 +94,7 @@ class NavigateEnv(RobotEnv):
 
     # -- scene ----------------------------------------------------------------------------------------------
     def _build_scene(self) -> None:
-        c, rng, prm = self.client, self.np_random, self.params
+        c, rng, prm = self.client, self.task_rng, self.params
         self._new_world()
         floor = p.createCollisionShape(p.GEOM_PLANE, physicsClientId=c)
         floor_vis = p.createVisualShape(

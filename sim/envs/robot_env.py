@@ -2,7 +2,10 @@
 and domain randomization.
 
 Every ``reset`` rebuilds the world from scratch (``resetSimulation``), so the same seed gives bit-identical
-rollouts whatever ran before. The env's only randomness is ``self.np_random``, seeded by ``reset(seed=...)``.
+rollouts whatever ran before. The env's only randomness is ``self.np_random``, seeded by ``reset(seed=...)``; at
+each reset it spawns two independent streams, ``task_rng`` (the scene: object, obstacles, goal) and ``domain_rng``
+(the randomization draws), so the same seed gives the same scene whatever the randomization config, and
+randomized and nominal runs of a seed can be compared. Per-step noise comes from ``self.np_random``.
 
 Parameters are a flat dict of named values (``"servo.latency"``, ``"object.mass"``, ``"light.direction"`` ...),
 declared with units by :meth:`targets`. Their nominal values come from the targets, ``params=`` overrides any
@@ -104,6 +107,7 @@ class RobotEnv(gym.Env):
         self.textures = TextureBank(self.workdir)
         self.robot: PyBulletRobot | None = None
         self.image_noise = ImageNoise(ImageNoiseParams(), 0)
+        self.task_rng = self.domain_rng = np.random.default_rng(0)  # replaced at every reset
         self.steps = 0
 
     # -- to be provided by subclasses -----------------------------------------------------------------------
@@ -112,7 +116,7 @@ class RobotEnv(gym.Env):
         raise NotImplementedError
 
     def _build_scene(self) -> None:
-        """Load the scene and the robot into ``self.client`` using ``self.np_random`` and ``self.params``."""
+        """Load the scene and the robot into ``self.client`` using ``self.task_rng`` and ``self.params``."""
         raise NotImplementedError
 
     def default_params(self) -> dict[str, Any]:
@@ -155,7 +159,7 @@ class RobotEnv(gym.Env):
     # -- domain ---------------------------------------------------------------------------------------------
     def _sample_domain(self, pinned: dict[str, Any]) -> None:
         """Draw every term (pinned ones too, so pinning one value never shifts the others), then pin."""
-        rng, cfg = self.np_random, self.randomization
+        rng, cfg = self.domain_rng, self.randomization
         domain = {}
         for term in cfg.terms:
             value = sample_term(term, rng, cfg.strength, self.nominal[term.target])
@@ -171,7 +175,7 @@ class RobotEnv(gym.Env):
 
     def _resample_per_step_terms(self) -> set[str]:
         """Re-draw the terms due at this step; returns the targets that changed."""
-        rng, cfg = self.np_random, self.randomization
+        rng, cfg = self.domain_rng, self.randomization
         changed = set()
         for term in cfg.terms:
             if term.every_steps and self.steps % term.every_steps == 0:
@@ -349,6 +353,7 @@ class RobotEnv(gym.Env):
     def _reset_rng(self, seed: int | None, options: dict[str, Any] | None) -> None:
         """Seed, then settle this episode's nominal parameters and sample its domain."""
         super().reset(seed=seed)
+        self.task_rng, self.domain_rng = self.np_random.spawn(2)
         options = options or {}
         unknown_options = sorted(set(options) - {"params", "domain"})
         if unknown_options:
