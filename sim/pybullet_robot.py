@@ -6,8 +6,9 @@ finger) follow their leader's command. Servo parameters (gains, limits, damping,
 
 Position-mode joints work like a Dynamixel with a profile velocity: the goal moves the motor's setpoint toward
 it at no more than the joint's velocity limit, and PyBullet's position motor (gains, torque limit) tracks that
-setpoint, updated every physics tick while it moves (plain Python floats: this runs up to 24 times per step). (PyBullet's own ``maxVelocity`` was not used: it also caps the force a stalled motor exerts, which left
-the gripper squeezing with 4 N instead of its 20 N limit.)
+setpoint, updated every physics tick while it moves (plain Python floats: this runs up to 24 times per step).
+PyBullet's own ``maxVelocity`` was not used: it also caps the force a stalled motor exerts, which left the gripper
+squeezing with 4 N instead of its 20 N limit.
 """
 
 from __future__ import annotations

@@ -111,3 +111,50 @@ def test_throughput_benchmark_prints_json(tmp_path):
     assert len(report["randomization_cost"]) == 4
     for r in results:
         assert r["env_steps_per_s"] > 0 and r["raw_steps_per_s"] > 0 and r["cost_ratio"] > 0
+
+
+@pytest.mark.parametrize("task", ["grasp", "navigate"])
+def test_expert_success_under_default_randomization(task):
+    summary = run_expert(task, episodes=30, seed=2000, progress=False, randomization="default")
+    assert summary.success_rate >= 0.8, [(r.seed, r.success) for r in summary.per_episode]
+    domains = [r.domain for r in summary.per_episode]
+    assert len({str(d["latency_s"]) for d in domains}) == 30  # every episode's sampled domain is recorded
+
+
+def test_expert_command_pins_a_domain_file(tmp_path):
+    domain = tmp_path / "held_out.yaml"
+    domain.write_text("latency_s: 0.04\nservo_strength: 0.8\n")
+    out = tmp_path / "r.json"
+    assert (
+        s2r(
+            [
+                "expert",
+                "--task",
+                "grasp",
+                "--episodes",
+                "2",
+                "--randomization",
+                "default",
+                "--domain",
+                str(domain),
+                "--json",
+                str(out),
+            ]
+        )
+        == 0
+    )
+    report = json.loads(out.read_text())
+    assert report["randomization"] == "default"
+    assert all(e["domain"]["latency_s"] == 0.04 and e["domain"]["servo_strength"] == 0.8 for e in report["per_episode"])
+    assert s2r(["expert", "--task", "grasp", "--episodes", "1", "--domain", str(tmp_path / "missing.yaml")]) == 2
+
+
+def test_randomization_preview_writes_a_contact_sheet(tmp_path, capsys):
+    out = tmp_path / "sheet.png"
+    assert s2r(["randomization", "preview", "--task", "navigate", "--n", "4", "--seed", "3", "--out", str(out)]) == 0
+    sheet = cv2.imread(str(out))
+    # 2 x 2 tiles of (color | depth) at 160x120, each with a 2 px border.
+    assert sheet.shape == (2 * 124, 2 * 324, 3)
+    tiles = [sheet[r * 124 + 2 : r * 124 + 122, c * 324 + 2 : c * 324 + 162] for r in range(2) for c in range(2)]
+    assert len({t.tobytes() for t in tiles}) == 4  # four different randomized views
+    assert "4 randomized navigate views" in capsys.readouterr().out
