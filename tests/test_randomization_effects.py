@@ -281,3 +281,67 @@ def test_default_randomization_varies_the_domain(grasp):
     for name in ("object_mass", "latency_s", "light_direction", "table_texture", "camera_focal_scale"):
         values = [str(d[name]) for d in domains]
         assert len(set(values)) > 1, name
+
+
+def _two_values(term):
+    from sim.randomization.config import Choice, LogUniform, Normal, Uniform
+
+    d = term.distribution
+    size = term.size or 1
+
+    def shaped(x):
+        x = np.broadcast_to(np.asarray(x, dtype=float), (size,)).tolist()
+        return x if term.size else x[0]
+
+    if isinstance(d, Choice):
+        return d.options[0], d.options[1]
+    if isinstance(d, Uniform | LogUniform):
+        return shaped(d.low), shaped(d.high)
+    assert isinstance(d, Normal)
+    return shaped(np.asarray(d.mean) - np.asarray(d.std)), shaped(np.asarray(d.mean) + np.asarray(d.std))
+
+
+VISUAL = ("light.", "camera.", "image.", "depth.", "texture.")
+
+
+@pytest.mark.parametrize("task", ["s2r/Grasp-v0", "s2r/Navigate-v0"])
+def test_every_visual_term_changes_the_rendered_observation(task):
+    """Pin each visual term to two values of its range: the color (or, for depth terms, depth) image changes."""
+    env = gym.make(task, obs_mode="rgbd", image_size=(64, 48), randomization="default")
+    core = env.unwrapped
+    terms = [t for t in core.randomization.terms if t.target.startswith(VISUAL)]
+    assert len(terms) > 30
+    # Patterns on every element (so colors and frequencies show) and shadows on (light distance acts on them).
+    base = {t.name: "checker" for t in terms if t.target.endswith(".pattern")}
+    base.update(light_shadow=1.0, depth_noise_scale=1.0, depth_dark_dropout=0.0, depth_edge_dropout=0.0)
+    unchanged = []
+    for term in terms:
+        a, b = _two_values(term)
+        if a == b:
+            continue  # a constant (depth_unit)
+        if task == "s2r/Navigate-v0" and term.name.startswith("robot_"):
+            continue  # the base's camera does not see the base
+        if term.name == "depth_dark_dropout":
+            continue  # needs dark surfaces in view; test_image_level_noise covers the mechanism
+        obs_a, _ = env.reset(seed=1, options={"domain": {**base, term.name: a}})
+        obs_b, _ = env.reset(seed=1, options={"domain": {**base, term.name: b}})
+        key = "depth" if term.target.startswith("depth.") else "rgb"
+        if np.array_equal(obs_a[key], obs_b[key]):
+            unchanged.append(term.name)
+    env.close()
+    assert not unchanged, f"terms with no visible effect: {unchanged}"
+
+
+def test_depth_dropout_hits_dark_surfaces_and_edges():
+    from sim.randomization.image_noise import ImageNoise, ImageNoiseParams
+
+    rgb = np.full((100, 100, 3), 200, np.uint8)
+    rgb[:, :50] = 10  # dark left half
+    depth = np.full((100, 100), 1.0, np.float32)
+    depth[50:, :] = 2.0  # a depth step along row 50
+    dark = ImageNoise(ImageNoiseParams(depth_dark_dropout=0.5), seed=0).depth(depth, rgb, 60.0)
+    assert (dark[:, :50] == 0).mean() == pytest.approx(0.5, abs=0.05)
+    assert (dark[:, 50:] == 0).mean() == 0.0
+    edge = ImageNoise(ImageNoiseParams(depth_edge_dropout=1.0), seed=0).depth(depth, rgb, 60.0)
+    missing_rows = sorted(set(np.nonzero(edge == 0)[0]))
+    assert missing_rows == [49, 50]

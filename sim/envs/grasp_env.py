@@ -137,7 +137,7 @@ class GraspEnv(RobotEnv):
             )
         self.fingers = (self.robot.link_index["gripper_left_link"], self.robot.link_index["gripper_right_link"])
         self._spawn_object(rng)
-        self._apply_appearance("table", [(self.table_id, -1, TABLE_COLOR)])
+        self._apply_appearance("table", [(self.table_id, -1, TABLE_COLOR)], repeat=2.0)  # 0.8 m: cells of 5-20 cm
         self._apply_appearance("object", [(self.object_id, -1, OBJECT_COLOR)])
         self._apply_appearance("robot", robot_parts)
         # Start with the tool pointing down above the workspace, gripper open.

@@ -176,8 +176,8 @@ class NavigateEnv(RobotEnv):
                 rollingFriction=prm["wheel.rolling_friction"],
                 physicsClientId=c,
             )
-        self._apply_appearance("floor", [(self.floor_id, -1, FLOOR_COLOR)])
-        self._apply_appearance("walls", [(w, -1, WALL_COLOR) for w in self.wall_ids])
+        self._apply_appearance("floor", [(self.floor_id, -1, FLOOR_COLOR)], repeat=4.0)  # 4 m: cells of 12-50 cm
+        self._apply_appearance("walls", [(w, -1, WALL_COLOR) for w in self.wall_ids], repeat=4.0)
         self._apply_appearance(
             "obstacles",
             [

@@ -206,8 +206,12 @@ class RobotEnv(gym.Env):
         p.setGravity(0, 0, -9.81, physicsClientId=c)
         self.steps = 0
 
-    def _apply_appearance(self, element: str, parts: list[tuple[int, int, list[float]]]) -> None:
-        """Texture and color of a scene element: ``parts`` lists (body, link, nominal RGBA)."""
+    def _apply_appearance(self, element: str, parts: list[tuple[int, int, list[float]]], repeat: float = 1.0) -> None:
+        """Texture and color of a scene element: ``parts`` lists (body, link, nominal RGBA).
+
+        A texture spans a whole face; ``repeat`` multiplies the pattern frequency for large elements (a floor or a
+        wall) so that pattern cells stay a few to tens of centimetres wide.
+        """
         prm, c = self.params, self.client
         pattern = prm[f"texture.{element}.pattern"]
         shift = np.asarray(prm[f"texture.{element}.color_shift"], dtype=float)
@@ -218,7 +222,7 @@ class RobotEnv(gym.Env):
                 pattern,
                 base.tolist(),
                 prm[f"texture.{element}.color2"],
-                prm[f"texture.{element}.frequency"],
+                float(prm[f"texture.{element}.frequency"]) * repeat,
                 seed=int(1e6 * float(prm[f"texture.{element}.frequency"])) + len(element),
             )
             texture_id = self.textures.load(c, image, element)
