@@ -63,6 +63,7 @@ class ImageNoise:
         self._jpeg = A.ImageCompression() if q.jpeg_quality < 100 else None
         self._color_bank: tuple[np.ndarray, np.ndarray] | None = None
         self._depth_bank: np.ndarray | None = None
+        self._uniform_bank: np.ndarray | None = None
 
     def _window(self, bank: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
         size = int(np.prod(shape))
@@ -112,12 +113,22 @@ class ImageNoise:
             unit = np.float32(q.depth_unit)
             out = np.round(out / unit) * unit
         if q.depth_edge_dropout > 0 or q.depth_dark_dropout > 0 or q.depth_random_dropout > 0:
-            # One uniform draw per pixel serves the three causes (a pixel goes missing if any cause fires).
-            u = self.rng.random(out.shape, dtype=np.float32)
+            # One uniform draw per pixel (a window of the episode's bank) serves the three causes: a pixel goes
+            # missing if any cause fires.
+            if self._uniform_bank is None or self._uniform_bank.size < NOISE_BANK * depth.size:
+                self._uniform_bank = self.rng.random(NOISE_BANK * depth.size, dtype=np.float32)
+            u = self._window(self._uniform_bank, depth.shape)
             drop = u < q.depth_random_dropout
             if q.depth_edge_dropout > 0:
-                grad = np.abs(cv2.Laplacian(depth, cv2.CV_32F))
-                drop |= (grad > 0.05 * np.maximum(depth, 0.1)) & (u < q.depth_edge_dropout)
+                # A discontinuity: a jump of more than 5 % of the depth to the next pixel down or right.
+                edges = np.zeros(depth.shape, dtype=bool)
+                jump_v = np.abs(depth[1:] - depth[:-1]) > 0.05 * np.maximum(depth[1:], 0.1)
+                jump_h = np.abs(depth[:, 1:] - depth[:, :-1]) > 0.05 * np.maximum(depth[:, 1:], 0.1)
+                edges[1:] |= jump_v
+                edges[:-1] |= jump_v
+                edges[:, 1:] |= jump_h
+                edges[:, :-1] |= jump_h
+                drop |= edges & (u < q.depth_edge_dropout)
             if q.depth_dark_dropout > 0:
                 dark = cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY) < 40  # numpy max over channels took 0.1 ms
                 drop |= dark & (u < q.depth_dark_dropout)
