@@ -64,10 +64,18 @@ class ImageNoise:
         self._color_bank: tuple[np.ndarray, np.ndarray] | None = None
         self._depth_bank: np.ndarray | None = None
         self._uniform_bank: np.ndarray | None = None
+        self._offsets: np.ndarray | None = None
+        self._offset_index = 0
 
-    def _window(self, bank: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
-        size = int(np.prod(shape))
-        start = int(self.rng.integers(bank.size - size + 1))
+    def _next_offset(self, span: int) -> int:
+        """A random start in [0, span) from a pre-drawn table (a ``Generator.integers`` call costs about 5 us)."""
+        if self._offsets is None:
+            self._offsets = self.rng.random(256)
+        self._offset_index = (self._offset_index + 1) % len(self._offsets)
+        return int(self._offsets[self._offset_index] * span)
+
+    def _window(self, bank: np.ndarray, shape: tuple[int, ...], size: int) -> np.ndarray:
+        start = self._next_offset(bank.size - size + 1)
         return bank[start : start + size].reshape(shape)
 
     def color(self, rgb: np.ndarray) -> np.ndarray:
@@ -84,7 +92,7 @@ class ImageNoise:
                     np.clip(noise, 0, 255).astype(np.uint8),
                     np.clip(-noise, 0, 255).astype(np.uint8),
                 )
-            start = int(self.rng.integers(self._color_bank[0].size - rgb.size + 1))
+            start = self._next_offset(self._color_bank[0].size - rgb.size + 1)
             up = self._color_bank[0][start : start + rgb.size].reshape(rgb.shape)
             down = self._color_bank[1][start : start + rgb.size].reshape(rgb.shape)
             out = cv2.subtract(cv2.add(out, up), down)
@@ -108,7 +116,7 @@ class ImageNoise:
             if self._depth_bank is None or self._depth_bank.size < NOISE_BANK * depth.size:
                 self._depth_bank = self.rng.standard_normal(NOISE_BANK * depth.size, dtype=np.float32)
             k = np.float32(q.depth_noise_scale * D435_SUBPIXEL / (focal_px * D435_BASELINE_M))
-            out += self._window(self._depth_bank, depth.shape) * (k * out * out)
+            out += self._window(self._depth_bank, depth.shape, depth.size) * (k * out * out)
         if q.depth_unit > 0:
             unit = np.float32(q.depth_unit)
             out = np.round(out / unit) * unit
@@ -117,13 +125,13 @@ class ImageNoise:
             # missing if any cause fires.
             if self._uniform_bank is None or self._uniform_bank.size < NOISE_BANK * depth.size:
                 self._uniform_bank = self.rng.random(NOISE_BANK * depth.size, dtype=np.float32)
-            u = self._window(self._uniform_bank, depth.shape)
+            u = self._window(self._uniform_bank, depth.shape, depth.size)
             drop = u < q.depth_random_dropout
             if q.depth_edge_dropout > 0:
                 # A discontinuity: a jump of more than 5 % of the depth to the next pixel down or right.
                 edges = np.zeros(depth.shape, dtype=bool)
-                jump_v = np.abs(depth[1:] - depth[:-1]) > 0.05 * np.maximum(depth[1:], 0.1)
-                jump_h = np.abs(depth[:, 1:] - depth[:, :-1]) > 0.05 * np.maximum(depth[:, 1:], 0.1)
+                jump_v = np.abs(depth[1:] - depth[:-1]) > 0.05 * depth[1:]
+                jump_h = np.abs(depth[:, 1:] - depth[:, :-1]) > 0.05 * depth[:, 1:]
                 edges[1:] |= jump_v
                 edges[:-1] |= jump_v
                 edges[:, 1:] |= jump_h
