@@ -11,8 +11,9 @@ For each (task, obs_mode) and each randomization variant it measures:
 Variants: ``none`` (nominal domain), ``visual`` (the default randomization with every dynamics term pinned to its
 nominal value: the cost of the randomization machinery, textures, lighting, camera and image noise, on the same
 physics) and ``default`` (everything randomized: the sampled worlds also change how much the physics costs).
-The variants run interleaved in rounds and each rate is the best round's (the least disturbed by other load on the
-machine: on a shared 2-core machine medians moved by +-10 % between runs, best rounds by about 2 %). ``randomization_cost`` gives the fraction of step rate each variant loses against ``none``.
+The variants run interleaved in rounds and each rate is the best round's, the least disturbed by other load on the
+machine (on a shared 2-core machine medians moved by +-10 % between runs). ``randomization_cost`` gives the
+fraction of step rate each variant loses against ``none``.
 
 Usage: python benchmarks/sim_throughput.py [--steps N] [--rounds R] [--json OUT]; prints the JSON too.
 """
