@@ -108,6 +108,9 @@ class RobotEnv(gym.Env):
         self.robot: PyBulletRobot | None = None
         self.image_noise = ImageNoise(ImageNoiseParams(), 0)
         self.task_rng = self.domain_rng = np.random.default_rng(0)  # replaced at every reset
+        self._params_version = 0  # bumped whenever params / domain change
+        self._info_cache_version = -1
+        self._info_cache: tuple[dict[str, Any], dict[str, Any]] = ({}, {})
         self.steps = 0
 
     # -- to be provided by subclasses -----------------------------------------------------------------------
@@ -172,6 +175,7 @@ class RobotEnv(gym.Env):
         for term in self.randomization.terms:
             params[term.target] = apply_operation(term.operation, params[term.target], self.domain[term.name])
         self.params = params
+        self._params_version += 1
 
     def _resample_per_step_terms(self) -> set[str]:
         """Re-draw the terms due at this step; returns the targets that changed."""
@@ -372,11 +376,16 @@ class RobotEnv(gym.Env):
         self._setup_image_noise()
 
     def _info(self, privileged: dict[str, Any], success: bool) -> dict[str, Any]:
+        """Info of a reset or step. ``params`` and ``domain`` are fresh dicts each call; their list values are
+        copied only when they change (copying ~100 entries every step cost 7 % of a state-mode step)."""
+        if self._info_cache_version != self._params_version:
+            self._info_cache = (_copy(self.params), _copy(self.domain))
+            self._info_cache_version = self._params_version
         return {
             "is_success": bool(success),
             "privileged": privileged,
-            "params": _copy(self.params),
-            "domain": _copy(self.domain),
+            "params": dict(self._info_cache[0]),
+            "domain": dict(self._info_cache[1]),
         }
 
     def close(self) -> None:
