@@ -107,3 +107,11 @@ def test_mutated_packets_are_rejected(ident, params, position, bit):
     original = decode(encode(ident, Instruction.WRITE, params))
     # CRC-16 detects every single-bit error: a flipped bit never yields a packet, let alone a wrong one.
     assert packets == [], (original, packets)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.sampled_from([b"\xff", b"\xfd", b"\x00", b"\x12"]), max_size=40).map(b"".join))
+def test_stuffing_round_trips_on_header_like_bytes(field):
+    stuffed = stuff(field)
+    assert unstuff(stuffed) == field
+    assert b"\xff\xff\xfd\x00" not in stuffed  # a stuffed field can never look like a header
