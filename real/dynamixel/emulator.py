@@ -1,0 +1,369 @@
+"""A Dynamixel bus emulator: servos with real control tables answering Protocol 2.0 packets byte for byte.
+
+Mock hardware at the lowest level: the emulator owns the master side of a pseudo-terminal and the real driver code
+opens the slave side as if it were a U2D2. Each emulated servo keeps its control table in a byte array laid out as
+the e-manual's; reads and writes go through it, so the driver's addresses, sizes and units are exercised for real.
+
+Behaviour implemented: ping (unicast and broadcast, replies staggered by id), read, write, sync read / write,
+fast sync read is not; reboot (torque off, errors cleared), factory reset (keeps the id and baud rate: option 0x02);
+access errors for read-only registers and for EEPROM writes while torque is on; data range errors for goals outside
+the limits; return delay time (register 9); status return level (register 68); the bus watchdog (register 98:
+when the host goes quiet for longer than it, the servo stops, holds its position and its goals are refused
+until the host writes 0 to register 98, as the e-manual describes); hardware error status (register 70) with
+the alert bit. Motion comes from a pluggable plant (:class:`FirstOrderPlant` here; a PyBullet plant can drive it).
+
+Fault knobs (:class:`Faults`) make a servo drop replies, corrupt the CRC, reply late, flip a bit, report
+overload or overheating, freeze a value, or vanish.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import select
+import time
+import tty
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Protocol
+
+from real.dynamixel.control_table import MODELS, OperatingMode, ServoModel
+from real.dynamixel.protocol import BROADCAST_ID, Instruction, Packet, PacketParser, encode_status
+
+ERR_INSTRUCTION, ERR_CRC, ERR_RANGE, ERR_LENGTH, ERR_LIMIT, ERR_ACCESS = 0x02, 0x03, 0x04, 0x05, 0x06, 0x07
+ALERT = 0x80
+
+
+@dataclass
+class Faults:
+    """Fault injection for one servo, settable from tests while the emulator runs."""
+
+    drop_reply: bool = False  # never answer
+    corrupt_crc: bool = False  # answer with a wrong CRC
+    delay_s: float = 0.0  # extra delay before answering
+    flip_bit: bool = False  # flip one bit of the reply on the wire (the CRC no longer matches)
+    hardware_error: int = 0  # Hardware Error Status bits to raise (e.g. 1 << 5 overload, 1 << 2 overheating)
+    freeze: dict[str, int] = field(default_factory=dict)  # register name -> raw value held fixed
+    vanished: bool = False  # unplugged: no reply, no motion
+    drop_next: int = 0  # drop this many replies, then answer again (a transient fault)
+
+
+class EmulatedServo:
+    """One servo: its control table bytes, its faults and its motion state (SI units)."""
+
+    def __init__(self, ident: int, model: ServoModel | str) -> None:
+        self.model = MODELS[model] if isinstance(model, str) else model
+        self.mem = bytearray(256)
+        self.faults = Faults()
+        self.ident = ident
+        self._factory_defaults(keep_id=True)
+        self.position = 0.0  # motor angle, rad
+        self.velocity = 0.0  # rad/s
+        self.last_heard = time.monotonic()
+        self.watchdog_tripped = False
+
+    # -- memory ---------------------------------------------------------------------------------------------
+    def _factory_defaults(self, keep_id: bool = True, keep_baud: bool = False) -> None:
+        baud = self.get("baud_rate") if keep_baud else 3  # 3 = 1 Mbps
+        if not keep_id:
+            self.ident = 1
+        self.mem[:] = bytes(256)
+        self.set("model_number", self.model.model_number)
+        self.set("firmware_version", 52)
+        self.set("id", self.ident)
+        self.set("baud_rate", baud)
+        self.set("return_delay_time", 250)  # 500 us, the factory default
+        self.set("operating_mode", int(OperatingMode.POSITION))
+        self.set("protocol_type", 2)
+        self.set("temperature_limit", 80)
+        self.set("max_voltage_limit", 160)
+        self.set("min_voltage_limit", 60)
+        self.set("pwm_limit", 885)
+        self.set("velocity_limit", 265 if self.model.name == "XL430-W250" else 200)
+        self.set("max_position_limit", 4095)
+        self.set("min_position_limit", 0)
+        self.set("shutdown", 52)
+        self.set("status_return_level", 2)
+        self.set("position_p_gain", 800)
+        self.set("velocity_p_gain", 100)
+        self.set("velocity_i_gain", 1000)
+        self.set("present_input_voltage", 120)
+        self.set("present_temperature", 30)
+        if "current_limit" in self.model.registers:
+            self.set("current_limit", 1193 if self.model.name == "XM430-W350" else 1750)
+
+    def get(self, name: str) -> int:
+        reg = self.model.register(name)
+        return reg.decode(bytes(self.mem[reg.address : reg.address + reg.size]))
+
+    def set(self, name: str, raw: int) -> None:
+        reg = self.model.register(name)
+        self.mem[reg.address : reg.address + reg.size] = reg.encode(raw)
+
+    def _sync_present(self) -> None:
+        """Write the motion state into the present registers (raw counts), honouring frozen values."""
+        pos = self.model.register("present_position")
+        vel = self.model.register("present_velocity")
+        raw_pos = int(round(self.position / pos.unit)) + pos.offset
+        raw_vel = int(round(self.velocity / vel.unit))
+        self.set("present_position", max(pos.raw_range[0], min(pos.raw_range[1], raw_pos)))
+        self.set("present_velocity", max(vel.raw_range[0], min(vel.raw_range[1], raw_vel)))
+        self.set("moving", int(abs(self.velocity) > 0.01))
+        self.set("hardware_error_status", self.get("hardware_error_status") | self.faults.hardware_error)
+        for name, raw in self.faults.freeze.items():
+            self.set(name, raw)
+
+    def read(self, address: int, length: int) -> tuple[int, bytes]:
+        if address + length > len(self.mem) or length == 0:
+            return ERR_ACCESS, b""
+        self._sync_present()
+        return 0, bytes(self.mem[address : address + length])
+
+    def write(self, address: int, data: bytes) -> int:
+        """Apply a write; returns the status error number (0: done)."""
+        end = address + len(data)
+        touched = [r for r in self.model.registers.values() if r.address < end and address < r.address + r.size]
+        if not touched or end > len(self.mem):
+            return ERR_ACCESS
+        for reg in touched:
+            if reg.access == "R":
+                return ERR_ACCESS
+            if reg.eeprom and self.get("torque_enable"):
+                return ERR_ACCESS  # EEPROM is locked while torque is on (e-manual)
+            if reg.address < address or reg.address + reg.size > end:
+                return ERR_LENGTH  # partial register writes are refused
+        for reg in touched:
+            raw = reg.decode(data[reg.address - address : reg.address - address + reg.size])
+            if reg.name in ("goal_position", "goal_velocity") and self.watchdog_tripped:
+                return ERR_RANGE
+            if reg.name == "goal_position":
+                lo, hi = self.get("min_position_limit"), self.get("max_position_limit")
+                mode = OperatingMode(self.get("operating_mode"))
+                if mode in (OperatingMode.POSITION, OperatingMode.CURRENT_BASED_POSITION) and not lo <= raw <= hi:
+                    return ERR_RANGE
+            if reg.name == "goal_velocity" and abs(raw) > self.get("velocity_limit"):
+                return ERR_RANGE
+            if reg.name == "operating_mode" and raw not in [int(m) for m in self.model.modes]:
+                return ERR_RANGE
+        self.mem[address:end] = data
+        if any(r.name == "bus_watchdog" for r in touched) and self.get("bus_watchdog") == 0:
+            self.watchdog_tripped = False
+        if any(r.name == "torque_enable" for r in touched) and self.get("torque_enable"):
+            self.set("goal_position", self.get("present_position"))  # no jump when torque comes on
+        return 0
+
+    # -- events ---------------------------------------------------------------------------------------------
+    def heard(self, now: float) -> None:
+        self.last_heard = now
+
+    def check_watchdog(self, now: float) -> None:
+        wd = self.get("bus_watchdog")
+        if 0 < wd < 128 and self.get("torque_enable") and now - self.last_heard > wd * 0.020:
+            self.watchdog_tripped = True
+            self.set("bus_watchdog", 0xFF)  # -1: the fail-safe state
+            self.set("goal_velocity", 0)
+            self.set("goal_position", self.get("present_position"))
+
+    def reboot(self) -> None:
+        self.set("torque_enable", 0)
+        self.set("hardware_error_status", 0)
+        self.faults.hardware_error = 0
+        self.watchdog_tripped = False
+        if self.get("bus_watchdog") == 0xFF:
+            self.set("bus_watchdog", 0)
+
+    def factory_reset(self, option: int) -> None:
+        """Option 0xFF resets everything (id becomes 1), 0x01 keeps the id, 0x02 keeps the id and baud rate."""
+        self._factory_defaults(keep_id=option in (0x01, 0x02), keep_baud=option == 0x02)
+
+    def error_byte(self, error: int) -> int:
+        hw = self.get("hardware_error_status") | self.faults.hardware_error
+        return error | (ALERT if hw else 0)
+
+
+class Plant(Protocol):
+    """Moves the emulated servos: called with the elapsed time (s) and the servos."""
+
+    def step(self, dt: float, servos: dict[int, EmulatedServo]) -> None: ...
+
+
+class FirstOrderPlant:
+    """A simple servo model for protocol tests: position mode tracks the goal with a time constant, clipped to the
+    profile/velocity limit; velocity mode reaches the goal velocity with the same time constant."""
+
+    def __init__(self, time_constant: float = 0.05) -> None:
+        self.tau = time_constant
+
+    def step(self, dt: float, servos: dict[int, EmulatedServo]) -> None:
+        for s in servos.values():
+            if s.faults.vanished:
+                continue
+            if not s.get("torque_enable") or s.faults.hardware_error:
+                s.velocity = 0.0
+                continue
+            mode = OperatingMode(s.get("operating_mode"))
+            vmax = s.model.register("velocity_limit").to_si(s.get("velocity_limit")) or math.inf
+            if mode == OperatingMode.VELOCITY:
+                target = s.model.register("goal_velocity").to_si(s.get("goal_velocity"))
+                s.velocity += (target - s.velocity) * min(1.0, dt / self.tau)
+            else:
+                goal = s.model.register("goal_position").to_si(s.get("goal_position"))
+                s.velocity = max(-vmax, min(vmax, (goal - s.position) / self.tau))
+            s.position += s.velocity * dt
+
+
+def transfer_time(n_bytes: int, baudrate: int) -> float:
+    """Seconds to send ``n_bytes`` at ``baudrate`` (10 bits a byte: start, 8 data, stop)."""
+    return n_bytes * 10.0 / baudrate
+
+
+class BusEmulator:
+    """The servos on one bus and the packet handling; :meth:`serve` runs it on a file descriptor."""
+
+    def __init__(self, servos: dict[int, EmulatedServo], plant: Plant | None = None, baudrate: int = 1_000_000):
+        self.servos = servos
+        self.plant = plant or FirstOrderPlant()
+        self.baudrate = baudrate
+        self.parser = PacketParser()
+        self._last_step = time.monotonic()
+        self.packets_handled = 0
+
+    def advance(self, now: float | None = None) -> None:
+        """Run the plant and the watchdogs up to ``now``."""
+        now = time.monotonic() if now is None else now
+        dt = min(now - self._last_step, 1.0)  # after a long pause, simulate at most 1 s
+        while dt > 1e-9:
+            h = min(dt, 0.002)  # 2 ms integration steps
+            self.plant.step(h, self.servos)
+            dt -= h
+        self._last_step = now
+        for s in self.servos.values():
+            s.check_watchdog(now)
+
+    def handle(self, pkt: Packet, now: float | None = None) -> list[tuple[float, bytes]]:
+        """Replies to one instruction packet as (delay in s, bytes); servos that must stay silent give none."""
+        now = time.monotonic() if now is None else now
+        self.advance(now)
+        self.packets_handled += 1
+        if pkt.is_status:
+            return []
+        targets = self._targets(pkt)
+        for s in targets:
+            if not s.faults.vanished:
+                s.heard(now)
+        inst = pkt.instruction
+        replies: list[tuple[float, bytes]] = []
+        if inst == Instruction.PING:
+            order = sorted(s.ident for s in targets)
+            for rank, ident in enumerate(order):
+                s = self.servos[ident]
+                params = s.get("model_number").to_bytes(2, "little") + bytes([s.get("firmware_version")])
+                replies += self._reply(s, 0, params, slot=rank, always=True)
+        elif inst == Instruction.READ and len(pkt.params) == 4 and pkt.ident != BROADCAST_ID:
+            s = targets[0] if targets else None
+            if s is not None:
+                addr = int.from_bytes(pkt.params[:2], "little")
+                n = int.from_bytes(pkt.params[2:4], "little")
+                err, data = s.read(addr, n)
+                replies += self._reply(s, err, data, always=True)
+        elif inst == Instruction.WRITE and len(pkt.params) >= 3:
+            addr = int.from_bytes(pkt.params[:2], "little")
+            for s in targets:
+                err = s.write(addr, pkt.params[2:])
+                if pkt.ident != BROADCAST_ID:
+                    replies += self._reply(s, err, b"")
+        elif inst == Instruction.SYNC_READ and len(pkt.params) >= 5:
+            addr = int.from_bytes(pkt.params[:2], "little")
+            n = int.from_bytes(pkt.params[2:4], "little")
+            for rank, ident in enumerate(pkt.params[4:]):
+                s = self.servos.get(ident)
+                if s is not None:
+                    err, data = s.read(addr, n)
+                    replies += self._reply(s, err, data, slot=rank, always=True)
+        elif inst == Instruction.SYNC_WRITE and len(pkt.params) >= 4:
+            addr = int.from_bytes(pkt.params[:2], "little")
+            n = int.from_bytes(pkt.params[2:4], "little")
+            body = pkt.params[4:]
+            for i in range(0, len(body) - n, n + 1):
+                s = self.servos.get(body[i])
+                if s is not None and not s.faults.vanished:
+                    s.heard(now)
+                    s.write(addr, body[i + 1 : i + 1 + n])
+        elif inst == Instruction.REBOOT:
+            for s in targets:
+                s.reboot()
+                replies += self._reply(s, 0, b"")
+        elif inst == Instruction.FACTORY_RESET:
+            option = pkt.params[0] if pkt.params else 0xFF
+            for s in targets:
+                s.factory_reset(option)
+                replies += self._reply(s, 0, b"")
+        else:
+            for s in targets:
+                replies += self._reply(s, ERR_INSTRUCTION, b"")
+        return replies
+
+    def _targets(self, pkt: Packet) -> list[EmulatedServo]:
+        if pkt.ident == BROADCAST_ID:
+            return list(self.servos.values())
+        s = self.servos.get(pkt.ident)
+        return [s] if s is not None else []
+
+    def _reply(self, s: EmulatedServo, error: int, params: bytes, slot: int = 0, always: bool = False):
+        f = s.faults
+        if f.vanished or f.drop_reply:
+            return []
+        if f.drop_next > 0:
+            f.drop_next -= 1
+            return []
+        # Status return level: 0 = ping only, 1 = ping and read, 2 = all (e-manual register 68).
+        if not always and s.get("status_return_level") < 2:
+            return []
+        raw = bytearray(encode_status(s.ident, s.error_byte(error), params))
+        if f.flip_bit:
+            raw[8] ^= 0x01  # the error byte's lowest bit, or the first parameter's
+        if f.corrupt_crc:
+            raw[-1] ^= 0xFF
+        delay = s.get("return_delay_time") * 2e-6 + f.delay_s
+        # Several servos answering one instruction go one after another, in id order.
+        delay += slot * (transfer_time(len(raw), self.baudrate) + s.get("return_delay_time") * 2e-6)
+        return [(delay, bytes(raw))]
+
+    # -- serving on a file descriptor -----------------------------------------------------------------------
+    def serve(self, fd: int, stop: Callable[[], bool] | None = None, poll_s: float = 0.002) -> None:
+        """Answer packets arriving on ``fd`` until ``stop()`` is true (checked every ``poll_s``)."""
+        while stop is None or not stop():
+            ready, _, _ = select.select([fd], [], [], poll_s)
+            now = time.monotonic()
+            if not ready:
+                self.advance(now)
+                continue
+            try:
+                data = os.read(fd, 4096)
+            except OSError:
+                time.sleep(poll_s)  # no client on the slave side yet
+                continue
+            for pkt in self.parser.feed(data):
+                for delay, raw in self.handle(pkt, now):
+                    wait = now + transfer_time(len(raw), self.baudrate) + delay - time.monotonic()
+                    if wait > 0:
+                        time.sleep(wait)
+                    os.write(fd, raw)
+
+
+def open_pty(link: str | Path | None = None) -> tuple[int, int, str]:
+    """A raw-mode pseudo-terminal: (master fd, slave fd kept open so clients can reconnect, slave path).
+
+    With ``link``, a symlink at that path points to the slave device (replaced if it exists).
+    """
+    master, slave = os.openpty()
+    tty.setraw(slave)
+    tty.setraw(master)
+    name = os.ttyname(slave)
+    if link is not None:
+        link = Path(link)
+        if link.is_symlink() or link.exists():
+            link.unlink()
+        link.symlink_to(name)
+    return master, slave, name
