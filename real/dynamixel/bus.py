@@ -4,7 +4,8 @@ Every transaction holds one lock, writes the instruction, then reads the replies
 baud rate, the packet lengths and the servos' return delay (``serial.read`` blocks in the kernel until bytes or
 the timeout arrive: no busy polling). A timeout or a corrupt reply is retried up to ``retries`` times; a servo's
 own error is not (it would fail the same way) and raises :class:`ServoError` naming the motor, the register and
-the decoded error, plus the hardware error status when the alert bit is set.
+the decoded error; when the alert bit is set it reads Hardware Error Status (register 70) and raises
+:class:`HardwareAlert` with the decoded bits, even if the instruction itself succeeded.
 """
 
 from __future__ import annotations
@@ -44,6 +45,11 @@ class ServoError(DynamixelError):
         if hardware_error:
             text += f" ({', '.join(decode_hardware_error(hardware_error))})"
         super().__init__(text)
+
+
+class HardwareAlert(ServoError):
+    """The status packet's alert bit: the servo has a hardware error (register 70) and has turned torque off.
+    Reboot the servo to clear it."""
 
 
 def wire_time(n_bytes: int, baudrate: int) -> float:
@@ -153,9 +159,9 @@ class DynamixelBus:
             return got
 
     def _check(self, pkt: Packet, ident: int, what: str, n_params: int | None = None) -> Packet:
-        if pkt.error_number:
+        if pkt.error_number or pkt.alert:
             hw = self._hardware_error(ident) if pkt.alert else None
-            raise ServoError(ident, what, pkt, hw)
+            raise (HardwareAlert if pkt.alert else ServoError)(ident, what, pkt, hw)
         if n_params is not None and len(pkt.params) != n_params:
             self.stats["corrupt"] += 1
             raise CorruptReply(f"{what}: motor {ident} sent {len(pkt.params)} bytes, expected {n_params}")

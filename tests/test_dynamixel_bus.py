@@ -1,0 +1,155 @@
+"""Our bus and the vendor's SDK against the servo emulator, over a real pseudo-terminal, with every fault knob."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import dynamixel_sdk as sdk
+import pytest
+
+from real.dynamixel.bus import BusTimeout, CorruptReply, DynamixelBus, DynamixelError, ServoError
+from real.dynamixel.control_table import MODELS
+from real.dynamixel.emulator import BusEmulator, EmulatedServo, open_pty
+
+IDS = [11, 12, 13, 14, 15]
+R = MODELS["XM430-W350"].registers
+
+
+@pytest.fixture
+def emulator(tmp_path):
+    master, slave, _ = open_pty(tmp_path / "ttyDXL")
+    em = BusEmulator({i: EmulatedServo(i, "XM430-W350") for i in IDS})
+    stop = threading.Event()
+    thread = threading.Thread(target=em.serve, args=(master, stop.is_set), daemon=True)
+    thread.start()
+    em.link = str(tmp_path / "ttyDXL")
+    yield em
+    stop.set()
+    thread.join(timeout=2)
+    import os
+
+    os.close(master)
+    os.close(slave)
+
+
+@pytest.fixture
+def bus(emulator):
+    with DynamixelBus(emulator.link, host_latency_s=0.02) as b:
+        yield b
+
+
+def test_ping_scan_read_write_sync(bus, emulator):
+    assert bus.ping(11) == 1020
+    assert bus.scan(range(0, 20)) == {i: 1020 for i in IDS}
+    bus.write(11, R["torque_enable"], 1)
+    bus.write(11, R["goal_position"], 3072)
+    time.sleep(0.7)  # pi/2 at the 4.8 rad/s velocity limit, then the first-order tail
+    assert abs(bus.read(11, R["present_position"]) - 3072) <= 2
+    for i in IDS[1:]:
+        bus.write(i, R["torque_enable"], 1)
+    bus.sync_write(R["goal_position"], {i: 1024 + 100 * k for k, i in enumerate(IDS)})
+    time.sleep(0.9)
+    positions = bus.sync_read(IDS, R["present_position"])
+    assert all(abs(positions[i] - (1024 + 100 * k)) <= 2 for k, i in enumerate(IDS))
+
+
+def test_servo_errors_name_motor_register_and_error(bus, emulator):
+    with pytest.raises(ServoError, match="motor 12: write model_number = 7 to motor 12: access error"):
+        bus.write(12, R["model_number"], 7)
+    bus.write(12, R["torque_enable"], 1)
+    with pytest.raises(ServoError, match="write operating_mode.*access error"):
+        bus.write(12, R["operating_mode"], 1)  # EEPROM is locked while torque is on
+    bus.write(12, R["torque_enable"], 0)
+    bus.write(12, R["max_position_limit"], 3000)
+    bus.write(12, R["torque_enable"], 1)
+    with pytest.raises(ServoError, match="data range error"):
+        bus.write(12, R["goal_position"], 3500)
+    emulator.servos[13].faults.hardware_error = 1 << 5
+    with pytest.raises(ServoError, match="motor 13.*hardware alert.*overload error") as err:
+        bus.write(13, R["goal_position"], 2048)
+    assert err.value.hardware_error == 1 << 5
+    bus.reboot(13)
+    assert bus.read(13, R["hardware_error_status"]) == 0
+
+
+def test_faults_give_errors_or_retries_never_hangs_or_wrong_values(bus, emulator):
+    faults = emulator.servos[14].faults
+    faults.drop_next = 1  # a transient loss: one retry fixes it
+    assert bus.ping(14) == 1020 and bus.stats["retries"] == 1
+    for knob, error in (
+        ("drop_reply", BusTimeout),
+        ("corrupt_crc", CorruptReply),
+        ("flip_bit", CorruptReply),
+        ("vanished", BusTimeout),
+    ):
+        setattr(faults, knob, True)
+        t0 = time.monotonic()
+        with pytest.raises(error, match="motor\\(s\\) \\[14\\]"):
+            bus.read(14, R["present_position"])
+        assert time.monotonic() - t0 < 0.5  # three bounded attempts, no hang
+        setattr(faults, knob, False)
+    faults.delay_s = 0.2  # past the timeout
+    with pytest.raises(BusTimeout):
+        bus.ping(14)
+    faults.delay_s = 0.0
+    time.sleep(0.3)  # let the late replies drain
+    faults.freeze = {"present_position": 1234}
+    assert bus.read(14, R["present_position"]) == 1234
+    assert bus.sync_read([13, 14], R["present_position"])[14] == 1234
+
+
+def test_bus_watchdog_stops_a_silent_host(bus, emulator):
+    bus.write(15, R["torque_enable"], 1)
+    bus.write(15, R["bus_watchdog"], 5)  # 100 ms
+    bus.write(15, R["goal_position"], 2500)
+    time.sleep(0.3)  # the host goes quiet
+    assert bus.read(15, R["bus_watchdog"]) == 0xFF  # -1: tripped
+    with pytest.raises(ServoError, match="data range error"):
+        bus.write(15, R["goal_position"], 2600)
+    bus.write(15, R["bus_watchdog"], 0)  # the host clears it
+    bus.write(15, R["goal_position"], 2600)
+
+
+def test_bus_refuses_use_when_closed_and_guards_factory_reset(emulator):
+    b = DynamixelBus(emulator.link)
+    with pytest.raises(DynamixelError, match="is not open"):
+        b.ping(11)
+    with b:
+        with pytest.raises(DynamixelError, match="confirm=True"):
+            b.factory_reset(11)
+        b.write(11, R["position_p_gain"], 400)
+        b.factory_reset(11, confirm=True)
+        assert b.read(11, R["position_p_gain"]) == 800
+    with pytest.raises(DynamixelError, match="cannot open"):
+        DynamixelBus("/nonexistent/ttyUSB9").open()
+
+
+def test_vendor_sdk_talks_to_the_emulator(emulator):
+    """The official ROBOTIS dynamixel-sdk pings, reads, writes, sync-reads and sync-writes the emulator."""
+    port = sdk.PortHandler(emulator.link)
+    assert port.openPort() and port.setBaudRate(1_000_000)
+    ph = sdk.PacketHandler(2.0)
+    try:
+        model, comm, err = ph.ping(port, 11)
+        assert (model, comm, err) == (1020, sdk.COMM_SUCCESS, 0)
+        for i in IDS:
+            assert ph.write1ByteTxRx(port, i, 64, 1)[:2] == (sdk.COMM_SUCCESS, 0)
+        assert ph.write4ByteTxRx(port, 12, 116, 3000)[:2] == (sdk.COMM_SUCCESS, 0)
+        value, comm, err = ph.read4ByteTxRx(port, 12, 116)
+        assert (value, comm, err) == (3000, sdk.COMM_SUCCESS, 0)
+        writer = sdk.GroupSyncWrite(port, ph, 116, 4)
+        for k, i in enumerate(IDS):
+            assert writer.addParam(i, list((1500 + 200 * k).to_bytes(4, "little")))
+        assert writer.txPacket() == sdk.COMM_SUCCESS
+        time.sleep(0.8)
+        reader = sdk.GroupSyncRead(port, ph, 132, 4)
+        for i in IDS:
+            assert reader.addParam(i)
+        assert reader.txRxPacket() == sdk.COMM_SUCCESS
+        got = {i: reader.getData(i, 132, 4) for i in IDS}
+        assert all(abs(got[i] - (1500 + 200 * k)) <= 2 for k, i in enumerate(IDS)), got
+        value, comm, err = ph.read4ByteTxRx(port, 12, 116)
+        assert value == 1500 + 200
+    finally:
+        port.closePort()
