@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import time
 from pathlib import Path
@@ -61,6 +62,31 @@ def _cmd_randomization_preview(args: argparse.Namespace) -> int:
     sheet = contact_sheet(args.task, args.n, args.seed, randomization=args.randomization)
     path = write_contact_sheet(args.out, sheet)
     print(f"{path}: {args.n} randomized {args.task} views (color | depth), seeds {args.seed}-{args.seed + args.n - 1}")
+    return 0
+
+
+def _cmd_mock_bus(args: argparse.Namespace) -> int:
+    import signal
+
+    from real.dynamixel.emulator import emulator_for_config, open_pty
+    from real.hardware_config import load_hardware_config
+
+    config = load_hardware_config(args.config)
+    master, slave, name = open_pty(args.link)
+    emulator = emulator_for_config(config)
+    stopping = []
+    signal.signal(signal.SIGTERM, lambda *_: stopping.append(True))
+    ids = ", ".join(f"{m.id} ({m.model}, {m.joint})" for m in config.motors)
+    print(f"emulating {config.name} on {args.link} -> {name}: motors {ids}; Ctrl-C to stop", flush=True)
+    try:
+        emulator.serve(master, lambda: bool(stopping))
+    except KeyboardInterrupt:
+        pass
+    finally:
+        os.close(master)
+        os.close(slave)
+        Path(args.link).unlink(missing_ok=True)
+    print(f"stopped after {emulator.packets_handled} packets")
     return 0
 
 
@@ -140,6 +166,11 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--randomization", default="default", help="none | default | PATH (default: default)")
     r.add_argument("--out", required=True, help="PNG path")
     r.set_defaults(func=_cmd_randomization_preview)
+
+    p = sub.add_parser("mock-bus", help="emulate a robot's Dynamixel servos on a pseudo-terminal until stopped")
+    p.add_argument("--config", required=True, help="hardware config (path or name in hardware_configs/)")
+    p.add_argument("--link", required=True, help="path of the symlink to the pseudo-terminal, e.g. /tmp/ttyDXL")
+    p.set_defaults(func=_cmd_mock_bus)
 
     p = sub.add_parser("check-config", help="validate hardware config files and print what they describe")
     p.add_argument("configs", nargs="+", help="YAML paths or names in hardware_configs/")

@@ -153,3 +153,32 @@ def test_vendor_sdk_talks_to_the_emulator(emulator):
         assert value == 1500 + 200
     finally:
         port.closePort()
+
+
+def test_emulator_process_and_mock_bus_command(tmp_path):
+    import signal
+    import subprocess
+    import sys
+
+    from real.dynamixel.emulator import EmulatorProcess
+
+    link = tmp_path / "ttyOMX"
+    with EmulatorProcess("openmanipulator_x", link), DynamixelBus(str(link)) as b:
+        assert b.scan(range(0, 20)) == {11: 1020, 12: 1020, 13: 1020, 14: 1020, 15: 1020}
+    assert not link.exists()
+    link = tmp_path / "ttyTB3"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "policies.cli", "mock-bus", "--config", "turtlebot3_burger", "--link", str(link)],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert "emulating turtlebot3_burger" in proc.stdout.readline()
+        with DynamixelBus(str(link)) as b:
+            assert b.scan(range(0, 5)) == {1: 1060, 2: 1060}
+            with pytest.raises(ServoError, match="has no register|access error"):
+                b.write(1, MODELS["XL430-W250"].register("present_load"), 0)
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        out, _ = proc.communicate(timeout=10)
+    assert proc.returncode == 0 and "stopped after" in out and not link.exists()
