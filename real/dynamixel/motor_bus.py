@@ -1,0 +1,120 @@
+"""The motors of a hardware config on a Dynamixel bus, in SI joint units.
+
+The one place where raw registers become joint values: ``joint = direction * (motor_angle - offset) * scale`` with
+the motor angle from the position count (2048 = 0 rad); velocities likewise. Efforts are the present current in A
+(XM430, XL330) or the present load as a fraction of full load (XL430, which has no current sensing), with the
+joint's direction. Joint order is the config's.
+"""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+
+from real.dynamixel.bus import DynamixelBus, DynamixelError
+from real.dynamixel.control_table import MODELS, OperatingMode, Register
+from real.hardware_config import ControlMode, HardwareConfig
+from sim.joint_state import JointState
+
+#: Present current/load (126, 2 bytes), velocity (128, 4) and position (132, 4) are contiguous: one sync read.
+STATE_START, STATE_LEN = 126, 10
+
+
+class MotorBus:
+    """Configure, read and command the motors of ``config`` through ``bus`` (an open :class:`DynamixelBus`)."""
+
+    def __init__(self, config: HardwareConfig, bus: DynamixelBus) -> None:
+        self.config, self.bus = config, bus
+        self.motors = list(config.motors)
+        self.ids = [m.id for m in self.motors]
+        self.models = {m.id: MODELS[m.model] for m in self.motors}
+        self._dir = np.array([m.direction for m in self.motors], dtype=float)
+        self._off = np.array([m.offset for m in self.motors], dtype=float)
+        self._scale = np.array([m.scale for m in self.motors], dtype=float)
+        self._state_reg = Register("present_state", STATE_START, STATE_LEN, "R")
+
+    def _reg(self, ident: int, name: str) -> Register:
+        return self.models[ident].register(name)
+
+    # -- configuration --------------------------------------------------------------------------------------
+    def configure(self, bus_watchdog_s: float | None = None) -> None:
+        """Check every motor answers with the configured model, then set torque off, return delay 0, status
+        return level 2, each motor's operating mode and position limits, and the bus watchdog (if given)."""
+        missing, wrong = [], []
+        for m in self.motors:
+            try:
+                number = self.bus.ping(m.id)
+            except DynamixelError:
+                missing.append(m.id)
+                continue
+            if number != self.models[m.id].model_number:
+                wrong.append(f"id {m.id} ({m.joint}): model number {number}, config says {m.model}")
+        if missing or wrong:
+            raise DynamixelError(
+                f"{self.config.name} on {self.bus.port}: "
+                + "; ".join(([f"no answer from ids {missing}"] if missing else []) + wrong)
+            )
+        for m in self.motors:
+            self.bus.write(m.id, self._reg(m.id, "torque_enable"), 0)
+            self.bus.write(m.id, self._reg(m.id, "return_delay_time"), 0)
+            self.bus.write(m.id, self._reg(m.id, "status_return_level"), 2)
+            mode = OperatingMode.POSITION if m.mode == ControlMode.position else OperatingMode.VELOCITY
+            self.bus.write(m.id, self._reg(m.id, "operating_mode"), int(mode))
+            if m.mode == ControlMode.position:
+                lo, hi = sorted(self._joint_to_ticks(m, v) for v in (m.limits.lower, m.limits.upper))
+                self.bus.write(m.id, self._reg(m.id, "min_position_limit"), max(0, lo))
+                self.bus.write(m.id, self._reg(m.id, "max_position_limit"), min(4095, hi))
+            if bus_watchdog_s is not None:
+                self.bus.write(
+                    m.id, self._reg(m.id, "bus_watchdog"), self._reg(m.id, "bus_watchdog").from_si(bus_watchdog_s)
+                )
+        self.bus.return_delay_s = 0.0
+
+    def set_torque(self, on: bool) -> None:
+        for m in self.motors:
+            self.bus.write(m.id, self._reg(m.id, "torque_enable"), int(on))
+
+    # -- units ----------------------------------------------------------------------------------------------
+    def _joint_to_ticks(self, m, joint_value: float) -> int:
+        reg = self._reg(m.id, "goal_position")
+        return reg.from_si(joint_value / (m.direction * m.scale) + m.offset)
+
+    def read(self) -> JointState:
+        """Joint positions (rad or m), velocities (rad/s or m/s) and efforts (A, or load fraction) in config
+        order, with the host's monotonic time of the reply."""
+        raw = self.bus.sync_read(self.ids, self._state_reg)
+        pos, vel, eff = np.zeros(len(self.ids)), np.zeros(len(self.ids)), np.zeros(len(self.ids))
+        for k, i in enumerate(self.ids):
+            data = raw[i].to_bytes(STATE_LEN, "little")
+            model = self.models[i]
+            effort_reg = model.registers.get("present_current") or model.register("present_load")
+            eff[k] = effort_reg.to_si(effort_reg.decode(data[0:2]))
+            vel[k] = model.register("present_velocity").to_si(model.register("present_velocity").decode(data[2:6]))
+            pos[k] = model.register("present_position").to_si(model.register("present_position").decode(data[6:10]))
+        stamp = time.monotonic_ns()
+        return JointState(
+            position=self._dir * (pos - self._off) * self._scale,
+            velocity=self._dir * vel * self._scale,
+            effort=self._dir * eff,
+            stamp_ns=stamp,
+        )
+
+    def write(self, targets: np.ndarray) -> dict[int, int]:
+        """Send joint targets (config order: positions for position-mode joints, velocities for velocity-mode
+        joints) with one sync write per mode; returns the raw values sent."""
+        targets = np.asarray(targets, dtype=float)
+        if targets.shape != (len(self.ids),) or not np.all(np.isfinite(targets)):
+            raise ValueError(f"expected {len(self.ids)} finite joint targets, got {targets}")
+        positions, velocities = {}, {}
+        for k, m in enumerate(self.motors):
+            if m.mode == ControlMode.position:
+                positions[m.id] = self._joint_to_ticks(m, targets[k])
+            else:
+                reg = self._reg(m.id, "goal_velocity")
+                velocities[m.id] = reg.from_si(targets[k] / (m.direction * m.scale))
+        if positions:
+            self.bus.sync_write(self._reg(next(iter(positions)), "goal_position"), positions)
+        if velocities:
+            self.bus.sync_write(self._reg(next(iter(velocities)), "goal_velocity"), velocities)
+        return {**positions, **velocities}

@@ -1,0 +1,61 @@
+"""A robot's motors in SI joint units, configured and commanded through the emulator over a pty."""
+
+from __future__ import annotations
+
+import math
+import time
+
+import numpy as np
+import pytest
+import yaml
+
+from real.dynamixel.bus import DynamixelBus, DynamixelError
+from real.dynamixel.emulator import EmulatorProcess
+from real.dynamixel.motor_bus import MotorBus
+from real.hardware_config import HARDWARE_CONFIG_DIR, load_hardware_config
+
+
+def test_arm_configure_command_and_read_in_joint_units(tmp_path, arm_config):
+    link = tmp_path / "ttyOMX"
+    with EmulatorProcess("openmanipulator_x", link), DynamixelBus(str(link)) as bus:
+        motors = MotorBus(arm_config, bus)
+        motors.configure(bus_watchdog_s=1.0)
+        # The configured limits reached the servos' EEPROM (joint1 +-2.8 rad -> 2048 -+ 1825 ticks).
+        reg = motors._reg(11, "max_position_limit")
+        assert bus.read(11, reg) == 2048 + round(2.8 / (2 * math.pi / 4096))
+        motors.set_torque(True)
+        target = np.array([0.3, -0.5, 0.4, 0.2, 0.01])
+        sent = motors.write(target)
+        assert sent[15] == 2048 + round(0.01 / 0.015 / (2 * math.pi / 4096))  # gripper: m -> rad via scale
+        time.sleep(0.8)
+        state = motors.read()
+        tolerance = 2 * 2 * math.pi / 4096 * np.array([1, 1, 1, 1, 0.015])  # 2 ticks, in joint units
+        assert np.all(np.abs(state.position - target) <= tolerance), (state.position, target)
+        assert np.all(np.abs(state.velocity) < 0.1) and state.stamp_ns > 0
+        with pytest.raises(ValueError, match="5 finite joint targets"):
+            motors.write(np.array([0.0, math.nan, 0, 0, 0]))
+
+
+def test_wheels_follow_direction_and_velocity_units(tmp_path, base_config):
+    link = tmp_path / "ttyTB3"
+    with EmulatorProcess("turtlebot3_burger", link), DynamixelBus(str(link)) as bus:
+        motors = MotorBus(base_config, bus)
+        motors.configure()
+        motors.set_torque(True)
+        sent = motors.write(np.array([2.0, 2.0]))  # both wheels forward at 2 rad/s
+        rpm_unit = 0.229 * 2 * math.pi / 60
+        assert sent == {1: round(2.0 / rpm_unit), 2: -round(2.0 / rpm_unit)}  # the right motor is mirrored
+        time.sleep(0.5)
+        np.testing.assert_allclose(motors.read().velocity, [2.0, 2.0], atol=rpm_unit)
+
+
+def test_configure_names_missing_and_wrong_motors(tmp_path):
+    data = yaml.safe_load((HARDWARE_CONFIG_DIR / "openmanipulator_x.yaml").read_text())
+    data["motors"][1]["model"] = "XL430-W250"
+    data["motors"][4]["id"] = 20
+    path = tmp_path / "wrong.yaml"
+    path.write_text(yaml.safe_dump(data))
+    link = tmp_path / "ttyOMX"
+    with EmulatorProcess("openmanipulator_x", link), DynamixelBus(str(link), retries=0) as bus:
+        with pytest.raises(DynamixelError, match=r"no answer from ids \[20\].*id 12 \(joint2\): model number 1020"):
+            MotorBus(load_hardware_config(path), bus).configure()
