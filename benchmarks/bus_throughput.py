@@ -1,0 +1,110 @@
+"""Sync reads per second of present position for 5 servos: our bus vs dynamixel-sdk's GroupSyncRead, on the same
+emulator (its own process, on a pseudo-terminal), with the CPU seconds each client used.
+
+Usage: python benchmarks/bus_throughput.py [--reads N] [--json OUT]; prints the JSON too.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import tempfile
+import time
+from pathlib import Path
+
+import dynamixel_sdk as sdk
+
+from real.dynamixel.bus import DynamixelBus
+from real.dynamixel.control_table import MODELS
+from real.dynamixel.emulator import EmulatorProcess
+
+IDS = [11, 12, 13, 14, 15]
+
+
+def configure(link: str) -> None:
+    """Return delay 0 on every servo, as MotorBus.configure sets it on a real robot."""
+    with DynamixelBus(link) as bus:
+        for i in IDS:
+            bus.write(i, MODELS["XM430-W350"].register("return_delay_time"), 0)
+
+
+def ours(link: str, n: int) -> dict:
+    reg = MODELS["XM430-W350"].register("present_position")
+    with DynamixelBus(link, return_delay_s=0.0) as bus:
+        bus.sync_read(IDS, reg)
+        t0, c0 = time.perf_counter(), time.process_time()
+        for _ in range(n):
+            bus.sync_read(IDS, reg)
+        wall, cpu = time.perf_counter() - t0, time.process_time() - c0
+    return {
+        "client": "s2r DynamixelBus",
+        "reads": n,
+        "reads_per_s": round(n / wall, 1),
+        "cpu_s": round(cpu, 3),
+        "cpu_per_read_ms": round(1000 * cpu / n, 3),
+    }
+
+
+def vendor(link: str, n: int) -> dict:
+    port = sdk.PortHandler(link)
+    port.openPort()
+    port.setBaudRate(1_000_000)
+    ph = sdk.PacketHandler(2.0)
+    reader = sdk.GroupSyncRead(port, ph, 132, 4)
+    for i in IDS:
+        reader.addParam(i)
+    reader.txRxPacket()
+    failures = 0
+    t0, c0 = time.perf_counter(), time.process_time()
+    for _ in range(n):
+        if reader.txRxPacket() != sdk.COMM_SUCCESS:
+            failures += 1
+    wall, cpu = time.perf_counter() - t0, time.process_time() - c0
+    port.closePort()
+    return {
+        "client": "dynamixel-sdk GroupSyncRead",
+        "reads": n,
+        "reads_per_s": round(n / wall, 1),
+        "cpu_s": round(cpu, 3),
+        "cpu_per_read_ms": round(1000 * cpu / n, 3),
+        "failures": failures,
+    }
+
+
+def _merge(a: dict, b: dict) -> dict:
+    reads = a["reads"] + b["reads"]
+    wall = a["reads"] / a["reads_per_s"] + b["reads"] / b["reads_per_s"]
+    cpu = a["cpu_s"] + b["cpu_s"]
+    out = {**a, "reads": reads, "reads_per_s": round(reads / wall, 1), "cpu_s": round(cpu, 3)}
+    out["cpu_per_read_ms"] = round(1000 * cpu / reads, 3)
+    if "failures" in a:
+        out["failures"] = a["failures"] + b["failures"]
+    return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--reads", type=int, default=1000)
+    parser.add_argument("--json", help="write the results here")
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as tmp:
+        link = str(Path(tmp) / "ttyDXL")
+        with EmulatorProcess("openmanipulator_x", link):
+            configure(link)
+            # Interleaved halves, so drift in machine load affects both clients alike.
+            half = args.reads // 2
+            a1, b1, a2, b2 = ours(link, half), vendor(link, half), ours(link, half), vendor(link, half)
+            results = [_merge(a1, a2), _merge(b1, b2)]
+    ratio = {
+        "rate_ours_over_sdk": round(results[0]["reads_per_s"] / results[1]["reads_per_s"], 3),
+        "cpu_ours_over_sdk": round(results[0]["cpu_s"] / max(results[1]["cpu_s"], 1e-9), 3),
+    }
+    out = {"benchmark": "bus_throughput", "servos": len(IDS), "baudrate": 1_000_000, "results": results, **ratio}
+    text = json.dumps(out, indent=2)
+    print(text)
+    if args.json:
+        Path(args.json).write_text(text + "\n")
+
+
+if __name__ == "__main__":
+    main()
