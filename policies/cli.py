@@ -68,12 +68,12 @@ def _cmd_randomization_preview(args: argparse.Namespace) -> int:
 def _cmd_mock_bus(args: argparse.Namespace) -> int:
     import signal
 
-    from real.dynamixel.emulator import emulator_for_config, open_pty
+    from real.dynamixel.emulator import emulator_for_config, make_plant, open_pty
     from real.hardware_config import load_hardware_config
 
     config = load_hardware_config(args.config)
     master, slave, name = open_pty(args.link)
-    emulator = emulator_for_config(config)
+    emulator = emulator_for_config(config, make_plant(config, args.physics))
     stopping = []
     signal.signal(signal.SIGTERM, lambda *_: stopping.append(True))
     ids = ", ".join(f"{m.id} ({m.model}, {m.joint})" for m in config.motors)
@@ -170,6 +170,12 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("mock-bus", help="emulate a robot's Dynamixel servos on a pseudo-terminal until stopped")
     p.add_argument("--config", required=True, help="hardware config (path or name in hardware_configs/)")
     p.add_argument("--link", required=True, help="path of the symlink to the pseudo-terminal, e.g. /tmp/ttyDXL")
+    p.add_argument(
+        "--physics",
+        default="pybullet",
+        choices=["pybullet", "simple"],
+        help="pybullet: the simulated robot moves (default); simple: first-order servos",
+    )
     p.set_defaults(func=_cmd_mock_bus)
 
     p = sub.add_parser("check-config", help="validate hardware config files and print what they describe")

@@ -114,9 +114,11 @@ class PyBulletRobot:
         ]
         self.params = params or default_servo_params(config)
         self._delay = CommandDelay(self.params.latency)
+        self._torque_on = np.ones(len(self.indices))
         self._setpoint: list[float] = []
         self._goal: list[float] = []
         self._moving = False
+        self._last_velocity_targets: np.ndarray | None = None
         self._time = 0.0
         self.dt = 1.0 / config.sim.physics_hz
         self.apply_params(self.params)
@@ -149,11 +151,21 @@ class PyBulletRobot:
         self._pos_rate = (params.max_velocity[slots] * np.abs(self._pos_mult) * self.dt).tolist()
         self._pos_kp = params.position_gain[slots].tolist()
         self._pos_kd = params.velocity_gain[slots].tolist()
-        self._pos_force = params.max_torque[slots].tolist()
+        self._pos_force = (params.max_torque[slots] * self._torque_on[slots]).tolist()
         self._vel_slot = [k for k, m in enumerate(self.modes) if m == ControlMode.velocity]
         self._vel_bullet = [self.indices[k] for k in self._vel_slot]
 
     # -- state ----------------------------------------------------------------------------------------------
+    def set_torque(self, enabled: np.ndarray) -> None:
+        """Per-joint torque enable (config order): a disabled joint's motor exerts no force (the joint is limp,
+        damped only by its joint damping), like a servo with torque off."""
+        self._torque_on = np.asarray(enabled, dtype=float).reshape(len(self.indices))
+        self.apply_params(self.params)
+        if self._goal:
+            self._track()
+        if self._last_velocity_targets is not None:
+            self._send_velocities(self._last_velocity_targets)
+
     def reset_joints(self, positions: np.ndarray) -> None:
         """Teleport joints to ``positions`` (config order) at rest and hold them there."""
         for k, idx in enumerate(self.indices):
@@ -229,16 +241,20 @@ class PyBulletRobot:
             self._setpoint = list(self._goal)
         self._moving = self._setpoint != self._goal
         if self._vel_slot:
-            vmax = self.params.max_velocity[self._vel_slot]
-            p.setJointMotorControlArray(
-                self.body,
-                self._vel_bullet,
-                p.VELOCITY_CONTROL,
-                targetVelocities=np.clip(targets[self._vel_slot], -vmax, vmax).tolist(),
-                forces=self.params.max_torque[self._vel_slot].tolist(),
-                velocityGains=self.params.velocity_gain[self._vel_slot].tolist(),
-                physicsClientId=self.client,
-            )
+            self._send_velocities(targets)
+
+    def _send_velocities(self, targets: np.ndarray) -> None:
+        self._last_velocity_targets = np.array(targets, dtype=float)
+        vmax = self.params.max_velocity[self._vel_slot]
+        p.setJointMotorControlArray(
+            self.body,
+            self._vel_bullet,
+            p.VELOCITY_CONTROL,
+            targetVelocities=np.clip(targets[self._vel_slot], -vmax, vmax).tolist(),
+            forces=(self.params.max_torque[self._vel_slot] * self._torque_on[self._vel_slot]).tolist(),
+            velocityGains=self.params.velocity_gain[self._vel_slot].tolist(),
+            physicsClientId=self.client,
+        )
 
     def _track(self) -> None:
         """Move the position setpoints one tick toward the goals (profile velocity) and send them."""

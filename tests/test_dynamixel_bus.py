@@ -182,3 +182,27 @@ def test_emulator_process_and_mock_bus_command(tmp_path):
         proc.send_signal(signal.SIGTERM)
         out, _ = proc.communicate(timeout=10)
     assert proc.returncode == 0 and "stopped after" in out and not link.exists()
+
+
+def test_bus_is_thread_safe_and_clients_can_reconnect(emulator):
+    errors, counts = [], {}
+
+    def worker(ident: int, bus: DynamixelBus) -> None:
+        try:
+            for _ in range(30):
+                assert bus.read(ident, R["model_number"]) == 1020
+                bus.write(ident, R["led"], 1)
+            counts[ident] = 30
+        except Exception as e:  # collected and asserted below
+            errors.append(e)
+
+    with DynamixelBus(emulator.link) as shared:
+        threads = [threading.Thread(target=worker, args=(i, shared)) for i in IDS]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(timeout=30)
+    assert not errors and counts == {i: 30 for i in IDS}
+    for _ in range(3):  # the emulator keeps the slave side open: close and reopen freely
+        with DynamixelBus(emulator.link) as again:
+            assert again.ping(11) == 1020

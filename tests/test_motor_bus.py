@@ -59,3 +59,23 @@ def test_configure_names_missing_and_wrong_motors(tmp_path):
     with EmulatorProcess("openmanipulator_x", link), DynamixelBus(str(link), retries=0) as bus:
         with pytest.raises(DynamixelError, match=r"no answer from ids \[20\].*id 12 \(joint2\): model number 1020"):
             MotorBus(load_hardware_config(path), bus).configure()
+
+
+def test_pybullet_plant_moves_simulated_joints_through_the_real_driver(tmp_path, arm_config):
+    link = tmp_path / "ttyOMX"
+    with EmulatorProcess("openmanipulator_x", link, physics="pybullet"), DynamixelBus(str(link)) as bus:
+        motors = MotorBus(arm_config, bus)
+        motors.configure()
+        rest = np.array([arm_config.arm.rest[j] for j in arm_config.joint_names])
+        # Powered up at rest with torque off: the limp arm has started to sag under gravity.
+        assert np.all(np.abs(motors.read().position - rest) < 0.5)
+        motors.set_torque(True)
+        target = rest + np.array([0.4, 0.2, -0.2, 0.3, -0.01])
+        motors.write(target)
+        time.sleep(1.0)
+        state = motors.read()
+        assert np.all(np.abs(state.position - target) < np.array([0.03, 0.05, 0.05, 0.05, 0.003])), state.position
+        assert abs(state.effort[1]) > 0.01  # the shoulder carries the arm: present current from the simulation
+        motors.set_torque(False)
+        time.sleep(1.0)
+        assert abs(motors.read().position[1] - target[1]) > 0.2  # limp: the arm falls under gravity

@@ -60,6 +60,7 @@ class EmulatedServo:
         self._factory_defaults(keep_id=True)
         self.position = 0.0  # motor angle, rad
         self.velocity = 0.0  # rad/s
+        self.current = 0.0  # A (models with current sensing)
         self.last_heard = time.monotonic()
         self.watchdog_tripped = False
 
@@ -110,6 +111,11 @@ class EmulatedServo:
         self.set("present_position", max(pos.raw_range[0], min(pos.raw_range[1], raw_pos)))
         self.set("present_velocity", max(vel.raw_range[0], min(vel.raw_range[1], raw_vel)))
         self.set("moving", int(abs(self.velocity) > 0.01))
+        if "present_current" in self.model.registers:
+            cur = self.model.register("present_current")
+            self.set(
+                "present_current", max(cur.raw_range[0], min(cur.raw_range[1], int(round(self.current / cur.unit))))
+            )
         self.set("hardware_error_status", self.get("hardware_error_status") | self.faults.hardware_error)
         for name, raw in self.faults.freeze.items():
             self.set(name, raw)
@@ -375,12 +381,23 @@ def emulator_for_config(config, plant: Plant | None = None) -> BusEmulator:
     return BusEmulator(servos, plant=plant, baudrate=config.bus.baudrate)
 
 
-def _serve_process(config_path: str, link: str, ready, stop) -> None:  # runs in the child process
+def make_plant(config, physics: str) -> Plant:
+    """``"simple"``: :class:`FirstOrderPlant`; ``"pybullet"``: the simulated robot of the config."""
+    if physics == "simple":
+        return FirstOrderPlant()
+    if physics == "pybullet":
+        from real.dynamixel.pybullet_plant import PyBulletPlant
+
+        return PyBulletPlant(config)
+    raise ValueError(f"physics must be 'simple' or 'pybullet', got {physics!r}")
+
+
+def _serve_process(config_path: str, link: str, physics: str, ready, stop) -> None:  # runs in the child process
     from real.hardware_config import load_hardware_config
 
     config = load_hardware_config(config_path)
     master, slave, _ = open_pty(link)
-    emulator = emulator_for_config(config)
+    emulator = emulator_for_config(config, make_plant(config, physics))
     ready.set()
     try:
         emulator.serve(master, stop.is_set)
@@ -394,14 +411,14 @@ class EmulatorProcess:
     """Runs the emulator of a hardware config in its own process (so a busy client cannot starve it), serving
     on a pty linked at ``link``. Use as a context manager; ``stop()`` ends it and removes the link."""
 
-    def __init__(self, config_path: str | Path, link: str | Path) -> None:
+    def __init__(self, config_path: str | Path, link: str | Path, physics: str = "simple") -> None:
         import multiprocessing as mp
 
         ctx = mp.get_context("spawn")  # no inherited PyBullet / thread state
         self._ready, self._stop = ctx.Event(), ctx.Event()
         self.link = str(link)
         self.process = ctx.Process(
-            target=_serve_process, args=(str(config_path), self.link, self._ready, self._stop), daemon=True
+            target=_serve_process, args=(str(config_path), self.link, physics, self._ready, self._stop), daemon=True
         )
 
     def start(self, timeout: float = 10.0) -> EmulatorProcess:
