@@ -75,7 +75,8 @@ def _cmd_mock_bus(args: argparse.Namespace) -> int:
     master, slave, name = open_pty(args.link)
     emulator = emulator_for_config(config, make_plant(config, args.physics))
     stopping = []
-    signal.signal(signal.SIGTERM, lambda *_: stopping.append(True))
+    for sig in (signal.SIGTERM, signal.SIGINT):  # SIGINT too: a background job starts with it ignored
+        signal.signal(sig, lambda *_: stopping.append(True))
     ids = ", ".join(f"{m.id} ({m.model}, {m.joint})" for m in config.motors)
     print(f"emulating {config.name} on {args.link} -> {name}: motors {ids}; Ctrl-C to stop", flush=True)
     try:

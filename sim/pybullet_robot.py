@@ -158,9 +158,17 @@ class PyBulletRobot:
     # -- state ----------------------------------------------------------------------------------------------
     def set_torque(self, enabled: np.ndarray) -> None:
         """Per-joint torque enable (config order): a disabled joint's motor exerts no force (the joint is limp,
-        damped only by its joint damping), like a servo with torque off."""
-        self._torque_on = np.asarray(enabled, dtype=float).reshape(len(self.indices))
+        damped only by its joint damping), like a servo with torque off. A joint whose torque comes on holds
+        where it is: its setpoint and goal restart from its present position, as a Dynamixel's do."""
+        enabled = np.asarray(enabled, dtype=float).reshape(len(self.indices))
+        switched_on = (enabled > 0) & (self._torque_on <= 0)
+        self._torque_on = enabled
         self.apply_params(self.params)
+        if np.any(switched_on) and self._goal:
+            present = self.read().position
+            for i, (slot, mult, off) in enumerate(zip(self._pos_slot, self._pos_mult, self._pos_off, strict=True)):
+                if switched_on[slot]:
+                    self._setpoint[i] = self._goal[i] = float(present[slot] * mult + off)
         if self._goal:
             self._track()
         if self._last_velocity_targets is not None:

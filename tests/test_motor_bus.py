@@ -79,3 +79,16 @@ def test_pybullet_plant_moves_simulated_joints_through_the_real_driver(tmp_path,
         motors.set_torque(False)
         time.sleep(1.0)
         assert abs(motors.read().position[1] - target[1]) > 0.2  # limp: the arm falls under gravity
+
+
+def test_torque_on_holds_where_the_arm_is(tmp_path, arm_config):
+    """Torque on without any read first: the servo holds its present position (no jump to a stale goal)."""
+    link = tmp_path / "ttyOMX"
+    with EmulatorProcess("openmanipulator_x", link, physics="pybullet"), DynamixelBus(str(link)) as bus:
+        motors = MotorBus(arm_config, bus)
+        motors.configure()
+        motors.set_torque(True)
+        time.sleep(0.3)
+        state = motors.read()
+        rest = np.array([arm_config.arm.rest[j] for j in arm_config.joint_names])
+        assert np.all(np.abs(state.position - rest) < 0.2) and np.all(np.abs(state.velocity) < 0.5), state

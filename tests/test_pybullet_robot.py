@@ -122,3 +122,14 @@ def test_wheels_track_velocity_targets_and_base_pose_is_the_link_frame(world, ba
     moved = robot.link_pose("base_link")[0] - start
     assert np.hypot(*moved[:2]) == pytest.approx(4.0 * base_config.base.wheel_radius, rel=0.05)
     assert math.atan2(moved[1], moved[0]) == pytest.approx(yaw, abs=0.05)
+
+
+def test_torque_off_goes_limp_and_torque_on_holds_where_it_is(world, arm_config):
+    robot, q0 = _arm(world, arm_config)
+    robot.set_torque(np.zeros(5))
+    robot.step(480)  # 2 s limp: the arm falls under gravity
+    fallen = robot.read().position
+    assert np.abs(fallen - q0).max() > 0.3
+    robot.set_torque(np.ones(5))
+    robot.step(120)
+    np.testing.assert_allclose(robot.read().position, fallen, atol=0.02)  # no swing back to an old setpoint

@@ -156,6 +156,7 @@ class EmulatedServo:
         if any(r.name == "bus_watchdog" for r in touched) and self.get("bus_watchdog") == 0:
             self.watchdog_tripped = False
         if any(r.name == "torque_enable" for r in touched) and self.get("torque_enable"):
+            self._sync_present()
             self.set("goal_position", self.get("present_position"))  # no jump when torque comes on
         return 0
 
@@ -169,6 +170,7 @@ class EmulatedServo:
             self.watchdog_tripped = True
             self.set("bus_watchdog", 0xFF)  # -1: the fail-safe state
             self.set("goal_velocity", 0)
+            self._sync_present()
             self.set("goal_position", self.get("present_position"))
 
     def reboot(self) -> None:
