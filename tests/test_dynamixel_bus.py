@@ -206,3 +206,38 @@ def test_bus_is_thread_safe_and_clients_can_reconnect(emulator):
     for _ in range(3):  # the emulator keeps the slave side open: close and reopen freely
         with DynamixelBus(emulator.link) as again:
             assert again.ping(11) == 1020
+
+
+def test_fast_sync_read_and_its_faults(bus, emulator):
+    for i in IDS:
+        bus.write(i, R["torque_enable"], 1)
+    bus.sync_write(R["goal_position"], {i: 1500 + 100 * k for k, i in enumerate(IDS)})
+    time.sleep(0.8)
+    fast = bus.fast_sync_read(IDS, R["present_position"])
+    assert fast == bus.sync_read(IDS, R["present_position"])
+    assert all(abs(fast[i] - (1500 + 100 * k)) <= 2 for k, i in enumerate(IDS))
+    emulator.servos[13].faults.vanished = True  # the chain breaks at id 13: a timeout, after retries
+    with pytest.raises(BusTimeout):
+        bus.fast_sync_read(IDS, R["present_position"])
+    emulator.servos[13].faults.vanished = False
+    emulator.servos[11].faults.corrupt_crc = True
+    with pytest.raises(CorruptReply):
+        bus.fast_sync_read(IDS, R["present_position"])
+    emulator.servos[11].faults.corrupt_crc = False
+    emulator.servos[12].faults.hardware_error = 1 << 2
+    with pytest.raises(ServoError, match="motor 12.*overheating"):
+        bus.fast_sync_read(IDS, R["present_position"])
+
+
+def test_vendor_sdk_fast_sync_read_parses_the_emulator(emulator):
+    port = sdk.PortHandler(emulator.link)
+    assert port.openPort() and port.setBaudRate(1_000_000)
+    ph = sdk.PacketHandler(2.0)
+    try:
+        reader = sdk.GroupSyncRead(port, ph, 0, 2)  # model number
+        for i in IDS:
+            assert reader.addParam(i)
+        assert reader.fastSyncRead() == sdk.COMM_SUCCESS
+        assert {i: reader.getData(i, 0, 2) for i in IDS} == {i: 1020 for i in IDS}
+    finally:
+        port.closePort()

@@ -19,7 +19,7 @@ from collections.abc import Callable, Iterable
 import serial
 
 from real.dynamixel.control_table import Register, decode_hardware_error
-from real.dynamixel.protocol import BROADCAST_ID, Instruction, Packet, PacketParser, encode
+from real.dynamixel.protocol import BROADCAST_ID, Instruction, Packet, PacketParser, encode, split_fast_status
 
 #: Host-side allowance on top of the wire time: USB-serial adapters deliver bytes in 1 ms frames (U2D2's FTDI
 #: latency timer is 1 ms at best, 16 ms by default on Linux).
@@ -247,6 +247,29 @@ class DynamixelBus:
         params = reg.address.to_bytes(2, "little") + reg.size.to_bytes(2, "little") + bytes(ids)
         got = self._transact(encode(BROADCAST_ID, Instruction.SYNC_READ, params), list(ids), 11 + reg.size, what)
         return {i: reg.decode(self._check(got[i], i, what, reg.size).params) for i in ids}
+
+    def fast_sync_read(self, ids: list[int], reg: Register) -> dict[int, int]:
+        """Like :meth:`sync_read`, but the servos answer in one chained status packet (Fast Sync Read, 0x8A;
+        X-series firmware 45 and later): fewer bytes on the wire and one reply to wait for."""
+        what = f"fast sync read {reg.name} of motors {ids}"
+        params = reg.address.to_bytes(2, "little") + reg.size.to_bytes(2, "little") + bytes(ids)
+        reply_len = 8 + len(ids) * (4 + reg.size)
+        pkt = self._transact(encode(BROADCAST_ID, Instruction.FAST_SYNC_READ, params), [BROADCAST_ID], reply_len, what)[
+            BROADCAST_ID
+        ]
+        try:
+            blocks = split_fast_status(pkt, len(ids), reg.size)
+        except ValueError as e:
+            self.stats["corrupt"] += 1
+            raise CorruptReply(f"{what}: {e}") from None
+        out = {}
+        for (error, ident, data), expected in zip(blocks, ids, strict=True):
+            if ident != expected:
+                self.stats["corrupt"] += 1
+                raise CorruptReply(f"{what}: block from id {ident} where id {expected} was expected")
+            self._check(Packet(ident, 0x55, data, error), ident, what, reg.size)
+            out[ident] = reg.decode(data)
+        return out
 
     def sync_write(self, reg: Register, values: dict[int, int]) -> None:
         """One register of several servos in one packet (no reply, by the protocol)."""

@@ -5,7 +5,7 @@ opens the slave side as if it were a U2D2. Each emulated servo keeps its control
 the e-manual's; reads and writes go through it, so the driver's addresses, sizes and units are exercised for real.
 
 Behaviour implemented: ping (unicast and broadcast, replies staggered by id), read, write, sync read / write,
-fast sync read is not; reboot (torque off, errors cleared), factory reset (keeps the id and baud rate: option 0x02);
+fast sync read (one chained reply), reboot (torque off, errors cleared), factory reset (options 0xFF, 0x01, 0x02);
 access errors for read-only registers and for EEPROM writes while torque is on; data range errors for goals outside
 the limits; return delay time (register 9); status return level (register 68); the bus watchdog (register 98:
 when the host goes quiet for longer than it, the servo stops, holds its position and its goals are refused
@@ -29,7 +29,14 @@ from pathlib import Path
 from typing import Protocol
 
 from real.dynamixel.control_table import MODELS, OperatingMode, ServoModel
-from real.dynamixel.protocol import BROADCAST_ID, Instruction, Packet, PacketParser, encode_status
+from real.dynamixel.protocol import (
+    BROADCAST_ID,
+    Instruction,
+    Packet,
+    PacketParser,
+    encode_fast_status,
+    encode_status,
+)
 
 ERR_INSTRUCTION, ERR_CRC, ERR_RANGE, ERR_LENGTH, ERR_LIMIT, ERR_ACCESS = 0x02, 0x03, 0x04, 0x05, 0x06, 0x07
 ALERT = 0x80
@@ -289,6 +296,8 @@ class BusEmulator:
                 if s is not None:
                     err, data = s.read(addr, n)
                     replies += self._reply(s, err, data, slot=rank, always=True)
+        elif inst == Instruction.FAST_SYNC_READ and len(pkt.params) >= 5:
+            replies += self._fast_sync_read(pkt.params)
         elif inst == Instruction.SYNC_WRITE and len(pkt.params) >= 4:
             addr = int.from_bytes(pkt.params[:2], "little")
             n = int.from_bytes(pkt.params[2:4], "little")
@@ -311,6 +320,36 @@ class BusEmulator:
             for s in targets:
                 replies += self._reply(s, ERR_INSTRUCTION, b"")
         return replies
+
+    def _fast_sync_read(self, params: bytes) -> list[tuple[float, bytes]]:
+        """One chained reply: each servo appends its block in turn; a silent servo breaks the chain there."""
+        addr = int.from_bytes(params[:2], "little")
+        n = int.from_bytes(params[2:4], "little")
+        blocks, delay = [], 0.0
+        for ident in params[4:]:
+            s = self.servos.get(ident)
+            if s is None or s.faults.vanished or s.faults.drop_reply:
+                break
+            if s.faults.drop_next > 0:
+                s.faults.drop_next -= 1
+                break
+            err, data = s.read(addr, n)
+            if err:
+                data = bytes(n)
+            blocks.append((s.error_byte(err), ident, data))
+            delay += s.get("return_delay_time") * 2e-6 + s.faults.delay_s
+        if not blocks:
+            return []
+        raw = bytearray(encode_fast_status(blocks))
+        n_total = len(params) - 4
+        if len(blocks) < n_total:  # the chain stopped: the bytes sent so far, without the final CRC
+            raw = raw[:-2]
+        first = self.servos[params[4]]
+        if first.faults.corrupt_crc:
+            raw[-1] ^= 0xFF
+        if first.faults.flip_bit:
+            raw[8] ^= 0x01
+        return [(delay, bytes(raw))]
 
     def _targets(self, pkt: Packet) -> list[EmulatedServo]:
         if pkt.ident == BROADCAST_ID:

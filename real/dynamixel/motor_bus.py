@@ -24,8 +24,10 @@ STATE_START, STATE_LEN = 126, 10
 class MotorBus:
     """Configure, read and command the motors of ``config`` through ``bus`` (an open :class:`DynamixelBus`)."""
 
-    def __init__(self, config: HardwareConfig, bus: DynamixelBus) -> None:
+    def __init__(self, config: HardwareConfig, bus: DynamixelBus, fast_read: bool = True) -> None:
+        """``fast_read``: read state with Fast Sync Read (X-series firmware 45+); False uses Sync Read."""
         self.config, self.bus = config, bus
+        self.fast_read = fast_read
         self.motors = list(config.motors)
         self.ids = [m.id for m in self.motors]
         self.models = {m.id: MODELS[m.model] for m in self.motors}
@@ -83,7 +85,8 @@ class MotorBus:
     def read(self) -> JointState:
         """Joint positions (rad or m), velocities (rad/s or m/s) and efforts (A, or load fraction) in config
         order, with the host's monotonic time of the reply."""
-        raw = self.bus.sync_read(self.ids, self._state_reg)
+        read = self.bus.fast_sync_read if self.fast_read else self.bus.sync_read
+        raw = read(self.ids, self._state_reg)
         pos, vel, eff = np.zeros(len(self.ids)), np.zeros(len(self.ids)), np.zeros(len(self.ids))
         for k, i in enumerate(self.ids):
             data = raw[i].to_bytes(STATE_LEN, "little")

@@ -104,6 +104,37 @@ def encode_status(ident: int, error: int = 0, params: bytes = b"") -> bytes:
     return encode(ident, STATUS_INSTRUCTION, bytes([error]) + bytes(params))
 
 
+def encode_fast_status(blocks: list[tuple[int, int, bytes]]) -> bytes:
+    """The single status packet answering a Fast Sync Read: ``blocks`` are (error, id, data) in request order.
+
+    Layout (e-manual "Fast Sync Read"; parsed the same way by dynamixel-sdk's ``fastSyncRead``): the header with
+    id 0xFE, LEN = 1 + sum(4 + len(data)), instruction 0x55, then per servo ``error id data crc`` where each crc is
+    the CRC of every byte before it, so the last one is the packet's CRC. The field is not byte-stuffed.
+    """
+    length = 1 + sum(4 + len(d) for _, _, d in blocks)
+    out = bytearray(HEADER + bytes([BROADCAST_ID, length & 0xFF, length >> 8, STATUS_INSTRUCTION]))
+    for error, ident, data in blocks:
+        out += bytes([error, ident]) + bytes(data)
+        crc = crc16(bytes(out))
+        out += bytes([crc & 0xFF, crc >> 8])
+    return bytes(out)
+
+
+def split_fast_status(pkt: Packet, n_servos: int, data_len: int) -> list[tuple[int, int, bytes]]:
+    """(error, id, data) of each servo in a Fast Sync Read reply (``pkt`` as the parser returns it)."""
+    blocks, p = [], pkt.params
+    error = pkt.error
+    for k in range(n_servos):
+        base = k * (data_len + 4) - (1 if k else 0)  # the first block's error byte is ``pkt.error``
+        if k:
+            error = p[base]
+            base += 1
+        if base + 1 + data_len > len(p):
+            raise ValueError(f"fast sync read reply too short for {n_servos} servos x {data_len} bytes")
+        blocks.append((error, p[base], bytes(p[base + 1 : base + 1 + data_len])))
+    return blocks
+
+
 @dataclass(frozen=True)
 class Packet:
     """A decoded packet. For a status packet, ``error`` is the error byte and ``params`` follow it."""
@@ -187,7 +218,9 @@ class PacketParser:
                 del self._buf[:1]  # resynchronise on the next header
                 continue
             del self._buf[:total]
-            body = unstuff(raw[7:-2])
+            # Fast read replies (status packets from the broadcast id) are not byte-stuffed.
+            fast = raw[4] == BROADCAST_ID and raw[7] == STATUS_INSTRUCTION
+            body = raw[7:-2] if fast else unstuff(raw[7:-2])
             ident, instruction = raw[4], body[0]
             if instruction == STATUS_INSTRUCTION:
                 if len(body) < 2:
