@@ -34,6 +34,9 @@ SERVO_MODELS: dict[str, dict[str, float]] = {
     "XL330-M288": {"stall_torque": 0.52, "no_load_speed": 103 * 2 * math.pi / 60},
 }
 
+#: Models with current sensing and current-based position control (e-manual operating modes).
+CURRENT_SENSING_MODELS = frozenset({"XM430-W350", "XL330-M288"})
+
 #: Stream profiles (width, height) -> allowed fps, from the Intel RealSense D400 series datasheet
 #: (document 337029, "Supported video modes"), for the resolutions this project uses.
 D435_COLOR_MODES: dict[tuple[int, int], tuple[int, ...]] = {
@@ -77,7 +80,11 @@ class Pose(_Strict):
 
 
 class ControlMode(str, Enum):
+    """How a motor is driven: ``position``; ``current_position`` (position with a current limit: a gripper
+    that squeezes without overloading, Dynamixel operating mode 5); ``velocity`` (wheels)."""
+
     position = "position"
+    current_position = "current_position"
     velocity = "velocity"
 
 
@@ -118,6 +125,15 @@ class Motor(_Strict):
         if v not in SERVO_MODELS:
             raise ValueError(f"unknown servo model {v!r}; expected one of {sorted(SERVO_MODELS)}")
         return v
+
+    @model_validator(mode="after")
+    def _mode_supported(self) -> Motor:
+        if self.mode == ControlMode.current_position and self.model not in CURRENT_SENSING_MODELS:
+            raise ValueError(
+                f"{self.model} has no current control: mode 'current_position' needs one of "
+                f"{sorted(CURRENT_SENSING_MODELS)}"
+            )
+        return self
 
 
 class Bus(_Strict):

@@ -140,9 +140,9 @@ class PyBulletRobot:
         for idx, lead, _, _ in self.followers:
             p.changeDynamics(self.body, idx, jointDamping=float(params.damping[lead]), physicsClientId=self.client)
         # Position motors, leaders then followers: bullet index, config slot, multiplier, offset.
-        motors = [(self.indices[k], k, 1.0, 0.0) for k, m in enumerate(self.modes) if m == ControlMode.position]
+        motors = [(self.indices[k], k, 1.0, 0.0) for k, m in enumerate(self.modes) if m != ControlMode.velocity]
         motors += [(idx, lead, mult, off) for idx, lead, mult, off in self.followers]
-        motors = [m for m in motors if self.modes[m[1]] == ControlMode.position]
+        motors = [m for m in motors if self.modes[m[1]] != ControlMode.velocity]
         self._pos_bullet = [m[0] for m in motors]
         self._pos_slot = np.array([m[1] for m in motors], dtype=int)
         self._pos_mult = np.array([m[2] for m in motors])
@@ -177,12 +177,12 @@ class PyBulletRobot:
     def reset_joints(self, positions: np.ndarray) -> None:
         """Teleport joints to ``positions`` (config order) at rest and hold them there."""
         for k, idx in enumerate(self.indices):
-            q = float(positions[k]) if self.modes[k] == ControlMode.position else 0.0
+            q = float(positions[k]) if self.modes[k] != ControlMode.velocity else 0.0
             p.resetJointState(self.body, idx, q, 0.0, physicsClientId=self.client)
         for idx, lead, mult, off in self.followers:
             p.resetJointState(self.body, idx, float(positions[lead]) * mult + off, 0.0, physicsClientId=self.client)
         self._delay.clear()
-        hold = np.array([positions[k] if self.modes[k] == ControlMode.position else 0.0 for k in range(len(positions))])
+        hold = np.array([positions[k] if self.modes[k] != ControlMode.velocity else 0.0 for k in range(len(positions))])
         self._setpoint = (hold[self._pos_slot] * self._pos_mult + self._pos_off).tolist()
         self._apply(hold)
         self._track()

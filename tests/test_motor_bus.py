@@ -92,3 +92,27 @@ def test_torque_on_holds_where_the_arm_is(tmp_path, arm_config):
         state = motors.read()
         rest = np.array([arm_config.arm.rest[j] for j in arm_config.joint_names])
         assert np.all(np.abs(state.position - rest) < 0.2) and np.all(np.abs(state.velocity) < 0.5), state
+
+
+def test_current_based_position_mode_and_homing_offset_cleared(tmp_path):
+    data = yaml.safe_load((HARDWARE_CONFIG_DIR / "openmanipulator_x.yaml").read_text())
+    data["motors"][4]["mode"] = "current_position"  # the gripper squeezes with a current limit
+    path = tmp_path / "omx.yaml"
+    path.write_text(yaml.safe_dump(data))
+    config = load_hardware_config(path)
+    link = tmp_path / "ttyOMX"
+    with EmulatorProcess("openmanipulator_x", link), DynamixelBus(str(link)) as bus:
+        motors = MotorBus(config, bus)
+        bus.write(11, motors._reg(11, "homing_offset"), 300)  # a stray offset left in the servo
+        assert abs(bus.read(11, motors._reg(11, "present_position")) - (2048 + 300)) <= 2
+        motors.configure()
+        assert bus.read(15, motors._reg(15, "operating_mode")) == 5  # current-based position
+        assert bus.read(11, motors._reg(11, "homing_offset")) == 0
+        assert abs(motors.read().position[0]) < 0.01  # the config's offset (0) is the only one applied
+    data["motors"][0]["model"] = "XL430-W250"
+    data["motors"][0]["mode"] = "current_position"
+    path.write_text(yaml.safe_dump(data))
+    from real.hardware_config import ConfigError
+
+    with pytest.raises(ConfigError, match="motors.0: .*XL430-W250 has no current control"):
+        load_hardware_config(path)

@@ -113,7 +113,8 @@ class EmulatedServo:
         """Write the motion state into the present registers (raw counts), honouring frozen values."""
         pos = self.model.register("present_position")
         vel = self.model.register("present_velocity")
-        raw_pos = int(round(self.position / pos.unit)) + pos.offset
+        # Present Position = actual position + Homing Offset (register 20), per the e-manual.
+        raw_pos = int(round(self.position / pos.unit)) + pos.offset + self.get("homing_offset")
         raw_vel = int(round(self.velocity / vel.unit))
         self.set("present_position", max(pos.raw_range[0], min(pos.raw_range[1], raw_pos)))
         self.set("present_velocity", max(vel.raw_range[0], min(vel.raw_range[1], raw_vel)))
@@ -168,6 +169,11 @@ class EmulatedServo:
         return 0
 
     # -- events ---------------------------------------------------------------------------------------------
+    def goal_angle(self) -> float:
+        """The goal position as an actual motor angle (rad): the goal register minus the homing offset."""
+        reg = self.model.register("goal_position")
+        return reg.to_si(self.get("goal_position") - self.get("homing_offset"))
+
     def heard(self, now: float) -> None:
         self.last_heard = now
 
@@ -223,8 +229,7 @@ class FirstOrderPlant:
                 target = s.model.register("goal_velocity").to_si(s.get("goal_velocity"))
                 s.velocity += (target - s.velocity) * min(1.0, dt / self.tau)
             else:
-                goal = s.model.register("goal_position").to_si(s.get("goal_position"))
-                s.velocity = max(-vmax, min(vmax, (goal - s.position) / self.tau))
+                s.velocity = max(-vmax, min(vmax, (s.goal_angle() - s.position) / self.tau))
             s.position += s.velocity * dt
 
 

@@ -17,6 +17,12 @@ from real.dynamixel.control_table import MODELS, OperatingMode, Register
 from real.hardware_config import ControlMode, HardwareConfig
 from sim.joint_state import JointState
 
+OPERATING_MODE = {
+    ControlMode.position: OperatingMode.POSITION,
+    ControlMode.current_position: OperatingMode.CURRENT_BASED_POSITION,
+    ControlMode.velocity: OperatingMode.VELOCITY,
+}
+
 #: Present current/load (126, 2 bytes), velocity (128, 4) and position (132, 4) are contiguous: one sync read.
 STATE_START, STATE_LEN = 126, 10
 
@@ -61,9 +67,10 @@ class MotorBus:
             self.bus.write(m.id, self._reg(m.id, "torque_enable"), 0)
             self.bus.write(m.id, self._reg(m.id, "return_delay_time"), 0)
             self.bus.write(m.id, self._reg(m.id, "status_return_level"), 2)
-            mode = OperatingMode.POSITION if m.mode == ControlMode.position else OperatingMode.VELOCITY
-            self.bus.write(m.id, self._reg(m.id, "operating_mode"), int(mode))
-            if m.mode == ControlMode.position:
+            self.bus.write(m.id, self._reg(m.id, "operating_mode"), int(OPERATING_MODE[m.mode]))
+            # Offsets live in the config and are applied here on the host, in one place: clear the servo's own.
+            self.bus.write(m.id, self._reg(m.id, "homing_offset"), 0)
+            if m.mode != ControlMode.velocity:
                 lo, hi = sorted(self._joint_to_ticks(m, v) for v in (m.limits.lower, m.limits.upper))
                 self.bus.write(m.id, self._reg(m.id, "min_position_limit"), max(0, lo))
                 self.bus.write(m.id, self._reg(m.id, "max_position_limit"), min(4095, hi))
@@ -111,7 +118,7 @@ class MotorBus:
             raise ValueError(f"expected {len(self.ids)} finite joint targets, got {targets}")
         positions, velocities = {}, {}
         for k, m in enumerate(self.motors):
-            if m.mode == ControlMode.position:
+            if m.mode != ControlMode.velocity:
                 positions[m.id] = self._joint_to_ticks(m, targets[k])
             else:
                 reg = self._reg(m.id, "goal_velocity")

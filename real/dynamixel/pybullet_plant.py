@@ -64,7 +64,7 @@ class PyBulletPlant:
                 motor_target = s.model.register("goal_velocity").to_si(s.get("goal_velocity"))
                 targets[k] = self._dir[k] * motor_target * self._scale[k]
             else:
-                motor_target = s.model.register("goal_position").to_si(s.get("goal_position"))
+                motor_target = s.goal_angle()
                 targets[k] = self._dir[k] * (motor_target - self._off[k]) * self._scale[k]
         cmd = (tuple(torque), tuple(targets))
         if cmd != self._last_cmd:
