@@ -338,10 +338,12 @@ def test_depth_dropout_hits_dark_surfaces_and_edges():
     rgb = np.full((100, 100, 3), 200, np.uint8)
     rgb[:, :50] = 10  # dark left half
     depth = np.full((100, 100), 1.0, np.float32)
-    depth[50:, :] = 2.0  # a depth step along row 50
+    depth[:, 70:] = 2.0  # a depth step between columns 69 and 70 (across the stereo baseline)
+    depth[80:, :] = 3.0  # and one between rows 79 and 80 (along it: no occlusion)
     dark = ImageNoise(ImageNoiseParams(depth_dark_dropout=0.5), seed=0).depth(depth, rgb, 60.0)
     assert (dark[:, :50] == 0).mean() == pytest.approx(0.5, abs=0.05)
     assert (dark[:, 50:] == 0).mean() == 0.0
     edge = ImageNoise(ImageNoiseParams(depth_edge_dropout=1.0), seed=0).depth(depth, rgb, 60.0)
-    missing_rows = sorted(set(np.nonzero(edge == 0)[0]))
-    assert missing_rows == [49, 50]
+    missing = edge == 0
+    assert sorted(set(np.nonzero(missing)[1])) == [69, 70]
+    assert missing[:80, 69:71].all() and not missing[80:].any()
