@@ -347,3 +347,16 @@ def test_depth_dropout_hits_dark_surfaces_and_edges():
     missing = edge == 0
     assert sorted(set(np.nonzero(missing)[1])) == [69, 70]
     assert missing[:80, 69:71].all() and not missing[80:].any()
+
+
+def test_color_lookup_table_equals_albumentations():
+    import albumentations as A
+
+    from sim.randomization.image_noise import ImageNoise, ImageNoiseParams
+
+    rgb = np.random.default_rng(0).integers(0, 256, (48, 64, 3), dtype=np.uint8)
+    for b, c, g in ((0.08, 1.15, 0.85), (-0.1, 0.8, 1.2), (0.0, 1.0, 1.1)):
+        ours = ImageNoise(ImageNoiseParams(brightness=b, contrast=c, gamma=g), seed=0).color(rgb)
+        ref = A.RandomBrightnessContrast().apply(rgb, alpha=c, beta=b * 255.0)
+        ref = A.RandomGamma().apply(ref, gamma=g)
+        np.testing.assert_array_equal(ours, ref)

@@ -51,7 +51,7 @@ class ImageNoise:
 
     Brightness / contrast, gamma and JPEG artifacts are albumentations transforms called through their ``apply``
     methods with the episode's parameters (a ``Compose`` call costs about 0.6 ms per 64x64 frame, measured, as much
-    as rendering it). Sensor noise is added with OpenCV's saturating uint8 arithmetic from a per-episode bank of
+    as rendering it); the per-value ones are evaluated once per episode into a lookup table. Sensor noise is added with OpenCV's saturating uint8 arithmetic from a per-episode bank of
     Gaussian noise, and blur is OpenCV's Gaussian blur: albumentations' GaussNoise took 0.13 ms per frame.
     """
 
@@ -59,8 +59,17 @@ class ImageNoise:
         self.params = params
         self.rng = np.random.default_rng(seed)
         q = params
-        self._brightness_contrast = A.RandomBrightnessContrast() if (q.brightness != 0.0 or q.contrast != 1.0) else None
-        self._gamma = A.RandomGamma() if q.gamma != 1.0 else None
+        # Brightness / contrast and gamma are per-value maps: albumentations evaluates them once, on a ramp of the
+        # 256 values, and each frame goes through the resulting lookup table (5 us instead of 24 us per frame).
+        self._lut = None
+        if q.brightness != 0.0 or q.contrast != 1.0 or q.gamma != 1.0:
+            ramp = np.repeat(np.arange(256, dtype=np.uint8).reshape(1, 256, 1), 3, axis=2)
+            if q.brightness != 0.0 or q.contrast != 1.0:
+                # beta in pixel units, as the transform computes it with brightness_by_max=True
+                ramp = A.RandomBrightnessContrast().apply(ramp, alpha=q.contrast, beta=q.brightness * 255.0)
+            if q.gamma != 1.0:
+                ramp = A.RandomGamma().apply(ramp, gamma=q.gamma)
+            self._lut = np.ascontiguousarray(ramp, dtype=np.uint8)
         self._jpeg = A.ImageCompression() if q.jpeg_quality < 100 else None
         self._color_bank: tuple[np.ndarray, np.ndarray] | None = None
         self._depth_bank: np.ndarray | None = None
@@ -99,11 +108,8 @@ class ImageNoise:
             out = cv2.subtract(cv2.add(out, up), down)
         if q.blur_sigma > 0.3:
             out = cv2.GaussianBlur(out, (0, 0), q.blur_sigma)
-        if self._brightness_contrast is not None:
-            # beta in pixel units, as the transform computes it with brightness_by_max=True
-            out = self._brightness_contrast.apply(out, alpha=q.contrast, beta=q.brightness * 255.0)
-        if self._gamma is not None:
-            out = self._gamma.apply(out, gamma=q.gamma)
+        if self._lut is not None:
+            out = cv2.LUT(out, self._lut)
         if self._jpeg is not None:
             out = self._jpeg.apply(out, quality=int(round(q.jpeg_quality)), image_type=".jpg")
         return out
