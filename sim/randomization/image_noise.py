@@ -51,8 +51,9 @@ class ImageNoise:
 
     Brightness / contrast, gamma and JPEG artifacts are albumentations transforms called through their ``apply``
     methods with the episode's parameters (a ``Compose`` call costs about 0.6 ms per 64x64 frame, measured, as much
-    as rendering it); the per-value ones are evaluated once per episode into a lookup table. Sensor noise is added with OpenCV's saturating uint8 arithmetic from a per-episode bank of
-    Gaussian noise, and blur is OpenCV's Gaussian blur: albumentations' GaussNoise took 0.13 ms per frame.
+    as rendering it); the per-value ones are evaluated once per episode into a lookup table. Sensor noise is added
+    with OpenCV's saturating uint8 arithmetic from a per-episode bank of Gaussian noise, and blur is OpenCV's
+    Gaussian blur: albumentations' GaussNoise took 0.13 ms per frame.
     """
 
     def __init__(self, params: ImageNoiseParams, seed: int) -> None:
