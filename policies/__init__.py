@@ -1,0 +1,1 @@
+"""Policies: scripted experts, episode runner and the s2r command line."""

@@ -1,0 +1,1 @@
+"""Hardware layer: typed robot descriptions and the Dynamixel servo bus (real/dynamixel)."""

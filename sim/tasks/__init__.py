@@ -1,0 +1,1 @@
+"""Task code shared by the simulated and the hardware robots."""
