@@ -13,7 +13,8 @@ nominal value: the cost of the randomization machinery, textures, lighting, came
 physics) and ``default`` (everything randomized: the sampled worlds also change how much the physics costs).
 The variants run interleaved in rounds and each rate is the best round's, the least disturbed by other load on the
 machine (on a shared 2-core machine medians moved by +-10 % between runs). ``randomization_cost`` gives the
-fraction of step rate each variant loses against ``none``.
+fraction of step rate each variant loses against ``none``, from the best rounds and as the median of per-round
+ratios (each variant's round against the ``none`` round run just before it).
 
 Usage: python benchmarks/sim_throughput.py [--steps N] [--rounds R] [--json OUT]; prints the JSON too.
 """
@@ -133,6 +134,7 @@ def measure(task: str, obs_mode: str, steps: int, rounds: int, seed: int = 0) ->
                 "idle_raw_steps_per_s": round(idle, 1),
                 "reset_ms": round(1000 * r.reset_time / max(r.resets, 1), 2),
                 "sample_domain_ms": round(sample_ms, 3),
+                "round_rates": [round(x, 1) for x in r.rates],
             }
         )
         r.env.close()
@@ -154,12 +156,20 @@ def main() -> None:
             results += rows
             by = {r["randomization"]: r for r in rows}
             base = by["none"]["env_steps_per_s"]
+
+            def paired(variant: str, by=by) -> float:
+                # Median over rounds of the cost against the "none" round run just before: robust to drift.
+                pairs = zip(by[variant]["round_rates"], by["none"]["round_rates"], strict=True)
+                return round(float(np.median([1 - v / n for v, n in pairs])), 3)
+
             costs.append(
                 {
                     "task": task,
                     "obs_mode": mode,
                     "visual_step_cost": round(1 - by["visual"]["env_steps_per_s"] / base, 3),
                     "default_step_cost": round(1 - by["default"]["env_steps_per_s"] / base, 3),
+                    "visual_step_cost_paired_median": paired("visual"),
+                    "default_step_cost_paired_median": paired("default"),
                     "default_reset_extra_ms": round(by["default"]["reset_ms"] - by["none"]["reset_ms"], 2),
                 }
             )
