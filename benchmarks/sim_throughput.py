@@ -16,7 +16,11 @@ machine (on a shared 2-core machine medians moved by +-10 % between runs). ``ran
 fraction of step rate each variant loses against ``none``, from the best rounds and as the median of per-round
 ratios (each variant's round against the ``none`` round run just before it).
 
-Usage: python benchmarks/sim_throughput.py [--steps N] [--rounds R] [--json OUT]; prints the JSON too.
+``--breakdown TASK`` measures instead the rgbd cost of each group of visual terms alone (textures, light, camera,
+image and depth noise).
+
+Usage: python benchmarks/sim_throughput.py [--steps N] [--rounds R] [--json OUT] [--breakdown grasp|navigate];
+prints the JSON too.
 """
 
 from __future__ import annotations
@@ -141,14 +145,74 @@ def measure(task: str, obs_mode: str, steps: int, rounds: int, seed: int = 0) ->
     return out
 
 
+BREAKDOWN = {
+    "all_visual": VISUAL_PREFIXES,
+    "textures": ("texture.",),
+    "light": ("light.",),
+    "camera": ("camera.",),
+    "image_and_depth_noise": ("image.", "depth."),
+}
+
+
+def breakdown(task: str, rounds: int, steps_per_round: int = 100, seed: int = 0) -> dict:
+    """rgbd step cost of each group of visual terms alone (the others pinned to nominal), as the median over
+    rounds of the cost against the nominal round run just before it."""
+    envs = {"none": gym.make(TASKS[task], obs_mode="rgbd", randomization="none")}
+    for name, prefixes in BREAKDOWN.items():
+        env = gym.make(TASKS[task], obs_mode="rgbd", randomization="default")
+        core = env.unwrapped
+        core._pinned = {
+            t.name: neutral_value(t, core.nominal[t.target])
+            for t in core.randomization.terms
+            if not t.target.startswith(prefixes)
+        }
+        envs[name] = env
+    rngs = {k: np.random.default_rng(seed) for k in envs}
+    resets = dict.fromkeys(envs, 0)
+    rates: dict[str, list[float]] = {k: [] for k in envs}
+    for env in envs.values():
+        env.reset(seed=seed)
+    for _ in range(rounds):
+        for name, env in envs.items():
+            spent = 0.0
+            for _ in range(steps_per_round):
+                action = rngs[name].uniform(-1, 1, env.action_space.shape).astype(np.float32)
+                t0 = time.perf_counter()
+                _, _, terminated, truncated, _ = env.step(action)
+                spent += time.perf_counter() - t0
+                if terminated or truncated:
+                    resets[name] += 1
+                    env.reset(seed=seed + resets[name])
+            rates[name].append(steps_per_round / spent)
+    for env in envs.values():
+        env.close()
+    return {
+        name: round(float(np.median([1 - v / n for v, n in zip(rates[name], rates["none"], strict=True)])), 3)
+        for name in BREAKDOWN
+    }
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--steps", type=int, default=2000, help="env steps per variant (default 2000)")
     parser.add_argument("--rounds", type=int, default=10, help="interleaved rounds (default 10)")
     parser.add_argument("--json", help="write the results here")
+    parser.add_argument("--breakdown", choices=sorted(TASKS), help="only: rgbd cost of each group of visual terms")
     args = parser.parse_args()
     if hasattr(os, "sched_setaffinity"):
         os.sched_setaffinity(0, {sorted(os.sched_getaffinity(0))[0]})  # one core
+    if args.breakdown:
+        out = {
+            "benchmark": "sim_throughput.breakdown",
+            "task": args.breakdown,
+            "obs_mode": "rgbd",
+            "step_cost_paired_median": breakdown(args.breakdown, args.rounds),
+        }
+        print(json.dumps(out, indent=2))
+        if args.json:
+            with open(args.json, "w") as f:
+                f.write(json.dumps(out, indent=2) + "\n")
+        return
     results, costs = [], []
     for task in TASKS:
         for mode in ("state", "rgbd"):
