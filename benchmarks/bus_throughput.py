@@ -29,6 +29,16 @@ def configure(link: str) -> None:
             bus.write(i, MODELS["XM430-W350"].register("return_delay_time"), 0)
 
 
+def _result(client: str, n: int, wall: float, cpu: float) -> dict:
+    return {
+        "client": client,
+        "reads": n,
+        "reads_per_s": round(n / wall, 1),
+        "cpu_s": round(cpu, 3),
+        "cpu_per_read_ms": round(1000 * cpu / n, 3),
+    }
+
+
 def ours(link: str, n: int, fast: bool = False) -> dict:
     reg = MODELS["XM430-W350"].register("present_position")
     with DynamixelBus(link, return_delay_s=0.0) as bus:
@@ -38,13 +48,7 @@ def ours(link: str, n: int, fast: bool = False) -> dict:
         for _ in range(n):
             read(IDS, reg)
         wall, cpu = time.perf_counter() - t0, time.process_time() - c0
-    return {
-        "client": "s2r DynamixelBus." + ("fast_sync_read" if fast else "sync_read"),
-        "reads": n,
-        "reads_per_s": round(n / wall, 1),
-        "cpu_s": round(cpu, 3),
-        "cpu_per_read_ms": round(1000 * cpu / n, 3),
-    }
+    return _result("s2r DynamixelBus." + ("fast_sync_read" if fast else "sync_read"), n, wall, cpu)
 
 
 def vendor(link: str, n: int, fast: bool = False) -> dict:
@@ -64,14 +68,8 @@ def vendor(link: str, n: int, fast: bool = False) -> dict:
             failures += 1
     wall, cpu = time.perf_counter() - t0, time.process_time() - c0
     port.closePort()
-    return {
-        "client": "dynamixel-sdk GroupSyncRead." + ("fastSyncRead" if fast else "txRxPacket"),
-        "reads": n,
-        "reads_per_s": round(n / wall, 1),
-        "cpu_s": round(cpu, 3),
-        "cpu_per_read_ms": round(1000 * cpu / n, 3),
-        "failures": failures,
-    }
+    name = "dynamixel-sdk GroupSyncRead." + ("fastSyncRead" if fast else "txRxPacket")
+    return {**_result(name, n, wall, cpu), "failures": failures}
 
 
 def _merge(a: dict, b: dict) -> dict:

@@ -35,10 +35,9 @@ import gymnasium as gym
 import numpy as np
 import pybullet as p
 
-import sim  # noqa: F401
+from sim import TASK_IDS as TASKS  # importing sim registers the envs
 from sim.randomization.config import neutral_value
 
-TASKS = {"grasp": "s2r/Grasp-v0", "navigate": "s2r/Navigate-v0"}
 VISUAL_PREFIXES = ("light.", "camera.", "image.", "depth.", "texture.")
 
 

@@ -12,10 +12,8 @@ import gymnasium as gym
 import numpy as np
 from tqdm import tqdm
 
-import sim  # noqa: F401  (registers the envs)
 from policies.experts import GraspExpert, NavigateExpert
-
-TASK_IDS = {"grasp": "s2r/Grasp-v0", "navigate": "s2r/Navigate-v0"}
+from sim import TASK_IDS  # importing sim registers the envs
 
 
 class EpisodePolicy(Protocol):

@@ -17,7 +17,7 @@ from __future__ import annotations
 import math
 from enum import Enum
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
@@ -300,8 +300,17 @@ class HardwareConfig(_Strict):
         raise KeyError(f"{self.name}: no camera {name!r}; cameras: {[c.name for c in self.cameras]}")
 
 
-def _format_validation_error(path: Path, err: ValidationError) -> str:
-    lines = [f"{path}: invalid hardware config ({err.error_count()} problem(s))"]
+def read_yaml(path: Path, error: type[Exception]) -> Any:
+    """The parsed YAML of ``path``; a syntax error raises ``error`` naming the file."""
+    try:
+        return yaml.safe_load(path.read_text())
+    except yaml.YAMLError as e:
+        raise error(f"{path}: not valid YAML: {e}") from e
+
+
+def format_validation_error(source: str | Path, kind: str, err: ValidationError) -> str:
+    """A pydantic error as lines of ``field.path: message (got value)`` under ``source: invalid <kind>``."""
+    lines = [f"{source}: invalid {kind} ({err.error_count()} problem(s))"]
     for e in err.errors():
         loc = ".".join(str(p) for p in e["loc"]) or "(top level)"
         got = e.get("input")
@@ -325,13 +334,10 @@ def resolve_config_path(name_or_path: str | Path) -> Path:
 def load_hardware_config(name_or_path: str | Path) -> HardwareConfig:
     """Load and validate a robot description (a path, or a name in ``hardware_configs/``)."""
     path = resolve_config_path(name_or_path)
-    try:
-        data = yaml.safe_load(path.read_text())
-    except yaml.YAMLError as e:
-        raise ConfigError(f"{path}: not valid YAML: {e}") from e
+    data = read_yaml(path, ConfigError)
     if not isinstance(data, dict):
         raise ConfigError(f"{path}: expected a mapping at the top level, got {type(data).__name__}")
     try:
         return HardwareConfig.model_validate(data)
     except ValidationError as e:
-        raise ConfigError(_format_validation_error(path, e)) from None
+        raise ConfigError(format_validation_error(path, "hardware config", e)) from None

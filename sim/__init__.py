@@ -5,9 +5,12 @@ Importing ``sim`` registers ``s2r/Grasp-v0`` and ``s2r/Navigate-v0`` with gymnas
 
 from gymnasium.envs.registration import register, registry
 
+#: Short task names (as the s2r command takes them) -> gymnasium ids.
+TASK_IDS = {"grasp": "s2r/Grasp-v0", "navigate": "s2r/Navigate-v0"}
+
 for _id, _entry in (
-    ("s2r/Grasp-v0", "sim.envs.grasp_env:GraspEnv"),
-    ("s2r/Navigate-v0", "sim.envs.navigate_env:NavigateEnv"),
+    (TASK_IDS["grasp"], "sim.envs.grasp_env:GraspEnv"),
+    (TASK_IDS["navigate"], "sim.envs.navigate_env:NavigateEnv"),
 ):
     if _id not in registry:
         # Episode limits are enforced by the envs themselves (max_episode_steps argument).

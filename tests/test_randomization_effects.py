@@ -179,6 +179,16 @@ def test_camera_terms_move_the_view(grasp):
     assert yaw == pytest.approx(0.1)
 
 
+NO_IMAGE_NOISE = {
+    "image_noise_std": 0.0,
+    "image_blur_sigma": 0.0,
+    "image_brightness": 0.0,
+    "image_contrast": 1.0,
+    "image_gamma": 1.0,
+    "image_jpeg_quality": 100.0,
+}
+
+
 def _table_patch(obs):
     return obs["rgb"][-12:, :, :].astype(float)  # the bottom rows see only the table
 
@@ -190,12 +200,7 @@ def test_lighting_and_textures_change_pixels(grasp):
         "table_color_shift": [0, 0, 0],
         "light_ambient": 0.6,
         "light_shadow": 0.0,
-        "image_noise_std": 0.0,
-        "image_blur_sigma": 0.0,
-        "image_brightness": 0.0,
-        "image_contrast": 1.0,
-        "image_gamma": 1.0,
-        "image_jpeg_quality": 100.0,
+        **NO_IMAGE_NOISE,
     }
     obs, _ = env.reset(seed=0, options={"domain": plain})
     base = _table_patch(obs)
@@ -222,12 +227,7 @@ def test_lighting_and_textures_change_pixels(grasp):
 def test_image_level_noise(grasp):
     env = grasp(obs_mode="rgbd", image_size=(80, 60))
     clean = {
-        "image_noise_std": 0.0,
-        "image_blur_sigma": 0.0,
-        "image_brightness": 0.0,
-        "image_contrast": 1.0,
-        "image_gamma": 1.0,
-        "image_jpeg_quality": 100.0,
+        **NO_IMAGE_NOISE,
         "depth_noise_scale": 0.0,
         "depth_edge_dropout": 0.0,
         "depth_dark_dropout": 0.0,

@@ -54,6 +54,11 @@ class Register:
         bits = 8 * self.size
         return (-(1 << (bits - 1)), (1 << (bits - 1)) - 1) if self.signed else (0, (1 << bits) - 1)
 
+    def clamp(self, raw: int) -> int:
+        """``raw`` limited to what the register can hold."""
+        lo, hi = self.raw_range
+        return max(lo, min(hi, int(raw)))
+
     def encode(self, raw: int) -> bytes:
         lo, hi = self.raw_range
         if not lo <= raw <= hi:

@@ -55,6 +55,15 @@ class Faults:
     vanished: bool = False  # unplugged: no reply, no motion
     drop_next: int = 0  # drop this many replies, then answer again (a transient fault)
 
+    def silences_reply(self) -> bool:
+        """True when this reply is not sent (vanished, dropping, or a transient drop, which this consumes)."""
+        if self.vanished or self.drop_reply:
+            return True
+        if self.drop_next > 0:
+            self.drop_next -= 1
+            return True
+        return False
+
 
 class EmulatedServo:
     """One servo: its control table bytes, its faults and its motion state (SI units)."""
@@ -114,16 +123,14 @@ class EmulatedServo:
         pos = self.model.register("present_position")
         vel = self.model.register("present_velocity")
         # Present Position = actual position + Homing Offset (register 20), per the e-manual.
-        raw_pos = int(round(self.position / pos.unit)) + pos.offset + self.get("homing_offset")
-        raw_vel = int(round(self.velocity / vel.unit))
-        self.set("present_position", max(pos.raw_range[0], min(pos.raw_range[1], raw_pos)))
-        self.set("present_velocity", max(vel.raw_range[0], min(vel.raw_range[1], raw_vel)))
+        self.set(
+            "present_position", pos.clamp(round(self.position / pos.unit) + pos.offset + self.get("homing_offset"))
+        )
+        self.set("present_velocity", vel.clamp(round(self.velocity / vel.unit)))
         self.set("moving", int(abs(self.velocity) > 0.01))
         if "present_current" in self.model.registers:
             cur = self.model.register("present_current")
-            self.set(
-                "present_current", max(cur.raw_range[0], min(cur.raw_range[1], int(round(self.current / cur.unit))))
-            )
+            self.set("present_current", cur.clamp(round(self.current / cur.unit)))
         self.set("hardware_error_status", self.get("hardware_error_status") | self.faults.hardware_error)
         for name, raw in self.faults.freeze.items():
             self.set(name, raw)
@@ -333,10 +340,7 @@ class BusEmulator:
         blocks, delay = [], 0.0
         for ident in params[4:]:
             s = self.servos.get(ident)
-            if s is None or s.faults.vanished or s.faults.drop_reply:
-                break
-            if s.faults.drop_next > 0:
-                s.faults.drop_next -= 1
+            if s is None or s.faults.silences_reply():
                 break
             err, data = s.read(addr, n)
             if err:
@@ -364,10 +368,7 @@ class BusEmulator:
 
     def _reply(self, s: EmulatedServo, error: int, params: bytes, slot: int = 0, always: bool = False):
         f = s.faults
-        if f.vanished or f.drop_reply:
-            return []
-        if f.drop_next > 0:
-            f.drop_next -= 1
+        if f.silences_reply():
             return []
         # Status return level: 0 = ping only, 1 = ping and read, 2 = all (e-manual register 68).
         if not always and s.get("status_return_level") < 2:

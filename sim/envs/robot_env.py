@@ -93,6 +93,7 @@ class RobotEnv(gym.Env):
                 raise ValueError(f"strength must be in [0, 1], got {strength}")
             self.randomization = self.randomization.model_copy(update={"strength": float(strength)})
         self._check_terms()
+        self._per_step_terms = [t for t in self.randomization.terms if t.every_steps]
         self._pinned = self._check_domain(load_domain(domain), "domain")
         self.nominal = {**self.default_params(), **self._param_overrides}
         self.domain: dict[str, Any] = {}
@@ -102,6 +103,7 @@ class RobotEnv(gym.Env):
         self.camera_config = cam
         self.intrinsics_full = d435_color_intrinsics(cam.color.width, cam.color.height)
         self._setup_camera()
+        self._setup_light()
         self.client = p.connect(p.DIRECT)
         self.workdir = Path(tempfile.mkdtemp(prefix="s2r_env_"))  # textures and edited URDFs; removed on close
         self.textures = TextureBank(self.workdir)
@@ -181,8 +183,8 @@ class RobotEnv(gym.Env):
         """Re-draw the terms due at this step; returns the targets that changed."""
         rng, cfg = self.domain_rng, self.randomization
         changed = set()
-        for term in cfg.terms:
-            if term.every_steps and self.steps % term.every_steps == 0:
+        for term in self._per_step_terms:
+            if self.steps % term.every_steps == 0:
                 value = sample_term(term, rng, cfg.strength, self.nominal[term.target])
                 self.domain[term.name] = self._episode_pins.get(term.name, value)
                 changed.add(term.target)
@@ -194,6 +196,8 @@ class RobotEnv(gym.Env):
     def _on_params_changed(self, targets: set[str]) -> None:
         if any(t.startswith("camera.") for t in targets):
             self._setup_camera()
+        if any(t.startswith("light.") for t in targets):
+            self._setup_light()
         if any(t.startswith(("image.", "depth.")) for t in targets):
             self._setup_image_noise()
 
@@ -262,8 +266,20 @@ class RobotEnv(gym.Env):
         R = np.array(p.getMatrixFromQuaternion(orn)).reshape(3, 3)
         return pos + R @ self._mount_t, R @ self._mount_R
 
-    def render_camera(self, intrinsics: Intrinsics) -> RenderedFrame:
+    def _setup_light(self) -> None:
+        """PyBullet lighting arguments from the current params (built once, used by every render)."""
         prm = self.params
+        self._shadow = float(prm["light.shadow"]) >= 0.5
+        self._light = {
+            "lightDirection": [float(x) for x in prm["light.direction"]],
+            "lightColor": [float(x) for x in prm["light.color"]],
+            "lightDistance": float(prm["light.distance"]),
+            "lightAmbientCoeff": float(prm["light.ambient"]),
+            "lightDiffuseCoeff": float(prm["light.diffuse"]),
+            "lightSpecularCoeff": float(prm["light.specular"]),
+        }
+
+    def render_camera(self, intrinsics: Intrinsics) -> RenderedFrame:
         pos, R = self.camera_pose()
         return render(
             self.client,
@@ -271,15 +287,8 @@ class RobotEnv(gym.Env):
             pos,
             R,
             depth_range=self.camera_config.depth_range,
-            shadow=float(prm["light.shadow"]) >= 0.5,
-            light={
-                "lightDirection": [float(x) for x in prm["light.direction"]],
-                "lightColor": [float(x) for x in prm["light.color"]],
-                "lightDistance": float(prm["light.distance"]),
-                "lightAmbientCoeff": float(prm["light.ambient"]),
-                "lightDiffuseCoeff": float(prm["light.diffuse"]),
-                "lightSpecularCoeff": float(prm["light.specular"]),
-            },
+            shadow=self._shadow,
+            light=self._light,
         )
 
     def render(self) -> np.ndarray | None:
@@ -373,6 +382,7 @@ class RobotEnv(gym.Env):
         self._episode_pins = {**self._pinned, **episode_pins}
         self._sample_domain(self._episode_pins)
         self._setup_camera()
+        self._setup_light()
         self._setup_image_noise()
 
     def _info(self, privileged: dict[str, Any], success: bool) -> dict[str, Any]:

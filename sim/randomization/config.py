@@ -19,8 +19,9 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import numpy as np
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from real.hardware_config import format_validation_error, read_yaml
 
 DEFAULTS_DIR = Path(__file__).resolve().parent / "defaults"
 
@@ -132,21 +133,11 @@ class RandomizationConfig(_Strict):
         raise KeyError(name)
 
 
-def _format(source: str, err: ValidationError) -> str:
-    lines = [f"{source}: invalid randomization config ({err.error_count()} problem(s))"]
-    for e in err.errors():
-        loc = ".".join(str(p) for p in e["loc"]) or "(top level)"
-        got = e.get("input")
-        got_s = "" if isinstance(got, dict | list) else f" (got {got!r})"
-        lines.append(f"  {loc}: {e['msg']}{got_s}")
-    return "\n".join(lines)
-
-
 def parse_randomization(data: Any, source: str = "<dict>") -> RandomizationConfig:
     try:
         return RandomizationConfig.model_validate(data)
     except ValidationError as e:
-        raise RandomizationError(_format(source, e)) from None
+        raise RandomizationError(format_validation_error(source, "randomization config", e)) from None
 
 
 def load_randomization(spec: str | Path, task: str) -> RandomizationConfig:
@@ -157,10 +148,7 @@ def load_randomization(spec: str | Path, task: str) -> RandomizationConfig:
         path = Path(spec)
         if not path.exists():
             raise RandomizationError(f"{path}: no such randomization config (or use 'default' / 'none')")
-    try:
-        data = yaml.safe_load(path.read_text())
-    except yaml.YAMLError as e:
-        raise RandomizationError(f"{path}: not valid YAML: {e}") from e
+    data = read_yaml(path, RandomizationError)
     config = parse_randomization(data, str(path))
     if str(spec) == "none":
         config = config.model_copy(update={"strength": 0.0})
@@ -176,10 +164,7 @@ def load_domain(spec: str | Path | dict[str, Any] | None) -> dict[str, Value]:
     path = Path(spec)
     if not path.exists():
         raise RandomizationError(f"{path}: no such domain file")
-    try:
-        data = yaml.safe_load(path.read_text()) or {}
-    except yaml.YAMLError as e:
-        raise RandomizationError(f"{path}: not valid YAML: {e}") from e
+    data = read_yaml(path, RandomizationError) or {}
     if not isinstance(data, dict):
         raise RandomizationError(f"{path}: a domain file maps names to values, got {type(data).__name__}")
     return data

@@ -9,9 +9,7 @@ import cv2
 import gymnasium as gym
 import numpy as np
 
-import sim  # noqa: F401  (registers the envs)
-
-TASK_IDS = {"grasp": "s2r/Grasp-v0", "navigate": "s2r/Navigate-v0"}
+from sim import TASK_IDS  # importing sim registers the envs
 
 
 def colorize_depth(depth: np.ndarray, far: float) -> np.ndarray:
