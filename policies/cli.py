@@ -9,6 +9,7 @@ import sys
 import time
 from pathlib import Path
 
+from real.cameras.frame import CameraError
 from real.hardware_config import ConfigError
 from sim.randomization.config import RandomizationError
 
@@ -109,6 +110,24 @@ def _cmd_check_config(args: argparse.Namespace) -> int:
     return status
 
 
+def _cmd_cameras_list(args: argparse.Namespace) -> int:
+    from real.cameras.opencv_camera import list_opencv_indices
+    from real.cameras.realsense import list_devices
+
+    try:
+        devices = list_devices()
+    except CameraError as e:
+        print(f"RealSense: unavailable: {e}")
+        devices = None
+    if devices is not None:
+        print(f"RealSense devices: {len(devices) or 'none found'}")
+        for d in devices:
+            print(f"  {d['name']}  serial {d['serial']}  firmware {d['firmware']}  USB {d['usb'] or '?'}")
+    indices = list_opencv_indices()
+    print(f"OpenCV capture indices: {', '.join(map(str, indices)) if indices else 'none found'}")
+    return 0
+
+
 def _print_summary(summary) -> None:
     lo, hi = summary.success_ci95
     print(
@@ -179,6 +198,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.set_defaults(func=_cmd_mock_bus)
 
+    p = sub.add_parser("cameras", help="camera tools (list: connected RealSense devices and OpenCV indices)")
+    csub = p.add_subparsers(dest="action", required=True, metavar="ACTION")
+    c = csub.add_parser(
+        "list", help="print connected RealSense devices (name, serial, firmware, USB) and OpenCV indices"
+    )
+    c.set_defaults(func=_cmd_cameras_list)
+
     p = sub.add_parser("check-config", help="validate hardware config files and print what they describe")
     p.add_argument("configs", nargs="+", help="YAML paths or names in hardware_configs/")
     p.set_defaults(func=_cmd_check_config)
@@ -192,7 +218,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     try:
         return args.func(args)
-    except (ConfigError, RandomizationError) as e:
+    except (ConfigError, RandomizationError, CameraError) as e:
         print(f"s2r: {e}", file=sys.stderr)
         return 2
 

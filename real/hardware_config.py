@@ -164,6 +164,15 @@ class Camera(_Strict):
         default=(0.105, 10.0),
         description="valid metric depth (m); D435 min-Z at 848x480 is 0.105 m per datasheet",
     )
+    visual_preset: (
+        Literal["default", "hand", "high_accuracy", "high_density", "medium_density", "remove_ir_pattern"] | None
+    ) = Field(default=None, description="D400 depth visual preset set at start (None: leave the camera's)")
+    filters: list[Literal["decimation", "spatial", "temporal", "hole_filling"]] = Field(
+        default=[], description="librealsense depth post-processing, applied in this order before alignment"
+    )
+    warmup_frames: int = Field(
+        default=15, ge=0, description="frames discarded after start while auto-exposure settles (live devices)"
+    )
 
     @model_validator(mode="after")
     def _supported_profiles(self) -> Camera:

@@ -1,0 +1,257 @@
+"""A simulated D435 built from librealsense's ``software_device``: rendered frames enter the real SDK.
+
+:class:`SimulatedRealSense` declares a depth sensor (Z16, depth unit 1 mm, the D400 default) and a color sensor
+(RGB8) with their intrinsics and the depth-to-color extrinsics, and pushes frames from a renderer at the
+configured rate with hardware-clock timestamps and frame numbers. :class:`~real.cameras.realsense.SoftwareSource`
+reads them through ``rs.syncer`` and :class:`~real.cameras.realsense.RealSenseCamera` aligns and converts them with
+exactly the code it runs on a real device. With ``record_to=PATH.db3`` librealsense's own recorder writes what the
+device streams, which :class:`~real.cameras.realsense.RecordingSource` plays back.
+
+Depth is rendered from the depth imager's viewpoint (``depth_view="imager"``: its own intrinsics, 15 mm from the
+color camera) and ``rs.align`` reprojects it into the color image, as on the device; ``depth_view="color"`` renders
+depth from the color camera instead (one render per frame, alignment is then exact).
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+import time
+from collections import deque
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal
+
+import numpy as np
+
+from real.cameras.realsense import import_pyrealsense2
+from sim.camera_model import Intrinsics, RenderedFrame, d435_color_intrinsics, render, rotation_from_rpy
+
+if TYPE_CHECKING:
+    from real.hardware_config import Camera as CameraConfig
+
+#: D435 depth field of view, 87 deg horizontal at 1280x720 (Intel D400 datasheet, doc 337029); 4:3 modes are a
+#: centre crop, so the focal length scales with height / 720, as for color.
+D435_DEPTH_FOCAL_720P = 640.0 / math.tan(math.radians(87.0 / 2))
+
+#: Depth origin (left imager) seen from the color camera, in the color optical frame (x right, y down, z forward):
+#: about 15 mm, the typical depth-to-color translation of D435 factory calibrations.
+DEPTH_TO_COLOR_M = (0.015, 0.0, 0.0)
+
+#: D400 default depth unit (m per Z16 count).
+D435_DEPTH_UNIT = 0.001
+
+#: A renderer: (intrinsics, sensor offset in the camera_link frame in m) -> color + metric depth.
+Renderer = Callable[[Intrinsics, np.ndarray], RenderedFrame]
+
+
+def d435_depth_intrinsics(width: int, height: int) -> Intrinsics:
+    """Nominal D435 depth intrinsics for a depth mode."""
+    f = D435_DEPTH_FOCAL_720P * height / 720.0
+    return Intrinsics(width, height, f, f, (width - 1) / 2.0, (height - 1) / 2.0)
+
+
+def pybullet_renderer(
+    client: int,
+    camera_pose: Callable[[], tuple[np.ndarray, np.ndarray]],
+    depth_range: tuple[float, float] = (0.105, 10.0),
+) -> Renderer:
+    """A renderer for a PyBullet scene; ``camera_pose()`` returns the camera_link position (m) and rotation matrix
+    in the world at the moment of the frame (a moving robot's camera follows it)."""
+
+    def _render(intrinsics: Intrinsics, offset: np.ndarray) -> RenderedFrame:
+        position, rotation = camera_pose()
+        return render(client, intrinsics, position + rotation @ offset, rotation, depth_range=depth_range)
+
+    return _render
+
+
+def static_pose(xyz: tuple[float, float, float], rpy: tuple[float, float, float]) -> Callable:
+    """A camera_pose callable for a camera fixed in the world."""
+    position, rotation = np.asarray(xyz, dtype=float), rotation_from_rpy(rpy)
+    return lambda: (position, rotation)
+
+
+def _optical_to_link(v: tuple[float, float, float]) -> np.ndarray:
+    """A vector in the optical frame (x right, y down, z forward) in camera_link axes (x forward, y left, z up)."""
+    x, y, z = v
+    return np.array([z, -x, -y])
+
+
+class SimulatedRealSense:
+    """A software D435 streaming what ``renderer`` draws, at the config's color / depth profiles and fps.
+
+    ``start(syncer)`` opens both sensors into the syncer and starts the push thread; ``stop()`` ends it. ``pause()``
+    / ``resume()`` stop and restart the frames (a camera that goes silent). ``push_times`` maps recent frame numbers
+    to the host ``time.monotonic_ns()`` at which they entered librealsense.
+    """
+
+    def __init__(
+        self,
+        config: CameraConfig,
+        renderer: Renderer,
+        *,
+        serial: str = "SIM-D435",
+        depth_view: Literal["imager", "color"] = "imager",
+        depth_unit: float = D435_DEPTH_UNIT,
+        record_to: str | Path | None = None,
+    ) -> None:
+        self.config = config
+        self.renderer = renderer
+        self.serial = serial
+        self.depth_view = depth_view
+        self.depth_unit = depth_unit
+        self.record_to = Path(record_to) if record_to is not None else None
+        c = config.color
+        self.color_intrinsics = d435_color_intrinsics(c.width, c.height)
+        self.depth_intrinsics: Intrinsics | None = None
+        if config.depth is not None:
+            d = config.depth
+            same = depth_view == "color"
+            self.depth_intrinsics = (
+                d435_color_intrinsics(d.width, d.height) if same else d435_depth_intrinsics(d.width, d.height)
+            )
+        self.fps = c.fps
+        self.frames_pushed = 0
+        self.push_times: dict[int, int] = {}
+        self._push_order: deque[int] = deque()
+        self._paused = threading.Event()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._build()
+
+    # -- librealsense objects ----------------------------------------------------------------------------------
+    def _build(self) -> None:
+        rs = import_pyrealsense2()
+        self._rs = rs
+        dev = rs.software_device()
+        dev.register_info(rs.camera_info.name, "Intel RealSense D435 (simulated)")
+        dev.register_info(rs.camera_info.serial_number, self.serial)
+        dev.register_info(rs.camera_info.firmware_version, "simulated")
+        color_sensor = dev.add_sensor("RGB Camera")
+        self._color_profile = color_sensor.add_video_stream(
+            self._video_stream(rs.stream.color, 1, rs.format.rgb8, 3, self.color_intrinsics), True
+        ).as_video_stream_profile()
+        self._sensors = [color_sensor]
+        self._depth_profile = None
+        if self.depth_intrinsics is not None:
+            depth_sensor = dev.add_sensor("Stereo Module")
+            self._depth_profile = depth_sensor.add_video_stream(
+                self._video_stream(rs.stream.depth, 0, rs.format.z16, 2, self.depth_intrinsics), True
+            ).as_video_stream_profile()
+            depth_sensor.add_read_only_option(rs.option.depth_units, self.depth_unit)
+            extrinsics = rs.extrinsics()
+            extrinsics.rotation = [1.0, 0.0, 0.0, 0.0, 1.0, 0.0, 0.0, 0.0, 1.0]
+            # p_color = p_depth + t, where t is minus the depth origin seen from the color camera
+            offset = DEPTH_TO_COLOR_M if self.depth_view == "imager" else (0.0, 0.0, 0.0)
+            extrinsics.translation = [-v for v in offset]
+            self._depth_profile.register_extrinsics_to(self._color_profile, extrinsics)
+            self._sensors.append(depth_sensor)
+            self._depth_offset = _optical_to_link(offset)
+            dev.create_matcher(rs.matchers.dlr_c)
+        self._device = dev
+
+    def _video_stream(self, stream: Any, uid: int, fmt: Any, bpp: int, intr: Intrinsics) -> Any:
+        rs = self._rs
+        i = rs.intrinsics()
+        i.width, i.height, i.fx, i.fy, i.ppx, i.ppy = intr.width, intr.height, intr.fx, intr.fy, intr.cx, intr.cy
+        i.model = rs.distortion.brown_conrady
+        i.coeffs = [0.0] * 5
+        vs = rs.video_stream()
+        vs.type, vs.index, vs.uid = stream, 0, uid
+        vs.width, vs.height, vs.fps, vs.bpp, vs.fmt, vs.intrinsics = intr.width, intr.height, self.fps, bpp, fmt, i
+        return vs
+
+    # -- streaming ---------------------------------------------------------------------------------------------
+    def start(self, syncer: Any) -> tuple[Any, Any | None]:
+        """Open the sensors into ``syncer`` and start pushing; returns (color profile, depth profile or None)."""
+        if self._thread is not None:
+            self.stop()
+        target = self._rs.recorder(str(self.record_to), self._device) if self.record_to else self._device
+        self._target = target
+        self._open_sensors = list(target.query_sensors())
+        for sensor in self._open_sensors:
+            sensor.open(sensor.get_stream_profiles()[0])
+            sensor.start(syncer)
+        self._stop.clear()
+        self._thread = threading.Thread(target=self._run, name=f"sim-realsense-{self.serial}", daemon=True)
+        self._thread.start()
+        return self._color_profile, self._depth_profile
+
+    def stop(self) -> None:
+        """Stop pushing and close the sensors (and the recording, which is then complete on disk)."""
+        if self._thread is None:
+            return
+        self._stop.set()
+        self._thread.join(timeout=10.0)
+        self._thread = None
+        for sensor in self._open_sensors:
+            try:
+                sensor.stop()
+                sensor.close()
+            except RuntimeError:
+                pass
+        self._open_sensors = []
+        self._target = None  # releasing the recorder closes its file
+
+    def pause(self) -> None:
+        self._paused.set()
+
+    def resume(self) -> None:
+        self._paused.clear()
+
+    def _run(self) -> None:
+        period = 1.0 / self.fps
+        next_tick = time.monotonic()
+        while not self._stop.is_set():
+            if self._paused.is_set():
+                self._stop.wait(period)
+                next_tick = time.monotonic()
+                continue
+            self.push(self.render())
+            next_tick += period
+            delay = next_tick - time.monotonic()
+            if delay > 0:
+                self._stop.wait(delay)
+            else:
+                next_tick = time.monotonic()  # rendering is slower than the frame rate: run as fast as it can
+
+    def render(self) -> tuple[np.ndarray, np.ndarray | None]:
+        """One color image and (if the camera has depth) one metric depth image, each from its sensor's view."""
+        zero = np.zeros(3)
+        color_frame = self.renderer(self.color_intrinsics, zero)
+        if self.depth_intrinsics is None:
+            return color_frame.color, None
+        if self.depth_view == "color" and self.depth_intrinsics == self.color_intrinsics:
+            return color_frame.color, color_frame.depth
+        return color_frame.color, self.renderer(self.depth_intrinsics, self._depth_offset).depth
+
+    def push(self, images: tuple[np.ndarray, np.ndarray | None]) -> int:
+        """Push one color (+ metric depth) pair as the next frame; returns its frame number."""
+        color, depth = images
+        self.frames_pushed += 1
+        number = self.frames_pushed
+        stamp_ms = number * 1000.0 / self.fps
+        self.push_times[number] = time.monotonic_ns()
+        self._push_order.append(number)
+        if len(self._push_order) > 1000:
+            self.push_times.pop(self._push_order.popleft(), None)
+        if depth is not None and self._depth_profile is not None:
+            raw = np.rint(np.asarray(depth, dtype=np.float32) / np.float32(self.depth_unit))
+            raw = np.clip(raw, 0, 65535).astype(np.uint16)
+            self._sensors[1].on_video_frame(self._software_frame(raw, 2, stamp_ms, number, self._depth_profile))
+        color = np.ascontiguousarray(color, dtype=np.uint8)
+        self._sensors[0].on_video_frame(self._software_frame(color, 3, stamp_ms, number, self._color_profile))
+        return number
+
+    def _software_frame(self, pixels: np.ndarray, bpp: int, stamp_ms: float, number: int, profile: Any) -> Any:
+        rs = self._rs
+        frame = rs.software_video_frame()
+        frame.pixels = pixels
+        frame.stride = pixels.shape[1] * bpp
+        frame.bpp = bpp
+        frame.timestamp = stamp_ms
+        frame.domain = rs.timestamp_domain.hardware_clock
+        frame.frame_number = number
+        frame.profile = profile
+        return frame
