@@ -28,14 +28,14 @@ UNIT = 0.001
 
 
 def _config(**extra) -> Camera:
+    settings = {"warmup_frames": 2, **extra}
     return Camera(
         name="test",
         model="D435",
         color={"width": 424, "height": 240, "fps": 30},
         depth={"width": 424, "height": 240, "fps": 30},
         mount={"xyz": [0.0, 0.0, 0.5], "rpy": [0.0, 0.6, 0.0]},
-        warmup_frames=2,
-        **extra,
+        **settings,
     )
 
 
@@ -142,6 +142,17 @@ def test_frames_carry_numbers_and_timestamps(scene):
     hosts = [f.host_time_ns for f in frames]
     assert hosts == sorted(hosts) and hosts[-1] <= time.monotonic_ns()
     assert stats.frames >= 4 and stats.fps > 0
+
+
+def test_warmup_frames_are_discarded_and_a_slow_reader_sees_drops(scene):
+    cam, _ = _camera(scene, _config(warmup_frames=5), depth_view="color")
+    with cam:
+        first = cam.read(timeout=3.0)
+        assert first.frame_number > 5
+        time.sleep(0.4)  # a reader that falls behind: the camera keeps the newest frame, older ones are dropped
+        later = cam.read(timeout=3.0)
+        assert later.frame_number - first.frame_number >= 6
+        assert cam.stats.dropped >= later.frame_number - first.frame_number - 2
 
 
 def test_read_latest_raises_on_a_stale_frame_and_recovers(scene):
@@ -256,6 +267,10 @@ def test_recording_error_paths(recording, tmp_path):
         RealSenseCamera.from_recording(empty).connect()
     with pytest.raises(CameraError, match="does not exist"):
         RealSenseCamera.from_recording(tmp_path / "missing.bag").connect()
+    garbage = tmp_path / "garbage.bag"
+    garbage.write_bytes(b"#ROSBAG V2.0\n" + bytes(range(256)) * 8)
+    with pytest.raises(CameraError, match="cannot be played"):
+        RealSenseCamera.from_recording(garbage).connect()
     with pytest.raises(CameraError, match=r"\.bag or \.db3"):
         RealSenseCamera.from_recording(tmp_path / "take.mp4").connect()
 

@@ -386,10 +386,11 @@ class RealSenseCamera(ThreadedCamera):
         self._filters = _make_filters(rs, list(self.config.filters)) if depth is not None else []
         if self.source.warmup:
             for _ in range(self.config.warmup_frames):
-                if self.source.wait(self.grab_timeout_s) is None:
+                if self._next_frameset(self.grab_timeout_s) is None:
                     break
 
-    def _grab(self, timeout_s: float) -> Frame | None:
+    def _next_frameset(self, timeout_s: float) -> Any | None:
+        """The next frameset holding every stream, None after ``timeout_s``."""
         deadline = time.monotonic() + timeout_s
         while True:
             frames = self.source.wait(max(0.0, deadline - time.monotonic()))
@@ -397,8 +398,13 @@ class RealSenseCamera(ThreadedCamera):
                 return None
             # the syncer may hand out a partial frameset (after a start, or when a frame was lost): skip it
             if frames.get_color_frame() and (self._align is None or frames.get_depth_frame()):
-                break
+                return frames
             self.stats.incomplete += 1
+
+    def _grab(self, timeout_s: float) -> Frame | None:
+        frames = self._next_frameset(timeout_s)
+        if frames is None:
+            return None
         host_ns = time.monotonic_ns()
         depth = None
         if self._align is not None:
