@@ -72,7 +72,8 @@ class ImageNoise:
                 ramp = A.RandomGamma().apply(ramp, gamma=q.gamma)
             self._lut = np.ascontiguousarray(ramp, dtype=np.uint8)
         self._jpeg = A.ImageCompression() if q.jpeg_quality < 100 else None
-        self._color_bank: tuple[np.ndarray, np.ndarray] | None = None
+        self._color_bank: np.ndarray | None = None
+        self._buffers: dict[str, np.ndarray] = {}
         self._depth_bank: np.ndarray | None = None
         self._uniform_bank: np.ndarray | None = None
         self._offsets: np.ndarray | None = None
@@ -86,6 +87,7 @@ class ImageNoise:
         return int(self._offsets[self._offset_index] * span)
 
     def _window(self, bank: np.ndarray, shape: tuple[int, ...], size: int) -> np.ndarray:
+        """A random contiguous window of ``bank`` shaped ``shape``."""
         start = self._next_offset(bank.size - size + 1)
         return bank[start : start + size].reshape(shape)
 
@@ -94,19 +96,12 @@ class ImageNoise:
         q = self.params
         out = rgb
         if q.noise_std > 0:
-            if self._color_bank is None or self._color_bank[0].size < NOISE_BANK * rgb.size:
-                noise = self.rng.standard_normal(NOISE_BANK * rgb.size, dtype=np.float32) * np.float32(
-                    q.noise_std * 255
-                )
-                noise = np.round(noise)
-                self._color_bank = (
-                    np.clip(noise, 0, 255).astype(np.uint8),
-                    np.clip(-noise, 0, 255).astype(np.uint8),
-                )
-            start = self._next_offset(self._color_bank[0].size - rgb.size + 1)
-            up = self._color_bank[0][start : start + rgb.size].reshape(rgb.shape)
-            down = self._color_bank[1][start : start + rgb.size].reshape(rgb.shape)
-            out = cv2.subtract(cv2.add(out, up), down)
+            if self._color_bank is None or self._color_bank.size < NOISE_BANK * rgb.size:
+                noise = self.rng.standard_normal(NOISE_BANK * rgb.size, dtype=np.float32)
+                noise *= np.float32(q.noise_std * 255)
+                self._color_bank = np.clip(np.rint(noise), -255, 255).astype(np.int16)
+            # one saturating OpenCV add of signed noise (separate add and subtract of its halves took 2.5x longer)
+            out = cv2.add(out, self._window(self._color_bank, rgb.shape, rgb.size), dtype=cv2.CV_8U)
         if q.blur_sigma > 0.3:
             out = cv2.GaussianBlur(out, (0, 0), q.blur_sigma)
         if self._lut is not None:
@@ -118,44 +113,63 @@ class ImageNoise:
     def depth(self, depth: np.ndarray, rgb: np.ndarray, focal_px: float) -> np.ndarray:
         """Noisy copy of a metric depth image (m, 0 = invalid); ``rgb`` marks dark surfaces.
 
-        Written with in-place numpy operations: the straightforward version took 75 us per 64x64 frame, this 43 us.
+        Written with in-place numpy operations on buffers kept for the episode: the straightforward version took
+        75 us per 64x64 frame, this about 25 us.
         """
         q = self.params
         depth = np.asarray(depth, dtype=np.float32)
+        out = np.empty_like(depth)
         if q.depth_noise_scale > 0:
             if self._depth_bank is None or self._depth_bank.size < NOISE_BANK * depth.size:
-                self._depth_bank = self.rng.standard_normal(NOISE_BANK * depth.size, dtype=np.float32)
-            k = np.float32(q.depth_noise_scale * D435_SUBPIXEL / (focal_px * D435_BASELINE_M))
-            out = depth * depth
-            out *= k
+                # the bank holds N(0, 1) draws already scaled by this episode's constant k: sigma = k * z^2
+                k = np.float32(q.depth_noise_scale * D435_SUBPIXEL / (focal_px * D435_BASELINE_M))
+                self._depth_bank = self.rng.standard_normal(NOISE_BANK * depth.size, dtype=np.float32) * k
+            np.multiply(depth, depth, out=out)
             out *= self._window(self._depth_bank, depth.shape, depth.size)
             out += depth
         else:
-            out = depth.copy()
+            np.copyto(out, depth)
         if q.depth_unit > 0:
-            np.rint(out * np.float32(1.0 / q.depth_unit), out=out)
+            out *= np.float32(1.0 / q.depth_unit)
+            np.rint(out, out=out)
             out *= np.float32(q.depth_unit)
-        drop = depth <= 0
         if q.depth_edge_dropout > 0 or q.depth_dark_dropout > 0 or q.depth_random_dropout > 0:
             # One uniform draw per pixel (a window of the episode's bank) serves the three causes: a pixel goes
-            # missing if any cause fires.
+            # missing if any cause fires, i.e. if its draw is below the largest probability that applies to it.
             if self._uniform_bank is None or self._uniform_bank.size < NOISE_BANK * depth.size:
                 self._uniform_bank = self.rng.random(NOISE_BANK * depth.size, dtype=np.float32)
             u = self._window(self._uniform_bank, depth.shape, depth.size)
-            if q.depth_random_dropout > 0:
-                drop |= u < q.depth_random_dropout
+            p = self._buffer("p", depth.shape, np.float32)
+            p.fill(q.depth_random_dropout)
             if q.depth_edge_dropout > 0:
                 # A discontinuity along the stereo baseline (horizontal): a jump of more than 5 % of the depth
                 # to the next pixel. A D400 camera loses depth there, where one imager sees what the other cannot
                 # (occlusion); vertical jumps match fine, and skipping them halves the cost.
-                jump = np.abs(depth[:, 1:] - depth[:, :-1]) > depth[:, 1:] * np.float32(0.05)
-                edges = np.zeros(depth.shape, dtype=bool)
-                edges[:, 1:] |= jump
-                edges[:, :-1] |= jump
-                drop |= edges & (u < q.depth_edge_dropout)
+                diff = self._buffer("diff", (depth.shape[0], depth.shape[1] - 1), np.float32)
+                np.subtract(depth[:, 1:], depth[:, :-1], out=diff)
+                np.abs(diff, out=diff)
+                limit = self._buffer("limit", diff.shape, np.float32)
+                np.multiply(depth[:, 1:], np.float32(0.05), out=limit)
+                jump = self._buffer("jump", diff.shape, np.bool_)
+                np.greater(diff, limit, out=jump)
+                pe = np.float32(max(q.depth_edge_dropout, q.depth_random_dropout))
+                p[:, 1:][jump] = pe
+                p[:, :-1][jump] = pe
             if q.depth_dark_dropout > 0:
                 dark = cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY) < 40  # numpy max over channels took 0.1 ms
-                drop |= dark & (u < q.depth_dark_dropout)
-        out[drop] = 0.0
+                np.maximum(p, dark * np.float32(q.depth_dark_dropout), out=p)
+            drop = self._buffer("drop", depth.shape, np.bool_)
+            np.less(u, p, out=drop)
+            drop |= depth <= 0
+            out[drop] = 0.0
+        else:
+            out[depth <= 0] = 0.0
         np.maximum(out, 0.0, out=out)
         return out
+
+    def _buffer(self, name: str, shape: tuple[int, ...], dtype: type) -> np.ndarray:
+        """A scratch array kept between frames (never returned to the caller)."""
+        buf = self._buffers.get(name)
+        if buf is None or buf.shape != shape:
+            buf = self._buffers[name] = np.empty(shape, dtype=dtype)
+        return buf
