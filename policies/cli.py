@@ -9,6 +9,7 @@ import sys
 import time
 from pathlib import Path
 
+from policies.errors import BundleError
 from real.cameras.frame import CameraError
 from real.hardware_config import ConfigError
 from sim.randomization.config import RandomizationError
@@ -110,6 +111,94 @@ def _cmd_check_config(args: argparse.Namespace) -> int:
     return status
 
 
+def _cmd_train(args: argparse.Namespace) -> int:
+    from policies.train import TrainConfig, train
+
+    cfg = TrainConfig(
+        task=args.task,
+        algo=args.algo,
+        obs=args.obs,
+        steps=args.steps,
+        seed=args.seed,
+        out=args.out,
+        randomization=args.randomization,
+        n_envs=args.n_envs or TrainConfig(task=args.task).n_envs,
+        bc_demos=args.bc_demos,
+        eval_every=args.eval_every,
+        eval_episodes=args.eval_episodes,
+        checkpoint_every=args.checkpoint_every,
+    )
+    report = train(cfg, resume=args.resume)
+    best = report["best"]
+    print(
+        f"{args.task} {args.algo}: best held-out success {best['success_rate']:.1%} at step {best['step']}; "
+        f"bundle {report['bundle']}; {report['wall_s']:.0f} s"
+    )
+    return 0
+
+
+def _cmd_distill(args: argparse.Namespace) -> int:
+    from policies.distill import DistillConfig, distill
+
+    if args.obs != "rgbd":
+        print("s2r distill: only --obs rgbd students exist", file=sys.stderr)
+        return 2
+    report = distill(
+        DistillConfig(
+            teacher=args.teacher,
+            out=args.out,
+            task=args.task,
+            steps=args.steps,
+            iterations=args.iterations,
+            epochs=args.epochs,
+            seed=args.seed,
+            randomization=args.randomization,
+            eval_episodes=args.eval_episodes,
+        )
+    )
+    best = report["best"]
+    print(
+        f"student: best held-out success {best['success_rate']:.1%} after iteration {best['iteration']}; "
+        f"bundle {report['bundle']}; {report['wall_s']:.0f} s"
+    )
+    return 0
+
+
+def _cmd_eval(args: argparse.Namespace) -> int:
+    from policies.evaluate import evaluate, parse_sweep, plot_sweep, sweep
+    from sim.randomization.config import load_domain
+
+    if args.sweep:
+        name, values = parse_sweep(args.sweep)
+        result = sweep(
+            args.policy,
+            args.task,
+            name,
+            values,
+            args.episodes,
+            args.seed,
+            args.randomization,
+            load_domain(args.domain),
+        )
+        for spec, points in result["curves"].items():
+            print(f"{spec}: " + ", ".join(f"{pt['value']:g} -> {pt['success_rate']:.0%}" for pt in points))
+        if args.plot:
+            plot_sweep(result, args.plot, title=f"{args.task}: success vs {name}")
+            print(f"plot: {args.plot}")
+        if args.json:
+            _write_json(args.json, result)
+        return 0
+    results = {}
+    for spec in args.policy:
+        summary = evaluate(spec, args.task, args.episodes, args.seed, args.randomization, args.domain)
+        summary.policy = spec
+        _print_summary(summary)
+        results[spec] = summary.to_dict()
+    if args.json:
+        _write_json(args.json, results[args.policy[0]] if len(args.policy) == 1 else results)
+    return 0
+
+
 def _cmd_cameras_list(args: argparse.Namespace) -> int:
     from real.cameras.opencv_camera import list_opencv_indices
     from real.cameras.realsense import list_devices
@@ -177,6 +266,47 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--domain", help="YAML file of domain values to pin (name: value)")
     p.set_defaults(func=_cmd_expert)
 
+    p = sub.add_parser("train", help="train a state policy (PPO or SAC, warm-started from the expert) into a bundle")
+    p.add_argument("--task", required=True, choices=["grasp", "navigate"])
+    p.add_argument("--algo", default="ppo", choices=["ppo", "sac"])
+    p.add_argument("--obs", default="state", choices=["state"], help="state (camera students: s2r distill)")
+    p.add_argument("--steps", type=int, default=200_000, help="environment steps of RL (default 200000)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--out", required=True, help="run folder: run.yaml, eval.json, checkpoints/, tb/, bundle/")
+    p.add_argument("--randomization", default="default", help="none | default | PATH (default: default)")
+    p.add_argument("--n-envs", type=int, default=0, help="parallel environments (default: one per core)")
+    p.add_argument("--bc-demos", type=int, default=300, help="expert episodes for the warm start (0: none)")
+    p.add_argument("--eval-every", type=int, default=20_000, help="steps between held-out evaluations")
+    p.add_argument("--eval-episodes", type=int, default=50, help="held-out episodes per evaluation")
+    p.add_argument("--checkpoint-every", type=int, default=50_000)
+    p.add_argument("--resume", action="store_true", help="continue the run in --out up to --steps")
+    p.set_defaults(func=_cmd_train)
+
+    p = sub.add_parser("distill", help="train a camera (rgbd) student to imitate a state teacher with DAgger")
+    p.add_argument("--teacher", required=True, help="state-policy bundle or run folder, or 'expert'")
+    p.add_argument("--task", choices=["grasp", "navigate"], help="needed with --teacher expert")
+    p.add_argument("--obs", default="rgbd", choices=["rgbd"])
+    p.add_argument("--steps", type=int, default=30_000, help="environment steps over all iterations")
+    p.add_argument("--iterations", type=int, default=5, help="DAgger iterations (default 5)")
+    p.add_argument("--epochs", type=int, default=8, help="passes over the aggregated data per iteration")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--randomization", default="default", help="none | default | PATH (default: default)")
+    p.add_argument("--eval-episodes", type=int, default=50)
+    p.add_argument("--out", required=True, help="run folder: eval.json, report.json, bundle/")
+    p.set_defaults(func=_cmd_distill)
+
+    p = sub.add_parser("eval", help="success rate of policy bundles (or 'expert'), or a robustness sweep with a plot")
+    p.add_argument("--policy", required=True, nargs="+", help="bundle folders or run folders, or 'expert'")
+    p.add_argument("--task", required=True, choices=["grasp", "navigate"])
+    p.add_argument("--episodes", type=int, default=100)
+    p.add_argument("--seed", type=int, default=1_000_000, help="episode i uses seed SEED + i (default: held out)")
+    p.add_argument("--randomization", default="default", help="none | default | PATH (default: default)")
+    p.add_argument("--domain", help="YAML file of domain values to pin (name: value)")
+    p.add_argument("--sweep", help="NAME=LO:HI:K: evaluate at K values of one domain parameter")
+    p.add_argument("--plot", help="PNG of the sweep (success vs parameter, one line per policy)")
+    p.add_argument("--json", help="write the results here")
+    p.set_defaults(func=_cmd_eval)
+
     p = sub.add_parser("randomization", help="inspect domain randomization (preview: a contact sheet of views)")
     rsub = p.add_subparsers(dest="action", required=True, metavar="ACTION")
     r = rsub.add_parser("preview", help="render randomized camera views, color and depth side by side, to a PNG")
@@ -218,7 +348,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     try:
         return args.func(args)
-    except (ConfigError, RandomizationError, CameraError) as e:
+    except (ConfigError, RandomizationError, CameraError, BundleError, FileExistsError, FileNotFoundError) as e:
         print(f"s2r: {e}", file=sys.stderr)
         return 2
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
@@ -90,10 +91,12 @@ class VideoRecorder:
             self.writer = None
 
 
-def run_expert(
+def run_policy(
     task: str,
     episodes: int,
     seed: int,
+    make_policy: Callable[[gym.Env], EpisodePolicy],
+    policy_name: str,
     obs_mode: str = "state",
     video: Path | None = None,
     video_episodes: int | None = None,
@@ -101,7 +104,7 @@ def run_expert(
     randomization: str | Path = "none",
     domain: str | Path | dict | None = None,
 ) -> RolloutSummary:
-    """Run the scripted expert of ``task`` for ``episodes`` episodes with seeds ``seed, seed+1, ...``.
+    """Run the policy that ``make_policy(env)`` builds for ``episodes`` episodes with seeds ``seed, seed+1, ...``.
 
     ``video``: MP4 path for the camera view of the first ``video_episodes`` episodes (all if None).
     ``randomization``: ``"none"`` (the nominal domain), ``"default"`` or a YAML path; ``domain`` pins values.
@@ -117,10 +120,10 @@ def run_expert(
         randomization=randomization,
         domain=domain,
     )
-    policy = make_expert(task, env)
+    policy = make_policy(env)
     recorder = VideoRecorder(video, env.metadata["render_fps"]) if video else None
     results: list[EpisodeResult] = []
-    bar = tqdm(total=episodes, desc=f"{task} expert", unit="ep", disable=not progress, leave=False)
+    bar = tqdm(total=episodes, desc=f"{task} {policy_name}", unit="ep", disable=not progress, leave=False)
     try:
         for i in range(episodes):
             obs, info = env.reset(seed=seed + i)
@@ -148,7 +151,7 @@ def run_expert(
     wins = sum(r.success for r in results)
     return RolloutSummary(
         task=task,
-        policy="scripted_expert",
+        policy=policy_name,
         episodes=len(results),
         success_rate=wins / len(results),
         success_ci95=wilson_interval(wins, len(results)),
@@ -158,3 +161,8 @@ def run_expert(
         randomization=str(randomization),
         per_episode=results,
     )
+
+
+def run_expert(task: str, episodes: int, seed: int, **kwargs: Any) -> RolloutSummary:
+    """Run the scripted expert of ``task`` (see :func:`run_policy` for the keyword arguments)."""
+    return run_policy(task, episodes, seed, lambda env: make_expert(task, env), "scripted_expert", **kwargs)

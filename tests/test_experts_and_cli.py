@@ -35,7 +35,17 @@ def test_help_lists_every_subcommand_with_a_description():
     out = subprocess.run(
         [sys.executable, "-m", "policies.cli", "--help"], capture_output=True, text=True, check=True, cwd=REPO
     ).stdout
-    for command in ("demo", "expert", "randomization", "mock-bus", "cameras", "check-config"):
+    for command in (
+        "demo",
+        "expert",
+        "train",
+        "distill",
+        "eval",
+        "randomization",
+        "mock-bus",
+        "cameras",
+        "check-config",
+    ):
         line = next(ln for ln in out.splitlines() if ln.strip().startswith(command + " "))
         assert len(line.split(None, 1)[1]) > 10
 

@@ -241,6 +241,7 @@ class GraspEnv(RobotEnv):
             "finger_contacts": (left, right),
             "tool_position": tool,
             "object": {k: (list(v) if isinstance(v, list) else v) for k, v in self.object_info.items()},
+            "vector": vec.astype(np.float32),  # the state-mode "privileged" observation, in every obs mode
         }
         return vec, state
 

@@ -254,6 +254,7 @@ class NavigateEnv(RobotEnv):
             "scan": scan,
             "odometry_pose": self.task.pose.copy(),
             "collided": self.collided,
+            "vector": vec.astype(np.float32),  # the state-mode "privileged" observation, in every obs mode
         }
         return vec, state
 

@@ -1,0 +1,314 @@
+"""``s2r distill``: a camera student that imitates a privileged teacher with DAgger (Ross et al. 2011).
+
+The teacher sees the state (a state-policy bundle, reading the privileged vector every env reports in
+``info["privileged"]["vector"]``, or the scripted expert); the student sees what a robot sees: color, depth and
+proprioception, under the full visual randomization of the task. Iteration 0 lets the teacher drive; in
+iteration i the student drives with probability 1 - 0.5^i (the teacher otherwise), and the teacher labels every
+state visited. The dataset is aggregated across iterations and the student retrained on all of it, with
+albumentations colour augmentation of the training images. After each iteration the student is evaluated on
+held-out seeds; the best one becomes the bundle.
+
+Written here rather than taken from a library: the `imitation` package's DAgger is built around its own
+trajectory and policy types and a gym-wrapped expert, while our teacher needs the env's privileged info and our
+student is a plain torch module that the bundle stores.
+"""
+
+from __future__ import annotations
+
+import json
+import shlex
+import sys
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import albumentations as A
+import gymnasium as gym
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from policies.bundle import ObsSpec, load, save_bundle
+from policies.rollout import make_expert, wilson_interval
+from policies.student import RGBDStudent
+from policies.train import EVAL_SEED, task_env
+from sim.randomization.config import load_randomization
+
+DISTILL_SEED = 2_000_000
+
+
+@dataclass
+class DistillConfig:
+    teacher: str  # a state-policy bundle (or run folder), or "expert"
+    out: str
+    task: str | None = None  # from the teacher bundle; required with "expert"
+    steps: int = 30_000  # environment steps collected over all iterations
+    iterations: int = 5
+    epochs: int = 8  # passes over the aggregated data after each iteration
+    seed: int = 0
+    randomization: str = "default"
+    image_size: int = 64
+    batch_size: int = 128
+    learning_rate: float = 3e-4
+    eval_episodes: int = 50
+    augment: bool = True
+    command: str = ""
+
+
+class Teacher:
+    """Labels states: a state bundle fed with proprio + privileged vector, or the scripted expert."""
+
+    def __init__(self, spec: str, task: str | None, env: gym.Env) -> None:
+        self.spec = spec
+        if spec == "expert":
+            if task is None:
+                raise ValueError("distilling the scripted expert needs --task")
+            self.task, self.bundle, self.expert = task, None, make_expert(task, env)
+        else:
+            self.bundle = load(spec, robot=env.unwrapped.config)
+            if "privileged" not in self.bundle.obs_spec.keys:
+                raise ValueError(f"{spec}: the teacher must be a state policy (proprio + privileged)")
+            if task is not None and task != self.bundle.task:
+                raise ValueError(f"{spec} is a {self.bundle.task!r} policy, not {task!r}")
+            self.task, self.expert = self.bundle.task, None
+
+    def reset(self) -> None:
+        if self.expert is not None:
+            self.expert.reset()
+
+    def act(self, obs: dict[str, np.ndarray], info: dict[str, Any]) -> np.ndarray:
+        if self.expert is not None:
+            return np.clip(np.asarray(self.expert.act(obs, info), dtype=np.float32), -1, 1)
+        return self.bundle.act({"proprio": obs["proprio"], "privileged": info["privileged"]["vector"]})
+
+
+class Dataset:
+    """Aggregated (rgb, depth, proprio, teacher action) samples, grown in place."""
+
+    def __init__(self) -> None:
+        self.rgb: list[np.ndarray] = []
+        self.depth: list[np.ndarray] = []
+        self.proprio: list[np.ndarray] = []
+        self.action: list[np.ndarray] = []
+
+    def add(self, obs: dict[str, np.ndarray], action: np.ndarray) -> None:
+        self.rgb.append(obs["rgb"])
+        self.depth.append(obs["depth"].astype(np.float16))
+        self.proprio.append(obs["proprio"].astype(np.float32))
+        self.action.append(action.astype(np.float32))
+
+    def __len__(self) -> int:
+        return len(self.action)
+
+    def arrays(self) -> tuple[np.ndarray, ...]:
+        return (np.stack(self.rgb), np.stack(self.depth), np.stack(self.proprio), np.stack(self.action))
+
+
+def colour_augmentation() -> A.Compose:
+    """Photometric only: geometry (where the object is in the image) is what the student must read."""
+    return A.Compose(
+        [
+            A.RandomBrightnessContrast(brightness_limit=0.2, contrast_limit=0.2, p=0.8),
+            A.HueSaturationValue(hue_shift_limit=8, sat_shift_limit=20, val_shift_limit=10, p=0.5),
+            A.GaussNoise(std_range=(0.01, 0.04), p=0.5),
+        ]
+    )
+
+
+class Distillation:
+    def __init__(self, config: DistillConfig) -> None:
+        self.config = config
+        self.out = Path(config.out)
+        size = (config.image_size, config.image_size)
+        self.env = task_env(config.task or self._teacher_task(), config.randomization, obs_mode="rgbd", image_size=size)
+        self.teacher = Teacher(config.teacher, config.task, self.env)
+        self.task = self.teacher.task
+        self.obs_spec = ObsSpec.from_space(self.env.observation_space, ["rgb", "depth", "proprio"])
+        self.rng = np.random.default_rng(config.seed)
+        torch.manual_seed(config.seed)
+        action_dim = int(self.env.action_space.shape[0])
+        far = float(self.env.unwrapped.camera_config.depth_range[1])
+        self.student = RGBDStudent(size, self.obs_spec.shapes["proprio"][0], action_dim, depth_max=min(far, 3.0))
+        self.optimizer = torch.optim.Adam(self.student.parameters(), lr=config.learning_rate)
+        self.augment = colour_augmentation() if config.augment else None
+        self.data = Dataset()
+        self.proprio_mean = np.zeros(self.obs_spec.shapes["proprio"], np.float32)
+        self.proprio_std = np.ones(self.obs_spec.shapes["proprio"], np.float32)
+        self.history: list[dict[str, Any]] = []
+        self.best = {"success_rate": -1.0, "iteration": None}
+        self.episodes = 0
+
+    def _teacher_task(self) -> str:
+        if self.config.teacher == "expert":
+            raise ValueError("distilling the scripted expert needs --task")
+        return load(self.config.teacher).task
+
+    # -- student as a policy ---------------------------------------------------------------------------------
+    def student_act(self, obs: dict[str, np.ndarray]) -> np.ndarray:
+        self.student.eval()
+        with torch.no_grad():
+            rgb = torch.from_numpy(np.ascontiguousarray(obs["rgb"]))[None]
+            depth = torch.from_numpy(np.ascontiguousarray(obs["depth"], dtype=np.float32))[None]
+            prop = torch.from_numpy(self._norm(obs["proprio"]))[None]
+            return self.student(rgb, depth, prop)[0].numpy()
+
+    def _norm(self, proprio: np.ndarray) -> np.ndarray:
+        return np.clip((proprio - self.proprio_mean) / self.proprio_std, -10, 10).astype(np.float32)
+
+    # -- DAgger --------------------------------------------------------------------------------------------------
+    def collect(self, steps: int, beta: float, progress: bool) -> dict[str, float]:
+        """Run episodes until ``steps`` more samples: the teacher drives with probability ``beta``."""
+        env, n0, wins, episodes = self.env, len(self.data), 0, 0
+        bar = tqdm(
+            total=steps,
+            desc=f"collect (teacher share {beta:.2f})",
+            unit="st",
+            disable=not progress,
+            leave=False,
+            mininterval=2.0,
+        )
+        while len(self.data) - n0 < steps:
+            obs, info = env.reset(seed=DISTILL_SEED + self.config.seed * 100_000 + self.episodes)
+            self.episodes += 1
+            self.teacher.reset()
+            while True:
+                label = self.teacher.act(obs, info)
+                self.data.add(obs, label)
+                drive = label if self.rng.random() < beta else self.student_act(obs)
+                obs, _, terminated, truncated, info = env.step(drive)
+                bar.update(1)
+                if terminated or truncated:
+                    break
+            episodes += 1
+            wins += bool(info["is_success"])
+        bar.close()
+        return {"episodes": episodes, "driver_success_rate": wins / episodes, "samples": len(self.data) - n0}
+
+    def fit(self, epochs: int, progress: bool) -> float:
+        rgb, depth, proprio, action = self.data.arrays()
+        proprio_n = np.clip((proprio - self.proprio_mean) / self.proprio_std, -10, 10).astype(np.float32)
+        n, bs = len(action), self.config.batch_size
+        self.student.train()
+        last = float("nan")
+        bar = tqdm(
+            total=epochs * ((n + bs - 1) // bs),
+            desc="fit student",
+            unit="batch",
+            disable=not progress,
+            leave=False,
+            mininterval=2.0,
+        )
+        for _ in range(epochs):
+            perm = self.rng.permutation(n)
+            for i in range(0, n, bs):
+                idx = perm[i : i + bs]
+                images = rgb[idx]
+                if self.augment is not None:
+                    images = np.stack([self.augment(image=im)["image"] for im in images])
+                pred = self.student(
+                    torch.from_numpy(images),
+                    torch.from_numpy(depth[idx].astype(np.float32)),
+                    torch.from_numpy(proprio_n[idx]),
+                )
+                loss = ((pred - torch.from_numpy(action[idx])) ** 2).mean()
+                self.optimizer.zero_grad()
+                loss.backward()
+                self.optimizer.step()
+                last = float(loss.detach())
+                bar.update(1)
+        bar.close()
+        return last
+
+    def evaluate(self, episodes: int) -> dict[str, Any]:
+        env = self.env
+        wins, lengths = 0, []
+        for i in range(episodes):
+            obs, info = env.reset(seed=EVAL_SEED + i)
+            n = 0
+            while True:
+                obs, _, terminated, truncated, info = env.step(self.student_act(obs))
+                n += 1
+                if terminated or truncated:
+                    break
+            wins += bool(info["is_success"])
+            lengths.append(n)
+        return {
+            "episodes": episodes,
+            "success_rate": wins / episodes,
+            "success_ci95": list(wilson_interval(wins, episodes)),
+            "mean_episode_length": float(np.mean(lengths)),
+        }
+
+    def run(self, progress: bool = True) -> dict[str, Any]:
+        cfg = self.config
+        if (self.out / "report.json").exists():
+            raise FileExistsError(f"{self.out} already holds a distillation run; choose another --out")
+        self.out.mkdir(parents=True, exist_ok=True)
+        started = time.monotonic()
+        per_iteration = max(1, cfg.steps // cfg.iterations)
+        for it in range(cfg.iterations):
+            beta = 0.5**it
+            collected = self.collect(per_iteration, beta, progress)
+            if it == 0:
+                _, _, proprio, _ = self.data.arrays()
+                self.proprio_mean = proprio.mean(0).astype(np.float32)
+                self.proprio_std = np.maximum(proprio.std(0), 1e-3).astype(np.float32)
+            loss = self.fit(cfg.epochs, progress)
+            result = self.evaluate(cfg.eval_episodes)
+            result.update(
+                iteration=it,
+                beta=beta,
+                loss=loss,
+                samples=len(self.data),
+                collect=collected,
+                wall_s=round(time.monotonic() - started, 1),
+            )
+            self.history.append(result)
+            if progress:
+                tqdm.write(f"iteration {it}: {len(self.data)} samples, held-out success {result['success_rate']:.2f}")
+            if result["success_rate"] > self.best["success_rate"]:
+                self.best = {"success_rate": result["success_rate"], "iteration": it}
+                self.write_bundle(self.out / "bundle")
+            (self.out / "eval.json").write_text(json.dumps({"best": self.best, "history": self.history}, indent=2))
+        report = {
+            "config": asdict(cfg),
+            "best": self.best,
+            "history": self.history,
+            "wall_s": round(time.monotonic() - started, 1),
+            "bundle": str(self.out / "bundle"),
+        }
+        (self.out / "report.json").write_text(json.dumps(report, indent=2))
+        self.env.close()
+        return report
+
+    def write_bundle(self, path: Path) -> None:
+        cfg = self.config
+        core = self.env.unwrapped
+        randomization = load_randomization(cfg.randomization, core.task_name).model_dump(mode="json")
+        save_bundle(
+            path,
+            network=self.student,
+            network_spec=self.student.spec(),
+            task=self.task,
+            obs_spec=self.obs_spec,
+            action_dim=int(self.env.action_space.shape[0]),
+            robot=core.config,
+            normalization={"mean": self.proprio_mean, "std": self.proprio_std},
+            randomization={"source": cfg.randomization, "config": randomization},
+            training={
+                "command": cfg.command,
+                "method": "dagger",
+                "teacher": cfg.teacher,
+                "seed": cfg.seed,
+                "steps": len(self.data),
+                "iterations_done": len(self.history),
+                "held_out_success": self.best["success_rate"],
+            },
+        )
+
+
+def distill(config: DistillConfig, progress: bool = True) -> dict[str, Any]:
+    if not config.command:
+        config.command = " ".join(shlex.quote(a) for a in ["s2r", *sys.argv[1:]])
+    return Distillation(config).run(progress)

@@ -1,0 +1,91 @@
+"""The camera-based student: a small CNN on color + depth, joined with proprioception, that outputs an action.
+
+Input: ``rgb`` (HxWx3 uint8, scaled to [0, 1]), ``depth`` (HxWx1 metres, divided by ``depth_max`` and clipped to
+[0, 1]) stacked as 4 channels; ``proprio`` normalized with the bundle's mean and std. Three stride-2 convolutions
+(as in the Nature-DQN encoder, smaller), a linear embedding, then an MLP with the proprioception; tanh output.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import torch
+from torch import nn
+
+if TYPE_CHECKING:
+    from policies.bundle import BundlePolicy, ObsSpec
+
+
+class RGBDStudent(nn.Module):
+    def __init__(
+        self,
+        image_size: tuple[int, int],
+        proprio_dim: int,
+        action_dim: int,
+        channels: tuple[int, ...] = (32, 64, 64),
+        embed: int = 256,
+        hidden: int = 256,
+        depth_max: float = 2.0,
+    ) -> None:
+        super().__init__()
+        h, w = image_size
+        self.depth_max = float(depth_max)
+        layers: list[nn.Module] = []
+        c_in = 4
+        for i, c in enumerate(channels):
+            layers += [nn.Conv2d(c_in, c, 5 if i == 0 else 3, stride=2, padding=2 if i == 0 else 1), nn.ReLU()]
+            c_in = c
+        self.encoder = nn.Sequential(*layers, nn.Flatten())
+        with torch.no_grad():
+            n_flat = self.encoder(torch.zeros(1, 4, h, w)).shape[1]
+        self.embed = nn.Sequential(nn.Linear(n_flat, embed), nn.ReLU())
+        self.head = nn.Sequential(
+            nn.Linear(embed + proprio_dim, hidden),
+            nn.ReLU(),
+            nn.Linear(hidden, hidden),
+            nn.ReLU(),
+            nn.Linear(hidden, action_dim),
+        )
+
+    @classmethod
+    def from_spec(cls, spec: dict[str, Any], obs_spec: ObsSpec, action_dim: int) -> RGBDStudent:
+        h, w = obs_spec.shapes["rgb"][:2]
+        return cls(
+            (h, w),
+            int(np.prod(obs_spec.shapes["proprio"])),
+            action_dim,
+            tuple(spec["channels"]),
+            int(spec["embed"]),
+            int(spec["hidden"]),
+            float(spec["depth_max"]),
+        )
+
+    def spec(self) -> dict[str, Any]:
+        convs = [m for m in self.encoder if isinstance(m, nn.Conv2d)]
+        return {
+            "type": "cnn",
+            "channels": [m.out_channels for m in convs],
+            "embed": self.embed[0].out_features,
+            "hidden": self.head[0].out_features,
+            "depth_max": self.depth_max,
+            "squash": True,
+        }
+
+    def images(self, rgb: torch.Tensor, depth: torch.Tensor) -> torch.Tensor:
+        """(N, H, W, 3) uint8 and (N, H, W, 1) float metres -> (N, 4, H, W) float in [0, 1]."""
+        color = rgb.permute(0, 3, 1, 2).float() / 255.0
+        d = torch.clamp(depth.permute(0, 3, 1, 2).float() / self.depth_max, 0.0, 1.0)
+        return torch.cat([color, d], dim=1)
+
+    def forward(self, rgb: torch.Tensor, depth: torch.Tensor, proprio: torch.Tensor) -> torch.Tensor:
+        z = self.embed(self.encoder(self.images(rgb, depth)))
+        return torch.tanh(self.head(torch.cat([z, proprio], dim=1)))
+
+    def act(self, observation: dict[str, Any], bundle: BundlePolicy) -> torch.Tensor:
+        """One action for one observation dict (used by :class:`~policies.bundle.BundlePolicy`)."""
+        bundle.obs_spec.check(observation)
+        rgb = torch.from_numpy(np.ascontiguousarray(observation["rgb"], dtype=np.uint8))[None]
+        depth = torch.from_numpy(np.ascontiguousarray(observation["depth"], dtype=np.float32))[None]
+        proprio = torch.from_numpy(bundle.normalize(np.asarray(observation["proprio"], dtype=np.float32)))[None]
+        return self.forward(rgb, depth, proprio)[0]

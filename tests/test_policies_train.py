@@ -1,0 +1,195 @@
+"""Training runs, policy bundles and evaluation: small runs on the real envs and stable-baselines3 models."""
+
+from __future__ import annotations
+
+import json
+
+import gymnasium as gym
+import numpy as np
+import pytest
+import yaml
+from stable_baselines3.common.vec_env import DummyVecEnv
+
+from policies.bundle import BundleError, load, robot_signature
+from policies.cli import main as s2r
+from policies.train import (
+    EVAL_SEED,
+    FlattenKeys,
+    TrainConfig,
+    TrainingRun,
+    behaviour_clone,
+    collect_demonstrations,
+    evaluate_actor,
+    model_actor,
+    state_spec,
+    task_env,
+    train,
+)
+from real.hardware_config import load_hardware_config
+from sim import TASK_IDS
+
+
+def _fresh_model(tmp_path, algo: str, task: str = "grasp"):
+    """An untrained SB3 model as TrainingRun builds it (fixed normalization inside), and its run."""
+    run = TrainingRun(TrainConfig(task=task, algo=algo, out=str(tmp_path / algo), n_envs=1))
+    env = task_env(task, "default")
+    run.spec = state_spec(env)
+    rng = np.random.default_rng(0)
+    run.normalization = {
+        "mean": rng.normal(0, 0.1, run.spec.size).astype(np.float32),
+        "std": rng.uniform(0.5, 2.0, run.spec.size).astype(np.float32),
+    }
+    venv = DummyVecEnv([lambda: FlattenKeys(task_env(task, "default"), run.spec)])
+    return run, run._new_model(venv), env
+
+
+@pytest.mark.parametrize("algo", ["ppo", "sac"])
+def test_bundle_acts_exactly_like_the_trained_model(tmp_path, algo):
+    run, model, env = _fresh_model(tmp_path, algo)
+    run.write_bundle(model, tmp_path / "bundle", step=0)
+    policy = load(tmp_path / "bundle", robot=env.unwrapped.config, observation_space=env.observation_space)
+    for seed in range(5):
+        obs, _ = env.reset(seed=seed)
+        flat = run.spec.flatten(obs)
+        want, _ = model.predict(flat, deterministic=True)
+        np.testing.assert_allclose(policy.act(obs), np.clip(want, -1, 1), atol=1e-5)
+    meta = yaml.safe_load((tmp_path / "bundle" / "bundle.yaml").read_text())
+    assert meta["task"] == "grasp" and meta["observation"]["keys"] == ["proprio", "privileged"]
+    assert meta["robot"]["signature"]["joints"] == env.unwrapped.config.joint_names
+    assert meta["randomization"]["source"] == "default" and meta["randomization"]["config"]["terms"]
+    assert {"command", "seed", "steps", "code_version"} <= set(meta["training"])
+
+
+def test_bundle_refuses_another_robot_and_other_observations(tmp_path):
+    run, model, env = _fresh_model(tmp_path, "ppo")
+    run.write_bundle(model, tmp_path / "bundle", step=0)
+    base = load_hardware_config("turtlebot3_burger")
+    with pytest.raises(BundleError, match="joints: bundle expects"):
+        load(tmp_path / "bundle", robot=base)
+    arm = load_hardware_config("openmanipulator_x")
+    other = arm.model_copy(update={"arm": arm.arm.model_copy(update={"gripper_closed": 0.0})})
+    with pytest.raises(BundleError, match=r"arm\.gripper"):
+        load(tmp_path / "bundle", robot=other)
+    # the port may change: it is not part of what a policy depends on
+    moved = arm.model_copy(update={"bus": arm.bus.model_copy(update={"port": "/dev/ttyACM3"})})
+    assert robot_signature(moved) == robot_signature(arm)
+    load(tmp_path / "bundle", robot=moved)
+
+    policy = load(tmp_path / "bundle")
+    obs, _ = env.reset(seed=0)
+    with pytest.raises(BundleError, match="lacks"):
+        policy.act({"proprio": obs["proprio"]})
+    with pytest.raises(BundleError, match=r"'privileged' has shape \(12,\)"):
+        policy.act({**obs, "privileged": obs["privileged"][:12]})
+    rgbd = gym.make(TASK_IDS["grasp"], obs_mode="rgbd")
+    with pytest.raises(BundleError, match="lacks 'privileged'"):
+        policy.check_observation_space(rgbd.observation_space)
+    with pytest.raises(BundleError, match="not a policy bundle"):
+        load(tmp_path / "ppo")
+
+
+def test_behaviour_cloning_from_the_expert_works(tmp_path):
+    """60 expert episodes under default randomization make an actor that grasps on held-out seeds."""
+    run, model, _ = _fresh_model(tmp_path, "ppo")
+    demos = collect_demonstrations("grasp", 60, 500_000, "default", progress=False)
+    assert demos.successes >= 50 and len(demos.obs) == len(demos.actions) == len(demos.returns)
+    before = evaluate_actor(model_actor(model), "grasp", 20, EVAL_SEED)
+    losses = behaviour_clone(model, demos, epochs=40, seed=0)
+    after = evaluate_actor(model_actor(model), "grasp", 20, EVAL_SEED)
+    assert losses["bc_action_mse"] < 0.15
+    assert before["success_rate"] <= 0.1
+    assert after["success_rate"] >= 0.7, after
+
+
+def test_training_run_writes_everything_and_resumes(tmp_path, capsys):
+    out = tmp_path / "run"
+    cfg = TrainConfig(
+        task="grasp",
+        steps=512,
+        out=str(out),
+        n_envs=1,
+        bc_demos=8,
+        bc_epochs=5,
+        eval_every=256,
+        eval_episodes=3,
+        checkpoint_every=256,
+    )
+    report = train(cfg)
+    assert report["demonstrations"]["episodes"] == 8
+    for name in (
+        "run.yaml",
+        "eval.json",
+        "report.json",
+        "bundle/bundle.yaml",
+        "bundle/weights.pt",
+        "checkpoints/last.zip",
+        "checkpoints/state.json",
+    ):
+        assert (out / name).exists(), name
+    assert any((out / "tb").rglob("events.out.tfevents.*")), "TensorBoard logs"
+    history = json.loads((out / "eval.json").read_text())["history"]
+    assert history[0]["step"] == 0 and history[-1]["step"] >= 512  # after BC, then during / after RL
+    with pytest.raises(FileExistsError, match="--resume"):
+        train(TrainConfig(task="grasp", steps=512, out=str(out), n_envs=1))
+    first_steps = json.loads((out / "checkpoints" / "state.json").read_text())["num_timesteps"]
+    report = train(TrainConfig(task="grasp", steps=first_steps + 256, out=str(out), n_envs=1), resume=True)
+    assert report["resumed_from"] == first_steps
+    state = json.loads((out / "checkpoints" / "state.json").read_text())
+    assert state["num_timesteps"] > first_steps
+    assert len(state["history"]) > len(history)
+
+    # the bundle evaluates through the CLI, alone and in a sweep
+    result = tmp_path / "eval.json"
+    assert s2r(["eval", "--policy", str(out), "--task", "grasp", "--episodes", "2", "--json", str(result)]) == 0
+    data = json.loads(result.read_text())
+    assert data["episodes"] == 2 and len(data["per_episode"]) == 2 and "object_mass" in data["per_episode"][0]["domain"]
+    plot = tmp_path / "sweep.png"
+    code = s2r(
+        [
+            "eval",
+            "--policy",
+            str(out),
+            "expert",
+            "--task",
+            "grasp",
+            "--episodes",
+            "2",
+            "--sweep",
+            "object_mass=0.05:0.2:2",
+            "--plot",
+            str(plot),
+            "--json",
+            str(result),
+        ]
+    )
+    assert code == 0 and plot.stat().st_size > 5000
+    sweep = json.loads(result.read_text())
+    assert sweep["values"] == [0.05, 0.2] and set(sweep["curves"]) == {str(out), "expert"}
+    assert s2r(["eval", "--policy", str(out), "--task", "navigate", "--episodes", "1"]) == 2
+    assert "not a 'navigate' one" in capsys.readouterr().err
+
+
+def test_distillation_makes_an_rgbd_bundle(tmp_path):
+    """Two small DAgger iterations from the expert: the data aggregates, the student drives in iteration 1, and the
+    bundle loads as a camera policy that refuses state observations."""
+    from policies.distill import DistillConfig, distill
+
+    out = tmp_path / "student"
+    report = distill(
+        DistillConfig(teacher="expert", task="grasp", out=str(out), steps=200, iterations=2, epochs=1, eval_episodes=2),
+        progress=False,
+    )
+    h = report["history"]
+    assert [r["beta"] for r in h] == [1.0, 0.5]
+    assert h[0]["samples"] >= 100 and h[1]["samples"] >= h[0]["samples"] + 100
+    policy = load(out, robot=load_hardware_config("openmanipulator_x"))
+    assert policy.meta["network"]["type"] == "cnn" and policy.meta["training"]["teacher"] == "expert"
+    env = gym.make(TASK_IDS["grasp"], obs_mode="rgbd")
+    obs, _ = env.reset(seed=3)
+    action = policy.act(obs)
+    assert action.shape == (4,) and np.all(np.abs(action) <= 1)
+    state_env = gym.make(TASK_IDS["grasp"], obs_mode="state")
+    with pytest.raises(BundleError, match="lacks 'rgb'"):
+        policy.check_observation_space(state_env.observation_space)
+    with pytest.raises(FileExistsError):
+        distill(DistillConfig(teacher="expert", task="grasp", out=str(out), steps=10, iterations=1), progress=False)
