@@ -127,6 +127,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
         eval_every=args.eval_every,
         eval_episodes=args.eval_episodes,
         checkpoint_every=args.checkpoint_every,
+        epopt_epsilon=args.epopt_epsilon,
     )
     report = train(cfg, resume=args.resume)
     best = report["best"]
@@ -279,6 +280,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--eval-every", type=int, default=20_000, help="steps between held-out evaluations")
     p.add_argument("--eval-episodes", type=int, default=50, help="held-out episodes per evaluation")
     p.add_argument("--checkpoint-every", type=int, default=50_000)
+    p.add_argument(
+        "--epopt-epsilon", type=float, default=1.0, help="EPOpt: train on the worst fraction of episodes (PPO)"
+    )
     p.add_argument("--resume", action="store_true", help="continue the run in --out up to --steps")
     p.set_defaults(func=_cmd_train)
 
@@ -288,7 +292,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--obs", default="rgbd", choices=["rgbd"])
     p.add_argument("--steps", type=int, default=30_000, help="environment steps over all iterations")
     p.add_argument("--iterations", type=int, default=5, help="DAgger iterations (default 5)")
-    p.add_argument("--epochs", type=int, default=8, help="passes over the aggregated data per iteration")
+    p.add_argument("--epochs", type=int, default=4, help="passes over the aggregated data per iteration")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--randomization", default="default", help="none | default | PATH (default: default)")
     p.add_argument("--eval-episodes", type=int, default=50)

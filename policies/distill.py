@@ -45,7 +45,7 @@ class DistillConfig:
     task: str | None = None  # from the teacher bundle; required with "expert"
     steps: int = 30_000  # environment steps collected over all iterations
     iterations: int = 5
-    epochs: int = 8  # passes over the aggregated data after each iteration
+    epochs: int = 4  # passes over the aggregated data after each iteration
     seed: int = 0
     randomization: str = "default"
     image_size: int = 64

@@ -23,7 +23,7 @@ class RGBDStudent(nn.Module):
         image_size: tuple[int, int],
         proprio_dim: int,
         action_dim: int,
-        channels: tuple[int, ...] = (32, 64, 64),
+        channels: tuple[int, ...] = (16, 32, 32),
         embed: int = 256,
         hidden: int = 256,
         depth_max: float = 2.0,

@@ -91,6 +91,7 @@ class TrainConfig:
     eval_every: int = 20_000
     eval_episodes: int = 50
     checkpoint_every: int = 50_000
+    epopt_epsilon: float = 1.0  # < 1: EPOpt, train on the worst fraction of episodes (PPO only)
     command: str = ""
 
 
@@ -330,6 +331,51 @@ class TrainingMonitor(BaseCallback):
             self.bar.close()
 
 
+class EPOptFilter(BaseCallback):
+    """EPOpt-epsilon (Rajeswaran et al. 2017, "EPOpt: Learning Robust Neural Network Policies Using Model
+    Ensembles", Algorithm 1): each PPO iteration's rollout covers many episodes, each in its own sampled domain;
+    only the ``epsilon`` fraction of episodes with the lowest return trains the policy.
+
+    Applied to the rollout buffer after advantages are computed: the other episodes' advantages are set to zero
+    (no policy-gradient contribution; their value targets still train the critic) and the kept advantages are
+    normalized here, as PPO's own per-batch normalization is turned off. Episodes cut by the rollout boundary
+    count as episodes of their own. ``warmup_steps``: train on every episode first, as the paper does.
+    """
+
+    def __init__(self, epsilon: float, warmup_steps: int = 0) -> None:
+        super().__init__()
+        if not 0.0 < epsilon <= 1.0:
+            raise ValueError(f"epsilon must be in (0, 1], got {epsilon}")
+        self.epsilon = epsilon
+        self.warmup_steps = warmup_steps
+        self.kept_fraction: list[float] = []
+
+    def _on_step(self) -> bool:
+        return True
+
+    def _on_rollout_end(self) -> None:
+        buf = self.model.rollout_buffer
+        adv = buf.advantages  # (n_steps, n_envs)
+        if self.epsilon >= 1.0 or self.num_timesteps < self.warmup_steps:
+            keep = np.ones_like(adv, dtype=bool)
+        else:
+            keep = np.zeros_like(adv, dtype=bool)
+            segments = []  # (return, env, start, stop)
+            for e in range(adv.shape[1]):
+                starts = [0] + [t for t in range(1, adv.shape[0]) if buf.episode_starts[t, e]] + [adv.shape[0]]
+                for a, b in zip(starts[:-1], starts[1:], strict=True):
+                    segments.append((float(buf.rewards[a:b, e].sum()), e, a, b))
+            segments.sort(key=lambda seg: seg[0])
+            n_keep = max(1, int(round(self.epsilon * len(segments))))
+            for _, e, a, b in segments[:n_keep]:
+                keep[a:b, e] = True
+        kept = adv[keep]
+        adv[~keep] = 0.0
+        adv[keep] = (kept - kept.mean()) / (kept.std() + 1e-8)
+        self.kept_fraction.append(float(keep.mean()))
+        self.logger.record("epopt/kept_fraction", self.kept_fraction[-1])
+
+
 # -- the run -----------------------------------------------------------------------------------------------------
 
 
@@ -343,6 +389,8 @@ class TrainingRun:
             raise ValueError("s2r train learns state policies; camera policies come from `s2r distill`")
         if config.steps < 1:
             raise ValueError(f"steps must be >= 1, got {config.steps}")
+        if config.epopt_epsilon < 1.0 and config.algo != "ppo":
+            raise ValueError("EPOpt (--epopt-epsilon < 1) selects whole episodes of on-policy rollouts: use --algo ppo")
         self.config = config
         self.out = Path(config.out)
         self.history: list[dict[str, Any]] = []
@@ -385,6 +433,7 @@ class TrainingRun:
                 n_epochs=5,
                 clip_range=0.1,
                 target_kl=0.03,
+                normalize_advantage=cfg.epopt_epsilon >= 1.0,  # EPOpt normalizes the episodes it keeps
                 policy_kwargs=kwargs,
                 tensorboard_log=tb,
                 seed=cfg.seed,
@@ -490,7 +539,7 @@ class TrainingRun:
         if demos is not None:
             report["behaviour_cloning"] = behaviour_clone(model, demos, cfg.bc_epochs, cfg.seed)
             report["after_behaviour_cloning"] = self.evaluate_and_keep_best(model, 0)
-        model.learn(cfg.steps, callback=TrainingMonitor(self), tb_log_name=cfg.algo, progress_bar=False)
+        model.learn(cfg.steps, callback=self._callbacks(), tb_log_name=cfg.algo, progress_bar=False)
         return self._finish(model, venv, report)
 
     def _resume(self, progress: bool) -> dict[str, Any]:
@@ -507,8 +556,14 @@ class TrainingRun:
         model = algo.load(self.out / "checkpoints" / "last", env=venv, device="cpu")
         remaining = cfg.steps - int(state["num_timesteps"])
         if remaining > 0:
-            model.learn(remaining, callback=TrainingMonitor(self), reset_num_timesteps=False, tb_log_name=cfg.algo)
+            model.learn(remaining, callback=self._callbacks(), reset_num_timesteps=False, tb_log_name=cfg.algo)
         return self._finish(model, venv, {"resumed_from": int(state["num_timesteps"])})
+
+    def _callbacks(self) -> list[BaseCallback]:
+        callbacks: list[BaseCallback] = [TrainingMonitor(self)]
+        if self.config.epopt_epsilon < 1.0:
+            callbacks.insert(0, EPOptFilter(self.config.epopt_epsilon))
+        return callbacks
 
     def _finish(self, model: BaseAlgorithm, venv: VecEnv, report: dict[str, Any]) -> dict[str, Any]:
         self.checkpoint(model)

@@ -193,3 +193,36 @@ def test_distillation_makes_an_rgbd_bundle(tmp_path):
         policy.check_observation_space(state_env.observation_space)
     with pytest.raises(FileExistsError):
         distill(DistillConfig(teacher="expert", task="grasp", out=str(out), steps=10, iterations=1), progress=False)
+
+
+def test_epopt_keeps_only_the_worst_episodes(tmp_path):
+    from stable_baselines3.common.logger import configure
+
+    from policies.train import EPOptFilter
+
+    run, model, _ = _fresh_model(tmp_path, "ppo")
+    assert model.normalize_advantage  # plain PPO normalizes its own batches
+    model.set_logger(configure(None, []))
+    buf = model.rollout_buffer
+    n = buf.buffer_size  # one env: four episodes of n/4 steps with returns 4, 1, 3, 2 (x n/4)
+    quarter = n // 4
+    buf.episode_starts[:] = 0
+    for k, r in enumerate([4.0, 1.0, 3.0, 2.0]):
+        buf.episode_starts[k * quarter] = 1
+        buf.rewards[k * quarter : (k + 1) * quarter] = r
+    buf.advantages[:] = np.random.default_rng(0).normal(3.0, 2.0, buf.advantages.shape)
+    cb = EPOptFilter(0.5)
+    cb.init_callback(model)
+    cb.on_rollout_end()
+    kept = buf.advantages[:, 0] != 0
+    assert kept.sum() == 2 * quarter
+    assert kept[quarter : 2 * quarter].all() and kept[3 * quarter :].all()  # the episodes with returns 1 and 2
+    np.testing.assert_allclose([buf.advantages[kept].mean(), buf.advantages[kept].std()], [0, 1], atol=1e-4)
+    assert cb.kept_fraction == [0.5]
+    with pytest.raises(ValueError, match="use --algo ppo"):
+        TrainingRun(TrainConfig(task="grasp", algo="sac", epopt_epsilon=0.2))
+    epopt_run = TrainingRun(TrainConfig(task="grasp", epopt_epsilon=0.2, out=str(tmp_path / "e"), n_envs=1))
+    epopt_run.spec, epopt_run.normalization = run.spec, run.normalization
+    venv = DummyVecEnv([lambda: FlattenKeys(task_env("grasp", "default"), run.spec)])
+    assert not epopt_run._new_model(venv).normalize_advantage
+    assert isinstance(epopt_run._callbacks()[0], EPOptFilter)
