@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint format install clean
+.PHONY: demo test lint format install clean bundles sweeps
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -30,3 +30,26 @@ format: $(STAMP)
 
 clean:
 	rm -rf $(VENV) demo_out
+
+# The example policy bundles shipped in policies/bundles/ (about an hour on 2 cores): state teachers trained with
+# PPO under the default randomization, then their camera students distilled with DAgger.
+bundles: $(STAMP)
+	$(BIN)/s2r train --task grasp --algo ppo --steps 300000 --seed 0 --out runs/grasp_ppo --eval-every 50000 --eval-episodes 100
+	$(BIN)/s2r train --task navigate --algo ppo --steps 300000 --seed 0 --out runs/navigate_ppo --eval-every 50000 --eval-episodes 100
+	$(BIN)/s2r distill --teacher runs/grasp_ppo --steps 30000 --epochs 6 --seed 0 --out runs/grasp_student
+	$(BIN)/s2r distill --teacher runs/navigate_ppo --steps 30000 --epochs 6 --seed 0 --out runs/navigate_student
+	for name in grasp_ppo:grasp_state navigate_ppo:navigate_state grasp_student:grasp_rgbd navigate_student:navigate_rgbd; do \
+		rm -rf policies/bundles/$${name#*:} && mkdir -p policies/bundles && cp -r runs/$${name%:*}/bundle policies/bundles/$${name#*:}; \
+	done
+
+# Robustness curves in docs/robustness/: the randomized policies against ones trained without randomization
+# (runs/grasp_nodr, runs/navigate_nodr: `s2r train ... --randomization none --steps 50000`), on randomized
+# held-out domains with one parameter swept beyond the training range.
+SWEEP = $(BIN)/s2r eval --seed 1000000 --randomization default
+sweeps: $(STAMP)
+	mkdir -p docs/robustness
+	$(SWEEP) --task grasp --policy runs/grasp_ppo runs/grasp_nodr --episodes 50 --sweep object_mass=0.01:0.6:6 --plot docs/robustness/grasp_object_mass.png --json docs/robustness/grasp_object_mass.json
+	$(SWEEP) --task grasp --policy runs/grasp_ppo runs/grasp_nodr --episodes 50 --sweep object_friction=0.2:1.25:6 --plot docs/robustness/grasp_object_friction.png --json docs/robustness/grasp_object_friction.json
+	$(SWEEP) --task grasp --policy runs/grasp_ppo runs/grasp_nodr --episodes 50 --sweep latency_s=0:0.12:5 --plot docs/robustness/grasp_latency.png --json docs/robustness/grasp_latency.json
+	$(SWEEP) --task navigate --policy runs/navigate_ppo runs/navigate_nodr --episodes 30 --sweep wheel_radius_scale=0.8:1.2:5 --plot docs/robustness/navigate_wheel_radius.png --json docs/robustness/navigate_wheel_radius.json
+	$(SWEEP) --task navigate --policy runs/navigate_ppo runs/navigate_nodr --episodes 30 --sweep latency_s=0:0.15:5 --plot docs/robustness/navigate_latency.png --json docs/robustness/navigate_latency.json

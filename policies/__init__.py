@@ -1,1 +1,18 @@
-"""Policies: scripted experts, episode runner and the s2r command line."""
+"""Policies: scripted experts, training, distillation, policy bundles, evaluation and the s2r command line.
+
+``policies.load(PATH)`` loads a policy bundle (see :mod:`policies.bundle`); torch is imported only then.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from policies.bundle import BundlePolicy
+
+
+def load(path: Any, robot: Any = None, observation_space: Any = None) -> BundlePolicy:
+    """Load a policy bundle folder (or a training run folder); see :func:`policies.bundle.load`."""
+    from policies.bundle import load as load_bundle
+
+    return load_bundle(path, robot=robot, observation_space=observation_space)

@@ -50,9 +50,10 @@ class DistillConfig:
     randomization: str = "default"
     image_size: int = 64
     batch_size: int = 128
-    learning_rate: float = 3e-4
+    learning_rate: float = 5e-4
     eval_episodes: int = 50
     augment: bool = True
+    aux_weight: float = 1.0  # weight of the auxiliary privileged-state loss (0: none)
     command: str = ""
 
 
@@ -91,18 +92,27 @@ class Dataset:
         self.depth: list[np.ndarray] = []
         self.proprio: list[np.ndarray] = []
         self.action: list[np.ndarray] = []
+        self.privileged: list[np.ndarray] = []
 
-    def add(self, obs: dict[str, np.ndarray], action: np.ndarray) -> None:
+    def add(self, obs: dict[str, np.ndarray], action: np.ndarray, privileged: np.ndarray) -> None:
         self.rgb.append(obs["rgb"])
         self.depth.append(obs["depth"].astype(np.float16))
         self.proprio.append(obs["proprio"].astype(np.float32))
         self.action.append(action.astype(np.float32))
+        self.privileged.append(np.asarray(privileged, dtype=np.float32))
 
     def __len__(self) -> int:
         return len(self.action)
 
     def arrays(self) -> tuple[np.ndarray, ...]:
-        return (np.stack(self.rgb), np.stack(self.depth), np.stack(self.proprio), np.stack(self.action))
+        """rgb, depth, proprio, action, privileged."""
+        return (
+            np.stack(self.rgb),
+            np.stack(self.depth),
+            np.stack(self.proprio),
+            np.stack(self.action),
+            np.stack(self.privileged),
+        )
 
 
 def colour_augmentation() -> A.Compose:
@@ -129,12 +139,17 @@ class Distillation:
         torch.manual_seed(config.seed)
         action_dim = int(self.env.action_space.shape[0])
         far = float(self.env.unwrapped.camera_config.depth_range[1])
-        self.student = RGBDStudent(size, self.obs_spec.shapes["proprio"][0], action_dim, depth_max=min(far, 3.0))
+        _, info = self.env.reset(seed=DISTILL_SEED - 1)
+        self.priv_dim = len(info["privileged"]["vector"]) if config.aux_weight > 0 else 0
+        self.student = RGBDStudent(
+            size, self.obs_spec.shapes["proprio"][0], action_dim, depth_max=min(far, 3.0), aux_dim=self.priv_dim
+        )
         self.optimizer = torch.optim.Adam(self.student.parameters(), lr=config.learning_rate)
         self.augment = colour_augmentation() if config.augment else None
         self.data = Dataset()
         self.proprio_mean = np.zeros(self.obs_spec.shapes["proprio"], np.float32)
         self.proprio_std = np.ones(self.obs_spec.shapes["proprio"], np.float32)
+        self.priv_mean, self.priv_std = 0.0, 1.0
         self.history: list[dict[str, Any]] = []
         self.best = {"success_rate": -1.0, "iteration": None}
         self.episodes = 0
@@ -174,7 +189,7 @@ class Distillation:
             self.teacher.reset()
             while True:
                 label = self.teacher.act(obs, info)
-                self.data.add(obs, label)
+                self.data.add(obs, label, info["privileged"]["vector"])
                 drive = label if self.rng.random() < beta else self.student_act(obs)
                 obs, _, terminated, truncated, info = env.step(drive)
                 bar.update(1)
@@ -186,7 +201,8 @@ class Distillation:
         return {"episodes": episodes, "driver_success_rate": wins / episodes, "samples": len(self.data) - n0}
 
     def fit(self, epochs: int, progress: bool) -> float:
-        rgb, depth, proprio, action = self.data.arrays()
+        rgb, depth, proprio, action, privileged = self.data.arrays()
+        priv_n = ((privileged - self.priv_mean) / self.priv_std).astype(np.float32)
         proprio_n = np.clip((proprio - self.proprio_mean) / self.proprio_std, -10, 10).astype(np.float32)
         n, bs = len(action), self.config.batch_size
         self.student.train()
@@ -206,12 +222,14 @@ class Distillation:
                 images = rgb[idx]
                 if self.augment is not None:
                     images = np.stack([self.augment(image=im)["image"] for im in images])
-                pred = self.student(
+                pred, aux = self.student.forward_with_aux(
                     torch.from_numpy(images),
                     torch.from_numpy(depth[idx].astype(np.float32)),
                     torch.from_numpy(proprio_n[idx]),
                 )
                 loss = ((pred - torch.from_numpy(action[idx])) ** 2).mean()
+                if aux is not None:
+                    loss = loss + self.config.aux_weight * ((aux - torch.from_numpy(priv_n[idx])) ** 2).mean()
                 self.optimizer.zero_grad()
                 loss.backward()
                 self.optimizer.step()
@@ -251,9 +269,11 @@ class Distillation:
             beta = 0.5**it
             collected = self.collect(per_iteration, beta, progress)
             if it == 0:
-                _, _, proprio, _ = self.data.arrays()
+                _, _, proprio, _, privileged = self.data.arrays()
                 self.proprio_mean = proprio.mean(0).astype(np.float32)
                 self.proprio_std = np.maximum(proprio.std(0), 1e-3).astype(np.float32)
+                self.priv_mean = privileged.mean(0)
+                self.priv_std = np.maximum(privileged.std(0), 1e-3)
             loss = self.fit(cfg.epochs, progress)
             result = self.evaluate(cfg.eval_episodes)
             result.update(

@@ -123,7 +123,9 @@ def run_policy(
     policy = make_policy(env)
     recorder = VideoRecorder(video, env.metadata["render_fps"]) if video else None
     results: list[EpisodeResult] = []
-    bar = tqdm(total=episodes, desc=f"{task} {policy_name}", unit="ep", disable=not progress, leave=False)
+    bar = tqdm(
+        total=episodes, desc=f"{task} {policy_name}", unit="ep", disable=not progress, leave=False, mininterval=1.0
+    )
     try:
         for i in range(episodes):
             obs, info = env.reset(seed=seed + i)

@@ -3,6 +3,11 @@
 Input: ``rgb`` (HxWx3 uint8, scaled to [0, 1]), ``depth`` (HxWx1 metres, divided by ``depth_max`` and clipped to
 [0, 1]) stacked as 4 channels; ``proprio`` normalized with the bundle's mean and std. Three stride-2 convolutions
 (as in the Nature-DQN encoder, smaller), a linear embedding, then an MLP with the proprioception; tanh output.
+
+With ``aux_dim`` > 0 an auxiliary linear head predicts the teacher's privileged state (object pose, goal, ...)
+from the image embedding during training, which makes the encoder learn where things are much sooner than the
+action loss alone (an auxiliary task in the spirit of Jaderberg et al. 2017, "UNREAL", and of the privileged
+state prediction in Pinto et al. 2018, "Asymmetric Actor Critic"). The head is not used when acting.
 """
 
 from __future__ import annotations
@@ -27,6 +32,7 @@ class RGBDStudent(nn.Module):
         embed: int = 256,
         hidden: int = 256,
         depth_max: float = 2.0,
+        aux_dim: int = 0,
     ) -> None:
         super().__init__()
         h, w = image_size
@@ -47,6 +53,7 @@ class RGBDStudent(nn.Module):
             nn.ReLU(),
             nn.Linear(hidden, action_dim),
         )
+        self.aux = nn.Linear(embed, aux_dim) if aux_dim > 0 else None
 
     @classmethod
     def from_spec(cls, spec: dict[str, Any], obs_spec: ObsSpec, action_dim: int) -> RGBDStudent:
@@ -59,6 +66,7 @@ class RGBDStudent(nn.Module):
             int(spec["embed"]),
             int(spec["hidden"]),
             float(spec["depth_max"]),
+            int(spec.get("aux_dim", 0)),
         )
 
     def spec(self) -> dict[str, Any]:
@@ -69,6 +77,7 @@ class RGBDStudent(nn.Module):
             "embed": self.embed[0].out_features,
             "hidden": self.head[0].out_features,
             "depth_max": self.depth_max,
+            "aux_dim": self.aux.out_features if self.aux is not None else 0,
             "squash": True,
         }
 
@@ -79,8 +88,15 @@ class RGBDStudent(nn.Module):
         return torch.cat([color, d], dim=1)
 
     def forward(self, rgb: torch.Tensor, depth: torch.Tensor, proprio: torch.Tensor) -> torch.Tensor:
+        return self.forward_with_aux(rgb, depth, proprio)[0]
+
+    def forward_with_aux(
+        self, rgb: torch.Tensor, depth: torch.Tensor, proprio: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """(action, auxiliary prediction or None)."""
         z = self.embed(self.encoder(self.images(rgb, depth)))
-        return torch.tanh(self.head(torch.cat([z, proprio], dim=1)))
+        action = torch.tanh(self.head(torch.cat([z, proprio], dim=1)))
+        return action, (self.aux(z) if self.aux is not None else None)
 
     def act(self, observation: dict[str, Any], bundle: BundlePolicy) -> torch.Tensor:
         """One action for one observation dict (used by :class:`~policies.bundle.BundlePolicy`)."""

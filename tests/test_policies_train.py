@@ -10,6 +10,7 @@ import pytest
 import yaml
 from stable_baselines3.common.vec_env import DummyVecEnv
 
+import policies
 from policies.bundle import BundleError, load, robot_signature
 from policies.cli import main as s2r
 from policies.train import (
@@ -47,7 +48,7 @@ def _fresh_model(tmp_path, algo: str, task: str = "grasp"):
 def test_bundle_acts_exactly_like_the_trained_model(tmp_path, algo):
     run, model, env = _fresh_model(tmp_path, algo)
     run.write_bundle(model, tmp_path / "bundle", step=0)
-    policy = load(tmp_path / "bundle", robot=env.unwrapped.config, observation_space=env.observation_space)
+    policy = policies.load(tmp_path / "bundle", robot=env.unwrapped.config, observation_space=env.observation_space)
     for seed in range(5):
         obs, _ = env.reset(seed=seed)
         flat = run.spec.flatten(obs)

@@ -1,0 +1,34 @@
+"""The example bundles shipped in policies/bundles/ (made by `make bundles`) load against the robots in
+hardware_configs/ and do their task on held-out seeds."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from policies.bundle import load
+from policies.evaluate import evaluate
+from real.hardware_config import load_hardware_config
+
+BUNDLES = Path(__file__).resolve().parents[1] / "policies" / "bundles"
+ROBOTS = {"grasp": "openmanipulator_x", "navigate": "turtlebot3_burger"}
+# name -> (task, episodes, minimum success on held-out seeds); the full figures are in the bundles' training reports
+EXAMPLES = {
+    "grasp_state": ("grasp", 20, 0.8),
+    "navigate_state": ("navigate", 10, 0.8),
+    "grasp_rgbd": ("grasp", 20, 0.6),
+    "navigate_rgbd": ("navigate", 10, 0.6),
+}
+
+
+@pytest.mark.parametrize("name", sorted(EXAMPLES))
+def test_example_bundle_succeeds_on_held_out_seeds(name):
+    task, episodes, minimum = EXAMPLES[name]
+    path = BUNDLES / name
+    if not path.exists():
+        pytest.fail(f"{path} is missing: run `make bundles`")
+    policy = load(path, robot=load_hardware_config(ROBOTS[task]))
+    assert policy.task == task
+    summary = evaluate(str(path), task, episodes, seed=3_000_000, randomization="default", progress=False)
+    assert summary.success_rate >= minimum, f"{name}: {summary.success_rate:.2f} on {episodes} held-out episodes"
