@@ -91,9 +91,11 @@ def test_bundle_refuses_another_robot_and_other_observations(tmp_path):
 
 def test_behaviour_cloning_from_the_expert_works(tmp_path):
     """60 expert episodes under default randomization make an actor that grasps on held-out seeds."""
-    run, model, _ = _fresh_model(tmp_path, "ppo")
     demos = collect_demonstrations("grasp", 60, 500_000, "default", progress=False)
     assert demos.successes >= 50 and len(demos.obs) == len(demos.actions) == len(demos.returns)
+    run, _, _ = _fresh_model(tmp_path, "ppo")
+    run.normalization = {"mean": demos.obs.mean(0), "std": np.maximum(demos.obs.std(0), 1e-3)}  # as train() does
+    model = run._new_model(DummyVecEnv([lambda: FlattenKeys(task_env("grasp", "default"), run.spec)]))
     before = evaluate_actor(model_actor(model), "grasp", 20, EVAL_SEED)
     losses = behaviour_clone(model, demos, epochs=40, seed=0)
     after = evaluate_actor(model_actor(model), "grasp", 20, EVAL_SEED)
