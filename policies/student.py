@@ -1,8 +1,9 @@
 """The camera-based student: a small CNN on color + depth, joined with proprioception, that outputs an action.
 
-Input: ``rgb`` (HxWx3 uint8, scaled to [0, 1]), ``depth`` (HxWx1 metres, divided by ``depth_max`` and clipped to
-[0, 1]) stacked as 4 channels; ``proprio`` normalized with the bundle's mean and std. Three stride-2 convolutions
-(as in the Nature-DQN encoder, smaller), a linear embedding, then an MLP with the proprioception; tanh output.
+Input: ``rgb`` (HxWx3 uint8, scaled to [0, 1]) and ``depth`` (HxWx1 metres, standardized with the training
+data's mean and standard deviation, or divided by ``depth_max`` in older bundles) stacked as 4 channels;
+``proprio`` normalized with the bundle's mean and std. Three stride-2 convolutions (as in the Nature-DQN encoder,
+smaller), a linear embedding, then an MLP with the proprioception; tanh output.
 
 With ``aux_dim`` > 0 an auxiliary linear head predicts the teacher's privileged state (object pose, goal, ...)
 from the image embedding during training, which makes the encoder learn where things are much sooner than the
@@ -37,6 +38,10 @@ class RGBDStudent(nn.Module):
         super().__init__()
         h, w = image_size
         self.depth_max = float(depth_max)
+        # depth standardization measured on the training data ((d - mean) / std, clipped to +-3): set by the
+        # distillation; None keeps the older scaling d / depth_max, clipped to [0, 1]
+        self.depth_mean: float | None = None
+        self.depth_std: float | None = None
         layers: list[nn.Module] = []
         c_in = 4
         for i, c in enumerate(channels):
@@ -67,7 +72,12 @@ class RGBDStudent(nn.Module):
             int(spec["hidden"]),
             float(spec["depth_max"]),
             int(spec.get("aux_dim", 0)),
-        )
+        ).with_depth_standardization(spec.get("depth_mean"), spec.get("depth_std"))
+
+    def with_depth_standardization(self, mean: float | None, std: float | None) -> RGBDStudent:
+        self.depth_mean = None if mean is None else float(mean)
+        self.depth_std = None if std is None else float(std)
+        return self
 
     def spec(self) -> dict[str, Any]:
         convs = [m for m in self.encoder if isinstance(m, nn.Conv2d)]
@@ -78,13 +88,18 @@ class RGBDStudent(nn.Module):
             "hidden": self.head[0].out_features,
             "depth_max": self.depth_max,
             "aux_dim": self.aux.out_features if self.aux is not None else 0,
+            "depth_mean": self.depth_mean,
+            "depth_std": self.depth_std,
             "squash": True,
         }
 
     def images(self, rgb: torch.Tensor, depth: torch.Tensor) -> torch.Tensor:
         """(N, H, W, 3) uint8 and (N, H, W, 1) float metres -> (N, 4, H, W) float in [0, 1]."""
         color = rgb.permute(0, 3, 1, 2).float() / 255.0
-        d = torch.clamp(depth.permute(0, 3, 1, 2).float() / self.depth_max, 0.0, 1.0)
+        if self.depth_std is not None:
+            d = torch.clamp((depth.permute(0, 3, 1, 2).float() - self.depth_mean) / self.depth_std, -3.0, 3.0)
+        else:
+            d = torch.clamp(depth.permute(0, 3, 1, 2).float() / self.depth_max, 0.0, 1.0)
         return torch.cat([color, d], dim=1)
 
     def forward(self, rgb: torch.Tensor, depth: torch.Tensor, proprio: torch.Tensor) -> torch.Tensor:
