@@ -247,9 +247,12 @@ def test_recording_plays_every_frame_then_ends(recording):
         assert cam.stats.dropped == 0
         with pytest.raises(EndOfStream, match="end of recording"):
             cam.read(timeout=0.1)
-    # every frame, in order; the last pair may be cut when the sensors close in the middle of it
-    assert pushed - 1 <= len(frames) <= pushed
-    assert [f.frame_number for f in frames] == list(range(1, len(frames) + 1))
+    # every frame, in order and without gaps; on a loaded machine the first or the last pair may be cut, when
+    # the recorder starts or the sensors close in the middle of it (seen once in a CI run beside a training job)
+    assert pushed - 2 <= len(frames) <= pushed
+    first = frames[0].frame_number
+    assert first <= 2
+    assert [f.frame_number for f in frames] == list(range(first, first + len(frames)))
     assert all(f.depth is not None and (f.depth > 0).mean() > 0.9 for f in frames)
 
 
