@@ -247,8 +247,9 @@ def test_recording_plays_every_frame_then_ends(recording):
         assert cam.stats.dropped == 0
         with pytest.raises(EndOfStream, match="end of recording"):
             cam.read(timeout=0.1)
-    # every frame, in order and without gaps; on a loaded machine the first or the last pair may be cut, when
-    # the recorder starts or the sensors close in the middle of it (seen once in a CI run beside a training job)
+    # every frame, in order and without gaps. Known weakness: on a loaded machine librealsense's pipeline
+    # sometimes does not deliver a recording's first frame (the same file played twice gave frames 1-11 once and
+    # 2-11 the next time), and the last pair may be cut when the sensors close in the middle of it.
     assert pushed - 2 <= len(frames) <= pushed
     first = frames[0].frame_number
     assert first <= 2
