@@ -57,6 +57,10 @@ def evaluate(
     progress: bool = True,
 ) -> RolloutSummary:
     make, name, obs_mode = policy_factory(spec, task)
+    image_size = (64, 64)
+    if obs_mode == "rgbd":  # the camera resolution the student was trained at
+        h, w = load(spec).obs_spec.shapes["rgb"][:2]
+        image_size = (w, h)
     return run_policy(
         task,
         episodes,
@@ -67,6 +71,7 @@ def evaluate(
         randomization=randomization,
         domain=domain,
         progress=progress,
+        image_size=image_size,
     )
 
 

@@ -103,11 +103,13 @@ def run_policy(
     progress: bool = True,
     randomization: str | Path = "none",
     domain: str | Path | dict | None = None,
+    image_size: tuple[int, int] = (64, 64),
 ) -> RolloutSummary:
     """Run the policy that ``make_policy(env)`` builds for ``episodes`` episodes with seeds ``seed, seed+1, ...``.
 
     ``video``: MP4 path for the camera view of the first ``video_episodes`` episodes (all if None).
     ``randomization``: ``"none"`` (the nominal domain), ``"default"`` or a YAML path; ``domain`` pins values.
+    ``image_size``: (width, height) of rgbd observations.
     """
     if task not in TASK_IDS:
         raise ValueError(f"unknown task {task!r}; expected one of {sorted(TASK_IDS)}")
@@ -119,6 +121,7 @@ def run_policy(
         render_mode="rgb_array" if video else None,
         randomization=randomization,
         domain=domain,
+        image_size=image_size,
     )
     policy = make_policy(env)
     recorder = VideoRecorder(video, env.metadata["render_fps"]) if video else None
