@@ -237,7 +237,14 @@ def test_vendor_sdk_fast_sync_read_parses_the_emulator(emulator):
         reader = sdk.GroupSyncRead(port, ph, 0, 2)  # model number
         for i in IDS:
             assert reader.addParam(i)
-        assert reader.fastSyncRead() == sdk.COMM_SUCCESS
+        # the SDK waits a fixed 16 ms latency budget for the five chained replies; a loaded machine can miss it
+        # (seen once in CI), which says nothing about parsing: allow it two more tries
+        results = []
+        for _ in range(3):
+            results.append(reader.fastSyncRead())
+            if results[-1] == sdk.COMM_SUCCESS:
+                break
+        assert results[-1] == sdk.COMM_SUCCESS, results
         assert {i: reader.getData(i, 0, 2) for i in IDS} == {i: 1020 for i in IDS}
     finally:
         port.closePort()
