@@ -176,7 +176,8 @@ class BundlePolicy:
     def act(self, observation: dict[str, Any]) -> np.ndarray:
         """The action in [-1, 1] for one observation dict."""
         if self._image:
-            out = self.network.act(observation, self)
+            self.obs_spec.check(observation)
+            out = self.network.act(observation, self.normalize)
         else:
             x = torch.from_numpy(self.normalize(self.obs_spec.flatten(observation)))[None]
             out = self.network(x)[0]

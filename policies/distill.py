@@ -162,11 +162,7 @@ class Distillation:
     # -- student as a policy ---------------------------------------------------------------------------------
     def student_act(self, obs: dict[str, np.ndarray]) -> np.ndarray:
         self.student.eval()
-        with torch.no_grad():
-            rgb = torch.from_numpy(np.ascontiguousarray(obs["rgb"]))[None]
-            depth = torch.from_numpy(np.ascontiguousarray(obs["depth"], dtype=np.float32))[None]
-            prop = torch.from_numpy(self._norm(obs["proprio"]))[None]
-            return self.student(rgb, depth, prop)[0].numpy()
+        return self.student.act(obs, self._norm).numpy()
 
     def _norm(self, proprio: np.ndarray) -> np.ndarray:
         return np.clip((proprio - self.proprio_mean) / self.proprio_std, -10, 10).astype(np.float32)

@@ -29,22 +29,25 @@ class _BundleEpisodePolicy:
         return self.policy.act(obs)
 
 
-def policy_factory(spec: str, task: str) -> tuple[Callable[[gym.Env], EpisodePolicy], str, str]:
-    """(env -> episode policy, name, obs mode) for a bundle path or ``"expert"``; checks the bundle's task, robot
-    and observation spec against the env."""
+def policy_factory(spec: str, task: str) -> tuple[Callable[[gym.Env], EpisodePolicy], str, str, tuple[int, int]]:
+    """(env -> episode policy, name, obs mode, image size) for a bundle path or ``"expert"``; the bundle is loaded
+    once and checked against the task, and against each env's robot and observation spec."""
     if spec == EXPERT:
-        return (lambda env: make_expert(task, env)), "scripted_expert", "state"
+        return (lambda env: make_expert(task, env)), "scripted_expert", "state", (64, 64)
     bundle = load(spec)
     if bundle.task != task:
         raise BundleError(f"{spec}: a {bundle.task!r} policy, not a {task!r} one")
-    obs_mode = "rgbd" if "rgb" in bundle.obs_spec.keys else "state"
+    obs_mode, image_size = "state", (64, 64)
+    if "rgb" in bundle.obs_spec.keys:  # the camera resolution the student was trained at
+        h, w = bundle.obs_spec.shapes["rgb"][:2]
+        obs_mode, image_size = "rgbd", (w, h)
 
     def make(env: gym.Env) -> EpisodePolicy:
         bundle.check_robot(env.unwrapped.config)
         bundle.check_observation_space(env.observation_space)
         return _BundleEpisodePolicy(bundle)
 
-    return make, Path(spec).name, obs_mode
+    return make, Path(spec).name, obs_mode, image_size
 
 
 def evaluate(
@@ -55,12 +58,10 @@ def evaluate(
     randomization: str = "default",
     domain: str | Path | dict | None = None,
     progress: bool = True,
+    factory: tuple | None = None,
 ) -> RolloutSummary:
-    make, name, obs_mode = policy_factory(spec, task)
-    image_size = (64, 64)
-    if obs_mode == "rgbd":  # the camera resolution the student was trained at
-        h, w = load(spec).obs_spec.shapes["rgb"][:2]
-        image_size = (w, h)
+    """``factory``: a :func:`policy_factory` result to reuse (a sweep loads each bundle once)."""
+    make, name, obs_mode, image_size = factory or policy_factory(spec, task)
     return run_policy(
         task,
         episodes,
@@ -102,9 +103,11 @@ def sweep(
     """Success of each policy at each value of the domain parameter ``name`` (pinned; the rest as configured)."""
     curves: dict[str, list[dict[str, Any]]] = {}
     for spec in specs:
+        factory = policy_factory(spec, task)
         points = []
         for v in values:
-            summary = evaluate(spec, task, episodes, seed, randomization, {**(domain or {}), name: float(v)}, progress)
+            pinned = {**(domain or {}), name: float(v)}
+            summary = evaluate(spec, task, episodes, seed, randomization, pinned, progress, factory)
             points.append(
                 {
                     "value": float(v),

@@ -13,6 +13,7 @@ state prediction in Pinto et al. 2018, "Asymmetric Actor Critic"). The head is n
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -20,7 +21,7 @@ import torch
 from torch import nn
 
 if TYPE_CHECKING:
-    from policies.bundle import BundlePolicy, ObsSpec
+    from policies.bundle import ObsSpec
 
 
 class RGBDStudent(nn.Module):
@@ -113,10 +114,10 @@ class RGBDStudent(nn.Module):
         action = torch.tanh(self.head(torch.cat([z, proprio], dim=1)))
         return action, (self.aux(z) if self.aux is not None else None)
 
-    def act(self, observation: dict[str, Any], bundle: BundlePolicy) -> torch.Tensor:
-        """One action for one observation dict (used by :class:`~policies.bundle.BundlePolicy`)."""
-        bundle.obs_spec.check(observation)
+    def act(self, observation: dict[str, Any], normalize_proprio: Callable[[np.ndarray], np.ndarray]) -> torch.Tensor:
+        """One action for one observation dict (no gradient); ``normalize_proprio`` maps raw to network input."""
         rgb = torch.from_numpy(np.ascontiguousarray(observation["rgb"], dtype=np.uint8))[None]
         depth = torch.from_numpy(np.ascontiguousarray(observation["depth"], dtype=np.float32))[None]
-        proprio = torch.from_numpy(bundle.normalize(np.asarray(observation["proprio"], dtype=np.float32)))[None]
-        return self.forward(rgb, depth, proprio)[0]
+        proprio = torch.from_numpy(normalize_proprio(np.asarray(observation["proprio"], dtype=np.float32)))[None]
+        with torch.no_grad():
+            return self.forward(rgb, depth, proprio)[0]

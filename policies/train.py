@@ -362,7 +362,8 @@ class EPOptFilter(BaseCallback):
             keep = np.zeros_like(adv, dtype=bool)
             segments = []  # (return, env, start, stop)
             for e in range(adv.shape[1]):
-                starts = [0] + [t for t in range(1, adv.shape[0]) if buf.episode_starts[t, e]] + [adv.shape[0]]
+                inner = np.flatnonzero(buf.episode_starts[1:, e]) + 1
+                starts = [0, *inner.tolist(), adv.shape[0]]
                 for a, b in zip(starts[:-1], starts[1:], strict=True):
                     segments.append((float(buf.rewards[a:b, e].sum()), e, a, b))
             segments.sort(key=lambda seg: seg[0])
@@ -398,6 +399,7 @@ class TrainingRun:
         self.normalization: dict[str, np.ndarray] = {}
         self.started = time.monotonic()
         self.progress = True
+        self._context: tuple[Any, dict[str, Any]] | None = None
 
     # -- environments ----------------------------------------------------------------------------------------
     def _env_factory(self, rank: int):
@@ -475,13 +477,22 @@ class TrainingRun:
         state = {"num_timesteps": int(model.num_timesteps), "best": self.best, "history": self.history}
         (folder / "state.json").write_text(json.dumps(state, indent=2))
 
+    def _bundle_context(self) -> tuple[Any, dict[str, Any]]:
+        """The robot config and the randomization config (as JSON) every bundle of this run records; read once."""
+        if self._context is None:
+            env = task_env(self.config.task, self.config.randomization)
+            core = env.unwrapped
+            self._context = (
+                core.config,
+                load_randomization(self.config.randomization, core.task_name).model_dump(mode="json"),
+            )
+            env.close()
+        return self._context
+
     def write_bundle(self, model: BaseAlgorithm, path: Path, step: int) -> None:
         cfg = self.config
-        env = task_env(cfg.task, cfg.randomization)
+        robot, randomization = self._bundle_context()
         mlp, spec = export_actor(model, cfg.hidden)
-        robot = env.unwrapped.config
-        randomization = load_randomization(cfg.randomization, env.unwrapped.task_name).model_dump(mode="json")
-        env.close()
         save_bundle(
             path,
             network=mlp,

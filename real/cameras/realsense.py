@@ -112,15 +112,34 @@ def _depth_scale(device: Any) -> float:
     return float(device.first_depth_sensor().get_depth_scale())
 
 
-class LiveSource:
+class _PipelineSource:
+    """What the live and the recorded sources share: an ``rs.pipeline`` to wait on and to stop."""
+
+    def __init__(self) -> None:
+        self._pipeline: Any = None
+
+    def _next(self, timeout_s: float) -> Any | None:
+        ok, frames = self._pipeline.try_wait_for_frames(int(timeout_s * 1000))
+        return frames if ok else None
+
+    def stop(self) -> None:
+        if self._pipeline is not None:
+            try:
+                self._pipeline.stop()
+            except RuntimeError:
+                pass
+            self._pipeline = None
+
+
+class LiveSource(_PipelineSource):
     """A RealSense on USB. ``serial`` None: the only device connected."""
 
     lossless = False
     warmup = True
 
     def __init__(self, serial: str | None = None) -> None:
+        super().__init__()
         self.serial = serial
-        self._pipeline: Any = None
         self._device: Any = None
 
     def _select(self, rs: Any) -> str:
@@ -175,14 +194,6 @@ class LiveSource:
         ok, frames = self._pipeline.try_wait_for_frames(int(timeout_s * 1000))
         return frames if ok else None
 
-    def stop(self) -> None:
-        if self._pipeline is not None:
-            try:
-                self._pipeline.stop()
-            except RuntimeError:
-                pass
-            self._pipeline = None
-
     def recover(self, rs: Any, config: CameraConfig) -> None:
         """Hardware-reset the device, wait for it to come back on USB, start again."""
         serial = self._device.get_info(rs.camera_info.serial_number) if self._device is not None else self.serial
@@ -196,7 +207,7 @@ class LiveSource:
         self.start(rs, config)
 
 
-class RecordingSource:
+class RecordingSource(_PipelineSource):
     """A ``.bag`` (librealsense up to 2.5x) or ``.db3`` (ROS 2 bag, written by newer librealsense) recording,
     played without real time so that every frame is delivered, once, in order."""
 
@@ -204,8 +215,8 @@ class RecordingSource:
     warmup = False
 
     def __init__(self, path: str | Path) -> None:
+        super().__init__()
         self.path = Path(path)
-        self._pipeline: Any = None
         self._playback: Any = None
         self.frames = 0
 
@@ -250,8 +261,8 @@ class RecordingSource:
         return color, depth, (_depth_scale(profile.get_device()) if depth is not None else None)
 
     def wait(self, timeout_s: float) -> Any | None:
-        ok, frames = self._pipeline.try_wait_for_frames(int(timeout_s * 1000))
-        if ok:
+        frames = self._next(timeout_s)
+        if frames is not None:
             self.frames += 1
             return frames
         if self._playback.current_status() == self._rs.playback_status.stopped:
@@ -259,14 +270,6 @@ class RecordingSource:
                 raise EndOfStream(f"recording {self.path} holds no frames", 0)
             raise EndOfStream(f"end of recording {self.path} after {self.frames} frames", self.frames)
         return None
-
-    def stop(self) -> None:
-        if self._pipeline is not None:
-            try:
-                self._pipeline.stop()
-            except RuntimeError:
-                pass
-            self._pipeline = None
 
     def recover(self, rs: Any, config: CameraConfig) -> None:
         raise CameraError(f"recording {self.path} stopped delivering frames before its end")
