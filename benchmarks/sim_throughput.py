@@ -11,10 +11,11 @@ For each (task, obs_mode) and each randomization variant it measures:
 Variants: ``none`` (nominal domain), ``visual`` (the default randomization with every dynamics term pinned to its
 nominal value: the cost of the randomization machinery, textures, lighting, camera and image noise, on the same
 physics) and ``default`` (everything randomized: the sampled worlds also change how much the physics costs).
-The variants run interleaved in rounds and each rate is the best round's, the least disturbed by other load on the
-machine (on a shared 2-core machine medians moved by +-10 % between runs). ``randomization_cost`` gives the
-fraction of step rate each variant loses against ``none``, from the best rounds and as the median of per-round
-ratios (each variant's round against the ``none`` round run just before it).
+The variants run interleaved in short rounds (``--rounds``; 10 env steps each by default) so that load from other
+processes on a shared machine falls on all of them alike: on this 2-core VM, whole-run rates moved by +-20 % from
+one run to the next, rounds of 200 steps still left the cost +-3 points uncertain. ``randomization_cost`` gives the
+fraction of step rate each variant loses against ``none`` from the summed times of all rounds, with a 95 %
+bootstrap interval over rounds.
 
 ``--breakdown TASK`` measures instead the rgbd cost of each group of visual terms alone (textures, light, camera,
 image and depth noise).
@@ -80,8 +81,8 @@ class _Runner:
         self.seed = seed
         self.resets = 0
         self.env.reset(seed=seed)
-        self.rates: list[float] = []
-        self.physics: list[float] = []
+        self.step_times: list[float] = []  # s spent in env.step, per round
+        self.physics_times: list[float] = []  # s spent in stepSimulation, per round
         self.reset_time = 0.0
 
     def run(self, steps: int) -> None:
@@ -99,8 +100,8 @@ class _Runner:
                 t0 = time.perf_counter()
                 env.reset(seed=self.seed + self.resets)
                 self.reset_time += time.perf_counter() - t0
-        self.rates.append(steps / step_time)
-        self.physics.append(steps / physics_time)
+        self.step_times.append(step_time)
+        self.physics_times.append(physics_time)
 
 
 def measure(task: str, obs_mode: str, steps: int, rounds: int, seed: int = 0) -> list[dict]:
@@ -122,7 +123,8 @@ def measure(task: str, obs_mode: str, steps: int, rounds: int, seed: int = 0) ->
         for _ in range(200 * core.substeps):
             p.stepSimulation(physicsClientId=core.client)
         idle = 200 / (time.perf_counter() - t0)
-        env_rate, raw_rate = float(np.max(r.rates)), float(np.max(r.physics))
+        step_time, physics_time = float(np.sum(r.step_times)), float(np.sum(r.physics_times))
+        env_rate, raw_rate = len(r.step_times) * per_round / step_time, len(r.step_times) * per_round / physics_time
         out.append(
             {
                 "task": task,
@@ -137,11 +139,22 @@ def measure(task: str, obs_mode: str, steps: int, rounds: int, seed: int = 0) ->
                 "idle_raw_steps_per_s": round(idle, 1),
                 "reset_ms": round(1000 * r.reset_time / max(r.resets, 1), 2),
                 "sample_domain_ms": round(sample_ms, 3),
-                "round_rates": [round(x, 1) for x in r.rates],
+                "round_times_s": r.step_times,
             }
         )
         r.env.close()
     return out
+
+
+def step_cost(variant_times: list[float], none_times: list[float], seed: int = 0) -> dict:
+    """Fraction of step rate lost against ``none`` (1 - t_none / t_variant over all rounds), with a 95 % bootstrap
+    interval over rounds (pairs resampled together)."""
+    v, n = np.asarray(variant_times), np.asarray(none_times)
+    rng = np.random.default_rng(seed)
+    idx = rng.integers(0, len(v), (2000, len(v)))
+    boot = 1 - n[idx].sum(axis=1) / v[idx].sum(axis=1)
+    lo, hi = np.percentile(boot, [2.5, 97.5])
+    return {"cost": round(float(1 - n.sum() / v.sum()), 3), "ci95": [round(float(lo), 3), round(float(hi), 3)]}
 
 
 BREAKDOWN = {
@@ -194,7 +207,7 @@ def breakdown(task: str, rounds: int, steps_per_round: int = 100, seed: int = 0)
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--steps", type=int, default=2000, help="env steps per variant (default 2000)")
-    parser.add_argument("--rounds", type=int, default=10, help="interleaved rounds (default 10)")
+    parser.add_argument("--rounds", type=int, default=200, help="interleaved rounds (default 200: 10 steps each)")
     parser.add_argument("--json", help="write the results here")
     parser.add_argument("--breakdown", choices=sorted(TASKS), help="only: rgbd cost of each group of visual terms")
     args = parser.parse_args()
@@ -218,24 +231,22 @@ def main() -> None:
             rows = measure(task, mode, args.steps, args.rounds)
             results += rows
             by = {r["randomization"]: r for r in rows}
-            base = by["none"]["env_steps_per_s"]
-
-            def paired(variant: str, by=by) -> float:
-                # Median over rounds of the cost against the "none" round run just before: robust to drift.
-                pairs = zip(by[variant]["round_rates"], by["none"]["round_rates"], strict=True)
-                return round(float(np.median([1 - v / n for v, n in pairs])), 3)
-
+            none = by["none"]["round_times_s"]
+            visual = step_cost(by["visual"]["round_times_s"], none)
+            default = step_cost(by["default"]["round_times_s"], none)
             costs.append(
                 {
                     "task": task,
                     "obs_mode": mode,
-                    "visual_step_cost": round(1 - by["visual"]["env_steps_per_s"] / base, 3),
-                    "default_step_cost": round(1 - by["default"]["env_steps_per_s"] / base, 3),
-                    "visual_step_cost_paired_median": paired("visual"),
-                    "default_step_cost_paired_median": paired("default"),
+                    "visual_step_cost": visual["cost"],
+                    "visual_step_cost_ci95": visual["ci95"],
+                    "default_step_cost": default["cost"],
+                    "default_step_cost_ci95": default["ci95"],
                     "default_reset_extra_ms": round(by["default"]["reset_ms"] - by["none"]["reset_ms"], 2),
                 }
             )
+            for row in rows:
+                del row["round_times_s"]
     out = {
         "benchmark": "sim_throughput",
         "machine": {"cpu": platform.processor() or platform.machine(), "cores_used": 1},

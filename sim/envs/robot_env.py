@@ -360,10 +360,10 @@ class RobotEnv(gym.Env):
         frame = self.render_camera(self.intrinsics_obs)
         color = self.image_noise.color(frame.color)
         depth = self.image_noise.depth(frame.depth, frame.color, self.intrinsics_obs.fx)
-        far = float(self.camera_config.depth_range[1])
+        np.minimum(depth, np.float32(self.camera_config.depth_range[1]), out=depth)  # a fresh array, >= 0
         return {
             "rgb": color,
-            "depth": np.clip(depth, 0.0, far)[:, :, None],
+            "depth": depth[:, :, None],
             "proprio": proprio.astype(np.float32),
         }
 
