@@ -237,8 +237,10 @@ def save_bundle(
     normalization: dict[str, np.ndarray] | None,
     randomization: dict[str, Any] | None,
     training: dict[str, Any],
+    dynamics: dict[str, Any] | None = None,
 ) -> Path:
-    """Write a bundle folder (created if needed; an existing bundle there is replaced)."""
+    """Write a bundle folder (created if needed; an existing bundle there is replaced). ``dynamics``: the
+    :class:`~sim.randomization.dynamics.DynamicsSpec` (as a dict) of a universal policy's ``dynamics`` input."""
     path = Path(path)
     path.mkdir(parents=True, exist_ok=True)
     signature = robot_signature(robot)
@@ -257,6 +259,8 @@ def save_bundle(
         "randomization": randomization,
         "training": {**training, "code_version": code_version()},
     }
+    if dynamics is not None:
+        meta["dynamics"] = dynamics
     torch.save(network.state_dict(), path / WEIGHTS_FILE)
     (path / BUNDLE_FILE).write_text(yaml.safe_dump(meta, sort_keys=False, width=120))
     return path
@@ -283,7 +287,12 @@ def load(path: str | Path, robot: HardwareConfig | None = None, observation_spac
         network.load_state_dict(state)
     except (OSError, RuntimeError) as e:
         raise BundleError(f"{path / WEIGHTS_FILE}: weights do not load into the bundle's network: {e}") from e
-    policy = BundlePolicy(meta, network, path)
+    if "osi" in meta:  # a universal policy with its online estimator
+        from policies.osi import load_osi  # noqa: PLC0415 - policies.osi imports this module
+
+        policy: BundlePolicy = load_osi(meta, network, path)
+    else:
+        policy = BundlePolicy(meta, network, path)
     if robot is not None:
         policy.check_robot(robot)
     if observation_space is not None:

@@ -128,6 +128,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
         eval_episodes=args.eval_episodes,
         checkpoint_every=args.checkpoint_every,
         epopt_epsilon=args.epopt_epsilon,
+        universal=args.universal,
     )
     report = train(cfg, resume=args.resume)
     best = report["best"]
@@ -166,23 +167,38 @@ def _cmd_distill(args: argparse.Namespace) -> int:
 
 
 def _cmd_eval(args: argparse.Namespace) -> int:
-    from policies.evaluate import evaluate, parse_sweep, plot_sweep, sweep
+    from policies.bundle import load
+    from policies.evaluate import evaluate, parse_sweep, plot_estimates, plot_sweep, sweep
+    from policies.osi import AdaptivePolicy
     from sim.randomization.config import load_domain
 
+    modes = [m for m in ("adapt", "oracle") if getattr(args, m)]
+    adaptive = {spec for spec in args.policy if spec != "expert" and isinstance(load(spec), AdaptivePolicy)}
+    if modes and not adaptive:
+        raise SystemExit(f"--{modes[0]} needs a universal policy with an estimator among --policy (s2r train-osi)")
+    # each adaptive bundle runs once per requested mode (adapt when none is), every other policy once
+    runs = [(spec, m) for spec in args.policy for m in ((modes or ["adapt"]) if spec in adaptive else [None])]
+    if args.plot and not args.sweep and "adapt" not in [m for _, m in runs]:
+        raise SystemExit("--plot without --sweep draws online estimates: give a bundle with an estimator (--adapt)")
     if args.sweep:
         name, values = parse_sweep(args.sweep)
-        result = sweep(
-            args.policy,
-            args.task,
-            name,
-            values,
-            args.episodes,
-            args.seed,
-            args.randomization,
-            load_domain(args.domain),
-        )
-        for spec, points in result["curves"].items():
-            print(f"{spec}: " + ", ".join(f"{pt['value']:g} -> {pt['success_rate']:.0%}" for pt in points))
+        curves: dict[str, list] = {}
+        for spec, mode in runs:
+            result = sweep(
+                [spec],
+                args.task,
+                name,
+                values,
+                args.episodes,
+                args.seed,
+                args.randomization,
+                load_domain(args.domain),
+                mode=mode,
+            )
+            curves[spec if mode is None else f"{spec} ({mode})"] = result["curves"][spec]
+        result["curves"] = curves
+        for label, points in curves.items():
+            print(f"{label}: " + ", ".join(f"{pt['value']:g} -> {pt['success_rate']:.0%}" for pt in points))
         if args.plot:
             plot_sweep(result, args.plot, title=f"{args.task}: success vs {name}")
             print(f"plot: {args.plot}")
@@ -190,13 +206,51 @@ def _cmd_eval(args: argparse.Namespace) -> int:
             _write_json(args.json, result)
         return 0
     results = {}
-    for spec in args.policy:
-        summary = evaluate(spec, args.task, args.episodes, args.seed, args.randomization, args.domain)
-        summary.policy = spec
+    for spec, mode in runs:
+        traced = args.plot is not None and mode == "adapt"
+        summary = evaluate(
+            spec,
+            args.task,
+            args.episodes,
+            args.seed,
+            args.randomization,
+            args.domain,
+            mode=mode,
+            trace_episodes=args.plot_episodes if traced else 0,
+        )
+        label = spec if mode is None else f"{spec} ({mode})"
+        summary.policy = label
         _print_summary(summary)
-        results[spec] = summary.to_dict()
+        results[label] = summary.to_dict()
+        if traced:
+            path = args.plot if len(adaptive) == 1 else str(Path(args.plot).with_suffix("")) + f"_{Path(spec).name}.png"
+            plot_estimates(summary.estimate_traces, path, title=f"{args.task}: online estimate vs true ({spec})")
+            print(f"plot: {path}")
     if args.json:
-        _write_json(args.json, results[args.policy[0]] if len(args.policy) == 1 else results)
+        _write_json(args.json, results[runs[0][0]] if len(runs) == 1 else results)
+    return 0
+
+
+def _cmd_train_osi(args: argparse.Namespace) -> int:
+    from policies.osi import OSIConfig, train_osi
+
+    cfg = OSIConfig(
+        policy=args.policy,
+        out=args.out,
+        steps=args.steps,
+        history=args.history,
+        seed=args.seed,
+        randomization=args.randomization,
+        epochs=args.epochs,
+    )
+    report = train_osi(cfg)
+    err = report["final_error_on_estimate_driven_rollouts"]
+    print(
+        f"estimator: held-out RMSE {err['rmse_normalized_mean']:.3f} (normalized units, range = 2) over "
+        f"{', '.join(report['dynamics'])}; bundle {report['bundle']}; {report['wall_s']:.0f} s"
+    )
+    for h, e in report["error_by_history"].items():
+        print(f"  history {h:>3}: RMSE {e['rmse_normalized_mean']:.3f}")
     return 0
 
 
@@ -283,6 +337,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--epopt-epsilon", type=float, default=1.0, help="EPOpt: train on the worst fraction of episodes (PPO)"
     )
+    p.add_argument(
+        "--universal",
+        action="store_true",
+        help="a universal policy: it also takes the dynamics parameters mu (for s2r train-osi)",
+    )
     p.add_argument("--resume", action="store_true", help="continue the run in --out up to --steps")
     p.set_defaults(func=_cmd_train)
 
@@ -307,9 +366,26 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--randomization", default="default", help="none | default | PATH (default: default)")
     p.add_argument("--domain", help="YAML file of domain values to pin (name: value)")
     p.add_argument("--sweep", help="NAME=LO:HI:K: evaluate at K values of one domain parameter")
-    p.add_argument("--plot", help="PNG of the sweep (success vs parameter, one line per policy)")
+    p.add_argument(
+        "--plot",
+        help="PNG: with --sweep, success vs parameter (one line per policy); else the online estimate of mu vs its "
+        "true value over the first episodes (bundles with an estimator, --adapt)",
+    )
+    p.add_argument("--plot-episodes", type=int, default=4, help="episodes drawn in the estimate plot (default 4)")
+    p.add_argument("--adapt", action="store_true", help="bundles with an estimator act on their online estimate")
+    p.add_argument("--oracle", action="store_true", help="bundles with an estimator act on the true mu")
     p.add_argument("--json", help="write the results here")
     p.set_defaults(func=_cmd_eval)
+
+    p = sub.add_parser("train-osi", help="train an online system-identification estimator for a universal policy")
+    p.add_argument("--policy", required=True, help="universal-policy bundle or run folder (s2r train --universal)")
+    p.add_argument("--steps", type=int, default=60_000, help="environment steps per training stage (default 60000)")
+    p.add_argument("--history", type=int, default=16, help="steps of proprioception and actions it reads (H)")
+    p.add_argument("--epochs", type=int, default=30, help="passes over the data (stage 2: half as many)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--randomization", default="default", help="none | default | PATH (default: default)")
+    p.add_argument("--out", required=True, help="run folder: report.json, bundle/ (the UP and the estimator)")
+    p.set_defaults(func=_cmd_train_osi)
 
     p = sub.add_parser("randomization", help="inspect domain randomization (preview: a contact sheet of views)")
     rsub = p.add_subparsers(dest="action", required=True, metavar="ACTION")

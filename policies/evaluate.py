@@ -4,6 +4,7 @@ sweeps across one domain parameter drawn as a curve per policy (as in Rajeswaran
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -11,7 +12,9 @@ import gymnasium as gym
 import numpy as np
 
 from policies.bundle import BundleError, BundlePolicy, load
+from policies.osi import AdaptivePolicy
 from policies.rollout import EpisodePolicy, RolloutSummary, make_expert, run_policy
+from sim.randomization.dynamics import DynamicsSpec
 
 EXPERT = "expert"
 
@@ -29,25 +32,45 @@ class _BundleEpisodePolicy:
         return self.policy.act(obs)
 
 
-def policy_factory(spec: str, task: str) -> tuple[Callable[[gym.Env], EpisodePolicy], str, str, tuple[int, int]]:
-    """(env -> episode policy, name, obs mode, image size) for a bundle path or ``"expert"``; the bundle is loaded
-    once and checked against the task, and against each env's robot and observation spec."""
+@dataclass
+class PolicySource:
+    """How to run one policy: ``make(env)`` builds its episode policy; the env it needs (obs mode, image size,
+    and ``dynamics``: the ranges that normalize mu in the observation, for a universal policy)."""
+
+    make: Callable[[gym.Env], EpisodePolicy]
+    name: str
+    obs_mode: str = "state"
+    image_size: tuple[int, int] = (64, 64)
+    dynamics: DynamicsSpec | None = None
+    bundle: BundlePolicy | None = None
+
+
+def policy_factory(spec: str, task: str, mode: str | None = None) -> PolicySource:
+    """The :class:`PolicySource` of a bundle path or ``"expert"``; the bundle is loaded once and checked against
+    the task, and against each env's robot and observation spec. ``mode``: ``"adapt"`` (the default) or
+    ``"oracle"`` for a bundle with an online estimator; other policies have one way to run and ignore it."""
     if spec == EXPERT:
-        return (lambda env: make_expert(task, env)), "scripted_expert", "state", (64, 64)
+        return PolicySource(lambda env: make_expert(task, env), "scripted_expert")
     bundle = load(spec)
     if bundle.task != task:
         raise BundleError(f"{spec}: a {bundle.task!r} policy, not a {task!r} one")
-    obs_mode, image_size = "state", (64, 64)
-    if "rgb" in bundle.obs_spec.keys:  # the camera resolution the student was trained at
-        h, w = bundle.obs_spec.shapes["rgb"][:2]
-        obs_mode, image_size = "rgbd", (w, h)
+    if isinstance(bundle, AdaptivePolicy):
+        bundle.set_mode(mode or "adapt")
 
     def make(env: gym.Env) -> EpisodePolicy:
         bundle.check_robot(env.unwrapped.config)
         bundle.check_observation_space(env.observation_space)
         return _BundleEpisodePolicy(bundle)
 
-    return make, Path(spec).name, obs_mode, image_size
+    source = PolicySource(make, Path(spec).name, bundle=bundle)
+    if isinstance(bundle, AdaptivePolicy):
+        source.name += f" ({bundle.mode})"
+    if "dynamics" in bundle.meta:  # a universal policy: mu normalized with its own training ranges
+        source.dynamics = DynamicsSpec.from_dict(bundle.meta["dynamics"])
+    if "rgb" in bundle.obs_spec.keys:  # the camera resolution the student was trained at
+        h, w = bundle.obs_spec.shapes["rgb"][:2]
+        source.obs_mode, source.image_size = "rgbd", (w, h)
+    return source
 
 
 def evaluate(
@@ -58,22 +81,86 @@ def evaluate(
     randomization: str = "default",
     domain: str | Path | dict | None = None,
     progress: bool = True,
-    factory: tuple | None = None,
+    factory: PolicySource | None = None,
+    mode: str | None = None,
+    trace_episodes: int = 0,
 ) -> RolloutSummary:
-    """``factory``: a :func:`policy_factory` result to reuse (a sweep loads each bundle once)."""
-    make, name, obs_mode, image_size = factory or policy_factory(spec, task)
-    return run_policy(
+    """``factory``: a :func:`policy_factory` result to reuse (a sweep loads each bundle once). ``trace_episodes``:
+    record the online estimate of mu and its true value every step of the first N episodes
+    (``summary.estimate_traces``)."""
+    source = factory or policy_factory(spec, task, mode)
+    trace = None
+    if trace_episodes > 0 and isinstance(source.bundle, AdaptivePolicy):
+        trace = _EstimateTrace(source.bundle, trace_episodes)
+    summary = run_policy(
         task,
         episodes,
         seed,
-        make,
-        name,
-        obs_mode=obs_mode,
+        source.make,
+        source.name,
+        obs_mode=source.obs_mode,
         randomization=randomization,
         domain=domain,
         progress=progress,
-        image_size=image_size,
+        image_size=source.image_size,
+        dynamics=source.dynamics,
+        on_step=trace,
     )
+    if trace is not None:
+        summary.estimate_traces = trace.traces
+    return summary
+
+
+class _EstimateTrace:
+    """Per-step (estimate, true mu) of the first episodes of a run, in physical units."""
+
+    def __init__(self, policy: AdaptivePolicy, episodes: int) -> None:
+        self.policy, self.episodes = policy, episodes
+        self.traces: list[dict[str, Any]] = []
+
+    def __call__(self, episode: int, obs: dict, info: dict) -> None:
+        if episode >= self.episodes:
+            return
+        if len(self.traces) <= episode:
+            truth = self.policy.dynamics.denormalize(obs["dynamics"])
+            self.traces.append(
+                {
+                    "episode": episode,
+                    "true": dict(zip(self.policy.dynamics.names, truth.tolist(), strict=True)),
+                    "estimates": [],
+                }
+            )
+        self.traces[episode]["estimates"].append(self.policy.estimate)
+
+
+def plot_estimates(traces: list[dict[str, Any]], path: str | Path, title: str = "") -> None:
+    """Estimated (lines) vs true (dashed) value of each parameter of mu over an episode, one colour per episode."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    names = list(traces[0]["true"])
+    cols = 3
+    rows = (len(names) + cols - 1) // cols
+    fig, axes = plt.subplots(rows, cols, figsize=(4.2 * cols, 2.8 * rows), dpi=110, squeeze=False)
+    for k, name in enumerate(names):
+        ax = axes[k // cols][k % cols]
+        for i, tr in enumerate(traces):
+            colour = f"C{i % 10}"
+            y = [e[name] for e in tr["estimates"]]
+            ax.plot(range(1, len(y) + 1), y, color=colour, lw=1.2)
+            ax.axhline(tr["true"][name], color=colour, ls="--", lw=1.0)
+        ax.set_title(name, fontsize=9)
+        ax.set_xlabel("step", fontsize=8)
+        ax.grid(alpha=0.3)
+    for k in range(len(names), rows * cols):
+        axes[k // cols][k % cols].axis("off")
+    fig.suptitle(title or "online estimate (solid) vs true value (dashed)", fontsize=10)
+    fig.tight_layout()
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path)
+    plt.close(fig)
 
 
 def parse_sweep(text: str) -> tuple[str, np.ndarray]:
@@ -99,11 +186,12 @@ def sweep(
     randomization: str = "default",
     domain: dict[str, Any] | None = None,
     progress: bool = True,
+    mode: str | None = None,
 ) -> dict[str, Any]:
     """Success of each policy at each value of the domain parameter ``name`` (pinned; the rest as configured)."""
     curves: dict[str, list[dict[str, Any]]] = {}
     for spec in specs:
-        factory = policy_factory(spec, task)
+        factory = policy_factory(spec, task, mode)
         points = []
         for v in values:
             pinned = {**(domain or {}), name: float(v)}

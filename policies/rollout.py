@@ -15,6 +15,7 @@ from tqdm import tqdm
 
 from policies.experts import GraspExpert, NavigateExpert
 from sim import TASK_IDS  # importing sim registers the envs
+from sim.randomization.dynamics import DynamicsObservation, DynamicsSpec
 
 
 class EpisodePolicy(Protocol):
@@ -51,6 +52,7 @@ class RolloutSummary:
     seed: int
     randomization: str = "none"
     per_episode: list[EpisodeResult] = field(default_factory=list)
+    estimate_traces: list[dict[str, Any]] = field(default_factory=list)  # online estimates of mu (s2r eval --adapt)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -104,12 +106,17 @@ def run_policy(
     randomization: str | Path = "none",
     domain: str | Path | dict | None = None,
     image_size: tuple[int, int] = (64, 64),
+    dynamics: DynamicsSpec | None = None,
+    on_step: Callable[[int, dict, dict], None] | None = None,
 ) -> RolloutSummary:
     """Run the policy that ``make_policy(env)`` builds for ``episodes`` episodes with seeds ``seed, seed+1, ...``.
 
     ``video``: MP4 path for the camera view of the first ``video_episodes`` episodes (all if None).
     ``randomization``: ``"none"`` (the nominal domain), ``"default"`` or a YAML path; ``domain`` pins values.
-    ``image_size``: (width, height) of rgbd observations.
+    ``image_size``: (width, height) of rgbd observations. ``dynamics``: the observation also holds the dynamics
+    parameters mu, normalized with these ranges (a universal policy's, :mod:`sim.randomization.dynamics`).
+    ``on_step(episode, obs, info)`` is called after every action the policy chose, with the observation it chose
+    it from.
     """
     if task not in TASK_IDS:
         raise ValueError(f"unknown task {task!r}; expected one of {sorted(TASK_IDS)}")
@@ -123,6 +130,8 @@ def run_policy(
         domain=domain,
         image_size=image_size,
     )
+    if dynamics is not None:
+        env = DynamicsObservation(env, dynamics)
     policy = make_policy(env)
     recorder = VideoRecorder(video, env.metadata["render_fps"]) if video else None
     results: list[EpisodeResult] = []
@@ -138,7 +147,10 @@ def run_policy(
                 recorder.add(env.render())
             ret, length = 0.0, 0
             while True:
-                obs, reward, terminated, truncated, info = env.step(policy.act(obs, info))
+                action = policy.act(obs, info)
+                if on_step is not None:
+                    on_step(i, obs, info)
+                obs, reward, terminated, truncated, info = env.step(action)
                 ret += reward
                 length += 1
                 if record:

@@ -41,6 +41,7 @@ from policies.bundle import ObsSpec, build_mlp, save_bundle
 from policies.rollout import make_expert, wilson_interval
 from sim import TASK_IDS
 from sim.randomization.config import load_randomization
+from sim.randomization.dynamics import DynamicsObservation, DynamicsSpec
 
 #: Seeds of held-out evaluation episodes start here; training and demonstrations never use them.
 EVAL_SEED = 1_000_000
@@ -92,6 +93,7 @@ class TrainConfig:
     eval_episodes: int = 50
     checkpoint_every: int = 50_000
     epopt_epsilon: float = 1.0  # < 1: EPOpt, train on the worst fraction of episodes (PPO only)
+    universal: bool = False  # a universal policy: the observation also holds the dynamics parameters mu
     command: str = ""
 
 
@@ -104,21 +106,36 @@ class Demonstrations:
     successes: int
 
 
-def task_env(task: str, randomization: str = "default", obs_mode: str = "state", **kwargs: Any) -> gym.Env:
+def task_env(
+    task: str, randomization: str = "default", obs_mode: str = "state", universal: bool = False, **kwargs: Any
+) -> gym.Env:
+    """The task's env; ``universal`` adds the normalized dynamics parameters mu as ``observation["dynamics"]``
+    (the input of a universal policy, :mod:`sim.randomization.dynamics`), with the ranges of ``randomization``."""
     if task not in TASK_IDS:
         raise ValueError(f"unknown task {task!r}; expected one of {sorted(TASK_IDS)}")
-    return gym.make(TASK_IDS[task], obs_mode=obs_mode, randomization=randomization, **kwargs)
+    env = gym.make(TASK_IDS[task], obs_mode=obs_mode, randomization=randomization, **kwargs)
+    if universal:
+        env = DynamicsObservation(env, DynamicsSpec.for_task(task, env.unwrapped.randomization))
+    return env
 
 
 def state_spec(env: gym.Env) -> ObsSpec:
-    return ObsSpec.from_space(env.observation_space, ["proprio", "privileged"])
+    """proprio, privileged, and dynamics when the env provides it (a universal policy)."""
+    keys = ["proprio", "privileged"] + (["dynamics"] if "dynamics" in env.observation_space.spaces else [])
+    return ObsSpec.from_space(env.observation_space, keys)
 
 
 def collect_demonstrations(
-    task: str, episodes: int, seed: int, randomization: str, gamma: float = 0.99, progress: bool = True
+    task: str,
+    episodes: int,
+    seed: int,
+    randomization: str,
+    gamma: float = 0.99,
+    progress: bool = True,
+    universal: bool = False,
 ) -> Demonstrations:
     """The scripted expert's successful episodes (flattened state observations, actions, discounted returns)."""
-    env = task_env(task, randomization)
+    env = task_env(task, randomization, universal=universal)
     spec = state_spec(env)
     expert = make_expert(task, env)
     xs, ys, gs = [], [], []
@@ -152,9 +169,11 @@ def collect_demonstrations(
     )
 
 
-def random_rollout_stats(task: str, steps: int, seed: int, randomization: str) -> tuple[np.ndarray, np.ndarray]:
+def random_rollout_stats(
+    task: str, steps: int, seed: int, randomization: str, universal: bool = False
+) -> tuple[np.ndarray, np.ndarray]:
     """Observation mean and std under uniformly random actions (normalization when there are no demos)."""
-    env = task_env(task, randomization)
+    env = task_env(task, randomization, universal=universal)
     spec = state_spec(env)
     rng = np.random.default_rng(seed)
     obs, _ = env.reset(seed=seed)
@@ -240,10 +259,10 @@ def behaviour_clone(model: BaseAlgorithm, demos: Demonstrations, epochs: int, se
 
 
 def evaluate_actor(
-    act: Any, task: str, episodes: int, seed: int = EVAL_SEED, randomization: str = "default"
+    act: Any, task: str, episodes: int, seed: int = EVAL_SEED, randomization: str = "default", universal: bool = False
 ) -> dict[str, Any]:
     """Success rate (with a 95 % Wilson interval) of ``act(flat_obs) -> action`` on seeds ``seed + i``."""
-    env = task_env(task, randomization)
+    env = task_env(task, randomization, universal=universal)
     spec = state_spec(env)
     wins, lengths, returns = 0, [], []
     for i in range(episodes):
@@ -407,7 +426,7 @@ class TrainingRun:
 
         def make() -> gym.Env:
             torch.set_num_threads(1)
-            return FlattenKeys(task_env(cfg.task, cfg.randomization), spec)
+            return FlattenKeys(task_env(cfg.task, cfg.randomization, universal=cfg.universal), spec)
 
         return make
 
@@ -460,7 +479,9 @@ class TrainingRun:
     # -- evaluation, checkpoints, bundle ------------------------------------------------------------------------
     def evaluate_and_keep_best(self, model: BaseAlgorithm, step: int) -> dict[str, Any]:
         cfg = self.config
-        result = evaluate_actor(model_actor(model), cfg.task, cfg.eval_episodes, EVAL_SEED, cfg.randomization)
+        result = evaluate_actor(
+            model_actor(model), cfg.task, cfg.eval_episodes, EVAL_SEED, cfg.randomization, cfg.universal
+        )
         result.update(step=int(step), wall_s=round(time.monotonic() - self.started, 1))
         self.history.append(result)
         if result["success_rate"] > self.best["success_rate"]:
@@ -503,6 +524,7 @@ class TrainingRun:
             robot=robot,
             normalization={"mean": self.normalization["mean"], "std": self.normalization["std"]},
             randomization={"source": cfg.randomization, "config": randomization},
+            dynamics=self.dynamics.to_dict() if self.dynamics is not None else None,
             training={
                 "command": cfg.command,
                 "algo": cfg.algo,
@@ -518,8 +540,9 @@ class TrainingRun:
     def run(self, resume: bool = False, progress: bool = True) -> dict[str, Any]:
         cfg = self.config
         self.progress = progress
-        probe = task_env(cfg.task, cfg.randomization)
+        probe = task_env(cfg.task, cfg.randomization, universal=cfg.universal)
         self.spec = state_spec(probe)
+        self.dynamics = probe.dynamics if cfg.universal else None
         probe.close()
         self.out.mkdir(parents=True, exist_ok=True)
         torch.manual_seed(cfg.seed)
@@ -532,7 +555,12 @@ class TrainingRun:
         if cfg.bc_demos > 0:
             t0 = time.monotonic()
             demos = collect_demonstrations(
-                cfg.task, cfg.bc_demos, DEMO_SEED + cfg.seed * 10_000, cfg.randomization, progress=progress
+                cfg.task,
+                cfg.bc_demos,
+                DEMO_SEED + cfg.seed * 10_000,
+                cfg.randomization,
+                progress=progress,
+                universal=cfg.universal,
             )
             report["demonstrations"] = {
                 "episodes": demos.episodes,
@@ -542,7 +570,7 @@ class TrainingRun:
             }
             mean, std = demos.obs.mean(0), demos.obs.std(0)
         else:
-            mean, std = random_rollout_stats(cfg.task, 5000, cfg.seed, cfg.randomization)
+            mean, std = random_rollout_stats(cfg.task, 5000, cfg.seed, cfg.randomization, cfg.universal)
         self.normalization = {"mean": mean.astype(np.float32), "std": np.maximum(std, 1e-3).astype(np.float32)}
         self._write_run_yaml()
         venv = self.make_vec_env()

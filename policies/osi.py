@@ -1,0 +1,366 @@
+"""Online system identification (Yu et al. 2017, "Preparing for the Unknown: Learning a Universal Policy with
+Online System Identification"): a network estimates the dynamics parameters mu from the last H steps of
+proprioception and actions, and a universal policy (UP, trained with mu as input: ``s2r train --universal``) acts
+on the estimate.
+
+``s2r train-osi`` trains the estimator in two stages, as in the paper: first on rollouts where the UP is fed the
+true mu of each randomized domain, then on rollouts where it is fed the estimator's own estimates (so the
+estimator learns on the states it will see when it is in the loop); the labels are always the true mu. It also
+trains estimators for shorter histories on the same data, to show how the error falls with H. The result is a
+bundle holding both networks: :class:`AdaptivePolicy` (``policies.load`` returns one) updates the estimate every
+cycle, exposes it as ``estimate`` (physical units) for logging, and acts on it (``mode="adapt"``) or on the true
+mu given in ``observation["dynamics"]`` (``mode="oracle"``, for comparisons in simulation).
+
+Written here rather than taken from a library: stable-baselines3 has no system identification, and the estimator
+is a plain supervised MLP on windows the rollouts produce.
+"""
+
+from __future__ import annotations
+
+import json
+import shlex
+import shutil
+import sys
+import time
+from collections import deque
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import yaml
+from torch import nn
+from tqdm import tqdm
+
+from policies.bundle import BUNDLE_FILE, BundleError, BundlePolicy, ObsSpec, build_mlp
+from sim.randomization.dynamics import DynamicsObservation, DynamicsSpec
+
+OSI_WEIGHTS = "osi.pt"
+OSI_SEED = 3_500_000  # rollout seeds of the estimator's training data (evaluation seeds start at 1,000,000)
+
+
+# -- the estimator ------------------------------------------------------------------------------------------------
+
+
+class History:
+    """The last H (proprio, previous action) pairs, flattened oldest first; filled with the first reading and
+    zero actions at the start of an episode."""
+
+    def __init__(self, horizon: int, proprio_dim: int, action_dim: int) -> None:
+        if horizon < 1:
+            raise ValueError(f"history must be >= 1 step, got {horizon}")
+        self.horizon, self.proprio_dim, self.action_dim = horizon, proprio_dim, action_dim
+        self._proprio: deque[np.ndarray] = deque(maxlen=horizon)
+        self._actions: deque[np.ndarray] = deque(maxlen=horizon)
+
+    @property
+    def size(self) -> int:
+        return self.horizon * (self.proprio_dim + self.action_dim)
+
+    def reset(self) -> None:
+        self._proprio.clear()
+        self._actions.clear()
+
+    def push_proprio(self, proprio: np.ndarray) -> None:
+        """A new reading (call once per cycle, before :meth:`window`)."""
+        p = np.asarray(proprio, dtype=np.float32).ravel()
+        if p.size != self.proprio_dim:
+            raise ValueError(f"proprio has {p.size} values; the estimator takes {self.proprio_dim}")
+        if not self._proprio:
+            for _ in range(self.horizon):
+                self._proprio.append(p)
+                self._actions.append(np.zeros(self.action_dim, np.float32))
+        else:
+            self._proprio.append(p)
+
+    def push_action(self, action: np.ndarray) -> None:
+        """The action sent after the latest reading."""
+        self._actions.append(np.asarray(action, dtype=np.float32).ravel())
+
+    def window(self) -> np.ndarray:
+        """Readings t-H+1..t, each with the action that preceded it (the action deque lags one step)."""
+        return np.concatenate([np.concatenate([p, a]) for p, a in zip(self._proprio, self._actions, strict=True)])
+
+
+class OSINet(nn.Module):
+    """MLP: a normalized history window -> normalized mu (``mean``/``std`` buffers normalize the window)."""
+
+    def __init__(self, n_in: int, n_out: int, hidden: tuple[int, ...] = (256, 256)) -> None:
+        super().__init__()
+        self.mlp = build_mlp(n_in, list(hidden), n_out, "relu")
+        self.register_buffer("mean", torch.zeros(n_in))
+        self.register_buffer("std", torch.ones(n_in))
+
+    def forward(self, window: torch.Tensor) -> torch.Tensor:
+        return self.mlp(torch.clamp((window - self.mean) / self.std, -10.0, 10.0))
+
+
+def fit_osi(
+    windows: np.ndarray,
+    targets: np.ndarray,
+    hidden: tuple[int, ...],
+    epochs: int,
+    seed: int,
+    net: OSINet | None = None,
+    progress: bool = False,
+) -> OSINet:
+    """Train (or continue training) an estimator on windows -> normalized mu with MSE; Adam, batches of 256."""
+    torch.manual_seed(seed)
+    x = torch.as_tensor(windows, dtype=torch.float32)
+    y = torch.as_tensor(targets, dtype=torch.float32)
+    if net is None:
+        net = OSINet(x.shape[1], y.shape[1], hidden)
+        net.mean.copy_(x.mean(0))
+        net.std.copy_(torch.clamp(x.std(0), min=1e-3))
+    opt = torch.optim.Adam(net.parameters(), lr=1e-3)
+    n = len(x)
+    for _ in tqdm(range(epochs), desc="fit estimator", unit="epoch", disable=not progress, leave=False):
+        perm = torch.randperm(n)
+        for i in range(0, n, 256):
+            idx = perm[i : i + 256]
+            loss = ((net(x[idx]) - y[idx]) ** 2).mean()
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+    return net.eval()
+
+
+# -- the adaptive policy -------------------------------------------------------------------------------------------
+
+
+class AdaptivePolicy(BundlePolicy):
+    """A universal policy with its online estimator. ``act(observation)`` takes the task's state observation
+    (``proprio``, ``privileged``; plus ``dynamics`` in oracle mode), pushes the reading into the history, updates
+    ``estimate`` and acts on it."""
+
+    MODES = ("adapt", "oracle")
+
+    def __init__(self, meta: dict[str, Any], network: nn.Module, osi: OSINet, path: Path | None = None) -> None:
+        super().__init__(meta, network, path)
+        self.universal_spec = self.obs_spec  # what the network takes: proprio, privileged, dynamics
+        self.obs_spec = ObsSpec(
+            tuple(k for k in self.universal_spec.keys if k != "dynamics"),
+            {k: v for k, v in self.universal_spec.shapes.items() if k != "dynamics"},
+        )
+        self.dynamics = DynamicsSpec.from_dict(meta["dynamics"])
+        self.osi = osi.eval()
+        cfg = meta["osi"]
+        self.history = History(int(cfg["history"]), int(cfg["proprio_dim"]), self.action_dim)
+        self.mode = "adapt"
+        self.estimate_normalized = np.zeros(len(self.dynamics), np.float32)
+
+    def set_mode(self, mode: str) -> AdaptivePolicy:
+        if mode not in self.MODES:
+            raise ValueError(f"mode must be one of {self.MODES}, got {mode!r}")
+        self.mode = mode
+        if mode == "oracle":
+            self.obs_spec = self.universal_spec
+        else:
+            self.obs_spec = ObsSpec(
+                tuple(k for k in self.universal_spec.keys if k != "dynamics"),
+                {k: v for k, v in self.universal_spec.shapes.items() if k != "dynamics"},
+            )
+        return self
+
+    @property
+    def estimate(self) -> dict[str, float]:
+        """The current estimate of mu in physical units (name -> value)."""
+        values = self.dynamics.denormalize(self.estimate_normalized)
+        return {name: float(v) for name, v in zip(self.dynamics.names, values, strict=True)}
+
+    def reset(self) -> None:
+        self.history.reset()
+        self.estimate_normalized = np.zeros(len(self.dynamics), np.float32)
+
+    @torch.no_grad()
+    def act(self, observation: dict[str, Any]) -> np.ndarray:
+        self.obs_spec.check(observation)
+        self.history.push_proprio(observation["proprio"])
+        window = torch.from_numpy(self.history.window())[None]
+        self.estimate_normalized = self.osi(window)[0].numpy()
+        mu = observation["dynamics"] if self.mode == "oracle" else self.estimate_normalized
+        flat = self.universal_spec.flatten({**observation, "dynamics": mu})
+        out = self.network(torch.from_numpy(self.normalize(flat))[None])[0]
+        if self._squash:
+            out = torch.tanh(out)
+        action = np.clip(out.numpy(), -1.0, 1.0).astype(np.float32)
+        self.history.push_action(action)
+        return action
+
+
+def load_osi(meta: dict[str, Any], network: nn.Module, path: Path) -> AdaptivePolicy:
+    """The :class:`AdaptivePolicy` of a bundle whose ``bundle.yaml`` has an ``osi`` entry."""
+    cfg = meta["osi"]
+    osi = OSINet(int(cfg["inputs"]), len(meta["dynamics"]["params"]), tuple(cfg["hidden"]))
+    try:
+        osi.load_state_dict(torch.load(path / OSI_WEIGHTS, map_location="cpu", weights_only=True))
+    except (OSError, RuntimeError) as e:
+        raise BundleError(f"{path / OSI_WEIGHTS}: estimator weights do not load: {e}") from e
+    return AdaptivePolicy(meta, network, osi, path)
+
+
+# -- training ---------------------------------------------------------------------------------------------------------
+
+
+@dataclass
+class OSIConfig:
+    policy: str  # a universal-policy bundle or run folder (s2r train --universal)
+    out: str
+    steps: int = 60_000  # environment steps per stage
+    history: int = 16
+    compare_histories: list[int] = field(default_factory=lambda: [1, 2, 4, 8, 16])
+    epochs: int = 30
+    hidden: list[int] = field(default_factory=lambda: [256, 256])
+    seed: int = 0
+    randomization: str = "default"
+    eval_episodes: int = 100
+    command: str = ""
+
+
+def collect(
+    env: Any,
+    up: BundlePolicy,
+    steps: int,
+    seed: int,
+    horizons: list[int],
+    osi: OSINet | None = None,
+    progress: bool = True,
+) -> tuple[dict[int, np.ndarray], np.ndarray, dict[str, float]]:
+    """Run the UP in ``env`` (a universal env) for ``steps`` steps; returns windows per history length, the true
+    normalized mu of each window, and the rollouts' success rate."""
+    proprio_dim, action_dim = up.obs_spec.shapes["proprio"][0], up.action_dim
+    histories = {h: History(h, proprio_dim, action_dim) for h in horizons}
+    longest = max(horizons)
+    windows: dict[int, list[np.ndarray]] = {h: [] for h in horizons}
+    targets: list[np.ndarray] = []
+    episodes = wins = 0
+    desc = "rollouts, UP on " + ("estimates" if osi is not None else "true mu")
+    bar = tqdm(total=steps, desc=desc, unit="st", disable=not progress, leave=False, mininterval=2.0)
+    while len(targets) < steps:
+        obs, info = env.reset(seed=seed + episodes)
+        episodes += 1
+        for hist in histories.values():
+            hist.reset()
+        while True:
+            for hist in histories.values():
+                hist.push_proprio(obs["proprio"])
+            mu = obs["dynamics"]
+            if osi is not None:
+                with torch.no_grad():
+                    mu = osi(torch.from_numpy(histories[longest].window())[None])[0].numpy()
+            for h, hist in histories.items():
+                windows[h].append(hist.window())
+            targets.append(obs["dynamics"])
+            action = up.act({**obs, "dynamics": mu})
+            for hist in histories.values():
+                hist.push_action(action)
+            obs, _, terminated, truncated, info = env.step(action)
+            bar.update(1)
+            if terminated or truncated:
+                break
+        wins += bool(info["is_success"])
+    bar.close()
+    arrays = {h: np.asarray(w, np.float32) for h, w in windows.items()}
+    return arrays, np.asarray(targets, np.float32), {"episodes": episodes, "success_rate": wins / episodes}
+
+
+def estimation_errors(net: OSINet, windows: np.ndarray, targets: np.ndarray, spec: DynamicsSpec) -> dict[str, Any]:
+    """Per-parameter error of an estimator: RMSE in normalized units (the training range spans 2) and mean absolute
+    error in physical units; plus the error of always guessing the range's centre, for scale."""
+    with torch.no_grad():
+        pred = net(torch.as_tensor(windows)).numpy()
+    rmse = np.sqrt(((pred - targets) ** 2).mean(0))
+    mae = np.abs(spec.denormalize(pred) - spec.denormalize(targets)).mean(0)
+    centre = np.sqrt((targets**2).mean(0))
+    return {
+        "rmse_normalized": {n: round(float(v), 4) for n, v in zip(spec.names, rmse, strict=True)},
+        "mae_physical": {n: float(f"{v:.4g}") for n, v in zip(spec.names, mae, strict=True)},
+        "rmse_normalized_guessing_centre": {n: round(float(v), 4) for n, v in zip(spec.names, centre, strict=True)},
+        "rmse_normalized_mean": round(float(rmse.mean()), 4),
+    }
+
+
+def train_osi(config: OSIConfig, progress: bool = True) -> dict[str, Any]:
+    """Train the estimator for a universal policy; write ``OUT/bundle`` (UP + estimator) and ``OUT/report.json``."""
+    from policies.bundle import load  # noqa: PLC0415 - policies.bundle imports this module lazily too
+    from policies.train import task_env  # noqa: PLC0415 - gym and SB3 are only needed for training
+
+    if not config.command:
+        config.command = " ".join(shlex.quote(a) for a in ["s2r", *sys.argv[1:]])
+    out = Path(config.out)
+    if (out / "report.json").exists():
+        raise FileExistsError(f"{out} already holds an estimator run; choose another --out")
+    up = load(config.policy)
+    if "dynamics" not in up.obs_spec.keys or "dynamics" not in up.meta:
+        raise BundleError(f"{config.policy}: not a universal policy (train one with s2r train --universal)")
+    spec = DynamicsSpec.from_dict(up.meta["dynamics"])
+    horizons = sorted({*config.compare_histories, config.history})
+    env = DynamicsObservation(task_env(up.task, config.randomization), spec)  # mu in the UP's own ranges
+    up.check_robot(env.unwrapped.config)
+    out.mkdir(parents=True, exist_ok=True)
+    started = time.monotonic()
+    report: dict[str, Any] = {"config": asdict(config), "dynamics": spec.names}
+
+    # stage 1: the UP acts on the true mu; estimators of every history length on the same data
+    train_n = int(config.steps * 0.9)
+    windows, targets, stats = collect(env, up, config.steps, OSI_SEED + config.seed * 100_000, horizons, None, progress)
+    report["stage1_rollouts"] = stats
+    by_history = {}
+    nets = {}
+    for h in horizons:
+        nets[h] = fit_osi(windows[h][:train_n], targets[:train_n], tuple(config.hidden), config.epochs, config.seed)
+        by_history[h] = estimation_errors(nets[h], windows[h][train_n:], targets[train_n:], spec)
+        if progress:
+            tqdm.write(f"history {h}: held-out RMSE (normalized) {by_history[h]['rmse_normalized_mean']:.3f}")
+    report["error_by_history"] = {str(h): v for h, v in by_history.items()}
+
+    # stage 2: the UP acts on the estimator's output; continue training on both stages' data
+    net = nets[config.history]
+    w2, t2, stats2 = collect(
+        env, up, config.steps, OSI_SEED + config.seed * 100_000 + 50_000, [config.history], net, progress
+    )
+    report["stage2_rollouts"] = stats2
+    n2 = int(len(t2) * 0.9)
+    x = np.concatenate([windows[config.history][:train_n], w2[config.history][:n2]])
+    y = np.concatenate([targets[:train_n], t2[:n2]])
+    net = fit_osi(x, y, tuple(config.hidden), max(1, config.epochs // 2), config.seed + 1, net=net)
+    report["final_error_on_estimate_driven_rollouts"] = estimation_errors(net, w2[config.history][n2:], t2[n2:], spec)
+    env.close()
+
+    write_osi_bundle(out / "bundle", up, net, config)
+    report.update(wall_s=round(time.monotonic() - started, 1), bundle=str(out / "bundle"))
+    (out / "report.json").write_text(json.dumps(report, indent=2))
+    return report
+
+
+def write_osi_bundle(path: Path, up: BundlePolicy, net: OSINet, config: OSIConfig) -> Path:
+    """Copy the UP bundle to ``path`` and add the estimator (``osi.pt`` and the ``osi`` entry of bundle.yaml)."""
+    path = Path(path)
+    if path.exists():
+        shutil.rmtree(path)
+    shutil.copytree(up.path, path)
+    meta = dict(up.meta)
+    meta["osi"] = {
+        "history": int(config.history),
+        "proprio_dim": int(up.obs_spec.shapes["proprio"][0]),
+        "inputs": int(net.mlp[0].in_features),
+        "hidden": list(config.hidden),
+        "training": {"command": config.command, "steps_per_stage": config.steps, "seed": config.seed},
+    }
+    torch.save(net.state_dict(), path / OSI_WEIGHTS)
+    (path / BUNDLE_FILE).write_text(yaml.safe_dump(meta, sort_keys=False, width=120))
+    return path
+
+
+__all__ = [
+    "AdaptivePolicy",
+    "History",
+    "OSIConfig",
+    "OSINet",
+    "collect",
+    "estimation_errors",
+    "fit_osi",
+    "load_osi",
+    "train_osi",
+]

@@ -1,0 +1,191 @@
+"""Online system identification: the dynamics parameters mu, the history window, the estimator, the adaptive
+bundle and its evaluation modes."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+from stable_baselines3.common.vec_env import DummyVecEnv
+
+import policies
+from policies.bundle import BundleError
+from policies.cli import main as s2r
+from policies.osi import AdaptivePolicy, History, OSIConfig, estimation_errors, fit_osi, train_osi
+from policies.train import FlattenKeys, TrainConfig, TrainingRun, state_spec, task_env
+from sim.randomization.config import RandomizationConfig, load_randomization
+from sim.randomization.dynamics import UNIVERSAL_TERMS, DynamicsSpec
+
+
+def test_mu_reads_pinned_values_back_and_extrapolates_outside_the_ranges():
+    env = task_env("grasp", "default", universal=True)
+    spec = env.dynamics
+    assert spec.names == list(UNIVERSAL_TERMS["grasp"])
+    pins = {"object_mass": 0.2, "latency_s": 0.0, "servo_strength": 1.0, "joint_damping_scale": 2.0}
+    obs, _ = env.reset(seed=3, options={"domain": pins})
+    mu = dict(zip(spec.names, obs["dynamics"], strict=True))
+    assert mu["object_mass"] == pytest.approx(1.0, abs=1e-5)  # the top of the log-uniform range 0.015-0.2 kg
+    assert mu["latency_s"] == pytest.approx(-1.0, abs=1e-5)  # the bottom of 0-40 ms
+    assert mu["servo_strength"] == pytest.approx(0.0, abs=1e-5)  # the middle of 0.8-1.2
+    assert mu["joint_damping_scale"] == pytest.approx(np.log(2.0 / 0.2) / np.log(100.0) * 2 - 1, abs=1e-5)
+    physical = spec.denormalize(obs["dynamics"])
+    assert dict(zip(spec.names, physical, strict=True))["object_mass"] == pytest.approx(0.2, rel=1e-5)
+    # outside the training range: mass x3 of the top reads beyond +1 instead of being clipped
+    obs, _ = env.reset(seed=3, options={"domain": {"object_mass": 0.6, "latency_s": 0.06}})
+    mu = dict(zip(spec.names, obs["dynamics"], strict=True))
+    assert mu["object_mass"] > 1.5 and mu["latency_s"] == pytest.approx(2.0, abs=1e-5)
+    env.close()
+
+    nav = task_env("navigate", "default", universal=True)
+    obs, _ = nav.reset(seed=0, options={"domain": {"wheel_radius_scale": 1.04, "track_scale": 0.96}})
+    mu = dict(zip(nav.dynamics.names, obs["dynamics"], strict=True))
+    assert mu["wheel_radius_scale"] == pytest.approx(1.0, abs=1e-5) and mu["track_scale"] == pytest.approx(-1.0)
+    nav.close()
+
+
+def test_mu_needs_a_range_for_every_parameter():
+    config = load_randomization("default", "grasp")
+    without_latency = RandomizationConfig(terms=[t for t in config.terms if t.name != "latency_s"])
+    with pytest.raises(ValueError, match="latency_s"):
+        DynamicsSpec.for_task("grasp", without_latency)
+    # "none" keeps the default terms at strength 0: mu has its ranges, and reads the nominal domain
+    env = task_env("grasp", "none", universal=True)
+    obs, _ = env.reset(seed=0)
+    nominal = dict(zip(env.dynamics.names, env.dynamics.denormalize(obs["dynamics"]), strict=True))
+    assert nominal["servo_strength"] == pytest.approx(1.0) and nominal["latency_s"] == pytest.approx(0.0, abs=1e-9)
+    env.close()
+
+
+def test_history_window_pairs_each_reading_with_the_action_before_it():
+    h = History(3, proprio_dim=2, action_dim=1)
+    h.push_proprio(np.array([1.0, 2.0]))
+    np.testing.assert_array_equal(h.window(), [1, 2, 0] * 3)
+    h.push_action(np.array([0.5]))
+    h.push_proprio(np.array([3.0, 4.0]))
+    np.testing.assert_array_equal(h.window(), [1, 2, 0, 1, 2, 0, 3, 4, 0.5])
+    with pytest.raises(ValueError, match="3 values"):
+        h.push_proprio(np.zeros(3))
+    h.reset()
+    h.push_proprio(np.array([7.0, 8.0]))
+    np.testing.assert_array_equal(h.window(), [7, 8, 0] * 3)
+
+
+def test_estimator_recovers_a_gain_from_history_and_longer_histories_help():
+    """x' = x + g a + noise with g drawn per episode: g is identifiable from (x, a) pairs once a few have been seen;
+    a one-step window holds no action that moved the state, so it can only guess."""
+    rng = np.random.default_rng(0)
+    spec = DynamicsSpec.from_dict(
+        {"task": "toy", "params": [{"name": "g", "target": "g", "operation": "set", "low": 0.5, "high": 2.0}]}
+    )
+    data: dict[int, list[np.ndarray]] = {1: [], 8: []}
+    targets, steps = [], []
+    for _ in range(400):
+        g = rng.uniform(0.5, 2.0)
+        hist = {k: History(k, 1, 1) for k in data}
+        x = rng.normal()
+        for t in range(12):
+            for k, hh in hist.items():
+                hh.push_proprio(np.array([x]))
+                data[k].append(hh.window())
+            targets.append(spec.normalize(np.array([g])))
+            steps.append(t)
+            a = rng.uniform(-1, 1)
+            for hh in hist.values():
+                hh.push_action(np.array([a]))
+            x = x + g * a + rng.normal(0, 0.05)
+    y = np.asarray(targets, np.float32)
+    later = np.asarray(steps)[4000:] >= 4  # held-out windows with at least 4 past actions
+    errors = {}
+    for k, windows in data.items():
+        w = np.asarray(windows, np.float32)
+        net = fit_osi(w[:4000], y[:4000], (64, 64), epochs=30, seed=0)
+        errors[k] = estimation_errors(net, w[4000:][later], y[4000:][later], spec)["rmse_normalized"]["g"]
+    centre = float(np.sqrt((y[4000:][later] ** 2).mean()))
+    assert errors[8] < 0.5 * centre  # measured 0.20 against 0.57
+    assert errors[1] > 0.9 * centre
+
+
+@pytest.fixture(scope="module")
+def universal_bundle(tmp_path_factory):
+    """An (untrained) universal grasp policy written the way s2r train --universal writes it."""
+    folder = tmp_path_factory.mktemp("up")
+    run = TrainingRun(TrainConfig(task="grasp", out=str(folder / "run"), n_envs=1, universal=True))
+    env = task_env("grasp", "default", universal=True)
+    run.spec, run.dynamics = state_spec(env), env.dynamics
+    run.normalization = {"mean": np.zeros(run.spec.size, np.float32), "std": np.ones(run.spec.size, np.float32)}
+    torch.manual_seed(0)
+    model = run._new_model(DummyVecEnv([lambda: FlattenKeys(task_env("grasp", "default", universal=True), run.spec)]))
+    run.write_bundle(model, folder / "up", step=0)
+    env.close()
+    return folder / "up"
+
+
+def test_universal_bundle_records_mu_and_needs_it(universal_bundle):
+    up = policies.load(universal_bundle)
+    assert up.obs_spec.keys == ("proprio", "privileged", "dynamics")
+    assert [p["name"] for p in up.meta["dynamics"]["params"]] == list(UNIVERSAL_TERMS["grasp"])
+    env = task_env("grasp", "default")
+    obs, _ = env.reset(seed=0)
+    with pytest.raises(BundleError, match="dynamics"):
+        up.act(obs)
+    env.close()
+
+
+def test_train_osi_writes_an_adaptive_bundle_that_acts_like_its_universal_policy(universal_bundle, tmp_path):
+    cfg = OSIConfig(
+        policy=str(universal_bundle),
+        out=str(tmp_path / "osi"),
+        steps=300,
+        history=4,
+        compare_histories=[1, 4],
+        epochs=2,
+        eval_episodes=2,
+    )
+    report = train_osi(cfg, progress=False)
+    assert set(report["error_by_history"]) == {"1", "4"}
+    errors = report["final_error_on_estimate_driven_rollouts"]
+    assert set(errors["rmse_normalized"]) == set(UNIVERSAL_TERMS["grasp"])
+    with pytest.raises(FileExistsError):
+        train_osi(cfg, progress=False)
+
+    adaptive = policies.load(tmp_path / "osi")
+    up = policies.load(universal_bundle)
+    assert isinstance(adaptive, AdaptivePolicy) and adaptive.obs_spec.keys == ("proprio", "privileged")
+    env = task_env("grasp", "default", universal=True)
+    obs, _ = env.reset(seed=5)
+    state = {k: obs[k] for k in ("proprio", "privileged")}
+    # adapt: the universal policy fed the estimator's output
+    adaptive.reset()
+    action = adaptive.act(state)
+    estimate = adaptive.estimate_normalized.copy()
+    np.testing.assert_allclose(action, up.act({**state, "dynamics": estimate}), atol=1e-6)
+    assert set(adaptive.estimate) == set(UNIVERSAL_TERMS["grasp"])
+    # the estimate changes as the history fills with new readings and actions
+    obs, *_ = env.step(action)
+    adaptive.act({k: obs[k] for k in ("proprio", "privileged")})
+    assert not np.allclose(adaptive.estimate_normalized, estimate)
+    # oracle: exactly the universal policy on the true mu, which it then requires
+    adaptive.set_mode("oracle").reset()
+    np.testing.assert_allclose(adaptive.act(obs), up.act(obs), atol=1e-6)
+    with pytest.raises(BundleError, match="dynamics"):
+        adaptive.act({k: obs[k] for k in ("proprio", "privileged")})
+    env.close()
+
+    # s2r eval runs it both ways on the same seeds and draws the estimates
+    out, plot = tmp_path / "eval.json", tmp_path / "estimates.png"
+    argv = ["eval", "--policy", str(tmp_path / "osi"), "--task", "grasp", "--episodes", "2", "--adapt", "--oracle"]
+    assert s2r([*argv, "--json", str(out), "--plot", str(plot), "--plot-episodes", "2"]) == 0
+    results = json.loads(out.read_text())
+    assert set(results) == {f"{tmp_path / 'osi'} (adapt)", f"{tmp_path / 'osi'} (oracle)"}
+    traces = results[f"{tmp_path / 'osi'} (adapt)"]["estimate_traces"]
+    assert len(traces) == 2 and len(traces[0]["estimates"]) >= 1
+    assert plot.stat().st_size > 10_000
+    with pytest.raises(SystemExit, match="estimator"):
+        s2r(["eval", "--policy", str(universal_bundle), "--task", "grasp", "--episodes", "1", "--adapt"])
+
+
+def test_train_osi_refuses_a_policy_without_mu(tmp_path):
+    with pytest.raises(BundleError, match="universal"):
+        train_osi(OSIConfig(policy="policies/bundles/grasp_state", out=str(tmp_path / "x"), steps=10), progress=False)
