@@ -198,7 +198,7 @@ class Distillation:
 
     def fit(self, epochs: int, progress: bool) -> float:
         rgb, depth, proprio, action, privileged = self.data.arrays()
-        priv_n = ((privileged - self.priv_mean) / self.priv_std).astype(np.float32)
+        priv_n = np.clip((privileged - self.priv_mean) / self.priv_std, -5, 5).astype(np.float32)
         proprio_n = np.clip((proprio - self.proprio_mean) / self.proprio_std, -10, 10).astype(np.float32)
         n, bs = len(action), self.config.batch_size
         self.student.train()
@@ -268,8 +268,10 @@ class Distillation:
                 _, _, proprio, _, privileged = self.data.arrays()
                 self.proprio_mean = proprio.mean(0).astype(np.float32)
                 self.proprio_std = np.maximum(proprio.std(0), 1e-3).astype(np.float32)
-                self.priv_mean = privileged.mean(0)
-                self.priv_std = np.maximum(privileged.std(0), 1e-3)
+                # robust statistics: an object knocked off the table falls for metres and would set the scale
+                self.priv_mean = np.median(privileged, axis=0)
+                lo, hi = np.percentile(privileged, [5, 95], axis=0)
+                self.priv_std = np.maximum((hi - lo) / 3.29, 1e-3)  # the std of a normal spanning 5-95 %
                 # a 2 cm object on a table 0.6 m away is 1 % of a 0-2 m depth scale but a tenth of the data's spread
                 depth = np.stack(self.data.depth).astype(np.float32)
                 valid = depth[depth > 0]

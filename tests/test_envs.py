@@ -6,6 +6,7 @@ import warnings
 
 import gymnasium as gym
 import numpy as np
+import pybullet as p
 import pytest
 from gymnasium.utils.env_checker import check_env
 
@@ -136,3 +137,13 @@ def test_navigation_layouts_are_feasible_and_collisions_end_the_episode(make):
             break
     assert terminated and info["privileged"]["collided"] and not info["is_success"]
     assert reward < -4
+
+
+def test_grasp_episode_ends_when_the_object_is_knocked_off_the_table(make):
+    env = make("s2r/Grasp-v0", obs_mode="state")
+    env.reset(seed=0)
+    core = env.unwrapped
+    pos, orn = p.getBasePositionAndOrientation(core.object_id, physicsClientId=core.client)
+    p.resetBasePositionAndOrientation(core.object_id, [1.5, 0.0, pos[2] - 0.3], orn, physicsClientId=core.client)
+    _, _, terminated, truncated, info = env.step(np.zeros(env.action_space.shape, np.float32))
+    assert terminated and not truncated and not info["is_success"]

@@ -6,9 +6,10 @@ Objects: boxes and cylinders with sides / diameters of 2-4 cm and heights of 2-4
 Observation (``obs_mode="state"``): ``proprio`` from :class:`sim.tasks.grasp.GraspTask` and ``privileged`` =
 object position (3, m), object quaternion (4, x y z w), object minus tool position (3, m), object height above
 its start (1, m), left / right finger contact (2, 0 or 1). ``obs_mode="rgbd"``: ``rgb``, ``depth`` (m) and
-``proprio``. Reward: minus the tool-object distance, +0.5 while both fingers touch the object, +2 x lift
-progress (0..1 over 5 cm), +10 on success. Success (terminates): object 5 cm above its start while a finger
-touches it.
+``proprio``. Reward: potential-based shaping (Ng et al. 1999) with potential -10 x tool-object distance, +1 while
+both fingers touch the object, +5 x lift progress (0..1 over 5 cm): the change in potential, -0.01 per step, +10
+on success. Success (terminates): object 5 cm above its start while a finger touches it. Failure (terminates):
+the object 5 cm below its start, knocked off the table.
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ from sim.randomization.config import RandomizationConfig
 from sim.randomization.targets import Target, appearance_targets
 from sim.tasks.grasp import GraspTask
 
+DROPPED_BELOW = 0.05  # m below its start height: the object has left the table
 LIFT_SUCCESS = 0.05  # m above the object's resting height
 #: Compact meshes of pybullet_data/random_urdfs (each about 10 cm across before scaling); 008 was dropped:
 #: its shape slips out of the two-finger grasp almost every time.
@@ -292,5 +294,7 @@ class GraspEnv(RobotEnv):
         potential = self._shaping_potential(priv)
         reward = potential - self._potential - 0.01 + 10.0 * float(success)
         self._potential = potential
+        # knocked off the table: a failure that no later step can undo (it would fall for the rest of the episode)
+        dropped = bool(lift < -DROPPED_BELOW)
         truncated = self.steps >= self.max_episode_steps
-        return obs, float(reward), success, truncated, self._info(priv, success)
+        return obs, float(reward), success or dropped, truncated, self._info(priv, success)
