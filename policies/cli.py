@@ -156,6 +156,9 @@ def _cmd_distill(args: argparse.Namespace) -> int:
             seed=args.seed,
             randomization=args.randomization,
             eval_episodes=args.eval_episodes,
+            encoder=args.encoder,
+            learning_rate=args.lr,
+            image_size=args.image_size,
         )
     )
     best = report["best"]
@@ -355,6 +358,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--randomization", default="default", help="none | default | PATH (default: default)")
     p.add_argument("--eval-episodes", type=int, default=50)
+    p.add_argument("--encoder", default="cnn", choices=["cnn", "keypoints"], help="image encoder of the student")
+    p.add_argument("--lr", type=float, default=5e-4, help="Adam learning rate (default 5e-4)")
+    p.add_argument("--image-size", type=int, default=64, help="square camera image side in px (default 64)")
     p.add_argument("--out", required=True, help="run folder: eval.json, report.json, bundle/")
     p.set_defaults(func=_cmd_distill)
 

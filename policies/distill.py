@@ -54,6 +54,7 @@ class DistillConfig:
     eval_episodes: int = 50
     augment: bool = True
     aux_weight: float = 1.0  # weight of the auxiliary privileged-state loss (0: none)
+    encoder: str = "cnn"  # or "keypoints" (spatial softmax): policies.student.RGBDStudent
     command: str = ""
 
 
@@ -142,7 +143,12 @@ class Distillation:
         _, info = self.env.reset(seed=DISTILL_SEED - 1)
         self.priv_dim = len(info["privileged"]["vector"]) if config.aux_weight > 0 else 0
         self.student = RGBDStudent(
-            size, self.obs_spec.shapes["proprio"][0], action_dim, depth_max=min(far, 3.0), aux_dim=self.priv_dim
+            size,
+            self.obs_spec.shapes["proprio"][0],
+            action_dim,
+            depth_max=min(far, 3.0),
+            aux_dim=self.priv_dim,
+            encoder=config.encoder,
         )
         self.optimizer = torch.optim.Adam(self.student.parameters(), lr=config.learning_rate)
         self.augment = colour_augmentation() if config.augment else None

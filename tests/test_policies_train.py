@@ -7,6 +7,7 @@ import json
 import gymnasium as gym
 import numpy as np
 import pytest
+import torch
 import yaml
 from stable_baselines3.common.vec_env import DummyVecEnv
 
@@ -179,7 +180,16 @@ def test_distillation_makes_an_rgbd_bundle(tmp_path):
 
     out = tmp_path / "student"
     report = distill(
-        DistillConfig(teacher="expert", task="grasp", out=str(out), steps=200, iterations=2, epochs=1, eval_episodes=2),
+        DistillConfig(
+            teacher="expert",
+            task="grasp",
+            out=str(out),
+            steps=200,
+            iterations=2,
+            epochs=1,
+            eval_episodes=2,
+            encoder="keypoints",  # the example navigate_rgbd bundle covers the flattened encoder
+        ),
         progress=False,
     )
     h = report["history"]
@@ -187,6 +197,11 @@ def test_distillation_makes_an_rgbd_bundle(tmp_path):
     assert h[0]["samples"] >= 100 and h[1]["samples"] >= h[0]["samples"] + 100
     policy = load(out, robot=load_hardware_config("openmanipulator_x"))
     assert policy.meta["network"]["type"] == "cnn" and policy.meta["training"]["teacher"] == "expert"
+    assert policy.meta["network"]["encoder"] == "keypoints"
+    np.testing.assert_allclose(  # the student in the bundle is the one that was trained
+        policy.network.encoder[0].weight.detach().numpy(),
+        torch.load(out / "bundle" / "weights.pt", weights_only=True)["encoder.0.weight"].numpy(),
+    )
     env = gym.make(TASK_IDS["grasp"], obs_mode="rgbd")
     obs, _ = env.reset(seed=3)
     action = policy.act(obs)
