@@ -12,6 +12,7 @@ from pathlib import Path
 from policies.errors import BundleError
 from real.cameras.frame import CameraError
 from real.hardware_config import ConfigError
+from real.hardware_log import LogError
 from sim.randomization.config import RandomizationError
 
 
@@ -283,6 +284,34 @@ def _print_summary(summary) -> None:
     )
 
 
+def _cmd_log_info(args: argparse.Namespace) -> int:
+    from real.hardware_log import log_info
+
+    info = log_info(args.file)
+    if args.json:
+        _write_json(args.json, info)
+    print(f"{info['path']}: {info['bytes'] / 1e6:.2f} MB, {info['duration_s']:.2f} s")
+    for key, value in info["metadata"].items():
+        print(f"  {key}: {value}")
+    for topic, t in info["topics"].items():
+        rate = f"{t['rate_hz']:.1f} Hz" if t["rate_hz"] else "-"
+        print(f"  {topic:<28} {t['messages']:>7} msgs  {t['encoding']:<9} {rate}")
+    return 0
+
+
+def _cmd_log_export(args: argparse.Namespace) -> int:
+    from real.hardware_log import export_csv, export_mp4
+
+    out = Path(args.out) if args.out else Path(args.file).with_suffix("")
+    written = export_csv(args.file, out) if args.to == "csv" else export_mp4(args.file, out)
+    if not written:
+        print(f"{args.file}: no {'JSON' if args.to == 'csv' else 'image'} topics to export", file=sys.stderr)
+        return 1
+    for path in written:
+        print(path)
+    return 0
+
+
 def _write_json(path: str | Path, data: dict) -> None:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -421,6 +450,18 @@ def build_parser() -> argparse.ArgumentParser:
     )
     c.set_defaults(func=_cmd_cameras_list)
 
+    p = sub.add_parser("log", help="hardware logs (MCAP): info summarizes one, export writes CSV or MP4")
+    lsub = p.add_subparsers(dest="action", required=True, metavar="ACTION")
+    q = lsub.add_parser("info", help="topics, message counts, rates, duration and metadata of a log")
+    q.add_argument("file", help="an .mcap log")
+    q.add_argument("--json", help="also write the summary here")
+    q.set_defaults(func=_cmd_log_info)
+    q = lsub.add_parser("export", help="JSON topics to one CSV each, or image topics to one MP4 each")
+    q.add_argument("file", help="an .mcap log")
+    q.add_argument("--to", required=True, choices=["csv", "mp4"])
+    q.add_argument("--out", help="output folder (default: the log's path without .mcap)")
+    q.set_defaults(func=_cmd_log_export)
+
     p = sub.add_parser("check-config", help="validate hardware config files and print what they describe")
     p.add_argument("configs", nargs="+", help="YAML paths or names in hardware_configs/")
     p.set_defaults(func=_cmd_check_config)
@@ -434,7 +475,15 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     try:
         return args.func(args)
-    except (ConfigError, RandomizationError, CameraError, BundleError, FileExistsError, FileNotFoundError) as e:
+    except (
+        ConfigError,
+        RandomizationError,
+        CameraError,
+        BundleError,
+        LogError,
+        FileExistsError,
+        FileNotFoundError,
+    ) as e:
         print(f"s2r: {e}", file=sys.stderr)
         return 2
 
