@@ -143,7 +143,9 @@ def test_grasp_episode_ends_when_the_object_is_knocked_off_the_table(make):
     env = make("s2r/Grasp-v0", obs_mode="state")
     env.reset(seed=0)
     core = env.unwrapped
+    assert core.outcome() == (False, False)
     pos, orn = p.getBasePositionAndOrientation(core.object_id, physicsClientId=core.client)
     p.resetBasePositionAndOrientation(core.object_id, [1.5, 0.0, pos[2] - 0.3], orn, physicsClientId=core.client)
+    assert core.outcome() == (False, True)  # judged from the world as it is, without stepping
     _, _, terminated, truncated, info = env.step(np.zeros(env.action_space.shape, np.float32))
     assert terminated and not truncated and not info["is_success"]

@@ -288,13 +288,19 @@ class GraspEnv(RobotEnv):
         self.steps += 1
         joints = self._read_joints()
         obs, priv = self._observe(joints)
-        left, right = priv["finger_contacts"]
-        lift = priv["object_lift"]
-        success = bool(lift >= LIFT_SUCCESS and (left or right))
+        success, failed = self.outcome(priv)
         potential = self._shaping_potential(priv)
         reward = potential - self._potential - 0.01 + 10.0 * float(success)
         self._potential = potential
-        # knocked off the table: a failure that no later step can undo (it would fall for the rest of the episode)
-        dropped = bool(lift < -DROPPED_BELOW)
         truncated = self.steps >= self.max_episode_steps
-        return obs, float(reward), success or dropped, truncated, self._info(priv, success)
+        return obs, float(reward), success or failed, truncated, self._info(priv, success)
+
+    def outcome(self, priv: dict[str, Any] | None = None) -> tuple[bool, bool]:
+        """(success, failure) of the world as it is now (``priv``: this step's privileged state, else read):
+        success is the object 5 cm up with a finger on it; failure, knocked off the table, which no later step can
+        undo. Also used to judge a deployment on a simulated reality."""
+        if priv is None:
+            priv = self._privileged(self.task.proprio(self.robot.read())[2 * self.task.n_joints : -1])[1]
+        left, right = priv["finger_contacts"]
+        lift = priv["object_lift"]
+        return bool(lift >= LIFT_SUCCESS and (left or right)), bool(lift < -DROPPED_BELOW)

@@ -278,6 +278,15 @@ class NavigateEnv(RobotEnv):
         priv_vec, priv = self._privileged()
         return self._assemble(self.task.proprio(joints), priv_vec), priv
 
+    def outcome(self, priv: dict[str, Any] | None = None) -> tuple[bool, bool]:
+        """(success, failure) of the world as it is now (``priv``: this step's privileged state, else read):
+        success is the base within 0.15 m of the goal without touching anything; failure, a collision. Also used
+        to judge a deployment on a simulated reality."""
+        if priv is None:
+            self.collided = self.collided or self._collision()
+            priv = self._privileged()[1]
+        return bool(priv["goal_distance"] < GOAL_TOLERANCE and not self.collided), bool(self.collided)
+
     # -- gym API --------------------------------------------------------------------------------------------
     def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None):
         self._reset_rng(seed, options)
@@ -304,7 +313,7 @@ class NavigateEnv(RobotEnv):
         self.collided = self._collision()
         obs, priv = self._observe(joints)
         dist = priv["goal_distance"]
-        success = dist < GOAL_TOLERANCE and not self.collided
+        success, _ = self.outcome(priv)
         reward = 10.0 * (self._last_distance - dist) - 0.01 - 5.0 * self.collided + 10.0 * success
         self._last_distance = dist
         terminated = bool(success or self.collided)
