@@ -284,6 +284,39 @@ def _print_summary(summary) -> None:
     )
 
 
+def _cmd_deploy(args: argparse.Namespace) -> int:
+    from real.deploy import DeployConfig, deploy
+
+    summary = deploy(
+        DeployConfig(
+            robot=args.robot,
+            policy=args.policy,
+            episodes=args.episodes,
+            max_steps=args.max_steps,
+            log=args.log,
+            reality=args.reality,
+            seed=args.seed,
+            adapt=args.adapt,
+            status=not args.quiet,
+        )
+    )
+    result = summary.to_dict()
+    if args.json:
+        _write_json(args.json, result)
+    loop = summary.loop
+    rate = f"{1e3 / loop['cycle_ms_p50']:.1f} Hz" if loop.get("cycle_ms_p50") else "-"
+    print(f"{summary.robot}: {len(summary.episodes)} episode(s), ended: {summary.ended} {summary.message}".rstrip())
+    if summary.success_rate is not None:
+        print(f"  success rate {summary.success_rate:.0%} (judged by the mock reality)")
+    print(
+        f"  loop {rate} (p99 cycle {loop.get('cycle_ms_p99')} ms), overruns {loop.get('overruns')}, "
+        f"act p50 {loop.get('act_ms_p50')} ms; safety events {summary.safety_events or 'none'}"
+    )
+    if summary.log:
+        print(f"  log {summary.log}")
+    return 0 if summary.ended in ("completed", "stopped") else 1
+
+
 def _cmd_log_info(args: argparse.Namespace) -> int:
     from real.hardware_log import log_info
 
@@ -449,6 +482,19 @@ def build_parser() -> argparse.ArgumentParser:
         "list", help="print connected RealSense devices (name, serial, firmware, USB) and OpenCV indices"
     )
     c.set_defaults(func=_cmd_cameras_list)
+
+    p = sub.add_parser("deploy", help="run a policy bundle on a robot (or a mock robot) through the safety filter")
+    p.add_argument("--robot", required=True, help="hardware config (path or name, e.g. mock/openmanipulator_x)")
+    p.add_argument("--policy", required=True, help="policy bundle or run folder")
+    p.add_argument("--episodes", type=int, default=1)
+    p.add_argument("--max-steps", type=int, help="control cycles per episode (default: the task's episode length)")
+    p.add_argument("--log", help="write the hardware log (MCAP) here")
+    p.add_argument("--reality", help="mock robots: domain file of the simulated reality (default: nominal)")
+    p.add_argument("--seed", type=int, default=3_000_000, help="mock robots: seed of the first episode's scene")
+    p.add_argument("--adapt", action="store_true", help="a bundle with an online estimator acts on its estimate")
+    p.add_argument("--json", help="write the summary here")
+    p.add_argument("--quiet", action="store_true", help="no live status line")
+    p.set_defaults(func=_cmd_deploy)
 
     p = sub.add_parser("log", help="hardware logs (MCAP): info summarizes one, export writes CSV or MP4")
     lsub = p.add_subparsers(dest="action", required=True, metavar="ACTION")

@@ -236,6 +236,13 @@ class SimSettings(_Strict):
     base_pose: Pose = Pose()
 
 
+class Mock(_Strict):
+    """A mock robot: the bus port is the servo emulator's pseudo-terminal link and the cameras are librealsense
+    software devices, both driven by a PyBullet world of ``task`` (:mod:`real.reality`)."""
+
+    task: Literal["grasp", "navigate"]
+
+
 class HardwareConfig(_Strict):
     """A whole robot. Joint order is the order of ``motors``."""
 
@@ -249,6 +256,7 @@ class HardwareConfig(_Strict):
     arm: Arm | None = None
     base: DiffDrive | None = None
     sim: SimSettings
+    mock: Mock | None = None
 
     @model_validator(mode="after")
     def _consistent(self) -> HardwareConfig:
@@ -333,10 +341,10 @@ def resolve_config_path(name_or_path: str | Path) -> Path:
     p = Path(name_or_path)
     if p.exists():
         return p
-    candidate = HARDWARE_CONFIG_DIR / (p.name if p.suffix else f"{p.name}.yaml")
+    candidate = HARDWARE_CONFIG_DIR / (p if p.suffix else p.with_suffix(".yaml"))  # also mock/<name>
     if candidate.exists():
         return candidate
-    known = sorted(q.stem for q in HARDWARE_CONFIG_DIR.glob("*.yaml"))
+    known = sorted(str(q.relative_to(HARDWARE_CONFIG_DIR).with_suffix("")) for q in HARDWARE_CONFIG_DIR.rglob("*.yaml"))
     raise ConfigError(f"{name_or_path}: no such file, and no hardware config of that name; known: {known}")
 
 

@@ -25,8 +25,19 @@ class PyBulletPlant:
     """A PyBullet world with the robot of ``config`` (on a floor if it drives); ``step`` advances it in real
     emulator time at the config's physics rate."""
 
-    def __init__(self, config: HardwareConfig) -> None:
+    def __init__(self, config: HardwareConfig, robot: PyBulletRobot | None = None) -> None:
+        """``robot``: drive this robot in its existing world (a task scene, :mod:`real.reality`) instead of a
+        world of its own."""
         self.config = config
+        self._dir = np.array([m.direction for m in config.motors], dtype=float)
+        self._off = np.array([m.offset for m in config.motors], dtype=float)
+        self._scale = np.array([m.scale for m in config.motors], dtype=float)
+        self._carry = 0.0
+        self._last_cmd: tuple | None = None
+        self.owns_world = robot is None
+        if robot is not None:
+            self.client, self.robot = robot.client, robot
+            return
         self.client = p.connect(p.DIRECT)
         p.setGravity(0, 0, -9.81, physicsClientId=self.client)
         p.setPhysicsEngineParameter(fixedTimeStep=1.0 / config.sim.physics_hz, physicsClientId=self.client)
@@ -41,14 +52,14 @@ class PyBulletPlant:
         )
         self.robot.reset_joints(rest)
         self.robot.set_torque(np.zeros(len(config.motors)))  # servos power up with torque off
-        self._dir = np.array([m.direction for m in config.motors], dtype=float)
-        self._off = np.array([m.offset for m in config.motors], dtype=float)
-        self._scale = np.array([m.scale for m in config.motors], dtype=float)
-        self._carry = 0.0
-        self._last_cmd: tuple | None = None
+
+    def attach(self, robot: PyBulletRobot) -> None:
+        """Drive ``robot`` from now on (a rebuilt world); its torque follows the servos' from the next step."""
+        self.robot, self.client = robot, robot.client
+        self._last_cmd = None
 
     def close(self) -> None:
-        if p.isConnected(self.client):
+        if self.owns_world and p.isConnected(self.client):
             p.disconnect(self.client)
 
     def step(self, dt: float, servos: dict[int, EmulatedServo]) -> None:

@@ -1,0 +1,381 @@
+"""``s2r deploy``: a policy bundle drives a robot at a fixed rate (read, observe, act, filter, write, log).
+
+Each cycle reads the joints, assembles the observation with the same task code the simulation uses
+(:mod:`sim.tasks`), asks the policy for an action, turns it into joint targets (task code again), passes them
+through the safety filter and sends what survives; everything is written to the hardware log (MCAP) on host
+monotonic timestamps. A cycle that starts late is measured; the safety filter holds the last target when it is
+later than the watchdog allows and stops the run after repeated overruns.
+
+Mock robots (configs with a ``mock`` section, ``hardware_configs/mock/``) start their reality first: a PyBullet
+world of the task in the domain given by ``reality`` (a domain file), served to the real driver code by the servo
+emulator on the config's pseudo-terminal and to librealsense by a software device. There the reality also
+provides what a real robot does not have (the privileged state a state policy takes) and judges each episode.
+
+SIGINT and SIGTERM end the run through the same path as any error: the robot parks and turns torque off, the log is
+closed, and the summary says how the run ended.
+"""
+
+from __future__ import annotations
+
+import signal
+import sys
+import threading
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from types import FrameType
+from typing import Any
+
+import cv2
+import numpy as np
+
+from real.cameras.frame import CameraError
+from real.hardware_config import HardwareConfig, load_hardware_config
+from real.hardware_log import HardwareLog
+from real.robot import Robot
+from real.safety import SafetyStop
+
+
+class Stopped(Exception):
+    """SIGINT or SIGTERM arrived: end the run (park, torque off, close the log)."""
+
+
+@dataclass
+class DeployConfig:
+    robot: str  # hardware config (path or name, e.g. mock/openmanipulator_x)
+    policy: str  # policy bundle (or run folder)
+    episodes: int = 1
+    max_steps: int | None = None  # per episode (default: the task env's episode length)
+    log: str | None = None  # .mcap path
+    reality: str | None = None  # domain file of a mock robot's reality (default: the nominal domain)
+    seed: int = 3_000_000  # first episode seed of a mock reality (object pose, goal)
+    adapt: bool = False  # a bundle with an estimator acts on its estimate (else: refused)
+    log_cameras: bool = False  # also log color and depth when the robot has cameras the policy does not use
+    status: bool = True  # the live status line on stderr
+
+
+@dataclass
+class EpisodeSummary:
+    episode: int
+    seed: int | None
+    steps: int
+    success: bool | None  # judged by a mock reality; None on real hardware
+    outcome: str  # success, failure, timeout or stopped
+
+
+@dataclass
+class DeploySummary:
+    robot: str
+    policy: str
+    episodes: list[EpisodeSummary] = field(default_factory=list)
+    ended: str = "completed"  # completed, stopped (signal), safety_stop, error
+    message: str = ""
+    success_rate: float | None = None
+    loop: dict[str, Any] = field(default_factory=dict)
+    safety_events: dict[str, int] = field(default_factory=dict)
+    camera: dict[str, Any] = field(default_factory=dict)
+    log: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+class MockHardware:
+    """A mock robot's reality, its servo emulator serving on the config's port and its simulated cameras."""
+
+    def __init__(self, config: HardwareConfig, reality_domain: str | None, seed: int) -> None:
+        from real.dynamixel.emulator import emulator_for_config, open_pty
+        from real.reality import Reality
+
+        self.config = config
+        self.reality = Reality(config.mock.task, reality_domain, seed=seed)
+        self.master, self.slave, _ = open_pty(config.bus.port)
+        self.emulator = emulator_for_config(config, self.reality)
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self.emulator.serve, args=(self.master, self._stop.is_set), daemon=True)
+        self._thread.start()
+
+    def camera(self, name: str) -> Any:
+        """The RealSenseCamera of camera ``name``, fed by a software device rendering the reality."""
+        from real.cameras.realsense import RealSenseCamera, SoftwareSource
+        from real.cameras.simulated_realsense import SimulatedRealSense, pybullet_renderer
+
+        cam_cfg = next(c for c in self.config.cameras if c.name == name)
+        reality = self.reality
+        render = pybullet_renderer(reality.core.client, reality.core.camera_pose, cam_cfg.depth_range)
+
+        def locked(intrinsics: Any, offset: np.ndarray) -> Any:
+            with reality.lock:
+                return render(intrinsics, offset)
+
+        return RealSenseCamera(cam_cfg, SoftwareSource(SimulatedRealSense(cam_cfg, locked)), grab_timeout_s=0.5)
+
+    def close(self) -> None:
+        import os
+
+        self._stop.set()
+        self._thread.join(timeout=2)
+        for fd in (self.master, self.slave):
+            try:
+                os.close(fd)
+            except OSError:
+                pass
+        Path(self.config.bus.port).unlink(missing_ok=True)
+        self.reality.close()
+
+
+def _task_code(config: HardwareConfig, task: str) -> Any:
+    if task == "grasp":
+        from sim.tasks.grasp import GraspTask
+
+        return GraspTask(config)
+    from sim.tasks.navigate import NavigateTask
+
+    return NavigateTask(config)
+
+
+def _episode_length(task: str) -> int:
+    import inspect
+
+    from sim.envs.grasp_env import GraspEnv
+    from sim.envs.navigate_env import NavigateEnv
+
+    env_cls = GraspEnv if task == "grasp" else NavigateEnv
+    return int(inspect.signature(env_cls.__init__).parameters["max_episode_steps"].default)
+
+
+class _Status:
+    """The live status line: rate, overruns, act latency, OSI estimate."""
+
+    def __init__(self, enabled: bool) -> None:
+        self.enabled = enabled
+        self.last = 0.0
+
+    def show(self, text: str, force: bool = False) -> None:
+        now = time.monotonic()
+        if self.enabled and (force or now - self.last > 0.5):
+            self.last = now
+            sys.stderr.write("\r" + text[:150].ljust(150))
+            sys.stderr.flush()
+
+    def done(self) -> None:
+        if self.enabled:
+            sys.stderr.write("\n")
+
+
+def deploy(cfg: DeployConfig) -> DeploySummary:
+    """Run the deployment; returns (and never raises for) how it went, unless the setup itself fails."""
+    import policies
+    from policies.osi import AdaptivePolicy
+
+    config = load_hardware_config(cfg.robot)
+    policy = policies.load(cfg.policy, robot=config)
+    if isinstance(policy, AdaptivePolicy):
+        if not cfg.adapt:
+            raise ValueError(f"{cfg.policy} has an online estimator: deploy it with --adapt")
+        policy.set_mode("adapt")
+    elif cfg.adapt:
+        raise ValueError(f"--adapt needs a bundle with an online estimator (s2r train-osi), not {cfg.policy}")
+    keys = policy.obs_spec.keys
+    if "privileged" in keys and config.mock is None:
+        raise ValueError(
+            f"{cfg.policy} is a state policy: it takes the simulator's privileged state, which only a mock robot's "
+            "reality provides. On real hardware deploy a camera (rgbd) policy."
+        )
+    if config.mock is not None and config.mock.task != policy.task:
+        raise ValueError(f"{cfg.robot} is a mock {config.mock.task} robot; {cfg.policy} is a {policy.task} policy")
+    if config.mock is not None and ("rgb" in keys or cfg.log_cameras):
+        # The simulated camera renders the reality in the process that serves the servo emulator: a 640x480
+        # TinyRenderer frame (40-120 ms here) holds it long enough for bus transactions to time out.
+        raise ValueError("mock robots do not serve cameras yet: deploy a state policy on them, without camera logs")
+    task = _task_code(config, policy.task)
+    max_steps = cfg.max_steps or _episode_length(policy.task)
+    period = 1.0 / config.control.rate_hz
+    summary = DeploySummary(robot=config.name, policy=str(cfg.policy), log=cfg.log)
+
+    stop_requested: list[str] = []
+
+    def on_signal(signum: int, frame: FrameType | None) -> None:
+        stop_requested.append(signal.Signals(signum).name)
+        raise Stopped(signal.Signals(signum).name)
+
+    previous = {s: signal.signal(s, on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
+    mock = camera = log = None
+    cycle_ms: list[float] = []
+    act_ms: list[float] = []
+    late_ms: list[float] = []
+    overruns = 0
+    status = _Status(cfg.status)
+    try:
+        if config.mock is not None:
+            mock = MockHardware(config, cfg.reality, cfg.seed)
+        uses_images = "rgb" in keys
+        if config.cameras and (uses_images or (cfg.log_cameras and cfg.log)):
+            cam_name = config.cameras[0].name
+            camera = mock.camera(cam_name) if mock is not None else _live_camera(config, cam_name)
+            camera.connect()
+        if cfg.log:
+            log = HardwareLog(
+                cfg.log,
+                {
+                    "robot": config.name,
+                    "policy": str(cfg.policy),
+                    "task": policy.task,
+                    "joints": ",".join(config.joint_names),
+                    "rate_hz": str(config.control.rate_hz),
+                    "reality": str(cfg.reality) if mock is not None else "",
+                    "command": " ".join(sys.argv),
+                },
+            )
+        with Robot(config) as robot:
+            robot.configure()
+            if log:
+                log.write("/lifecycle", {"state": "inactive", "torque": False})
+            for ep in range(cfg.episodes):
+                seed = cfg.seed + ep if mock is not None else None
+                if mock is not None and ep > 0:
+                    mock.reality.new_episode(seed)
+                robot.activate()
+                if log:
+                    log.write("/lifecycle", {"state": "active", "torque": True, "episode": ep})
+                joints = robot.read()
+                if policy.task == "navigate":
+                    goal = mock.reality.privileged()[:2] if mock is not None else np.zeros(2)
+                    task.reset(joints, goal)
+                else:
+                    task.reset(joints)
+                policy.reset()
+                if log:
+                    log.write("/episode", {"event": "start", "episode": ep, "seed": seed})
+                outcome, steps = "timeout", 0
+                next_t = time.monotonic()
+                prev_start = None
+                for step in range(max_steps):
+                    start = time.monotonic()
+                    late = max(0.0, start - next_t)
+                    if prev_start is not None:
+                        cycle_ms.append((start - prev_start) * 1e3)
+                    prev_start = start
+                    late_ms.append(late * 1e3)
+                    if late > period:
+                        overruns += 1
+                    joints = robot.read()
+                    if policy.task == "navigate":
+                        task.update(joints)
+                    obs: dict[str, Any] = {"proprio": task.proprio(joints)}
+                    if "privileged" in keys:
+                        obs["privileged"] = mock.reality.privileged()
+                    frame = None
+                    if camera is not None:
+                        try:
+                            frame = camera.read_latest(max_age=3 * period)
+                        except CameraError:
+                            frame = None  # a stalled camera: counted by the camera, held below
+                    if uses_images:
+                        if frame is None:
+                            raise SafetyStop(f"camera {camera.name}: no recent frame for a camera policy")
+                        h, w = policy.obs_spec.shapes["rgb"][:2]
+                        obs["rgb"] = cv2.resize(frame.color, (w, h), interpolation=cv2.INTER_AREA)
+                        depth = cv2.resize(frame.depth, (w, h), interpolation=cv2.INTER_NEAREST)
+                        obs["depth"] = depth[:, :, None].astype(np.float32)
+                    t0 = time.monotonic()
+                    action = policy.act(obs)
+                    act_ms.append((time.monotonic() - t0) * 1e3)
+                    requested = task.action_to_targets(action)
+                    sent, events = robot.write(requested, late)
+                    steps = step + 1
+                    if log:
+                        stamp = joints.stamp_ns
+                        log.write(
+                            "/joint_states",
+                            {"position": joints.position, "velocity": joints.velocity, "effort": joints.effort},
+                            stamp,
+                        )
+                        log.write("/policy/observation", {k: v for k, v in obs.items() if k not in ("rgb", "depth")})
+                        log.write("/policy/action", {"action": action})
+                        log.write("/command", {"requested": requested, "sent": sent})
+                        if isinstance(policy, AdaptivePolicy):
+                            log.write("/osi/estimate", policy.estimate)
+                        for e in events:
+                            log.write("/safety", {"kind": e.kind, "joints": e.joints, "detail": e.detail}, e.stamp_ns)
+                        log.write("/loop", {"cycle": step, "late_s": late, "act_ms": act_ms[-1]})
+                        if frame is not None:
+                            log.write_color("/camera/color", frame.color, frame.host_time_ns)
+                            if frame.depth is not None:
+                                log.write_depth("/camera/depth", frame.depth, frame.host_time_ns)
+                        if mock is not None:
+                            log.write("/reality/privileged", {"vector": mock.reality.privileged()})
+                    for e in events:
+                        summary.safety_events[e.kind] = summary.safety_events.get(e.kind, 0) + 1
+                    if mock is not None:
+                        success, failed = mock.reality.outcome()
+                        if success or failed:
+                            outcome = "success" if success else "failure"
+                            break
+                    estimate = ""
+                    if isinstance(policy, AdaptivePolicy):
+                        estimate = " | " + " ".join(f"{k}={v:.3g}" for k, v in list(policy.estimate.items())[:4])
+                    rate = 1e3 / np.mean(cycle_ms[-20:]) if cycle_ms else 0.0
+                    status.show(
+                        f"episode {ep + 1}/{cfg.episodes} step {steps} | {rate:.1f} Hz | overruns {overruns} | "
+                        f"act {act_ms[-1]:.1f} ms{estimate}"
+                    )
+                    next_t += period
+                    delay = next_t - time.monotonic()
+                    if delay > 0:
+                        time.sleep(delay)
+                    elif -delay > period:
+                        next_t = time.monotonic()  # far behind: do not try to catch up with a burst
+                success = outcome == "success" if mock is not None else None
+                summary.episodes.append(EpisodeSummary(ep, seed, steps, success, outcome))
+                if log:
+                    log.write("/episode", {"event": "end", "episode": ep, "outcome": outcome, "steps": steps})
+                robot.deactivate()
+                if log:
+                    log.write("/lifecycle", {"state": "inactive", "torque": False, "parked": True})
+        if log:  # the robot context has shut down (parked and torque off on every path)
+            log.write("/lifecycle", {"state": robot.state.value, "torque": False})
+    except Stopped as e:
+        summary.ended, summary.message = "stopped", f"{e} received: parked, torque off"
+    except SafetyStop as e:
+        summary.ended, summary.message = "safety_stop", str(e)
+    finally:
+        for s, handler in previous.items():
+            signal.signal(s, handler)
+        status.done()
+        if camera is not None:
+            summary.camera = asdict(camera.stats)
+            camera.disconnect()
+        if log is not None:
+            if summary.ended != "completed":
+                log.write("/safety", {"kind": "run_ended", "joints": [], "detail": summary.message})
+                log.write("/lifecycle", {"state": "finalized", "torque": False, "ended": summary.ended})
+            log.close()
+        if mock is not None:
+            mock.close()
+    judged = [e.success for e in summary.episodes if e.success is not None]
+    summary.success_rate = float(np.mean(judged)) if judged else None
+    summary.loop = _loop_stats(cycle_ms, act_ms, late_ms, overruns, period)
+    return summary
+
+
+def _live_camera(config: HardwareConfig, name: str) -> Any:
+    from real.cameras.realsense import RealSenseCamera
+
+    return RealSenseCamera(next(c for c in config.cameras if c.name == name))
+
+
+def _loop_stats(cycle_ms: list[float], act_ms: list[float], late_ms: list[float], overruns: int, period: float):
+    def pct(x: list[float], q: float) -> float | None:
+        return round(float(np.percentile(x, q)), 2) if x else None
+
+    return {
+        "target_period_ms": round(period * 1e3, 2),
+        "cycles": len(late_ms),
+        "cycle_ms_p50": pct(cycle_ms, 50),
+        "cycle_ms_p99": pct(cycle_ms, 99),
+        "late_ms_p99": pct(late_ms, 99),
+        "act_ms_p50": pct(act_ms, 50),
+        "act_ms_p99": pct(act_ms, 99),
+        "overruns": overruns,
+    }
