@@ -317,6 +317,33 @@ def _cmd_deploy(args: argparse.Namespace) -> int:
     return 0 if summary.ended in ("completed", "stopped") else 1
 
 
+def _cmd_replay(args: argparse.Namespace) -> int:
+    from real.replay import check_policy, sim_replay
+
+    if not args.check_policy and not args.sim:
+        raise SystemExit("s2r replay: give --check-policy BUNDLE and/or --sim")
+    result: dict = {"log": args.file}
+    status = 0
+    if args.check_policy:
+        check = check_policy(args.file, args.check_policy, atol=args.atol)
+        result["check_policy"] = check
+        verdict = "matches" if check["matches"] else "DIFFERS"
+        print(
+            f"policy {args.check_policy} on {check['cycles']} logged cycles: largest action difference "
+            f"{check['max_abs_difference']:.3g} ({verdict}, tolerance {args.atol:g})"
+        )
+        status = 0 if check["matches"] else 1
+    if args.sim:
+        drift = sim_replay(args.file, robot=args.robot)
+        result["sim_replay"] = drift
+        print(f"sim replay of {drift['cycles']} cycles on {drift['robot']} (open loop from the logged start):")
+        for joint, what in drift["compared"].items():
+            print(f"  {joint:<20} {what}: RMS {drift['rms_error'][joint]:.4g}, max {drift['max_error'][joint]:.4g}")
+    if args.json:
+        _write_json(args.json, result)
+    return status
+
+
 def _cmd_log_info(args: argparse.Namespace) -> int:
     from real.hardware_log import log_info
 
@@ -495,6 +522,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", help="write the summary here")
     p.add_argument("--quiet", action="store_true", help="no live status line")
     p.set_defaults(func=_cmd_deploy)
+
+    p = sub.add_parser("replay", help="replay a hardware log: recompute a policy's actions, or drive the sim with it")
+    p.add_argument("file", help="an .mcap log written by s2r deploy")
+    p.add_argument("--check-policy", help="bundle whose actions are recomputed from the logged observations")
+    p.add_argument("--atol", type=float, default=1e-5, help="largest action difference that still matches")
+    p.add_argument("--sim", action="store_true", help="feed the logged commands to the simulated robot: drift")
+    p.add_argument("--robot", help="hardware config for --sim (default: the one the log names)")
+    p.add_argument("--json", help="write the results here")
+    p.set_defaults(func=_cmd_replay)
 
     p = sub.add_parser("log", help="hardware logs (MCAP): info summarizes one, export writes CSV or MP4")
     lsub = p.add_subparsers(dest="action", required=True, metavar="ACTION")
