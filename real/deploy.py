@@ -30,6 +30,7 @@ import cv2
 import numpy as np
 
 from real.cameras.frame import CameraError
+from real.dynamixel.bus import BusTimeout, CorruptReply
 from real.hardware_config import HardwareConfig, load_hardware_config
 from real.hardware_log import HardwareLog
 from real.robot import Robot
@@ -51,6 +52,7 @@ class DeployConfig:
     seed: int = 3_000_000  # first episode seed of a mock reality (object pose, goal)
     adapt: bool = False  # a bundle with an estimator acts on its estimate (else: refused)
     log_cameras: bool = False  # also log color and depth when the robot has cameras the policy does not use
+    bus_faults: dict[str, float] | None = None  # mock robots: Faults fields for every servo, e.g. drop_probability
     status: bool = True  # the live status line on stderr
 
 
@@ -74,6 +76,8 @@ class DeploySummary:
     loop: dict[str, Any] = field(default_factory=dict)
     safety_events: dict[str, int] = field(default_factory=dict)
     camera: dict[str, Any] = field(default_factory=dict)
+    bus: dict[str, int] = field(default_factory=dict)  # transactions, retries, timeouts, corrupt replies
+    skipped_cycles: int = 0  # cycles lost to a bus transaction that failed all its retries
     log: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
@@ -209,6 +213,10 @@ def deploy(cfg: DeployConfig) -> DeploySummary:
     try:
         if config.mock is not None:
             mock = MockHardware(config, cfg.reality, cfg.seed)
+            for servo in mock.emulator.servos.values():
+                for name, value in (cfg.bus_faults or {}).items():
+                    setattr(servo.faults, name, value)
+                servo.faults.rng.seed(cfg.seed + servo.ident)
         uses_images = "rgb" in keys
         if config.cameras and (uses_images or (cfg.log_cameras and cfg.log)):
             cam_name = config.cameras[0].name
@@ -247,7 +255,7 @@ def deploy(cfg: DeployConfig) -> DeploySummary:
                 policy.reset()
                 if log:
                     log.write("/episode", {"event": "start", "episode": ep, "seed": seed})
-                outcome, steps = "timeout", 0
+                outcome, steps, lost = "timeout", 0, 0
                 next_t = time.monotonic()
                 prev_start = None
                 for step in range(max_steps):
@@ -259,7 +267,20 @@ def deploy(cfg: DeployConfig) -> DeploySummary:
                     late_ms.append(late * 1e3)
                     if late > period:
                         overruns += 1
-                    joints = robot.read()
+                    try:
+                        joints = robot.read()
+                    except (BusTimeout, CorruptReply) as e:
+                        # a transaction that failed all its retries: skip the cycle (the servos hold their goal)
+                        summary.skipped_cycles += 1
+                        lost += 1
+                        if log:
+                            log.write("/safety", {"kind": "bus_fault", "joints": [], "detail": str(e)})
+                        if lost > config.safety.max_overruns:
+                            raise SafetyStop(f"bus: {lost} consecutive cycles without a reading ({e})") from e
+                        next_t += period
+                        time.sleep(max(0.0, next_t - time.monotonic()))
+                        continue
+                    lost = 0
                     if policy.task == "navigate":
                         task.update(joints)
                     obs: dict[str, Any] = {"proprio": task.proprio(joints)}
@@ -333,6 +354,7 @@ def deploy(cfg: DeployConfig) -> DeploySummary:
                 robot.deactivate()
                 if log:
                     log.write("/lifecycle", {"state": "inactive", "torque": False, "parked": True})
+            summary.bus = dict(robot.bus.stats)
         if log:  # the robot context has shut down (parked and torque off on every path)
             log.write("/lifecycle", {"state": robot.state.value, "torque": False})
     except Stopped as e:

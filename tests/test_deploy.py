@@ -89,3 +89,42 @@ def test_sigint_parks_turns_torque_off_and_leaves_a_readable_log(tmp_path):
     lifecycle = [m.data for m in read_log(log, topics=["/lifecycle"])]
     assert lifecycle[-1]["torque"] is False and lifecycle[-1].get("ended") == "stopped"
     assert log_info(log)["topics"]["/joint_states"]["messages"] > 10
+
+
+def test_navigate_policy_drives_the_mock_base():
+    summary = deploy(
+        DeployConfig(robot="mock/turtlebot3_burger", policy="policies/bundles/navigate_state", status=False)
+    )
+    assert summary.ended == "completed" and summary.episodes[0].outcome == "success"
+    assert summary.loop["cycle_ms_p50"] == pytest.approx(100.0, abs=5.0)
+
+
+def test_a_noisy_bus_costs_retries_not_rate_and_nothing_unfiltered_is_sent(tmp_path):
+    """5 % of servo replies lost and 5 % corrupted: the bus retries, the loop keeps 10 Hz, faults are counted, and
+    every command sent stays within the limits and the per-cycle step of the safety filter."""
+    log = tmp_path / "noisy.mcap"
+    summary = deploy(
+        DeployConfig(
+            robot="mock/openmanipulator_x",
+            policy="policies/bundles/grasp_state",
+            episodes=2,
+            log=str(log),
+            status=False,
+            bus_faults={"drop_probability": 0.05, "corrupt_probability": 0.05},
+        )
+    )
+    assert summary.ended == "completed", summary.message
+    assert summary.bus["retries"] >= 5 and summary.bus["timeouts"] + summary.bus["corrupt"] >= 5
+    assert summary.loop["cycle_ms_p50"] == pytest.approx(100.0, abs=5.0) and summary.loop["overruns"] <= 2
+    config = load_hardware_config("mock/openmanipulator_x")
+    sent = np.array([m.data["sent"] for m in read_log(log, topics=["/command"])])
+    lower = np.array([m.limits.lower for m in config.motors])
+    upper = np.array([m.limits.upper for m in config.motors])
+    assert np.all(sent >= lower - 1e-9) and np.all(sent <= upper + 1e-9)
+    step_limit = np.minimum(config.safety.max_step, np.array([m.limits.velocity for m in config.motors]) * 0.1)
+    start = 0
+    for episode in summary.episodes:  # within an episode, consecutive commands differ by at most the step limit
+        chunk = sent[start : start + episode.steps]
+        start += episode.steps
+        assert np.all(np.abs(np.diff(chunk, axis=0)) <= step_limit + 1e-9)
+    assert start == len(sent)

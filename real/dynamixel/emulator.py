@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import math
 import os
+import random
 import select
 import time
 import tty
@@ -54,6 +55,9 @@ class Faults:
     freeze: dict[str, int] = field(default_factory=dict)  # register name -> raw value held fixed
     vanished: bool = False  # unplugged: no reply, no motion
     drop_next: int = 0  # drop this many replies, then answer again (a transient fault)
+    drop_probability: float = 0.0  # each reply is lost with this probability (a noisy bus)
+    corrupt_probability: float = 0.0  # each reply has a wrong CRC with this probability
+    rng: random.Random = field(default_factory=lambda: random.Random(0))  # seeded: the same faults every run
 
     def silences_reply(self) -> bool:
         """True when this reply is not sent (vanished, dropping, or a transient drop, which this consumes)."""
@@ -62,7 +66,10 @@ class Faults:
         if self.drop_next > 0:
             self.drop_next -= 1
             return True
-        return False
+        return self.drop_probability > 0 and self.rng.random() < self.drop_probability
+
+    def corrupts_reply(self) -> bool:
+        return self.corrupt_crc or (self.corrupt_probability > 0 and self.rng.random() < self.corrupt_probability)
 
 
 class EmulatedServo:
@@ -354,7 +361,7 @@ class BusEmulator:
         if len(blocks) < n_total:  # the chain stopped: the bytes sent so far, without the final CRC
             raw = raw[:-2]
         first = self.servos[params[4]]
-        if first.faults.corrupt_crc:
+        if first.faults.corrupts_reply():
             raw[-1] ^= 0xFF
         if first.faults.flip_bit:
             raw[8] ^= 0x01
@@ -376,7 +383,7 @@ class BusEmulator:
         raw = bytearray(encode_status(s.ident, s.error_byte(error), params))
         if f.flip_bit:
             raw[8] ^= 0x01  # the error byte's lowest bit, or the first parameter's
-        if f.corrupt_crc:
+        if f.corrupts_reply():
             raw[-1] ^= 0xFF
         delay = s.get("return_delay_time") * 2e-6 + f.delay_s
         # Several servos answering one instruction go one after another, in id order.
