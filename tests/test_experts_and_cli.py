@@ -45,6 +45,10 @@ def test_help_lists_every_subcommand_with_a_description():
         "mock-bus",
         "cameras",
         "check-config",
+        "train-osi",
+        "deploy",
+        "replay",
+        "log",
     ):
         line = next(ln for ln in out.splitlines() if ln.strip().startswith(command + " "))
         assert len(line.split(None, 1)[1]) > 10
@@ -168,3 +172,15 @@ def test_randomization_preview_writes_a_contact_sheet(tmp_path, capsys):
     tiles = [sheet[r * 124 + 2 : r * 124 + 122, c * 324 + 2 : c * 324 + 162] for r in range(2) for c in range(2)]
     assert len({t.tobytes() for t in tiles}) == 4  # four different randomized views
     assert "4 randomized navigate views" in capsys.readouterr().out
+
+
+@pytest.mark.slow
+def test_demo_tells_the_whole_story(tmp_path, capsys):
+    out = tmp_path / "demo"
+    argv = ["demo", "--out", str(out), "--episodes", "2", "--video-episodes", "1", "--deploy-episodes", "1"]
+    assert s2r(argv) == 0
+    report = json.loads((out / "demo.json").read_text())
+    assert set(report) == {"grasp_expert", "navigate_expert", "policy_in_sim", "deployment", "replay"}
+    assert report["deployment"]["ended"] == "completed" and report["deployment"]["robot"] == "openmanipulator_x_mock"
+    assert report["replay"]["check_policy"]["matches"] and (out / "deploy_grasp.mcap").stat().st_size > 1000
+    assert "4. replaying the log" in capsys.readouterr().out
