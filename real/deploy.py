@@ -53,6 +53,9 @@ class DeployConfig:
     adapt: bool = False  # a bundle with an estimator acts on its estimate (else: refused)
     log_cameras: bool = False  # also log color and depth when the robot has cameras the policy does not use
     bus_faults: dict[str, float] | None = None  # mock robots: Faults fields for every servo, e.g. drop_probability
+    max_frame_age_s: float = 0.5  # a camera policy does not act on a frame older than this: it holds
+    max_stall_s: float = 2.0  # and the run stops when no frame has come for this long
+    camera_stall: tuple[float, float] | None = None  # mock robots: silence the camera at T s for D s (a test)
     status: bool = True  # the live status line on stderr
 
 
@@ -78,6 +81,7 @@ class DeploySummary:
     camera: dict[str, Any] = field(default_factory=dict)
     bus: dict[str, int] = field(default_factory=dict)  # transactions, retries, timeouts, corrupt replies
     skipped_cycles: int = 0  # cycles lost to a bus transaction that failed all its retries
+    stalled_cycles: int = 0  # cycles a camera policy held because its camera had no fresh frame
     log: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
@@ -93,6 +97,8 @@ class MockHardware:
 
         self.config = config
         self.reality = Reality(config.mock.task, reality_domain, seed=seed)
+        self.render_process = None
+        self.devices: dict[str, Any] = {}
         self.master, self.slave, _ = open_pty(config.bus.port)
         self.emulator = emulator_for_config(config, self.reality)
         self._stop = threading.Event()
@@ -102,17 +108,28 @@ class MockHardware:
     def camera(self, name: str) -> Any:
         """The RealSenseCamera of camera ``name``, fed by a software device rendering the reality."""
         from real.cameras.realsense import RealSenseCamera, SoftwareSource
-        from real.cameras.simulated_realsense import SimulatedRealSense, pybullet_renderer
+        from real.cameras.simulated_realsense import SimulatedRealSense
+        from real.reality import RenderProcess
 
         cam_cfg = next(c for c in self.config.cameras if c.name == name)
-        reality = self.reality
-        render = pybullet_renderer(reality.core.client, reality.core.camera_pose, cam_cfg.depth_range)
+        if self.render_process is None:
+            self.render_process = RenderProcess(self.reality)
+        renderer = self.render_process.renderer(cam_cfg.depth_range)
+        # depth rendered from the color camera: one 640x480 render per frame instead of two (one per imager)
+        device = SimulatedRealSense(cam_cfg, renderer, depth_view="color")
+        self.devices[name] = device
+        return RealSenseCamera(cam_cfg, SoftwareSource(device), grab_timeout_s=1.0)
 
-        def locked(intrinsics: Any, offset: np.ndarray) -> Any:
-            with reality.lock:
-                return render(intrinsics, offset)
+    def stall_camera(self, name: str, after_s: float, for_s: float) -> None:
+        """Silence camera ``name`` ``after_s`` seconds from now, for ``for_s`` seconds (a fault injection)."""
+        device = self.devices[name]
+        threading.Timer(after_s, device.pause).start()
+        threading.Timer(after_s + for_s, device.resume).start()
 
-        return RealSenseCamera(cam_cfg, SoftwareSource(SimulatedRealSense(cam_cfg, locked)), grab_timeout_s=0.5)
+    def new_episode(self, seed: int) -> None:
+        self.reality.new_episode(seed)
+        if self.render_process is not None:
+            self.render_process.new_episode(seed)
 
     def close(self) -> None:
         import os
@@ -125,6 +142,8 @@ class MockHardware:
             except OSError:
                 pass
         Path(self.config.bus.port).unlink(missing_ok=True)
+        if self.render_process is not None:
+            self.render_process.close()
         self.reality.close()
 
 
@@ -169,9 +188,12 @@ class _Status:
 
 def deploy(cfg: DeployConfig) -> DeploySummary:
     """Run the deployment; returns (and never raises for) how it went, unless the setup itself fails."""
+    import torch
+
     import policies
     from policies.osi import AdaptivePolicy
 
+    torch.set_num_threads(1)  # one core for inference: steadier act latency than threads competing with the loop
     config = load_hardware_config(cfg.robot)
     policy = policies.load(cfg.policy, robot=config)
     if isinstance(policy, AdaptivePolicy):
@@ -188,10 +210,6 @@ def deploy(cfg: DeployConfig) -> DeploySummary:
         )
     if config.mock is not None and config.mock.task != policy.task:
         raise ValueError(f"{cfg.robot} is a mock {config.mock.task} robot; {cfg.policy} is a {policy.task} policy")
-    if config.mock is not None and ("rgb" in keys or cfg.log_cameras):
-        # The simulated camera renders the reality in the process that serves the servo emulator: a 640x480
-        # TinyRenderer frame (40-120 ms here) holds it long enough for bus transactions to time out.
-        raise ValueError("mock robots do not serve cameras yet: deploy a state policy on them, without camera logs")
     task = _task_code(config, policy.task)
     max_steps = cfg.max_steps or _episode_length(policy.task)
     period = 1.0 / config.control.rate_hz
@@ -208,7 +226,7 @@ def deploy(cfg: DeployConfig) -> DeploySummary:
     cycle_ms: list[float] = []
     act_ms: list[float] = []
     late_ms: list[float] = []
-    overruns = 0
+    overruns = stalled_cycles = 0
     status = _Status(cfg.status)
     try:
         if config.mock is not None:
@@ -222,6 +240,9 @@ def deploy(cfg: DeployConfig) -> DeploySummary:
             cam_name = config.cameras[0].name
             camera = mock.camera(cam_name) if mock is not None else _live_camera(config, cam_name)
             camera.connect()
+            camera.read(timeout=30.0)  # the first frame before anything moves (a mock's renderer takes seconds)
+            if cfg.camera_stall is not None and mock is not None:
+                mock.stall_camera(cam_name, *cfg.camera_stall)
         if cfg.log:
             log = HardwareLog(
                 cfg.log,
@@ -242,7 +263,7 @@ def deploy(cfg: DeployConfig) -> DeploySummary:
             for ep in range(cfg.episodes):
                 seed = cfg.seed + ep if mock is not None else None
                 if mock is not None and ep > 0:
-                    mock.reality.new_episode(seed)
+                    mock.new_episode(seed)
                 robot.activate()
                 if log:
                     log.write("/lifecycle", {"state": "active", "torque": True, "episode": ep})
@@ -255,7 +276,7 @@ def deploy(cfg: DeployConfig) -> DeploySummary:
                 policy.reset()
                 if log:
                     log.write("/episode", {"event": "start", "episode": ep, "seed": seed})
-                outcome, steps, lost = "timeout", 0, 0
+                outcome, steps, lost, stall_since = "timeout", 0, 0, None
                 next_t = time.monotonic()
                 prev_start = None
                 for step in range(max_steps):
@@ -265,8 +286,6 @@ def deploy(cfg: DeployConfig) -> DeploySummary:
                         cycle_ms.append((start - prev_start) * 1e3)
                     prev_start = start
                     late_ms.append(late * 1e3)
-                    if late > period:
-                        overruns += 1
                     try:
                         joints = robot.read()
                     except (BusTimeout, CorruptReply) as e:
@@ -289,20 +308,30 @@ def deploy(cfg: DeployConfig) -> DeploySummary:
                     frame = None
                     if camera is not None:
                         try:
-                            frame = camera.read_latest(max_age=3 * period)
+                            frame = camera.read_latest(max_age=cfg.max_frame_age_s)
                         except CameraError:
                             frame = None  # a stalled camera: counted by the camera, held below
-                    if uses_images:
-                        if frame is None:
-                            raise SafetyStop(f"camera {camera.name}: no recent frame for a camera policy")
-                        h, w = policy.obs_spec.shapes["rgb"][:2]
-                        obs["rgb"] = cv2.resize(frame.color, (w, h), interpolation=cv2.INTER_AREA)
-                        depth = cv2.resize(frame.depth, (w, h), interpolation=cv2.INTER_NEAREST)
-                        obs["depth"] = depth[:, :, None].astype(np.float32)
-                    t0 = time.monotonic()
-                    action = policy.act(obs)
-                    act_ms.append((time.monotonic() - t0) * 1e3)
-                    requested = task.action_to_targets(action)
+                    stalled = uses_images and frame is None
+                    if stalled:
+                        # no fresh image: the policy cannot act; hold the joints and stop the wheels (through the
+                        # filter, which limits the deceleration), and stop the run if the camera stays silent
+                        stalled_cycles += 1
+                        stall_s = time.monotonic() - (stall_since := stall_since or time.monotonic())
+                        if stall_s > cfg.max_stall_s:
+                            raise SafetyStop(f"camera {camera.name}: no frame for {stall_s:.1f} s")
+                        action = None
+                        requested = np.where(robot.velocity_joint, 0.0, robot.safety.hold())
+                    else:
+                        stall_since = None
+                        if uses_images:
+                            h, w = policy.obs_spec.shapes["rgb"][:2]
+                            obs["rgb"] = cv2.resize(frame.color, (w, h), interpolation=cv2.INTER_AREA)
+                            depth = cv2.resize(frame.depth, (w, h), interpolation=cv2.INTER_NEAREST)
+                            obs["depth"] = depth[:, :, None].astype(np.float32)
+                        t0 = time.monotonic()
+                        action = policy.act(obs)
+                        act_ms.append((time.monotonic() - t0) * 1e3)
+                        requested = task.action_to_targets(action)
                     sent, events = robot.write(requested, late)
                     steps = step + 1
                     if log:
@@ -312,14 +341,18 @@ def deploy(cfg: DeployConfig) -> DeploySummary:
                             {"position": joints.position, "velocity": joints.velocity, "effort": joints.effort},
                             stamp,
                         )
-                        log.write("/policy/observation", {k: v for k, v in obs.items() if k not in ("rgb", "depth")})
-                        log.write("/policy/action", {"action": action})
+                        if action is not None:
+                            obs_logged = {k: v for k, v in obs.items() if k not in ("rgb", "depth")}
+                            log.write("/policy/observation", obs_logged)
+                            log.write("/policy/action", {"action": action})
+                        else:
+                            log.write("/safety", {"kind": "camera_stall", "joints": [], "detail": "holding"})
                         log.write("/command", {"requested": requested, "sent": sent})
                         if isinstance(policy, AdaptivePolicy):
                             log.write("/osi/estimate", policy.estimate)
                         for e in events:
                             log.write("/safety", {"kind": e.kind, "joints": e.joints, "detail": e.detail}, e.stamp_ns)
-                        log.write("/loop", {"cycle": step, "late_s": late, "act_ms": act_ms[-1]})
+                        log.write("/loop", {"cycle": step, "late_s": late, "act_ms": act_ms[-1] if act_ms else None})
                         if frame is not None:
                             log.write_color("/camera/color", frame.color, frame.host_time_ns)
                             if frame.depth is not None:
@@ -345,8 +378,10 @@ def deploy(cfg: DeployConfig) -> DeploySummary:
                     delay = next_t - time.monotonic()
                     if delay > 0:
                         time.sleep(delay)
-                    elif -delay > period:
-                        next_t = time.monotonic()  # far behind: do not try to catch up with a burst
+                    else:
+                        overruns += 1  # this cycle's work ran past the next cycle's start
+                        if -delay > period:
+                            next_t = time.monotonic()  # far behind: do not try to catch up with a burst
                 success = outcome == "success" if mock is not None else None
                 summary.episodes.append(EpisodeSummary(ep, seed, steps, success, outcome))
                 if log:
@@ -366,7 +401,7 @@ def deploy(cfg: DeployConfig) -> DeploySummary:
             signal.signal(s, handler)
         status.done()
         if camera is not None:
-            summary.camera = asdict(camera.stats)
+            summary.camera = {k: v for k, v in asdict(camera.stats).items() if not k.startswith("_")}
             camera.disconnect()
         if log is not None:
             if summary.ended != "completed":
@@ -378,6 +413,7 @@ def deploy(cfg: DeployConfig) -> DeploySummary:
     judged = [e.success for e in summary.episodes if e.success is not None]
     summary.success_rate = float(np.mean(judged)) if judged else None
     summary.loop = _loop_stats(cycle_ms, act_ms, late_ms, overruns, period)
+    summary.stalled_cycles = stalled_cycles
     return summary
 
 

@@ -34,11 +34,15 @@ class Reality:
         randomization: str = "none",
         seed: int = 0,
     ) -> None:
-        from policies.train import task_env  # noqa: PLC0415 - gym envs load only for a mock robot
+        import gymnasium as gym
 
+        from sim import TASK_IDS  # registers the envs; loaded only for a mock robot
+
+        if task not in TASK_IDS:
+            raise ValueError(f"unknown task {task!r}; expected one of {sorted(TASK_IDS)}")
         self.task = task
         self.domain = load_domain(domain) if domain is not None else {}
-        self.env = task_env(task, randomization)
+        self.env = gym.make(TASK_IDS[task], obs_mode="state", randomization=randomization)
         self.core = self.env.unwrapped
         self.lock = threading.RLock()
         self.episode_seed = seed
@@ -83,3 +87,97 @@ class Reality:
     def close(self) -> None:
         with self.lock:
             self.env.close()
+
+
+# -- rendering in a process of its own --------------------------------------------------------------------------------
+
+
+def snapshot(reality: Reality) -> dict[str, Any]:
+    """Where everything in the reality is now: every body's base pose and joint positions, and the camera pose."""
+    import pybullet as p
+
+    with reality.lock:
+        c = reality.core.client
+        bodies = []
+        for i in range(p.getNumBodies(physicsClientId=c)):
+            uid = p.getBodyUniqueId(i, physicsClientId=c)
+            pos, orn = p.getBasePositionAndOrientation(uid, physicsClientId=c)
+            n = p.getNumJoints(uid, physicsClientId=c)
+            q = [s[0] for s in p.getJointStates(uid, range(n), physicsClientId=c)] if n else []
+            bodies.append((uid, pos, orn, q))
+        position, rotation = reality.core.camera_pose()
+        return {"bodies": bodies, "camera": (np.asarray(position), np.asarray(rotation))}
+
+
+def _render_server(task: str, domain: dict[str, Any], seed: int, conn: Any) -> None:  # runs in the child process
+    import pybullet as p
+
+    from sim.camera_model import render
+
+    replica = Reality(task, domain or None, seed=seed)
+    core, c = replica.core, replica.core.client
+    while True:
+        message = conn.recv()
+        if message[0] == "stop":
+            break
+        if message[0] == "episode":
+            replica.new_episode(message[1])
+            conn.send(("ok",))
+            continue
+        _, snap, intrinsics, offset, depth_range = message
+        for uid, pos, orn, q in snap["bodies"]:
+            p.resetBasePositionAndOrientation(uid, pos, orn, physicsClientId=c)
+            for j, value in enumerate(q):
+                p.resetJointState(uid, j, value, physicsClientId=c)
+        position, rotation = snap["camera"]
+        frame = render(
+            c, intrinsics, position + rotation @ offset, rotation, depth_range, shadow=core._shadow, light=core._light
+        )
+        conn.send((frame.color, frame.depth))
+    replica.close()
+
+
+class RenderProcess:
+    """A replica of a reality (same task, domain and episode seeds, hence the same bodies and looks) in its own
+    process, rendering camera frames from snapshots of the reality: the process that serves the servo emulator only
+    takes snapshots (well under a millisecond), never holds its interpreter for a 640x480 frame."""
+
+    def __init__(self, reality: Reality) -> None:
+        import multiprocessing as mp
+
+        self.reality = reality
+        ctx = mp.get_context("spawn")
+        self._conn, child = ctx.Pipe()
+        self._lock = threading.Lock()
+        self.process = ctx.Process(
+            target=_render_server, args=(reality.task, reality.domain, reality.episode_seed, child), daemon=True
+        )
+        self.process.start()
+
+    def new_episode(self, seed: int) -> None:
+        with self._lock:
+            self._conn.send(("episode", seed))
+            self._conn.recv()
+
+    def renderer(self, depth_range: tuple[float, float]):
+        """A :data:`~real.cameras.simulated_realsense.Renderer` drawing the reality as it is at each call."""
+        from sim.camera_model import RenderedFrame
+
+        def _render(intrinsics: Any, offset: np.ndarray) -> RenderedFrame:
+            snap = snapshot(self.reality)
+            with self._lock:
+                self._conn.send(("render", snap, intrinsics, np.asarray(offset), depth_range))
+                color, depth = self._conn.recv()
+            return RenderedFrame(color=color, depth=depth)
+
+        return _render
+
+    def close(self) -> None:
+        with self._lock:
+            try:
+                self._conn.send(("stop",))
+            except (BrokenPipeError, OSError):
+                pass
+        self.process.join(timeout=5)
+        if self.process.is_alive():
+            self.process.terminate()

@@ -128,3 +128,28 @@ def test_a_noisy_bus_costs_retries_not_rate_and_nothing_unfiltered_is_sent(tmp_p
         start += episode.steps
         assert np.all(np.abs(np.diff(chunk, axis=0)) <= step_limit + 1e-9)
     assert start == len(sent)
+
+
+def test_camera_policy_on_the_mock_base_holds_through_a_camera_stall(tmp_path):
+    """The rgbd student sees the reality through librealsense (a software device fed by a renderer process); a
+    1 s camera stall makes the loop hold (wheels braked through the filter) at its rate, counted, then go on."""
+    log = tmp_path / "stall.mcap"
+    summary = deploy(
+        DeployConfig(
+            robot="mock/turtlebot3_burger",
+            policy="policies/bundles/navigate_rgbd",
+            status=False,
+            camera_stall=(2.0, 1.0),
+            log=str(log),
+            max_steps=80,
+        )
+    )
+    assert summary.ended == "completed", summary.message
+    assert summary.stalled_cycles >= 3 and summary.camera["frames"] >= 5
+    assert summary.loop["cycle_ms_p50"] == pytest.approx(100.0, abs=5.0)
+    topics = log_info(log)["topics"]
+    assert topics["/camera/color"]["messages"] >= 5 and topics["/camera/depth"]["messages"] >= 5
+    stalls = [m for m in read_log(log, topics=["/safety"]) if m.data["kind"] == "camera_stall"]
+    assert len(stalls) == summary.stalled_cycles
+    # the policy acted only on fresh frames: one observation per non-stalled cycle
+    assert topics["/policy/action"]["messages"] == topics["/command"]["messages"] - summary.stalled_cycles
