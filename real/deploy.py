@@ -26,14 +26,13 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
-import cv2
 import numpy as np
 
 from real.cameras.frame import CameraError
 from real.dynamixel.bus import BusTimeout, CorruptReply
 from real.hardware_config import HardwareConfig, load_hardware_config
 from real.hardware_log import HardwareLog
-from real.robot import Robot
+from real.robot import Robot, TaskRobot
 from real.safety import SafetyStop
 
 
@@ -147,16 +146,6 @@ class MockHardware:
         self.reality.close()
 
 
-def _task_code(config: HardwareConfig, task: str) -> Any:
-    if task == "grasp":
-        from sim.tasks.grasp import GraspTask
-
-        return GraspTask(config)
-    from sim.tasks.navigate import NavigateTask
-
-    return NavigateTask(config)
-
-
 def _episode_length(task: str) -> int:
     import inspect
 
@@ -186,8 +175,10 @@ class _Status:
             sys.stderr.write("\n")
 
 
-def deploy(cfg: DeployConfig) -> DeploySummary:
-    """Run the deployment; returns (and never raises for) how it went, unless the setup itself fails."""
+def deploy(cfg: DeployConfig, hardware: MockHardware | None = None) -> DeploySummary:
+    """Run the deployment; returns (and never raises for) how it went, unless the setup itself fails.
+    ``hardware``: a mock robot's :class:`MockHardware` already started by the caller (who closes it, and can look
+    at its servo emulator afterwards); by default a mock config starts and closes its own."""
     import torch
 
     import policies
@@ -210,7 +201,6 @@ def deploy(cfg: DeployConfig) -> DeploySummary:
         )
     if config.mock is not None and config.mock.task != policy.task:
         raise ValueError(f"{cfg.robot} is a mock {config.mock.task} robot; {cfg.policy} is a {policy.task} policy")
-    task = _task_code(config, policy.task)
     max_steps = cfg.max_steps or _episode_length(policy.task)
     period = 1.0 / config.control.rate_hz
     summary = DeploySummary(robot=config.name, policy=str(cfg.policy), log=cfg.log)
@@ -229,8 +219,11 @@ def deploy(cfg: DeployConfig) -> DeploySummary:
     overruns = stalled_cycles = 0
     status = _Status(cfg.status)
     try:
-        if config.mock is not None:
+        if hardware is not None:
+            mock = hardware
+        elif config.mock is not None:
             mock = MockHardware(config, cfg.reality, cfg.seed)
+        if mock is not None:
             for servo in mock.emulator.servos.values():
                 for name, value in (cfg.bus_faults or {}).items():
                     setattr(servo.faults, name, value)
@@ -257,6 +250,16 @@ def deploy(cfg: DeployConfig) -> DeploySummary:
                 },
             )
         with Robot(config) as robot:
+            image_size = None
+            if uses_images:
+                h, w = policy.obs_spec.shapes["rgb"][:2]
+                image_size = (w, h)
+            task = TaskRobot(
+                robot,
+                policy.task,
+                privileged=mock.reality.privileged if "privileged" in keys else None,
+                image_size=image_size,
+            )
             robot.configure()
             if log:
                 log.write("/lifecycle", {"state": "inactive", "torque": False})
@@ -267,12 +270,9 @@ def deploy(cfg: DeployConfig) -> DeploySummary:
                 robot.activate()
                 if log:
                     log.write("/lifecycle", {"state": "active", "torque": True, "episode": ep})
-                joints = robot.read()
-                if policy.task == "navigate":
-                    goal = mock.reality.privileged()[:2] if mock is not None else np.zeros(2)
-                    task.reset(joints, goal)
-                else:
-                    task.reset(joints)
+                # navigate: the goal in the start frame (a mock's reality knows it; on hardware, ahead at 0 m)
+                goal = mock.reality.privileged()[:2] if (mock is not None and policy.task == "navigate") else None
+                task.start(goal)
                 policy.reset()
                 if log:
                     log.write("/episode", {"event": "start", "episode": ep, "seed": seed})
@@ -286,8 +286,14 @@ def deploy(cfg: DeployConfig) -> DeploySummary:
                         cycle_ms.append((start - prev_start) * 1e3)
                     prev_start = start
                     late_ms.append(late * 1e3)
+                    frame = None
+                    if camera is not None:
+                        try:
+                            frame = camera.read_latest(max_age=cfg.max_frame_age_s)
+                        except CameraError:
+                            frame = None  # a stalled camera: counted by the camera, held below
                     try:
-                        joints = robot.read()
+                        obs = task.read(frame)
                     except (BusTimeout, CorruptReply) as e:
                         # a transaction that failed all its retries: skip the cycle (the servos hold their goal)
                         summary.skipped_cycles += 1
@@ -300,17 +306,7 @@ def deploy(cfg: DeployConfig) -> DeploySummary:
                         time.sleep(max(0.0, next_t - time.monotonic()))
                         continue
                     lost = 0
-                    if policy.task == "navigate":
-                        task.update(joints)
-                    obs: dict[str, Any] = {"proprio": task.proprio(joints)}
-                    if "privileged" in keys:
-                        obs["privileged"] = mock.reality.privileged()
-                    frame = None
-                    if camera is not None:
-                        try:
-                            frame = camera.read_latest(max_age=cfg.max_frame_age_s)
-                        except CameraError:
-                            frame = None  # a stalled camera: counted by the camera, held below
+                    joints = task.joints
                     stalled = uses_images and frame is None
                     if stalled:
                         # no fresh image: the policy cannot act; hold the joints and stop the wheels (through the
@@ -320,19 +316,13 @@ def deploy(cfg: DeployConfig) -> DeploySummary:
                         if stall_s > cfg.max_stall_s:
                             raise SafetyStop(f"camera {camera.name}: no frame for {stall_s:.1f} s")
                         action = None
-                        requested = np.where(robot.velocity_joint, 0.0, robot.safety.hold())
+                        requested, sent, events = task.hold(late)
                     else:
                         stall_since = None
-                        if uses_images:
-                            h, w = policy.obs_spec.shapes["rgb"][:2]
-                            obs["rgb"] = cv2.resize(frame.color, (w, h), interpolation=cv2.INTER_AREA)
-                            depth = cv2.resize(frame.depth, (w, h), interpolation=cv2.INTER_NEAREST)
-                            obs["depth"] = depth[:, :, None].astype(np.float32)
                         t0 = time.monotonic()
                         action = policy.act(obs)
                         act_ms.append((time.monotonic() - t0) * 1e3)
-                        requested = task.action_to_targets(action)
-                    sent, events = robot.write(requested, late)
+                        requested, sent, events = task.write(action, late)
                     steps = step + 1
                     if log:
                         stamp = joints.stamp_ns
@@ -408,7 +398,7 @@ def deploy(cfg: DeployConfig) -> DeploySummary:
                 log.write("/safety", {"kind": "run_ended", "joints": [], "detail": summary.message})
                 log.write("/lifecycle", {"state": "finalized", "torque": False, "ended": summary.ended})
             log.close()
-        if mock is not None:
+        if mock is not None and hardware is None:
             mock.close()
     judged = [e.success for e in summary.episodes if e.success is not None]
     summary.success_rate = float(np.mean(judged)) if judged else None

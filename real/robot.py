@@ -14,8 +14,11 @@ it returns what was actually sent, which is what the caller logs.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from enum import Enum
+from typing import Any
 
+import cv2
 import numpy as np
 
 from real.dynamixel.bus import DynamixelBus, DynamixelError, ServoError
@@ -157,3 +160,73 @@ class Robot:
     def _expect(self, state: Lifecycle, action: str) -> None:
         if self.state != state:
             raise RuntimeError(f"robot {self.config.name}: cannot {action} while {self.state.value}")
+
+
+class TaskRobot:
+    """A robot seen through a task's code, as a policy sees it: :meth:`read` returns the observation dict of the
+    simulated task (same keys, units and order: :mod:`sim.tasks` builds both), :meth:`write` turns a policy action
+    into joint targets with the same task code and sends them through the safety filter.
+
+    ``privileged``: where a state policy's privileged vector comes from (a mock robot's reality); ``image_size``:
+    (width, height) the camera frames are resized to for a camera policy (the simulated camera renders the full
+    field of view at that size, so a plain resize of the full frame matches it)."""
+
+    def __init__(
+        self,
+        robot: Robot,
+        task: str,
+        privileged: Callable[[], np.ndarray] | None = None,
+        image_size: tuple[int, int] | None = None,
+    ) -> None:
+        if task == "grasp":
+            from sim.tasks.grasp import GraspTask
+
+            self.task = GraspTask(robot.config)
+        elif task == "navigate":
+            from sim.tasks.navigate import NavigateTask
+
+            self.task = NavigateTask(robot.config)
+        else:
+            raise ValueError(f"unknown task {task!r}")
+        self.name = task
+        self.robot = robot
+        self.privileged = privileged
+        self.image_size = image_size
+        self.joints: JointState | None = None
+
+    def start(self, goal: np.ndarray | None = None) -> JointState:
+        """Start an episode from the measured joints (navigate: ``goal`` in the start frame, m)."""
+        self.joints = self.robot.read()
+        if self.name == "navigate":
+            self.task.reset(self.joints, np.zeros(2) if goal is None else np.asarray(goal, dtype=float))
+        else:
+            self.task.reset(self.joints)
+        return self.joints
+
+    def read(self, frame: Any | None = None) -> dict[str, np.ndarray]:
+        """The observation now: ``proprio`` from the joints, ``privileged`` when a source was given, ``rgb`` and
+        ``depth`` from ``frame`` (a :class:`real.cameras.frame.Frame`) when an image size was given."""
+        self.joints = self.robot.read()
+        if self.name == "navigate":
+            self.task.update(self.joints)
+        obs: dict[str, np.ndarray] = {"proprio": self.task.proprio(self.joints)}
+        if self.privileged is not None:
+            obs["privileged"] = self.privileged()
+        if self.image_size is not None and frame is not None:
+            w, h = self.image_size
+            obs["rgb"] = cv2.resize(frame.color, (w, h), interpolation=cv2.INTER_AREA)
+            depth = cv2.resize(frame.depth, (w, h), interpolation=cv2.INTER_NEAREST)
+            obs["depth"] = depth[:, :, None].astype(np.float32)
+        return obs
+
+    def write(self, action: np.ndarray, late_s: float = 0.0) -> tuple[np.ndarray, np.ndarray, list[SafetyEvent]]:
+        """(targets the task asked for, targets sent after the safety filter, the filter's events)."""
+        requested = self.task.action_to_targets(action)
+        sent, events = self.robot.write(requested, late_s)
+        return requested, sent, events
+
+    def hold(self, late_s: float = 0.0) -> tuple[np.ndarray, np.ndarray, list[SafetyEvent]]:
+        """No action this cycle: hold the joints where the filter last sent them and brake the wheels to a stop."""
+        requested = np.where(self.robot.velocity_joint, 0.0, self.robot.safety.hold())
+        sent, events = self.robot.write(requested, late_s)
+        return requested, sent, events

@@ -151,7 +151,7 @@ def test_warmup_frames_are_discarded_and_a_slow_reader_sees_drops(scene):
         assert first.frame_number > 5
         time.sleep(0.4)  # a reader that falls behind: the camera keeps the newest frame, older ones are dropped
         later = cam.read(timeout=3.0)
-        assert later.frame_number - first.frame_number >= 6
+        assert later.frame_number - first.frame_number >= 3  # 12 at 30 fps; fewer when the CPU is saturated
         assert cam.stats.dropped >= later.frame_number - first.frame_number - 2
 
 

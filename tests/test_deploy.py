@@ -153,3 +153,70 @@ def test_camera_policy_on_the_mock_base_holds_through_a_camera_stall(tmp_path):
     assert len(stalls) == summary.stalled_cycles
     # the policy acted only on fresh frames: one observation per non-stalled cycle
     assert topics["/policy/action"]["messages"] == topics["/command"]["messages"] - summary.stalled_cycles
+
+
+def test_sigint_in_process_leaves_every_emulated_servo_with_torque_off(tmp_path):
+    """The signal arrives mid-episode; afterwards the servo emulator itself says torque is off on every motor,
+    and the arm was parked at its rest pose first."""
+    import threading
+
+    from real.deploy import MockHardware
+
+    config = load_hardware_config("mock/openmanipulator_x")
+    hardware = MockHardware(config, None, seed=3_000_000)
+    try:
+        timer = threading.Timer(2.5, os.kill, (os.getpid(), signal.SIGINT))
+        timer.start()
+        summary = deploy(
+            DeployConfig(
+                robot="mock/openmanipulator_x",
+                policy="policies/bundles/grasp_state",
+                episodes=50,
+                status=False,
+                log=str(tmp_path / "int.mcap"),
+            ),
+            hardware=hardware,
+        )
+        timer.join()
+        assert summary.ended == "stopped"
+        servos = hardware.emulator.servos.values()
+        assert [s.get("torque_enable") for s in servos] == [0] * 5
+        rest = np.array([config.arm.rest[j] for j in config.joint_names])
+        np.testing.assert_allclose([m.position for m in hardware.emulator.servos.values()][:4], rest[:4], atol=0.03)
+    finally:
+        hardware.close()
+
+
+def test_adaptive_bundle_deploys_with_its_estimate_logged(tmp_path):
+    from stable_baselines3.common.vec_env import DummyVecEnv
+
+    from policies.osi import OSIConfig, train_osi
+    from policies.train import FlattenKeys, TrainConfig, TrainingRun, state_spec, task_env
+
+    # an untrained universal policy, as s2r train --universal writes it, and a quickly fitted estimator
+    run = TrainingRun(TrainConfig(task="grasp", out=str(tmp_path / "run"), n_envs=1, universal=True))
+    env = task_env("grasp", "default", universal=True)
+    run.spec, run.dynamics = state_spec(env), env.dynamics
+    run.normalization = {"mean": np.zeros(run.spec.size, np.float32), "std": np.ones(run.spec.size, np.float32)}
+    model = run._new_model(DummyVecEnv([lambda: FlattenKeys(task_env("grasp", "default", universal=True), run.spec)]))
+    run.write_bundle(model, tmp_path / "up", step=0)
+    cfg = OSIConfig(
+        policy=str(tmp_path / "up"), out=str(tmp_path / "osi"), steps=200, history=4, compare_histories=[4], epochs=1
+    )
+    train_osi(cfg, progress=False)
+    with pytest.raises(ValueError, match="--adapt"):
+        deploy(DeployConfig(robot="mock/openmanipulator_x", policy=str(tmp_path / "osi"), status=False))
+    log = tmp_path / "adapt.mcap"
+    summary = deploy(
+        DeployConfig(
+            robot="mock/openmanipulator_x",
+            policy=str(tmp_path / "osi"),
+            adapt=True,
+            max_steps=15,
+            log=str(log),
+            status=False,
+        )
+    )
+    assert summary.ended == "completed"
+    estimates = [m.data for m in read_log(log, topics=["/osi/estimate"])]
+    assert len(estimates) == summary.episodes[0].steps and "latency_s" in estimates[0]
