@@ -419,6 +419,7 @@ class TrainingRun:
         self.started = time.monotonic()
         self.progress = True
         self._context: tuple[Any, dict[str, Any]] | None = None
+        self.dynamics: DynamicsSpec | None = None  # the ranges of mu, for a universal policy (set by run())
 
     # -- environments ----------------------------------------------------------------------------------------
     def _env_factory(self, rank: int):
