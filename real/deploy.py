@@ -126,9 +126,10 @@ class MockHardware:
         threading.Timer(after_s + for_s, device.resume).start()
 
     def new_episode(self, seed: int) -> None:
-        self.reality.new_episode(seed)
         if self.render_process is not None:
-            self.render_process.new_episode(seed)
+            self.render_process.new_episode(seed)  # the reality and its render replica together
+        else:
+            self.reality.new_episode(seed)
 
     def close(self) -> None:
         import os
@@ -386,6 +387,11 @@ def deploy(cfg: DeployConfig, hardware: MockHardware | None = None) -> DeploySum
         summary.ended, summary.message = "stopped", f"{e} received: parked, torque off"
     except SafetyStop as e:
         summary.ended, summary.message = "safety_stop", str(e)
+    except Exception as e:  # anything else: the robot has parked (its context), the log is closed below
+        import traceback
+
+        traceback.print_exc(file=sys.stderr)
+        summary.ended, summary.message = "error", f"{type(e).__name__}: {e}"
     finally:
         for s, handler in previous.items():
             signal.signal(s, handler)

@@ -125,9 +125,12 @@ def _render_server(task: str, domain: dict[str, Any], seed: int, conn: Any) -> N
             conn.send(("ok",))
             continue
         _, snap, intrinsics, offset, depth_range = message
+        if len(snap["bodies"]) != p.getNumBodies(physicsClientId=c):
+            conn.send(None)  # a snapshot of another scene than this replica's: no frame rather than a wrong one
+            continue
         for uid, pos, orn, q in snap["bodies"]:
             p.resetBasePositionAndOrientation(uid, pos, orn, physicsClientId=c)
-            for j, value in enumerate(q):
+            for j, value in enumerate(q[: p.getNumJoints(uid, physicsClientId=c)]):
                 p.resetJointState(uid, j, value, physicsClientId=c)
         position, rotation = snap["camera"]
         frame = render(
@@ -155,7 +158,9 @@ class RenderProcess:
         self.process.start()
 
     def new_episode(self, seed: int) -> None:
+        """Rebuild the reality's scene and the replica's together: no snapshot of one scene reaches the other."""
         with self._lock:
+            self.reality.new_episode(seed)
             self._conn.send(("episode", seed))
             self._conn.recv()
 
@@ -167,8 +172,15 @@ class RenderProcess:
             snap = snapshot(self.reality)
             with self._lock:
                 self._conn.send(("render", snap, intrinsics, np.asarray(offset), depth_range))
-                color, depth = self._conn.recv()
-            return RenderedFrame(color=color, depth=depth)
+                reply = self._conn.recv()
+            if reply is None:  # the scene changed between the snapshot and the render: draw the next one
+                snap = snapshot(self.reality)
+                with self._lock:
+                    self._conn.send(("render", snap, intrinsics, np.asarray(offset), depth_range))
+                    reply = self._conn.recv()
+            if reply is None:
+                raise RuntimeError("the render replica does not match the reality's scene")
+            return RenderedFrame(color=reply[0], depth=reply[1])
 
         return _render
 

@@ -141,9 +141,11 @@ def test_camera_policy_on_the_mock_base_holds_through_a_camera_stall(tmp_path):
             status=False,
             camera_stall=(2.0, 1.0),
             log=str(log),
-            max_steps=80,
+            episodes=2,  # the second episode rebuilds the scene in the reality and in its render replica
+            max_steps=40,
         )
     )
+    assert len(summary.episodes) == 2
     assert summary.ended == "completed", summary.message
     assert summary.stalled_cycles >= 3 and summary.camera["frames"] >= 5
     assert summary.loop["cycle_ms_p50"] == pytest.approx(100.0, abs=5.0)
