@@ -54,7 +54,7 @@ sweeps: $(STAMP)
 	$(SWEEP) --task navigate --policy runs/navigate_ppo runs/navigate_nodr --episodes 30 --sweep wheel_radius_scale=0.8:1.2:5 --plot docs/robustness/navigate_wheel_radius.png --json docs/robustness/navigate_wheel_radius.json
 	$(SWEEP) --task navigate --policy runs/navigate_ppo runs/navigate_nodr --episodes 30 --sweep latency_s=0:0.15:5 --plot docs/robustness/navigate_latency.png --json docs/robustness/navigate_latency.json
 
-# Online system identification (docs/osi/): universal policies and their estimators for both tasks (about an hour
+# Online system identification (docs/osi/README.md): universal policies and their estimators for both tasks (about an hour
 # on 2 cores), then the four-way comparison on held-out domains inside the training ranges and on the domains in
 # docs/osi/*.yaml outside them: no randomization, randomized zero-shot, universal policy + estimator, oracle.
 # Needs runs/grasp_ppo, runs/navigate_ppo (make bundles) and runs/grasp_nodr, runs/navigate_nodr (see sweeps).
@@ -64,12 +64,13 @@ osi: $(STAMP)
 	$(BIN)/s2r train --task navigate --universal --steps 300000 --seed 0 --out runs/navigate_up --eval-every 50000
 	$(BIN)/s2r train-osi --policy runs/grasp_up --history 16 --out runs/grasp_up_osi
 	$(BIN)/s2r train-osi --policy runs/navigate_up --history 16 --out runs/navigate_up_osi
+	mkdir -p runs/osi
 	for task in grasp navigate; do \
 		$(OSI_EVAL) --task $$task --episodes 200 --policy runs/$${task}_nodr runs/$${task}_ppo runs/$${task}_up_osi \
-			--json docs/osi/$${task}_in_range.json; \
+			--json runs/osi/$${task}_in_range.json; \
 		for domain in docs/osi/$${task}_*.yaml; do \
 			$(OSI_EVAL) --task $$task --episodes 100 --domain $$domain \
-				--policy runs/$${task}_nodr runs/$${task}_ppo runs/$${task}_up_osi --json $${domain%.yaml}.json; \
+				--policy runs/$${task}_nodr runs/$${task}_ppo runs/$${task}_up_osi --json runs/osi/$$(basename $${domain%.yaml}).json; \
 		done; \
 		$(BIN)/s2r eval --task $$task --seed 3000000 --episodes 4 --policy runs/$${task}_up_osi --adapt \
 			--plot docs/osi/$${task}_estimates.png; \
