@@ -330,7 +330,11 @@ def _print_summary(summary) -> None:
 
 
 def _cmd_deploy(args: argparse.Namespace) -> int:
+    import torch
+
     from real.deploy import DeployConfig, deploy
+
+    torch.set_num_threads(1)  # inference on one core: steadier act latency than threads competing with the loop
 
     summary = deploy(
         DeployConfig(

@@ -180,12 +180,9 @@ def deploy(cfg: DeployConfig, hardware: MockHardware | None = None) -> DeploySum
     """Run the deployment; returns (and never raises for) how it went, unless the setup itself fails.
     ``hardware``: a mock robot's :class:`MockHardware` already started by the caller (who closes it, and can look
     at its servo emulator afterwards); by default a mock config starts and closes its own."""
-    import torch
-
     import policies
     from policies.osi import AdaptivePolicy
 
-    torch.set_num_threads(1)  # one core for inference: steadier act latency than threads competing with the loop
     config = load_hardware_config(cfg.robot)
     policy = policies.load(cfg.policy, robot=config)
     if isinstance(policy, AdaptivePolicy):
@@ -206,10 +203,7 @@ def deploy(cfg: DeployConfig, hardware: MockHardware | None = None) -> DeploySum
     period = 1.0 / config.control.rate_hz
     summary = DeploySummary(robot=config.name, policy=str(cfg.policy), log=cfg.log)
 
-    stop_requested: list[str] = []
-
     def on_signal(signum: int, frame: FrameType | None) -> None:
-        stop_requested.append(signal.Signals(signum).name)
         raise Stopped(signal.Signals(signum).name)
 
     previous = {s: signal.signal(s, on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
@@ -227,6 +221,8 @@ def deploy(cfg: DeployConfig, hardware: MockHardware | None = None) -> DeploySum
         if mock is not None:
             for servo in mock.emulator.servos.values():
                 for name, value in (cfg.bus_faults or {}).items():
+                    if not hasattr(servo.faults, name):
+                        raise ValueError(f"bus_faults: no emulator fault named {name!r}")
                     setattr(servo.faults, name, value)
                 servo.faults.rng.seed(cfg.seed + servo.ident)
         uses_images = "rgb" in keys
