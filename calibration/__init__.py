@@ -1,1 +1,2 @@
-"""Calibration: camera intrinsics, hand-eye, servo homing and system identification (not built yet)."""
+"""Calibration: camera intrinsics (``calibration.intrinsics``); hand-eye, servo homing and system identification
+from logs are still to come."""

@@ -9,6 +9,7 @@ import sys
 import time
 from pathlib import Path
 
+from calibration.intrinsics import CalibrationError
 from policies.errors import BundleError
 from real.cameras.frame import CameraError
 from real.hardware_config import ConfigError
@@ -393,6 +394,28 @@ def _cmd_replay(args: argparse.Namespace) -> int:
     return status
 
 
+def _cmd_calibrate_intrinsics(args: argparse.Namespace) -> int:
+    from calibration.intrinsics import Board, calibrate, expand
+
+    flags = [
+        f
+        for f in ("fix_aspect_ratio", "zero_tangent_dist", "fix_principal_point", "fix_k3", "rational_model")
+        if getattr(args, f)
+    ]
+    result = calibrate(expand(args.images), Board.parse(args.board), flags)
+    path = result.save(args.out)
+    views = result.per_view_rms_px
+    print(
+        f"{len(views)} views, {result.width}x{result.height}: fx {result.fx:.2f} fy {result.fy:.2f} cx {result.cx:.2f} "
+        f"cy {result.cy:.2f} px, RMS reprojection error {result.rms_px:.4f} px -> {path}"
+    )
+    worst = max(views, key=views.get)
+    print(f"  worst view {worst}: {views[worst]:.3f} px")
+    if result.rejected:
+        print(f"  board not found in {len(result.rejected)} image(s): {', '.join(result.rejected)}")
+    return 0
+
+
 def _cmd_log_info(args: argparse.Namespace) -> int:
     from real.hardware_log import log_info
 
@@ -586,6 +609,26 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", help="write the results here")
     p.set_defaults(func=_cmd_replay)
 
+    p = sub.add_parser("calibrate", help="calibration (intrinsics: a camera from photos of a board)")
+    csub = p.add_subparsers(dest="action", required=True, metavar="ACTION")
+    q = csub.add_parser("intrinsics", help="camera matrix and distortion from photos of a chessboard or ChArUco")
+    q.add_argument("--images", required=True, help="glob of the photos, e.g. 'calib/left*.jpg'")
+    q.add_argument(
+        "--board",
+        required=True,
+        help="chessboard:COLSxROWS:SQUARE_M (inner corners) or charuco:COLSxROWS:SQUARE_M:MARKER_M:DICT",
+    )
+    q.add_argument("--out", required=True, help="YAML result: K, distortion, RMS and per-view errors")
+    for flag, text in (
+        ("fix-aspect-ratio", "keep fx = fy"),
+        ("zero-tangent-dist", "no tangential distortion (p1 = p2 = 0)"),
+        ("fix-principal-point", "keep the principal point at the image centre"),
+        ("fix-k3", "no sixth-order radial term"),
+        ("rational-model", "8-coefficient rational distortion model"),
+    ):
+        q.add_argument(f"--{flag}", action="store_true", help=text)
+    q.set_defaults(func=_cmd_calibrate_intrinsics)
+
     p = sub.add_parser("log", help="hardware logs (MCAP): info summarizes one, export writes CSV or MP4")
     lsub = p.add_subparsers(dest="action", required=True, metavar="ACTION")
     q = lsub.add_parser("info", help="topics, message counts, rates, duration and metadata of a log")
@@ -617,6 +660,7 @@ def main(argv: list[str] | None = None) -> int:
         CameraError,
         BundleError,
         LogError,
+        CalibrationError,
         FileExistsError,
         FileNotFoundError,
     ) as e:

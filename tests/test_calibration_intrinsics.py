@@ -1,0 +1,96 @@
+"""Camera intrinsics: OpenCV's own published calibration reproduced from the same real photos, a ChArUco board
+rendered through a known camera recovered, and clear errors."""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+import pytest
+import yaml
+
+from calibration.intrinsics import Board, CalibrationError, Intrinsics, calibrate, expand
+from policies.cli import main as s2r
+
+
+def test_reproduces_opencvs_published_calibration_of_the_real_photos(shared_data, tmp_path, capsys):
+    """left_intrinsics.yml (OpenCV samples): fx = fy = 535.9157, RMS 0.3926 px, flags FIX_ASPECT_RATIO."""
+    folder = shared_data / "calibration" / "opencv_chessboard"
+    published = yaml.safe_load(
+        (folder / "left_intrinsics.yml").read_text().split("---", 1)[1].replace("!!opencv-matrix", "")
+    )
+    k = published["camera_matrix"]["data"]
+    out = tmp_path / "left.yaml"
+    argv = ["calibrate", "intrinsics", "--images", str(folder / "left*.jpg"), "--board", "chessboard:9x6:0.025"]
+    assert s2r([*argv, "--fix-aspect-ratio", "--out", str(out)]) == 0
+    result = Intrinsics.load(out)
+    assert result.fx == pytest.approx(k[0], rel=0.005) and result.fy == result.fx  # issue 9: within 0.5 %
+    assert result.rms_px == pytest.approx(published["avg_reprojection_error"], abs=0.02)  # and 0.02 px
+    assert result.cx == pytest.approx(k[2], abs=1.0) and result.cy == pytest.approx(k[5], abs=1.0)
+    np.testing.assert_allclose(result.distortion, published["distortion_coefficients"]["data"], atol=0.01)
+    views = published["per_view_reprojection_errors"]["data"]
+    np.testing.assert_allclose(list(result.per_view_rms_px.values()), views, atol=0.01)
+    assert len(result.per_view_rms_px) == 13 and result.rejected == []
+    assert "worst view left02.jpg" in capsys.readouterr().out  # the published outlier, 1.18 px
+
+
+def _charuco_views(tmp_path, K, n=8):
+    """Photos of a ChArUco board seen by the camera K from several poses (plane homographies, no distortion)."""
+    dictionary = cv2.aruco.getPredefinedDictionary(cv2.aruco.DICT_5X5_100)
+    board = cv2.aruco.CharucoBoard((7, 5), 0.04, 0.03, dictionary)
+    px_per_m = 4000
+    image = board.generateImage((int(7 * 0.04 * px_per_m), int(5 * 0.04 * px_per_m)), marginSize=0)
+    rng = np.random.default_rng(0)
+    paths = []
+    for i in range(n):
+        rvec = rng.uniform(-0.35, 0.35, 3)
+        tvec = np.array([-0.14 + rng.uniform(-0.03, 0.03), -0.1 + rng.uniform(-0.03, 0.03), rng.uniform(0.45, 0.6)])
+        R, _ = cv2.Rodrigues(rvec)
+        # board pixel (u, v) -> board point (u, v) / px_per_m on z = 0 -> camera
+        H = K @ np.column_stack([R[:, 0] / px_per_m, R[:, 1] / px_per_m, tvec])
+        view = cv2.warpPerspective(image, H, (640, 480), flags=cv2.INTER_AREA, borderValue=255)
+        path = tmp_path / f"charuco_{i:02d}.png"
+        cv2.imwrite(str(path), view)
+        paths.append(path)
+    return paths
+
+
+def test_charuco_board_through_a_known_camera_is_recovered(tmp_path):
+    K = np.array([[600.0, 0, 330.0], [0, 600.0, 242.0], [0, 0, 1]])
+    paths = _charuco_views(tmp_path, K)
+    result = calibrate(paths, Board.parse("charuco:7x5:0.04:0.03:DICT_5X5_100"), ["zero_tangent_dist", "fix_k3"])
+    assert result.fx == pytest.approx(600.0, rel=0.01) and result.fy == pytest.approx(600.0, rel=0.01)
+    assert result.cx == pytest.approx(330.0, abs=3.0) and result.cy == pytest.approx(242.0, abs=3.0)
+    assert result.rms_px < 0.5
+
+
+def test_bad_inputs_fail_clearly(tmp_path):
+    for spec in ("chessboard:9x6", "chessboard:9by6:0.025", "charuco:7x5:0.04:0.05:DICT_5X5_100", "circles:4x11:0.02"):
+        with pytest.raises(CalibrationError, match="board"):
+            Board.parse(spec)
+    with pytest.raises(CalibrationError, match="no images match"):
+        expand(str(tmp_path / "*.jpg"))
+    blank = tmp_path / "blank.png"
+    cv2.imwrite(str(blank), np.full((480, 640), 255, np.uint8))
+    with pytest.raises(CalibrationError, match="found in 0 of 1"):
+        calibrate([blank], Board.parse("chessboard:9x6:0.025"))
+    junk = tmp_path / "junk.jpg"
+    junk.write_bytes(b"not an image")
+    with pytest.raises(CalibrationError, match="not a readable image"):
+        calibrate([junk], Board.parse("chessboard:9x6:0.025"))
+    with pytest.raises(CalibrationError, match="unknown calibration flags"):
+        calibrate([blank], Board.parse("chessboard:9x6:0.025"), ["fix_everything"])
+    assert (
+        s2r(
+            [
+                "calibrate",
+                "intrinsics",
+                "--images",
+                str(tmp_path / "none*.png"),
+                "--board",
+                "chessboard:9x6:0.025",
+                "--out",
+                str(tmp_path / "x.yaml"),
+            ]
+        )
+        != 0
+    )
