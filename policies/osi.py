@@ -230,9 +230,10 @@ def collect(
     """Run the UP in ``env`` (a universal env) for ``steps`` steps; returns windows per history length, the true
     normalized mu of each window, and the rollouts' success rate."""
     proprio_dim, action_dim = up.obs_spec.shapes["proprio"][0], up.action_dim
-    histories = {h: History(h, proprio_dim, action_dim) for h in horizons}
+    # one history of the longest length: a shorter one's window is its tail (the start-of-episode padding included)
     longest = max(horizons)
-    windows: dict[int, list[np.ndarray]] = {h: [] for h in horizons}
+    history = History(longest, proprio_dim, action_dim)
+    windows: list[np.ndarray] = []
     targets: list[np.ndarray] = []
     episodes = wins = 0
     desc = "rollouts, UP on " + ("estimates" if osi is not None else "true mu")
@@ -240,28 +241,27 @@ def collect(
     while len(targets) < steps:
         obs, info = env.reset(seed=seed + episodes)
         episodes += 1
-        for hist in histories.values():
-            hist.reset()
+        history.reset()
         while True:
-            for hist in histories.values():
-                hist.push_proprio(obs["proprio"])
+            history.push_proprio(obs["proprio"])
+            window = history.window()
             mu = obs["dynamics"]
             if osi is not None:
                 with torch.no_grad():
-                    mu = osi(torch.from_numpy(histories[longest].window())[None])[0].numpy()
-            for h, hist in histories.items():
-                windows[h].append(hist.window())
+                    mu = osi(torch.from_numpy(window)[None])[0].numpy()
+            windows.append(window)
             targets.append(obs["dynamics"])
             action = up.act({**obs, "dynamics": mu})
-            for hist in histories.values():
-                hist.push_action(action)
+            history.push_action(action)
             obs, _, terminated, truncated, info = env.step(action)
             bar.update(1)
             if terminated or truncated:
                 break
         wins += bool(info["is_success"])
     bar.close()
-    arrays = {h: np.asarray(w, np.float32) for h, w in windows.items()}
+    full = np.asarray(windows, np.float32)
+    step = proprio_dim + action_dim
+    arrays = {h: np.ascontiguousarray(full[:, (longest - h) * step :]) for h in horizons}
     return arrays, np.asarray(targets, np.float32), {"episodes": episodes, "success_rate": wins / episodes}
 
 

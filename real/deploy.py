@@ -22,7 +22,6 @@ import sys
 import threading
 import time
 from dataclasses import asdict, dataclass, field
-from pathlib import Path
 from types import FrameType
 from typing import Any
 
@@ -91,18 +90,15 @@ class MockHardware:
     """A mock robot's reality, its servo emulator serving on the config's port and its simulated cameras."""
 
     def __init__(self, config: HardwareConfig, reality_domain: str | None, seed: int) -> None:
-        from real.dynamixel.emulator import emulator_for_config, open_pty
+        from real.dynamixel.emulator import EmulatorThread, emulator_for_config
         from real.reality import Reality
 
         self.config = config
         self.reality = Reality(config.mock.task, reality_domain, seed=seed)
         self.render_process = None
         self.devices: dict[str, Any] = {}
-        self.master, self.slave, _ = open_pty(config.bus.port)
         self.emulator = emulator_for_config(config, self.reality)
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self.emulator.serve, args=(self.master, self._stop.is_set), daemon=True)
-        self._thread.start()
+        self._server = EmulatorThread(self.emulator, config.bus.port)
 
     def camera(self, name: str) -> Any:
         """The RealSenseCamera of camera ``name``, fed by a software device rendering the reality."""
@@ -132,16 +128,7 @@ class MockHardware:
             self.reality.new_episode(seed)
 
     def close(self) -> None:
-        import os
-
-        self._stop.set()
-        self._thread.join(timeout=2)
-        for fd in (self.master, self.slave):
-            try:
-                os.close(fd)
-            except OSError:
-                pass
-        Path(self.config.bus.port).unlink(missing_ok=True)
+        self._server.stop()
         if self.render_process is not None:
             self.render_process.close()
         self.reality.close()
@@ -345,7 +332,8 @@ def deploy(cfg: DeployConfig, hardware: MockHardware | None = None) -> DeploySum
                             if frame.depth is not None:
                                 log.write_depth("/camera/depth", frame.depth, frame.host_time_ns)
                         if mock is not None:
-                            log.write("/reality/privileged", {"vector": mock.reality.privileged()})
+                            truth = obs["privileged"] if "privileged" in obs else mock.reality.privileged()
+                            log.write("/reality/privileged", {"vector": truth})
                     for e in events:
                         summary.safety_events[e.kind] = summary.safety_events.get(e.kind, 0) + 1
                     if mock is not None:

@@ -117,17 +117,9 @@ class Robot:
             self.bus = self.motors = None
             self.state = Lifecycle.finalized
 
-    def _torque_off(self) -> list[str]:
-        """Torque off on every motor, one by one: a motor that fails (a hardware alert: it has already cut its
-        own torque, or no answer) does not keep the others powered. Returns the failures."""
-        failures = []
-        for m in self.config.motors:
-            try:
-                self.bus.write(m.id, self.motors._reg(m.id, "torque_enable"), 0)
-            except (DynamixelError, OSError) as e:
-                failures.append(f"motor {m.id} ({m.joint}): {e}")
-        self.torque_off_failures = failures
-        return failures
+    def _torque_off(self) -> None:
+        """Torque off motor by motor; failures are kept in ``torque_off_failures``."""
+        self.torque_off_failures = self.motors.set_torque(False, best_effort=True)
 
     def __enter__(self) -> Robot:
         return self

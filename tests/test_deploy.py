@@ -21,6 +21,16 @@ from real.hardware_log import log_info, read_log
 pytestmark = pytest.mark.slow
 
 
+def _sent_within_limits(log) -> np.ndarray:
+    """The commands a mock-arm log says were sent, checked to lie within the joint limits."""
+    config = load_hardware_config("mock/openmanipulator_x")
+    sent = np.array([m.data["sent"] for m in read_log(log, topics=["/command"])])
+    lower = np.array([m.limits.lower for m in config.motors])
+    upper = np.array([m.limits.upper for m in config.motors])
+    assert np.all(sent >= lower - 1e-9) and np.all(sent <= upper + 1e-9)
+    return sent
+
+
 @pytest.mark.parametrize("name", ["openmanipulator_x", "turtlebot3_burger"])
 def test_mock_configs_are_the_same_robots(name):
     real, mock = load_hardware_config(name), load_hardware_config(f"mock/{name}")
@@ -50,11 +60,7 @@ def test_state_policy_grasps_on_the_mock_arm_and_everything_is_logged(tmp_path):
         assert topics[topic]["messages"] == steps, topic
     assert info["metadata"]["robot"] == "openmanipulator_x_mock"
     # what was sent is the filtered command: inside the limits and never more than max_step from the last
-    config = load_hardware_config("mock/openmanipulator_x")
-    lower = np.array([m.limits.lower for m in config.motors])
-    upper = np.array([m.limits.upper for m in config.motors])
-    sent = np.array([m.data["sent"] for m in read_log(log, topics=["/command"])])
-    assert np.all(sent >= lower - 1e-9) and np.all(sent <= upper + 1e-9)
+    _sent_within_limits(log)
     lifecycle = [m.data for m in read_log(log, topics=["/lifecycle"])]
     assert lifecycle[-1] == {"state": "finalized", "torque": False}
 
@@ -117,10 +123,7 @@ def test_a_noisy_bus_costs_retries_not_rate_and_nothing_unfiltered_is_sent(tmp_p
     assert summary.bus["retries"] >= 5 and summary.bus["timeouts"] + summary.bus["corrupt"] >= 5
     assert summary.loop["cycle_ms_p50"] == pytest.approx(100.0, abs=5.0) and summary.loop["overruns"] <= 2
     config = load_hardware_config("mock/openmanipulator_x")
-    sent = np.array([m.data["sent"] for m in read_log(log, topics=["/command"])])
-    lower = np.array([m.limits.lower for m in config.motors])
-    upper = np.array([m.limits.upper for m in config.motors])
-    assert np.all(sent >= lower - 1e-9) and np.all(sent <= upper + 1e-9)
+    sent = _sent_within_limits(log)
     step_limit = np.minimum(config.safety.max_step, np.array([m.limits.velocity for m in config.motors]) * 0.1)
     start = 0
     for episode in summary.episodes:  # within an episode, consecutive commands differ by at most the step limit

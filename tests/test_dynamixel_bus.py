@@ -10,7 +10,7 @@ import pytest
 
 from real.dynamixel.bus import BusTimeout, CorruptReply, DynamixelBus, DynamixelError, ServoError
 from real.dynamixel.control_table import MODELS
-from real.dynamixel.emulator import BusEmulator, EmulatedServo, open_pty
+from real.dynamixel.emulator import BusEmulator, EmulatedServo, EmulatorThread
 
 IDS = [11, 12, 13, 14, 15]
 R = MODELS["XM430-W350"].registers
@@ -18,19 +18,10 @@ R = MODELS["XM430-W350"].registers
 
 @pytest.fixture
 def emulator(tmp_path):
-    master, slave, _ = open_pty(tmp_path / "ttyDXL")
     em = BusEmulator({i: EmulatedServo(i, "XM430-W350") for i in IDS})
-    stop = threading.Event()
-    thread = threading.Thread(target=em.serve, args=(master, stop.is_set), daemon=True)
-    thread.start()
-    em.link = str(tmp_path / "ttyDXL")
-    yield em
-    stop.set()
-    thread.join(timeout=2)
-    import os
-
-    os.close(master)
-    os.close(slave)
+    with EmulatorThread(em, tmp_path / "ttyDXL") as server:
+        em.link = server.link
+        yield em
 
 
 @pytest.fixture

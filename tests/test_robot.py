@@ -4,13 +4,12 @@ filtered writes, park and torque off on every exit path, hardware errors."""
 from __future__ import annotations
 
 import os
-import threading
 import time
 
 import numpy as np
 import pytest
 
-from real.dynamixel.emulator import emulator_for_config, make_plant, open_pty
+from real.dynamixel.emulator import EmulatorThread, emulator_for_config, make_plant, open_pty
 from real.robot import Lifecycle, Robot
 from real.safety import SafetyStop
 
@@ -18,17 +17,10 @@ from real.safety import SafetyStop
 @pytest.fixture
 def arm_emulator(tmp_path, arm_config):
     """The arm's five servos with first-order motion, served from a thread (faults settable by the test)."""
-    master, slave, _ = open_pty(tmp_path / "ttyOMX")
     em = emulator_for_config(arm_config, make_plant(arm_config, "simple"))
-    stop = threading.Event()
-    thread = threading.Thread(target=em.serve, args=(master, stop.is_set), daemon=True)
-    thread.start()
-    em.link = str(tmp_path / "ttyOMX")
-    yield em
-    stop.set()
-    thread.join(timeout=2)
-    os.close(master)
-    os.close(slave)
+    with EmulatorThread(em, tmp_path / "ttyOMX") as server:
+        em.link = server.link
+        yield em
 
 
 def _torque(em) -> list[int]:

@@ -22,6 +22,7 @@ import math
 import os
 import random
 import select
+import threading
 import time
 import tty
 from collections.abc import Callable
@@ -459,6 +460,35 @@ def _serve_process(config_path: str, link: str, physics: str, ready, stop) -> No
         os.close(master)
         os.close(slave)
         Path(link).unlink(missing_ok=True)
+
+
+class EmulatorThread:
+    """Serves ``emulator`` on a pty linked at ``link`` from a thread of this process (so a test or a mock robot can
+    reach into its servos and faults while it runs). ``stop()`` ends it, closes the pty and removes the link."""
+
+    def __init__(self, emulator: BusEmulator, link: str | Path) -> None:
+        self.emulator = emulator
+        self.link = str(link)
+        self.master, self.slave, _ = open_pty(link)
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=emulator.serve, args=(self.master, self._stop.is_set), daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=2)
+        for fd in (self.master, self.slave):
+            try:
+                os.close(fd)
+            except OSError:
+                pass
+        Path(self.link).unlink(missing_ok=True)
+
+    def __enter__(self) -> EmulatorThread:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
 
 
 class EmulatorProcess:

@@ -80,9 +80,19 @@ class MotorBus:
                 )
         self.bus.return_delay_s = 0.0
 
-    def set_torque(self, on: bool) -> None:
+    def set_torque(self, on: bool, best_effort: bool = False) -> list[str]:
+        """Torque on or off on every motor. ``best_effort``: go on past a motor that fails (a hardware alert: it has
+        already cut its own torque; or no answer) and return the failures, so one motor never keeps the others
+        powered; otherwise the first failure raises."""
+        failures = []
         for m in self.motors:
-            self.bus.write(m.id, self._reg(m.id, "torque_enable"), int(on))
+            try:
+                self.bus.write(m.id, self._reg(m.id, "torque_enable"), int(on))
+            except (DynamixelError, OSError) as e:
+                if not best_effort:
+                    raise
+                failures.append(f"motor {m.id} ({m.joint}): {e}")
+        return failures
 
     # -- units ----------------------------------------------------------------------------------------------
     def _joint_to_ticks(self, m, joint_value: float) -> int:
