@@ -10,6 +10,7 @@ import time
 from pathlib import Path
 
 from calibration.intrinsics import CalibrationError
+from calibration.servo_sysid import SysidError
 from policies.errors import BundleError
 from real.cameras.frame import CameraError
 from real.hardware_config import ConfigError
@@ -416,6 +417,35 @@ def _cmd_calibrate_intrinsics(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_sysid(args: argparse.Namespace) -> int:
+    from calibration import sysid
+
+    report = sysid.run(
+        args.logs,
+        args.eval,
+        params=args.params,
+        out=args.out,
+        model=args.model,
+        iterations=args.iterations,
+        seed=args.seed,
+        plot=args.plot,
+        robot=args.robot,
+        emit_domain=args.emit_domain,
+        emit_ranges=args.emit_ranges,
+    )
+    for line in sysid.summary_lines(report):
+        print(line)
+    for key in ("plot", "domain_file", "ranges_file"):
+        if key in report:
+            print(f"  {key.replace('_', ' ')}: {report[key]}")
+    if args.out and not args.params:
+        print(f"  parameters: {args.out}")
+    if args.json:
+        Path(args.json).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.json).write_text(json.dumps(report, indent=2))
+    return 0
+
+
 def _cmd_log_info(args: argparse.Namespace) -> int:
     from real.hardware_log import log_info
 
@@ -629,6 +659,29 @@ def build_parser() -> argparse.ArgumentParser:
         q.add_argument(f"--{flag}", action="store_true", help=text)
     q.set_defaults(func=_cmd_calibrate_intrinsics)
 
+    p = sub.add_parser(
+        "sysid",
+        help="fit servo models to logs (.json servo test bench, or a robot's .mcap) and score them on other logs",
+    )
+    p.add_argument("--logs", action="append", help="glob of the logs to fit (repeatable)")
+    p.add_argument("--eval", action="append", help="glob of logs to score on (repeatable; not used by the fit)")
+    p.add_argument("--params", help="score these fitted parameters (a file written by --out) instead of fitting")
+    p.add_argument("--out", help="write the fitted parameters here (YAML)")
+    p.add_argument(
+        "--model",
+        choices=["load", "coulomb_viscous"],
+        default="load",
+        help="test-bench logs: friction model (default: load, Coulomb + viscous + load-dependent)",
+    )
+    p.add_argument("--iterations", type=int, help="most generations of the search (default: 150 bench, 20 robot)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--robot", help="robot logs: hardware config, when the logs do not name theirs")
+    p.add_argument("--plot", help="PNG of logged vs simulated trajectories (eval logs, else fit logs)")
+    p.add_argument("--json", help="write the report (per-log MAE and RMS, fitted vs default) here")
+    p.add_argument("--emit-domain", help="robot logs: write the fitted values as a domain file (pins them)")
+    p.add_argument("--emit-ranges", help="robot logs: write the task's randomization centred on the fitted values")
+    p.set_defaults(func=_cmd_sysid)
+
     p = sub.add_parser("log", help="hardware logs (MCAP): info summarizes one, export writes CSV or MP4")
     lsub = p.add_subparsers(dest="action", required=True, metavar="ACTION")
     q = lsub.add_parser("info", help="topics, message counts, rates, duration and metadata of a log")
@@ -661,6 +714,7 @@ def main(argv: list[str] | None = None) -> int:
         BundleError,
         LogError,
         CalibrationError,
+        SysidError,
         FileExistsError,
         FileNotFoundError,
     ) as e:

@@ -63,7 +63,7 @@ class ReplayRobot:
         return self.written[-1]
 
 
-def _cycles(path: str | Path) -> list[dict[str, Any]]:
+def log_cycles(path: str | Path) -> list[dict[str, Any]]:
     """Per control cycle: episode, observation, action, sent command and joint reading, in log order."""
     cycles: list[dict[str, Any]] = []
     episode = -1
@@ -90,7 +90,7 @@ def check_policy(path: str | Path, policy_path: str | Path, atol: float = 1e-5) 
     import policies
 
     policy = policies.load(policy_path)
-    cycles = [c for c in _cycles(path) if "observation" in c and "action" in c]
+    cycles = [c for c in log_cycles(path) if "observation" in c and "action" in c]
     if not cycles:
         raise LogError(f"{path}: no logged policy observations and actions to check")
     worst, worst_at, diffs = 0.0, None, []
@@ -116,23 +116,17 @@ def check_policy(path: str | Path, policy_path: str | Path, atol: float = 1e-5) 
     }
 
 
-def sim_replay(
-    path: str | Path,
-    robot: str | HardwareConfig | None = None,
-    servo: Any | None = None,
-) -> dict[str, Any]:
-    """Feed the logged sent commands to the simulated robot (its nominal servo model, or ``servo``: a
-    :class:`sim.servo_model.ServoParams`, e.g. fitted by system identification), open loop from each episode's
-    first logged state, holding each command for the logged time to the next cycle; report the joint position
-    error against the log per joint (RMS and max; for wheels, the velocity error: their angle drifts freely)."""
+def sim_replay_errors(
+    cycles: list[dict[str, Any]], config: HardwareConfig, servo: Any | None = None, source: str = "log"
+) -> np.ndarray:
+    """Simulated minus logged joint values, shape (cycles, joints): positions for position joints, velocities
+    for velocity joints (wheels), of :func:`sim_replay` on cycles already read with :func:`log_cycles`."""
     import pybullet as p
 
     from sim.pybullet_robot import PyBulletRobot
 
-    config = _robot_config(path, robot)
-    cycles = _cycles(path)
     if len(cycles) < 2:
-        raise LogError(f"{path}: fewer than two logged control cycles to replay")
+        raise LogError(f"{source}: fewer than two logged control cycles to replay")
     client = p.connect(p.DIRECT)
     try:
         p.setGravity(0, 0, -9.81, physicsClientId=client)
@@ -163,7 +157,21 @@ def sim_replay(
             sim.step(max(1, int(round(dt * config.sim.physics_hz))))
     finally:
         p.disconnect(client)
-    err = np.abs(np.asarray(errors))
+    return np.asarray(errors)
+
+
+def sim_replay(
+    path: str | Path,
+    robot: str | HardwareConfig | None = None,
+    servo: Any | None = None,
+) -> dict[str, Any]:
+    """Feed the logged sent commands to the simulated robot (its nominal servo model, or ``servo``: a
+    :class:`sim.servo_model.ServoParams`, e.g. fitted by system identification), open loop from each episode's
+    first logged state, holding each command for the logged time to the next cycle; report the joint position
+    error against the log per joint (RMS and max; for wheels, the velocity error: their angle drifts freely)."""
+    config = _robot_config(path, robot)
+    errors = sim_replay_errors(log_cycles(path), config, servo, source=str(path))
+    err = np.abs(errors)
     units = {
         m.joint: ("rad/s" if m.mode.value == "velocity" else "m" if m.scale != 1.0 else "rad") for m in config.motors
     }

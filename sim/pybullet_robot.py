@@ -63,6 +63,27 @@ def default_servo_params(config: HardwareConfig) -> ServoParams:
     )
 
 
+def servo_params_from_targets(config: HardwareConfig, targets: dict[str, float]) -> ServoParams:
+    """Servo parameters from env target values (any subset; the rest stay at :func:`default_servo_params`):
+    ``servo.position_gain`` and ``servo.velocity_gain`` (every joint; an arm's gripper then takes
+    ``gripper.position_gain`` if given), ``servo.strength`` (scale on the torque limits), ``joint.damping``
+    (N*m*s/rad) and ``servo.latency`` (s). The tasks and system identification build their servos with it."""
+    servo = default_servo_params(config)
+    if "servo.position_gain" in targets:
+        servo.position_gain[:] = targets["servo.position_gain"]
+    if "servo.velocity_gain" in targets:
+        servo.velocity_gain[:] = targets["servo.velocity_gain"]
+    if "gripper.position_gain" in targets and config.arm is not None:
+        servo.position_gain[config.joint_names.index(config.arm.gripper_joint)] = targets["gripper.position_gain"]
+    if "servo.strength" in targets:
+        servo.max_torque = servo.max_torque * targets["servo.strength"]
+    if "joint.damping" in targets:
+        servo.damping[:] = targets["joint.damping"]
+    if "servo.latency" in targets:
+        servo.latency = float(targets["servo.latency"])
+    return servo
+
+
 class PyBulletRobot:
     """The robot of ``config`` loaded into PyBullet client ``client``.
 

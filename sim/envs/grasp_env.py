@@ -26,7 +26,7 @@ import pybullet_data
 
 from sim.envs.robot_env import RobotEnv
 from sim.joint_state import JointState
-from sim.pybullet_robot import PyBulletRobot, default_servo_params
+from sim.pybullet_robot import PyBulletRobot, servo_params_from_targets
 from sim.randomization.config import RandomizationConfig
 from sim.randomization.targets import Target, appearance_targets
 from sim.tasks.grasp import GraspTask
@@ -110,13 +110,7 @@ class GraspEnv(RobotEnv):
             restitution=prm["table.restitution"],
             physicsClientId=c,
         )
-        servo = default_servo_params(self.config)
-        servo.position_gain[:] = prm["servo.position_gain"]
-        servo.velocity_gain[:] = prm["servo.velocity_gain"]
-        servo.position_gain[self.task.gripper_index] = prm["gripper.position_gain"]
-        servo.max_torque = servo.max_torque * prm["servo.strength"]
-        servo.damping[:] = prm["joint.damping"]
-        servo.latency = float(prm["servo.latency"])
+        servo = servo_params_from_targets(self.config, prm)
         self.robot = PyBulletRobot(c, self.config, params=servo)
         body = self.robot.body
         robot_parts = []

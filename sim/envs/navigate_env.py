@@ -24,7 +24,7 @@ import pybullet as p
 from sim.envs.robot_env import RobotEnv
 from sim.joint_state import JointState
 from sim.nav_map import OccupancyGrid
-from sim.pybullet_robot import PyBulletRobot, default_servo_params, urdf_path
+from sim.pybullet_robot import PyBulletRobot, servo_params_from_targets, urdf_path
 from sim.randomization.config import RandomizationConfig
 from sim.randomization.targets import Target, appearance_targets
 from sim.tasks.navigate import NavigateTask
@@ -131,13 +131,10 @@ class NavigateEnv(RobotEnv):
                 vis = p.createVisualShape(p.GEOM_BOX, halfExtents=he, rgbaColor=BOX_COLOR, physicsClientId=c)
             orn = p.getQuaternionFromEuler([0, 0, oyaw])
             self.obstacle_ids.append(p.createMultiBody(0, col, vis, [x, y, 0.15], orn, physicsClientId=c))
-        servo = default_servo_params(self.config)
-        servo.velocity_gain[:] = prm["servo.velocity_gain"]
-        servo.max_torque = servo.max_torque * prm["servo.strength"]
+        servo = servo_params_from_targets(self.config, prm)
         asym = float(prm["wheel.strength_asymmetry"])
         servo.max_torque[self.task.left] *= 1.0 + asym
         servo.max_torque[self.task.right] *= 1.0 - asym
-        servo.latency = float(prm["servo.latency"])
         radius_scale, track_scale = float(prm["wheel.radius_scale"]), float(prm["base.track_scale"])
         urdf = None
         if radius_scale != 1.0 or track_scale != 1.0:

@@ -1,0 +1,240 @@
+"""``s2r sysid``: fit servo models to logs, score them on other logs, write parameters, reports and plots.
+
+Two kinds of logs, chosen by extension (one kind per run):
+
+- ``.json``: single-servo test-bench recordings (the real XL330 pendulum format); fits the voltage-controlled DC
+  motor model of :mod:`sim.voltage_servo` (:mod:`calibration.servo_sysid`).
+- ``.mcap``: a robot's hardware logs written by ``s2r deploy``; fits the servo parameters the simulated robot
+  and the tasks use (:mod:`calibration.robot_sysid`), which can pin a domain or centre randomization ranges.
+
+The parameters file (YAML) records the kind, the fitted values, and the fit's logs and score, so that
+``--params FILE --eval GLOB`` can score it later on other logs.
+"""
+
+from __future__ import annotations
+
+import glob
+import json
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from calibration import robot_sysid, servo_sysid
+from calibration.servo_sysid import SysidError
+from sim.voltage_servo import VoltageServoParams
+
+
+def expand(patterns: list[str] | None) -> list[str]:
+    """Files matching the glob patterns, sorted, each once; a pattern matching nothing is an error."""
+    out: list[str] = []
+    for pattern in patterns or []:
+        found = sorted(glob.glob(pattern))
+        if not found:
+            raise SysidError(f"no file matches {pattern!r}")
+        out += [f for f in found if f not in out]
+    return out
+
+
+def log_kind(paths: list[str]) -> str:
+    kinds = {Path(p).suffix.lower() for p in paths}
+    if kinds == {".json"}:
+        return "voltage_servo"
+    if kinds == {".mcap"}:
+        return "sim_servo"
+    raise SysidError(f"logs must be all .json (servo test bench) or all .mcap (robot), got {sorted(kinds)}")
+
+
+def _rounded(score: dict[str, Any]) -> dict[str, Any]:
+    return json.loads(json.dumps(score), parse_float=lambda s: round(float(s), 6))
+
+
+# -- the servo test bench (JSON logs) -----------------------------------------------------------------------------
+
+
+def _voltage_report(
+    params: VoltageServoParams, fit_logs: list[servo_sysid.ServoLog], eval_logs: list[servo_sysid.ServoLog]
+) -> dict[str, Any]:
+    default = VoltageServoParams()
+    report: dict[str, Any] = {}
+    for label, logs in (("fit_logs", fit_logs), ("eval_logs", eval_logs)):
+        if logs:
+            report[label] = {
+                "fitted": _rounded(servo_sysid.score(params, logs)),
+                "default": _rounded(servo_sysid.score(default, logs)),
+                "perfect_tracking": _rounded(servo_sysid.perfect_tracking_score(logs)),
+            }
+    return report
+
+
+def run_voltage(
+    fit_paths: list[str],
+    eval_paths: list[str],
+    params_path: str | None,
+    out: str | None,
+    model: str,
+    iterations: int,
+    seed: int,
+    plot: str | None,
+    progress: bool = True,
+) -> dict[str, Any]:
+    fit_logs = [servo_sysid.load_servo_log(p) for p in fit_paths]
+    eval_logs = [servo_sysid.load_servo_log(p) for p in eval_paths]
+    record: dict[str, Any]
+    if params_path:
+        record = load_params(params_path, "voltage_servo")
+        params = VoltageServoParams(**record["params"])
+    else:
+        result = servo_sysid.fit(fit_logs, model=model, iterations=iterations, seed=seed, progress=progress)
+        params = result.params
+        record = {
+            "kind": "voltage_servo",
+            "model": model,
+            "params": {k: round(v, 6) for k, v in vars(params).items()},
+            "fit": {
+                "logs": [str(p) for p in fit_paths],
+                "mae_rad": round(result.mae_rad, 6),
+                "generations": result.generations,
+                "seed": seed,
+                "loads": sorted({f"{log.load.mass} kg at {log.load.length} m" for log in fit_logs}),
+            },
+        }
+        if out:
+            robot_sysid.write_yaml(
+                record, out, header="s2r sysid: voltage-controlled servo model (sim/voltage_servo.py)"
+            )
+    report = {"kind": "voltage_servo", "model": record.get("model"), "params": record["params"]}
+    report |= _voltage_report(params, fit_logs, eval_logs)
+    if plot:
+        shown = eval_logs or fit_logs
+        servo_sysid.plot(shown, {"default": VoltageServoParams(), "fitted": params}, plot, title="s2r sysid")
+        report["plot"] = plot
+    return report
+
+
+# -- a robot (MCAP logs) ------------------------------------------------------------------------------------------
+
+
+def run_robot(
+    fit_paths: list[str],
+    eval_paths: list[str],
+    params_path: str | None,
+    out: str | None,
+    robot: str | None,
+    iterations: int,
+    seed: int,
+    plot: str | None,
+    emit_domain: str | None,
+    emit_ranges: str | None,
+    progress: bool = True,
+) -> dict[str, Any]:
+    config, fit_logs = robot_sysid.load_robot_logs(fit_paths, robot) if fit_paths else (None, [])
+    if eval_paths:
+        eval_config, eval_logs = robot_sysid.load_robot_logs(eval_paths, robot)
+        if config is not None and eval_config.name != config.name:
+            raise SysidError(f"fit logs are from {config.name!r}, eval logs from {eval_config.name!r}")
+        config = eval_config
+    else:
+        eval_logs = []
+    assert config is not None
+    task = robot_sysid.TASK_OF_KIND[config.kind]
+    if params_path:
+        record = load_params(params_path, "sim_servo")
+        if record["robot"] != config.name:
+            raise SysidError(f"{params_path}: fitted on robot {record['robot']!r}, these logs are {config.name!r}")
+        targets = record["targets"]
+    else:
+        targets, mae = robot_sysid.fit(config, fit_logs, iterations=iterations, seed=seed, progress=progress)
+        record = {
+            "kind": "sim_servo",
+            "robot": config.name,
+            "task": task,
+            "targets": {k: round(v, 6) for k, v in targets.items()},
+            "domain": {k: round(v, 6) for k, v in robot_sysid.domain_from_targets(task, targets).items()},
+            "fit": {"logs": [str(p) for p in fit_paths], "mae_rad": round(mae, 6), "seed": seed},
+        }
+        if out:
+            robot_sysid.write_yaml(record, out, header="s2r sysid: simulated servo parameters (env targets)")
+    report: dict[str, Any] = {"kind": "sim_servo", "robot": config.name, "targets": record["targets"]}
+    report["domain"] = record["domain"]
+    for label, logs in (("fit_logs", fit_logs), ("eval_logs", eval_logs)):
+        if logs:
+            report[label] = {
+                "fitted": _rounded(robot_sysid.score(config, logs, targets)),
+                "default": _rounded(robot_sysid.score(config, logs, {})),
+            }
+    if emit_domain:
+        robot_sysid.write_yaml(record["domain"], emit_domain, header=f"domain fitted by s2r sysid on {config.name}")
+        report["domain_file"] = emit_domain
+    if emit_ranges:
+        ranges = robot_sysid.centred_ranges(task, record["domain"])
+        robot_sysid.write_yaml(ranges, emit_ranges, header=f"{task} randomization centred by s2r sysid")
+        report["ranges_file"] = emit_ranges
+    if plot:
+        robot_sysid.plot(config, (eval_logs or fit_logs)[0], {"default": {}, "fitted": targets}, plot)
+        report["plot"] = plot
+    return report
+
+
+def load_params(path: str | Path, kind: str) -> dict[str, Any]:
+    try:
+        record = yaml.safe_load(Path(path).read_text())
+    except (OSError, yaml.YAMLError) as exc:
+        raise SysidError(f"{path}: not a readable parameters file ({exc})") from exc
+    if not isinstance(record, dict) or record.get("kind") != kind:
+        found = record.get("kind") if isinstance(record, dict) else None
+        raise SysidError(f"{path}: parameters of kind {found!r}, but these logs need {kind!r}")
+    return record
+
+
+def run(
+    logs: list[str] | None,
+    eval_logs: list[str] | None,
+    params: str | None = None,
+    out: str | None = None,
+    model: str = "load",
+    iterations: int | None = None,
+    seed: int = 0,
+    plot: str | None = None,
+    robot: str | None = None,
+    emit_domain: str | None = None,
+    emit_ranges: str | None = None,
+    progress: bool = True,
+) -> dict[str, Any]:
+    """Fit on ``logs`` (globs) unless ``params`` is given, score on ``eval_logs``; see the module docstring."""
+    fit_paths, eval_paths = expand(logs), expand(eval_logs)
+    if not fit_paths and not params:
+        raise SysidError("give --logs to fit, or --params with --eval to score")
+    if params and not eval_paths:
+        raise SysidError("--params scores fitted parameters: give --eval logs")
+    if not params and not out:
+        raise SysidError("give --out PARAMS.yaml to keep the fit")
+    kind = log_kind(fit_paths + eval_paths)
+    if kind == "voltage_servo":
+        if emit_domain or emit_ranges:
+            raise SysidError(
+                "--emit-domain/--emit-ranges need a robot fit (MCAP logs): the test bench's voltage model "
+                "has no counterpart among the tasks' randomized parameters"
+            )
+        return run_voltage(fit_paths, eval_paths, params, out, model, iterations or 150, seed, plot, progress)
+    return run_robot(
+        fit_paths, eval_paths, params, out, robot, iterations or 20, seed, plot, emit_domain, emit_ranges, progress
+    )
+
+
+def summary_lines(report: dict[str, Any]) -> list[str]:
+    """Human-readable lines: MAE (mrad) per log set and model."""
+    lines = []
+    for label in ("fit_logs", "eval_logs"):
+        if label not in report:
+            continue
+        scores = report[label]
+        parts = [f"{name} {1000 * s['mae_rad']:.1f}" for name, s in scores.items()]
+        lines.append(f"{label.replace('_', ' ')} ({len(scores['fitted']['logs'])}): MAE mrad " + ", ".join(parts))
+        for log, s in scores["fitted"]["logs"].items():
+            d = scores["default"]["logs"][log]
+            lines.append(
+                f"  {log}: fitted MAE {1000 * s['mae_rad']:.1f} RMS {1000 * s['rms_rad']:.1f}, "
+                f"default MAE {1000 * d['mae_rad']:.1f}"
+            )
+    return lines

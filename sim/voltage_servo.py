@@ -1,0 +1,128 @@
+"""A Dynamixel X-series servo as a DC motor behind the firmware's position loop, for system identification.
+
+The firmware runs a P loop on the PWM duty cycle (Dynamixel X e-manual, "Position P Gain": KPP = register / 128,
+position error in pulses of 2*pi/4096 rad, PWM output in units of 1/885 of full duty), so
+
+    duty   = clip(gain_scale * kp / 128 * error_rad * 4096 / (2 pi) / 885, -max_duty, max_duty)
+    torque = kt * (vin * duty - kt * omega) / R                       (output side, gearbox included)
+
+``gain_scale`` is 1 for the e-manual's formula; whether the firmware really applies it is what a fit finds out.
+The load adds its inertia to the motor's ``armature`` (reflected rotor inertia) and its gravity torque. Friction
+is Coulomb + viscous, plus a load-dependent Coulomb term (friction in the gearbox grows with the torque it
+transmits), applied implicitly so that it stops the joint instead of reversing it.
+
+Datasheet defaults are for the XL330-M288 (ROBOTIS e-manual: stall 0.52 N*m at 5.0 V and 1.47 A, so R = 3.4 ohm
+and kt = 0.354 N*m/A). Armature and friction are guesses of the right order; the fit replaces them.
+
+Everything is vectorized over columns: one column per (parameter set, log) pair, so that a population of
+parameter candidates is simulated on all logs in one pass.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+import numpy as np
+
+GRAVITY = 9.81  # m/s^2
+TICKS_PER_RAD = 4096 / (2 * np.pi)  # X-series position resolution
+PWM_FULL_SCALE = 885.0  # X-series PWM register value of 100 % duty
+KP_DIVISOR = 128.0  # e-manual: KPP = Position P Gain register / 128
+
+#: Integration step of :func:`simulate` (s). 2 ms resolves the stiffest loop in the pendulum logs (kp 800 gives a
+#: natural frequency of about 20 rad/s) with semi-implicit Euler.
+DEFAULT_DT = 0.002
+
+
+@dataclass
+class VoltageServoParams:
+    """Parameters of the model. kt: N*m/A (= V*s/rad), output side; R: ohm; armature: kg*m^2; coulomb: N*m;
+    viscous: N*m*s/rad; load_friction: dimensionless (extra Coulomb friction per N*m of motor torque);
+    latency: s (goal to motor); gain_scale: on the e-manual's P gain formula; max_duty: fraction of full PWM."""
+
+    kt: float = 0.354
+    R: float = 3.4
+    armature: float = 0.003
+    coulomb: float = 0.05
+    viscous: float = 0.01
+    load_friction: float = 0.0
+    latency: float = 0.0
+    gain_scale: float = 1.0
+    max_duty: float = 1.0
+
+    def __post_init__(self) -> None:
+        for name, value in asdict(self).items():
+            if not np.isfinite(value) or value < 0:
+                raise ValueError(f"VoltageServoParams.{name}: expected a finite value >= 0, got {value}")
+        for name in ("kt", "R", "armature", "gain_scale", "max_duty"):
+            if getattr(self, name) <= 0:
+                raise ValueError(f"VoltageServoParams.{name}: expected > 0, got {getattr(self, name)}")
+        if self.max_duty > 1.0:
+            raise ValueError(f"VoltageServoParams.max_duty: expected <= 1, got {self.max_duty}")
+
+    @classmethod
+    def names(cls) -> list[str]:
+        return list(cls.__dataclass_fields__)
+
+    def vector(self) -> np.ndarray:
+        return np.array([getattr(self, n) for n in self.names()], dtype=float)
+
+    @classmethod
+    def from_vector(cls, x: np.ndarray) -> VoltageServoParams:
+        return cls(**{n: float(v) for n, v in zip(cls.names(), x, strict=True)})
+
+
+@dataclass(frozen=True)
+class PendulumLoad:
+    """A mass ``mass`` (kg) at ``length`` (m) from the servo axis; angle 0 hangs straight down."""
+
+    mass: float
+    length: float
+
+    @property
+    def inertia(self) -> float:  # kg*m^2, point mass
+        return self.mass * self.length**2
+
+    @property
+    def gravity_torque(self) -> float:  # N*m at 90 deg
+        return self.mass * GRAVITY * self.length
+
+
+def duty_per_rad(kp: np.ndarray | float, gain_scale: np.ndarray | float) -> np.ndarray | float:
+    """PWM duty (fraction) per rad of position error for P gain register value ``kp``."""
+    return gain_scale * np.asarray(kp) / KP_DIVISOR * TICKS_PER_RAD / PWM_FULL_SCALE
+
+
+def simulate(
+    params: np.ndarray,
+    goal: np.ndarray,
+    torque_enable: np.ndarray,
+    q0: np.ndarray,
+    kp: np.ndarray,
+    vin: np.ndarray,
+    load_inertia: np.ndarray,
+    load_gravity: np.ndarray,
+    dt: float = DEFAULT_DT,
+) -> np.ndarray:
+    """Joint angles (rad), shape (steps, columns), from a standstill at ``q0``.
+
+    params: (9, columns) in :meth:`VoltageServoParams.names` order. goal: (steps, columns) goal positions the motor
+    sees at each step (already delayed by the latency); torque_enable: (steps, columns) bool. kp: P gain register;
+    vin: supply (V); load_inertia: kg*m^2; load_gravity: N*m (mass * g * length), all per column.
+    """
+    kt, R, armature, coulomb, viscous, load_friction, _latency, gain_scale, max_duty = params
+    inertia = load_inertia + armature
+    gain = duty_per_rad(kp, gain_scale)
+    q = np.array(q0, dtype=float)
+    w = np.zeros_like(q)
+    out = np.empty(goal.shape)
+    k_over_r = kt / R
+    for k in range(goal.shape[0]):
+        out[k] = q
+        duty = np.clip(gain * (goal[k] - q), -max_duty, max_duty) * torque_enable[k]
+        motor = k_over_r * (vin * duty - kt * w * torque_enable[k])
+        free = w + dt * (motor - load_gravity * np.sin(q) - viscous * w) / inertia
+        stop = (coulomb + load_friction * np.abs(motor)) * dt / inertia
+        w = np.where(np.abs(free) <= stop, 0.0, free - np.sign(free) * stop)
+        q = q + dt * w
+    return out
