@@ -13,6 +13,8 @@ from calibration.intrinsics import CalibrationError
 from calibration.servo_sysid import SysidError
 from policies.errors import BundleError
 from real.cameras.frame import CameraError
+from real.dynamixel.bus import DynamixelError
+from real.dynamixel.motor_bus import WrapAroundError
 from real.hardware_config import ConfigError
 from real.hardware_log import LogError
 from sim.randomization.config import RandomizationError
@@ -417,6 +419,31 @@ def _cmd_calibrate_intrinsics(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_calibrate_motors(args: argparse.Namespace) -> int:
+    from calibration.motors import ConsoleOperator, home_motors, save
+    from real.dynamixel.bus import DynamixelBus
+    from real.hardware_config import load_hardware_config, resolve_config_path
+
+    path = resolve_config_path(args.robot)
+    config = load_hardware_config(path)
+    print(f"{config.name}: homing {config.bus.port}; torque goes off on every position joint (hold the arm).")
+    with DynamixelBus(args.port or config.bus.port, config.bus.baudrate) as bus:
+        result = home_motors(config, bus, ConsoleOperator())
+    for cal in result.motors:
+        print(
+            f"  {cal.joint} (id {cal.ident}): offset {cal.offset:+.4f} rad, direction {cal.direction:+d}"
+            f"{'' if cal.direction_checked else ' (not checked)'}, limits {cal.lower:+.4f}..{cal.upper:+.4f}"
+            f"{'' if cal.limits_measured else ' (kept)'}"
+        )
+    for warning in result.warnings:
+        print(f"  warning: {warning}")
+    if args.dry_run:
+        print("  dry run: config not changed")
+    else:
+        print(f"  saved into {save(result, path)} (previous version: {path}.bak)")
+    return 0
+
+
 def _cmd_sysid(args: argparse.Namespace) -> int:
     from calibration import sysid
 
@@ -639,7 +666,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", help="write the results here")
     p.set_defaults(func=_cmd_replay)
 
-    p = sub.add_parser("calibrate", help="calibration (intrinsics: a camera from photos of a board)")
+    p = sub.add_parser("calibrate", help="calibration: camera intrinsics, hand-eye, servo homing (motors)")
     csub = p.add_subparsers(dest="action", required=True, metavar="ACTION")
     q = csub.add_parser("intrinsics", help="camera matrix and distortion from photos of a chessboard or ChArUco")
     q.add_argument("--images", required=True, help="glob of the photos, e.g. 'calib/left*.jpg'")
@@ -658,6 +685,14 @@ def build_parser() -> argparse.ArgumentParser:
     ):
         q.add_argument(f"--{flag}", action="store_true", help=text)
     q.set_defaults(func=_cmd_calibrate_intrinsics)
+
+    q = csub.add_parser(
+        "motors", help="home the servos: offsets, directions and ranges of motion, saved into the robot's config"
+    )
+    q.add_argument("--robot", required=True, help="hardware config (path or name); updated in place (backup .bak)")
+    q.add_argument("--port", help="serial port (default: the config's bus.port)")
+    q.add_argument("--dry-run", action="store_true", help="measure and print, do not change the config")
+    q.set_defaults(func=_cmd_calibrate_motors)
 
     p = sub.add_parser(
         "sysid",
@@ -715,6 +750,8 @@ def main(argv: list[str] | None = None) -> int:
         LogError,
         CalibrationError,
         SysidError,
+        WrapAroundError,
+        DynamixelError,
         FileExistsError,
         FileNotFoundError,
     ) as e:

@@ -14,7 +14,7 @@ import numpy as np
 
 from real.dynamixel.bus import DynamixelBus, DynamixelError
 from real.dynamixel.control_table import MODELS, OperatingMode, Register
-from real.hardware_config import ControlMode, HardwareConfig
+from real.hardware_config import ControlMode, HardwareConfig, Motor
 from sim.joint_state import JointState
 
 OPERATING_MODE = {
@@ -22,6 +22,33 @@ OPERATING_MODE = {
     ControlMode.current_position: OperatingMode.CURRENT_BASED_POSITION,
     ControlMode.velocity: OperatingMode.VELOCITY,
 }
+
+#: Single-turn range of the position-limit registers (raw ticks; 2048 = motor angle 0).
+POSITION_TICKS = (0, 4095)
+
+
+class WrapAroundError(ValueError):
+    """A joint whose range cannot be commanded in position mode; the message names it and what to do."""
+
+
+def position_limit_ticks(motor: Motor) -> tuple[int, int]:
+    """Raw position ticks of a position joint's lower and upper limits, in order; raises WrapAroundError when they
+    leave the registers' single turn (the joint's range crosses the encoder's wrap-around)."""
+    reg = MODELS[motor.model].register("goal_position")
+    ticks = sorted(
+        reg.from_si(v / (motor.direction * motor.scale) + motor.offset)
+        for v in (motor.limits.lower, motor.limits.upper)
+    )
+    lo, hi = POSITION_TICKS
+    if ticks[0] < lo or ticks[1] > hi:
+        raise WrapAroundError(
+            f"joint {motor.joint} (id {motor.id}): limits {motor.limits.lower}..{motor.limits.upper} with offset "
+            f"{motor.offset:.4f} rad map to ticks {ticks[0]}..{ticks[1]}, outside the single turn {lo}..{hi}: the "
+            "range crosses the encoder's wrap-around. Re-mount the horn by half a turn (or shrink the limits), then "
+            "run `s2r calibrate motors` again."
+        )
+    return ticks[0], ticks[1]
+
 
 #: Present current/load (126, 2 bytes), velocity (128, 4) and position (132, 4) are contiguous: one sync read.
 STATE_START, STATE_LEN = 126, 10
@@ -71,9 +98,9 @@ class MotorBus:
             # Offsets live in the config and are applied here on the host, in one place: clear the servo's own.
             self.bus.write(m.id, self._reg(m.id, "homing_offset"), 0)
             if m.mode != ControlMode.velocity:
-                lo, hi = sorted(self._joint_to_ticks(m, v) for v in (m.limits.lower, m.limits.upper))
-                self.bus.write(m.id, self._reg(m.id, "min_position_limit"), max(0, lo))
-                self.bus.write(m.id, self._reg(m.id, "max_position_limit"), min(4095, hi))
+                lo, hi = position_limit_ticks(m)
+                self.bus.write(m.id, self._reg(m.id, "min_position_limit"), lo)
+                self.bus.write(m.id, self._reg(m.id, "max_position_limit"), hi)
             if bus_watchdog_s is not None:
                 self.bus.write(
                     m.id, self._reg(m.id, "bus_watchdog"), self._reg(m.id, "bus_watchdog").from_si(bus_watchdog_s)
