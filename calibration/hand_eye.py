@@ -14,10 +14,16 @@ order can flip by 180 degrees between views, which ruins the solution).
 
 from __future__ import annotations
 
+import json
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
 import cv2
 import numpy as np
+import yaml
 
-from calibration.intrinsics import Board, detect
+from calibration.intrinsics import Board, CalibrationError, detect
+from real.hardware_config import HardwareConfig
 
 METHODS = {
     "tsai": cv2.CALIB_HAND_EYE_TSAI,
@@ -79,3 +85,148 @@ def pose_error(A: np.ndarray, B: np.ndarray) -> tuple[float, float]:
     dR = A[:3, :3].T @ B[:3, :3]
     angle = np.degrees(np.arccos(np.clip((np.trace(dR) - 1) / 2, -1.0, 1.0)))
     return float(angle), float(np.linalg.norm(A[:3, 3] - B[:3, 3]))
+
+
+# -- from recorded samples to a camera mount ----------------------------------------------------------------------
+
+#: The optical frame's axes (x right, y down, z forward) in ``camera_link`` coordinates (x forward, y left, z up).
+OPTICAL_IN_LINK = np.array([[0.0, 0.0, 1.0], [-1.0, 0.0, 0.0], [0.0, -1.0, 0.0]])
+
+
+def rpy_from_rotation(R: np.ndarray) -> list[float]:
+    """URDF fixed-axis roll, pitch, yaw (rad) of a rotation matrix: ``R = Rz(yaw) @ Ry(pitch) @ Rx(roll)``."""
+    pitch = float(np.arcsin(np.clip(-R[2, 0], -1.0, 1.0)))
+    if abs(R[2, 0]) < 1 - 1e-9:
+        roll, yaw = float(np.arctan2(R[2, 1], R[2, 2])), float(np.arctan2(R[1, 0], R[0, 0]))
+    else:  # gimbal lock: roll and yaw share one axis; put it all in yaw
+        roll, yaw = 0.0, float(np.arctan2(-R[0, 1], R[1, 1]))
+    return [roll, pitch, yaw]
+
+
+@dataclass
+class HandEyeSample:
+    image: Path
+    joints: np.ndarray  # config order, SI
+
+
+def load_samples(folder: str | Path, joint_names: list[str]) -> list[HandEyeSample]:
+    """``folder/samples.json``: ``{"joints": [names...], "samples": [{"image": FILE, "joints": [values...]}]}``,
+    images relative to the folder (what ``s2r calibrate capture`` writes)."""
+    folder = Path(folder)
+    index = folder / "samples.json"
+    try:
+        data = json.loads(index.read_text())
+        names, rows = data["joints"], data["samples"]
+    except (OSError, json.JSONDecodeError, KeyError, TypeError) as exc:
+        raise CalibrationError(f"{index}: not a samples file ({exc})") from None
+    if names != joint_names:
+        raise CalibrationError(f"{index}: joints {names}, the robot's are {joint_names}")
+    samples = []
+    for k, row in enumerate(rows):
+        joints = np.asarray(row.get("joints", []), dtype=float)
+        if joints.shape != (len(names),) or not np.all(np.isfinite(joints)):
+            raise CalibrationError(f"{index}: sample {k} needs {len(names)} finite joint values")
+        samples.append(HandEyeSample(folder / row["image"], joints))
+    return samples
+
+
+def link_poses(config: HardwareConfig, joints: list[np.ndarray], link: str) -> list[np.ndarray]:
+    """base_link: the pose of ``link`` in the robot's base frame for each joint vector (forward kinematics of the
+    simulator's URDF, the model the policies were trained on)."""
+    import pybullet as p
+
+    from sim.pybullet_robot import PyBulletRobot
+
+    client = p.connect(p.DIRECT)
+    try:
+        robot = PyBulletRobot(client, config)
+        poses = []
+        for q in joints:
+            robot.reset_joints(np.asarray(q, dtype=float))
+            pos, orn = robot.link_pose(link)
+            poses.append(transform(np.array(p.getMatrixFromQuaternion(orn)).reshape(3, 3), pos))
+        return poses
+    finally:
+        p.disconnect(client)
+
+
+@dataclass
+class HandEyeResult:
+    """The camera's ``camera_link`` pose in ``parent`` (m, rad), as the hardware config's ``mount`` takes it, and
+    how consistent the views are: the spread (std over views) of the board's position in the frame it is fixed to,
+    seen through the result (m)."""
+
+    camera: str
+    parent: str
+    xyz: list[float]
+    rpy: list[float]
+    method: str
+    views: int
+    rejected: list[str]
+    board_spread_m: float
+
+    def save(self, path: str | Path) -> Path:
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(yaml.safe_dump(asdict(self), sort_keys=False))
+        return path
+
+
+def hand_eye_from_samples(
+    config: HardwareConfig,
+    camera: str,
+    samples: list[HandEyeSample],
+    board: Board,
+    K: np.ndarray,
+    distortion: np.ndarray | None = None,
+    parent: str | None = None,
+    board_link: str | None = None,
+    method: str = "park",
+) -> HandEyeResult:
+    """Solve for camera ``camera``'s mount. ``parent`` (default: the config's) is ``world`` for a fixed camera
+    (eye-to-hand; the board rides on ``board_link``, default the arm's end-effector link) or the link the camera
+    rides on (eye-in-hand; the board is fixed in the world)."""
+    cam = next((c for c in config.cameras if c.name == camera), None)
+    if cam is None:
+        raise CalibrationError(f"{config.name} has no camera {camera!r}; cameras: {[c.name for c in config.cameras]}")
+    parent = parent or cam.parent
+    eye_in_hand = parent != "world"
+    if not eye_in_hand and board_link is None:
+        if config.arm is None:
+            raise CalibrationError(f"{config.name}: eye-to-hand needs the link carrying the board (board_link)")
+        board_link = config.arm.ee_link
+    used, board_poses, rejected = [], [], []
+    for s in samples:
+        gray = cv2.imread(str(s.image), cv2.IMREAD_GRAYSCALE)
+        if gray is None:
+            raise CalibrationError(f"{s.image}: not a readable image")
+        T = board_pose(gray, board, K, distortion)
+        if T is None:
+            rejected.append(s.image.name)
+            continue
+        used.append(s)
+        board_poses.append(T)
+    if len(used) < 3:
+        raise CalibrationError(f"the board was found in {len(used)} of {len(samples)} images; at least 3 are needed")
+    robot = link_poses(config, [s.joints for s in used], parent if eye_in_hand else board_link)
+    try:
+        optical = calibrate_hand_eye(robot, board_poses, eye_in_hand=eye_in_hand, method=method)
+    except ValueError as exc:
+        raise CalibrationError(str(exc)) from None
+    # Where the board is, in the frame it is fixed to, through each view: the world (eye-in-hand) or its link.
+    if eye_in_hand:
+        fixed = [B @ optical @ C for B, C in zip(robot, board_poses, strict=True)]
+    else:
+        fixed = [invert(B) @ optical @ C for B, C in zip(robot, board_poses, strict=True)]
+    spread = float(np.linalg.norm(np.std([T[:3, 3] for T in fixed], axis=0)))
+    link = optical @ invert(transform(OPTICAL_IN_LINK, np.zeros(3)))
+    return HandEyeResult(
+        camera=camera,
+        parent=parent,
+        xyz=[round(float(v), 6) for v in link[:3, 3]],
+        rpy=[round(v, 6) for v in rpy_from_rotation(link[:3, :3])],
+        method=method,
+        views=len(used),
+        rejected=rejected,
+        board_spread_m=round(spread, 6),
+    )

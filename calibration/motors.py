@@ -20,7 +20,6 @@ Velocity-mode joints (wheels) have no homing and are left as they are.
 from __future__ import annotations
 
 import re
-import shutil
 import threading
 import time
 from dataclasses import dataclass, field
@@ -29,10 +28,11 @@ from typing import Protocol
 
 import numpy as np
 
+from calibration.config_edit import write_checked
 from real.dynamixel.bus import DynamixelBus, DynamixelError
 from real.dynamixel.control_table import MODELS
 from real.dynamixel.motor_bus import POSITION_TICKS, WrapAroundError, position_limit_ticks
-from real.hardware_config import ConfigError, ControlMode, HardwareConfig, Motor, load_hardware_config
+from real.hardware_config import ConfigError, ControlMode, HardwareConfig, Motor
 
 MIN_DIRECTION_RAD = 0.3  # motor angle change between zero and rest pose needed to tell a direction
 MIN_SWEEP_RAD = 0.2  # motor angle a joint must move in the sweep for its limits to be measured
@@ -150,9 +150,7 @@ def home_motors(config: HardwareConfig, bus: DynamixelBus, operator: Operator) -
     reg = MODELS[motors[0].model].register("present_position")
     turn = [reg.to_si(t) for t in POSITION_TICKS]  # motor angles at the ends of the single turn
     outside = (sweep < turn[0]) | (sweep > turn[1])
-    wrapped = [
-        m.joint for k, m in enumerate(motors) if outside[:, k].any() or jumps[:, k].max() > np.pi
-    ]
+    wrapped = [m.joint for k, m in enumerate(motors) if outside[:, k].any() or jumps[:, k].max() > np.pi]
     if wrapped:
         raise HomingError(
             f"{config.name}: {', '.join(wrapped)} crossed the encoder's wrap-around (left the single turn "
@@ -219,22 +217,10 @@ def save(result: HomingResult, path: str | Path) -> Path:
         new = re.sub(rf"\blower:\s*{_NUMBER}", f"lower: {cal.lower}", new, count=1)
         new = re.sub(rf"\bupper:\s*{_NUMBER}", f"upper: {cal.upper}", new, count=1)
         text = text[: start.start()] + new + text[end:]
-    backup = path.with_name(path.name + ".bak")
-    shutil.copyfile(path, backup)
-    path.write_text(text)
-    try:
-        config = load_hardware_config(path)
-        by_id = {m.id: m for m in config.motors}
-        for cal in result.motors:
-            m = by_id[cal.ident]
-            if (m.direction, m.offset, m.limits.lower, m.limits.upper) != (
-                cal.direction,
-                cal.offset,
-                cal.lower,
-                cal.upper,
-            ):
-                raise ConfigError(f"{path}: motor {cal.ident} did not take the new values")
-    except ConfigError:
-        shutil.copyfile(backup, path)
-        raise
-    return path
+    expected = {c.ident: (c.direction, c.offset, c.lower, c.upper) for c in result.motors}
+
+    def matches(config: HardwareConfig) -> bool:
+        got = {m.id: (m.direction, m.offset, m.limits.lower, m.limits.upper) for m in config.motors}
+        return all(got.get(i) == v for i, v in expected.items())
+
+    return write_checked(path, text, matches, "the homed motors' values")

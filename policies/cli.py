@@ -9,6 +9,8 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
+
 from calibration.intrinsics import CalibrationError
 from calibration.servo_sysid import SysidError
 from policies.errors import BundleError
@@ -405,6 +407,8 @@ def _cmd_calibrate_intrinsics(args: argparse.Namespace) -> int:
         for f in ("fix_aspect_ratio", "zero_tangent_dist", "fix_principal_point", "fix_k3", "rational_model")
         if getattr(args, f)
     ]
+    if (args.robot is None) != (args.camera is None):
+        raise CalibrationError("--robot and --camera go together (the camera whose intrinsics these are)")
     result = calibrate(expand(args.images), Board.parse(args.board), flags)
     path = result.save(args.out)
     views = result.per_view_rms_px
@@ -416,6 +420,73 @@ def _cmd_calibrate_intrinsics(args: argparse.Namespace) -> int:
     print(f"  worst view {worst}: {views[worst]:.3f} px")
     if result.rejected:
         print(f"  board not found in {len(result.rejected)} image(s): {', '.join(result.rejected)}")
+    if args.robot:
+        _save_camera_intrinsics(args.robot, args.camera, path)
+    return 0
+
+
+def _save_camera_intrinsics(robot: str, camera: str, intrinsics: Path) -> None:
+    """Point the robot config's camera at a calibration file (path relative to the config)."""
+    from calibration.config_edit import set_camera_fields
+    from real.hardware_config import resolve_config_path
+
+    config_path = resolve_config_path(robot)
+    relative = os.path.relpath(intrinsics.resolve(), config_path.resolve().parent)
+    want = str(intrinsics.resolve())
+    set_camera_fields(
+        config_path,
+        camera,
+        {"intrinsics": json.dumps(relative)},
+        lambda cfg: any(c.name == camera and c.intrinsics == want for c in cfg.cameras),
+    )
+    print(f"  {config_path}: camera {camera} reads {relative} (previous version: {config_path}.bak)")
+
+
+def _cmd_calibrate_hand_eye(args: argparse.Namespace) -> int:
+    from calibration.config_edit import flow_list, set_camera_fields
+    from calibration.hand_eye import hand_eye_from_samples, load_samples
+    from calibration.intrinsics import Board, Intrinsics
+    from real.hardware_config import load_hardware_config, resolve_config_path
+    from sim.camera_model import camera_intrinsics
+
+    config_path = resolve_config_path(args.robot)
+    config = load_hardware_config(config_path)
+    samples = load_samples(args.samples, config.joint_names)
+    if not samples:
+        raise CalibrationError(f"{args.samples}: no samples")
+    cam = next((c for c in config.cameras if c.name == args.camera), None)
+    if cam is None:
+        raise CalibrationError(f"{config.name} has no camera {args.camera!r}")
+    distortion = None
+    if args.intrinsics or cam.intrinsics:
+        calib = Intrinsics.load(args.intrinsics or cam.intrinsics)
+        K, distortion = calib.K, np.asarray(calib.distortion)
+        source = args.intrinsics or cam.intrinsics
+    else:
+        import cv2
+
+        h, w = cv2.imread(str(samples[0].image), cv2.IMREAD_GRAYSCALE).shape
+        K = camera_intrinsics(w, h).K
+        source = f"the D435 datasheet model at {w}x{h} (no calibration file: give --intrinsics)"
+    result = hand_eye_from_samples(
+        config, args.camera, samples, Board.parse(args.board), K, distortion, args.parent, args.board_link, args.method
+    )
+    result.save(args.out)
+    kind = "eye-in-hand" if result.parent != "world" else "eye-to-hand"
+    print(
+        f"{kind}, {result.views} views ({len(result.rejected)} without the board), intrinsics from {source}:\n"
+        f"  camera {result.camera} in {result.parent}: xyz {flow_list(result.xyz)} m, rpy {flow_list(result.rpy)} rad"
+        f"\n  board position spread over views {1000 * result.board_spread_m:.2f} mm -> {args.out}"
+    )
+    if args.save:
+        mount = f"{{xyz: {flow_list(result.xyz)}, rpy: {flow_list(result.rpy)}}}"
+
+        def check(cfg) -> bool:
+            c = next(c for c in cfg.cameras if c.name == args.camera)
+            return c.parent == result.parent and np.allclose(c.mount.xyz, result.xyz, atol=1e-5)
+
+        set_camera_fields(config_path, args.camera, {"parent": result.parent, "mount": mount}, check)
+        print(f"  saved into {config_path} (previous version: {config_path}.bak)")
     return 0
 
 
@@ -684,7 +755,24 @@ def build_parser() -> argparse.ArgumentParser:
         ("rational-model", "8-coefficient rational distortion model"),
     ):
         q.add_argument(f"--{flag}", action="store_true", help=text)
+    q.add_argument("--robot", help="also point this hardware config's --camera at the result (config edited)")
+    q.add_argument("--camera", help="with --robot: the camera's name in the config")
     q.set_defaults(func=_cmd_calibrate_intrinsics)
+
+    q = csub.add_parser(
+        "hand-eye", help="a camera's mount from robot poses and board views (eye-in-hand or eye-to-hand)"
+    )
+    q.add_argument("--robot", required=True, help="hardware config (path or name)")
+    q.add_argument("--camera", required=True, help="the camera's name in the config")
+    q.add_argument("--samples", required=True, help="folder with samples.json (images and joint readings)")
+    q.add_argument("--board", required=True, help="charuco:COLSxROWS:SQUARE_M:MARKER_M:DICT (a chessboard can flip)")
+    q.add_argument("--intrinsics", help="camera calibration file (default: the config camera's, else the D435 model)")
+    q.add_argument("--parent", help="'world' (camera fixed: eye-to-hand) or the link it rides on (default: config's)")
+    q.add_argument("--board-link", help="eye-to-hand: the link carrying the board (default: the arm's ee link)")
+    q.add_argument("--method", choices=["park", "tsai", "horaud", "daniilidis"], default="park")
+    q.add_argument("--out", required=True, help="YAML result: parent, xyz, rpy, views, consistency")
+    q.add_argument("--save", action="store_true", help="write parent and mount into the config (backup kept)")
+    q.set_defaults(func=_cmd_calibrate_hand_eye)
 
     q = csub.add_parser(
         "motors", help="home the servos: offsets, directions and ranges of motion, saved into the robot's config"

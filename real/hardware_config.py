@@ -160,6 +160,11 @@ class Camera(_Strict):
     depth: StreamProfile | None = None
     parent: str = Field(default="world", description="'world' or a link name of the robot")
     mount: Pose
+    intrinsics: str | None = Field(
+        default=None,
+        description="file written by `s2r calibrate intrinsics` (relative to this config's folder); the simulated "
+        "camera renders with it (scaled to the color stream) instead of the D435 datasheet model",
+    )
     depth_range: tuple[float, float] = Field(
         default=(0.105, 10.0),
         description="valid metric depth (m); D435 min-Z at 848x480 is 0.105 m per datasheet",
@@ -355,6 +360,15 @@ def load_hardware_config(name_or_path: str | Path) -> HardwareConfig:
     if not isinstance(data, dict):
         raise ConfigError(f"{path}: expected a mapping at the top level, got {type(data).__name__}")
     try:
-        return HardwareConfig.model_validate(data)
+        config = HardwareConfig.model_validate(data)
     except ValidationError as e:
         raise ConfigError(format_validation_error(path, "hardware config", e)) from None
+    cameras = []
+    for cam in config.cameras:
+        if cam.intrinsics is not None:
+            file = (path.parent / cam.intrinsics).resolve()
+            if not file.is_file():
+                raise ConfigError(f"{path}: cameras[{cam.name}].intrinsics: {file} does not exist")
+            cam = cam.model_copy(update={"intrinsics": str(file)})
+        cameras.append(cam)
+    return config.model_copy(update={"cameras": cameras})

@@ -67,6 +67,30 @@ def d435_color_intrinsics(width: int, height: int) -> Intrinsics:
     return Intrinsics(width, height, f, f, (width - 1) / 2.0, (height - 1) / 2.0)
 
 
+def camera_intrinsics(width: int, height: int, calibration: str | None = None) -> Intrinsics:
+    """Color intrinsics of a configured camera at ``width`` x ``height``: its calibration file (written by
+    ``s2r calibrate intrinsics``; the pinhole part, scaled to this size) or the nominal D435 model. A calibration
+    of another aspect ratio is an error (the stream would be a crop, not a scale)."""
+    if calibration is None:
+        return d435_color_intrinsics(width, height)
+    import yaml
+
+    with open(calibration) as fh:
+        data = yaml.safe_load(fh)
+    try:
+        k = Intrinsics(int(data["width"]), int(data["height"]), *(float(data[n]) for n in ("fx", "fy", "cx", "cy")))
+    except (TypeError, KeyError, ValueError) as exc:
+        raise ValueError(
+            f"{calibration}: not a camera calibration file (width, height, fx, fy, cx, cy): {exc}"
+        ) from None
+    if abs(k.width / k.height - width / height) > 0.01:
+        raise ValueError(
+            f"{calibration}: calibrated at {k.width}x{k.height}, the stream is {width}x{height} (another aspect "
+            "ratio); calibrate at the stream's resolution"
+        )
+    return k if (k.width, k.height) == (width, height) else k.scaled(width, height)
+
+
 def rotation_from_rpy(rpy: tuple[float, float, float] | list[float]) -> np.ndarray:
     """3x3 rotation of URDF fixed-axis roll-pitch-yaw: R = Rz(yaw) @ Ry(pitch) @ Rx(roll)."""
     q = p.getQuaternionFromEuler(rpy)

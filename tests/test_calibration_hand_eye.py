@@ -4,16 +4,19 @@ and the eye-in-hand convention on exact poses."""
 
 from __future__ import annotations
 
+import json
+
 import cv2
 import numpy as np
 import pybullet as p
 import pytest
+import yaml
 
 from calibration.hand_eye import board_pose, calibrate_hand_eye, invert, pose_error, transform
 from calibration.intrinsics import Board
-from real.cameras.simulated_realsense import d435_color_intrinsics
-from real.hardware_config import load_hardware_config
-from sim.camera_model import render, rotation_from_rpy
+from policies.cli import main
+from real.hardware_config import HARDWARE_CONFIG_DIR, load_hardware_config
+from sim.camera_model import d435_color_intrinsics, render, rotation_from_rpy
 from sim.pybullet_robot import PyBulletRobot
 
 SQUARE, MARKER, COLS, ROWS = 0.03, 0.022, 7, 5
@@ -110,3 +113,47 @@ def test_hand_eye_needs_enough_pairs():
         calibrate_hand_eye([np.eye(4)] * 2, [np.eye(4)] * 2, eye_in_hand=True)
     with pytest.raises(ValueError, match="robot poses but"):
         calibrate_hand_eye([np.eye(4)] * 3, [np.eye(4)] * 4, eye_in_hand=True)
+
+
+def test_eye_in_hand_from_rendered_samples_through_the_cli(world, tmp_path, capsys):
+    """A camera on the wrist (link5) looks at a board lying on the table; samples (rendered images + joint
+    readings) go through `s2r calibrate hand-eye`, which finds the mount and writes it into the config."""
+    client, config, robot, board = world
+    base_board = transform(rotation_from_rpy([0, 0, 0.2]), [0.24, 0.0, 0.001])
+    p.resetBasePositionAndOrientation(board, base_board[:3, 3], _quaternion(base_board[:3, :3]), physicsClientId=client)
+    link5_camera = transform(rotation_from_rpy([0.05, 0.35, -0.04]), [0.02, 0.01, 0.06])  # camera_link in link5
+    K = d435_color_intrinsics(1280, 720)
+    folder = tmp_path / "samples"
+    folder.mkdir()
+    rng = np.random.default_rng(3)
+    rows = []
+    for k in range(40):
+        q = np.array([rng.uniform(-0.35, 0.35), rng.uniform(-0.5, 0.2), rng.uniform(-0.2, 0.5), 0.0, 0.0])
+        q[3] = 1.1 - q[1] - q[2] + rng.uniform(-0.3, 0.3)  # keep the wrist looking down at the table
+        robot.reset_joints(q)
+        pos, orn = robot.link_pose("link5")
+        cam = transform(np.array(p.getMatrixFromQuaternion(orn)).reshape(3, 3), pos) @ link5_camera
+        frame = render(client, K, cam[:3, 3], cam[:3, :3])
+        cv2.imwrite(str(folder / f"{k:03d}.png"), cv2.cvtColor(frame.color, cv2.COLOR_RGB2BGR))
+        rows.append({"image": f"{k:03d}.png", "joints": q.tolist()})
+    (folder / "samples.json").write_text(json.dumps({"joints": config.joint_names, "samples": rows}))
+
+    text = (HARDWARE_CONFIG_DIR / "openmanipulator_x.yaml").read_text()
+    text = text.replace("color: {width: 640, height: 480, fps: 30}", "color: {width: 1280, height: 720, fps: 30}")
+    robot_file = tmp_path / "arm.yaml"
+    robot_file.write_text(text)
+    code = main(
+        ["calibrate", "hand-eye", "--robot", str(robot_file), "--camera", "table", "--samples", str(folder)]
+        + ["--board", f"charuco:{COLS}x{ROWS}:{SQUARE}:{MARKER}:DICT_5X5_100", "--parent", "link5"]
+        + ["--out", str(tmp_path / "hand_eye.yaml"), "--save"]
+    )
+    assert code == 0, capsys.readouterr()
+    result = yaml.safe_load((tmp_path / "hand_eye.yaml").read_text())
+    assert result["views"] >= 10 and result["parent"] == "link5"
+    estimate = transform(rotation_from_rpy(result["rpy"]), result["xyz"])
+    rotation_deg, translation_m = pose_error(estimate, link5_camera)
+    assert rotation_deg < 0.5 and translation_m < 0.005, (rotation_deg, translation_m)  # issue 9's targets
+    saved = load_hardware_config(robot_file).cameras[0]
+    assert saved.parent == "link5" and np.allclose(saved.mount.xyz, result["xyz"], atol=1e-5)
+    assert "# in front of the arm, looking back and down" in robot_file.read_text()  # comments kept
+    assert (tmp_path / "arm.yaml.bak").read_text() == text

@@ -25,7 +25,13 @@ from typing import TYPE_CHECKING, Any, Literal
 import numpy as np
 
 from real.cameras.realsense import import_pyrealsense2
-from sim.camera_model import Intrinsics, RenderedFrame, d435_color_intrinsics, render, rotation_from_rpy
+from sim.camera_model import (
+    Intrinsics,
+    RenderedFrame,
+    camera_intrinsics,
+    render,
+    rotation_from_rpy,
+)
 
 if TYPE_CHECKING:
     from real.hardware_config import Camera as CameraConfig
@@ -103,13 +109,15 @@ class SimulatedRealSense:
         self.depth_unit = depth_unit
         self.record_to = Path(record_to) if record_to is not None else None
         c = config.color
-        self.color_intrinsics = d435_color_intrinsics(c.width, c.height)
+        self.color_intrinsics = camera_intrinsics(c.width, c.height, config.intrinsics)
         self.depth_intrinsics: Intrinsics | None = None
         if config.depth is not None:
             d = config.depth
             same = depth_view == "color"
             self.depth_intrinsics = (
-                d435_color_intrinsics(d.width, d.height) if same else d435_depth_intrinsics(d.width, d.height)
+                camera_intrinsics(d.width, d.height, config.intrinsics)
+                if same
+                else d435_depth_intrinsics(d.width, d.height)
             )
         self.fps = c.fps
         self.frames_pushed = 0

@@ -26,7 +26,7 @@ import numpy as np
 import pybullet as p
 
 from real.hardware_config import HardwareConfig, load_hardware_config
-from sim.camera_model import Intrinsics, RenderedFrame, d435_color_intrinsics, render, rotation_from_rpy
+from sim.camera_model import Intrinsics, RenderedFrame, camera_intrinsics, render, rotation_from_rpy
 from sim.joint_state import JointState
 from sim.pybullet_robot import PyBulletRobot
 from sim.randomization.config import (
@@ -101,7 +101,7 @@ class RobotEnv(gym.Env):
         self.substeps = max(1, round(self.config.sim.physics_hz / self.config.control.rate_hz))
         cam = self.config.camera()
         self.camera_config = cam
-        self.intrinsics_full = d435_color_intrinsics(cam.color.width, cam.color.height)
+        self.intrinsics_full = camera_intrinsics(cam.color.width, cam.color.height, cam.intrinsics)
         self._setup_camera()
         self._setup_light()
         self.client = p.connect(p.DIRECT)
