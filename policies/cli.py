@@ -407,9 +407,13 @@ def _cmd_calibrate_intrinsics(args: argparse.Namespace) -> int:
         for f in ("fix_aspect_ratio", "zero_tangent_dist", "fix_principal_point", "fix_k3", "rational_model")
         if getattr(args, f)
     ]
-    if (args.robot is None) != (args.camera is None):
-        raise CalibrationError("--robot and --camera go together (the camera whose intrinsics these are)")
-    result = calibrate(expand(args.images), Board.parse(args.board), flags)
+    if (args.images is None) == (args.live is None):
+        raise CalibrationError("give --images GLOB (photos) or --live CONFIG (capture from the config's camera)")
+    if args.robot is not None and args.camera is None:
+        raise CalibrationError("--robot needs --camera (the camera whose intrinsics these are)")
+    board = Board.parse(args.board)
+    images = expand(args.images) if args.images else _capture_live(args, board)
+    result = calibrate(images, board, flags)
     path = result.save(args.out)
     views = result.per_view_rms_px
     print(
@@ -423,6 +427,27 @@ def _cmd_calibrate_intrinsics(args: argparse.Namespace) -> int:
     if args.robot:
         _save_camera_intrinsics(args.robot, args.camera, path)
     return 0
+
+
+def _capture_live(args: argparse.Namespace, board) -> list[str]:
+    """Views kept from the configured camera (written next to --out, in OUT_views/)."""
+    from calibration.live_capture import capture_views
+    from real.cameras.realsense import RealSenseCamera
+    from real.hardware_config import load_hardware_config
+
+    config = load_hardware_config(args.live)
+    if config.mock is not None:
+        raise CalibrationError(f"{config.name} is a mock robot: its camera renders the task scene, with no board in it")
+    cams = [c for c in config.cameras if args.camera in (None, c.name)]
+    if not cams:
+        raise CalibrationError(f"{config.name} has no camera {args.camera!r}")
+    out = Path(args.out)
+    folder = out.with_name(out.stem + "_views")
+    print(f"{config.name}: camera {cams[0].name}; move the board around (near, far, corners, tilted)")
+    with RealSenseCamera(cams[0]) as camera:
+        files = capture_views(camera, board, folder, views=args.views, timeout_s=args.timeout, show=args.show)
+    print(f"  {len(files)} views in {folder}")
+    return [str(f) for f in files]
 
 
 def _save_camera_intrinsics(robot: str, camera: str, intrinsics: Path) -> None:
@@ -740,7 +765,11 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("calibrate", help="calibration: camera intrinsics, hand-eye, servo homing (motors)")
     csub = p.add_subparsers(dest="action", required=True, metavar="ACTION")
     q = csub.add_parser("intrinsics", help="camera matrix and distortion from photos of a chessboard or ChArUco")
-    q.add_argument("--images", required=True, help="glob of the photos, e.g. 'calib/left*.jpg'")
+    q.add_argument("--images", help="glob of the photos, e.g. 'calib/left*.jpg'")
+    q.add_argument("--live", metavar="CONFIG", help="capture from this hardware config's camera instead of --images")
+    q.add_argument("--views", type=int, default=15, help="--live: informative views to keep (default 15)")
+    q.add_argument("--timeout", type=float, default=180.0, help="--live: give up after this many seconds")
+    q.add_argument("--show", action="store_true", help="--live: a window with the detection drawn")
     q.add_argument(
         "--board",
         required=True,
@@ -756,7 +785,7 @@ def build_parser() -> argparse.ArgumentParser:
     ):
         q.add_argument(f"--{flag}", action="store_true", help=text)
     q.add_argument("--robot", help="also point this hardware config's --camera at the result (config edited)")
-    q.add_argument("--camera", help="with --robot: the camera's name in the config")
+    q.add_argument("--camera", help="the camera's name in the config (--robot; --live: default the first)")
     q.set_defaults(func=_cmd_calibrate_intrinsics)
 
     q = csub.add_parser(

@@ -11,23 +11,16 @@ import numpy as np
 import pybullet as p
 import pytest
 import yaml
+from board_scene import BOARD, BOARD_SPEC, add_board, quaternion
 
 from calibration.hand_eye import board_pose, calibrate_hand_eye, invert, pose_error, transform
-from calibration.intrinsics import Board
 from policies.cli import main
 from real.hardware_config import HARDWARE_CONFIG_DIR, load_hardware_config
 from sim.camera_model import d435_color_intrinsics, render, rotation_from_rpy
 from sim.pybullet_robot import PyBulletRobot
 
-SQUARE, MARKER, COLS, ROWS = 0.03, 0.022, 7, 5
-BOARD = Board.parse(f"charuco:{COLS}x{ROWS}:{SQUARE}:{MARKER}:DICT_5X5_100")
 #: optical axes (x right, y down, z forward) in camera_link coordinates (x forward, y left, z up)
 OPTICAL = np.array([[0, 0, 1], [-1, 0, 0], [0, -1, 0]], dtype=float)
-
-
-def _quaternion(R: np.ndarray) -> list[float]:
-    w = np.sqrt(max(1e-12, 1 + R[0, 0] + R[1, 1] + R[2, 2])) / 2
-    return [(R[2, 1] - R[1, 2]) / (4 * w), (R[0, 2] - R[2, 0]) / (4 * w), (R[1, 0] - R[0, 1]) / (4 * w), w]
 
 
 @pytest.fixture
@@ -36,21 +29,7 @@ def world(tmp_path):
     client = p.connect(p.DIRECT)
     config = load_hardware_config("openmanipulator_x")
     robot = PyBulletRobot(client, config)
-    dictionary = cv2.aruco.getPredefinedDictionary(cv2.aruco.DICT_5X5_100)
-    image = cv2.aruco.CharucoBoard((COLS, ROWS), SQUARE, MARKER, dictionary).generateImage((COLS * 100, ROWS * 100))
-    cv2.imwrite(str(tmp_path / "board.png"), cv2.cvtColor(image, cv2.COLOR_GRAY2BGR))
-    w, h = COLS * SQUARE / 2, ROWS * SQUARE / 2
-    shape = p.createVisualShape(
-        p.GEOM_MESH,
-        vertices=[[-w, -h, 0], [w, -h, 0], [w, h, 0], [-w, h, 0]],
-        indices=[0, 1, 2, 0, 2, 3, 0, 2, 1, 0, 3, 2],
-        uvs=[[1, 1], [0, 1], [0, 0], [1, 0]],
-        normals=[[0, 0, 1]] * 4,
-        physicsClientId=client,
-    )
-    board = p.createMultiBody(0, -1, shape, physicsClientId=client)
-    texture = p.loadTexture(str(tmp_path / "board.png"), physicsClientId=client)
-    p.changeVisualShape(board, -1, textureUniqueId=texture, rgbaColor=[1, 1, 1, 1], physicsClientId=client)
+    board = add_board(client, tmp_path)
     yield client, config, robot, board
     p.disconnect(client)
 
@@ -70,7 +49,7 @@ def _views(world, samples: int = 70):
         pos, orn = robot.link_pose(config.arm.ee_link)
         base_ee = transform(np.array(p.getMatrixFromQuaternion(orn)).reshape(3, 3), pos)
         place = base_ee @ ee_board
-        p.resetBasePositionAndOrientation(board, place[:3, 3], _quaternion(place[:3, :3]), physicsClientId=client)
+        p.resetBasePositionAndOrientation(board, place[:3, 3], quaternion(place[:3, :3]), physicsClientId=client)
         frame = render(client, K, base_link[:3, 3], base_link[:3, :3])
         gray = cv2.cvtColor(frame.color, cv2.COLOR_RGB2GRAY)
         T = board_pose(gray, BOARD, Km)
@@ -120,7 +99,7 @@ def test_eye_in_hand_from_rendered_samples_through_the_cli(world, tmp_path, caps
     readings) go through `s2r calibrate hand-eye`, which finds the mount and writes it into the config."""
     client, config, robot, board = world
     base_board = transform(rotation_from_rpy([0, 0, 0.2]), [0.24, 0.0, 0.001])
-    p.resetBasePositionAndOrientation(board, base_board[:3, 3], _quaternion(base_board[:3, :3]), physicsClientId=client)
+    p.resetBasePositionAndOrientation(board, base_board[:3, 3], quaternion(base_board[:3, :3]), physicsClientId=client)
     link5_camera = transform(rotation_from_rpy([0.05, 0.35, -0.04]), [0.02, 0.01, 0.06])  # camera_link in link5
     K = d435_color_intrinsics(1280, 720)
     folder = tmp_path / "samples"
@@ -144,7 +123,7 @@ def test_eye_in_hand_from_rendered_samples_through_the_cli(world, tmp_path, caps
     robot_file.write_text(text)
     code = main(
         ["calibrate", "hand-eye", "--robot", str(robot_file), "--camera", "table", "--samples", str(folder)]
-        + ["--board", f"charuco:{COLS}x{ROWS}:{SQUARE}:{MARKER}:DICT_5X5_100", "--parent", "link5"]
+        + ["--board", BOARD_SPEC, "--parent", "link5"]
         + ["--out", str(tmp_path / "hand_eye.yaml"), "--save"]
     )
     assert code == 0, capsys.readouterr()
