@@ -94,3 +94,35 @@ def test_bad_inputs_fail_clearly(tmp_path):
         )
         != 0
     )
+
+
+def test_the_config_and_the_sim_camera_read_the_calibration(tmp_path, capsys):
+    """`--robot --camera` points the config's camera at the result; the simulated camera then renders with it."""
+    from real.cameras.simulated_realsense import SimulatedRealSense
+    from real.hardware_config import HARDWARE_CONFIG_DIR, ConfigError, load_hardware_config
+    from sim.camera_model import camera_intrinsics
+
+    K = np.array([[600.0, 0, 330.0], [0, 600.0, 242.0], [0, 0, 1]])
+    _charuco_views(tmp_path, K)
+    robot = tmp_path / "robot" / "arm.yaml"
+    robot.parent.mkdir()
+    robot.write_text((HARDWARE_CONFIG_DIR / "openmanipulator_x.yaml").read_text())
+    out = tmp_path / "table.yaml"
+    argv = ["calibrate", "intrinsics", "--images", str(tmp_path / "charuco_*.png"), "--out", str(out)]
+    argv += ["--board", "charuco:7x5:0.04:0.03:DICT_5X5_100", "--zero-tangent-dist", "--fix-k3"]
+    assert s2r([*argv, "--robot", str(robot), "--camera", "table"]) == 0
+    assert 'intrinsics: "../table.yaml"' in robot.read_text()
+    camera = load_hardware_config(robot).cameras[0]
+    assert camera.intrinsics == str(out.resolve())
+    k = camera_intrinsics(640, 480, camera.intrinsics)
+    assert k.fx == pytest.approx(600.0, rel=0.01) and k.cx == pytest.approx(330.0, abs=2.0)
+    half = camera_intrinsics(320, 240, camera.intrinsics)  # the same camera at half resolution
+    assert half.fx == pytest.approx(k.fx / 2) and half.cx == pytest.approx((k.cx + 0.5) / 2 - 0.5)
+    with pytest.raises(ValueError, match="another aspect ratio"):
+        camera_intrinsics(1280, 720, camera.intrinsics)
+    pytest.importorskip("pyrealsense2", reason="pyrealsense2 not installed")
+    sim = SimulatedRealSense(camera, lambda intrinsics, offset: None)
+    assert sim.color_intrinsics == k
+    out.unlink()
+    with pytest.raises(ConfigError, match="does not exist"):
+        load_hardware_config(robot)
