@@ -467,6 +467,34 @@ def _save_camera_intrinsics(robot: str, camera: str, intrinsics: Path) -> None:
     print(f"  {config_path}: camera {camera} reads {relative} (previous version: {config_path}.bak)")
 
 
+def _cmd_calibrate_capture(args: argparse.Namespace) -> int:
+    from calibration.capture import capture_samples
+    from calibration.intrinsics import Board
+    from real.cameras.realsense import RealSenseCamera
+    from real.dynamixel.bus import DynamixelBus
+    from real.dynamixel.motor_bus import MotorBus
+    from real.hardware_config import load_hardware_config
+
+    config = load_hardware_config(args.robot)
+    cam = next((c for c in config.cameras if c.name == args.camera), None)
+    if cam is None:
+        raise CalibrationError(f"{config.name} has no camera {args.camera!r}")
+    board = Board.parse(args.board) if args.board else None
+
+    def next_pose(k: int) -> bool:
+        if k >= args.samples:
+            return False
+        answer = input(f"Pose {k + 1}/{args.samples}: move the arm, hold it still, Enter to capture (q: finish) ")
+        return answer.strip().lower() != "q"
+
+    with DynamixelBus(args.port or config.bus.port, config.bus.baudrate) as bus, RealSenseCamera(cam) as camera:
+        motors = MotorBus(config, bus)
+        motors.set_torque(False)  # the arm is moved by hand
+        index = capture_samples(motors.read, camera, config.joint_names, args.out, next_pose, board)
+    print(f"  samples: {index}")
+    return 0
+
+
 def _cmd_calibrate_hand_eye(args: argparse.Namespace) -> int:
     from calibration.config_edit import flow_list, set_camera_fields
     from calibration.hand_eye import hand_eye_from_samples, load_samples
@@ -787,6 +815,15 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("--robot", help="also point this hardware config's --camera at the result (config edited)")
     q.add_argument("--camera", help="the camera's name in the config (--robot; --live: default the first)")
     q.set_defaults(func=_cmd_calibrate_intrinsics)
+
+    q = csub.add_parser("capture", help="record hand-eye samples: camera images and joint readings, torque off")
+    q.add_argument("--robot", required=True, help="hardware config (path or name)")
+    q.add_argument("--camera", required=True, help="the camera's name in the config")
+    q.add_argument("--out", required=True, help="folder for the images and samples.json")
+    q.add_argument("--samples", type=int, default=20, help="poses to record (default 20; q at a prompt ends)")
+    q.add_argument("--board", help="report for each sample whether this board is seen")
+    q.add_argument("--port", help="serial port (default: the config's bus.port)")
+    q.set_defaults(func=_cmd_calibrate_capture)
 
     q = csub.add_parser(
         "hand-eye", help="a camera's mount from robot poses and board views (eye-in-hand or eye-to-hand)"

@@ -5,13 +5,14 @@ and the eye-in-hand convention on exact poses."""
 from __future__ import annotations
 
 import json
+import time
 
 import cv2
 import numpy as np
 import pybullet as p
 import pytest
 import yaml
-from board_scene import BOARD, BOARD_SPEC, add_board, quaternion
+from board_scene import BOARD, BOARD_SPEC, add_board, place, quaternion
 
 from calibration.hand_eye import board_pose, calibrate_hand_eye, invert, pose_error, transform
 from policies.cli import main
@@ -136,3 +137,78 @@ def test_eye_in_hand_from_rendered_samples_through_the_cli(world, tmp_path, caps
     assert saved.parent == "link5" and np.allclose(saved.mount.xyz, result["xyz"], atol=1e-5)
     assert "# in front of the arm, looking back and down" in robot_file.read_text()  # comments kept
     assert (tmp_path / "arm.yaml.bak").read_text() == text
+
+
+def test_captured_samples_give_the_fixed_cameras_mount(tmp_path, capsys):
+    """End to end, eye-to-hand: `s2r calibrate capture`'s recorder reads the joints through the real driver bytes
+    (emulator, arm held by hand) and frames through librealsense (a simulated D435 rendering the board carried by
+    the arm); `s2r calibrate hand-eye` on that folder finds the camera where it is mounted."""
+    pytest.importorskip("pyrealsense2", reason="pyrealsense2 not installed")
+    from held_arm import HeldArm
+
+    from calibration.capture import capture_samples
+    from real.cameras.realsense import RealSenseCamera, SoftwareSource
+    from real.cameras.simulated_realsense import SimulatedRealSense, pybullet_renderer
+    from real.dynamixel.bus import DynamixelBus
+    from real.dynamixel.emulator import EmulatorThread, emulator_for_config
+    from real.dynamixel.motor_bus import MotorBus
+
+    text = (HARDWARE_CONFIG_DIR / "openmanipulator_x.yaml").read_text()
+    text = text.replace("/dev/ttyUSB0", str(tmp_path / "ttyOMX"))
+    text = text.replace("color: {width: 640, height: 480, fps: 30}", "color: {width: 1280, height: 720, fps: 30}")
+    text = "\n".join(line for line in text.splitlines() if "depth: {" not in line) + "\n"
+    robot_file = tmp_path / "arm.yaml"
+    robot_file.write_text(text)
+    config = load_hardware_config(robot_file)
+    cam = config.cameras[0]
+    truth = transform(rotation_from_rpy(cam.mount.rpy), cam.mount.xyz)  # camera_link in the arm's base frame
+
+    client = p.connect(p.DIRECT)
+    plant = HeldArm(config)
+    rendered = {"n": 0}
+    try:
+        scene_robot = PyBulletRobot(client, config)
+        board = add_board(client, tmp_path)
+        ee_board = transform(rotation_from_rpy([0, np.pi / 2, 0]) @ rotation_from_rpy([0, 0, np.pi / 2]), [0.03, 0, 0])
+
+        def camera_pose():  # the scene follows the held arm at each frame
+            scene_robot.reset_joints(plant.joints.copy())
+            pos, orn = scene_robot.link_pose(config.arm.ee_link)
+            place(client, board, transform(np.array(p.getMatrixFromQuaternion(orn)).reshape(3, 3), pos) @ ee_board)
+            rendered["n"] += 1
+            return truth[:3, 3], truth[:3, :3]
+
+        rng = np.random.default_rng(5)
+
+        def next_pose(k: int) -> bool:
+            if k >= 24:
+                return False
+            plant.joints = np.array(
+                [rng.uniform(-0.6, 0.6), rng.uniform(-0.6, 0.3), rng.uniform(-0.4, 0.6), rng.uniform(-0.9, 0.9), 0.0]
+            )
+            start = rendered["n"]
+            while rendered["n"] < start + 2:  # a frame rendered wholly after the move
+                time.sleep(0.01)
+            return True
+
+        sim = SimulatedRealSense(cam, pybullet_renderer(client, camera_pose))
+        with (
+            EmulatorThread(emulator_for_config(config, plant), config.bus.port),
+            DynamixelBus(config.bus.port, config.bus.baudrate) as bus,
+            RealSenseCamera(cam, SoftwareSource(sim), grab_timeout_s=2.0) as camera,
+        ):
+            index = capture_samples(
+                MotorBus(config, bus).read, camera, config.joint_names, tmp_path / "samples", next_pose, BOARD
+            )
+    finally:
+        p.disconnect(client)
+    assert len(json.loads(index.read_text())["samples"]) == 24
+    code = main(
+        ["calibrate", "hand-eye", "--robot", str(robot_file), "--camera", cam.name, "--samples", str(index.parent)]
+        + ["--board", BOARD_SPEC, "--out", str(tmp_path / "hand_eye.yaml")]
+    )
+    assert code == 0, capsys.readouterr()
+    result = yaml.safe_load((tmp_path / "hand_eye.yaml").read_text())
+    assert result["parent"] == "world" and result["views"] >= 10
+    rotation_deg, translation_m = pose_error(transform(rotation_from_rpy(result["rpy"]), result["xyz"]), truth)
+    assert rotation_deg < 0.5 and translation_m < 0.005, (rotation_deg, translation_m)

@@ -8,6 +8,7 @@ import time
 
 import numpy as np
 import pytest
+from held_arm import HeldArm
 
 from calibration.motors import HomingError, home_motors, save
 from policies.cli import main
@@ -29,19 +30,6 @@ def _true_config(config: HardwareConfig, offsets=TRUE_OFFSETS, directions=TRUE_D
         for m, o, d in zip(config.motors, offsets, directions, strict=True)
     ]
     return config.model_copy(update={"motors": motors})
-
-
-class HeldArm:
-    """The emulator's plant: a person holds the true robot's joints at ``joints`` (torque is off)."""
-
-    def __init__(self, config: HardwareConfig) -> None:
-        self.config = config
-        self.joints = np.zeros(len(config.motors))
-
-    def step(self, dt: float, servos) -> None:
-        for k, m in enumerate(self.config.motors):
-            servos[m.id].position = self.joints[k] / (m.direction * m.scale) + m.offset
-            servos[m.id].velocity = 0.0
 
 
 class ScriptedOperator:
