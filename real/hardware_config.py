@@ -28,10 +28,11 @@ HARDWARE_CONFIG_DIR = Path(__file__).resolve().parents[1] / "hardware_configs"
 #: Servo models the driver knows, with facts from the ROBOTIS e-manual datasheets:
 #: stall torque (N*m) and no-load speed (rad/s) at the nominal supply voltage.
 #: XM430-W350: 4.1 N*m, 46 rpm @ 12 V; XL430-W250: 1.5 N*m, 57 rpm @ 12 V; XL330-M288: 0.52 N*m, 103 rpm @ 5 V.
+#: position_p_gain: the Position P Gain register's factory default (e-manual control tables).
 SERVO_MODELS: dict[str, dict[str, float]] = {
-    "XM430-W350": {"stall_torque": 4.1, "no_load_speed": 46 * 2 * math.pi / 60},
-    "XL430-W250": {"stall_torque": 1.5, "no_load_speed": 57 * 2 * math.pi / 60},
-    "XL330-M288": {"stall_torque": 0.52, "no_load_speed": 103 * 2 * math.pi / 60},
+    "XM430-W350": {"stall_torque": 4.1, "no_load_speed": 46 * 2 * math.pi / 60, "position_p_gain": 800},
+    "XL430-W250": {"stall_torque": 1.5, "no_load_speed": 57 * 2 * math.pi / 60, "position_p_gain": 640},
+    "XL330-M288": {"stall_torque": 0.52, "no_load_speed": 103 * 2 * math.pi / 60, "position_p_gain": 400},
 }
 
 #: Models with current sensing and current-based position control (e-manual operating modes).
@@ -118,6 +119,13 @@ class Motor(_Strict):
     offset: float = 0.0
     scale: float = Field(default=1.0, gt=0)
     limits: JointLimits
+    position_p_gain: int | None = Field(
+        default=None,
+        ge=0,
+        le=16383,
+        description="Position P Gain register written at configure (None: the servo's own); the sim's servo_model "
+        "uses it (None: the model's factory default)",
+    )
 
     @field_validator("model")
     @classmethod
@@ -233,12 +241,19 @@ class DiffDrive(_Strict):
 
 
 class SimSettings(_Strict):
-    """What only the simulator needs: the URDF (in sim/assets) and the physics rate."""
+    """What only the simulator needs: the URDF (in sim/assets), the physics rate, and optionally a fitted servo
+    model."""
 
     urdf: str
     physics_hz: float = Field(default=240.0, gt=0)
     fixed_base: bool = True
     base_pose: Pose = Pose()
+    servo_model: str | None = Field(
+        default=None,
+        description="parameters written by `s2r sysid` from servo test-bench logs (relative to this config): position "
+        "joints are then simulated as DC motors behind the firmware's P loop instead of PyBullet's position motor",
+    )
+    supply_v: float = Field(default=12.0, gt=0, description="servo supply voltage (V), for servo_model")
 
 
 class Mock(_Strict):
@@ -363,6 +378,11 @@ def load_hardware_config(name_or_path: str | Path) -> HardwareConfig:
         config = HardwareConfig.model_validate(data)
     except ValidationError as e:
         raise ConfigError(format_validation_error(path, "hardware config", e)) from None
+    if config.sim.servo_model is not None:
+        file = (path.parent / config.sim.servo_model).resolve()
+        if not file.is_file():
+            raise ConfigError(f"{path}: sim.servo_model: {file} does not exist")
+        config = config.model_copy(update={"sim": config.sim.model_copy(update={"servo_model": str(file)})})
     cameras = []
     for cam in config.cameras:
         if cam.intrinsics is not None:

@@ -20,9 +20,10 @@ from pathlib import Path
 import numpy as np
 import pybullet as p
 
-from real.hardware_config import ControlMode, HardwareConfig
+from real.hardware_config import SERVO_MODELS, ControlMode, HardwareConfig
 from sim.joint_state import JointState
 from sim.servo_model import CommandDelay, ServoParams
+from sim.voltage_servo import VoltageServoParams, duty_per_rad
 
 ASSETS_DIR = Path(__file__).resolve().parent / "assets"
 
@@ -50,9 +51,22 @@ def urdf_mimic_joints(path: Path) -> dict[str, tuple[str, float, float]]:
     return out
 
 
+def load_voltage_model(path: str | Path) -> VoltageServoParams:
+    """The fitted parameters of a ``kind: voltage_servo`` file written by ``s2r sysid``."""
+    import yaml
+
+    with open(path) as fh:
+        record = yaml.safe_load(fh)
+    if not isinstance(record, dict) or record.get("kind") != "voltage_servo" or "params" not in record:
+        raise ValueError(f"{path}: not a voltage servo model (write one with s2r sysid on test-bench logs)")
+    return VoltageServoParams(**record["params"])
+
+
 def default_servo_params(config: HardwareConfig) -> ServoParams:
-    """Servo parameters from the config's limits and the default gains."""
+    """Servo parameters from the config's limits and the default gains (and its fitted servo model, if any)."""
     n = len(config.motors)
+    voltage = load_voltage_model(config.sim.servo_model) if config.sim.servo_model else None
+    kp = [m.position_p_gain or SERVO_MODELS[m.model]["position_p_gain"] for m in config.motors]
     return ServoParams(
         position_gain=np.full(n, DEFAULT_POSITION_GAIN),
         velocity_gain=np.full(n, DEFAULT_VELOCITY_GAIN),
@@ -60,6 +74,9 @@ def default_servo_params(config: HardwareConfig) -> ServoParams:
         max_velocity=np.array([m.limits.velocity for m in config.motors]),
         damping=np.full(n, 0.01),
         latency=0.0,
+        voltage=voltage,
+        kp_register=np.array(kp, dtype=float) if voltage is not None else None,
+        supply_v=config.sim.supply_v,
     )
 
 
@@ -133,6 +150,17 @@ class PyBulletRobot:
             for f, (lead, mult, off) in mimic.items()
             if lead in config.joint_names
         ]
+        # Link inertias from the URDF (a voltage model's armature is added to them about the joint axis).
+        self._inertia = {
+            i: (np.array(p.getDynamicsInfo(self.body, i, physicsClientId=client)[2]), np.abs(info_axis))
+            for i, info_axis in (
+                (i, np.array(p.getJointInfo(self.body, i, physicsClientId=client)[13]))
+                for i in range(p.getNumJoints(self.body, physicsClientId=client))
+            )
+        }
+        self._voltage_torque = np.zeros(len(self.indices))
+        self._armature_links: list[int] = []
+        self._goal_by_slot: list[float] = []
         self.params = params or default_servo_params(config)
         self._delay = CommandDelay(self.params.latency)
         self._torque_on = np.ones(len(self.indices))
@@ -152,7 +180,6 @@ class PyBulletRobot:
         as a safety net; per-joint limits come from the setpoint profile and from clipping velocity targets.
         """
         self.params = params
-        self._delay.latency = params.latency
         p.changeDynamics(
             self.body, -1, maxJointVelocity=2.0 * float(np.max(params.max_velocity)), physicsClientId=self.client
         )
@@ -175,6 +202,118 @@ class PyBulletRobot:
         self._pos_force = (params.max_torque[slots] * self._torque_on[slots]).tolist()
         self._vel_slot = [k for k, m in enumerate(self.modes) if m == ControlMode.velocity]
         self._vel_bullet = [self.indices[k] for k in self._vel_slot]
+        self._setup_voltage(params)
+
+    def _setup_voltage(self, params: ServoParams) -> None:
+        """With a voltage model, revolute position joints are torque-driven DC motors (a prismatic joint, such as
+        a rack-and-pinion gripper, keeps PyBullet's position servo: its rotor inertia, a mass along the rack,
+        cannot be put on the finger link, and without it one explicit step at 240 Hz diverges).
+
+        The randomized position gain scales the firmware gain relative to the nominal one; the strength scales
+        the voltage available (the ratio of ``max_torque`` to the config's effort limit), and ``max_torque`` caps
+        the motor torque (the servo's current limit); joint damping adds to the viscous friction. Coulomb
+        friction is a velocity motor with target 0 and that force, so it holds a joint still instead of making it
+        chatter. The armature is a thin disk (a about the axis, a/2 about the others) added to the link."""
+        v = params.voltage
+        self._voltage_slots = []
+        if self._armature_links:  # back to the URDF's inertias
+            for idx in self._armature_links:
+                p.changeDynamics(
+                    self.body, idx, localInertiaDiagonal=self._inertia[idx][0].tolist(), physicsClientId=self.client
+                )
+            self._armature_links = []
+        if v is None:
+            self._delay.latency = params.latency
+            return
+        self._delay.latency = params.latency + v.latency
+        revolute = {
+            k
+            for k, idx in enumerate(self.indices)
+            if p.getJointInfo(self.body, idx, physicsClientId=self.client)[2] == p.JOINT_REVOLUTE
+        }
+        slots = [k for k, m in enumerate(self.modes) if m != ControlMode.velocity and k in revolute]
+        self._voltage_slots = slots
+        self._voltage_bullet = [self.indices[k] for k in slots]
+        if not slots:
+            return
+        nominal_effort = np.array([self.config.motors[k].limits.effort for k in slots])
+        strength = params.max_torque[slots] / nominal_effort
+        gain_ratio = params.position_gain[slots] / DEFAULT_POSITION_GAIN  # randomized around 1
+        self._v_gain = duty_per_rad(params.kp_register[slots], v.gain_scale * gain_ratio)
+        self._v_supply = params.supply_v * strength
+        self._v_limit = params.max_torque[slots]
+        self._v_viscous = v.viscous + params.damping[slots]
+        self._v = v
+        for idx in self._voltage_bullet:  # the damping is in the model; PyBullet's would count it twice
+            p.changeDynamics(self.body, idx, jointDamping=0.0, physicsClientId=self.client)
+            inertia, axis = self._inertia[idx]
+            p.changeDynamics(
+                self.body,
+                idx,
+                localInertiaDiagonal=(inertia + v.armature * (0.5 + 0.5 * axis)).tolist(),
+                physicsClientId=self.client,
+            )
+            self._armature_links.append(idx)
+        if len(self._goal_by_slot) != len(slots):  # hold where the joints are until the first command
+            states = p.getJointStates(self.body, self._voltage_bullet, physicsClientId=self.client)
+            self._goal_by_slot = [s[0] for s in states]
+        self._check_voltage_step()
+
+    def _check_voltage_step(self) -> None:
+        """The torque is explicit in each physics tick (as in :func:`sim.voltage_servo.simulate`): stable only
+        while the back-EMF damping and the P loop's stiffness are small against each joint's inertia at this
+        tick. Raise a clear error instead of simulating a diverging arm."""
+        movable = [
+            i
+            for i in range(p.getNumJoints(self.body, physicsClientId=self.client))
+            if p.getJointInfo(self.body, i, physicsClientId=self.client)[2] != p.JOINT_FIXED
+        ]
+        states = p.getJointStates(self.body, movable, physicsClientId=self.client)
+        mass = np.array(p.calculateMassMatrix(self.body, [s[0] for s in states], physicsClientId=self.client))
+        inertia = np.array([mass[movable.index(i), movable.index(i)] for i in self._voltage_bullet])
+        v = self._v
+        damping = v.kt**2 / v.R + self._v_viscous
+        stiffness = v.kt / v.R * self._v_supply * self._v_gain
+        bad = (damping * self.dt / inertia > 1.0) | (stiffness * self.dt**2 / inertia > 0.5)
+        if np.any(bad):
+            need = float(np.max(np.maximum(damping / inertia, np.sqrt(2 * stiffness / inertia))))
+            joints = [self.config.motors[k].joint for k, b in zip(self._voltage_slots, bad, strict=True) if b]
+            raise ValueError(
+                f"{self.config.name}: the servo model is too stiff for {', '.join(joints)} at "
+                f"{self.config.sim.physics_hz:g} Hz physics (their inertia with the armature is too small for one "
+                f"explicit step); set sim.physics_hz to at least {need:.0f}"
+            )
+
+    def _voltage_tick(self) -> None:
+        """One physics tick of the DC motors: P loop on duty, motor torque, friction (explicit, as the model's
+        own integrator; :meth:`_check_voltage_step` guards its stability)."""
+        v, slots = self._v, self._voltage_slots
+        states = p.getJointStates(self.body, self._voltage_bullet, physicsClientId=self.client)
+        q = np.array([s[0] for s in states])
+        w = np.array([s[1] for s in states])
+        goal = np.array(self._goal_by_slot)
+        on = self._torque_on[slots]
+        duty = np.clip(self._v_gain * (goal - q), -v.max_duty, v.max_duty) * on
+        motor = v.kt / v.R * (self._v_supply * duty - v.kt * w * on)
+        # The joint's torque limit (config effort x strength) caps it, like the servo's current limit.
+        motor = np.clip(motor, -self._v_limit, self._v_limit) - self._v_viscous * w
+        self._voltage_torque[slots] = motor
+        friction = v.coulomb + v.load_friction * np.abs(motor)
+        p.setJointMotorControlArray(
+            self.body,
+            self._voltage_bullet,
+            p.VELOCITY_CONTROL,
+            targetVelocities=[0.0] * len(slots),
+            forces=friction.tolist(),
+            physicsClientId=self.client,
+        )
+        p.setJointMotorControlArray(
+            self.body,
+            self._voltage_bullet,
+            p.TORQUE_CONTROL,
+            forces=motor.tolist(),
+            physicsClientId=self.client,
+        )
 
     # -- state ----------------------------------------------------------------------------------------------
     def set_torque(self, enabled: np.ndarray) -> None:
@@ -211,10 +350,13 @@ class PyBulletRobot:
     def read(self) -> JointState:
         """Joint positions, velocities and applied motor efforts in config order."""
         states = p.getJointStates(self.body, self.indices, physicsClientId=self.client)
+        effort = np.array([s[3] for s in states])
+        if self._voltage_slots:  # PyBullet reports no applied torque for TORQUE_CONTROL
+            effort[self._voltage_slots] = self._voltage_torque[self._voltage_slots]
         return JointState(
             position=np.array([s[0] for s in states]),
             velocity=np.array([s[1] for s in states]),
-            effort=np.array([s[3] for s in states]),
+            effort=effort,
             stamp_ns=int(round(self._time * 1e9)),
         )
 
@@ -256,6 +398,8 @@ class PyBulletRobot:
                 due = self._delay.pop_due(self._time)
                 if due is not None:
                     self._apply(due)
+            if self._voltage_slots:
+                self._voltage_tick()
             if self._moving:
                 self._track()
             if before_tick is not None:
@@ -266,6 +410,7 @@ class PyBulletRobot:
     def _apply(self, targets: np.ndarray) -> None:
         """A command reaches the motors: new position goals (profiled) and wheel velocity targets."""
         self._goal = (targets[self._pos_slot] * self._pos_mult + self._pos_off).tolist()
+        self._goal_by_slot = [float(targets[k]) for k in self._voltage_slots]
         if len(self._setpoint) != len(self._goal):
             self._setpoint = list(self._goal)
         self._moving = self._setpoint != self._goal
@@ -286,7 +431,8 @@ class PyBulletRobot:
         )
 
     def _track(self) -> None:
-        """Move the position setpoints one tick toward the goals (profile velocity) and send them."""
+        """Move the position setpoints one tick toward the goals (profile velocity) and send them (with a voltage
+        model, not to its torque-driven joints)."""
         if not self._pos_bullet:
             self._moving = False
             return
@@ -303,6 +449,20 @@ class PyBulletRobot:
             else:
                 sp[i] = goal[i]
         self._moving = moving
+        if self._voltage_slots:  # those joints are torque-driven each tick; the others (and followers) track here
+            keep = [i for i, b in enumerate(self._pos_bullet) if b not in self._voltage_bullet]
+            if keep:
+                p.setJointMotorControlArray(
+                    self.body,
+                    [self._pos_bullet[i] for i in keep],
+                    p.POSITION_CONTROL,
+                    targetPositions=[sp[i] for i in keep],
+                    forces=[self._pos_force[i] for i in keep],
+                    positionGains=[self._pos_kp[i] for i in keep],
+                    velocityGains=[self._pos_kd[i] for i in keep],
+                    physicsClientId=self.client,
+                )
+            return
         p.setJointMotorControlArray(
             self.body,
             self._pos_bullet,

@@ -4,7 +4,9 @@ PyBullet's joint motor is a velocity constraint solved with the contacts; with a
 a joint velocity cap it behaves like a servo's position loop rather than an ideal actuator. On top of that this
 module adds what the bus adds on a real robot: a command reaches the motor ``latency`` seconds after it was sent.
 
-The parameters are plain floats per joint so that randomization and system identification can set them.
+The parameters are plain floats per joint so that randomization and system identification can set them. With a
+fitted voltage model (:mod:`sim.voltage_servo`) the position joints are DC motors behind the firmware's P loop
+instead (see :class:`sim.pybullet_robot.PyBulletRobot`).
 """
 
 from __future__ import annotations
@@ -13,6 +15,8 @@ from collections import deque
 from dataclasses import dataclass, field
 
 import numpy as np
+
+from sim.voltage_servo import VoltageServoParams
 
 
 @dataclass
@@ -30,9 +34,20 @@ class ServoParams:
     max_velocity: np.ndarray
     damping: np.ndarray
     latency: float = 0.0
+    #: A fitted DC motor model (``s2r sysid`` on test-bench logs) for position joints instead of PyBullet's
+    #: position motor; with it, ``kp_register`` (per joint, the Position P Gain register) and ``supply_v`` (V).
+    voltage: VoltageServoParams | None = None
+    kp_register: np.ndarray | None = None
+    supply_v: float = 12.0
 
     def __post_init__(self) -> None:
         n = len(self.max_torque)
+        if self.voltage is not None:
+            if self.kp_register is None or np.shape(self.kp_register) != (n,):
+                raise ValueError(f"ServoParams.kp_register: a voltage model needs one P gain per joint ({n})")
+            self.kp_register = np.asarray(self.kp_register, dtype=float)
+            if not self.supply_v > 0:
+                raise ValueError(f"ServoParams.supply_v: expected > 0 V, got {self.supply_v}")
         for name in ("position_gain", "velocity_gain", "max_torque", "max_velocity", "damping"):
             arr = np.asarray(getattr(self, name), dtype=float)
             if arr.shape != (n,):

@@ -75,7 +75,8 @@ class MotorBus:
     # -- configuration --------------------------------------------------------------------------------------
     def configure(self, bus_watchdog_s: float | None = None) -> None:
         """Check every motor answers with the configured model, then set torque off, return delay 0, status
-        return level 2, each motor's operating mode and position limits, and the bus watchdog (if given)."""
+        return level 2, each motor's operating mode, position limits and P gain (if configured), and the bus
+        watchdog (if given)."""
         missing, wrong = [], []
         for m in self.motors:
             try:
@@ -101,6 +102,8 @@ class MotorBus:
                 lo, hi = position_limit_ticks(m)
                 self.bus.write(m.id, self._reg(m.id, "min_position_limit"), lo)
                 self.bus.write(m.id, self._reg(m.id, "max_position_limit"), hi)
+                if m.position_p_gain is not None:
+                    self.bus.write(m.id, self._reg(m.id, "position_p_gain"), m.position_p_gain)
             if bus_watchdog_s is not None:
                 self.bus.write(
                     m.id, self._reg(m.id, "bus_watchdog"), self._reg(m.id, "bus_watchdog").from_si(bus_watchdog_s)
