@@ -11,6 +11,7 @@ randomization config whose ranges are centred on them.
 from __future__ import annotations
 
 import copy
+import dataclasses
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,9 +21,10 @@ import numpy as np
 import yaml
 
 from calibration.servo_sysid import SysidError
-from real.hardware_config import HardwareConfig
+from real.hardware_config import SERVO_MODELS, HardwareConfig
 from real.replay import _robot_config, log_cycles, sim_replay_errors
 from sim.pybullet_robot import servo_params_from_targets
+from sim.voltage_servo import VoltageServoParams
 
 #: Fitted targets and their search bounds, per robot kind. Nominal values are the envs' (0.3 position gain, 1.0
 #: velocity gain, strength 1, 0.01 N*m*s/rad damping, no latency).
@@ -78,9 +80,24 @@ def _scored_joints(config: HardwareConfig) -> np.ndarray:
     return np.array([m.scale == 1.0 for m in config.motors])
 
 
-def score(config: HardwareConfig, logs: Sequence[RobotLog], targets: dict[str, float]) -> dict[str, Any]:
-    """Per-log MAE and RMS of the replayed joints (rad or rad/s, scored joints pooled) and their means over logs."""
+def servo_for(config: HardwareConfig, targets: dict[str, float], voltage: VoltageServoParams | None = None):
+    """The simulated servos with ``targets`` (nominal where absent) and, if given, a voltage model (P gains from
+    the config or the servo model's default, the config's supply voltage) instead of the config's own."""
     servo = servo_params_from_targets(config, {**NOMINAL, **targets})
+    if voltage is not None:
+        kp = [m.position_p_gain or SERVO_MODELS[m.model]["position_p_gain"] for m in config.motors]
+        servo = dataclasses.replace(servo, voltage=voltage, kp_register=np.array(kp, dtype=float))
+    return servo
+
+
+def score(
+    config: HardwareConfig,
+    logs: Sequence[RobotLog],
+    targets: dict[str, float],
+    voltage: VoltageServoParams | None = None,
+) -> dict[str, Any]:
+    """Per-log MAE and RMS of the replayed joints (rad or rad/s, scored joints pooled) and their means over logs."""
+    servo = servo_for(config, targets, voltage)
     keep = _scored_joints(config)
     per_log = {}
     for log in logs:
@@ -133,7 +150,12 @@ def fit(
     return {n: float(v) for n, v in zip(names, result.x, strict=True)}, float(result.fun)
 
 
-def plot(config: HardwareConfig, log: RobotLog, models: dict[str, dict[str, float]], out: str | Path) -> Path:
+def plot(
+    config: HardwareConfig,
+    log: RobotLog,
+    models: dict[str, tuple[dict[str, float], VoltageServoParams | None]],
+    out: str | Path,
+) -> Path:
     """Logged vs replayed joint trajectories of one log, one panel per scored joint, one line per model."""
     import matplotlib
 
@@ -145,8 +167,8 @@ def plot(config: HardwareConfig, log: RobotLog, models: dict[str, dict[str, floa
     logged = np.array([np.where(velocity, c["joints"]["velocity"], c["joints"]["position"]) for c in log.cycles])
     t = np.array([(c["stamp_ns"] - log.cycles[0]["stamp_ns"]) / 1e9 for c in log.cycles])[:-1]
     fig, axes = plt.subplots(len(keep), 1, figsize=(8, 1.8 * len(keep)), sharex=True, squeeze=False)
-    for name, targets in models.items():
-        servo = servo_params_from_targets(config, {**NOMINAL, **targets})
+    for name, (targets, voltage) in models.items():
+        servo = servo_for(config, targets, voltage)
         simulated = logged[:-1] + sim_replay_errors(log.cycles, config, servo, source=log.name)
         for ax, j in zip(axes[:, 0], keep, strict=True):
             ax.plot(t, simulated[:, j], lw=1, label=name)
@@ -163,6 +185,59 @@ def plot(config: HardwareConfig, log: RobotLog, models: dict[str, dict[str, floa
     fig.savefig(out, dpi=90)
     plt.close(fig)
     return out
+
+
+def fit_voltage(
+    config: HardwareConfig,
+    logs: Sequence[RobotLog],
+    model: str = "load",
+    iterations: int = 20,
+    population: int = 5,
+    seed: int = 0,
+    progress: bool = True,
+) -> tuple[VoltageServoParams, float]:
+    """The voltage servo model (:mod:`sim.voltage_servo`, one for every position joint) that replays ``logs``
+    best, by differential evolution over the free parameters of ``model`` (deterministic for a seed). A candidate
+    too stiff for the config's physics rate scores as a failure."""
+    from scipy.optimize import differential_evolution
+    from tqdm import tqdm
+
+    from calibration.servo_sysid import BOUNDS, MODELS
+
+    if model not in MODELS:
+        raise SysidError(f"unknown model {model!r}; expected one of {sorted(MODELS)}")
+    free = list(MODELS[model])
+    base = vars(VoltageServoParams())
+
+    def params(x: np.ndarray) -> VoltageServoParams:
+        return VoltageServoParams(**{**base, **dict(zip(free, (float(v) for v in x), strict=True))})
+
+    def objective(x: np.ndarray) -> float:
+        try:
+            return score(config, logs, {}, params(x))["mae_rad"]
+        except ValueError:  # too stiff for the physics rate
+            return 10.0
+
+    bar = tqdm(total=iterations, desc=f"sysid robot {model}", unit="gen", disable=not progress, leave=False)
+
+    def callback(intermediate_result: Any) -> None:
+        bar.update(1)
+        bar.set_postfix(mae_mrad=f"{1000 * intermediate_result.fun:.2f}")
+
+    try:
+        result = differential_evolution(
+            objective,
+            [BOUNDS[n] for n in free],
+            popsize=population,
+            maxiter=iterations,
+            seed=seed,
+            polish=False,
+            tol=1e-4,
+            callback=callback,
+        )
+    finally:
+        bar.close()
+    return params(result.x), float(result.fun)
 
 
 def _task_terms(task: str) -> dict[str, Any]:

@@ -82,7 +82,7 @@ def run_voltage(
     eval_logs = [servo_sysid.load_servo_log(p) for p in eval_paths]
     record: dict[str, Any]
     if params_path:
-        record = load_params(params_path, "voltage_servo")
+        record = load_params(params_path, ("voltage_servo",))
         params = VoltageServoParams(**record["params"])
     else:
         result = servo_sysid.fit(fit_logs, model=model, iterations=iterations, seed=seed, progress=progress)
@@ -121,6 +121,7 @@ def run_robot(
     params_path: str | None,
     out: str | None,
     robot: str | None,
+    model: str,
     iterations: int,
     seed: int,
     plot: str | None,
@@ -128,6 +129,9 @@ def run_robot(
     emit_ranges: str | None,
     progress: bool = True,
 ) -> dict[str, Any]:
+    """``model``: ``sim`` fits the PyBullet servo parameters the tasks randomize (a domain); ``load`` or
+    ``coulomb_viscous`` fits a voltage servo model (:mod:`sim.voltage_servo`), usable as the config's
+    ``sim.servo_model``."""
     config, fit_logs = robot_sysid.load_robot_logs(fit_paths, robot) if fit_paths else (None, [])
     if eval_paths:
         eval_config, eval_logs = robot_sysid.load_robot_logs(eval_paths, robot)
@@ -138,12 +142,17 @@ def run_robot(
         eval_logs = []
     assert config is not None
     task = robot_sysid.TASK_OF_KIND[config.kind]
+    targets: dict[str, float] = {}
+    voltage = None
     if params_path:
-        record = load_params(params_path, "sim_servo")
-        if record["robot"] != config.name:
+        record = load_params(params_path, ("sim_servo", "voltage_servo"))
+        if record.get("robot", config.name) != config.name:
             raise SysidError(f"{params_path}: fitted on robot {record['robot']!r}, these logs are {config.name!r}")
-        targets = record["targets"]
-    else:
+        if record["kind"] == "voltage_servo":
+            voltage = VoltageServoParams(**record["params"])
+        else:
+            targets = record["targets"]
+    elif model == "sim":
         targets, mae = robot_sysid.fit(config, fit_logs, iterations=iterations, seed=seed, progress=progress)
         record = {
             "kind": "sim_servo",
@@ -153,16 +162,35 @@ def run_robot(
             "domain": {k: round(v, 6) for k, v in robot_sysid.domain_from_targets(task, targets).items()},
             "fit": {"logs": [str(p) for p in fit_paths], "mae_rad": round(mae, 6), "seed": seed},
         }
-        if out:
-            robot_sysid.write_yaml(record, out, header="s2r sysid: simulated servo parameters (env targets)")
-    report: dict[str, Any] = {"kind": "sim_servo", "robot": config.name, "targets": record["targets"]}
-    report["domain"] = record["domain"]
+    else:
+        voltage, mae = robot_sysid.fit_voltage(
+            config, fit_logs, model=model, iterations=iterations, seed=seed, progress=progress
+        )
+        record = {
+            "kind": "voltage_servo",
+            "model": model,
+            "robot": config.name,
+            "params": {k: round(v, 6) for k, v in vars(voltage).items()},
+            "fit": {"logs": [str(p) for p in fit_paths], "mae_rad": round(mae, 6), "seed": seed},
+        }
+    if out and not params_path:
+        header = "s2r sysid: " + (
+            "simulated servo parameters (env targets)"
+            if record["kind"] == "sim_servo"
+            else "voltage servo model; use it as the hardware config's sim.servo_model"
+        )
+        robot_sysid.write_yaml(record, out, header=header)
+    report: dict[str, Any] = {"kind": record["kind"], "robot": config.name}
+    report |= {k: record[k] for k in ("targets", "domain", "params", "model") if k in record}
+    default = VoltageServoParams() if voltage is not None else None
     for label, logs in (("fit_logs", fit_logs), ("eval_logs", eval_logs)):
         if logs:
             report[label] = {
-                "fitted": _rounded(robot_sysid.score(config, logs, targets)),
-                "default": _rounded(robot_sysid.score(config, logs, {})),
+                "fitted": _rounded(robot_sysid.score(config, logs, targets, voltage)),
+                "default": _rounded(robot_sysid.score(config, logs, {}, default)),
             }
+    if (emit_domain or emit_ranges) and record["kind"] != "sim_servo":
+        raise SysidError("--emit-domain/--emit-ranges need the sim servo parameters (--model sim)")
     if emit_domain:
         robot_sysid.write_yaml(record["domain"], emit_domain, header=f"domain fitted by s2r sysid on {config.name}")
         report["domain_file"] = emit_domain
@@ -171,19 +199,21 @@ def run_robot(
         robot_sysid.write_yaml(ranges, emit_ranges, header=f"{task} randomization centred by s2r sysid")
         report["ranges_file"] = emit_ranges
     if plot:
-        robot_sysid.plot(config, (eval_logs or fit_logs)[0], {"default": {}, "fitted": targets}, plot)
+        models = {"default": ({}, default), "fitted": (targets, voltage)}
+        robot_sysid.plot(config, (eval_logs or fit_logs)[0], models, plot)
         report["plot"] = plot
     return report
 
 
-def load_params(path: str | Path, kind: str) -> dict[str, Any]:
+def load_params(path: str | Path, kinds: tuple[str, ...]) -> dict[str, Any]:
+    """A parameters file written by ``s2r sysid``, of one of ``kinds``."""
     try:
         record = yaml.safe_load(Path(path).read_text())
     except (OSError, yaml.YAMLError) as exc:
         raise SysidError(f"{path}: not a readable parameters file ({exc})") from exc
-    if not isinstance(record, dict) or record.get("kind") != kind:
-        found = record.get("kind") if isinstance(record, dict) else None
-        raise SysidError(f"{path}: parameters of kind {found!r}, but these logs need {kind!r}")
+    found = record.get("kind") if isinstance(record, dict) else None
+    if found not in kinds:
+        raise SysidError(f"{path}: parameters of kind {found!r}, but these logs need {' or '.join(kinds)}")
     return record
 
 
@@ -192,7 +222,7 @@ def run(
     eval_logs: list[str] | None,
     params: str | None = None,
     out: str | None = None,
-    model: str = "load",
+    model: str | None = None,
     iterations: int | None = None,
     seed: int = 0,
     plot: str | None = None,
@@ -211,6 +241,9 @@ def run(
         raise SysidError("give --out PARAMS.yaml to keep the fit")
     kind = log_kind(fit_paths + eval_paths)
     if kind == "voltage_servo":
+        model = model or "load"
+        if model == "sim":
+            raise SysidError("--model sim fits a robot's simulated servos: it needs robot logs (.mcap)")
         if emit_domain or emit_ranges:
             raise SysidError(
                 "--emit-domain/--emit-ranges need a robot fit (MCAP logs): the test bench's voltage model "
@@ -218,7 +251,18 @@ def run(
             )
         return run_voltage(fit_paths, eval_paths, params, out, model, iterations or 150, seed, plot, progress)
     return run_robot(
-        fit_paths, eval_paths, params, out, robot, iterations or 20, seed, plot, emit_domain, emit_ranges, progress
+        fit_paths,
+        eval_paths,
+        params,
+        out,
+        robot,
+        model or "sim",
+        iterations or 20,
+        seed,
+        plot,
+        emit_domain,
+        emit_ranges,
+        progress,
     )
 
 

@@ -858,9 +858,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", help="write the fitted parameters here (YAML)")
     p.add_argument(
         "--model",
-        choices=["load", "coulomb_viscous"],
-        default="load",
-        help="test-bench logs: friction model (default: load, Coulomb + viscous + load-dependent)",
+        choices=["sim", "load", "coulomb_viscous"],
+        help="load / coulomb_viscous: a voltage servo model with that friction (Coulomb + viscous, plus "
+        "load-dependent for load; the default for test-bench logs); sim: the simulated robot's servo parameters "
+        "the tasks randomize (robot logs only; their default)",
     )
     p.add_argument("--iterations", type=int, help="most generations of the search (default: 150 bench, 20 robot)")
     p.add_argument("--seed", type=int, default=0)
