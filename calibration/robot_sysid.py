@@ -20,6 +20,7 @@ from typing import Any
 import numpy as np
 import yaml
 
+from calibration.search import minimize
 from calibration.servo_sysid import SysidError
 from real.hardware_config import SERVO_MODELS, HardwareConfig
 from real.replay import _robot_config, log_cycles, sim_replay_errors
@@ -119,34 +120,13 @@ def fit(
     progress: bool = True,
 ) -> tuple[dict[str, float], float]:
     """Fitted targets and their mean MAE over ``logs``, by differential evolution (deterministic for a seed)."""
-    from scipy.optimize import differential_evolution
-    from tqdm import tqdm
-
     space = targets_for(config)
     names = list(space)
 
     def objective(x: np.ndarray) -> float:
         return score(config, logs, dict(zip(names, x, strict=True)))["mae_rad"]
 
-    bar = tqdm(total=iterations, desc="sysid robot", unit="gen", disable=not progress, leave=False)
-
-    def callback(intermediate_result: Any) -> None:
-        bar.update(1)
-        bar.set_postfix(mae_mrad=f"{1000 * intermediate_result.fun:.2f}")
-
-    try:
-        result = differential_evolution(
-            objective,
-            [space[n] for n in names],
-            popsize=population,
-            maxiter=iterations,
-            seed=seed,
-            polish=False,
-            tol=1e-4,
-            callback=callback,
-        )
-    finally:
-        bar.close()
+    result = minimize(objective, [space[n] for n in names], iterations, population, seed, "sysid robot", progress)
     return {n: float(v) for n, v in zip(names, result.x, strict=True)}, float(result.fun)
 
 
@@ -199,9 +179,6 @@ def fit_voltage(
     """The voltage servo model (:mod:`sim.voltage_servo`, one for every position joint) that replays ``logs``
     best, by differential evolution over the free parameters of ``model`` (deterministic for a seed). A candidate
     too stiff for the config's physics rate scores as a failure."""
-    from scipy.optimize import differential_evolution
-    from tqdm import tqdm
-
     from calibration.servo_sysid import BOUNDS, MODELS
 
     if model not in MODELS:
@@ -218,25 +195,9 @@ def fit_voltage(
         except ValueError:  # too stiff for the physics rate
             return 10.0
 
-    bar = tqdm(total=iterations, desc=f"sysid robot {model}", unit="gen", disable=not progress, leave=False)
-
-    def callback(intermediate_result: Any) -> None:
-        bar.update(1)
-        bar.set_postfix(mae_mrad=f"{1000 * intermediate_result.fun:.2f}")
-
-    try:
-        result = differential_evolution(
-            objective,
-            [BOUNDS[n] for n in free],
-            popsize=population,
-            maxiter=iterations,
-            seed=seed,
-            polish=False,
-            tol=1e-4,
-            callback=callback,
-        )
-    finally:
-        bar.close()
+    result = minimize(
+        objective, [BOUNDS[n] for n in free], iterations, population, seed, f"sysid robot {model}", progress
+    )
     return params(result.x), float(result.fun)
 
 

@@ -20,6 +20,7 @@ from typing import Any
 
 import numpy as np
 
+from calibration.search import minimize
 from sim.voltage_servo import DEFAULT_DT, PendulumLoad, VoltageServoParams, simulate
 
 #: Search bounds of each parameter (same order as VoltageServoParams.names()); wide around the XL330 datasheet.
@@ -172,7 +173,6 @@ class FitResult:
     model: str
     mae_rad: float  # on the fit logs
     generations: int
-    evaluations: int
     seed: int
 
 
@@ -188,9 +188,6 @@ def fit(
 
     population: candidates per free parameter (SciPy's ``popsize``); iterations: the most generations (it stops
     earlier when the population has converged)."""
-    from scipy.optimize import differential_evolution
-    from tqdm import tqdm
-
     if model not in MODELS:
         raise SysidError(f"unknown model {model!r}; expected one of {sorted(MODELS)}")
     if not logs:
@@ -211,29 +208,18 @@ def fit(
             [np.mean([np.mean(np.abs(s - log.position)) for s, log in zip(row, logs, strict=True)]) for row in sims]
         )
 
-    bar = tqdm(total=iterations, desc=f"sysid {model}", unit="gen", disable=not progress, leave=False)
-
-    def callback(intermediate_result: Any) -> None:
-        bar.update(1)
-        bar.set_postfix(mae_mrad=f"{1000 * intermediate_result.fun:.1f}")
-
-    try:
-        result = differential_evolution(
-            objective,
-            [BOUNDS[names[i]] for i in free],
-            popsize=population,
-            maxiter=iterations,
-            seed=seed,
-            vectorized=True,
-            updating="deferred",
-            polish=False,
-            tol=1e-4,
-            callback=callback,
-        )
-    finally:
-        bar.close()
+    result = minimize(
+        objective,
+        [BOUNDS[names[i]] for i in free],
+        iterations,
+        population,
+        seed,
+        f"sysid {model}",
+        progress,
+        vectorized=True,
+    )
     params = VoltageServoParams.from_vector(full(result.x[:, None])[:, 0])
-    return FitResult(params, model, float(result.fun), int(result.nit), int(result.nfev), seed)
+    return FitResult(params, model, result.fun, result.generations, seed)
 
 
 def plot(logs: Sequence[ServoLog], models: dict[str, VoltageServoParams], out: str | Path, title: str = "") -> Path:
