@@ -14,6 +14,7 @@ surfaces and at random.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import albumentations as A
@@ -74,6 +75,9 @@ class ImageNoise:
             assert (ramp == ramp[:, :, :1]).all(), "brightness / contrast / gamma differ between channels"
             self._lut = np.ascontiguousarray(ramp[0, :, 0], dtype=np.uint8)
         self._jpeg = A.ImageCompression() if q.jpeg_quality < 100 else None
+        # Taps out to 2.5 sigma: OpenCV's own choice for uint8 (3 sigma) adds taps that weigh under 1/256 and, at
+        # 7x7, leaves its fast path (37 vs 14 us on 64x64 at sigma 0.8, with the same output; measured).
+        self._blur_size = 2 * math.ceil(2.5 * q.blur_sigma) + 1
         self._color_bank: np.ndarray | None = None
         self._buffers: dict[str, np.ndarray] = {}
         self._depth_bank: tuple[np.ndarray, ...] | None = None
@@ -104,7 +108,7 @@ class ImageNoise:
             # one saturating OpenCV add of signed noise (separate add and subtract of its halves took 2.5x longer)
             out = cv2.add(out, self._window(self._color_bank, rgb.shape, rgb.size), dtype=cv2.CV_8U)
         if q.blur_sigma > 0.3:
-            out = cv2.GaussianBlur(out, (0, 0), q.blur_sigma)
+            out = cv2.GaussianBlur(out, (self._blur_size, self._blur_size), q.blur_sigma)
         if self._lut is not None:
             out = cv2.LUT(out, self._lut)
         if self._jpeg is not None:
