@@ -43,6 +43,9 @@ def _cmd_expert(args: argparse.Namespace) -> int:
 def _cmd_demo(args: argparse.Namespace) -> int:
     """The whole story on the built-in mock arm: experts in simulation, then a trained policy deployed through the
     hardware layer into a reality outside its training ranges, logged, replay-checked and reported."""
+    import yaml
+
+    from calibration import robot_sysid
     from policies.evaluate import evaluate
     from policies.rollout import run_expert
     from real.deploy import DeployConfig, deploy
@@ -103,7 +106,19 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     worst = max(drift["rms_error"], key=drift["rms_error"].get)
     print(
         f"  the nominal sim driven by the logged commands drifts from the reality by RMS "
-        f"{drift['rms_error'][worst]:.3g} at most ({worst}): what system identification would fit"
+        f"{drift['rms_error'][worst]:.3g} at most ({worst})"
+    )
+    print("5. system identification: the sim's servos fitted to the log (s2r sysid)")
+    config, logs = robot_sysid.load_robot_logs([log])
+    targets, _ = robot_sysid.fit(config, logs, iterations=12, seed=args.seed)
+    fitted, nominal = robot_sysid.score(config, logs, targets), robot_sysid.score(config, logs, {})
+    domain = robot_sysid.domain_from_targets("grasp", targets)
+    truth = yaml.safe_load(Path(reality).read_text()) or {}
+    report["sysid"] = {"domain": domain, "mae_rad": fitted["mae_rad"], "nominal_mae_rad": nominal["mae_rad"]}
+    print(
+        f"  latency {1000 * domain['latency_s']:.0f} ms (the reality: {1000 * truth.get('latency_s', 0):.0f} ms), "
+        f"position gain x{domain['servo_position_gain_scale']:.2f}; replay error MAE "
+        f"{1000 * nominal['mae_rad']:.1f} -> {1000 * fitted['mae_rad']:.1f} mrad"
     )
     _write_json(out / "demo.json", report)
     print(f"demo finished in {time.monotonic() - t0:.1f} s; report in {out / 'demo.json'}")

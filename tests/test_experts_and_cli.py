@@ -180,7 +180,8 @@ def test_demo_tells_the_whole_story(tmp_path, capsys):
     argv = ["demo", "--out", str(out), "--episodes", "2", "--video-episodes", "1", "--deploy-episodes", "1"]
     assert s2r(argv) == 0
     report = json.loads((out / "demo.json").read_text())
-    assert set(report) == {"grasp_expert", "navigate_expert", "policy_in_sim", "deployment", "replay"}
+    assert set(report) == {"grasp_expert", "navigate_expert", "policy_in_sim", "deployment", "replay", "sysid"}
     assert report["deployment"]["ended"] == "completed" and report["deployment"]["robot"] == "openmanipulator_x_mock"
     assert report["replay"]["check_policy"]["matches"] and (out / "deploy_grasp.mcap").stat().st_size > 1000
-    assert "4. replaying the log" in capsys.readouterr().out
+    assert report["sysid"]["mae_rad"] < report["sysid"]["nominal_mae_rad"]  # the fit explains the reality better
+    assert "5. system identification" in capsys.readouterr().out
