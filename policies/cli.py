@@ -502,6 +502,7 @@ def _cmd_calibrate_capture(args: argparse.Namespace) -> int:
         answer = input(f"Pose {k + 1}/{args.samples}: move the arm, hold it still, Enter to capture (q: finish) ")
         return answer.strip().lower() != "q"
 
+    input("Hold the arm: its torque goes off when you press Enter (it would fall otherwise)... ")
     with DynamixelBus(args.port or config.bus.port, config.bus.baudrate) as bus, RealSenseCamera(cam) as camera:
         motors = MotorBus(config, bus)
         motors.set_torque(False)  # the arm is moved by hand
@@ -565,7 +566,8 @@ def _cmd_calibrate_motors(args: argparse.Namespace) -> int:
 
     path = resolve_config_path(args.robot)
     config = load_hardware_config(path)
-    print(f"{config.name}: homing {config.bus.port}; torque goes off on every position joint (hold the arm).")
+    print(f"{config.name}: homing on {config.bus.port}.")
+    input("Hold the arm: its torque goes off when you press Enter (it would fall otherwise)... ")
     with DynamixelBus(args.port or config.bus.port, config.bus.baudrate) as bus:
         result = home_motors(config, bus, ConsoleOperator())
     for cal in result.motors:

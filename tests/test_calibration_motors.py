@@ -138,8 +138,13 @@ def test_cli_homes_through_console_prompts(robot_file, monkeypatch, capsys):
     operator = ScriptedOperator(plant)
     rest = dict(config.arm.rest)
 
+    prompts = []
+
     def answer(prompt: str) -> str:  # the person at the console does what each prompt asks
-        if "zero pose" in prompt:
+        prompts.append(prompt)
+        if "torque goes off" in prompt:
+            pass  # holding the arm
+        elif "zero pose" in prompt:
             operator.pose("zero", {})
         elif "rest pose" in prompt:
             operator.pose("rest", rest)
@@ -151,5 +156,6 @@ def test_cli_homes_through_console_prompts(robot_file, monkeypatch, capsys):
     with server:
         assert main(["calibrate", "motors", "--robot", str(robot_file)]) == 0
     out = capsys.readouterr().out
+    assert "torque goes off" in prompts[0]  # warned before anything is released
     assert "joint3 (id 13): offset +1.04" in out and "direction -1" in out
     assert load_hardware_config(robot_file).motors[2].direction == -1
