@@ -180,7 +180,8 @@ def run_robot(
             else "voltage servo model; use it as the hardware config's sim.servo_model"
         )
         robot_sysid.write_yaml(record, out, header=header)
-    report: dict[str, Any] = {"kind": record["kind"], "robot": config.name}
+    unit = "rad" if config.kind == "arm" else "rad/s"  # wheels: their velocity (their angle drifts freely)
+    report: dict[str, Any] = {"kind": record["kind"], "robot": config.name, "unit": unit}
     report |= {k: record[k] for k in ("targets", "domain", "params", "model") if k in record}
     default = VoltageServoParams() if voltage is not None else None
     for label, logs in (("fit_logs", fit_logs), ("eval_logs", eval_logs)):
@@ -274,7 +275,8 @@ def summary_lines(report: dict[str, Any]) -> list[str]:
             continue
         scores = report[label]
         parts = [f"{name} {1000 * s['mae_rad']:.1f}" for name, s in scores.items()]
-        lines.append(f"{label.replace('_', ' ')} ({len(scores['fitted']['logs'])}): MAE mrad " + ", ".join(parts))
+        unit = "m" + report.get("unit", "rad")
+        lines.append(f"{label.replace('_', ' ')} ({len(scores['fitted']['logs'])}): MAE {unit} " + ", ".join(parts))
         for log, s in scores["fitted"]["logs"].items():
             d = scores["default"]["logs"][log]
             lines.append(

@@ -227,3 +227,16 @@ def test_robot_voltage_fit_predicts_a_held_out_log():
     fitted, _ = robot_sysid.fit_voltage(config, [fit_log], "coulomb_viscous", iterations=10, seed=0, progress=False)
     score = robot_sysid.score(config, [held_out], {}, fitted)["mae_rad"]
     assert score < default / 4, (score, default)  # measured: 5.3 vs 33 mrad
+
+
+def test_base_logs_fit_the_wheels_and_pin_the_navigate_domain(tmp_path, capsys):
+    domain_file = tmp_path / "domain.yaml"
+    argv = ["sysid", "--logs", str(DATA / "mock_base_navigate.mcap"), "--out", str(tmp_path / "base.yaml")]
+    assert main([*argv, "--iterations", "3", "--emit-domain", str(domain_file)]) == 0
+    assert "MAE mrad/s" in capsys.readouterr().out  # wheel velocities
+    domain = yaml.safe_load(domain_file.read_text())
+    assert set(domain) == {"servo_strength", "latency_s"}
+    env = gym.make("s2r/Navigate-v0", domain=str(domain_file))
+    _, info = env.reset(seed=0)
+    env.close()
+    assert info["domain"]["latency_s"] == pytest.approx(domain["latency_s"])
