@@ -226,6 +226,7 @@ def _cmd_distill(args: argparse.Namespace) -> int:
             encoder=args.encoder,
             learning_rate=args.lr,
             image_size=args.image_size,
+            keep_every=args.keep_every,
         )
     )
     best = report["best"]
@@ -725,6 +726,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--encoder", default="cnn", choices=["cnn", "keypoints"], help="image encoder of the student")
     p.add_argument("--lr", type=float, default=5e-4, help="Adam learning rate (default 5e-4)")
     p.add_argument("--image-size", type=int, default=64, help="square camera image side in px (default 64)")
+    p.add_argument(
+        "--keep-every", type=int, default=1, help="keep every K-th visited state (more scenes per sample; default 1)"
+    )
     p.add_argument("--out", required=True, help="run folder: eval.json, report.json, bundle/")
     p.set_defaults(func=_cmd_distill)
 
