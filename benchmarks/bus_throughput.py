@@ -8,12 +8,12 @@ Usage: python benchmarks/bus_throughput.py [--reads N] [--json OUT]; prints the 
 from __future__ import annotations
 
 import argparse
-import json
 import tempfile
 import time
 from pathlib import Path
 
 import dynamixel_sdk as sdk
+from report import emit  # benchmarks/report.py (scripts run from this folder)
 
 from real.dynamixel.bus import DynamixelBus
 from real.dynamixel.control_table import MODELS
@@ -109,10 +109,7 @@ def main() -> None:
         },
     }
     out = {"benchmark": "bus_throughput", "servos": len(IDS), "baudrate": 1_000_000, "results": results, **ratio}
-    text = json.dumps(out, indent=2)
-    print(text)
-    if args.json:
-        Path(args.json).write_text(text + "\n")
+    emit(out, args.json)
 
 
 if __name__ == "__main__":

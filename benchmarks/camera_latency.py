@@ -19,13 +19,13 @@ Usage: python benchmarks/camera_latency.py [--frames N] [--width W --height H --
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import platform
 import time
 
 import numpy as np
 import pybullet as p
+from report import emit  # benchmarks/report.py (scripts run from this folder)
 
 from real.cameras.realsense import RealSenseCamera, SoftwareSource
 from real.cameras.simulated_realsense import SimulatedRealSense, pybullet_renderer, static_pose
@@ -108,11 +108,7 @@ def main() -> None:
         "aligned": measure(client, args.width, args.height, args.fps, args.frames, depth=True),
         "color_only": measure(client, args.width, args.height, args.fps, args.frames, depth=False),
     }
-    text = json.dumps(result, indent=2)
-    print(text)
-    if args.json:
-        with open(args.json, "w") as f:
-            f.write(text + "\n")
+    emit(result, args.json)
 
 
 if __name__ == "__main__":

@@ -12,13 +12,13 @@ Usage: python benchmarks/control_loop.py [--seconds S] [--rates 50 100] [--json 
 from __future__ import annotations
 
 import argparse
-import json
 import platform
 import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
+from report import emit  # benchmarks/report.py (scripts run from this folder)
 
 from real.deploy import MockHardware
 from real.hardware_config import load_hardware_config
@@ -90,10 +90,7 @@ def main() -> None:
         "robot": "mock/openmanipulator_x",
         "results": [run(rate, args.seconds) for rate in args.rates],
     }
-    text = json.dumps(out, indent=2)
-    print(text)
-    if args.json:
-        Path(args.json).write_text(text + "\n")
+    emit(out, args.json)
 
 
 if __name__ == "__main__":

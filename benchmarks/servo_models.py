@@ -15,7 +15,6 @@ Usage: python benchmarks/servo_models.py [--rounds R] [--json OUT]; prints the J
 from __future__ import annotations
 
 import argparse
-import json
 import platform
 import tempfile
 import time
@@ -24,6 +23,7 @@ from pathlib import Path
 import numpy as np
 import pybullet as p
 import yaml
+from report import emit  # benchmarks/report.py (scripts run from this folder)
 
 from real.hardware_config import HARDWARE_CONFIG_DIR, load_hardware_config
 from sim.pybullet_robot import PyBulletRobot
@@ -98,10 +98,7 @@ def main() -> None:
         "arm": arm(args.rounds),
         "integrator": integrator(),
     }
-    text = json.dumps(out, indent=2)
-    print(text)
-    if args.json:
-        Path(args.json).write_text(text + "\n")
+    emit(out, args.json)
 
 
 if __name__ == "__main__":

@@ -27,7 +27,6 @@ prints the JSON too.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import platform
 import time
@@ -35,6 +34,7 @@ import time
 import gymnasium as gym
 import numpy as np
 import pybullet as p
+from report import emit  # benchmarks/report.py (scripts run from this folder)
 
 from sim import TASK_IDS as TASKS  # importing sim registers the envs
 from sim.randomization.config import neutral_value
@@ -220,10 +220,7 @@ def main() -> None:
             "obs_mode": "rgbd",
             "step_cost_paired_median": breakdown(args.breakdown, args.rounds),
         }
-        print(json.dumps(out, indent=2))
-        if args.json:
-            with open(args.json, "w") as f:
-                f.write(json.dumps(out, indent=2) + "\n")
+        emit(out, args.json)
         return
     results, costs = [], []
     for task in TASKS:
@@ -254,11 +251,7 @@ def main() -> None:
         "results": results,
         "randomization_cost": costs,
     }
-    text = json.dumps(out, indent=2)
-    print(text)
-    if args.json:
-        with open(args.json, "w") as f:
-            f.write(text + "\n")
+    emit(out, args.json)
 
 
 if __name__ == "__main__":
