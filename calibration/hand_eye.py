@@ -186,9 +186,10 @@ def hand_eye_from_samples(
     """Solve for camera ``camera``'s mount. ``parent`` (default: the config's) is ``world`` for a fixed camera
     (eye-to-hand; the board rides on ``board_link``, default the arm's end-effector link) or the link the camera
     rides on (eye-in-hand; the board is fixed in the world)."""
-    cam = next((c for c in config.cameras if c.name == camera), None)
-    if cam is None:
-        raise CalibrationError(f"{config.name} has no camera {camera!r}; cameras: {[c.name for c in config.cameras]}")
+    try:
+        cam = config.camera(camera)
+    except KeyError as exc:
+        raise CalibrationError(exc.args[0]) from None
     parent = parent or cam.parent
     eye_in_hand = parent != "world"
     if not eye_in_hand and board_link is None:

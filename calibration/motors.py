@@ -29,10 +29,10 @@ from typing import Protocol
 import numpy as np
 
 from calibration.config_edit import write_checked
-from real.dynamixel.bus import DynamixelBus, DynamixelError
+from real.dynamixel.bus import DynamixelBus
 from real.dynamixel.control_table import MODELS
-from real.dynamixel.motor_bus import POSITION_TICKS, WrapAroundError, position_limit_ticks
-from real.hardware_config import ConfigError, ControlMode, HardwareConfig, Motor
+from real.dynamixel.motor_bus import POSITION_TICKS, MotorBus, WrapAroundError, position_limit_ticks
+from real.hardware_config import ConfigError, ControlMode, HardwareConfig
 
 MIN_DIRECTION_RAD = 0.3  # motor angle change between zero and rest pose needed to tell a direction
 MIN_SWEEP_RAD = 0.2  # motor angle a joint must move in the sweep for its limits to be measured
@@ -84,43 +84,23 @@ class HomingResult:
     warnings: list[str] = field(default_factory=list)
 
 
-def _read_motor_angles(bus: DynamixelBus, motors: list[Motor]) -> np.ndarray:
-    """Motor angles (rad, 2048 ticks = 0) of ``motors``, from Present Position."""
-    reg = MODELS[motors[0].model].register("present_position")
-    raw = bus.sync_read([m.id for m in motors], reg)
-    return np.array([MODELS[m.model].register("present_position").to_si(raw[m.id]) for m in motors])
-
-
-def _check_motors(bus: DynamixelBus, config: HardwareConfig, motors: list[Motor]) -> None:
-    problems = []
-    for m in motors:
-        try:
-            number = bus.ping(m.id)
-        except DynamixelError:
-            problems.append(f"id {m.id} ({m.joint}): no answer")
-            continue
-        if number != MODELS[m.model].model_number:
-            problems.append(f"id {m.id} ({m.joint}): model number {number}, config says {m.model}")
-    if problems:
-        raise HomingError(f"{config.name}: " + "; ".join(problems))
-
-
 def home_motors(config: HardwareConfig, bus: DynamixelBus, operator: Operator) -> HomingResult:
     """Run the homing procedure of the module docstring on ``config``'s position joints through ``bus`` (open);
     torque is turned off first and left off. Nothing is written to the config here: see :func:`save`."""
     if config.arm is None:
         raise HomingError(f"{config.name}: homing needs an arm with a rest pose (arm.rest); wheels need none")
     motors = [m for m in config.motors if m.mode != ControlMode.velocity]
-    _check_motors(bus, config, motors)
+    servos = MotorBus(config.model_copy(update={"motors": motors}), bus)
+    servos.check_motors()
+    servos.set_torque(False)
     for m in motors:
-        bus.write(m.id, MODELS[m.model].register("torque_enable"), 0)
         bus.write(m.id, MODELS[m.model].register("homing_offset"), 0)  # offsets live in the config
     zero = {m.joint: 0.0 for m in motors}
     operator.pose("zero", zero)
-    at_zero = _read_motor_angles(bus, motors)
+    at_zero = servos.read_motor_angles()
     rest = {m.joint: float(config.arm.rest[m.joint]) for m in motors}
     operator.pose("rest", rest)
-    at_rest = _read_motor_angles(bus, motors)
+    at_rest = servos.read_motor_angles()
 
     samples: list[np.ndarray] = []
     failure: list[BaseException] = []
@@ -129,7 +109,7 @@ def home_motors(config: HardwareConfig, bus: DynamixelBus, operator: Operator) -
     def reader() -> None:
         try:
             while not done.is_set():
-                samples.append(_read_motor_angles(bus, motors))
+                samples.append(servos.read_motor_angles())
                 time.sleep(SWEEP_PERIOD_S)
         except BaseException as exc:  # reported after the sweep
             failure.append(exc)

@@ -23,7 +23,7 @@ import yaml
 from calibration.search import minimize
 from calibration.servo_sysid import SysidError
 from real.hardware_config import SERVO_MODELS, HardwareConfig
-from real.replay import _robot_config, log_cycles, sim_replay_errors
+from real.replay import log_cycles, log_robot_config, sim_replay_errors
 from sim.pybullet_robot import servo_params_from_targets
 from sim.voltage_servo import VoltageServoParams
 
@@ -63,10 +63,10 @@ def load_robot_logs(
     """Read the logs' control cycles; they must all come from one robot (``robot`` overrides the logs' own)."""
     if not paths:
         raise SysidError("no MCAP logs given")
-    config = _robot_config(paths[0], robot)
+    config = log_robot_config(paths[0], robot)
     logs = []
     for path in paths:
-        other = _robot_config(path, robot)
+        other = log_robot_config(path, robot)
         if other.name != config.name:
             raise SysidError(f"{path}: robot {other.name!r}, but {paths[0]} is {config.name!r}; fit one robot at once")
         logs.append(RobotLog(Path(path).stem, log_cycles(path)))

@@ -445,6 +445,14 @@ def _cmd_calibrate_intrinsics(args: argparse.Namespace) -> int:
     return 0
 
 
+def _config_camera(config, name: str | None):
+    """``config.camera(name)``, its KeyError as a CalibrationError (a clear message, exit status 2)."""
+    try:
+        return config.camera(name)
+    except KeyError as exc:
+        raise CalibrationError(exc.args[0]) from None
+
+
 def _capture_live(args: argparse.Namespace, board) -> list[str]:
     """Views kept from the configured camera (written next to --out, in OUT_views/)."""
     from calibration.live_capture import capture_views
@@ -454,13 +462,11 @@ def _capture_live(args: argparse.Namespace, board) -> list[str]:
     config = load_hardware_config(args.live)
     if config.mock is not None:
         raise CalibrationError(f"{config.name} is a mock robot: its camera renders the task scene, with no board in it")
-    cams = [c for c in config.cameras if args.camera in (None, c.name)]
-    if not cams:
-        raise CalibrationError(f"{config.name} has no camera {args.camera!r}")
+    cam = _config_camera(config, args.camera)
     out = Path(args.out)
     folder = out.with_name(out.stem + "_views")
-    print(f"{config.name}: camera {cams[0].name}; move the board around (near, far, corners, tilted)")
-    with RealSenseCamera(cams[0]) as camera:
+    print(f"{config.name}: camera {cam.name}; move the board around (near, far, corners, tilted)")
+    with RealSenseCamera(cam) as camera:
         files = capture_views(camera, board, folder, views=args.views, timeout_s=args.timeout, show=args.show)
     print(f"  {len(files)} views in {folder}")
     return [str(f) for f in files]
@@ -478,7 +484,7 @@ def _save_camera_intrinsics(robot: str, camera: str, intrinsics: Path) -> None:
         config_path,
         camera,
         {"intrinsics": json.dumps(relative)},
-        lambda cfg: any(c.name == camera and c.intrinsics == want for c in cfg.cameras),
+        lambda cfg: cfg.camera(camera).intrinsics == want,
     )
     print(f"  {config_path}: camera {camera} reads {relative} (previous version: {config_path}.bak)")
 
@@ -492,9 +498,7 @@ def _cmd_calibrate_capture(args: argparse.Namespace) -> int:
     from real.hardware_config import load_hardware_config
 
     config = load_hardware_config(args.robot)
-    cam = next((c for c in config.cameras if c.name == args.camera), None)
-    if cam is None:
-        raise CalibrationError(f"{config.name} has no camera {args.camera!r}")
+    cam = _config_camera(config, args.camera)
     board = Board.parse(args.board) if args.board else None
 
     def next_pose(k: int) -> bool:
@@ -524,9 +528,7 @@ def _cmd_calibrate_hand_eye(args: argparse.Namespace) -> int:
     samples = load_samples(args.samples, config.joint_names)
     if not samples:
         raise CalibrationError(f"{args.samples}: no samples")
-    cam = next((c for c in config.cameras if c.name == args.camera), None)
-    if cam is None:
-        raise CalibrationError(f"{config.name} has no camera {args.camera!r}")
+    cam = _config_camera(config, args.camera)
     distortion = None
     if args.intrinsics or cam.intrinsics:
         calib = Intrinsics.load(args.intrinsics or cam.intrinsics)
@@ -552,7 +554,7 @@ def _cmd_calibrate_hand_eye(args: argparse.Namespace) -> int:
         mount = f"{{xyz: {flow_list(result.xyz)}, rpy: {flow_list(result.rpy)}}}"
 
         def check(cfg) -> bool:
-            c = next(c for c in cfg.cameras if c.name == args.camera)
+            c = cfg.camera(args.camera)
             return c.parent == result.parent and np.allclose(c.mount.xyz, result.xyz, atol=1e-5)
 
         set_camera_fields(config_path, args.camera, {"parent": result.parent, "mount": mount}, check)

@@ -106,7 +106,7 @@ class MockHardware:
         from real.cameras.simulated_realsense import SimulatedRealSense
         from real.reality import RenderProcess
 
-        cam_cfg = next(c for c in self.config.cameras if c.name == name)
+        cam_cfg = self.config.camera(name)
         if self.render_process is None:
             self.render_process = RenderProcess(self.reality)
         renderer = self.render_process.renderer(cam_cfg.depth_range)
@@ -400,7 +400,7 @@ def deploy(cfg: DeployConfig, hardware: MockHardware | None = None) -> DeploySum
 def _live_camera(config: HardwareConfig, name: str) -> Any:
     from real.cameras.realsense import RealSenseCamera
 
-    return RealSenseCamera(next(c for c in config.cameras if c.name == name))
+    return RealSenseCamera(config.camera(name))
 
 
 def _loop_stats(cycle_ms: list[float], act_ms: list[float], late_ms: list[float], overruns: int, period: float):

@@ -21,7 +21,8 @@ from real.hardware_log import LogError, log_metadata, read_log
 from sim.joint_state import JointState
 
 
-def _robot_config(path: str | Path, robot: str | HardwareConfig | None) -> HardwareConfig:
+def log_robot_config(path: str | Path, robot: str | HardwareConfig | None) -> HardwareConfig:
+    """``robot`` (a config or its name), else the robot the log names (a mock one by its mock config)."""
     if isinstance(robot, HardwareConfig):
         return robot
     name = robot or log_metadata(path).get("robot")
@@ -169,7 +170,7 @@ def sim_replay(
     :class:`sim.servo_model.ServoParams`, e.g. fitted by system identification), open loop from each episode's
     first logged state, holding each command for the logged time to the next cycle; report the joint position
     error against the log per joint (RMS and max; for wheels, the velocity error: their angle drifts freely)."""
-    config = _robot_config(path, robot)
+    config = log_robot_config(path, robot)
     errors = sim_replay_errors(log_cycles(path), config, servo, source=str(path))
     err = np.abs(errors)
     units = {

@@ -150,14 +150,9 @@ class PyBulletRobot:
             for f, (lead, mult, off) in mimic.items()
             if lead in config.joint_names
         ]
-        # Link inertias from the URDF (a voltage model's armature is added to them about the joint axis).
-        self._inertia = {
-            i: (np.array(p.getDynamicsInfo(self.body, i, physicsClientId=client)[2]), np.abs(info_axis))
-            for i, info_axis in (
-                (i, np.array(p.getJointInfo(self.body, i, physicsClientId=client)[13]))
-                for i in range(p.getNumJoints(self.body, physicsClientId=client))
-            )
-        }
+        # Link inertia (URDF) and joint axis per voltage-driven joint, read when a voltage model first needs them:
+        # its armature is added about the axis, and taken off again when the model goes.
+        self._inertia: dict[int, tuple[np.ndarray, np.ndarray]] = {}
         self._voltage_torque = np.zeros(len(self.indices))
         self._armature_links: list[int] = []
         self._goal_by_slot: list[float] = []
@@ -246,6 +241,11 @@ class PyBulletRobot:
         self._v = v
         for idx in self._voltage_bullet:  # the damping is in the model; PyBullet's would count it twice
             p.changeDynamics(self.body, idx, jointDamping=0.0, physicsClientId=self.client)
+            if idx not in self._inertia:
+                self._inertia[idx] = (
+                    np.array(p.getDynamicsInfo(self.body, idx, physicsClientId=self.client)[2]),
+                    np.abs(np.array(p.getJointInfo(self.body, idx, physicsClientId=self.client)[13])),
+                )
             inertia, axis = self._inertia[idx]
             p.changeDynamics(
                 self.body,

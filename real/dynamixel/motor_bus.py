@@ -77,20 +77,7 @@ class MotorBus:
         """Check every motor answers with the configured model, then set torque off, return delay 0, status
         return level 2, each motor's operating mode, position limits and P gain (if configured), and the bus
         watchdog (if given)."""
-        missing, wrong = [], []
-        for m in self.motors:
-            try:
-                number = self.bus.ping(m.id)
-            except DynamixelError:
-                missing.append(m.id)
-                continue
-            if number != self.models[m.id].model_number:
-                wrong.append(f"id {m.id} ({m.joint}): model number {number}, config says {m.model}")
-        if missing or wrong:
-            raise DynamixelError(
-                f"{self.config.name} on {self.bus.port}: "
-                + "; ".join(([f"no answer from ids {missing}"] if missing else []) + wrong)
-            )
+        self.check_motors()
         for m in self.motors:
             self.bus.write(m.id, self._reg(m.id, "torque_enable"), 0)
             self.bus.write(m.id, self._reg(m.id, "return_delay_time"), 0)
@@ -109,6 +96,30 @@ class MotorBus:
                     m.id, self._reg(m.id, "bus_watchdog"), self._reg(m.id, "bus_watchdog").from_si(bus_watchdog_s)
                 )
         self.bus.return_delay_s = 0.0
+
+    def check_motors(self) -> None:
+        """Raise DynamixelError, naming them, unless every motor answers a ping with its configured model."""
+        missing, wrong = [], []
+        for m in self.motors:
+            try:
+                number = self.bus.ping(m.id)
+            except DynamixelError:
+                missing.append(m.id)
+                continue
+            if number != self.models[m.id].model_number:
+                wrong.append(f"id {m.id} ({m.joint}): model number {number}, config says {m.model}")
+        if missing or wrong:
+            raise DynamixelError(
+                f"{self.config.name} on {self.bus.port}: "
+                + "; ".join(([f"no answer from ids {missing}"] if missing else []) + wrong)
+            )
+
+    def read_motor_angles(self) -> np.ndarray:
+        """Raw motor angles (rad, Present Position with 2048 ticks = 0; no offset, direction or scale), config
+        order: what homing measures the offsets from."""
+        reg = self._reg(self.ids[0], "present_position")  # the same register on every X-series model
+        raw = self.bus.sync_read(self.ids, reg)
+        return np.array([self._reg(i, "present_position").to_si(raw[i]) for i in self.ids])
 
     def set_torque(self, on: bool, best_effort: bool = False) -> list[str]:
         """Torque on or off on every motor. ``best_effort``: go on past a motor that fails (a hardware alert: it has
