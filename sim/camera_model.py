@@ -73,16 +73,13 @@ def camera_intrinsics(width: int, height: int, calibration: str | None = None) -
     of another aspect ratio is an error (the stream would be a crop, not a scale)."""
     if calibration is None:
         return d435_color_intrinsics(width, height)
-    import yaml
+    from calibration.intrinsics import Intrinsics as Calibration  # the file's one reader
 
-    with open(calibration) as fh:
-        data = yaml.safe_load(fh)
     try:
-        k = Intrinsics(int(data["width"]), int(data["height"]), *(float(data[n]) for n in ("fx", "fy", "cx", "cy")))
-    except (TypeError, KeyError, ValueError) as exc:
-        raise ValueError(
-            f"{calibration}: not a camera calibration file (width, height, fx, fy, cx, cy): {exc}"
-        ) from None
+        c = Calibration.load(calibration)
+    except (TypeError, AttributeError) as exc:
+        raise ValueError(f"{calibration}: not a camera calibration file (s2r calibrate intrinsics): {exc}") from None
+    k = Intrinsics(c.width, c.height, c.fx, c.fy, c.cx, c.cy)
     if abs(k.width / k.height - width / height) > 0.01:
         raise ValueError(
             f"{calibration}: calibrated at {k.width}x{k.height}, the stream is {width}x{height} (another aspect "
