@@ -360,3 +360,30 @@ def test_color_lookup_table_equals_albumentations():
         ref = A.RandomBrightnessContrast().apply(rgb, alpha=c, beta=b * 255.0)
         ref = A.RandomGamma().apply(ref, gamma=g)
         np.testing.assert_array_equal(ours, ref)
+
+
+def test_depth_noise_follows_the_d435_model_and_stays_positive():
+    """RMS error k z^2 with k = scale * subpixel / (f * baseline), unbiased, never negative out to the range."""
+    from sim.randomization.image_noise import D435_BASELINE_M, D435_SUBPIXEL, ImageNoise, ImageNoiseParams
+
+    focal, scale = 60.0, 1.5
+    k = scale * D435_SUBPIXEL / (focal * D435_BASELINE_M)
+    for z in (0.5, 1.0, 2.0):
+        noise = ImageNoise(ImageNoiseParams(depth_noise_scale=scale), seed=3, max_depth_m=10.0)
+        depth = np.full((200, 200), z, np.float32)
+        err = noise.depth(depth, np.zeros((200, 200, 3), np.uint8), focal) - z
+        assert err.std() == pytest.approx(k * z**2, rel=0.05)
+        assert abs(err.mean()) < 0.05 * k * z**2
+    far = ImageNoise(ImageNoiseParams(depth_noise_scale=2.0, depth_unit=0.001), seed=0, max_depth_m=10.0)
+    out = far.depth(np.full((200, 200), 10.0, np.float32), np.zeros((200, 200, 3), np.uint8), focal)
+    assert out.min() >= 0.0 and (out > 0).mean() > 0.95
+
+
+def test_image_noise_refuses_a_noise_std_its_bank_would_clip():
+    from sim.randomization.image_noise import ImageNoise, ImageNoiseParams
+
+    with pytest.raises(ValueError, match="noise_std"):
+        ImageNoise(ImageNoiseParams(noise_std=0.2), seed=0)
+    rgb = np.full((64, 64, 3), 128, np.uint8)
+    noisy = ImageNoise(ImageNoiseParams(noise_std=0.1), seed=0).color(rgb).astype(float)
+    assert noisy.std() == pytest.approx(0.1 * 255, rel=0.05)

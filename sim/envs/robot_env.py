@@ -319,7 +319,9 @@ class RobotEnv(gym.Env):
             depth_dark_dropout=float(prm["depth.dark_dropout"]),
             depth_random_dropout=float(prm["depth.random_dropout"]),
         )
-        self.image_noise = ImageNoise(q, int(self.np_random.integers(2**31)))
+        self.image_noise = ImageNoise(
+            q, int(self.np_random.integers(2**31)), max_depth_m=float(self.camera_config.depth_range[1])
+        )
 
     # -- per-step helpers -----------------------------------------------------------------------------------
     def _substeps_now(self) -> int:
