@@ -206,6 +206,14 @@ def _cmd_train(args: argparse.Namespace) -> int:
     return 0
 
 
+def _positive_ints(text: str) -> tuple[int, ...]:
+    """ "32,64,64" -> (32, 64, 64); argparse reports the ValueError as a usage error."""
+    values = tuple(int(v) for v in text.split(","))
+    if not values or min(values) < 1:
+        raise ValueError(text)
+    return values
+
+
 def _cmd_distill(args: argparse.Namespace) -> int:
     from policies.distill import DistillConfig, distill
 
@@ -227,6 +235,11 @@ def _cmd_distill(args: argparse.Namespace) -> int:
             learning_rate=args.lr,
             image_size=args.image_size,
             keep_every=args.keep_every,
+            channels=tuple(args.channels),
+            coordinates=args.coordinates,
+            pretrain_scenes=args.pretrain_scenes,
+            pretrain_epochs=args.pretrain_epochs,
+            workers=args.workers,
         )
     )
     best = report["best"]
@@ -730,6 +743,20 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--image-size", type=int, default=64, help="square camera image side in px (default 64)")
     p.add_argument(
         "--keep-every", type=int, default=1, help="keep every K-th visited state (more scenes per sample; default 1)"
+    )
+    p.add_argument(
+        "--channels", type=_positive_ints, default=(16, 32, 32), help="encoder convolution widths (default 16,32,32)"
+    )
+    p.add_argument("--coordinates", action="store_true", help="add pixel-coordinate input channels (CoordConv)")
+    p.add_argument(
+        "--pretrain-scenes",
+        type=int,
+        default=0,
+        help="before DAgger, fit on one early teacher-labelled frame from each of N new scenes (default 0: none)",
+    )
+    p.add_argument("--pretrain-epochs", type=int, default=10, help="passes over the pretraining scenes (default 10)")
+    p.add_argument(
+        "--workers", type=int, default=os.cpu_count() or 1, help="processes collecting scenes (default: all cores)"
     )
     p.add_argument("--out", required=True, help="run folder: eval.json, report.json, bundle/")
     p.set_defaults(func=_cmd_distill)

@@ -39,6 +39,16 @@ class SpatialSoftmax(nn.Module):
 ENCODERS = ("cnn", "keypoints")
 
 
+def with_coordinates(x: torch.Tensor) -> torch.Tensor:
+    """(N, C, H, W) -> (N, C + 2, H, W): two channels holding each pixel's x and y in [-1, 1] ("CoordConv", Liu
+    et al. 2018, "An intriguing failing of convolutional neural networks and the CoordConv solution"), so that a
+    convolution can report where a feature is, not only that it is there."""
+    n, _, h, w = x.shape
+    ys = torch.linspace(-1.0, 1.0, h, dtype=x.dtype, device=x.device).view(1, 1, h, 1).expand(n, 1, h, w)
+    xs = torch.linspace(-1.0, 1.0, w, dtype=x.dtype, device=x.device).view(1, 1, 1, w).expand(n, 1, h, w)
+    return torch.cat([x, xs, ys], dim=1)
+
+
 class RGBDStudent(nn.Module):
     """``encoder="cnn"``: stride-2 convolutions, flattened, a linear embedding. ``encoder="keypoints"``: one stride-2
     then two full-resolution convolutions and a spatial softmax: the embedding is where each feature is in the
@@ -56,19 +66,21 @@ class RGBDStudent(nn.Module):
         depth_max: float = 2.0,
         aux_dim: int = 0,
         encoder: str = "cnn",
+        coordinates: bool = False,
     ) -> None:
         super().__init__()
         if encoder not in ENCODERS:
             raise ValueError(f"encoder must be one of {ENCODERS}, got {encoder!r}")
         h, w = image_size
         self.encoder_type = encoder
+        self.coordinates = bool(coordinates)
         self.depth_max = float(depth_max)
         # depth standardization measured on the training data ((d - mean) / std, clipped to +-3): set by the
         # distillation; None keeps the older scaling d / depth_max, clipped to [0, 1]
         self.depth_mean: float | None = None
         self.depth_std: float | None = None
         layers: list[nn.Module] = []
-        c_in = 4
+        n_inputs = c_in = 6 if coordinates else 4  # color, depth (and pixel coordinates)
         for i, c in enumerate(channels):
             stride = 2 if (encoder == "cnn" or i == 0) else 1
             layers += [nn.Conv2d(c_in, c, 5 if i == 0 else 3, stride=stride, padding=2 if i == 0 else 1), nn.ReLU()]
@@ -79,7 +91,7 @@ class RGBDStudent(nn.Module):
         else:
             self.encoder = nn.Sequential(*layers, nn.Flatten())
         with torch.no_grad():
-            n_flat = self.encoder(torch.zeros(1, 4, h, w)).shape[1]
+            n_flat = self.encoder(torch.zeros(1, n_inputs, h, w)).shape[1]
         self.embed = nn.Sequential(nn.Linear(n_flat, embed), nn.ReLU())
         self.head = nn.Sequential(
             nn.Linear(embed + proprio_dim, hidden),
@@ -103,6 +115,7 @@ class RGBDStudent(nn.Module):
             float(spec["depth_max"]),
             int(spec.get("aux_dim", 0)),
             str(spec.get("encoder", "cnn")),
+            bool(spec.get("coordinates", False)),
         ).with_depth_standardization(spec.get("depth_mean"), spec.get("depth_std"))
 
     def with_depth_standardization(self, mean: float | None, std: float | None) -> RGBDStudent:
@@ -115,6 +128,7 @@ class RGBDStudent(nn.Module):
         return {
             "type": "cnn",
             "encoder": self.encoder_type,
+            "coordinates": self.coordinates,
             "channels": [m.out_channels for m in convs],
             "embed": self.embed[0].out_features,
             "hidden": self.head[0].out_features,
@@ -126,13 +140,15 @@ class RGBDStudent(nn.Module):
         }
 
     def images(self, rgb: torch.Tensor, depth: torch.Tensor) -> torch.Tensor:
-        """(N, H, W, 3) uint8 and (N, H, W, 1) float metres -> (N, 4, H, W) float in [0, 1]."""
+        """(N, H, W, 3) uint8 and (N, H, W, 1) float metres -> (N, 4, H, W) network input (color in [0, 1],
+        standardized depth), plus the two coordinate channels when the student has them."""
         color = rgb.permute(0, 3, 1, 2).float() / 255.0
         if self.depth_std is not None:
             d = torch.clamp((depth.permute(0, 3, 1, 2).float() - self.depth_mean) / self.depth_std, -3.0, 3.0)
         else:
             d = torch.clamp(depth.permute(0, 3, 1, 2).float() / self.depth_max, 0.0, 1.0)
-        return torch.cat([color, d], dim=1)
+        x = torch.cat([color, d], dim=1)
+        return with_coordinates(x) if self.coordinates else x
 
     def forward(self, rgb: torch.Tensor, depth: torch.Tensor, proprio: torch.Tensor) -> torch.Tensor:
         return self.forward_with_aux(rgb, depth, proprio)[0]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 
 import gymnasium as gym
@@ -211,6 +212,55 @@ def test_distillation_makes_an_rgbd_bundle(tmp_path):
         policy.check_observation_space(state_env.observation_space)
     with pytest.raises(FileExistsError):
         distill(DistillConfig(teacher="expert", task="grasp", out=str(out), steps=10, iterations=1), progress=False)
+
+
+def test_distillation_pretrains_on_scenes_with_a_coordinate_encoder(tmp_path):
+    """--pretrain-scenes: one early teacher-labelled frame per new scene, fitted before DAgger; the CoordConv
+    student round-trips through the bundle (the loaded network gives the trained network's action)."""
+    from policies.distill import Distillation, DistillConfig
+
+    config = DistillConfig(
+        teacher="expert",
+        task="grasp",
+        out=str(tmp_path / "student"),
+        workers=2,
+        steps=60,
+        iterations=1,
+        epochs=1,
+        eval_episodes=1,
+        channels=(8, 8, 8),
+        coordinates=True,
+        pretrain_scenes=12,
+        pretrain_epochs=2,
+    )
+    run = Distillation(config)
+    scenes = run.collect_scenes(12, progress=False, chunk=6)
+    assert scenes == {"scenes": 12, "samples": 12}
+    positions = np.stack(run.data.privileged)[:, :3]
+    assert len(np.unique(positions.round(4), axis=0)) == 12  # twelve scenes, not one scene twelve times
+    serial = Distillation(dataclasses.replace(config, workers=1))
+    serial.collect_scenes(12, progress=False, chunk=6)  # the same frames in one process
+    np.testing.assert_array_equal(np.stack(serial.data.rgb), np.stack(run.data.rgb))
+    np.testing.assert_array_equal(np.stack(serial.data.action), np.stack(run.data.action))
+    trained = Distillation(config)
+    report = trained.run(progress=False)
+    assert report["pretraining"]["samples"] == 12 and np.isfinite(report["pretraining"]["loss"])
+    assert report["history"][0]["samples"] >= 12 + 60
+    policy = load(tmp_path / "student", robot=load_hardware_config("openmanipulator_x"))
+    assert policy.meta["network"]["coordinates"] is True
+    assert policy.network.encoder[0].in_channels == 6
+    env = gym.make(TASK_IDS["grasp"], obs_mode="rgbd")
+    obs, _ = env.reset(seed=4)
+    np.testing.assert_allclose(policy.act(obs), trained.student_act(obs), atol=1e-6)
+
+
+def test_coordinate_channels_hold_pixel_positions():
+    from policies.student import with_coordinates
+
+    x = with_coordinates(torch.zeros(2, 4, 3, 5))
+    assert x.shape == (2, 6, 3, 5)
+    np.testing.assert_allclose(x[0, 4, 0].numpy(), np.linspace(-1, 1, 5))  # x varies along a row
+    np.testing.assert_allclose(x[1, 5, :, 0].numpy(), np.linspace(-1, 1, 3))  # y down a column
 
 
 def test_epopt_keeps_only_the_worst_episodes(tmp_path):
