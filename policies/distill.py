@@ -430,7 +430,8 @@ def _scene_chunk(
     """Frames of scenes ``start .. start + count`` of a run seeded ``seed`` (see
     :meth:`Distillation.collect_scenes`); builds its own env and teacher unless given them."""
     teacher_spec, task, randomization, image_size, seed, start, count = chunk
-    if env is None:
+    if env is None:  # a worker process: one core each
+        torch.set_num_threads(1)
         env = task_env(task, randomization, obs_mode="rgbd", image_size=(image_size, image_size))
     if teacher is None:
         teacher = Teacher(teacher_spec, task, env)
