@@ -241,9 +241,9 @@ class Distillation:
                 cfg.image_size,
                 cfg.seed,
                 start,
-                min(SCENE_CHUNK, scenes - start),
+                min(chunk, scenes - start),
             )
-            for start in range(0, scenes, SCENE_CHUNK)
+            for start in range(0, scenes, chunk)
         ]
         n0 = len(self.data)
         bar = tqdm(total=scenes, desc="collect scenes", unit="scene", disable=not progress, mininterval=2.0)
@@ -254,8 +254,8 @@ class Distillation:
                     self._add_scenes(part)
                     bar.update(len(part["action"]))
         else:
-            for chunk in chunks:
-                part = _scene_chunk(chunk, env=self.env, teacher=self.teacher)
+            for job in chunks:
+                part = _scene_chunk(job, env=self.env, teacher=self.teacher)
                 self._add_scenes(part)
                 bar.update(len(part["action"]))
         bar.close()
