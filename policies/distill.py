@@ -40,7 +40,7 @@ from policies.train import EVAL_SEED, task_env
 from sim.randomization.config import load_randomization
 
 DISTILL_SEED = 2_000_000
-PRETRAIN_SEED = 3_000_000
+PRETRAIN_SEED = 3_000_000  # scenes seed + 0 .. N-1: overlaps the mock robots' default scene seeds (s2r demo, deploy)
 SCENE_CHUNK = 500  # scenes per unit of parallel collection
 
 

@@ -22,6 +22,9 @@ EXAMPLES = {
     "navigate_rgbd": ("navigate", 10, 0.6),
 }
 
+# The grasp student pretrained on scenes 3,000,000-3,029,999 (policies.distill.PRETRAIN_SEED): score it elsewhere.
+HELD_OUT_SEEDS = {"grasp_rgbd": 6_000_000}
+
 
 @pytest.mark.parametrize("name", sorted(EXAMPLES))
 def test_example_bundle_succeeds_on_held_out_seeds(name):
@@ -31,5 +34,6 @@ def test_example_bundle_succeeds_on_held_out_seeds(name):
         pytest.fail(f"{path} is missing: run `make bundles`")
     policy = load(path, robot=load_hardware_config(ROBOTS[task]))
     assert policy.task == task
-    summary = evaluate(str(path), task, episodes, seed=3_000_000, randomization="default", progress=False)
+    seed = HELD_OUT_SEEDS.get(name, 3_000_000)
+    summary = evaluate(str(path), task, episodes, seed=seed, randomization="default", progress=False)
     assert summary.success_rate >= minimum, f"{name}: {summary.success_rate:.2f} on {episodes} held-out episodes"
