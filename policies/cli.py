@@ -240,6 +240,7 @@ def _cmd_distill(args: argparse.Namespace) -> int:
             pretrain_scenes=args.pretrain_scenes,
             pretrain_epochs=args.pretrain_epochs,
             workers=args.workers,
+            scene_cache=args.scene_cache,
         )
     )
     best = report["best"]
@@ -757,6 +758,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--pretrain-epochs", type=int, default=10, help="passes over the pretraining scenes (default 10)")
     p.add_argument(
         "--workers", type=int, default=os.cpu_count() or 1, help="processes collecting scenes (default: all cores)"
+    )
+    p.add_argument(
+        "--scene-cache",
+        default=None,
+        help="folder keeping pretraining scenes between runs (keyed by teacher, task, randomization, size, seed)",
     )
     p.add_argument("--out", required=True, help="run folder: eval.json, report.json, bundle/")
     p.set_defaults(func=_cmd_distill)

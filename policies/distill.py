@@ -15,6 +15,7 @@ student is a plain torch module that the bundle stores.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 import multiprocessing
@@ -42,6 +43,7 @@ from sim.randomization.config import load_randomization
 DISTILL_SEED = 2_000_000
 PRETRAIN_SEED = 3_000_000  # scenes seed + 0 .. N-1: overlaps the mock robots' default scene seeds (s2r demo, deploy)
 SCENE_CHUNK = 500  # scenes per unit of parallel collection
+SCENE_CACHE_VERSION = 1  # bump when what a chunk holds, or how it is collected, changes
 
 
 @dataclass
@@ -67,6 +69,7 @@ class DistillConfig:
     pretrain_scenes: int = 0  # teacher-driven episodes that each give one early frame, fitted before DAgger
     pretrain_epochs: int = 10  # with the learning rate decaying to a tenth over them (cosine)
     workers: int = field(default_factory=lambda: max(1, os.cpu_count() or 1))  # processes collecting scenes
+    scene_cache: str | None = None  # folder keeping pretraining scene chunks between runs
     command: str = ""
 
 
@@ -245,21 +248,60 @@ class Distillation:
             )
             for start in range(0, scenes, chunk)
         ]
+        cache = self._scene_cache_folder()
+        parts: dict[int, dict[str, np.ndarray]] = {}
+        if cache is not None:
+            for job in chunks:
+                path = cache / _chunk_name(job)
+                if path.exists():
+                    with np.load(path) as f:
+                        parts[job[5]] = {k: f[k] for k in f.files}
+        todo = [job for job in chunks if job[5] not in parts]
         n0 = len(self.data)
         bar = tqdm(total=scenes, desc="collect scenes", unit="scene", disable=not progress, mininterval=2.0)
-        if cfg.workers > 1 and len(chunks) > 1:
+        bar.update(sum(len(part["action"]) for part in parts.values()))
+
+        def keep(job: tuple, part: dict[str, np.ndarray]) -> None:
+            parts[job[5]] = part
+            if cache is not None:  # written whole, then renamed: a killed run leaves no half chunk
+                tmp = cache / (_chunk_name(job) + ".tmp.npz")
+                np.savez(tmp, **part)
+                tmp.replace(cache / _chunk_name(job))
+            bar.update(len(part["action"]))
+
+        if cfg.workers > 1 and len(todo) > 1:
             context = multiprocessing.get_context("spawn")  # each worker builds its own PyBullet client
-            with ProcessPoolExecutor(min(cfg.workers, len(chunks)), mp_context=context) as pool:
-                for part in pool.map(_scene_chunk, chunks):
-                    self._add_scenes(part)
-                    bar.update(len(part["action"]))
+            with ProcessPoolExecutor(min(cfg.workers, len(todo)), mp_context=context) as pool:
+                for job, part in zip(todo, pool.map(_scene_chunk, todo), strict=True):
+                    keep(job, part)
         else:
-            for job in chunks:
-                part = _scene_chunk(job, env=self.env, teacher=self.teacher)
-                self._add_scenes(part)
-                bar.update(len(part["action"]))
+            for job in todo:
+                keep(job, _scene_chunk(job, env=self.env, teacher=self.teacher))
         bar.close()
-        return {"scenes": scenes, "samples": len(self.data) - n0}
+        for job in chunks:  # in chunk order, whichever came from the cache
+            self._add_scenes(parts[job[5]])
+        return {"scenes": scenes, "samples": len(self.data) - n0, "from_cache": scenes - sum(job[6] for job in todo)}
+
+    def _scene_cache_folder(self) -> Path | None:
+        """``scene_cache/<key>``: the key digests what the frames depend on (the teacher's files, the task, the
+        randomization config, the image size, the seed and this module's collection scheme), so a cache is never
+        read for another teacher or setting."""
+        cfg = self.config
+        if cfg.scene_cache is None:
+            return None
+        digest = hashlib.sha256()
+        if self.teacher.bundle is None:
+            digest.update(b"expert")
+        else:
+            for f in sorted(Path(self.teacher.bundle.path).iterdir()):
+                if f.is_file():
+                    digest.update(f.name.encode() + f.read_bytes())
+        randomization = load_randomization(cfg.randomization, self.env.unwrapped.task_name).model_dump(mode="json")
+        setting = [self.task, randomization, cfg.image_size, cfg.seed, PRETRAIN_SEED, SCENE_CACHE_VERSION]
+        digest.update(json.dumps(setting, sort_keys=True).encode())
+        folder = Path(cfg.scene_cache) / f"{self.task}-{digest.hexdigest()[:16]}"
+        folder.mkdir(parents=True, exist_ok=True)
+        return folder
 
     def _add_scenes(self, part: dict[str, np.ndarray]) -> None:
         for i in range(len(part["action"])):
@@ -422,6 +464,11 @@ class Distillation:
                 "held_out_success": self.best["success_rate"],
             },
         )
+
+
+def _chunk_name(chunk: tuple) -> str:
+    """File name of a scene chunk in the cache: its first scene and its size."""
+    return f"scenes-{chunk[5]:07d}-{chunk[6]}.npz"
 
 
 def _scene_chunk(

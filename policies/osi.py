@@ -34,10 +34,13 @@ from torch import nn
 from tqdm import tqdm
 
 from policies.bundle import BUNDLE_FILE, BundleError, BundlePolicy, ObsSpec, build_mlp
-from sim.randomization.dynamics import DynamicsObservation, DynamicsSpec
+from sim.randomization.dynamics import DynamicsObservation, DynamicsSpec, range_of
 
 OSI_WEIGHTS = "osi.pt"
 OSI_SEED = 3_500_000  # rollout seeds of the estimator's training data (evaluation seeds start at 1,000,000)
+OBSERVABILITY_SEED = 3_900_000  # scenes of the observability check
+#: Domain terms that only blur the readings (noise, timing jitter): off in the observability replays.
+SENSOR_NOISE_TERMS = ("proprio_position_noise", "proprio_velocity_noise", "control_period_jitter")
 
 
 # -- the estimator ------------------------------------------------------------------------------------------------
@@ -104,18 +107,31 @@ def fit_osi(
     seed: int,
     net: OSINet | None = None,
     progress: bool = False,
+    episodes: np.ndarray | None = None,
 ) -> OSINet:
-    """Train (or continue training) an estimator on windows -> normalized mu with MSE; Adam, batches of 256."""
+    """Train (or continue training) an estimator on windows -> normalized mu with MSE; Adam, batches of 256.
+
+    ``episodes`` (the episode of each window): every tenth episode is held out, and the estimator kept is the one
+    of the epoch with the lowest error on them (early stopping). Windows of one episode share one mu, so an
+    estimator can fit a term it cannot observe by remembering episodes; stopped early it answers near the range's
+    centre for such a term instead of worse than that."""
     torch.manual_seed(seed)
     x = torch.as_tensor(windows, dtype=torch.float32)
     y = torch.as_tensor(targets, dtype=torch.float32)
+    held = np.zeros(len(x), bool) if episodes is None else np.asarray(episodes) % 10 == 0
+    if held.all():
+        held[:] = False
+    x_val, y_val = x[torch.from_numpy(held)], y[torch.from_numpy(held)]
+    x, y = x[torch.from_numpy(~held)], y[torch.from_numpy(~held)]
     if net is None:
         net = OSINet(x.shape[1], y.shape[1], hidden)
         net.mean.copy_(x.mean(0))
         net.std.copy_(torch.clamp(x.std(0), min=1e-3))
     opt = torch.optim.Adam(net.parameters(), lr=1e-3)
     n = len(x)
+    best, best_state = float("inf"), None
     for _ in tqdm(range(epochs), desc="fit estimator", unit="epoch", disable=not progress, leave=False):
+        net.train()
         perm = torch.randperm(n)
         for i in range(0, n, 256):
             idx = perm[i : i + 256]
@@ -123,6 +139,13 @@ def fit_osi(
             opt.zero_grad()
             loss.backward()
             opt.step()
+        if len(x_val):
+            with torch.no_grad():
+                error = float(((net(x_val) - y_val) ** 2).mean())
+            if error < best:
+                best, best_state = error, {k: v.clone() for k, v in net.state_dict().items()}
+    if best_state is not None:
+        net.load_state_dict(best_state)
     return net.eval()
 
 
@@ -226,15 +249,16 @@ def collect(
     horizons: list[int],
     osi: OSINet | None = None,
     progress: bool = True,
-) -> tuple[dict[int, np.ndarray], np.ndarray, dict[str, float]]:
+) -> tuple[dict[int, np.ndarray], np.ndarray, np.ndarray, dict[str, float]]:
     """Run the UP in ``env`` (a universal env) for ``steps`` steps; returns windows per history length, the true
-    normalized mu of each window, and the rollouts' success rate."""
+    normalized mu of each window, the episode of each window, and the rollouts' success rate."""
     proprio_dim, action_dim = up.obs_spec.shapes["proprio"][0], up.action_dim
     # one history of the longest length: a shorter one's window is its tail (the start-of-episode padding included)
     longest = max(horizons)
     history = History(longest, proprio_dim, action_dim)
     windows: list[np.ndarray] = []
     targets: list[np.ndarray] = []
+    episode_ids: list[int] = []
     episodes = wins = 0
     desc = "rollouts, UP on " + ("estimates" if osi is not None else "true mu")
     bar = tqdm(total=steps, desc=desc, unit="st", disable=not progress, leave=False, mininterval=2.0)
@@ -251,6 +275,7 @@ def collect(
                     mu = osi(torch.from_numpy(window)[None])[0].numpy()
             windows.append(window)
             targets.append(obs["dynamics"])
+            episode_ids.append(episodes - 1)
             action = up.act({**obs, "dynamics": mu})
             history.push_action(action)
             obs, _, terminated, truncated, info = env.step(action)
@@ -262,7 +287,8 @@ def collect(
     full = np.asarray(windows, np.float32)
     step = proprio_dim + action_dim
     arrays = {h: np.ascontiguousarray(full[:, (longest - h) * step :]) for h in horizons}
-    return arrays, np.asarray(targets, np.float32), {"episodes": episodes, "success_rate": wins / episodes}
+    stats = {"episodes": episodes, "success_rate": wins / episodes}
+    return arrays, np.asarray(targets, np.float32), np.asarray(episode_ids), stats
 
 
 def estimation_errors(net: OSINet, windows: np.ndarray, targets: np.ndarray, spec: DynamicsSpec) -> dict[str, Any]:
@@ -279,6 +305,71 @@ def estimation_errors(net: OSINet, windows: np.ndarray, targets: np.ndarray, spe
         "rmse_normalized_guessing_centre": {n: round(float(v), 4) for n, v in zip(spec.names, centre, strict=True)},
         "rmse_normalized_mean": round(float(rmse.mean()), 4),
     }
+
+
+def observability(
+    env: Any, up: BundlePolicy, spec: DynamicsSpec, episodes: int = 8, seed: int = OBSERVABILITY_SEED
+) -> dict[str, Any]:
+    """How far each term of mu moves the readings the estimator sees, in units of the sensor noise on them.
+
+    In each of ``episodes`` scenes the UP drives ``env`` (a universal env) once with every term of mu at its
+    range's centre and the sensor noise terms off, and its actions are recorded. The same actions are replayed
+    with the sensor noise at the centre of its range: per reading, the RMS of the difference is the noise. Then they
+    are replayed with one term at the low and then at the high end of its range (noise off), and the two runs'
+    readings compared over the steps both lasted: RMS of the difference, each reading divided by its noise. An
+    effect well below 1 is buried in the noise of every reading: a term that shows no more than that cannot be
+    estimated from these readings, whatever the history. Returns ``effect`` (term -> RMS in noise units),
+    ``noise_rms`` (per reading, physical units) and ``episodes``."""
+    terms = {t.name: t for t in env.unwrapped.randomization.terms}
+    quiet = {name: 0.0 for name in SENSOR_NOISE_TERMS if name in terms}
+    noisy = {name: _range_centre(terms[name].distribution) for name in quiet}
+    centre = dict(zip(spec.names, (float(v) for v in spec.denormalize(np.zeros(len(spec)))), strict=True))
+
+    def replay(pins: dict[str, float], episode: int, actions: list[np.ndarray]) -> np.ndarray:
+        obs, _ = env.reset(seed=seed + episode, options={"domain": {**centre, **quiet, **pins}})
+        readings = [obs["proprio"]]
+        for action in actions:
+            obs, _, terminated, truncated, _ = env.step(action)
+            readings.append(obs["proprio"])
+            if terminated or truncated:
+                break
+        return np.asarray(readings, dtype=float)
+
+    def difference(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+        n = min(len(a), len(b))
+        return a[:n] - b[:n]
+
+    runs = []
+    for episode in range(episodes):
+        obs, _ = env.reset(seed=seed + episode, options={"domain": {**centre, **quiet}})
+        readings, actions = [obs["proprio"]], []
+        while True:
+            actions.append(up.act(obs))
+            obs, _, terminated, truncated, _ = env.step(actions[-1])
+            readings.append(obs["proprio"])
+            if terminated or truncated:
+                break
+        runs.append((np.asarray(readings, dtype=float), actions))
+    noise = np.concatenate([difference(replay(noisy, i, acts), clean) for i, (clean, acts) in enumerate(runs)])
+    noise_rms = np.sqrt((noise**2).mean(0))
+    seen = noise_rms > 1e-9  # readings no noise term touches are left out: nothing to compare with
+
+    effect = {}
+    for q in spec.params:
+        diffs = np.concatenate(
+            [
+                difference(replay({q.name: q.low}, i, acts), replay({q.name: q.high}, i, acts))
+                for i, (_, acts) in enumerate(runs)
+            ]
+        )
+        effect[q.name] = round(float(np.sqrt(np.mean((diffs[:, seen] / noise_rms[seen]) ** 2))), 3)
+    return {"effect": effect, "noise_rms": [float(f"{v:.3g}") for v in noise_rms], "episodes": episodes}
+
+
+def _range_centre(dist: Any) -> float:
+    """The centre of a scalar distribution's range (the bounds :func:`sim.randomization.dynamics.range_of` gives)."""
+    low, high, log = range_of(dist)
+    return float(np.sqrt(low * high)) if log else (low + high) / 2
 
 
 def train_osi(config: OSIConfig, progress: bool = True) -> dict[str, Any]:
@@ -301,15 +392,29 @@ def train_osi(config: OSIConfig, progress: bool = True) -> dict[str, Any]:
     out.mkdir(parents=True, exist_ok=True)
     started = time.monotonic()
     report: dict[str, Any] = {"config": asdict(config), "dynamics": spec.names}
+    report["observability"] = observability(env, up, spec)
+    if progress:
+        tqdm.write(
+            f"observability (sensor noise {report['observability']['noise']}): {report['observability']['effect']}"
+        )
 
     # stage 1: the UP acts on the true mu; estimators of every history length on the same data
     train_n = int(config.steps * 0.9)
-    windows, targets, stats = collect(env, up, config.steps, OSI_SEED + config.seed * 100_000, horizons, None, progress)
+    windows, targets, episodes, stats = collect(
+        env, up, config.steps, OSI_SEED + config.seed * 100_000, horizons, None, progress
+    )
     report["stage1_rollouts"] = stats
     by_history = {}
     nets = {}
     for h in horizons:
-        nets[h] = fit_osi(windows[h][:train_n], targets[:train_n], tuple(config.hidden), config.epochs, config.seed)
+        nets[h] = fit_osi(
+            windows[h][:train_n],
+            targets[:train_n],
+            tuple(config.hidden),
+            config.epochs,
+            config.seed,
+            episodes=episodes[:train_n],
+        )
         by_history[h] = estimation_errors(nets[h], windows[h][train_n:], targets[train_n:], spec)
         if progress:
             tqdm.write(f"history {h}: held-out RMSE (normalized) {by_history[h]['rmse_normalized_mean']:.3f}")
@@ -317,14 +422,15 @@ def train_osi(config: OSIConfig, progress: bool = True) -> dict[str, Any]:
 
     # stage 2: the UP acts on the estimator's output; continue training on both stages' data
     net = nets[config.history]
-    w2, t2, stats2 = collect(
+    w2, t2, e2, stats2 = collect(
         env, up, config.steps, OSI_SEED + config.seed * 100_000 + 50_000, [config.history], net, progress
     )
     report["stage2_rollouts"] = stats2
     n2 = int(len(t2) * 0.9)
     x = np.concatenate([windows[config.history][:train_n], w2[config.history][:n2]])
     y = np.concatenate([targets[:train_n], t2[:n2]])
-    net = fit_osi(x, y, tuple(config.hidden), max(1, config.epochs // 2), config.seed + 1, net=net)
+    groups = np.concatenate([episodes[:train_n], e2[:n2] + episodes[-1] + 1])
+    net = fit_osi(x, y, tuple(config.hidden), max(1, config.epochs // 2), config.seed + 1, net=net, episodes=groups)
     report["final_error_on_estimate_driven_rollouts"] = estimation_errors(net, w2[config.history][n2:], t2[n2:], spec)
     env.close()
 
@@ -362,5 +468,6 @@ __all__ = [
     "estimation_errors",
     "fit_osi",
     "load_osi",
+    "observability",
     "train_osi",
 ]

@@ -107,6 +107,29 @@ def test_estimator_recovers_a_gain_from_history_and_longer_histories_help():
     assert errors[1] > 0.9 * centre
 
 
+def test_early_stopping_on_held_out_episodes_keeps_an_estimator_from_remembering_episodes():
+    """g is drawn per episode and nothing in the windows shows it, but each episode's windows share a fingerprint
+    (as a scene does): trained to the end, the estimator maps fingerprints to g and answers new episodes worse
+    than the range's centre; stopped on held-out episodes it stays near the centre."""
+    rng = np.random.default_rng(0)
+
+    def episodes(n: int, per: int = 12) -> tuple[np.ndarray, np.ndarray]:
+        fingerprint, g = rng.normal(size=(n, 8)), rng.uniform(-1, 1, (n, 1))
+        x = np.repeat(fingerprint, per, 0) + rng.normal(0, 0.3, (n * per, 8))
+        return x.astype(np.float32), np.repeat(g, per, 0).astype(np.float32)
+
+    x, y = episodes(300)
+    x_new, y_new = episodes(100)
+    centre = float(np.sqrt((y_new**2).mean()))
+    errors = {}
+    for name, groups in {"to the end": None, "stopped early": np.repeat(np.arange(300), 12)}.items():
+        net = fit_osi(x, y, (64, 64), epochs=40, seed=0, episodes=groups)
+        with torch.no_grad():
+            errors[name] = float(np.sqrt(((net(torch.from_numpy(x_new)).numpy() - y_new) ** 2).mean()))
+    assert errors["to the end"] > 1.15 * centre  # measured 0.75 against 0.60
+    assert errors["stopped early"] < 1.1 * centre and errors["stopped early"] < 0.9 * errors["to the end"]
+
+
 @pytest.fixture(scope="module")
 def universal_bundle(tmp_path_factory):
     """An (untrained) universal grasp policy written the way s2r train --universal writes it."""
@@ -189,3 +212,19 @@ def test_train_osi_writes_an_adaptive_bundle_that_acts_like_its_universal_policy
 def test_train_osi_refuses_a_policy_without_mu(tmp_path):
     with pytest.raises(BundleError, match="universal"):
         train_osi(OSIConfig(policy="policies/bundles/grasp_state", out=str(tmp_path / "x"), steps=10), progress=False)
+
+
+def test_observability_tells_terms_that_move_the_readings_from_those_that_do_not(universal_bundle):
+    """The servo gain sets how the arm follows its targets from the first step; the object's friction cannot
+    show in the arm's readings before the fingers touch it (an untrained policy does not get there)."""
+    from policies.osi import observability
+
+    up = policies.load(universal_bundle)
+    env = task_env("grasp", "default", universal=True)
+    report = observability(env, up, env.dynamics, episodes=2)
+    env.close()
+    effect = report["effect"]
+    assert set(effect) == set(UNIVERSAL_TERMS["grasp"]) and report["episodes"] == 2
+    print(report)
+    assert effect["servo_position_gain_scale"] > 1.0 > effect["object_friction"]
+    assert len(report["noise_rms"]) == up.obs_spec.shapes["proprio"][0] and max(report["noise_rms"]) > 0

@@ -235,13 +235,24 @@ def test_distillation_pretrains_on_scenes_with_a_coordinate_encoder(tmp_path):
     )
     run = Distillation(config)
     scenes = run.collect_scenes(12, progress=False, chunk=6)
-    assert scenes == {"scenes": 12, "samples": 12}
+    assert scenes == {"scenes": 12, "samples": 12, "from_cache": 0}
     positions = np.stack(run.data.privileged)[:, :3]
     assert len(np.unique(positions.round(4), axis=0)) == 12  # twelve scenes, not one scene twelve times
     serial = Distillation(dataclasses.replace(config, workers=1))
     serial.collect_scenes(12, progress=False, chunk=6)  # the same frames in one process
     np.testing.assert_array_equal(np.stack(serial.data.rgb), np.stack(run.data.rgb))
     np.testing.assert_array_equal(np.stack(serial.data.action), np.stack(run.data.action))
+    # --scene-cache: a second run reads the chunks the first wrote, the same frames; another seed does not
+    cached = dataclasses.replace(config, workers=1, scene_cache=str(tmp_path / "cache"))
+    first = Distillation(cached)
+    assert first.collect_scenes(12, progress=False, chunk=6)["from_cache"] == 0
+    again = Distillation(cached)
+    assert again.collect_scenes(18, progress=False, chunk=6) == {"scenes": 18, "samples": 18, "from_cache": 12}
+    np.testing.assert_array_equal(np.stack(again.data.rgb)[:12], np.stack(run.data.rgb))
+    assert len(np.unique(np.stack(again.data.privileged)[:, :3].round(4), axis=0)) == 18
+    other = Distillation(dataclasses.replace(cached, seed=1))
+    assert other.collect_scenes(6, progress=False, chunk=6)["from_cache"] == 0
+    assert len(list((tmp_path / "cache").iterdir())) == 2  # one folder per setting
     trained = Distillation(config)
     report = trained.run(progress=False)
     assert report["pretraining"]["samples"] == 12 and np.isfinite(report["pretraining"]["loss"])

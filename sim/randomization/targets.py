@@ -49,7 +49,13 @@ def camera_light_image_targets() -> list[Target]:
         Target("camera.focal_scale", 1.0, "-", "scale on fx and fy", per_step=True),
         Target("camera.principal_offset", [0.0, 0.0], "px", "cx, cy offset at the stream resolution", per_step=True),
         # Image level.
-        Target("image.noise_std", 0.0, "fraction", "Gaussian sensor noise std, of full scale (at most 0.125)", per_step=True),
+        Target(
+            "image.noise_std",
+            0.0,
+            "fraction",
+            "Gaussian sensor noise std, of full scale (at most 0.125)",
+            per_step=True,
+        ),
         Target("image.blur_sigma", 0.0, "px", "Gaussian blur sigma at the policy resolution", per_step=True),
         Target("image.brightness", 0.0, "fraction", "additive brightness, of full scale", per_step=True),
         Target("image.contrast", 1.0, "-", "contrast factor", per_step=True),
