@@ -252,11 +252,14 @@ def _cmd_distill(args: argparse.Namespace) -> int:
 
 
 def _cmd_eval(args: argparse.Namespace) -> int:
+    import torch
+
     from policies.bundle import load
     from policies.evaluate import evaluate, parse_sweep, plot_estimates, plot_sweep, sweep
     from policies.osi import AdaptivePolicy
     from sim.randomization.config import load_domain
 
+    torch.set_num_threads(1)  # one observation at a time: more threads only wait on each other
     modes = [m for m in ("adapt", "oracle") if getattr(args, m)]
     adaptive = {spec for spec in args.policy if spec != "expert" and isinstance(load(spec), AdaptivePolicy)}
     if modes and not adaptive:
@@ -317,7 +320,12 @@ def _cmd_eval(args: argparse.Namespace) -> int:
 
 
 def _cmd_train_osi(args: argparse.Namespace) -> int:
+    import torch
+
     from policies.osi import OSIConfig, train_osi
+
+    # one small forward pass per env step: with more threads they wait on each other (5x slower on 2 busy cores)
+    torch.set_num_threads(1)
 
     cfg = OSIConfig(
         policy=args.policy,

@@ -372,10 +372,14 @@ class Distillation:
         return last
 
     def evaluate(self, episodes: int) -> dict[str, Any]:
+        """Held-out success of the student driving alone; also how well its auxiliary head reads the privileged
+        state from each episode's first frame (physical units; for the grasp, the object position error in m)."""
         env = self.env
-        wins, lengths = 0, []
+        wins, lengths, aux_errors = 0, [], []
         for i in range(episodes):
             obs, info = env.reset(seed=EVAL_SEED + i)
+            if self.priv_dim:
+                aux_errors.append(self.student_privileged(obs) - info["privileged"]["vector"])
             n = 0
             while True:
                 obs, _, terminated, truncated, info = env.step(self.student_act(obs))
@@ -389,7 +393,33 @@ class Distillation:
             "success_rate": wins / episodes,
             "success_ci95": list(wilson_interval(wins, episodes)),
             "mean_episode_length": float(np.mean(lengths)),
+            **self._aux_report(aux_errors, info["privileged"]),
         }
+
+    def student_privileged(self, obs: dict[str, np.ndarray]) -> np.ndarray:
+        """The student's auxiliary estimate of the privileged vector (physical units) from one observation."""
+        self.student.eval()
+        with torch.no_grad():
+            _, aux = self.student.forward_with_aux(
+                torch.from_numpy(np.ascontiguousarray(obs["rgb"], dtype=np.uint8))[None],
+                torch.from_numpy(np.ascontiguousarray(obs["depth"], dtype=np.float32))[None],
+                torch.from_numpy(self._norm(np.asarray(obs["proprio"], dtype=np.float32)))[None],
+            )
+        return aux[0].numpy() * self.priv_std + self.priv_mean
+
+    @staticmethod
+    def _aux_report(errors: list[np.ndarray], privileged: dict[str, Any]) -> dict[str, Any]:
+        if not errors:
+            return {}
+        e = np.abs(np.stack(errors))
+        out: dict[str, Any] = {"aux_mae_at_reset": [float(f"{v:.4g}") for v in e.mean(0)]}
+        position = privileged.get("object_position")
+        if position is not None and np.allclose(privileged["vector"][:3], position):  # the grasp's layout
+            out["object_position_error_at_reset_m"] = {
+                "median": round(float(np.median(np.linalg.norm(e[:, :3], axis=1))), 4),
+                "mean": round(float(np.linalg.norm(e[:, :3], axis=1).mean()), 4),
+            }
+        return out
 
     def run(self, progress: bool = True) -> dict[str, Any]:
         cfg = self.config
@@ -423,7 +453,11 @@ class Distillation:
             )
             self.history.append(result)
             if progress:
-                tqdm.write(f"iteration {it}: {len(self.data)} samples, held-out success {result['success_rate']:.2f}")
+                where = result.get("object_position_error_at_reset_m")
+                located = f", object located to {where['median'] * 100:.1f} cm (median)" if where else ""
+                tqdm.write(
+                    f"iteration {it}: {len(self.data)} samples, held-out success {result['success_rate']:.2f}{located}"
+                )
             if result["success_rate"] > self.best["success_rate"]:
                 self.best = {"success_rate": result["success_rate"], "iteration": it}
                 self.write_bundle(self.out / "bundle")

@@ -395,7 +395,7 @@ def train_osi(config: OSIConfig, progress: bool = True) -> dict[str, Any]:
     report["observability"] = observability(env, up, spec)
     if progress:
         tqdm.write(
-            f"observability (sensor noise {report['observability']['noise']}): {report['observability']['effect']}"
+            f"observability, RMS effect on the readings in sensor-noise units: {report['observability']['effect']}"
         )
 
     # stage 1: the UP acts on the true mu; estimators of every history length on the same data

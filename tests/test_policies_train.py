@@ -257,6 +257,9 @@ def test_distillation_pretrains_on_scenes_with_a_coordinate_encoder(tmp_path):
     report = trained.run(progress=False)
     assert report["pretraining"]["samples"] == 12 and np.isfinite(report["pretraining"]["loss"])
     assert report["history"][0]["samples"] >= 12 + 60
+    # the auxiliary head's reading of the object position on the held-out first frames, in metres
+    located = report["history"][0]["object_position_error_at_reset_m"]
+    assert 0 < located["median"] < 1.0 and len(report["history"][0]["aux_mae_at_reset"]) == trained.priv_dim
     policy = load(tmp_path / "student", robot=load_hardware_config("openmanipulator_x"))
     assert policy.meta["network"]["coordinates"] is True
     assert policy.network.encoder[0].in_channels == 6
