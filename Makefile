@@ -63,7 +63,7 @@ osi: $(STAMP)
 	$(BIN)/s2r train --task grasp --universal --steps 300000 --seed 0 --out runs/grasp_up --eval-every 50000
 	$(BIN)/s2r train --task navigate --universal --steps 300000 --seed 0 --out runs/navigate_up --eval-every 50000
 	$(BIN)/s2r train-osi --policy runs/grasp_up --history 16 --out runs/grasp_up_osi
-	$(BIN)/s2r train-osi --policy runs/navigate_up --history 16 --out runs/navigate_up_osi
+	$(BIN)/s2r train-osi --policy runs/navigate_up --history 16 --steps 20000 --epochs 15 --out runs/navigate_up_osi
 	mkdir -p runs/osi
 	for task in grasp navigate; do \
 		$(OSI_EVAL) --task $$task --episodes 200 --policy runs/$${task}_nodr runs/$${task}_ppo runs/$${task}_up_osi \
