@@ -36,7 +36,7 @@ clean:
 bundles: $(STAMP)
 	$(BIN)/s2r train --task grasp --algo ppo --steps 300000 --seed 0 --out runs/grasp_ppo --eval-every 50000 --eval-episodes 100
 	$(BIN)/s2r train --task navigate --algo ppo --steps 300000 --seed 0 --out runs/navigate_ppo --eval-every 50000 --eval-episodes 100
-	$(BIN)/s2r distill --teacher runs/grasp_ppo --coordinates --channels 32,64,64 --pretrain-scenes 30000 --pretrain-epochs 20 --steps 15000 --iterations 3 --keep-every 5 --epochs 3 --lr 1e-3 --seed 0 --out runs/grasp_student
+	$(BIN)/s2r distill --teacher runs/grasp_ppo --coordinates --channels 32,64,64 --pretrain-scenes 60000 --pretrain-epochs 16 --scene-cache runs/scene_cache --steps 15000 --iterations 3 --keep-every 5 --epochs 3 --lr 1e-3 --seed 0 --out runs/grasp_student
 	$(BIN)/s2r distill --teacher runs/navigate_ppo --steps 30000 --epochs 6 --seed 0 --out runs/navigate_student
 	for name in grasp_ppo:grasp_state navigate_ppo:navigate_state grasp_student:grasp_rgbd navigate_student:navigate_rgbd; do \
 		rm -rf policies/bundles/$${name#*:} && mkdir -p policies/bundles && cp -r runs/$${name%:*}/bundle policies/bundles/$${name#*:}; \
