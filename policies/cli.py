@@ -324,7 +324,7 @@ def _cmd_train_osi(args: argparse.Namespace) -> int:
 
     from policies.osi import OSIConfig, train_osi
 
-    # one small forward pass per env step: with more threads they wait on each other (5x slower on 2 busy cores)
+    # one small forward pass per env step: with more threads they wait on each other (about 4x slower on 2 busy cores)
     torch.set_num_threads(1)
 
     cfg = OSIConfig(

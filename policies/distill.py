@@ -26,7 +26,7 @@ import time
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import albumentations as A
 import gymnasium as gym
@@ -44,6 +44,22 @@ DISTILL_SEED = 2_000_000
 PRETRAIN_SEED = 3_000_000  # scenes seed + 0 .. N-1: overlaps the mock robots' default scene seeds (s2r demo, deploy)
 SCENE_CHUNK = 500  # scenes per unit of parallel collection
 SCENE_CACHE_VERSION = 1  # bump when what a chunk holds, or how it is collected, changes
+
+
+class SceneChunk(NamedTuple):
+    """Scenes ``start .. start + count`` of a run: the unit of parallel collection and of the scene cache."""
+
+    teacher: str
+    task: str
+    randomization: str
+    image_size: int
+    seed: int
+    start: int
+    count: int
+
+    @property
+    def file_name(self) -> str:
+        return f"scenes-{self.start:07d}-{self.count}.npz"
 
 
 @dataclass
@@ -237,14 +253,8 @@ class Distillation:
         frames whatever the number of workers."""
         cfg = self.config
         chunks = [
-            (
-                cfg.teacher,
-                self.task,
-                cfg.randomization,
-                cfg.image_size,
-                cfg.seed,
-                start,
-                min(chunk, scenes - start),
+            SceneChunk(
+                cfg.teacher, self.task, cfg.randomization, cfg.image_size, cfg.seed, start, min(chunk, scenes - start)
             )
             for start in range(0, scenes, chunk)
         ]
@@ -252,21 +262,21 @@ class Distillation:
         parts: dict[int, dict[str, np.ndarray]] = {}
         if cache is not None:
             for job in chunks:
-                path = cache / _chunk_name(job)
+                path = cache / job.file_name
                 if path.exists():
                     with np.load(path) as f:
-                        parts[job[5]] = {k: f[k] for k in f.files}
-        todo = [job for job in chunks if job[5] not in parts]
+                        parts[job.start] = {k: f[k] for k in f.files}
+        todo = [job for job in chunks if job.start not in parts]
         n0 = len(self.data)
         bar = tqdm(total=scenes, desc="collect scenes", unit="scene", disable=not progress, mininterval=2.0)
         bar.update(sum(len(part["action"]) for part in parts.values()))
 
-        def keep(job: tuple, part: dict[str, np.ndarray]) -> None:
-            parts[job[5]] = part
+        def keep(job: SceneChunk, part: dict[str, np.ndarray]) -> None:
+            parts[job.start] = part
             if cache is not None:  # written whole, then renamed: a killed run leaves no half chunk
-                tmp = cache / (_chunk_name(job) + ".tmp.npz")
+                tmp = cache / (job.file_name + ".tmp.npz")
                 np.savez(tmp, **part)
-                tmp.replace(cache / _chunk_name(job))
+                tmp.replace(cache / job.file_name)
             bar.update(len(part["action"]))
 
         if cfg.workers > 1 and len(todo) > 1:
@@ -279,8 +289,8 @@ class Distillation:
                 keep(job, _scene_chunk(job, env=self.env, teacher=self.teacher))
         bar.close()
         for job in chunks:  # in chunk order, whichever came from the cache
-            self._add_scenes(parts[job[5]])
-        return {"scenes": scenes, "samples": len(self.data) - n0, "from_cache": scenes - sum(job[6] for job in todo)}
+            self._add_scenes(parts[job.start])
+        return {"scenes": scenes, "samples": len(self.data) - n0, "from_cache": scenes - sum(j.count for j in todo)}
 
     def _scene_cache_folder(self) -> Path | None:
         """``scene_cache/<key>``: the key digests what the frames depend on (the teacher's files, the task, the
@@ -400,11 +410,7 @@ class Distillation:
         """The student's auxiliary estimate of the privileged vector (physical units) from one observation."""
         self.student.eval()
         with torch.no_grad():
-            _, aux = self.student.forward_with_aux(
-                torch.from_numpy(np.ascontiguousarray(obs["rgb"], dtype=np.uint8))[None],
-                torch.from_numpy(np.ascontiguousarray(obs["depth"], dtype=np.float32))[None],
-                torch.from_numpy(self._norm(np.asarray(obs["proprio"], dtype=np.float32)))[None],
-            )
+            _, aux = self.student.forward_with_aux(*self.student.inputs(obs, self._norm))
         return aux[0].numpy() * self.priv_std + self.priv_mean
 
     @staticmethod
@@ -415,9 +421,10 @@ class Distillation:
         out: dict[str, Any] = {"aux_mae_at_reset": [float(f"{v:.4g}") for v in e.mean(0)]}
         position = privileged.get("object_position")
         if position is not None and np.allclose(privileged["vector"][:3], position):  # the grasp's layout
+            distance = np.linalg.norm(e[:, :3], axis=1)
             out["object_position_error_at_reset_m"] = {
-                "median": round(float(np.median(np.linalg.norm(e[:, :3], axis=1))), 4),
-                "mean": round(float(np.linalg.norm(e[:, :3], axis=1).mean()), 4),
+                "median": round(float(np.median(distance)), 4),
+                "mean": round(float(distance.mean()), 4),
             }
         return out
 
@@ -500,13 +507,8 @@ class Distillation:
         )
 
 
-def _chunk_name(chunk: tuple) -> str:
-    """File name of a scene chunk in the cache: its first scene and its size."""
-    return f"scenes-{chunk[5]:07d}-{chunk[6]}.npz"
-
-
 def _scene_chunk(
-    chunk: tuple[str, str, str, int, int, int, int], env: gym.Env | None = None, teacher: Teacher | None = None
+    chunk: SceneChunk, env: gym.Env | None = None, teacher: Teacher | None = None
 ) -> dict[str, np.ndarray]:
     """Frames of scenes ``start .. start + count`` of a run seeded ``seed`` (see
     :meth:`Distillation.collect_scenes`); builds its own env and teacher unless given them."""

@@ -17,6 +17,7 @@ is a plain supervised MLP on windows the rollouts produce.
 
 from __future__ import annotations
 
+import itertools
 import json
 import shlex
 import shutil
@@ -34,7 +35,7 @@ from torch import nn
 from tqdm import tqdm
 
 from policies.bundle import BUNDLE_FILE, BundleError, BundlePolicy, ObsSpec, build_mlp
-from sim.randomization.dynamics import DynamicsObservation, DynamicsSpec, range_of
+from sim.randomization.dynamics import DynamicsObservation, DynamicsSpec
 
 OSI_WEIGHTS = "osi.pt"
 OSI_SEED = 3_500_000  # rollout seeds of the estimator's training data (evaluation seeds start at 1,000,000)
@@ -320,16 +321,22 @@ def observability(
     effect well below 1 is buried in the noise of every reading: a term that shows no more than that cannot be
     estimated from these readings, whatever the history. Returns ``effect`` (term -> RMS in noise units),
     ``noise_rms`` (per reading, physical units) and ``episodes``."""
-    terms = {t.name: t for t in env.unwrapped.randomization.terms}
-    quiet = {name: 0.0 for name in SENSOR_NOISE_TERMS if name in terms}
-    noisy = {name: _range_centre(terms[name].distribution) for name in quiet}
-    centre = dict(zip(spec.names, (float(v) for v in spec.denormalize(np.zeros(len(spec)))), strict=True))
+    config = env.unwrapped.randomization
+    quiet_terms = tuple(t.name for t in config.terms if t.name in SENSOR_NOISE_TERMS)
+    quiet = {name: 0.0 for name in quiet_terms}
+    noisy = _centres(DynamicsSpec.for_task(spec.task, config, quiet_terms)) if quiet_terms else {}
+    centre = _centres(spec)
 
-    def replay(pins: dict[str, float], episode: int, actions: list[np.ndarray]) -> np.ndarray:
+    def run(pins: dict[str, float], episode: int, actions: list[np.ndarray]) -> np.ndarray:
+        """Readings of one episode: ``actions`` replayed, or (empty) filled with the UP's own."""
         obs, _ = env.reset(seed=seed + episode, options={"domain": {**centre, **quiet, **pins}})
-        readings = [obs["proprio"]]
-        for action in actions:
-            obs, _, terminated, truncated, _ = env.step(action)
+        readings, replay = [obs["proprio"]], bool(actions)
+        for t in itertools.count():
+            if not replay:
+                actions.append(up.act(obs))
+            elif t == len(actions):
+                break
+            obs, _, terminated, truncated, _ = env.step(actions[t])
             readings.append(obs["proprio"])
             if terminated or truncated:
                 break
@@ -339,18 +346,9 @@ def observability(
         n = min(len(a), len(b))
         return a[:n] - b[:n]
 
-    runs = []
-    for episode in range(episodes):
-        obs, _ = env.reset(seed=seed + episode, options={"domain": {**centre, **quiet}})
-        readings, actions = [obs["proprio"]], []
-        while True:
-            actions.append(up.act(obs))
-            obs, _, terminated, truncated, _ = env.step(actions[-1])
-            readings.append(obs["proprio"])
-            if terminated or truncated:
-                break
-        runs.append((np.asarray(readings, dtype=float), actions))
-    noise = np.concatenate([difference(replay(noisy, i, acts), clean) for i, (clean, acts) in enumerate(runs)])
+    actions: list[list[np.ndarray]] = [[] for _ in range(episodes)]
+    clean = [run({}, i, actions[i]) for i in range(episodes)]
+    noise = np.concatenate([difference(run(noisy, i, actions[i]), clean[i]) for i in range(episodes)])
     noise_rms = np.sqrt((noise**2).mean(0))
     seen = noise_rms > 1e-9  # readings no noise term touches are left out: nothing to compare with
 
@@ -358,18 +356,17 @@ def observability(
     for q in spec.params:
         diffs = np.concatenate(
             [
-                difference(replay({q.name: q.low}, i, acts), replay({q.name: q.high}, i, acts))
-                for i, (_, acts) in enumerate(runs)
+                difference(run({q.name: q.low}, i, actions[i]), run({q.name: q.high}, i, actions[i]))
+                for i in range(episodes)
             ]
         )
         effect[q.name] = round(float(np.sqrt(np.mean((diffs[:, seen] / noise_rms[seen]) ** 2))), 3)
     return {"effect": effect, "noise_rms": [float(f"{v:.3g}") for v in noise_rms], "episodes": episodes}
 
 
-def _range_centre(dist: Any) -> float:
-    """The centre of a scalar distribution's range (the bounds :func:`sim.randomization.dynamics.range_of` gives)."""
-    low, high, log = range_of(dist)
-    return float(np.sqrt(low * high)) if log else (low + high) / 2
+def _centres(spec: DynamicsSpec) -> dict[str, float]:
+    """Each term of ``spec`` at the centre of its range (geometric for log-uniform terms), physical units."""
+    return dict(zip(spec.names, (float(v) for v in spec.denormalize(np.zeros(len(spec)))), strict=True))
 
 
 def train_osi(config: OSIConfig, progress: bool = True) -> dict[str, Any]:

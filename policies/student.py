@@ -161,10 +161,18 @@ class RGBDStudent(nn.Module):
         action = torch.tanh(self.head(torch.cat([z, proprio], dim=1)))
         return action, (self.aux(z) if self.aux is not None else None)
 
-    def act(self, observation: dict[str, Any], normalize_proprio: Callable[[np.ndarray], np.ndarray]) -> torch.Tensor:
-        """One action for one observation dict (no gradient); ``normalize_proprio`` maps raw to network input."""
+    @staticmethod
+    def inputs(
+        observation: dict[str, Any], normalize_proprio: Callable[[np.ndarray], np.ndarray]
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """(rgb, depth, proprio) batches of one from an observation dict; ``normalize_proprio`` maps raw to network
+        input."""
         rgb = torch.from_numpy(np.ascontiguousarray(observation["rgb"], dtype=np.uint8))[None]
         depth = torch.from_numpy(np.ascontiguousarray(observation["depth"], dtype=np.float32))[None]
         proprio = torch.from_numpy(normalize_proprio(np.asarray(observation["proprio"], dtype=np.float32)))[None]
+        return rgb, depth, proprio
+
+    def act(self, observation: dict[str, Any], normalize_proprio: Callable[[np.ndarray], np.ndarray]) -> torch.Tensor:
+        """One action for one observation dict (no gradient); ``normalize_proprio`` maps raw to network input."""
         with torch.no_grad():
-            return self.forward(rgb, depth, proprio)[0]
+            return self.forward(*self.inputs(observation, normalize_proprio))[0]

@@ -87,7 +87,7 @@ class DynamicsSpec:
         params = []
         for name in names:
             term = terms[name]
-            low, high, log = range_of(term.distribution)
+            low, high, log = _range(term.distribution)
             if term.size is not None:
                 raise ValueError(f"dynamics parameter {name!r} must be a scalar term")
             params.append(DynamicsParam(name, term.target, term.operation, low, high, log))
@@ -135,7 +135,7 @@ class DynamicsSpec:
         return cls(data["task"], tuple(DynamicsParam(**q) for q in data["params"]))
 
 
-def range_of(dist: Any) -> tuple[float, float, bool]:
+def _range(dist: Any) -> tuple[float, float, bool]:
     """(low, high, log) a distribution covers: uniform and log-uniform bounds, mean +- 2 std, choice extremes."""
     if isinstance(dist, Uniform):
         return float(np.min(dist.low)), float(np.max(dist.high)), False
