@@ -238,9 +238,12 @@ def save_bundle(
     randomization: dict[str, Any] | None,
     training: dict[str, Any],
     dynamics: dict[str, Any] | None = None,
+    camera: dict[str, Any] | None = None,
 ) -> Path:
     """Write a bundle folder (created if needed; an existing bundle there is replaced). ``dynamics``: the
-    :class:`~sim.randomization.dynamics.DynamicsSpec` (as a dict) of a universal policy's ``dynamics`` input."""
+    :class:`~sim.randomization.dynamics.DynamicsSpec` (as a dict) of a universal policy's ``dynamics`` input.
+    ``camera``: how a camera policy's training frames were made (``supersample``: see
+    :meth:`sim.envs.robot_env.RobotEnv.camera_observation`)."""
     path = Path(path)
     path.mkdir(parents=True, exist_ok=True)
     signature = robot_signature(robot)
@@ -261,6 +264,8 @@ def save_bundle(
     }
     if dynamics is not None:
         meta["dynamics"] = dynamics
+    if camera is not None:
+        meta["camera"] = camera
     torch.save(network.state_dict(), path / WEIGHTS_FILE)
     (path / BUNDLE_FILE).write_text(yaml.safe_dump(meta, sort_keys=False, width=120))
     return path

@@ -234,6 +234,7 @@ def _cmd_distill(args: argparse.Namespace) -> int:
             encoder=args.encoder,
             learning_rate=args.lr,
             image_size=args.image_size,
+            supersample=args.supersample,
             keep_every=args.keep_every,
             channels=tuple(args.channels),
             coordinates=args.coordinates,
@@ -750,6 +751,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--encoder", default="cnn", choices=["cnn", "keypoints"], help="image encoder of the student")
     p.add_argument("--lr", type=float, default=5e-4, help="Adam learning rate (default 5e-4)")
     p.add_argument("--image-size", type=int, default=64, help="square camera image side in px (default 64)")
+    p.add_argument(
+        "--supersample",
+        type=int,
+        default=1,
+        help="render the camera at S x the image size and area-average it down, as the robot reduces real frames "
+        "(default 1: render at the image size)",
+    )
     p.add_argument(
         "--keep-every", type=int, default=1, help="keep every K-th visited state (more scenes per sample; default 1)"
     )

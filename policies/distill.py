@@ -43,7 +43,7 @@ from sim.randomization.config import load_randomization
 DISTILL_SEED = 2_000_000
 PRETRAIN_SEED = 3_000_000  # scenes seed + 0 .. N-1: overlaps the mock robots' default scene seeds (s2r demo, deploy)
 SCENE_CHUNK = 500  # scenes per unit of parallel collection
-SCENE_CACHE_VERSION = 1  # bump when what a chunk holds, or how it is collected, changes
+SCENE_CACHE_VERSION = 2  # bump when what a chunk holds, or how it is collected, changes
 
 
 class SceneChunk(NamedTuple):
@@ -53,6 +53,7 @@ class SceneChunk(NamedTuple):
     task: str
     randomization: str
     image_size: int
+    supersample: int
     seed: int
     start: int
     count: int
@@ -73,6 +74,9 @@ class DistillConfig:
     seed: int = 0
     randomization: str = "default"
     image_size: int = 64
+    # render the camera at this many times image_size and reduce it as the robot reduces real frames (area
+    # averaging): sub-pixel detail survives (sim.envs.robot_env.RobotEnv.camera_observation); 1 renders directly
+    supersample: int = 1
     batch_size: int = 128
     learning_rate: float = 5e-4
     eval_episodes: int = 50
@@ -165,7 +169,13 @@ class Distillation:
         self.config = config
         self.out = Path(config.out)
         size = (config.image_size, config.image_size)
-        self.env = task_env(config.task or self._teacher_task(), config.randomization, obs_mode="rgbd", image_size=size)
+        self.env = task_env(
+            config.task or self._teacher_task(),
+            config.randomization,
+            obs_mode="rgbd",
+            image_size=size,
+            supersample=config.supersample,
+        )
         self.teacher = Teacher(config.teacher, config.task, self.env)
         self.task = self.teacher.task
         self.obs_spec = ObsSpec.from_space(self.env.observation_space, ["rgb", "depth", "proprio"])
@@ -254,7 +264,14 @@ class Distillation:
         cfg = self.config
         chunks = [
             SceneChunk(
-                cfg.teacher, self.task, cfg.randomization, cfg.image_size, cfg.seed, start, min(chunk, scenes - start)
+                cfg.teacher,
+                self.task,
+                cfg.randomization,
+                cfg.image_size,
+                cfg.supersample,
+                cfg.seed,
+                start,
+                min(chunk, scenes - start),
             )
             for start in range(0, scenes, chunk)
         ]
@@ -286,7 +303,7 @@ class Distillation:
                     keep(job, part)
         else:
             for job in todo:
-                keep(job, _scene_chunk(job, env=self.env, teacher=self.teacher))
+                keep(job, _scene_chunk(job))
         bar.close()
         for job in chunks:  # in chunk order, whichever came from the cache
             self._add_scenes(parts[job.start])
@@ -294,7 +311,8 @@ class Distillation:
 
     def _scene_cache_folder(self) -> Path | None:
         """``scene_cache/<key>``: the key digests what the frames depend on (the teacher's files, the task, the
-        randomization config, the image size, the seed and this module's collection scheme), so a cache is never
+        randomization config, the image size and supersampling, the seed and this module's collection scheme), so a
+        cache is never
         read for another teacher or setting."""
         cfg = self.config
         if cfg.scene_cache is None:
@@ -307,7 +325,8 @@ class Distillation:
                 if f.is_file():
                     digest.update(f.name.encode() + f.read_bytes())
         randomization = load_randomization(cfg.randomization, self.env.unwrapped.task_name).model_dump(mode="json")
-        setting = [self.task, randomization, cfg.image_size, cfg.seed, PRETRAIN_SEED, SCENE_CACHE_VERSION]
+        setting = [self.task, randomization, cfg.image_size, cfg.supersample, cfg.seed, PRETRAIN_SEED]
+        setting.append(SCENE_CACHE_VERSION)
         digest.update(json.dumps(setting, sort_keys=True).encode())
         folder = Path(cfg.scene_cache) / f"{self.task}-{digest.hexdigest()[:16]}"
         folder.mkdir(parents=True, exist_ok=True)
@@ -495,6 +514,7 @@ class Distillation:
             robot=core.config,
             normalization={"mean": self.proprio_mean, "std": self.proprio_std},
             randomization={"source": cfg.randomization, "config": randomization},
+            camera={"supersample": cfg.supersample},
             training={
                 "command": cfg.command,
                 "method": "dagger",
@@ -507,30 +527,31 @@ class Distillation:
         )
 
 
-def _scene_chunk(
-    chunk: SceneChunk, env: gym.Env | None = None, teacher: Teacher | None = None
-) -> dict[str, np.ndarray]:
+def _scene_chunk(chunk: SceneChunk) -> dict[str, np.ndarray]:
     """Frames of scenes ``start .. start + count`` of a run seeded ``seed`` (see
-    :meth:`Distillation.collect_scenes`); builds its own env and teacher unless given them."""
-    teacher_spec, task, randomization, image_size, seed, start, count = chunk
-    if env is None:  # a worker process: one core each
-        torch.set_num_threads(1)
-        env = task_env(task, randomization, obs_mode="rgbd", image_size=(image_size, image_size))
-    if teacher is None:
-        teacher = Teacher(teacher_spec, task, env)
-    rng = np.random.default_rng([seed, start])
+    :meth:`Distillation.collect_scenes`). The teacher drives a state env (it reads the state, not the camera); the
+    camera renders only the frame that is kept."""
+    torch.set_num_threads(1)  # a worker process: one core each
+    size = (chunk.image_size, chunk.image_size)
+    env = task_env(chunk.task, chunk.randomization, obs_mode="state", image_size=size, supersample=chunk.supersample)
+    teacher = Teacher(chunk.teacher, chunk.task, env)
+    rng = np.random.default_rng([chunk.seed, chunk.start])
     out: dict[str, list[np.ndarray]] = {k: [] for k in ("rgb", "depth", "proprio", "action", "privileged")}
-    for i in range(start, start + count):
-        obs, info = env.reset(seed=PRETRAIN_SEED + seed * 100_000 + i)
-        teacher.reset()
-        for _ in range(int(rng.integers(0, 6))):
-            obs, _, terminated, truncated, info = env.step(teacher.act(obs, info))
-            if terminated or truncated:  # done within five steps: keep its last frame
-                break
-        for key in ("rgb", "depth", "proprio"):
-            out[key].append(obs[key])
-        out["action"].append(teacher.act(obs, info))
-        out["privileged"].append(np.asarray(info["privileged"]["vector"], dtype=np.float32))
+    try:
+        for i in range(chunk.start, chunk.start + chunk.count):
+            obs, info = env.reset(seed=PRETRAIN_SEED + chunk.seed * 100_000 + i)
+            teacher.reset()
+            for _ in range(int(rng.integers(0, 6))):
+                obs, _, terminated, truncated, info = env.step(teacher.act(obs, info))
+                if terminated or truncated:  # done within five steps: keep its last frame
+                    break
+            for key, value in env.unwrapped.camera_observation().items():
+                out[key].append(value)
+            out["proprio"].append(obs["proprio"])
+            out["action"].append(teacher.act(obs, info))
+            out["privileged"].append(np.asarray(info["privileged"]["vector"], dtype=np.float32))
+    finally:
+        env.close()
     return {k: np.stack(v) for k, v in out.items()}
 
 

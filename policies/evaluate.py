@@ -41,6 +41,7 @@ class PolicySource:
     name: str
     obs_mode: str = "state"
     image_size: tuple[int, int] = (64, 64)
+    supersample: int = 1  # the camera rendering the student was trained on (older bundles: 1)
     dynamics: DynamicsSpec | None = None
     bundle: BundlePolicy | None = None
 
@@ -70,6 +71,7 @@ def policy_factory(spec: str, task: str, mode: str | None = None) -> PolicySourc
     if "rgb" in bundle.obs_spec.keys:  # the camera resolution the student was trained at
         h, w = bundle.obs_spec.shapes["rgb"][:2]
         source.obs_mode, source.image_size = "rgbd", (w, h)
+        source.supersample = int((bundle.meta.get("camera") or {}).get("supersample", 1))
     return source
 
 
@@ -103,6 +105,7 @@ def evaluate(
         domain=domain,
         progress=progress,
         image_size=source.image_size,
+        supersample=source.supersample,
         dynamics=source.dynamics,
         on_step=trace,
     )

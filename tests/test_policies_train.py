@@ -216,8 +216,10 @@ def test_distillation_makes_an_rgbd_bundle(tmp_path):
 
 def test_distillation_pretrains_on_scenes_with_a_coordinate_encoder(tmp_path):
     """--pretrain-scenes: one early teacher-labelled frame per new scene, fitted before DAgger; the CoordConv
-    student round-trips through the bundle (the loaded network gives the trained network's action)."""
+    student round-trips through the bundle (the loaded network gives the trained network's action). With
+    --supersample the bundle records it and evaluations render the camera the same way."""
     from policies.distill import Distillation, DistillConfig
+    from policies.evaluate import policy_factory
 
     config = DistillConfig(
         teacher="expert",
@@ -232,6 +234,7 @@ def test_distillation_pretrains_on_scenes_with_a_coordinate_encoder(tmp_path):
         coordinates=True,
         pretrain_scenes=12,
         pretrain_epochs=2,
+        supersample=2,
     )
     run = Distillation(config)
     scenes = run.collect_scenes(12, progress=False, chunk=6)
@@ -252,7 +255,11 @@ def test_distillation_pretrains_on_scenes_with_a_coordinate_encoder(tmp_path):
     assert len(np.unique(np.stack(again.data.privileged)[:, :3].round(4), axis=0)) == 18
     other = Distillation(dataclasses.replace(cached, seed=1))
     assert other.collect_scenes(6, progress=False, chunk=6)["from_cache"] == 0
-    assert len(list((tmp_path / "cache").iterdir())) == 2  # one folder per setting
+    direct = Distillation(dataclasses.replace(cached, supersample=1))
+    assert direct.collect_scenes(6, progress=False, chunk=6)["from_cache"] == 0
+    assert not np.array_equal(np.stack(direct.data.rgb), np.stack(run.data.rgb)[:6])  # same scenes, other frames
+    np.testing.assert_array_equal(np.stack(direct.data.action), np.stack(run.data.action)[:6])
+    assert len(list((tmp_path / "cache").iterdir())) == 3  # one folder per setting
     trained = Distillation(config)
     report = trained.run(progress=False)
     assert report["pretraining"]["samples"] == 12 and np.isfinite(report["pretraining"]["loss"])
@@ -263,7 +270,11 @@ def test_distillation_pretrains_on_scenes_with_a_coordinate_encoder(tmp_path):
     policy = load(tmp_path / "student", robot=load_hardware_config("openmanipulator_x"))
     assert policy.meta["network"]["coordinates"] is True
     assert policy.network.encoder[0].in_channels == 6
-    env = gym.make(TASK_IDS["grasp"], obs_mode="rgbd")
+    assert (
+        policy.meta["camera"] == {"supersample": 2}
+        and policy_factory(str(tmp_path / "student"), "grasp").supersample == 2
+    )
+    env = gym.make(TASK_IDS["grasp"], obs_mode="rgbd", supersample=2)
     obs, _ = env.reset(seed=4)
     np.testing.assert_allclose(policy.act(obs), trained.student_act(obs), atol=1e-6)
 

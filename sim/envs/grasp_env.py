@@ -58,9 +58,19 @@ class GraspEnv(RobotEnv):
         randomization: str | Path | RandomizationConfig = "default",
         domain: str | Path | dict[str, Any] | None = None,
         strength: float | None = None,
+        supersample: int = 1,
     ) -> None:
         super().__init__(
-            robot, obs_mode, image_size, render_mode, params, max_episode_steps, randomization, domain, strength
+            robot,
+            obs_mode,
+            image_size,
+            render_mode,
+            params,
+            max_episode_steps,
+            randomization,
+            domain,
+            strength,
+            supersample,
         )
         self.task = GraspTask(self.config)
         self.action_space = gym.spaces.Box(-1.0, 1.0, (GraspTask.action_dim,), np.float32)
