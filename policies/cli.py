@@ -214,6 +214,14 @@ def _positive_ints(text: str) -> tuple[int, ...]:
     return values
 
 
+def _crop(text: str) -> tuple[int, int, int, int]:
+    """ "112,112,416,312" -> (x, y, width, height) px; argparse reports the ValueError as a usage error."""
+    values = tuple(int(v) for v in text.split(","))
+    if len(values) != 4 or min(values[:2]) < 0 or min(values[2:]) < 1:
+        raise ValueError(text)
+    return values
+
+
 def _cmd_distill(args: argparse.Namespace) -> int:
     from policies.distill import DistillConfig, distill
 
@@ -235,6 +243,7 @@ def _cmd_distill(args: argparse.Namespace) -> int:
             learning_rate=args.lr,
             image_size=args.image_size,
             supersample=args.supersample,
+            crop=args.crop,
             keep_every=args.keep_every,
             channels=tuple(args.channels),
             coordinates=args.coordinates,
@@ -757,6 +766,13 @@ def build_parser() -> argparse.ArgumentParser:
         default=1,
         help="render the camera at S x the image size and area-average it down, as the robot reduces real frames "
         "(default 1: render at the image size)",
+    )
+    p.add_argument(
+        "--crop",
+        type=_crop,
+        default=None,
+        metavar="X,Y,W,H",
+        help="the student sees only this region of the camera's color frame (px; default: the whole frame)",
     )
     p.add_argument(
         "--keep-every", type=int, default=1, help="keep every K-th visited state (more scenes per sample; default 1)"

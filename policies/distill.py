@@ -53,7 +53,7 @@ class SceneChunk(NamedTuple):
     task: str
     randomization: str
     image_size: int
-    supersample: int
+    camera: tuple[tuple[str, Any], ...]  # the env's camera options (supersample, crop) as sorted items
     seed: int
     start: int
     count: int
@@ -77,6 +77,8 @@ class DistillConfig:
     # render the camera at this many times image_size and reduce it as the robot reduces real frames (area
     # averaging): sub-pixel detail survives (sim.envs.robot_env.RobotEnv.camera_observation); 1 renders directly
     supersample: int = 1
+    # (x, y, width, height) px of the camera's color stream: the region the student sees (None: the whole frame)
+    crop: tuple[int, int, int, int] | None = None
     batch_size: int = 128
     learning_rate: float = 5e-4
     eval_episodes: int = 50
@@ -174,7 +176,7 @@ class Distillation:
             config.randomization,
             obs_mode="rgbd",
             image_size=size,
-            supersample=config.supersample,
+            **self.camera_options(),
         )
         self.teacher = Teacher(config.teacher, config.task, self.env)
         self.task = self.teacher.task
@@ -205,6 +207,11 @@ class Distillation:
         self.best = {"success_rate": -1.0, "iteration": None}
         self.episodes = 0
         self.pretraining: dict[str, Any] | None = None
+
+    def camera_options(self) -> dict[str, Any]:
+        """The env's camera options (also recorded in the bundle, so evaluations render the same way)."""
+        crop = None if self.config.crop is None else [int(v) for v in self.config.crop]
+        return {"supersample": int(self.config.supersample), "crop": crop}
 
     def _teacher_task(self) -> str:
         if self.config.teacher == "expert":
@@ -268,7 +275,7 @@ class Distillation:
                 self.task,
                 cfg.randomization,
                 cfg.image_size,
-                cfg.supersample,
+                tuple(sorted(self.camera_options().items())),
                 cfg.seed,
                 start,
                 min(chunk, scenes - start),
@@ -311,8 +318,8 @@ class Distillation:
 
     def _scene_cache_folder(self) -> Path | None:
         """``scene_cache/<key>``: the key digests what the frames depend on (the teacher's files, the task, the
-        randomization config, the image size and supersampling, the seed and this module's collection scheme), so a
-        cache is never
+        randomization config, the image size, supersampling and crop, the seed and this module's collection scheme),
+        so a cache is never
         read for another teacher or setting."""
         cfg = self.config
         if cfg.scene_cache is None:
@@ -327,6 +334,8 @@ class Distillation:
         randomization = load_randomization(cfg.randomization, self.env.unwrapped.task_name).model_dump(mode="json")
         setting = [self.task, randomization, cfg.image_size, cfg.supersample, cfg.seed, PRETRAIN_SEED]
         setting.append(SCENE_CACHE_VERSION)
+        if cfg.crop is not None:  # keyed only when given, so that caches made before --crop existed stay valid
+            setting.append(list(cfg.crop))
         digest.update(json.dumps(setting, sort_keys=True).encode())
         folder = Path(cfg.scene_cache) / f"{self.task}-{digest.hexdigest()[:16]}"
         folder.mkdir(parents=True, exist_ok=True)
@@ -514,7 +523,7 @@ class Distillation:
             robot=core.config,
             normalization={"mean": self.proprio_mean, "std": self.proprio_std},
             randomization={"source": cfg.randomization, "config": randomization},
-            camera={"supersample": cfg.supersample},
+            camera=self.camera_options(),
             training={
                 "command": cfg.command,
                 "method": "dagger",
@@ -533,7 +542,7 @@ def _scene_chunk(chunk: SceneChunk) -> dict[str, np.ndarray]:
     camera renders only the frame that is kept."""
     torch.set_num_threads(1)  # a worker process: one core each
     size = (chunk.image_size, chunk.image_size)
-    env = task_env(chunk.task, chunk.randomization, obs_mode="state", image_size=size, supersample=chunk.supersample)
+    env = task_env(chunk.task, chunk.randomization, obs_mode="state", image_size=size, **dict(chunk.camera))
     teacher = Teacher(chunk.teacher, chunk.task, env)
     rng = np.random.default_rng([chunk.seed, chunk.start])
     out: dict[str, list[np.ndarray]] = {k: [] for k in ("rgb", "depth", "proprio", "action", "privileged")}

@@ -4,7 +4,7 @@ sweeps across one domain parameter drawn as a curve per policy (as in Rajeswaran
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -41,7 +41,7 @@ class PolicySource:
     name: str
     obs_mode: str = "state"
     image_size: tuple[int, int] = (64, 64)
-    supersample: int = 1  # the camera rendering the student was trained on (older bundles: 1)
+    camera: dict[str, Any] = field(default_factory=dict)  # env camera options the student was trained with
     dynamics: DynamicsSpec | None = None
     bundle: BundlePolicy | None = None
 
@@ -71,7 +71,7 @@ def policy_factory(spec: str, task: str, mode: str | None = None) -> PolicySourc
     if "rgb" in bundle.obs_spec.keys:  # the camera resolution the student was trained at
         h, w = bundle.obs_spec.shapes["rgb"][:2]
         source.obs_mode, source.image_size = "rgbd", (w, h)
-        source.supersample = int((bundle.meta.get("camera") or {}).get("supersample", 1))
+        source.camera = dict(bundle.meta.get("camera") or {})  # supersample, crop (older bundles: none)
     return source
 
 
@@ -105,7 +105,7 @@ def evaluate(
         domain=domain,
         progress=progress,
         image_size=source.image_size,
-        supersample=source.supersample,
+        camera=source.camera,
         dynamics=source.dynamics,
         on_step=trace,
     )

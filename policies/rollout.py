@@ -106,7 +106,7 @@ def run_policy(
     randomization: str | Path = "none",
     domain: str | Path | dict | None = None,
     image_size: tuple[int, int] = (64, 64),
-    supersample: int = 1,
+    camera: dict[str, Any] | None = None,
     dynamics: DynamicsSpec | None = None,
     on_step: Callable[[int, dict, dict], None] | None = None,
 ) -> RolloutSummary:
@@ -114,8 +114,8 @@ def run_policy(
 
     ``video``: MP4 path for the camera view of the first ``video_episodes`` episodes (all if None).
     ``randomization``: ``"none"`` (the nominal domain), ``"default"`` or a YAML path; ``domain`` pins values.
-    ``image_size``: (width, height) of rgbd observations, rendered at ``supersample`` times that size and
-    area-averaged down (:meth:`sim.envs.robot_env.RobotEnv.camera_observation`). ``dynamics``: the observation
+    ``image_size``: (width, height) of rgbd observations; ``camera``: the env's camera options (``supersample``,
+    ``crop``: :meth:`sim.envs.robot_env.RobotEnv.camera_observation`). ``dynamics``: the observation
     also holds the dynamics parameters mu, normalized with these ranges (a universal policy's,
     :mod:`sim.randomization.dynamics`).
     ``on_step(episode, obs, info)`` is called after every action the policy chose, with the observation it chose
@@ -132,7 +132,7 @@ def run_policy(
         randomization=randomization,
         domain=domain,
         image_size=image_size,
-        supersample=supersample,
+        **(camera or {}),
     )
     if dynamics is not None:
         env = DynamicsObservation(env, dynamics)

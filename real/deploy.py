@@ -243,6 +243,7 @@ def deploy(cfg: DeployConfig, hardware: MockHardware | None = None) -> DeploySum
                 policy.task,
                 privileged=mock.reality.privileged if "privileged" in keys else None,
                 image_size=image_size,
+                crop=(policy.meta.get("camera") or {}).get("crop"),  # the frame region the student was trained on
             )
             robot.configure()
             if log:

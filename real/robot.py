@@ -154,14 +154,35 @@ class Robot:
             raise RuntimeError(f"robot {self.config.name}: cannot {action} while {self.state.value}")
 
 
+def reduce_frame(
+    color: np.ndarray,
+    depth: np.ndarray,
+    image_size: tuple[int, int],
+    crop: tuple[int, int, int, int] | None = None,
+) -> tuple[np.ndarray, np.ndarray]:
+    """A camera frame (HxWx3 uint8 color, HxW depth in m) as a camera policy sees it: the ``crop`` region (x, y,
+    width, height in px; None: the whole frame) resized to ``image_size`` (width, height), color by area averaging
+    and depth by nearest neighbour (averaging would invent depths between an object and the table behind it).
+    Returns (h x w x 3 uint8, h x w x 1 float32)."""
+    if crop is not None:
+        x, y, cw, ch = (int(v) for v in crop)
+        if x < 0 or y < 0 or x + cw > color.shape[1] or y + ch > color.shape[0]:
+            raise ValueError(f"crop {tuple(crop)} does not fit in the {color.shape[1]}x{color.shape[0]} frame")
+        color, depth = color[y : y + ch, x : x + cw], depth[y : y + ch, x : x + cw]
+    rgb = cv2.resize(color, image_size, interpolation=cv2.INTER_AREA)
+    reduced = cv2.resize(depth, image_size, interpolation=cv2.INTER_NEAREST)
+    return rgb, reduced[:, :, None].astype(np.float32)
+
+
 class TaskRobot:
     """A robot seen through a task's code, as a policy sees it: :meth:`read` returns the observation dict of the
     simulated task (same keys, units and order: :mod:`sim.tasks` builds both), :meth:`write` turns a policy action
     into joint targets with the same task code and sends them through the safety filter.
 
     ``privileged``: where a state policy's privileged vector comes from (a mock robot's reality); ``image_size``:
-    (width, height) the camera frames are resized to for a camera policy (the simulated camera renders the full
-    field of view at that size, so a plain resize of the full frame matches it)."""
+    (width, height) the camera frames are resized to for a camera policy, color by area averaging and depth by
+    nearest neighbour, after cutting out ``crop`` (x, y, width, height in px of the frame) when given; the
+    simulated camera shows the same (:meth:`sim.envs.robot_env.RobotEnv.camera_observation`)."""
 
     def __init__(
         self,
@@ -169,6 +190,7 @@ class TaskRobot:
         task: str,
         privileged: Callable[[], np.ndarray] | None = None,
         image_size: tuple[int, int] | None = None,
+        crop: tuple[int, int, int, int] | None = None,
     ) -> None:
         if task == "grasp":
             from sim.tasks.grasp import GraspTask
@@ -184,6 +206,7 @@ class TaskRobot:
         self.robot = robot
         self.privileged = privileged
         self.image_size = image_size
+        self.crop = None if crop is None else tuple(int(v) for v in crop)
         self.joints: JointState | None = None
 
     def start(self, goal: np.ndarray | None = None) -> JointState:
@@ -205,10 +228,7 @@ class TaskRobot:
         if self.privileged is not None:
             obs["privileged"] = self.privileged()
         if self.image_size is not None and frame is not None:
-            w, h = self.image_size
-            obs["rgb"] = cv2.resize(frame.color, (w, h), interpolation=cv2.INTER_AREA)
-            depth = cv2.resize(frame.depth, (w, h), interpolation=cv2.INTER_NEAREST)
-            obs["depth"] = depth[:, :, None].astype(np.float32)
+            obs["rgb"], obs["depth"] = reduce_frame(frame.color, frame.depth, self.image_size, self.crop)
         return obs
 
     def write(self, action: np.ndarray, late_s: float = 0.0) -> tuple[np.ndarray, np.ndarray, list[SafetyEvent]]:

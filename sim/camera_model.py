@@ -43,6 +43,14 @@ class Intrinsics:
             width, height, self.fx * sx, self.fy * sy, (self.cx + 0.5) * sx - 0.5, (self.cy + 0.5) * sy - 0.5
         )
 
+    def cropped(self, x: int, y: int, width: int, height: int) -> Intrinsics:
+        """Intrinsics of the ``width`` x ``height`` region whose top-left pixel is (``x``, ``y``) of this image."""
+        if x < 0 or y < 0 or width < 1 or height < 1 or x + width > self.width or y + height > self.height:
+            raise ValueError(
+                f"crop {width}x{height} at ({x}, {y}) does not fit in the {self.width}x{self.height} image"
+            )
+        return Intrinsics(width, height, self.fx, self.fy, self.cx - x, self.cy - y)
+
     def projection_matrix(self, near: float, far: float) -> list[float]:
         """OpenGL projection matrix (column-major, as PyBullet takes it) that renders exactly this K.
 

@@ -95,27 +95,36 @@ def test_rgbd_observation_is_metric_and_sized(make):
     assert 0.3 < np.median(valid) < 1.0
 
 
-def test_supersampled_frames_look_like_the_robots_reduction_of_a_full_frame(make):
-    """supersample=4: the 64x64 frame is area-averaged from a 256x256 render, as real.robot.TaskRobot reduces a
-    640x480 camera frame (cv2.INTER_AREA), so the small object tints the pixels it partly covers; a direct 64x64
-    render samples one point per pixel. Compared without noise (randomization none) on the same scene."""
-    import cv2
+@pytest.mark.parametrize("crop", [None, (96, 96, 448, 336)])
+def test_supersampled_frames_look_like_the_robots_reduction_of_a_full_frame(make, crop):
+    """supersample=4: the 64x64 frame is area-averaged from a 256x256 render of the region the student sees, as
+    real.robot.reduce_frame reduces a real 640x480 frame (crop, then cv2.INTER_AREA), so the small object tints the
+    pixels it partly covers; a direct 64x64 render samples one point per pixel. Compared without noise
+    (randomization none) on the same scenes."""
+    from real.robot import reduce_frame
 
-    frames = {}
+    error = {1: [], 4: []}
     for s in (1, 4):
-        env = make("s2r/Grasp-v0", obs_mode="rgbd", randomization="none", supersample=s)
-        obs, _ = env.reset(seed=5)
-        frames[s] = obs["rgb"].astype(float)
-        assert obs["rgb"].shape == (64, 64, 3) and obs["depth"].shape == (64, 64, 1)
-        np.testing.assert_array_equal(env.unwrapped.camera_observation()["rgb"], obs["rgb"])  # noise-free, same view
-    core = env.unwrapped
-    full = core.render_camera(core.intrinsics_camera)  # the configured 640x480 color stream
-    assert full.color.shape == (480, 640, 3)
-    robot_view = cv2.resize(full.color, (64, 64), interpolation=cv2.INTER_AREA).astype(float)
-    error = {s: np.abs(frames[s] - robot_view).mean() for s in (1, 4)}
-    assert error[4] < 0.6 * error[1], error  # measured on seeds 5-7: 0.35 vs 0.87 grey levels (of 255)
+        env = make("s2r/Grasp-v0", obs_mode="rgbd", randomization="none", supersample=s, crop=crop)
+        for seed in (5, 6):
+            obs, _ = env.reset(seed=seed)
+            assert obs["rgb"].shape == (64, 64, 3) and obs["depth"].shape == (64, 64, 1)
+            np.testing.assert_array_equal(env.unwrapped.camera_observation()["rgb"], obs["rgb"])  # noise-free
+            core = env.unwrapped
+            full = core.render_camera(core.intrinsics_camera)  # the configured 640x480 color stream
+            assert full.color.shape == (480, 640, 3)
+            robot_rgb, robot_depth = reduce_frame(full.color, full.depth, (64, 64), crop)
+            error[s].append(np.abs(obs["rgb"].astype(float) - robot_rgb).mean())
+            valid = (robot_depth > 0) & (obs["depth"] > 0)
+            assert np.median(np.abs(obs["depth"] - robot_depth)[valid]) < 0.005  # the same view, in metres
+    mean = {s: float(np.mean(e)) for s, e in error.items()}
+    assert mean[4] < 0.6 * mean[1], mean  # measured: whole frame 0.35 vs 0.87, cropped 0.17 vs 0.64 grey levels
     with pytest.raises(ValueError, match="supersample must be an integer >= 1"):
         make("s2r/Grasp-v0", supersample=0)
+    with pytest.raises(ValueError, match="does not fit in the 640x480 image"):
+        make("s2r/Grasp-v0", crop=(400, 0, 300, 200))
+    with pytest.raises(ValueError, match="does not fit in the 640x480 frame"):
+        reduce_frame(full.color, full.depth, (64, 64), (400, 0, 300, 200))
 
 
 def test_params_override_and_reach_the_physics(make):

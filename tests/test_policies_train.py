@@ -217,7 +217,7 @@ def test_distillation_makes_an_rgbd_bundle(tmp_path):
 def test_distillation_pretrains_on_scenes_with_a_coordinate_encoder(tmp_path):
     """--pretrain-scenes: one early teacher-labelled frame per new scene, fitted before DAgger; the CoordConv
     student round-trips through the bundle (the loaded network gives the trained network's action). With
-    --supersample the bundle records it and evaluations render the camera the same way."""
+    --supersample and --crop the bundle records them and evaluations render the camera the same way."""
     from policies.distill import Distillation, DistillConfig
     from policies.evaluate import policy_factory
 
@@ -235,6 +235,7 @@ def test_distillation_pretrains_on_scenes_with_a_coordinate_encoder(tmp_path):
         pretrain_scenes=12,
         pretrain_epochs=2,
         supersample=2,
+        crop=(96, 96, 448, 336),
     )
     run = Distillation(config)
     scenes = run.collect_scenes(12, progress=False, chunk=6)
@@ -255,7 +256,7 @@ def test_distillation_pretrains_on_scenes_with_a_coordinate_encoder(tmp_path):
     assert len(np.unique(np.stack(again.data.privileged)[:, :3].round(4), axis=0)) == 18
     other = Distillation(dataclasses.replace(cached, seed=1))
     assert other.collect_scenes(6, progress=False, chunk=6)["from_cache"] == 0
-    direct = Distillation(dataclasses.replace(cached, supersample=1))
+    direct = Distillation(dataclasses.replace(cached, supersample=1, crop=None))
     assert direct.collect_scenes(6, progress=False, chunk=6)["from_cache"] == 0
     assert not np.array_equal(np.stack(direct.data.rgb), np.stack(run.data.rgb)[:6])  # same scenes, other frames
     np.testing.assert_array_equal(np.stack(direct.data.action), np.stack(run.data.action)[:6])
@@ -270,11 +271,9 @@ def test_distillation_pretrains_on_scenes_with_a_coordinate_encoder(tmp_path):
     policy = load(tmp_path / "student", robot=load_hardware_config("openmanipulator_x"))
     assert policy.meta["network"]["coordinates"] is True
     assert policy.network.encoder[0].in_channels == 6
-    assert (
-        policy.meta["camera"] == {"supersample": 2}
-        and policy_factory(str(tmp_path / "student"), "grasp").supersample == 2
-    )
-    env = gym.make(TASK_IDS["grasp"], obs_mode="rgbd", supersample=2)
+    camera = {"supersample": 2, "crop": [96, 96, 448, 336]}
+    assert policy.meta["camera"] == camera and policy_factory(str(tmp_path / "student"), "grasp").camera == camera
+    env = gym.make(TASK_IDS["grasp"], obs_mode="rgbd", **camera)
     obs, _ = env.reset(seed=4)
     np.testing.assert_allclose(policy.act(obs), trained.student_act(obs), atol=1e-6)
 

@@ -59,6 +59,7 @@ class GraspEnv(RobotEnv):
         domain: str | Path | dict[str, Any] | None = None,
         strength: float | None = None,
         supersample: int = 1,
+        crop: tuple[int, int, int, int] | None = None,
     ) -> None:
         super().__init__(
             robot,
@@ -71,6 +72,7 @@ class GraspEnv(RobotEnv):
             domain,
             strength,
             supersample,
+            crop,
         )
         self.task = GraspTask(self.config)
         self.action_space = gym.spaces.Box(-1.0, 1.0, (GraspTask.action_dim,), np.float32)

@@ -8,7 +8,8 @@ each reset it spawns two independent streams, ``task_rng`` (the scene: object, o
 randomized and nominal runs of a seed can be compared. Per-step noise comes from ``self.np_random``.
 
 Camera frames (``obs_mode="rgbd"``) are rendered at ``image_size``, or with ``supersample=S`` at S times that size
-and area-averaged down, as the robot reduces a real 640x480 frame (:meth:`RobotEnv.camera_observation`).
+and area-averaged down, as the robot reduces a real 640x480 frame; ``crop`` shows one region of the frame
+(:meth:`RobotEnv.camera_observation`).
 
 An env with camera observations runs OpenCV on one thread (``cv2.setNumThreads(1)``, process-wide): its image
 work is on 64x64 frames, too small to gain from OpenCV's thread pool, and training already runs one env process
@@ -79,6 +80,7 @@ class RobotEnv(gym.Env):
         domain: str | Path | dict[str, Any] | None = None,
         strength: float | None = None,
         supersample: int = 1,
+        crop: tuple[int, int, int, int] | None = None,
     ) -> None:
         if obs_mode not in OBS_MODES:
             raise ValueError(f"obs_mode must be one of {OBS_MODES}, got {obs_mode!r}")
@@ -91,6 +93,7 @@ class RobotEnv(gym.Env):
         if int(supersample) != supersample or supersample < 1:
             raise ValueError(f"supersample must be an integer >= 1, got {supersample!r}")
         self.supersample = int(supersample)
+        self.crop = None if crop is None else tuple(int(v) for v in crop)
         self.max_episode_steps = int(max_episode_steps)
         self.metadata = {**self.metadata, "render_fps": self.config.control.rate_hz}
         self.targets: dict[str, Target] = {t.name: t for t in [*camera_light_image_targets(), *self.task_targets()]}
@@ -263,8 +266,9 @@ class RobotEnv(gym.Env):
         dcx, dcy = (float(v) for v in prm["camera.principal_offset"])
         k = Intrinsics(full.width, full.height, full.fx * f, full.fy * f, full.cx + dcx, full.cy + dcy)
         self.intrinsics_camera = k
-        self.intrinsics_obs = k.scaled(*self.image_size)
-        self.intrinsics_render = k.scaled(*(self.supersample * n for n in self.image_size))
+        seen = k if self.crop is None else k.cropped(*self.crop)  # the part of the frame the observation shows
+        self.intrinsics_obs = seen.scaled(*self.image_size)
+        self.intrinsics_render = seen.scaled(*(self.supersample * n for n in self.image_size))
         self.intrinsics_video = k.scaled(*VIDEO_SIZE)
         mount = self.camera_config.mount
         offset_R = rotation_from_rpy(prm["camera.rotation_offset"])
@@ -381,7 +385,8 @@ class RobotEnv(gym.Env):
         invalid) at ``image_size``, with this episode's image noise. With ``supersample`` S > 1 the scene is
         rendered at S times that size and reduced the way :class:`real.robot.TaskRobot` reduces a real 640x480
         frame: color by area averaging (cv2.INTER_AREA), so an object smaller than a pixel still tints it, depth
-        by nearest neighbour."""
+        by nearest neighbour. ``crop`` (x, y, width, height in pixels of the configured color stream): only that
+        region of the frame is shown, as TaskRobot crops a real frame before resizing it."""
         frame = self.render_camera(self.intrinsics_render)
         color, depth = frame.color, frame.depth
         if self.supersample > 1:
