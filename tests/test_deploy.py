@@ -160,6 +160,29 @@ def test_camera_policy_on_the_mock_base_holds_through_a_camera_stall(tmp_path):
     assert topics["/policy/action"]["messages"] == topics["/command"]["messages"] - summary.stalled_cycles
 
 
+def test_grasp_camera_student_deploys_on_the_mock_arm_with_its_crop(tmp_path):
+    """The example grasp student was trained on a supersampled crop of the table camera (bundle.yaml ``camera``);
+    on the mock arm it acts on librealsense frames cut and reduced the same way (real.robot.reduce_frame)."""
+    from policies.bundle import load
+
+    policy = load("policies/bundles/grasp_rgbd")
+    assert policy.meta["camera"]["crop"] == [96, 96, 448, 336]
+    log = tmp_path / "grasp_rgbd.mcap"
+    summary = deploy(
+        DeployConfig(
+            robot="mock/openmanipulator_x",
+            policy="policies/bundles/grasp_rgbd",
+            status=False,
+            log=str(log),
+            max_steps=15,
+        )
+    )
+    assert summary.ended == "completed", summary.message
+    assert summary.camera["frames"] >= 5
+    topics = log_info(log)["topics"]
+    assert topics["/policy/action"]["messages"] >= 5 and topics["/camera/color"]["messages"] >= 5
+
+
 def test_sigint_in_process_leaves_every_emulated_servo_with_torque_off(tmp_path):
     """The signal arrives mid-episode; afterwards the servo emulator itself says torque is off on every motor,
     and the arm was parked at its rest pose first."""
