@@ -310,7 +310,7 @@ class Distillation:
                     keep(job, part)
         else:
             for job in todo:
-                keep(job, _scene_chunk(job))
+                keep(job, _scene_chunk(job, worker=False))
         bar.close()
         for job in chunks:  # in chunk order, whichever came from the cache
             self._add_scenes(parts[job.start])
@@ -319,8 +319,7 @@ class Distillation:
     def _scene_cache_folder(self) -> Path | None:
         """``scene_cache/<key>``: the key digests what the frames depend on (the teacher's files, the task, the
         randomization config, the image size, supersampling and crop, the seed and this module's collection scheme),
-        so a cache is never
-        read for another teacher or setting."""
+        so a cache is never read for another teacher or setting."""
         cfg = self.config
         if cfg.scene_cache is None:
             return None
@@ -536,11 +535,12 @@ class Distillation:
         )
 
 
-def _scene_chunk(chunk: SceneChunk) -> dict[str, np.ndarray]:
+def _scene_chunk(chunk: SceneChunk, worker: bool = True) -> dict[str, np.ndarray]:
     """Frames of scenes ``start .. start + count`` of a run seeded ``seed`` (see
     :meth:`Distillation.collect_scenes`). The teacher drives a state env (it reads the state, not the camera); the
-    camera renders only the frame that is kept."""
-    torch.set_num_threads(1)  # a worker process: one core each
+    camera renders only the frame that is kept. ``worker``: running in a worker process (torch on one core)."""
+    if worker:
+        torch.set_num_threads(1)
     size = (chunk.image_size, chunk.image_size)
     env = task_env(chunk.task, chunk.randomization, obs_mode="state", image_size=size, **dict(chunk.camera))
     teacher = Teacher(chunk.teacher, chunk.task, env)
