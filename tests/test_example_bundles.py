@@ -14,7 +14,7 @@ from real.hardware_config import load_hardware_config
 BUNDLES = Path(__file__).resolve().parents[1] / "policies" / "bundles"
 ROBOTS = {"grasp": "openmanipulator_x", "navigate": "turtlebot3_burger"}
 # name -> (task, episodes, minimum success on held-out seeds); the full figures are in the bundles' training reports
-# (the grasp camera student is below its target, 69-76 % on unseen seeds against the teacher's 97 %: see issue 6)
+# (the grasp camera student is below its target, 69-83 % on unseen seeds against the teacher's 97 %: see issue 6)
 EXAMPLES = {
     "grasp_state": ("grasp", 20, 0.8),
     "grasp_rgbd": ("grasp", 20, 0.5),
