@@ -185,3 +185,22 @@ def test_demo_tells_the_whole_story(tmp_path, capsys):
     assert report["replay"]["check_policy"]["matches"] and (out / "deploy_grasp.mcap").stat().st_size > 1000
     assert report["sysid"]["mae_rad"] < report["sysid"]["nominal_mae_rad"]  # the fit explains the reality better
     assert "5. system identification" in capsys.readouterr().out
+
+
+def test_camera_frames_benchmark_prints_json(tmp_path):
+    out = tmp_path / "frames.json"
+    subprocess.run(
+        [sys.executable, str(REPO / "benchmarks/camera_frames.py"), "--frames", "3", "--supersample", "1,2"]
+        + ["--json", str(out)],
+        check=True,
+        capture_output=True,
+        cwd=REPO,
+    )
+    results = json.loads(out.read_text())["results"]
+    assert [(r["supersample"], r["crop"] is not None) for r in results] == [
+        (1, False),
+        (1, True),
+        (2, False),
+        (2, True),
+    ]
+    assert results[0]["ratio_to_direct_whole_frame"] == 1.0 and all(r["ms_per_frame_p50"] > 0 for r in results)
