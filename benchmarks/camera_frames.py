@@ -13,7 +13,6 @@ import argparse
 import platform
 import time
 
-import cv2
 import gymnasium as gym
 import numpy as np
 from report import emit  # benchmarks/report.py (scripts run from this folder)
@@ -46,7 +45,6 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--json", help="write the results here")
     args = parser.parse_args()
-    cv2.setNumThreads(1)
     results = []
     for s in (int(v) for v in args.supersample.split(",")):
         for crop in (None, GRASP_STUDENT_CROP):

@@ -53,7 +53,7 @@ class SceneChunk(NamedTuple):
     task: str
     randomization: str
     image_size: int
-    camera: tuple[tuple[str, Any], ...]  # the env's camera options (supersample, crop) as sorted items
+    camera: dict[str, Any]  # the env's camera options (supersample, crop): Distillation.camera_options
     seed: int
     start: int
     count: int
@@ -275,7 +275,7 @@ class Distillation:
                 self.task,
                 cfg.randomization,
                 cfg.image_size,
-                tuple(sorted(self.camera_options().items())),
+                self.camera_options(),
                 cfg.seed,
                 start,
                 min(chunk, scenes - start),
@@ -331,10 +331,8 @@ class Distillation:
                 if f.is_file():
                     digest.update(f.name.encode() + f.read_bytes())
         randomization = load_randomization(cfg.randomization, self.env.unwrapped.task_name).model_dump(mode="json")
-        setting = [self.task, randomization, cfg.image_size, cfg.supersample, cfg.seed, PRETRAIN_SEED]
-        setting.append(SCENE_CACHE_VERSION)
-        if cfg.crop is not None:  # keyed only when given, so that caches made before --crop existed stay valid
-            setting.append(list(cfg.crop))
+        camera = self.camera_options()
+        setting = [self.task, randomization, cfg.image_size, camera, cfg.seed, PRETRAIN_SEED, SCENE_CACHE_VERSION]
         digest.update(json.dumps(setting, sort_keys=True).encode())
         folder = Path(cfg.scene_cache) / f"{self.task}-{digest.hexdigest()[:16]}"
         folder.mkdir(parents=True, exist_ok=True)
@@ -542,7 +540,7 @@ def _scene_chunk(chunk: SceneChunk, worker: bool = True) -> dict[str, np.ndarray
     if worker:
         torch.set_num_threads(1)
     size = (chunk.image_size, chunk.image_size)
-    env = task_env(chunk.task, chunk.randomization, obs_mode="state", image_size=size, **dict(chunk.camera))
+    env = task_env(chunk.task, chunk.randomization, obs_mode="state", image_size=size, **chunk.camera)
     teacher = Teacher(chunk.teacher, chunk.task, env)
     rng = np.random.default_rng([chunk.seed, chunk.start])
     out: dict[str, list[np.ndarray]] = {k: [] for k in ("rgb", "depth", "proprio", "action", "privileged")}

@@ -206,7 +206,7 @@ class TaskRobot:
         self.robot = robot
         self.privileged = privileged
         self.image_size = image_size
-        self.crop = None if crop is None else tuple(int(v) for v in crop)
+        self.crop = crop  # checked against each frame by reduce_frame
         self.joints: JointState | None = None
 
     def start(self, goal: np.ndarray | None = None) -> JointState:
