@@ -169,6 +169,11 @@ class BundlePolicy:
     def reset(self) -> None:
         """Start of an episode (the bundled networks are feed-forward: nothing to clear)."""
 
+    @property
+    def normalization(self) -> tuple[np.ndarray, np.ndarray]:
+        """(mean, std) of the flat observation (a camera student's: of its proprioception), copies."""
+        return self._mean.copy(), self._std.copy()
+
     def normalize(self, flat: np.ndarray) -> np.ndarray:
         return np.clip((flat - self._mean) / self._std, -10.0, 10.0).astype(np.float32)
 

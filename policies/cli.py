@@ -251,6 +251,8 @@ def _cmd_distill(args: argparse.Namespace) -> int:
             pretrain_epochs=args.pretrain_epochs,
             workers=args.workers,
             scene_cache=args.scene_cache,
+            init=args.init,
+            lr_decay=args.lr_decay,
         )
     )
     best = report["best"]
@@ -796,7 +798,20 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         help="folder keeping pretraining scenes between runs (keyed by teacher, task, randomization, size, seed)",
     )
-    p.add_argument("--out", required=True, help="run folder: eval.json, report.json, bundle/")
+    p.add_argument(
+        "--init",
+        default=None,
+        metavar="BUNDLE",
+        help="continue this student (bundle or run folder): its network and normalization (--channels, --coordinates "
+        "and --encoder are ignored); its camera must be this run's; DAgger goes on at the iteration after its last, "
+        "and pretraining scenes join the data without a refit",
+    )
+    p.add_argument(
+        "--lr-decay",
+        action="store_true",
+        help="each DAgger fit's learning rate follows a cosine down to a tenth (default: constant)",
+    )
+    p.add_argument("--out", required=True, help="run folder: eval.json, report.json, bundle/, iterations/N/")
     p.set_defaults(func=_cmd_distill)
 
     p = sub.add_parser("eval", help="success rate of policy bundles (or 'expert'), or a robustness sweep with a plot")

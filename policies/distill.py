@@ -6,7 +6,8 @@ proprioception, under the full visual randomization of the task. Iteration 0 let
 iteration i the student drives with probability 1 - 0.5^i (the teacher otherwise), and the teacher labels every
 state visited. The dataset is aggregated across iterations and the student retrained on all of it, with
 albumentations colour augmentation of the training images. After each iteration the student is evaluated on
-held-out seeds; the best one becomes the bundle.
+held-out seeds; the best one becomes the bundle, and every iteration's is kept in ``iterations/N``. A run can
+continue a student bundle (``init``): DAgger goes on at the iteration after the bundle's last.
 
 Written here rather than taken from a library: the `imitation` package's DAgger is built around its own
 trajectory and policy types and a gym-wrapped expert, while our teacher needs the env's privileged info and our
@@ -35,6 +36,7 @@ import torch
 from tqdm import tqdm
 
 from policies.bundle import ObsSpec, load, save_bundle
+from policies.errors import BundleError
 from policies.rollout import make_expert, wilson_interval
 from policies.student import RGBDStudent
 from policies.train import EVAL_SEED, task_env
@@ -92,6 +94,10 @@ class DistillConfig:
     pretrain_epochs: int = 10  # with the learning rate decaying to a tenth over them (cosine)
     workers: int = field(default_factory=lambda: max(1, os.cpu_count() or 1))  # processes collecting scenes
     scene_cache: str | None = None  # folder keeping pretraining scene chunks between runs
+    # continue from this student bundle (its network, normalization and camera); DAgger goes on at the iteration
+    # after its last, and pretraining scenes are aggregated without refitting on them first
+    init: str | None = None
+    lr_decay: bool = False  # every DAgger fit's learning rate follows a cosine down to a tenth (as pretraining)
     command: str = ""
 
 
@@ -187,26 +193,57 @@ class Distillation:
         far = float(self.env.unwrapped.camera_config.depth_range[1])
         _, info = self.env.reset(seed=DISTILL_SEED - 1)
         self.priv_dim = len(info["privileged"]["vector"]) if config.aux_weight > 0 else 0
-        self.student = RGBDStudent(
-            size,
-            self.obs_spec.shapes["proprio"][0],
-            action_dim,
-            depth_max=min(far, 3.0),
-            aux_dim=self.priv_dim,
-            encoder=config.encoder,
-            channels=tuple(config.channels),
-            coordinates=config.coordinates,
-        )
+        self.proprio_mean = np.zeros(self.obs_spec.shapes["proprio"], np.float32)
+        self.proprio_std = np.ones(self.obs_spec.shapes["proprio"], np.float32)
+        self.first_iteration = 0
+        if config.init is not None:
+            self.student = self._initial_student(config.init)
+        else:
+            self.student = RGBDStudent(
+                size,
+                self.obs_spec.shapes["proprio"][0],
+                action_dim,
+                depth_max=min(far, 3.0),
+                aux_dim=self.priv_dim,
+                encoder=config.encoder,
+                channels=tuple(config.channels),
+                coordinates=config.coordinates,
+            )
         self.optimizer = torch.optim.Adam(self.student.parameters(), lr=config.learning_rate)
         self.augment = colour_augmentation() if config.augment else None
         self.data = Dataset()
-        self.proprio_mean = np.zeros(self.obs_spec.shapes["proprio"], np.float32)
-        self.proprio_std = np.ones(self.obs_spec.shapes["proprio"], np.float32)
         self.priv_mean, self.priv_std = 0.0, 1.0
         self.history: list[dict[str, Any]] = []
         self.best = {"success_rate": -1.0, "iteration": None}
         self.episodes = 0
         self.pretraining: dict[str, Any] | None = None
+
+    def _initial_student(self, path: str) -> RGBDStudent:
+        """The student of the bundle ``path``, checked against this run (task, observation, camera, auxiliary
+        head); its proprioception normalization is kept, and the DAgger iterations continue its count."""
+        try:
+            bundle = load(path, robot=self.env.unwrapped.config, observation_space=self.env.observation_space)
+        except BundleError as e:
+            raise BundleError(f"--init {path}: cannot continue this student: {e}") from e
+        meta = bundle.meta
+        problems = []
+        if meta["network"]["type"] != "cnn" or not isinstance(bundle.network, RGBDStudent):
+            problems.append("it is not a camera student")
+        if bundle.task != self.task:
+            problems.append(f"its task is {bundle.task!r}, not {self.task!r}")
+        if bundle.obs_spec.shapes != self.obs_spec.shapes:
+            problems.append(f"it takes {bundle.obs_spec.shapes}, this run makes {self.obs_spec.shapes}")
+        camera = meta.get("camera") or {"supersample": 1, "crop": None}
+        if camera != self.camera_options():
+            problems.append(f"its camera is {camera}, this run's {self.camera_options()} (--supersample, --crop)")
+        if int(meta["network"].get("aux_dim", 0)) != self.priv_dim:
+            problems.append(f"its auxiliary head reads {meta['network'].get('aux_dim', 0)} values, not {self.priv_dim}")
+        if problems:
+            raise BundleError(f"--init {path}: cannot continue this student: " + "; ".join(problems))
+        mean, std = bundle.normalization
+        self.proprio_mean, self.proprio_std = mean.reshape(self.proprio_mean.shape), std.reshape(self.proprio_std.shape)
+        self.first_iteration = int(meta["training"].get("iterations_done", 0))
+        return bundle.network
 
     def camera_options(self) -> dict[str, Any]:
         """The env's camera options (also recorded in the bundle, so evaluations render the same way)."""
@@ -344,14 +381,18 @@ class Distillation:
             self.data.add(obs, part["action"][i], part["privileged"][i])
 
     def _set_statistics(self) -> None:
-        """Normalization of proprioception, privileged labels and depth from the data collected so far."""
+        """Normalization of proprioception, privileged labels and depth from the data collected so far (a
+        student continued with ``init`` keeps its proprioception and depth scales: its weights depend on them)."""
         _, _, proprio, _, privileged = self.data.arrays()
-        self.proprio_mean = proprio.mean(0).astype(np.float32)
-        self.proprio_std = np.maximum(proprio.std(0), 1e-3).astype(np.float32)
+        if self.config.init is None:
+            self.proprio_mean = proprio.mean(0).astype(np.float32)
+            self.proprio_std = np.maximum(proprio.std(0), 1e-3).astype(np.float32)
         # robust statistics: an object knocked off the table falls for metres and would set the scale
         self.priv_mean = np.median(privileged, axis=0)
         lo, hi = np.percentile(privileged, [5, 95], axis=0)
         self.priv_std = np.maximum((hi - lo) / 3.29, 1e-3)  # the std of a normal spanning 5-95 %
+        if self.config.init is not None:
+            return
         # a 2 cm object on a table 0.6 m away is 1 % of a 0-2 m depth scale but a tenth of the data's spread
         depth = np.stack(self.data.depth).astype(np.float32)
         valid = depth[depth > 0]
@@ -463,17 +504,18 @@ class Distillation:
         if cfg.pretrain_scenes > 0:
             pre = self.collect_scenes(cfg.pretrain_scenes, progress)
             self._set_statistics()
-            pre["loss"] = self.fit(cfg.pretrain_epochs, progress, decay=True)
+            if cfg.init is None:  # a continued student was fitted on them already
+                pre["loss"] = self.fit(cfg.pretrain_epochs, progress, decay=True)
             pre["wall_s"] = round(time.monotonic() - started, 1)
             self.pretraining = pre
-            if progress:
+            if progress and "loss" in pre:
                 tqdm.write(f"pretrained on {pre['samples']} scenes: loss {pre['loss']:.3f}")
-        for it in range(cfg.iterations):
+        for it in range(self.first_iteration, self.first_iteration + cfg.iterations):
             beta = 0.5**it
             collected = self.collect(per_iteration, beta, progress)
-            if it == 0:
+            if it == self.first_iteration:
                 self._set_statistics()
-            loss = self.fit(cfg.epochs, progress)
+            loss = self.fit(cfg.epochs, progress, decay=cfg.lr_decay)
             result = self.evaluate(cfg.eval_episodes)
             result.update(
                 iteration=it,
@@ -490,6 +532,7 @@ class Distillation:
                 tqdm.write(
                     f"iteration {it}: {len(self.data)} samples, held-out success {result['success_rate']:.2f}{located}"
                 )
+            self.write_bundle(self.out / "iterations" / str(it))  # each kept: held-out figures of 50 episodes vary
             if result["success_rate"] > self.best["success_rate"]:
                 self.best = {"success_rate": result["success_rate"], "iteration": it}
                 self.write_bundle(self.out / "bundle")
@@ -527,7 +570,8 @@ class Distillation:
                 "teacher": cfg.teacher,
                 "seed": cfg.seed,
                 "steps": len(self.data),
-                "iterations_done": len(self.history),
+                "iterations_done": self.first_iteration + len(self.history),
+                "continued_from": cfg.init,
                 "held_out_success": self.best["success_rate"],
             },
         )

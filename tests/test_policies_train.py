@@ -278,6 +278,40 @@ def test_distillation_pretrains_on_scenes_with_a_coordinate_encoder(tmp_path):
     np.testing.assert_allclose(policy.act(obs), trained.student_act(obs), atol=1e-6)
 
 
+def test_distillation_continues_a_student_bundle(tmp_path):
+    """--init: the run starts from the bundle's network and normalization (it acts as the bundle does), counts
+    DAgger iterations on from the bundle's, adds pretraining scenes without refitting on them, keeps every
+    iteration's bundle, and refuses a bundle that does not fit the run."""
+    from policies.distill import Distillation, DistillConfig
+
+    base = DistillConfig(
+        teacher="expert", task="grasp", out="", steps=40, iterations=1, epochs=1, eval_episodes=1, channels=(8, 8, 8)
+    )
+    distill_first = Distillation(dataclasses.replace(base, out=str(tmp_path / "first")))
+    distill_first.run(progress=False)
+    first = load(tmp_path / "first")
+    config = dataclasses.replace(
+        base, out=str(tmp_path / "more"), init=str(tmp_path / "first"), lr_decay=True, pretrain_scenes=4, workers=1
+    )
+    more = Distillation(config)
+    env = gym.make(TASK_IDS["grasp"], obs_mode="rgbd")
+    obs, _ = env.reset(seed=5)
+    np.testing.assert_allclose(more.student_act(obs), first.act(obs), atol=1e-6)
+    report = more.run(progress=False)
+    assert [(h["iteration"], h["beta"]) for h in report["history"]] == [(1, 0.5)]
+    assert report["pretraining"]["samples"] == 4 and "loss" not in report["pretraining"]
+    assert report["history"][0]["samples"] >= 4 + 40
+    np.testing.assert_array_equal(more.proprio_mean, first.normalization[0])  # the network's input scale is kept
+    continued = load(tmp_path / "more" / "iterations" / "1")
+    assert continued.meta["training"]["iterations_done"] == 2
+    assert continued.meta["training"]["continued_from"] == str(tmp_path / "first")
+    assert not np.allclose(continued.act(obs), first.act(obs), atol=1e-4)  # and it was trained further
+    with pytest.raises(BundleError, match="its camera is"):
+        Distillation(dataclasses.replace(config, out=str(tmp_path / "x"), supersample=2))
+    with pytest.raises(BundleError, match="lacks .privileged"):
+        Distillation(dataclasses.replace(config, out=str(tmp_path / "x"), init="policies/bundles/grasp_state"))
+
+
 def test_coordinate_channels_hold_pixel_positions():
     from policies.student import with_coordinates
 
