@@ -45,7 +45,7 @@ from sim.randomization.config import load_randomization
 DISTILL_SEED = 2_000_000
 PRETRAIN_SEED = 3_000_000  # scenes seed + 0 .. N-1: overlaps the mock robots' default scene seeds (s2r demo, deploy)
 SCENE_CHUNK = 500  # scenes per unit of parallel collection
-SCENE_CACHE_VERSION = 2  # bump when what a chunk holds, or how it is collected, changes
+SCENE_CACHE_VERSION = 3  # bump when what a chunk holds, or how it is collected, changes
 
 
 class SceneChunk(NamedTuple):

@@ -8,6 +8,7 @@ import pybullet as p
 import pytest
 
 import sim  # noqa: F401
+from sim.randomization.image_noise import D435_BASELINE_M, D435_SUBPIXEL
 
 
 @pytest.fixture
@@ -251,6 +252,11 @@ def test_image_level_noise(grasp):
     err = obs["depth"][:, :, 0] - d0
     near, far = (d0 > 0) & (d0 < 0.6), d0 > 0.8
     assert err[far].std() > 1.5 * err[near].std() > 0
+    # of the size the D435 model gives at the 640x480 stream's focal length, not at the 80x60 image's (8x larger)
+    band = (d0 > 0.55) & (d0 < 0.65)
+    model = 2.0 * d0[band] ** 2 * D435_SUBPIXEL / (env.unwrapped.intrinsics_camera.fx * D435_BASELINE_M)
+    expected = np.sqrt(np.mean(model**2) + 0.001**2 / 6)  # and two 1 mm roundings
+    assert 0.7 * expected < err[band].std() < 1.4 * expected
     obs, _ = env.reset(seed=0, options={"domain": {**clean, "depth_random_dropout": 0.01, "depth_edge_dropout": 0.5}})
     dropped = (d0 > 0) & (obs["depth"][:, :, 0] == 0)
     assert 0.005 < dropped.mean() < 0.1

@@ -393,7 +393,9 @@ class RobotEnv(gym.Env):
             color = cv2.resize(color, self.image_size, interpolation=cv2.INTER_AREA)
             depth = cv2.resize(depth, self.image_size, interpolation=cv2.INTER_NEAREST)
         noisy_color = self.image_noise.color(color)
-        noisy_depth = self.image_noise.depth(depth, color, self.intrinsics_obs.fx)
+        # the stereo error of each reading is the depth stream's (its own focal length): the robot picks whole
+        # readings of that stream (nearest neighbour), which keeps their error, neither averaged nor enlarged
+        noisy_depth = self.image_noise.depth(depth, color, self.intrinsics_camera.fx)
         np.minimum(noisy_depth, np.float32(self.camera_config.depth_range[1]), out=noisy_depth)  # fresh, >= 0
         return {"rgb": noisy_color, "depth": noisy_depth[:, :, None]}
 

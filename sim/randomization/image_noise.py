@@ -7,7 +7,8 @@ seed gives the same pixels.
 Depth (written here: albumentations and imgaug have no stereo-depth sensor model): the RMS error of an active
 stereo camera grows with the square of the distance, ``sigma(z) = z^2 * subpixel / (f * baseline)``, Intel's
 "Tuning depth cameras for best performance" white paper, with the D435 baseline of 50 mm (datasheet) and a subpixel
-accuracy of 0.08; the focal length is the depth image's own. Readings are quantized to the depth unit (1 mm by
+accuracy of 0.08; the focal length is that of the depth stream the readings come from (a frame reduced by taking
+every k-th reading keeps each reading's error). Readings are quantized to the depth unit (1 mm by
 default on D400 cameras), and pixels go missing at horizontal depth discontinuities (stereo occlusion), on dark
 surfaces and at random.
 """
