@@ -811,7 +811,9 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="each DAgger fit's learning rate follows a cosine down to a tenth (default: constant)",
     )
-    p.add_argument("--out", required=True, help="run folder: eval.json, report.json, bundle/, iterations/N/")
+    p.add_argument(
+        "--out", required=True, help="run folder: eval.json, report.json, bundle/, iterations/N/, pretrained/"
+    )
     p.set_defaults(func=_cmd_distill)
 
     p = sub.add_parser("eval", help="success rate of policy bundles (or 'expert'), or a robustness sweep with a plot")

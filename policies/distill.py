@@ -6,8 +6,9 @@ proprioception, under the full visual randomization of the task. Iteration 0 let
 iteration i the student drives with probability 1 - 0.5^i (the teacher otherwise), and the teacher labels every
 state visited. The dataset is aggregated across iterations and the student retrained on all of it, with
 albumentations colour augmentation of the training images. After each iteration the student is evaluated on
-held-out seeds; the best one becomes the bundle, and every iteration's is kept in ``iterations/N``. A run can
-continue a student bundle (``init``): DAgger goes on at the iteration after the bundle's last.
+held-out seeds; the best one becomes the bundle, and every iteration's is kept in ``iterations/N`` (the pretrained
+student, before DAgger, in ``pretrained``). A run can continue a student bundle (``init``): DAgger goes on at the
+iteration after the bundle's last.
 
 Written here rather than taken from a library: the `imitation` package's DAgger is built around its own
 trajectory and policy types and a gym-wrapped expert, while our teacher needs the env's privileged info and our
@@ -506,6 +507,7 @@ class Distillation:
             self._set_statistics()
             if cfg.init is None:  # a continued student was fitted on them already
                 pre["loss"] = self.fit(cfg.pretrain_epochs, progress, decay=True)
+                self.write_bundle(self.out / "pretrained")  # DAgger can start from it later: --init RUN/pretrained
             pre["wall_s"] = round(time.monotonic() - started, 1)
             self.pretraining = pre
             if progress and "loss" in pre:
@@ -572,7 +574,7 @@ class Distillation:
                 "steps": len(self.data),
                 "iterations_done": self.first_iteration + len(self.history),
                 "continued_from": cfg.init,
-                "held_out_success": self.best["success_rate"],
+                "held_out_success": self.best["success_rate"] if self.best["iteration"] is not None else None,
             },
         )
 

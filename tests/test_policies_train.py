@@ -264,6 +264,9 @@ def test_distillation_pretrains_on_scenes_with_a_coordinate_encoder(tmp_path):
     trained = Distillation(config)
     report = trained.run(progress=False)
     assert report["pretraining"]["samples"] == 12 and np.isfinite(report["pretraining"]["loss"])
+    pretrained = load(tmp_path / "student" / "pretrained")  # kept before DAgger: --init can start from it
+    assert pretrained.meta["training"]["iterations_done"] == 0
+    assert pretrained.meta["training"]["held_out_success"] is None
     assert report["history"][0]["samples"] >= 12 + 60
     # the auxiliary head's reading of the object position on the held-out first frames, in metres
     located = report["history"][0]["object_position_error_at_reset_m"]
