@@ -23,6 +23,7 @@ import math
 import multiprocessing
 import os
 import shlex
+import shutil
 import sys
 import time
 from concurrent.futures import ProcessPoolExecutor
@@ -226,14 +227,12 @@ class Distillation:
             bundle = load(path, robot=self.env.unwrapped.config, observation_space=self.env.observation_space)
         except BundleError as e:
             raise BundleError(f"--init {path}: cannot continue this student: {e}") from e
-        meta = bundle.meta
+        meta = bundle.meta  # load() checked the robot and the observation shapes
         problems = []
-        if meta["network"]["type"] != "cnn" or not isinstance(bundle.network, RGBDStudent):
+        if not isinstance(bundle.network, RGBDStudent):
             problems.append("it is not a camera student")
         if bundle.task != self.task:
             problems.append(f"its task is {bundle.task!r}, not {self.task!r}")
-        if bundle.obs_spec.shapes != self.obs_spec.shapes:
-            problems.append(f"it takes {bundle.obs_spec.shapes}, this run makes {self.obs_spec.shapes}")
         camera = meta.get("camera") or {"supersample": 1, "crop": None}
         if camera != self.camera_options():
             problems.append(f"its camera is {camera}, this run's {self.camera_options()} (--supersample, --crop)")
@@ -385,15 +384,14 @@ class Distillation:
         """Normalization of proprioception, privileged labels and depth from the data collected so far (a
         student continued with ``init`` keeps its proprioception and depth scales: its weights depend on them)."""
         _, _, proprio, _, privileged = self.data.arrays()
-        if self.config.init is None:
-            self.proprio_mean = proprio.mean(0).astype(np.float32)
-            self.proprio_std = np.maximum(proprio.std(0), 1e-3).astype(np.float32)
         # robust statistics: an object knocked off the table falls for metres and would set the scale
         self.priv_mean = np.median(privileged, axis=0)
         lo, hi = np.percentile(privileged, [5, 95], axis=0)
         self.priv_std = np.maximum((hi - lo) / 3.29, 1e-3)  # the std of a normal spanning 5-95 %
         if self.config.init is not None:
             return
+        self.proprio_mean = proprio.mean(0).astype(np.float32)
+        self.proprio_std = np.maximum(proprio.std(0), 1e-3).astype(np.float32)
         # a 2 cm object on a table 0.6 m away is 1 % of a 0-2 m depth scale but a tenth of the data's spread
         depth = np.stack(self.data.depth).astype(np.float32)
         valid = depth[depth > 0]
@@ -534,10 +532,11 @@ class Distillation:
                 tqdm.write(
                     f"iteration {it}: {len(self.data)} samples, held-out success {result['success_rate']:.2f}{located}"
                 )
-            self.write_bundle(self.out / "iterations" / str(it))  # each kept: held-out figures of 50 episodes vary
             if result["success_rate"] > self.best["success_rate"]:
                 self.best = {"success_rate": result["success_rate"], "iteration": it}
-                self.write_bundle(self.out / "bundle")
+            kept = self.write_bundle(self.out / "iterations" / str(it))  # all kept: 50-episode figures vary
+            if self.best["iteration"] == it:
+                shutil.copytree(kept, self.out / "bundle", dirs_exist_ok=True)
             (self.out / "eval.json").write_text(json.dumps({"best": self.best, "history": self.history}, indent=2))
         report = {
             "config": asdict(cfg),
@@ -551,11 +550,11 @@ class Distillation:
         self.env.close()
         return report
 
-    def write_bundle(self, path: Path) -> None:
+    def write_bundle(self, path: Path) -> Path:
         cfg = self.config
         core = self.env.unwrapped
         randomization = load_randomization(cfg.randomization, core.task_name).model_dump(mode="json")
-        save_bundle(
+        return save_bundle(
             path,
             network=self.student,
             network_spec=self.student.spec(),
