@@ -222,6 +222,22 @@ def _crop(text: str) -> tuple[int, int, int, int]:
     return values
 
 
+def _share(text: str) -> float:
+    """ "0.3" -> 0.3, a fraction in [0, 1]; argparse reports the ValueError as a usage error."""
+    value = float(text)
+    if not 0.0 <= value <= 1.0:
+        raise ValueError(text)
+    return value
+
+
+def _positive_int(text: str) -> int:
+    """ "15" -> 15, at least 1; argparse reports the ValueError as a usage error."""
+    value = int(text)
+    if value < 1:
+        raise ValueError(text)
+    return value
+
+
 def _cmd_distill(args: argparse.Namespace) -> int:
     from policies.distill import DistillConfig, distill
 
@@ -253,6 +269,8 @@ def _cmd_distill(args: argparse.Namespace) -> int:
             scene_cache=args.scene_cache,
             init=args.init,
             lr_decay=args.lr_decay,
+            detours=args.detours,
+            detour_steps=args.detour_steps,
         )
     )
     best = report["best"]
@@ -790,6 +808,20 @@ def build_parser() -> argparse.ArgumentParser:
         help="before DAgger, fit on one early teacher-labelled frame from each of N new scenes (default 0: none)",
     )
     p.add_argument("--pretrain-epochs", type=int, default=10, help="passes over the pretraining scenes (default 10)")
+    p.add_argument(
+        "--detours",
+        type=_share,
+        default=0.0,
+        metavar="P",
+        help="share of episodes and scenes that begin with a random detour, so the student learns the way back "
+        "from states off the teacher's path (default 0)",
+    )
+    p.add_argument(
+        "--detour-steps",
+        type=_positive_int,
+        default=15,
+        help="a detour lasts 1 to this many steps of one random action",
+    )
     p.add_argument(
         "--workers", type=int, default=os.cpu_count() or 1, help="processes collecting scenes (default: all cores)"
     )

@@ -61,6 +61,8 @@ class SceneChunk(NamedTuple):
     seed: int
     start: int
     count: int
+    detours: float = 0.0  # DistillConfig.detours and detour_steps
+    detour_steps: int = 0
 
     @property
     def file_name(self) -> str:
@@ -100,6 +102,11 @@ class DistillConfig:
     # after its last, and pretraining scenes are aggregated without refitting on them first
     init: str | None = None
     lr_decay: bool = False  # every DAgger fit's learning rate follows a cosine down to a tenth (as pretraining)
+    # the share of episodes (DAgger) and scenes (pretraining) that begin with a detour: 1 to detour_steps steps of
+    # one random action, so that the student also learns, from the teacher's labels, its way back from states far
+    # off the teacher's path (see Detour)
+    detours: float = 0.0
+    detour_steps: int = 15
     command: str = ""
 
 
@@ -128,6 +135,23 @@ class Teacher:
         if self.expert is not None:
             return np.clip(np.asarray(self.expert.act(obs, info), dtype=np.float32), -1, 1)
         return self.bundle.act({"proprio": obs["proprio"], "privileged": info["privileged"]["vector"]})
+
+
+class Detour:
+    """A random excursion at the start of an episode: ``steps`` (1 .. ``max_steps``) repetitions of one action drawn
+    uniformly from [-1, 1]^n. The states it reaches, and the teacher's labels there, show the student the way back
+    to the task from places its own mistakes lead to (a student that loses the object drifts to the edge of the
+    workspace, where a teacher-driven dataset has no sample). The same idea as noise injection into the
+    demonstrator, Laskey et al. 2017, "DART: Noise Injection for Robust Imitation Learning", with one large
+    deviation instead of small per-step noise, which would keep the arm near the teacher's path."""
+
+    def __init__(self, rng: np.random.Generator, share: float, max_steps: int, action_dim: int) -> None:
+        self.steps = int(rng.integers(1, max_steps + 1)) if share > 0 and rng.random() < share else 0
+        self.action = rng.uniform(-1.0, 1.0, action_dim).astype(np.float32) if self.steps else None
+
+    def drive(self, step: int) -> np.ndarray | None:
+        """The detour's action at ``step`` of the episode, or None once it is over."""
+        return self.action if step < self.steps else None
 
 
 class Dataset:
@@ -176,6 +200,10 @@ class Distillation:
     def __init__(self, config: DistillConfig) -> None:
         if config.keep_every < 1:
             raise ValueError(f"keep_every must be >= 1, got {config.keep_every}")
+        if not 0.0 <= config.detours <= 1.0:
+            raise ValueError(f"detours is a share of episodes in [0, 1], got {config.detours}")
+        if config.detours > 0 and config.detour_steps < 1:
+            raise ValueError(f"detour_steps must be >= 1, got {config.detour_steps}")
         self.config = config
         self.out = Path(config.out)
         size = (config.image_size, config.image_size)
@@ -282,13 +310,16 @@ class Distillation:
             obs, info = env.reset(seed=DISTILL_SEED + self.config.seed * 100_000 + self.episodes)
             self.episodes += 1
             self.teacher.reset()
+            detour = Detour(self.rng, self.config.detours, self.config.detour_steps, self.env.action_space.shape[0])
             k = 0
             while True:
                 label = self.teacher.act(obs, info)
                 if k % self.config.keep_every == 0:
                     self.data.add(obs, label, info["privileged"]["vector"])
+                drive = detour.drive(k)
                 k += 1
-                drive = label if self.rng.random() < beta else self.student_act(obs)
+                if drive is None:
+                    drive = label if self.rng.random() < beta else self.student_act(obs)
                 obs, _, terminated, truncated, info = env.step(drive)
                 bar.update(len(self.data) - n0 - bar.n)
                 if terminated or truncated:
@@ -316,6 +347,8 @@ class Distillation:
                 cfg.seed,
                 start,
                 min(chunk, scenes - start),
+                cfg.detours,
+                cfg.detour_steps if cfg.detours > 0 else 0,
             )
             for start in range(0, scenes, chunk)
         ]
@@ -370,6 +403,8 @@ class Distillation:
         randomization = load_randomization(cfg.randomization, self.env.unwrapped.task_name).model_dump(mode="json")
         camera = self.camera_options()
         setting = [self.task, randomization, cfg.image_size, camera, cfg.seed, PRETRAIN_SEED, SCENE_CACHE_VERSION]
+        if cfg.detours > 0:  # (without detours, the frames of caches made before detours existed)
+            setting.append({"detours": cfg.detours, "detour_steps": cfg.detour_steps})
         digest.update(json.dumps(setting, sort_keys=True).encode())
         folder = Path(cfg.scene_cache) / f"{self.task}-{digest.hexdigest()[:16]}"
         folder.mkdir(parents=True, exist_ok=True)
@@ -593,9 +628,13 @@ def _scene_chunk(chunk: SceneChunk, worker: bool = True) -> dict[str, np.ndarray
         for i in range(chunk.start, chunk.start + chunk.count):
             obs, info = env.reset(seed=PRETRAIN_SEED + chunk.seed * 100_000 + i)
             teacher.reset()
-            for _ in range(int(rng.integers(0, 6))):
-                obs, _, terminated, truncated, info = env.step(teacher.act(obs, info))
-                if terminated or truncated:  # done within five steps: keep its last frame
+            teacher_steps = int(rng.integers(0, 6))
+            detour = Detour(rng, chunk.detours, chunk.detour_steps, env.action_space.shape[0])
+            for k in range(detour.steps + teacher_steps):
+                obs, _, terminated, truncated, info = env.step(
+                    detour.action if k < detour.steps else teacher.act(obs, info)
+                )
+                if terminated or truncated:  # done early: keep its last frame
                     break
             for key, value in env.unwrapped.camera_observation().items():
                 out[key].append(value)

@@ -315,6 +315,43 @@ def test_distillation_continues_a_student_bundle(tmp_path):
         Distillation(dataclasses.replace(config, out=str(tmp_path / "x"), init="policies/bundles/grasp_state"))
 
 
+def test_detours_show_the_student_states_off_the_teacher_path(tmp_path):
+    """--detours: scenes and DAgger episodes that begin with a random excursion reach tool positions the teacher's
+    own path never visits, labelled by the teacher with the way back (toward the object); without detours the
+    frames, and the scene cache they are kept in, are those of a run made before detours existed."""
+    from policies.distill import Detour, Distillation, DistillConfig
+
+    rng = np.random.default_rng(0)
+    detours = [Detour(rng, 1.0, 10, 4) for _ in range(50)]
+    assert {d.steps for d in detours} <= set(range(1, 11)) and len({d.steps for d in detours}) > 5
+    assert all(np.all(np.abs(d.action) <= 1) and d.drive(d.steps - 1) is d.action for d in detours)
+    assert all(d.drive(d.steps) is None for d in detours)
+    state = np.random.default_rng(1).bit_generator.state
+    no_detour = np.random.default_rng(1)
+    assert Detour(no_detour, 0.0, 10, 4).steps == 0 and no_detour.bit_generator.state == state  # draws nothing
+
+    base = DistillConfig(teacher="expert", task="grasp", out="", workers=1, scene_cache=str(tmp_path / "cache"))
+    plain = Distillation(dataclasses.replace(base, out=str(tmp_path / "plain")))
+    detoured = Distillation(dataclasses.replace(base, out=str(tmp_path / "detoured"), detours=1.0, detour_steps=12))
+    default = Distillation(DistillConfig(teacher="expert", task="grasp", out="", scene_cache=str(tmp_path / "cache")))
+    assert plain._scene_cache_folder() == default._scene_cache_folder() != detoured._scene_cache_folder()
+
+    def offsets(run: Distillation) -> np.ndarray:  # object minus tool (m) of each sample
+        return np.stack(run.data.privileged)[:, 7:10]
+
+    for run in (plain, detoured):
+        run.collect_scenes(16, progress=False, chunk=8)
+    plain_d, detoured_d = (np.linalg.norm(offsets(r), axis=1) for r in (plain, detoured))
+    assert detoured_d.max() > 1.5 * plain_d.max() and detoured_d.mean() > 1.4 * plain_d.mean()  # 20 vs 9.5 cm
+    # DAgger with the teacher driving after the detour: far from the object the labels lead back toward it
+    detoured.collect(150, beta=1.0, progress=False)
+    off = offsets(detoured)[16:]
+    far = np.linalg.norm(off[:, :2], axis=1) > 0.08  # 8 cm or more aside of the object
+    assert far.sum() >= 10
+    labels = np.stack(detoured.data.action)[16:][far, :2]
+    assert np.mean(np.sum(labels * off[far, :2], axis=1) > 0) > 0.9  # horizontally toward it
+
+
 def test_coordinate_channels_hold_pixel_positions():
     from policies.student import with_coordinates
 
