@@ -257,3 +257,42 @@ def test_same_seed_same_scene_whatever_the_randomization():
                 np.testing.assert_array_equal(a["privileged"]["goal"], b["privileged"]["goal"])
         nominal.close()
         randomized.close()
+
+
+def test_a_config_extends_another(tmp_path):
+    """``extends``: the base's terms, same-named ones replaced in place, new ones appended, strength overridden;
+    a relative base is found beside the file; a loop or a bad term list is refused by file name."""
+    default = load_randomization("default", "grasp")
+    wide = {"name": "depth_noise_scale", "target": "depth.noise_scale", "operation": "set",
+            "distribution": {"type": "uniform", "low": 0.5, "high": 14.0}}  # fmt: skip
+    extra = {"name": "table_mass", "target": "object.mass", "operation": "scale",
+             "distribution": {"type": "uniform", "low": 0.9, "high": 1.1}}  # fmt: skip
+    (tmp_path / "wide.yaml").write_text(yaml.safe_dump({"extends": "default", "terms": [wide]}))
+    config = load_randomization(tmp_path / "wide.yaml", "grasp")
+    names = [t.name for t in config.terms]
+    assert names == [t.name for t in default.terms]  # replaced in place: same order, same count
+    assert config.term("depth_noise_scale").distribution.high == 14.0
+    assert default.term("depth_noise_scale").distribution.high == 2.0
+    unchanged = [t for t in default.terms if t.name != "depth_noise_scale"]
+    assert unchanged == [t for t in config.terms if t.name != "depth_noise_scale"]
+    (tmp_path / "more.yaml").write_text(yaml.safe_dump({"extends": "wide.yaml", "strength": 0.5, "terms": [extra]}))
+    more = load_randomization(tmp_path / "more.yaml", "grasp")
+    assert [t.name for t in more.terms] == [*names, "table_mass"] and more.strength == 0.5
+    assert more.term("depth_noise_scale").distribution.high == 14.0
+    shipped = load_randomization("sim/randomization/variants/grasp_wide_depth_noise.yaml", "grasp")
+    assert [t.model_dump(exclude={"source"}) for t in shipped.terms] == [
+        t.model_dump(exclude={"source"}) for t in config.terms
+    ]  # the shipped grasp student's domain is this one
+    (tmp_path / "a.yaml").write_text(yaml.safe_dump({"extends": "b.yaml"}))
+    (tmp_path / "b.yaml").write_text(yaml.safe_dump({"extends": "a.yaml"}))
+    with pytest.raises(RandomizationError, match="loops back"):
+        load_randomization(tmp_path / "a.yaml", "grasp")
+    (tmp_path / "bad.yaml").write_text(yaml.safe_dump({"extends": "default", "terms": {"x": 1}}))
+    with pytest.raises(RandomizationError, match="bad.yaml: 'terms' must be a list"):
+        load_randomization(tmp_path / "bad.yaml", "grasp")
+    (tmp_path / "typo.yaml").write_text(yaml.safe_dump({"extends": "default", "strenght": 0.5}))
+    with pytest.raises(RandomizationError, match="typo.yaml"):
+        load_randomization(tmp_path / "typo.yaml", "grasp")
+    (tmp_path / "gone.yaml").write_text(yaml.safe_dump({"extends": "missing.yaml"}))
+    with pytest.raises(RandomizationError, match="missing.yaml: no such randomization config"):
+        load_randomization(tmp_path / "gone.yaml", "grasp")

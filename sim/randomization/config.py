@@ -141,18 +141,50 @@ def parse_randomization(data: Any, source: str = "<dict>") -> RandomizationConfi
 
 
 def load_randomization(spec: str | Path, task: str) -> RandomizationConfig:
-    """``"default"`` (the task's shipped config), ``"none"`` (the default terms at strength 0) or a YAML path."""
+    """``"default"`` (the task's shipped config), ``"none"`` (the default terms at strength 0) or a YAML path.
+
+    A file may start from another config with ``extends: default`` (or a path, relative to the file): its terms then
+    replace the base's terms of the same name, in place, and are appended otherwise, and its ``strength``, if
+    given, replaces the base's. The result is one flat config (what bundles and reports record)."""
+    return _load_randomization(spec, task, ())
+
+
+def _load_randomization(spec: str | Path, task: str, chain: tuple[Path, ...]) -> RandomizationConfig:
     if str(spec) in ("default", "none"):
         path = DEFAULTS_DIR / f"{task}.yaml"
     else:
         path = Path(spec)
         if not path.exists():
             raise RandomizationError(f"{path}: no such randomization config (or use 'default' / 'none')")
+    if path.resolve() in chain:
+        raise RandomizationError(f"{path}: 'extends' loops back to it ({' -> '.join(str(p) for p in chain)})")
     data = read_yaml(path, RandomizationError)
+    if isinstance(data, dict) and "extends" in data:
+        data = dict(data)
+        base_spec = str(data.pop("extends"))
+        if base_spec not in ("default", "none"):
+            base_spec = str(path.parent / base_spec)
+        base = _load_randomization(base_spec, task, (*chain, path.resolve())).model_dump(mode="json")
+        data = _extend(base, data, str(path))
     config = parse_randomization(data, str(path))
     if str(spec) == "none":
         config = config.model_copy(update={"strength": 0.0})
     return config
+
+
+def _extend(base: dict[str, Any], data: dict[str, Any], source: str) -> dict[str, Any]:
+    """``base`` (a dumped config) with the terms of ``data`` replacing its same-named terms, or appended."""
+    terms = data.get("terms") or []
+    if not isinstance(terms, list) or not all(isinstance(t, dict) for t in terms):
+        raise RandomizationError(f"{source}: 'terms' must be a list of terms")
+    merged = list(base["terms"])
+    index = {t["name"]: i for i, t in enumerate(merged)}
+    for term in terms:
+        if term.get("name") in index:
+            merged[index[term["name"]]] = term
+        else:
+            merged.append(term)
+    return {**base, **data, "terms": merged}
 
 
 def load_domain(spec: str | Path | dict[str, Any] | None) -> dict[str, Value]:

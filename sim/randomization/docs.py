@@ -35,6 +35,11 @@ probability `1 - strength`. Every draw comes from the env's generator seeded by 
 gives the same domain, images and rollout. Pinned values replace draws after they are made, so pinning one value
 never changes the others.
 
+A config file can start from another: `extends: default` (or a path, relative to the file) takes that config's
+terms, replaces those the file names again (in place) and appends the others, and the file's `strength`, if given,
+wins. `sim/randomization/variants/grasp_wide_depth_noise.yaml`, the grasp camera student's training domain, is the
+default grasp config with one term changed.
+
 `params={...}` at `gym.make` (or `options={"params": ...}` at reset) changes nominal values; a `set` term replaces
 them when it fires, so pin the domain value to fix a randomized quantity.
 
