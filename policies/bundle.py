@@ -265,7 +265,8 @@ def save_bundle(
         ),
         "robot": {"name": robot.name, "signature": signature, "hash": signature_hash(signature)},
         "randomization": randomization,
-        "training": {**training, "code_version": code_version()},
+        # a run passes the version it started from (the checkout may change during a long run)
+        "training": {"code_version": code_version(), **training},
     }
     if dynamics is not None:
         meta["dynamics"] = dynamics

@@ -37,7 +37,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from policies.bundle import ObsSpec, load, save_bundle
+from policies.bundle import ObsSpec, code_version, load, save_bundle
 from policies.errors import BundleError
 from policies.rollout import make_expert, wilson_interval
 from policies.student import RGBDStudent
@@ -205,6 +205,7 @@ class Distillation:
         if config.detours > 0 and config.detour_steps < 1:
             raise ValueError(f"detour_steps must be >= 1, got {config.detour_steps}")
         self.config = config
+        self.code_version = code_version()  # of the code this run started with
         self.out = Path(config.out)
         size = (config.image_size, config.image_size)
         self.env = task_env(
@@ -609,6 +610,7 @@ class Distillation:
                 "iterations_done": self.first_iteration + len(self.history),
                 "continued_from": cfg.init,
                 "held_out_success": self.best["success_rate"] if self.best["iteration"] is not None else None,
+                "code_version": self.code_version,
             },
         )
 

@@ -37,7 +37,7 @@ from stable_baselines3.common.vec_env import DummyVecEnv, SubprocVecEnv, VecEnv
 from torch import nn
 from tqdm import tqdm
 
-from policies.bundle import ObsSpec, build_mlp, save_bundle
+from policies.bundle import ObsSpec, build_mlp, code_version, save_bundle
 from policies.rollout import make_expert, wilson_interval
 from sim import TASK_IDS
 from sim.randomization.config import load_randomization
@@ -412,6 +412,7 @@ class TrainingRun:
         if config.epopt_epsilon < 1.0 and config.algo != "ppo":
             raise ValueError("EPOpt (--epopt-epsilon < 1) selects whole episodes of on-policy rollouts: use --algo ppo")
         self.config = config
+        self.code_version = code_version()  # of the code this run started with
         self.out = Path(config.out)
         self.history: list[dict[str, Any]] = []
         self.best: dict[str, Any] = {"success_rate": -1.0, "step": None}
@@ -534,6 +535,7 @@ class TrainingRun:
                 "bc_demos": cfg.bc_demos,
                 "held_out_success": self.best["success_rate"],
                 "eval_seeds": [EVAL_SEED, EVAL_SEED + cfg.eval_episodes - 1],
+                "code_version": self.code_version,
             },
         )
 

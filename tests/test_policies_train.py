@@ -281,10 +281,13 @@ def test_distillation_pretrains_on_scenes_with_a_coordinate_encoder(tmp_path):
     np.testing.assert_allclose(policy.act(obs), trained.student_act(obs), atol=1e-6)
 
 
-def test_distillation_continues_a_student_bundle(tmp_path):
+def test_distillation_continues_a_student_bundle(tmp_path, monkeypatch):
     """--init: the run starts from the bundle's network and normalization (it acts as the bundle does), counts
     DAgger iterations on from the bundle's, adds pretraining scenes without refitting on them, keeps every
-    iteration's bundle, and refuses a bundle that does not fit the run."""
+    iteration's bundle, and refuses a bundle that does not fit the run. Bundles record the code version the run
+    started from, not the checkout's at the time they are written."""
+    import policies.bundle
+    import policies.distill
     from policies.distill import Distillation, DistillConfig
 
     base = DistillConfig(
@@ -296,7 +299,10 @@ def test_distillation_continues_a_student_bundle(tmp_path):
     config = dataclasses.replace(
         base, out=str(tmp_path / "more"), init=str(tmp_path / "first"), lr_decay=True, pretrain_scenes=4, workers=1
     )
+    monkeypatch.setattr(policies.distill, "code_version", lambda: "v-start")
     more = Distillation(config)
+    monkeypatch.setattr(policies.distill, "code_version", lambda: "v-later")
+    monkeypatch.setattr(policies.bundle, "code_version", lambda: "v-later")
     env = gym.make(TASK_IDS["grasp"], obs_mode="rgbd")
     obs, _ = env.reset(seed=5)
     np.testing.assert_allclose(more.student_act(obs), first.act(obs), atol=1e-6)
@@ -308,6 +314,7 @@ def test_distillation_continues_a_student_bundle(tmp_path):
     continued = load(tmp_path / "more" / "iterations" / "1")
     assert continued.meta["training"]["iterations_done"] == 2
     assert continued.meta["training"]["continued_from"] == str(tmp_path / "first")
+    assert continued.meta["training"]["code_version"] == "v-start"
     assert not np.allclose(continued.act(obs), first.act(obs), atol=1e-4)  # and it was trained further
     with pytest.raises(BundleError, match="its camera is"):
         Distillation(dataclasses.replace(config, out=str(tmp_path / "x"), supersample=2))
