@@ -266,7 +266,7 @@ def save_bundle(
         "robot": {"name": robot.name, "signature": signature, "hash": signature_hash(signature)},
         "randomization": randomization,
         # a run passes the version it started from (the checkout may change during a long run)
-        "training": {"code_version": code_version(), **training},
+        "training": training if "code_version" in training else {**training, "code_version": code_version()},
     }
     if dynamics is not None:
         meta["dynamics"] = dynamics

@@ -633,9 +633,8 @@ def _scene_chunk(chunk: SceneChunk, worker: bool = True) -> dict[str, np.ndarray
             teacher_steps = int(rng.integers(0, 6))
             detour = Detour(rng, chunk.detours, chunk.detour_steps, env.action_space.shape[0])
             for k in range(detour.steps + teacher_steps):
-                obs, _, terminated, truncated, info = env.step(
-                    detour.action if k < detour.steps else teacher.act(obs, info)
-                )
+                action = detour.drive(k)
+                obs, _, terminated, truncated, info = env.step(teacher.act(obs, info) if action is None else action)
                 if terminated or truncated:  # done early: keep its last frame
                     break
             for key, value in env.unwrapped.camera_observation().items():
