@@ -238,6 +238,14 @@ def _positive_int(text: str) -> int:
     return value
 
 
+def _non_negative_int(text: str) -> int:
+    """ "15" -> 15, at least 0; argparse reports the ValueError as a usage error."""
+    value = int(text)
+    if value < 0:
+        raise ValueError(text)
+    return value
+
+
 def _cmd_distill(args: argparse.Namespace) -> int:
     from policies.distill import DistillConfig, distill
 
@@ -265,6 +273,7 @@ def _cmd_distill(args: argparse.Namespace) -> int:
             coordinates=args.coordinates,
             pretrain_scenes=args.pretrain_scenes,
             pretrain_epochs=args.pretrain_epochs,
+            pretrain_steps=args.pretrain_steps,
             workers=args.workers,
             scene_cache=args.scene_cache,
             init=args.init,
@@ -809,6 +818,14 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--pretrain-epochs", type=int, default=10, help="passes over the pretraining scenes (default 10)")
     p.add_argument(
+        "--pretrain-steps",
+        type=_non_negative_int,
+        default=5,
+        metavar="K",
+        help="a pretraining frame comes after 0 to K teacher steps (default 5: the approach; a teacher episode's "
+        "length: grasp and lift too)",
+    )
+    p.add_argument(
         "--detours",
         type=_share,
         default=0.0,
@@ -836,7 +853,7 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="BUNDLE",
         help="continue this student (bundle or run folder): its network and normalization (--channels, --coordinates "
         "and --encoder are ignored); its camera must be this run's; DAgger goes on at the iteration after its last, "
-        "and pretraining scenes join the data without a refit",
+        "with the DAgger samples it was fitted on, and pretraining scenes join the data without a refit",
     )
     p.add_argument(
         "--lr-decay",

@@ -7,8 +7,9 @@ iteration i the student drives with probability 1 - 0.5^i (the teacher otherwise
 state visited. The dataset is aggregated across iterations and the student retrained on all of it, with
 albumentations colour augmentation of the training images. After each iteration the student is evaluated on
 held-out seeds; the best one becomes the bundle, and every iteration's is kept in ``iterations/N`` (the pretrained
-student, before DAgger, in ``pretrained``). A run can continue a student bundle (``init``): DAgger goes on at the
-iteration after the bundle's last.
+student, before DAgger, in ``pretrained``), and every iteration's new samples in ``samples/iteration-N.npz``. A run
+can continue a student bundle (``init``): DAgger goes on at the iteration after the bundle's last, with the samples
+that student was fitted on aggregated.
 
 Written here rather than taken from a library: the `imitation` package's DAgger is built around its own
 trajectory and policy types and a gym-wrapped expert, while our teacher needs the env's privileged info and our
@@ -26,6 +27,7 @@ import shlex
 import shutil
 import sys
 import time
+import warnings
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -63,6 +65,7 @@ class SceneChunk(NamedTuple):
     count: int
     detours: float = 0.0  # DistillConfig.detours and detour_steps
     detour_steps: int = 0
+    teacher_steps: int = 5  # DistillConfig.pretrain_steps
 
     @property
     def file_name(self) -> str:
@@ -96,10 +99,14 @@ class DistillConfig:
     coordinates: bool = False  # pixel-coordinate input channels (CoordConv)
     pretrain_scenes: int = 0  # teacher-driven episodes that each give one early frame, fitted before DAgger
     pretrain_epochs: int = 10  # with the learning rate decaying to a tenth over them (cosine)
+    # a pretraining scene's frame is taken after 0 .. pretrain_steps teacher steps, drawn uniformly: 5 shows the
+    # approach only; the length of a teacher episode (12-16 steps for the grasp) shows grasp and lift as well
+    pretrain_steps: int = 5
     workers: int = field(default_factory=lambda: max(1, os.cpu_count() or 1))  # processes collecting scenes
     scene_cache: str | None = None  # folder keeping pretraining scene chunks between runs
     # continue from this student bundle (its network, normalization and camera); DAgger goes on at the iteration
-    # after its last, and pretraining scenes are aggregated without refitting on them first
+    # after its last, with the DAgger samples it was fitted on, and pretraining scenes are aggregated without
+    # refitting on them first
     init: str | None = None
     lr_decay: bool = False  # every DAgger fit's learning rate follows a cosine down to a tenth (as pretraining)
     # the share of episodes (DAgger) and scenes (pretraining) that begin with a detour: 1 to detour_steps steps of
@@ -155,7 +162,9 @@ class Detour:
 
 
 class Dataset:
-    """Aggregated (rgb, depth, proprio, teacher action) samples, grown in place."""
+    """Aggregated (rgb, depth, proprio, teacher action, privileged) samples, grown in place."""
+
+    FIELDS = ("rgb", "depth", "proprio", "action", "privileged")
 
     def __init__(self) -> None:
         self.rgb: list[np.ndarray] = []
@@ -174,15 +183,24 @@ class Dataset:
     def __len__(self) -> int:
         return len(self.action)
 
-    def arrays(self) -> tuple[np.ndarray, ...]:
-        """rgb, depth, proprio, action, privileged."""
-        return (
-            np.stack(self.rgb),
-            np.stack(self.depth),
-            np.stack(self.proprio),
-            np.stack(self.action),
-            np.stack(self.privileged),
-        )
+    def arrays(self, start: int = 0) -> tuple[np.ndarray, ...]:
+        """rgb, depth, proprio, action, privileged of samples ``start ..``."""
+        return tuple(np.stack(getattr(self, k)[start:]) for k in self.FIELDS)
+
+    def save(self, path: Path, start: int = 0) -> None:
+        """Samples ``start ..`` to ``path`` (.npz), written whole and then renamed: a killed run leaves no half file."""
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(path.name + ".tmp.npz")
+        np.savez(tmp, **dict(zip(self.FIELDS, self.arrays(start), strict=True)))
+        tmp.replace(path)
+
+    def load(self, path: Path) -> int:
+        """Append the samples of a file written by :meth:`save`; returns how many."""
+        with np.load(path) as f:
+            arrays = [f[k] for k in self.FIELDS]
+        for k, values in zip(self.FIELDS, arrays, strict=True):
+            getattr(self, k).extend(values)
+        return len(arrays[0])
 
 
 def colour_augmentation() -> A.Compose:
@@ -204,6 +222,8 @@ class Distillation:
             raise ValueError(f"detours is a share of episodes in [0, 1], got {config.detours}")
         if config.detours > 0 and config.detour_steps < 1:
             raise ValueError(f"detour_steps must be >= 1, got {config.detour_steps}")
+        if config.pretrain_steps < 0:
+            raise ValueError(f"pretrain_steps must be >= 0, got {config.pretrain_steps}")
         self.config = config
         self.code_version = code_version()  # of the code this run started with
         self.out = Path(config.out)
@@ -227,6 +247,9 @@ class Distillation:
         self.proprio_mean = np.zeros(self.obs_spec.shapes["proprio"], np.float32)
         self.proprio_std = np.ones(self.obs_spec.shapes["proprio"], np.float32)
         self.first_iteration = 0
+        # DAgger sample files (as paths relative to the working directory, like --out) in self.data, in order:
+        # an --init bundle's (read in run) and then this run's, one per iteration (OUT/samples/iteration-N.npz)
+        self.sample_files: list[str] = []
         if config.init is not None:
             self.student = self._initial_student(config.init)
         else:
@@ -272,7 +295,32 @@ class Distillation:
         mean, std = bundle.normalization
         self.proprio_mean, self.proprio_std = mean.reshape(self.proprio_mean.shape), std.reshape(self.proprio_std.shape)
         self.first_iteration = int(meta["training"].get("iterations_done", 0))
+        self.sample_files = self._earlier_samples(path, meta["training"])
         return bundle.network
+
+    def _earlier_samples(self, path: str, training: dict[str, Any]) -> list[str]:
+        """The DAgger sample files the --init student was fitted on, which this run aggregates as DAgger does.
+        A bundle that records none (made before they were kept), or whose files are gone, is continued with a
+        warning: refitting without them loses the earlier iterations' grasp- and lift-phase data (a grasp
+        student continued that way fell from 77 to 68 % success)."""
+        recorded = training.get("dagger_samples")
+        if recorded is None:
+            if self.first_iteration > 0:
+                warnings.warn(
+                    f"--init {path}: the bundle records no DAgger samples (made before runs kept them): this run "
+                    f"refits on the pretraining scenes and its own samples only",
+                    stacklevel=3,
+                )
+            return []
+        missing = [f for f in recorded if not Path(f).is_file()]
+        if missing:
+            warnings.warn(
+                f"--init {path}: {len(missing)} of its {len(recorded)} DAgger sample files are missing "
+                f"({', '.join(missing)}; paths relative to the directory the run started in): this run "
+                f"refits without them",
+                stacklevel=3,
+            )
+        return [f for f in recorded if f not in missing]
 
     def camera_options(self) -> dict[str, Any]:
         """The env's camera options (also recorded in the bundle, so evaluations render the same way)."""
@@ -331,8 +379,9 @@ class Distillation:
         return {"episodes": episodes, "driver_success_rate": wins / episodes, "samples": len(self.data) - n0}
 
     def collect_scenes(self, scenes: int, progress: bool, chunk: int = SCENE_CHUNK) -> dict[str, float]:
-        """One teacher-labelled frame from each of ``scenes`` new episodes, taken after 0-5 teacher steps (the arm
-        on its way, the object still where it was placed): many scenes for few samples, so that the encoder learns
+        """One teacher-labelled frame from each of ``scenes`` new episodes, taken after 0 .. ``pretrain_steps``
+        teacher steps (with the default 5, the arm on its way and the object still where it was placed; with the
+        length of a teacher episode, any phase of the task): many scenes for few samples, so that the encoder learns
         to find the object rather than remember scenes (on 10k such 64x64 grasp frames a CoordConv encoder
         located the object to 1.7 cm on held-out scenes, with no sign of memorizing). Scenes come in fixed chunks
         of ``chunk`` scenes, each from its own seeds, spread over ``config.workers`` processes: the same
@@ -350,6 +399,7 @@ class Distillation:
                 min(chunk, scenes - start),
                 cfg.detours,
                 cfg.detour_steps if cfg.detours > 0 else 0,
+                cfg.pretrain_steps,
             )
             for start in range(0, scenes, chunk)
         ]
@@ -406,6 +456,8 @@ class Distillation:
         setting = [self.task, randomization, cfg.image_size, camera, cfg.seed, PRETRAIN_SEED, SCENE_CACHE_VERSION]
         if cfg.detours > 0:  # (without detours, the frames of caches made before detours existed)
             setting.append({"detours": cfg.detours, "detour_steps": cfg.detour_steps})
+        if cfg.pretrain_steps != 5:  # (likewise: 0-5 steps before the option existed)
+            setting.append({"pretrain_steps": cfg.pretrain_steps})
         digest.update(json.dumps(setting, sort_keys=True).encode())
         folder = Path(cfg.scene_cache) / f"{self.task}-{digest.hexdigest()[:16]}"
         folder.mkdir(parents=True, exist_ok=True)
@@ -546,9 +598,17 @@ class Distillation:
             self.pretraining = pre
             if progress and "loss" in pre:
                 tqdm.write(f"pretrained on {pre['samples']} scenes: loss {pre['loss']:.3f}")
+        for f in self.sample_files:  # an --init student's DAgger samples
+            n = self.data.load(Path(f))
+            if progress:
+                tqdm.write(f"aggregated {n} DAgger samples of {cfg.init} from {f}")
         for it in range(self.first_iteration, self.first_iteration + cfg.iterations):
             beta = 0.5**it
+            n0 = len(self.data)
             collected = self.collect(per_iteration, beta, progress)
+            samples = self.out / "samples" / f"iteration-{it}.npz"  # for runs that continue this one (--init)
+            self.data.save(samples, start=n0)
+            self.sample_files.append(str(samples))
             if it == self.first_iteration:
                 self._set_statistics()
             loss = self.fit(cfg.epochs, progress, decay=cfg.lr_decay)
@@ -609,6 +669,7 @@ class Distillation:
                 "steps": len(self.data),
                 "iterations_done": self.first_iteration + len(self.history),
                 "continued_from": cfg.init,
+                "dagger_samples": list(self.sample_files),
                 "held_out_success": self.best["success_rate"] if self.best["iteration"] is not None else None,
                 "code_version": self.code_version,
             },
@@ -630,7 +691,7 @@ def _scene_chunk(chunk: SceneChunk, worker: bool = True) -> dict[str, np.ndarray
         for i in range(chunk.start, chunk.start + chunk.count):
             obs, info = env.reset(seed=PRETRAIN_SEED + chunk.seed * 100_000 + i)
             teacher.reset()
-            teacher_steps = int(rng.integers(0, 6))
+            teacher_steps = int(rng.integers(0, chunk.teacher_steps + 1))
             detour = Detour(rng, chunk.detours, chunk.detour_steps, env.action_space.shape[0])
             for k in range(detour.steps + teacher_steps):
                 action = detour.drive(k)

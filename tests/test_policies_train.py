@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+from pathlib import Path
 
 import gymnasium as gym
 import numpy as np
@@ -309,17 +310,37 @@ def test_distillation_continues_a_student_bundle(tmp_path, monkeypatch):
     report = more.run(progress=False)
     assert [(h["iteration"], h["beta"]) for h in report["history"]] == [(1, 0.5)]
     assert report["pretraining"]["samples"] == 4 and "loss" not in report["pretraining"]
-    assert report["history"][0]["samples"] >= 4 + 40
+    # the first run's DAgger samples, kept in its folder, join the data after the scenes, as DAgger aggregates
+    first_files = [str(tmp_path / "first" / "samples" / "iteration-0.npz")]
+    assert first.meta["training"]["dagger_samples"] == first_files
+    n_first = len(distill_first.data)
+    assert n_first >= 40 and report["history"][0]["samples"] >= 4 + n_first + 40
+    for field in ("rgb", "depth", "action", "privileged"):
+        np.testing.assert_array_equal(
+            np.stack(getattr(more.data, field))[4 : 4 + n_first], np.stack(getattr(distill_first.data, field))
+        )
     np.testing.assert_array_equal(more.proprio_mean, first.normalization[0])  # the network's input scale is kept
     continued = load(tmp_path / "more" / "iterations" / "1")
     assert continued.meta["training"]["iterations_done"] == 2
     assert continued.meta["training"]["continued_from"] == str(tmp_path / "first")
     assert continued.meta["training"]["code_version"] == "v-start"
+    more_files = [str(tmp_path / "more" / "samples" / "iteration-1.npz")]
+    assert continued.meta["training"]["dagger_samples"] == first_files + more_files
     assert not np.allclose(continued.act(obs), first.act(obs), atol=1e-4)  # and it was trained further
     with pytest.raises(BundleError, match="its camera is"):
         Distillation(dataclasses.replace(config, out=str(tmp_path / "x"), supersample=2))
     with pytest.raises(BundleError, match="lacks .privileged"):
         Distillation(dataclasses.replace(config, out=str(tmp_path / "x"), init="policies/bundles/grasp_state"))
+    # a continued run says so when the earlier samples are gone, or were never recorded, and goes on without them
+    Path(first_files[0]).rename(tmp_path / "moved.npz")
+    with pytest.warns(UserWarning, match="1 of its 1 DAgger sample files are missing"):
+        assert Distillation(dataclasses.replace(config, out=str(tmp_path / "x"))).sample_files == []
+    meta_file = tmp_path / "first" / "bundle" / "bundle.yaml"
+    meta = yaml.safe_load(meta_file.read_text())
+    del meta["training"]["dagger_samples"]
+    meta_file.write_text(yaml.safe_dump(meta))
+    with pytest.warns(UserWarning, match="records no DAgger samples"):
+        Distillation(dataclasses.replace(config, out=str(tmp_path / "x")))
 
 
 def test_detours_show_the_student_states_off_the_teacher_path(tmp_path):
@@ -357,6 +378,27 @@ def test_detours_show_the_student_states_off_the_teacher_path(tmp_path):
     assert far.sum() >= 10
     labels = np.stack(detoured.data.action)[16:][far, :2]
     assert np.mean(np.sum(labels * off[far, :2], axis=1) > 0) > 0.9  # horizontally toward it
+
+
+def test_pretraining_frames_can_cover_the_whole_teacher_episode(tmp_path):
+    """--pretrain-steps K: a scene's frame comes after 0..K teacher steps, so with K about an episode's length the
+    scenes show grasp and lift too (objects in the air), not only the approach (objects on the table, centres
+    below 2.5 cm); the default keeps the frames and the scene cache of runs made before the option existed."""
+    from policies.distill import Distillation, DistillConfig
+
+    base = DistillConfig(teacher="expert", task="grasp", out="", workers=1, scene_cache=str(tmp_path / "cache"))
+    approach = Distillation(base)
+    whole = Distillation(dataclasses.replace(base, pretrain_steps=40))
+    default = Distillation(DistillConfig(teacher="expert", task="grasp", out="", scene_cache=str(tmp_path / "cache")))
+    assert approach._scene_cache_folder() == default._scene_cache_folder() != whole._scene_cache_folder()
+    for run in (approach, whole):
+        run.collect_scenes(16, progress=False, chunk=8)
+    object_z = [np.stack(run.data.privileged)[:, 2] for run in (approach, whole)]
+    assert object_z[0].max() < 0.025 and np.sum(object_z[1] > 0.04) >= 3  # lifted 2-6 cm in 6 of 16 frames
+    tool_to_object = [np.linalg.norm(np.stack(run.data.privileged)[:, 7:10], axis=1) for run in (approach, whole)]
+    assert np.median(tool_to_object[1]) < 0.5 * np.median(tool_to_object[0])  # 1 cm vs 7 cm
+    with pytest.raises(ValueError, match="pretrain_steps"):
+        Distillation(dataclasses.replace(base, pretrain_steps=-1))
 
 
 def test_coordinate_channels_hold_pixel_positions():
