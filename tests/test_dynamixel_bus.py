@@ -26,7 +26,8 @@ def emulator(tmp_path):
 
 @pytest.fixture
 def bus(emulator):
-    with DynamixelBus(emulator.link, host_latency_s=0.02) as b:
+    # 50 ms of host latency budget: a loaded test machine (a training run beside the tests) missed 20 ms
+    with DynamixelBus(emulator.link, host_latency_s=0.05) as b:
         yield b
 
 
