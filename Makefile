@@ -31,16 +31,18 @@ format: $(STAMP)
 clean:
 	rm -rf $(VENV) demo_out
 
-# The example policy bundles shipped in policies/bundles/ (2-3 hours on 2 cores): state teachers trained with
+# The example policy bundles shipped in policies/bundles/ (3-4 hours on 2 cores): state teachers trained with
 # PPO under the default randomization, then their camera students distilled with DAgger.
 # The grasp student trains under sim/randomization/variants/grasp_wide_depth_noise.yaml (the default domain with
-# heavier depth noise); the shipped one was made from a copy of that file in runs/ (the same resolved config).
+# heavier depth noise), then goes on for two more DAgger iterations with --init (the two runs could be one with
+# --iterations 4 --steps 20000 follows the same schedule, untested: the shipped student was made in these two).
 bundles: $(STAMP)
 	$(BIN)/s2r train --task grasp --algo ppo --steps 300000 --seed 0 --out runs/grasp_ppo --eval-every 50000 --eval-episodes 100
 	$(BIN)/s2r train --task navigate --algo ppo --steps 300000 --seed 0 --out runs/navigate_ppo --eval-every 50000 --eval-episodes 100
-	$(BIN)/s2r distill --teacher runs/grasp_ppo --coordinates --channels 32,64,64 --pretrain-scenes 60000 --pretrain-epochs 16 --scene-cache runs/scene_cache --steps 5000 --iterations 1 --keep-every 5 --epochs 3 --lr 1e-3 --supersample 4 --crop 96,96,448,336 --randomization sim/randomization/variants/grasp_wide_depth_noise.yaml --seed 0 --out runs/grasp_student
+	$(BIN)/s2r distill --teacher runs/grasp_ppo --coordinates --channels 32,64,64 --pretrain-scenes 60000 --pretrain-epochs 16 --pretrain-steps 14 --scene-cache runs/scene_cache --steps 10000 --iterations 2 --keep-every 5 --epochs 3 --lr 1e-3 --supersample 4 --crop 96,96,448,336 --eval-episodes 100 --randomization sim/randomization/variants/grasp_wide_depth_noise.yaml --seed 0 --out runs/grasp_student
+	$(BIN)/s2r distill --teacher runs/grasp_ppo --init runs/grasp_student/bundle --pretrain-scenes 60000 --pretrain-steps 14 --scene-cache runs/scene_cache --steps 10000 --iterations 2 --keep-every 5 --epochs 3 --lr 1e-3 --supersample 4 --crop 96,96,448,336 --eval-episodes 100 --randomization sim/randomization/variants/grasp_wide_depth_noise.yaml --seed 0 --out runs/grasp_student_more
 	$(BIN)/s2r distill --teacher runs/navigate_ppo --steps 30000 --epochs 6 --seed 0 --out runs/navigate_student
-	for name in grasp_ppo:grasp_state navigate_ppo:navigate_state grasp_student:grasp_rgbd navigate_student:navigate_rgbd; do \
+	for name in grasp_ppo:grasp_state navigate_ppo:navigate_state grasp_student_more:grasp_rgbd navigate_student:navigate_rgbd; do \
 		rm -rf policies/bundles/$${name#*:} && mkdir -p policies/bundles && cp -r runs/$${name%:*}/bundle policies/bundles/$${name#*:}; \
 	done
 
