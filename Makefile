@@ -34,8 +34,8 @@ clean:
 # The example policy bundles shipped in policies/bundles/ (3-4 hours on 2 cores): state teachers trained with
 # PPO under the default randomization, then their camera students distilled with DAgger.
 # The grasp student trains under sim/randomization/variants/grasp_wide_depth_noise.yaml (the default domain with
-# heavier depth noise), then goes on for two more DAgger iterations with --init (the two runs could be one with
-# --iterations 4 --steps 20000 follows the same schedule, untested: the shipped student was made in these two).
+# heavier depth noise), then goes on for two more DAgger iterations with --init. One run with --iterations 4
+# --steps 20000 would follow the same schedule but is untested: the shipped student was made in these two.
 bundles: $(STAMP)
 	$(BIN)/s2r train --task grasp --algo ppo --steps 300000 --seed 0 --out runs/grasp_ppo --eval-every 50000 --eval-episodes 100
 	$(BIN)/s2r train --task navigate --algo ppo --steps 300000 --seed 0 --out runs/navigate_ppo --eval-every 50000 --eval-episodes 100

@@ -820,7 +820,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--pretrain-steps",
         type=_non_negative_int,
-        default=5,
+        default=5,  # policies.distill.APPROACH_STEPS (not imported here: distill loads torch)
         metavar="K",
         help="a pretraining frame comes after 0 to K teacher steps (default 5: the approach; a teacher episode's "
         "length: grasp and lift too)",

@@ -50,6 +50,7 @@ DISTILL_SEED = 2_000_000
 PRETRAIN_SEED = 3_000_000  # scenes seed + 0 .. N-1: overlaps the mock robots' default scene seeds (s2r demo, deploy)
 SCENE_CHUNK = 500  # scenes per unit of parallel collection
 SCENE_CACHE_VERSION = 3  # bump when what a chunk holds, or how it is collected, changes
+APPROACH_STEPS = 5  # default most teacher steps before a pretraining frame (the approach; frames of older caches)
 
 
 class SceneChunk(NamedTuple):
@@ -65,7 +66,7 @@ class SceneChunk(NamedTuple):
     count: int
     detours: float = 0.0  # DistillConfig.detours and detour_steps
     detour_steps: int = 0
-    teacher_steps: int = 5  # DistillConfig.pretrain_steps
+    teacher_steps: int = APPROACH_STEPS  # DistillConfig.pretrain_steps
 
     @property
     def file_name(self) -> str:
@@ -101,7 +102,7 @@ class DistillConfig:
     pretrain_epochs: int = 10  # with the learning rate decaying to a tenth over them (cosine)
     # a pretraining scene's frame is taken after 0 .. pretrain_steps teacher steps, drawn uniformly: 5 shows the
     # approach only; the length of a teacher episode (12-16 steps for the grasp) shows grasp and lift as well
-    pretrain_steps: int = 5
+    pretrain_steps: int = APPROACH_STEPS
     workers: int = field(default_factory=lambda: max(1, os.cpu_count() or 1))  # processes collecting scenes
     scene_cache: str | None = None  # folder keeping pretraining scene chunks between runs
     # continue from this student bundle (its network, normalization and camera); DAgger goes on at the iteration
@@ -188,11 +189,9 @@ class Dataset:
         return tuple(np.stack(getattr(self, k)[start:]) for k in self.FIELDS)
 
     def save(self, path: Path, start: int = 0) -> None:
-        """Samples ``start ..`` to ``path`` (.npz), written whole and then renamed: a killed run leaves no half file."""
+        """Samples ``start ..`` to ``path`` (.npz)."""
         path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(path.name + ".tmp.npz")
-        np.savez(tmp, **dict(zip(self.FIELDS, self.arrays(start), strict=True)))
-        tmp.replace(path)
+        _save_npz(path, dict(zip(self.FIELDS, self.arrays(start), strict=True)))
 
     def load(self, path: Path) -> int:
         """Append the samples of a file written by :meth:`save`; returns how many."""
@@ -201,6 +200,13 @@ class Dataset:
         for k, values in zip(self.FIELDS, arrays, strict=True):
             getattr(self, k).extend(values)
         return len(arrays[0])
+
+
+def _save_npz(path: Path, arrays: dict[str, np.ndarray]) -> None:
+    """``arrays`` to ``path``, written whole and then renamed: a killed run leaves no half file."""
+    tmp = path.with_name(path.name + ".tmp.npz")
+    np.savez(tmp, **arrays)
+    tmp.replace(path)
 
 
 def colour_augmentation() -> A.Compose:
@@ -418,10 +424,8 @@ class Distillation:
 
         def keep(job: SceneChunk, part: dict[str, np.ndarray]) -> None:
             parts[job.start] = part
-            if cache is not None:  # written whole, then renamed: a killed run leaves no half chunk
-                tmp = cache / (job.file_name + ".tmp.npz")
-                np.savez(tmp, **part)
-                tmp.replace(cache / job.file_name)
+            if cache is not None:
+                _save_npz(cache / job.file_name, part)
             bar.update(len(part["action"]))
 
         if cfg.workers > 1 and len(todo) > 1:
@@ -456,7 +460,7 @@ class Distillation:
         setting = [self.task, randomization, cfg.image_size, camera, cfg.seed, PRETRAIN_SEED, SCENE_CACHE_VERSION]
         if cfg.detours > 0:  # (without detours, the frames of caches made before detours existed)
             setting.append({"detours": cfg.detours, "detour_steps": cfg.detour_steps})
-        if cfg.pretrain_steps != 5:  # (likewise: 0-5 steps before the option existed)
+        if cfg.pretrain_steps != APPROACH_STEPS:  # (likewise: the steps before the option existed)
             setting.append({"pretrain_steps": cfg.pretrain_steps})
         digest.update(json.dumps(setting, sort_keys=True).encode())
         folder = Path(cfg.scene_cache) / f"{self.task}-{digest.hexdigest()[:16]}"
