@@ -8,26 +8,32 @@ the observation dict of the task (numpy in) and returns the action (numpy out, d
 The robot a bundle expects is recorded as a *signature*: the parts of the hardware config a policy depends on
 (joint names and order, limits, control rate, arm / base geometry, camera profiles and mount). Loading against a
 robot whose signature differs fails with the fields that differ; the serial port or servo ids may change freely.
+
+:func:`load` checks everything a bundle says (bundle.yaml's keys and types, the task against the robot, the
+normalization statistics, the weights against the network) and runs the policy once on a zero observation, so a
+broken bundle is refused with one :class:`BundleError` line before ``s2r deploy`` opens the bus.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import math
 import subprocess
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any, Literal
 
 import numpy as np
 import torch
 import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 from torch import nn
 
 from policies.errors import BundleError
-from real.hardware_config import HardwareConfig
+from real.hardware_config import HardwareConfig, format_validation_error
 
-__all__ = ["BundleError", "BundlePolicy", "ObsSpec", "load", "robot_signature", "save_bundle"]
+__all__ = ["BundleError", "BundlePolicy", "ObsSpec", "load", "load_weights", "robot_signature", "save_bundle"]
 
 BUNDLE_FILE = "bundle.yaml"
 WEIGHTS_FILE = "weights.pt"
@@ -79,6 +85,16 @@ def _differences(want: Any, got: Any, path: str = "") -> list[str]:
     return []
 
 
+def _check_robot(meta: dict[str, Any], path: Path | None, config: HardwareConfig) -> None:
+    """Raise :class:`BundleError` naming what differs when ``config`` is not the robot ``meta`` was trained for."""
+    diffs = _differences(meta["robot"]["signature"], robot_signature(config))
+    if diffs:
+        raise BundleError(
+            f"bundle {path} was trained for robot {meta['robot']['name']!r}, and {config.name!r} "
+            "differs: " + "; ".join(diffs[:8]) + (f"; ... ({len(diffs)} differences)" if len(diffs) > 8 else "")
+        )
+
+
 # -- observation spec ------------------------------------------------------------------------------------------
 
 
@@ -112,6 +128,10 @@ class ObsSpec:
         """The keys' values concatenated in order, float32."""
         self.check(observation)
         return np.concatenate([np.asarray(observation[k], dtype=np.float32).ravel() for k in self.keys])
+
+    def zeros(self) -> dict[str, np.ndarray]:
+        """An all-zero observation of this spec, in the task envs' dtypes (``rgb`` uint8, the rest float32)."""
+        return {k: np.zeros(self.shapes[k], np.uint8 if k == "rgb" else np.float32) for k in self.keys}
 
     def to_dict(self) -> dict[str, Any]:
         return {"keys": list(self.keys), "shapes": {k: list(v) for k, v in self.shapes.items()}}
@@ -192,13 +212,7 @@ class BundlePolicy:
 
     def check_robot(self, config: HardwareConfig) -> None:
         """Raise :class:`BundleError` naming what differs when ``config`` is not the robot this was trained for."""
-        want = self.meta["robot"]["signature"]
-        diffs = _differences(want, robot_signature(config))
-        if diffs:
-            raise BundleError(
-                f"bundle {self.path} was trained for robot {self.meta['robot']['name']!r}, and {config.name!r} "
-                "differs: " + "; ".join(diffs[:8]) + (f"; ... ({len(diffs)} differences)" if len(diffs) > 8 else "")
-            )
+        _check_robot(self.meta, self.path, config)
 
     def check_observation_space(self, space: Any) -> None:
         """Raise :class:`BundleError` when a gymnasium Dict space does not provide what the policy takes."""
@@ -277,35 +291,309 @@ def save_bundle(
     return path
 
 
-def load(path: str | Path, robot: HardwareConfig | None = None, observation_space: Any | None = None) -> BundlePolicy:
-    """Load a bundle folder (or a training run folder holding ``bundle/``); check it against ``robot`` and
-    ``observation_space`` when given."""
-    path = Path(path)
-    if (path / "bundle" / BUNDLE_FILE).exists():
-        path = path / "bundle"
-    if not (path / BUNDLE_FILE).exists():
+# -- validation ------------------------------------------------------------------------------------------------
+# Everything a bundle says is checked before a policy is handed out: a deploy loads its policy before it opens the
+# bus, so a broken bundle is refused with one line, before any torque.
+
+#: The robot kind each task drives.
+TASK_ROBOT_KINDS = {"grasp": "arm", "navigate": "diff_drive"}
+
+_PositiveInt = Annotated[int, Field(gt=0)]
+
+
+class _Entry(BaseModel):
+    """A section of bundle.yaml: the fields the loader reads are typed, others are kept as they are."""
+
+    model_config = ConfigDict(strict=True, extra="allow")
+
+
+class _Observation(_Entry):
+    keys: list[str] = Field(min_length=1)
+    shapes: dict[str, list[_PositiveInt]]
+
+
+class _Action(_Entry):
+    dim: _PositiveInt
+
+
+class _Mlp(_Entry):
+    type: Literal["mlp"]
+    hidden: list[_PositiveInt]
+    activation: str
+    squash: bool = False
+
+    @field_validator("activation")
+    @classmethod
+    def _known(cls, v: str) -> str:
+        if v not in ACTIVATIONS:
+            raise ValueError(f"must be one of {sorted(ACTIVATIONS)}")
+        return v
+
+
+class _Cnn(_Entry):
+    type: Literal["cnn"]
+    channels: list[_PositiveInt] = Field(min_length=1)
+    embed: _PositiveInt
+    hidden: _PositiveInt
+    depth_max: float = Field(gt=0, allow_inf_nan=False)
+    aux_dim: int = Field(default=0, ge=0)
+    encoder: str = "cnn"
+    coordinates: bool = False
+    depth_mean: float | None = Field(default=None, allow_inf_nan=False)
+    depth_std: float | None = Field(default=None, gt=0, allow_inf_nan=False)
+    squash: bool = False
+
+    @field_validator("encoder")
+    @classmethod
+    def _known(cls, v: str) -> str:
+        from policies.student import ENCODERS  # noqa: PLC0415 - only camera policies need it
+
+        if v not in ENCODERS:
+            raise ValueError(f"must be one of {list(ENCODERS)}")
+        return v
+
+
+class _Normalization(_Entry):
+    mean: list[float]
+    std: list[float]
+
+
+class _Robot(_Entry):
+    name: str
+    signature: dict[str, Any]
+
+
+class _Osi(_Entry):
+    history: _PositiveInt
+    proprio_dim: _PositiveInt
+    inputs: _PositiveInt
+    hidden: list[_PositiveInt]
+
+
+class _Dynamics(_Entry):
+    params: list[dict[str, Any]] = Field(min_length=1)
+
+
+class _Meta(_Entry):
+    format: int
+    task: str
+    observation: _Observation
+    action: _Action
+    network: Annotated[_Mlp | _Cnn, Field(discriminator="type")]
+    normalization: _Normalization | None = None
+    robot: _Robot
+    osi: _Osi | None = None
+    dynamics: _Dynamics | None = None
+
+
+def _one_line(text: str, limit: int = 300) -> str:
+    """``text`` with its whitespace runs as single spaces, cut at ``limit`` characters."""
+    text = " ".join(str(text).split())
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def _read_meta(path: Path) -> dict[str, Any]:
+    """bundle.yaml of the bundle folder ``path``, parsed and type-checked."""
+    file = path / BUNDLE_FILE
+    if not file.exists():
         raise BundleError(f"{path}: no {BUNDLE_FILE} here: not a policy bundle")
     try:
-        meta = yaml.safe_load((path / BUNDLE_FILE).read_text())
+        meta = yaml.safe_load(file.read_text())
     except yaml.YAMLError as e:
-        raise BundleError(f"{path / BUNDLE_FILE}: not valid YAML: {e}") from e
-    if not isinstance(meta, dict) or meta.get("format") != FORMAT_VERSION:
-        raise BundleError(f"{path}: unsupported bundle format {meta.get('format') if isinstance(meta, dict) else '?'}")
-    obs_spec = ObsSpec.from_dict(meta["observation"])
-    network = build_network(meta["network"], obs_spec, int(meta["action"]["dim"]))
+        raise BundleError(f"{file}: not valid YAML: {_one_line(e)}") from e
+    except (OSError, UnicodeDecodeError) as e:
+        raise BundleError(f"{file}: cannot be read: {_one_line(e)}") from e
+    if meta is None:
+        raise BundleError(f"{file}: empty")
+    if not isinstance(meta, dict):
+        raise BundleError(f"{file}: expected a mapping at the top level, got {type(meta).__name__}")
+    if meta.get("format") != FORMAT_VERSION:
+        raise BundleError(f"{path}: unsupported bundle format {meta.get('format', '(none)')}")
     try:
-        state = torch.load(path / WEIGHTS_FILE, map_location="cpu", weights_only=True)
-        network.load_state_dict(state)
-    except (OSError, RuntimeError) as e:
-        raise BundleError(f"{path / WEIGHTS_FILE}: weights do not load into the bundle's network: {e}") from e
+        _Meta.model_validate(meta)
+    except ValidationError as e:
+        head, *problems = format_validation_error(file, "bundle", e).splitlines()
+        raise BundleError(f"{head}: " + "; ".join(_one_line(p, 160) for p in problems[:6])) from None
+    return meta
+
+
+def _check_spec(meta: dict[str, Any], file: Path) -> ObsSpec:
+    """The observation spec, checked against the network and the task; raises :class:`BundleError`."""
+    keys, shapes = meta["observation"]["keys"], meta["observation"]["shapes"]
+    if len(set(keys)) != len(keys):
+        raise BundleError(f"{file}: observation.keys repeats a key: {keys}")
+    missing = [k for k in keys if k not in shapes]
+    if missing:
+        raise BundleError(f"{file}: observation.shapes lacks {missing}")
+    obs_spec = ObsSpec.from_dict(meta["observation"])
+    if meta["network"]["type"] == "cnn":
+        lacking = [k for k in ("rgb", "depth", "proprio") if k not in keys]
+        if lacking:
+            raise BundleError(
+                f"{file}: a camera (cnn) policy takes rgb, depth and proprio; observation lacks {lacking}"
+            )
+        rgb, depth = obs_spec.shapes["rgb"], obs_spec.shapes["depth"]
+        if len(rgb) != 3 or rgb[2] != 3 or depth != (*rgb[:2], 1):
+            raise BundleError(f"{file}: observation rgb {rgb} and depth {depth} must be (H, W, 3) and (H, W, 1)")
+    task = meta["task"]
+    if task not in TASK_ROBOT_KINDS:
+        raise BundleError(f"{file}: unknown task {task!r}; known: {', '.join(TASK_ROBOT_KINDS)}")
+    needs, robot = TASK_ROBOT_KINDS[task], meta["robot"]
+    kind = robot["signature"].get("kind")
+    if kind != needs:
+        raise BundleError(
+            f"{file}: task {task!r} needs a robot of kind {needs!r}; the bundle's robot {robot['name']!r} is of kind "
+            f"{kind!r}"
+        )
+    want = _task_class(task).action_dim
+    if meta["action"]["dim"] != want:
+        raise BundleError(f"{file}: the action has {meta['action']['dim']} values; the {task} task's has {want}")
+    return obs_spec
+
+
+def _task_class(task: str) -> Any:
+    """The task code (:mod:`sim.tasks`) of ``task``."""
+    if task == "grasp":
+        from sim.tasks.grasp import GraspTask  # noqa: PLC0415 - sim is imported only when a bundle is loaded
+
+        return GraspTask
+    from sim.tasks.navigate import NavigateTask  # noqa: PLC0415
+
+    return NavigateTask
+
+
+def _check_task_fits(meta: dict[str, Any], obs_spec: ObsSpec, robot: HardwareConfig, file: Path) -> None:
+    """The proprioception the task code builds on ``robot`` is what the policy takes."""
+    if "proprio" not in obs_spec.keys:
+        return
+    task = _task_class(meta["task"])(robot)
+    want = (int(task.proprio_dim),)
+    if obs_spec.shapes["proprio"] != want:
+        raise BundleError(
+            f"{file}: observation proprio has shape {obs_spec.shapes['proprio']}; the {meta['task']} task on "
+            f"{robot.name} gives {want}"
+        )
+
+
+def _check_normalization(meta: dict[str, Any], obs_spec: ObsSpec, file: Path) -> None:
+    """Mean and standard deviation: one finite value per network input, the deviations positive."""
+    norm = meta.get("normalization")
+    if norm is None:
+        return
+    # a camera student normalizes its proprioception; a state policy its whole flat observation
+    size = int(np.prod(obs_spec.shapes["proprio"])) if meta["network"]["type"] == "cnn" else obs_spec.size
+    for name in ("mean", "std"):
+        values = norm[name]
+        if len(values) != size:
+            raise BundleError(
+                f"{file}: normalization.{name} has {len(values)} values; the policy's input has {size}: the "
+                "normalization statistics are broken"
+            )
+        bad = [i for i, v in enumerate(values) if not math.isfinite(v) or (name == "std" and v <= 0)]
+        if bad:
+            what = "finite and positive" if name == "std" else "finite"
+            raise BundleError(
+                f"{file}: normalization.{name}[{bad[0]}] is {values[bad[0]]} ({len(bad)} of {size} values are not "
+                f"{what}): the normalization statistics are broken"
+            )
+
+
+def _short_error(e: BaseException) -> str:
+    """The exception's type and the first sentence of its message."""
+    text = _one_line(e, 1000)
+    first = text.split(". ")[0]
+    return f"{type(e).__name__}: {_one_line(first, 160)}" if first else type(e).__name__
+
+
+def load_weights(network: nn.Module, file: Path) -> None:
+    """Load the ``state_dict`` in ``file`` into ``network``, refusing (with :class:`BundleError`) a file that does
+    not read, tensors that do not fit the network and tensors holding NaN or inf."""
+    try:
+        if file.is_file() and file.stat().st_size == 0:
+            raise EOFError("the file is empty")
+        state = torch.load(file, map_location="cpu", weights_only=True)
+    except Exception as e:  # torch.load raises many types on a corrupt file
+        raise BundleError(f"{file}: cannot be read as a PyTorch state_dict ({_short_error(e)})") from e
+    if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
+        raise BundleError(f"{file}: holds a {type(state).__name__}, not a state_dict of tensors")
+    own = network.state_dict()
+    problems = []
+    missing, unexpected = [k for k in own if k not in state], [k for k in state if k not in own]
+    if missing:
+        problems.append(f"missing {missing[:6]}")
+    if unexpected:
+        problems.append(f"unexpected {unexpected[:6]}")
+    for k in own:
+        if k in state and state[k].shape != own[k].shape:
+            problems.append(f"{k!r} has shape {tuple(state[k].shape)}, the network's is {tuple(own[k].shape)}")
+    if problems:
+        raise BundleError(f"{file}: the weights do not fit the bundle's network: " + "; ".join(problems[:6]))
+    for k, t in state.items():
+        if t.is_floating_point() and not bool(torch.isfinite(t).all()):
+            nan, inf = int(torch.isnan(t).sum()), int(torch.isinf(t).sum())
+            raise BundleError(
+                f"{file}: tensor {k!r} holds {nan} NaN and {inf} inf of {t.numel()} values: the weights are broken"
+            )
+    network.load_state_dict(state)
+
+
+def _probe(policy: BundlePolicy, path: Path) -> None:
+    """Run the policy once on a zero observation: its action must be finite and of the action's shape. The
+    policy's state (an estimator's history) is reset afterwards."""
+    try:
+        action = policy.act(policy.obs_spec.zeros())
+    except Exception as e:  # anything a network can raise is a broken bundle here
+        raise BundleError(f"{path}: the policy fails on a zero observation ({_short_error(e)})") from e
+    finally:
+        policy.reset()
+    if np.shape(action) != (policy.action_dim,):
+        raise BundleError(
+            f"{path}: the policy's action has shape {np.shape(action)} on a zero observation; the bundle says "
+            f"({policy.action_dim},)"
+        )
+    if not np.all(np.isfinite(action)):
+        raise BundleError(
+            f"{path}: the policy produced a non-finite action on a zero observation ({action.tolist()}): the weights "
+            "or normalization are broken"
+        )
+
+
+def _load(path: Path, robot: HardwareConfig | None) -> BundlePolicy:
+    meta = _read_meta(path)
+    file = path / BUNDLE_FILE
+    obs_spec = _check_spec(meta, file)
+    _check_normalization(meta, obs_spec, file)
+    if robot is not None:
+        _check_robot(meta, path, robot)
+        _check_task_fits(meta, obs_spec, robot, file)
+    network = build_network(meta["network"], obs_spec, int(meta["action"]["dim"]))
+    load_weights(network, path / WEIGHTS_FILE)
     if "osi" in meta:  # a universal policy with its online estimator
         from policies.osi import load_osi  # noqa: PLC0415 - policies.osi imports this module
 
         policy: BundlePolicy = load_osi(meta, network, path)
     else:
         policy = BundlePolicy(meta, network, path)
-    if robot is not None:
-        policy.check_robot(robot)
-    if observation_space is not None:
-        policy.check_observation_space(observation_space)
+    _probe(policy, path)
+    return policy
+
+
+def load(path: str | Path, robot: HardwareConfig | None = None, observation_space: Any | None = None) -> BundlePolicy:
+    """Load a bundle folder (or a training run folder holding ``bundle/``); check it against ``robot`` and
+    ``observation_space`` when given.
+
+    Everything is validated first (bundle.yaml's keys and types, the task, the normalization statistics, the
+    weights against the network), and the policy is run once on a zero observation; any problem raises
+    :class:`BundleError` naming the bundle and what is wrong, never another exception."""
+    path = Path(path)
+    if (path / "bundle" / BUNDLE_FILE).exists():
+        path = path / "bundle"
+    try:
+        policy = _load(path, robot)
+        if observation_space is not None:
+            policy.check_observation_space(observation_space)
+    except BundleError:
+        raise
+    except Exception as e:  # a bundle that fails to load is refused in one line, never a traceback
+        raise BundleError(f"{path}: the bundle does not load ({_short_error(e)})") from e
     return policy

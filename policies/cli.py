@@ -419,19 +419,23 @@ def _cmd_deploy(args: argparse.Namespace) -> int:
 
     torch.set_num_threads(1)  # inference on one core: steadier act latency than threads competing with the loop
 
-    summary = deploy(
-        DeployConfig(
-            robot=args.robot,
-            policy=args.policy,
-            episodes=args.episodes,
-            max_steps=args.max_steps,
-            log=args.log,
-            reality=args.reality,
-            seed=args.seed,
-            adapt=args.adapt,
-            status=not args.quiet,
+    try:
+        summary = deploy(
+            DeployConfig(
+                robot=args.robot,
+                policy=args.policy,
+                episodes=args.episodes,
+                max_steps=args.max_steps,
+                log=args.log,
+                reality=args.reality,
+                seed=args.seed,
+                adapt=args.adapt,
+                status=not args.quiet,
+            )
         )
-    )
+    except ValueError as e:  # the setup refused (bundle, robot, --adapt) before anything started: one line
+        print(f"s2r: {e}", file=sys.stderr)
+        return 2
     result = summary.to_dict()
     if args.json:
         _write_json(args.json, result)
@@ -446,7 +450,8 @@ def _cmd_deploy(args: argparse.Namespace) -> int:
     )
     if summary.log:
         print(f"  log {summary.log}")
-    return 0 if summary.ended in ("completed", "stopped") else 1
+    torque_confirmed = summary.torque_off is None or not summary.torque_off["unreachable"]
+    return 0 if summary.ended in ("completed", "stopped") and torque_confirmed else 1
 
 
 def _cmd_replay(args: argparse.Namespace) -> int:
@@ -682,9 +687,11 @@ def _cmd_log_info(args: argparse.Namespace) -> int:
     from real.hardware_log import log_info
 
     info = log_info(args.file)
+    if info["damaged"]:  # a cut (killed writer) or damaged log: summarized up to where it stops
+        print(f"s2r: warning: {args.file}: {info['damaged']}", file=sys.stderr)
     if args.json:
         _write_json(args.json, info)
-    print(f"{info['path']}: {info['bytes'] / 1e6:.2f} MB, {info['duration_s']:.2f} s")
+    print(f"{info['path']}: {info['bytes'] / 1e6:.2f} MB, {info['duration_s']:.2f} s, {info['messages']} messages")
     for key, value in info["metadata"].items():
         print(f"  {key}: {value}")
     for topic, t in info["topics"].items():
@@ -694,10 +701,19 @@ def _cmd_log_info(args: argparse.Namespace) -> int:
 
 
 def _cmd_log_export(args: argparse.Namespace) -> int:
-    from real.hardware_log import export_csv, export_mp4
+    import warnings
+
+    from real.hardware_log import LogDamageWarning, export_csv, export_mp4
 
     out = Path(args.out) if args.out else Path(args.file).with_suffix("")
-    written = export_csv(args.file, out) if args.to == "csv" else export_mp4(args.file, out)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", LogDamageWarning)
+        written = export_csv(args.file, out) if args.to == "csv" else export_mp4(args.file, out)
+    for w in caught:  # a cut or damaged log is exported up to where it stops: one line says where
+        if issubclass(w.category, LogDamageWarning):
+            print(f"s2r: warning: {w.message}", file=sys.stderr)
+        else:
+            warnings.showwarning(w.message, w.category, w.filename, w.lineno)
     if not written:
         print(f"{args.file}: no {'JSON' if args.to == 'csv' else 'image'} topics to export", file=sys.stderr)
         return 1
@@ -1028,7 +1044,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("log", help="hardware logs (MCAP): info summarizes one, export writes CSV or MP4")
     lsub = p.add_subparsers(dest="action", required=True, metavar="ACTION")
-    q = lsub.add_parser("info", help="topics, message counts, rates, duration and metadata of a log")
+    q = lsub.add_parser(
+        "info", help="topics, message counts, rates, duration and metadata of a log (a cut one: up to where it stops)"
+    )
     q.add_argument("file", help="an .mcap log")
     q.add_argument("--json", help="also write the summary here")
     q.set_defaults(func=_cmd_log_info)

@@ -34,7 +34,7 @@ import yaml
 from torch import nn
 from tqdm import tqdm
 
-from policies.bundle import BUNDLE_FILE, BundleError, BundlePolicy, ObsSpec, build_mlp
+from policies.bundle import BUNDLE_FILE, BundleError, BundlePolicy, ObsSpec, build_mlp, load_weights
 from sim.randomization.dynamics import DynamicsObservation, DynamicsSpec
 
 OSI_WEIGHTS = "osi.pt"
@@ -217,10 +217,7 @@ def load_osi(meta: dict[str, Any], network: nn.Module, path: Path) -> AdaptivePo
     """The :class:`AdaptivePolicy` of a bundle whose ``bundle.yaml`` has an ``osi`` entry."""
     cfg = meta["osi"]
     osi = OSINet(int(cfg["inputs"]), len(meta["dynamics"]["params"]), tuple(cfg["hidden"]))
-    try:
-        osi.load_state_dict(torch.load(path / OSI_WEIGHTS, map_location="cpu", weights_only=True))
-    except (OSError, RuntimeError) as e:
-        raise BundleError(f"{path / OSI_WEIGHTS}: estimator weights do not load: {e}") from e
+    load_weights(osi, path / OSI_WEIGHTS)  # the estimator's weights are checked as the policy's are
     return AdaptivePolicy(meta, network, osi, path)
 
 

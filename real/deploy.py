@@ -12,15 +12,22 @@ emulator on the config's pseudo-terminal and to librealsense by a software devic
 provides what a real robot does not have (the privileged state a state policy takes) and judges each episode.
 
 SIGINT and SIGTERM end the run through the same path as any error: the robot parks and turns torque off, the log is
-closed, and the summary says how the run ended.
+closed, and the summary says how the run ended. SIGUSR1, or space or Esc pressed in the terminal, is the software
+stop: the same ending. Only the first signal stops the run; the robot holds later ones while it parks. The summary
+and the log say what was read back from the servos: whether the arm reached its rest pose, and which motors
+confirmed torque off (a motor that could not be reached is named, with what to do).
 """
 
 from __future__ import annotations
 
+import os
+import select
 import signal
 import sys
+import termios
 import threading
 import time
+import tty
 from dataclasses import asdict, dataclass, field
 from types import FrameType
 from typing import Any
@@ -28,7 +35,7 @@ from typing import Any
 import numpy as np
 
 from real.cameras.frame import CameraError
-from real.dynamixel.bus import BusTimeout, CorruptReply
+from real.dynamixel.bus import BusTimeout, CorruptReply, DynamixelError
 from real.hardware_config import HardwareConfig, load_hardware_config
 from real.hardware_log import HardwareLog
 from real.robot import Robot, TaskRobot
@@ -36,7 +43,65 @@ from real.safety import SafetyStop
 
 
 class Stopped(Exception):
-    """SIGINT or SIGTERM arrived: end the run (park, torque off, close the log)."""
+    """SIGINT, SIGTERM or the software stop (SIGUSR1, a key) arrived: end the run (park, torque off, close the log)."""
+
+
+#: Signals that stop a deployment, and how the summary names them.
+STOP_SIGNALS = {signal.SIGINT: "SIGINT", signal.SIGTERM: "SIGTERM", signal.SIGUSR1: "software stop (SIGUSR1)"}
+#: Keys that trigger the software stop when deploy runs in a terminal: space and Esc.
+STOP_KEYS = (b" ", b"\x1b")
+
+
+class StopSignals:
+    """Installs the stop handlers: the first stop signal raises :class:`Stopped` where the main thread is; later
+    ones are counted and ignored (the run is already ending). :meth:`restore` puts the previous handlers back."""
+
+    def __init__(self) -> None:
+        self.received: list[str] = []
+        self._previous = {s: signal.signal(s, self._handle) for s in STOP_SIGNALS}
+
+    def _handle(self, signum: int, frame: FrameType | None) -> None:
+        self.received.append(STOP_SIGNALS[signal.Signals(signum)])
+        if len(self.received) == 1:
+            raise Stopped(self.received[0])
+
+    def restore(self) -> None:
+        for s, handler in self._previous.items():
+            signal.signal(s, handler if handler is not None else signal.SIG_DFL)
+
+
+class KeyStop:
+    """Watches a terminal (file descriptor ``fd``, in cbreak mode while it runs) for a stop key and sends this
+    process SIGUSR1 when one is pressed: the software stop goes through the same path as every other signal."""
+
+    def __init__(self, fd: int) -> None:
+        self.fd = fd
+        self._saved = termios.tcgetattr(fd)
+        tty.setcbreak(fd)
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._watch, daemon=True, name="stop-keys")
+        self._thread.start()
+
+    def _watch(self) -> None:
+        while not self._stop.is_set():
+            ready, _, _ = select.select([self.fd], [], [], 0.1)
+            if not ready:
+                continue
+            try:
+                key = os.read(self.fd, 1)
+            except OSError:
+                return
+            if key in STOP_KEYS:
+                os.kill(os.getpid(), signal.SIGUSR1)
+                return
+
+    def close(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=1)
+        try:
+            termios.tcsetattr(self.fd, termios.TCSADRAIN, self._saved)
+        except termios.error:
+            pass  # the terminal is gone
 
 
 @dataclass
@@ -55,6 +120,7 @@ class DeployConfig:
     max_stall_s: float = 2.0  # and the run stops when no frame has come for this long
     camera_stall: tuple[float, float] | None = None  # mock robots: silence the camera at T s for D s (a test)
     status: bool = True  # the live status line on stderr
+    stop_keys_fd: int | None = None  # terminal watched for the stop keys (default: stdin when it is a terminal)
 
 
 @dataclass
@@ -80,6 +146,10 @@ class DeploySummary:
     bus: dict[str, int] = field(default_factory=dict)  # transactions, retries, timeouts, corrupt replies
     skipped_cycles: int = 0  # cycles lost to a bus transaction that failed all its retries
     stalled_cycles: int = 0  # cycles a camera policy held because its camera had no fresh frame
+    # read back from the servos at the end: motors whose Torque Enable read 0, and those that could not be reached
+    # (id -> why; their torque may still be on); None when the run never opened the bus
+    torque_off: dict[str, Any] | None = None
+    parked: bool | None = None  # whether the last park reached the rest pose (None: never activated)
     log: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
@@ -190,11 +260,12 @@ def deploy(cfg: DeployConfig, hardware: MockHardware | None = None) -> DeploySum
     period = 1.0 / config.control.rate_hz
     summary = DeploySummary(robot=config.name, policy=str(cfg.policy), log=cfg.log)
 
-    def on_signal(signum: int, frame: FrameType | None) -> None:
-        raise Stopped(signal.Signals(signum).name)
-
-    previous = {s: signal.signal(s, on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
-    mock = camera = log = None
+    stop = StopSignals()
+    key_stop = None
+    keys_fd = cfg.stop_keys_fd if cfg.stop_keys_fd is not None else _stdin_terminal()
+    if keys_fd is not None:
+        key_stop = KeyStop(keys_fd)
+    mock = camera = log = robot = None
     cycle_ms: list[float] = []
     act_ms: list[float] = []
     late_ms: list[float] = []
@@ -233,7 +304,8 @@ def deploy(cfg: DeployConfig, hardware: MockHardware | None = None) -> DeploySum
                     "command": " ".join(sys.argv),
                 },
             )
-        with Robot(config) as robot:
+        robot = Robot(config)
+        with robot:
             image_size = None
             if uses_images:
                 h, w = policy.obs_spec.shapes["rgb"][:2]
@@ -247,7 +319,7 @@ def deploy(cfg: DeployConfig, hardware: MockHardware | None = None) -> DeploySum
             )
             robot.configure()
             if log:
-                log.write("/lifecycle", {"state": "inactive", "torque": False})
+                log.write("/lifecycle", {"state": "inactive", **_torque_fields(robot)})
             for ep in range(cfg.episodes):
                 seed = cfg.seed + ep if mock is not None else None
                 if mock is not None and ep > 0:
@@ -292,6 +364,7 @@ def deploy(cfg: DeployConfig, hardware: MockHardware | None = None) -> DeploySum
                         continue
                     lost = 0
                     joints = task.joints
+                    robot_events = robot.take_events()  # a bus watchdog trip, recovered
                     stalled = uses_images and frame is None
                     if stalled:
                         # no fresh image: the policy cannot act; hold the joints and stop the wheels (through the
@@ -325,7 +398,7 @@ def deploy(cfg: DeployConfig, hardware: MockHardware | None = None) -> DeploySum
                         log.write("/command", {"requested": requested, "sent": sent})
                         if isinstance(policy, AdaptivePolicy):
                             log.write("/osi/estimate", policy.estimate)
-                        for e in events:
+                        for e in robot_events + events:
                             log.write("/safety", {"kind": e.kind, "joints": e.joints, "detail": e.detail}, e.stamp_ns)
                         log.write("/loop", {"cycle": step, "late_s": late, "act_ms": act_ms[-1] if act_ms else None})
                         if frame is not None:
@@ -335,7 +408,7 @@ def deploy(cfg: DeployConfig, hardware: MockHardware | None = None) -> DeploySum
                         if mock is not None:
                             truth = obs["privileged"] if "privileged" in obs else mock.reality.privileged()
                             log.write("/reality/privileged", {"vector": truth})
-                    for e in events:
+                    for e in robot_events + events:
                         summary.safety_events[e.kind] = summary.safety_events.get(e.kind, 0) + 1
                     if mock is not None:
                         success, failed = mock.reality.outcome()
@@ -364,30 +437,35 @@ def deploy(cfg: DeployConfig, hardware: MockHardware | None = None) -> DeploySum
                     log.write("/episode", {"event": "end", "episode": ep, "outcome": outcome, "steps": steps})
                 robot.deactivate()
                 if log:
-                    log.write("/lifecycle", {"state": "inactive", "torque": False, "parked": True})
+                    log.write("/lifecycle", {"state": "inactive", "parked": robot.parked, **_torque_fields(robot)})
+                if not robot.torque_report.confirmed:
+                    raise SafetyStop("torque off could not be confirmed after the episode")
             summary.bus = dict(robot.bus.stats)
-        if log:  # the robot context has shut down (parked and torque off on every path)
-            log.write("/lifecycle", {"state": robot.state.value, "torque": False})
     except Stopped as e:
-        summary.ended, summary.message = "stopped", f"{e} received: parked, torque off"
+        summary.ended, summary.message = "stopped", f"{e} received"
     except SafetyStop as e:
         summary.ended, summary.message = "safety_stop", str(e)
+    except (DynamixelError, CameraError) as e:  # a hardware fault, named by the driver: no traceback
+        summary.ended, summary.message = "error", f"{type(e).__name__}: {e}"
     except Exception as e:  # anything else: the robot has parked (its context), the log is closed below
         import traceback
 
         traceback.print_exc(file=sys.stderr)
         summary.ended, summary.message = "error", f"{type(e).__name__}: {e}"
     finally:
-        for s, handler in previous.items():
-            signal.signal(s, handler)
+        stop.restore()
+        if key_stop is not None:
+            key_stop.close()
         status.done()
         if camera is not None:
             summary.camera = {k: v for k, v in asdict(camera.stats).items() if not k.startswith("_")}
             camera.disconnect()
+        _torque_summary(summary, robot)
         if log is not None:
             if summary.ended != "completed":
                 log.write("/safety", {"kind": "run_ended", "joints": [], "detail": summary.message})
-                log.write("/lifecycle", {"state": "finalized", "torque": False, "ended": summary.ended})
+            fields = _torque_fields(robot) if robot is not None else {"torque": None}
+            log.write("/lifecycle", {"state": "finalized", "ended": summary.ended, **fields})
             log.close()
         if mock is not None and hardware is None:
             mock.close()
@@ -396,6 +474,46 @@ def deploy(cfg: DeployConfig, hardware: MockHardware | None = None) -> DeploySum
     summary.loop = _loop_stats(cycle_ms, act_ms, late_ms, overruns, period)
     summary.stalled_cycles = stalled_cycles
     return summary
+
+
+def _stdin_terminal() -> int | None:
+    """stdin's descriptor when it is a terminal in the foreground (where the stop keys can be read), else None."""
+    try:
+        fd = sys.stdin.fileno()
+        return fd if os.isatty(fd) and os.tcgetpgrp(fd) == os.getpgrp() else None
+    except (AttributeError, OSError, ValueError):
+        return None
+
+
+def _torque_fields(robot: Robot) -> dict[str, Any]:
+    """The torque state read back from the servos, for a /lifecycle message: ``torque`` is False only when every
+    motor confirmed torque off, None (unknown) when one could not be reached."""
+    report = robot.torque_report
+    if report is None:
+        return {"torque": None}
+    return {
+        "torque": False if report.confirmed else None,
+        "torque_off": report.off,
+        "unreachable": {str(k): v for k, v in report.unreachable.items()},
+    }
+
+
+def _torque_summary(summary: DeploySummary, robot: Robot | None) -> None:
+    """What the servos said at the end, into the summary and its message: parked or not, torque off read back."""
+    report = robot.torque_report if robot is not None else None
+    if report is None:
+        # the bus never opened (or no motor ever answered): this run enabled no torque
+        summary.message = f"{summary.message}; no torque was enabled".lstrip("; ")
+        return
+    summary.torque_off = {"off": report.off, "unreachable": {str(k): v for k, v in report.unreachable.items()}}
+    summary.parked = robot.parked
+    facts = []
+    if robot.parked is not None and summary.ended != "completed":
+        facts.append("parked" if robot.parked else "not parked (the rest pose was not reached)")
+    if summary.ended != "completed" or not report.confirmed:
+        facts.append(report.describe(robot.config))
+    if facts:
+        summary.message = ": ".join(p for p in (summary.message, ", ".join(facts)) if p)
 
 
 def _live_camera(config: HardwareConfig, name: str) -> Any:

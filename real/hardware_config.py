@@ -29,10 +29,30 @@ HARDWARE_CONFIG_DIR = Path(__file__).resolve().parents[1] / "hardware_configs"
 #: stall torque (N*m) and no-load speed (rad/s) at the nominal supply voltage.
 #: XM430-W350: 4.1 N*m, 46 rpm @ 12 V; XL430-W250: 1.5 N*m, 57 rpm @ 12 V; XL330-M288: 0.52 N*m, 103 rpm @ 5 V.
 #: position_p_gain: the Position P Gain register's factory default (e-manual control tables).
+#: min_input_v, max_input_v: the specification's "Input Voltage" range (V): XM430-W350 10.0-14.8 V (recommended
+#: 12.0 V), XL430-W250 6.5-12.0 V (recommended 11.1 V), XL330-M288 3.7-6.0 V (recommended 5.0 V).
 SERVO_MODELS: dict[str, dict[str, float]] = {
-    "XM430-W350": {"stall_torque": 4.1, "no_load_speed": 46 * 2 * math.pi / 60, "position_p_gain": 800},
-    "XL430-W250": {"stall_torque": 1.5, "no_load_speed": 57 * 2 * math.pi / 60, "position_p_gain": 640},
-    "XL330-M288": {"stall_torque": 0.52, "no_load_speed": 103 * 2 * math.pi / 60, "position_p_gain": 400},
+    "XM430-W350": {
+        "stall_torque": 4.1,
+        "no_load_speed": 46 * 2 * math.pi / 60,
+        "position_p_gain": 800,
+        "min_input_v": 10.0,
+        "max_input_v": 14.8,
+    },
+    "XL430-W250": {
+        "stall_torque": 1.5,
+        "no_load_speed": 57 * 2 * math.pi / 60,
+        "position_p_gain": 640,
+        "min_input_v": 6.5,
+        "max_input_v": 12.0,
+    },
+    "XL330-M288": {
+        "stall_torque": 0.52,
+        "no_load_speed": 103 * 2 * math.pi / 60,
+        "position_p_gain": 400,
+        "min_input_v": 3.7,
+        "max_input_v": 6.0,
+    },
 }
 
 #: Models with current sensing and current-based position control (e-manual operating modes).
@@ -67,7 +87,10 @@ class ConfigError(ValueError):
 
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    """Unknown keys are errors, and every float must be finite (YAML's ``.inf`` and ``.nan`` are refused) unless a
+    field says otherwise."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
 
 Vec3 = Annotated[list[float], Field(min_length=3, max_length=3)]
@@ -90,15 +113,18 @@ class ControlMode(str, Enum):
 
 
 class JointLimits(_Strict):
-    """Joint-space limits in SI units (rad, rad/s, N*m; m and m/s for a prismatic joint)."""
+    """Joint-space limits in SI units (rad, rad/s, N*m; m and m/s for a prismatic joint). Position limits may be
+    infinite (the default) only for a velocity joint such as a wheel."""
 
-    lower: float = -math.inf
-    upper: float = math.inf
+    lower: float = Field(default=-math.inf, allow_inf_nan=True)
+    upper: float = Field(default=math.inf, allow_inf_nan=True)
     velocity: float = Field(gt=0)
     effort: float = Field(gt=0)
 
     @model_validator(mode="after")
     def _ordered(self) -> JointLimits:
+        if math.isnan(self.lower) or math.isnan(self.upper):
+            raise ValueError(f"lower and upper must be numbers (or -.inf/.inf), got {self.lower}, {self.upper}")
         if not self.lower < self.upper:
             raise ValueError(f"lower ({self.lower}) must be below upper ({self.upper})")
         return self
@@ -140,6 +166,12 @@ class Motor(_Strict):
             raise ValueError(
                 f"{self.model} has no current control: mode 'current_position' needs one of "
                 f"{sorted(CURRENT_SENSING_MODELS)}"
+            )
+        lim = self.limits
+        if self.mode != ControlMode.velocity and not (math.isfinite(lim.lower) and math.isfinite(lim.upper)):
+            raise ValueError(
+                f"joint {self.joint!r} in mode {self.mode.value!r} needs finite limits.lower and limits.upper "
+                f"(rad, or m for a prismatic joint); got lower={lim.lower}, upper={lim.upper}"
             )
         return self
 
@@ -208,15 +240,52 @@ class Control(_Strict):
     rate_hz: float = Field(gt=0, le=1000, description="policy / control loop rate")
 
 
-class Safety(_Strict):
-    """Limits enforced between the policy and the bus (see real/ safety filter)."""
+class WorkspaceLimits(_Strict):
+    """Cartesian limits on an arm's targets, in the arm base frame (the URDF root link, z up), m.
 
-    max_step: float = Field(gt=0, description="max change of a position target per cycle (rad, or m)")
+    Checked on the forward kinematics of every target at three points: the elbow and the wrist (the origins of the
+    last two pitch joints) and the end-effector (``arm.ee_link``). Together with the fixed shoulder they are the
+    ends of the arm's straight links, and height and distance from a vertical axis are extreme at a segment's
+    ends, so the whole skeleton is inside when they are (the link housings and fingers around it are not
+    modelled: keep a margin)."""
+
+    min_z: float = Field(description="lowest height of any checked point (m; the table top is z = 0)")
+    max_radius: float = Field(
+        gt=0, description="largest horizontal distance of any checked point from the base's yaw (joint1) axis (m)"
+    )
+
+
+class Safety(_Strict):
+    """Limits enforced between the policy and the bus (see :mod:`real.safety`)."""
+
+    max_step: float = Field(
+        gt=0,
+        description="max change of a target per cycle: rad (m for a prismatic joint) for position joints, rad/s "
+        "for velocity joints (their acceleration limit)",
+    )
     watchdog_s: float = Field(gt=0, description="host watchdog: a cycle later than this holds the last target")
     max_overruns: int = Field(default=5, ge=1, description="consecutive overruns before the run stops")
     bus_watchdog_ms: int = Field(
         default=100, ge=20, le=2540, description="servo bus watchdog (register 98, 20 ms units)"
     )
+    workspace: WorkspaceLimits | None = Field(default=None, description="Cartesian limits (arms only)")
+    # The servos shut themselves down at their Temperature Limit register (31), whose factory default is 80 degC
+    # on the XM430-W350 and 72 degC on the XL430-W250 (ROBOTIS e-manual control tables): the host stops first.
+    max_temperature_c: float = Field(default=70.0, gt=0, description="highest servo temperature (degC)")
+    input_voltage_v: tuple[float, float] | None = Field(
+        default=None,
+        description="[min, max] servo input voltage (V); None: the Input Voltage range every motor model shares "
+        "(SERVO_MODELS). The servos' own Min/Max Voltage Limit registers (XM430-W350 factory default 9.5/16.0 V) "
+        "only raise an input voltage error",
+    )
+    health_period_s: float = Field(default=1.0, gt=0, description="how often temperature and voltage are read (s)")
+
+    @field_validator("input_voltage_v")
+    @classmethod
+    def _voltage_range(cls, v: tuple[float, float] | None) -> tuple[float, float] | None:
+        if v is not None and not 0 < v[0] < v[1]:
+            raise ValueError(f"expected [min, max] with 0 < min < max (V), got {list(v)}")
+        return v
 
 
 class Arm(_Strict):
@@ -299,6 +368,14 @@ class HardwareConfig(_Strict):
             missing = [j for j in joints if j not in self.arm.rest]
             if missing:
                 raise ValueError(f"arm.rest must give every joint; missing {missing}")
+        if self.safety.workspace is not None and self.arm is None:
+            raise ValueError("safety.workspace: Cartesian limits need an arm (kind 'arm' with an 'arm' section)")
+        if self.safety.input_voltage_v is None and self._models_voltage_range() is None:
+            raise ValueError(
+                "safety.input_voltage_v is needed: the motor models' input voltage ranges do not overlap ("
+                + ", ".join(f"{m}: {r[0]}-{r[1]} V" for m, r in self._model_voltage_ranges().items())
+                + ")"
+            )
         if self.kind == "diff_drive":
             if self.base is None:
                 raise ValueError("kind 'diff_drive' needs a 'base' section")
@@ -318,6 +395,25 @@ class HardwareConfig(_Strict):
     def control_period(self) -> float:
         """Control period in s."""
         return 1.0 / self.control.rate_hz
+
+    @property
+    def input_voltage_v(self) -> tuple[float, float]:
+        """The servo input voltage range (V) the health check accepts: ``safety.input_voltage_v``, or else the
+        Input Voltage range of the datasheets that every motor model on the robot shares."""
+        if self.safety.input_voltage_v is not None:
+            return self.safety.input_voltage_v
+        shared = self._models_voltage_range()
+        assert shared is not None  # checked at validation
+        return shared
+
+    def _model_voltage_ranges(self) -> dict[str, tuple[float, float]]:
+        models = {m.model for m in self.motors}
+        return {m: (SERVO_MODELS[m]["min_input_v"], SERVO_MODELS[m]["max_input_v"]) for m in sorted(models)}
+
+    def _models_voltage_range(self) -> tuple[float, float] | None:
+        ranges = self._model_voltage_ranges().values()
+        lo, hi = max(r[0] for r in ranges), min(r[1] for r in ranges)
+        return (lo, hi) if lo < hi else None
 
     def motor(self, joint: str) -> Motor:
         for m in self.motors:
@@ -391,4 +487,14 @@ def load_hardware_config(name_or_path: str | Path) -> HardwareConfig:
                 raise ConfigError(f"{path}: cameras[{cam.name}].intrinsics: {file} does not exist")
             cam = cam.model_copy(update={"intrinsics": str(file)})
         cameras.append(cam)
-    return config.model_copy(update={"cameras": cameras})
+    config = config.model_copy(update={"cameras": cameras})
+    if config.safety.workspace is not None:  # checked on the URDF's kinematics by the filter that enforces it
+        from real.safety import SafetyFilter  # it imports this module
+
+        try:
+            SafetyFilter(config)
+        except KeyError as e:
+            raise ConfigError(f"{path}: safety.workspace: {config.sim.urdf} has no joint or link {e}") from None
+        except (ValueError, OSError) as e:
+            raise ConfigError(f"{path}: safety.workspace: {e}") from None
+    return config

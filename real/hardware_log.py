@@ -1,6 +1,7 @@
 """Hardware logs: one MCAP file per deployment, one channel per stream, host monotonic timestamps on every message.
 
-Writing goes through the ``mcap`` library's writer (zstd-compressed chunks). Message encodings:
+Writing goes through the ``mcap`` library's writer (zstd-compressed chunks, CRCs on chunks and on the data
+section). Message encodings:
 
 - structured streams (joint states, commands, policy observations and actions, estimates, safety events, loop
   timing): JSON objects (``message_encoding="json"``), numpy arrays as lists;
@@ -8,28 +9,42 @@ Writing goes through the ``mcap`` library's writer (zstd-compressed chunks). Mes
 - depth images: 16-bit PNG bytes in millimetres (``message_encoding="png16_mm"``), 0 = no reading.
 
 ``log_time`` and ``publish_time`` are the host's ``time.monotonic_ns()`` when the sample was taken (not when it was
-written). Chunks are small (``chunk_size``, 256 KiB by default) and flushed as they fill: a process killed
-mid-run leaves a file without its summary, which :func:`read_log` still reads up to the last complete chunk.
+written).
+
+Surviving a kill: the header and the deployment metadata reach the file as the log opens, and the chunk in progress
+is ended and handed to the OS whenever ``flush_interval_s`` (0.5 s) of host time has passed since the last flush:
+on the next write, or from a background thread while nothing is written. A SIGKILLed writer loses at most the
+last ``flush_interval_s`` (plus a quarter of it when idle) of messages; a chunk also ends when it fills
+(``chunk_size``). Nothing is fsynced: a power cut can lose what the OS had not yet written.
+
+Reading (:class:`LogReader`, :func:`read_log`, :func:`log_info`, ...) never stops with a traceback: a log that was
+cut or damaged is read up to the last intact chunk, and where and why it stopped is reported as a
+:class:`LogDamage` (``"cut at byte N of M after K messages: <reason>"``). A file with no readable start (empty,
+not MCAP, cut within its header) raises :class:`LogError`.
 """
 
 from __future__ import annotations
 
 import json
+import os
+import threading
 import time
-from collections.abc import Iterator
+import warnings
+import zlib
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import cv2
 import numpy as np
-from mcap.exceptions import EndOfFile, McapError
-from mcap.records import Channel, Message, Metadata
+from mcap.records import Channel, DataEnd, Footer, Header, Message, Metadata
 from mcap.stream_reader import StreamReader
 from mcap.writer import CompressionType, Writer
 
 PROFILE = "s2r"
 JSON_SCHEMA = json.dumps({"type": "object"}).encode()
+FLUSH_INTERVAL_S = 0.5  # host time between flushes of the chunk in progress: what a kill can lose
 
 
 class LogError(RuntimeError):
@@ -48,8 +63,26 @@ def _jsonable(value: Any) -> Any:
     return value
 
 
+def _end_chunk(writer: Writer) -> None:
+    """End the writer's chunk in progress (if it holds a message), write everything it buffered to its stream and
+    flush the stream to the OS. ``Writer.flush()`` does exactly this from mcap 1.6 on; older versions (pyproject
+    allows >= 1.1) only have the private, name-mangled methods it calls, used here as a fallback.
+    tests/test_log_survival.py fails if neither works."""
+    flush = getattr(writer, "flush", None)
+    if callable(flush):
+        flush()
+        return
+    writer._Writer__finalize_chunk()  # type: ignore[attr-defined]  # private in mcap < 1.6
+    writer._Writer__flush()  # type: ignore[attr-defined]
+    writer._Writer__stream.flush()  # type: ignore[attr-defined]
+
+
 class HardwareLog:
-    """An MCAP log being written. ``metadata`` (robot, policy, command, ...) goes into an MCAP metadata record."""
+    """An MCAP log being written. ``metadata`` (robot, policy, command, ...) goes into an MCAP metadata record.
+
+    ``flush_interval_s``: host seconds after which the chunk in progress is ended and flushed to the OS (what a
+    killed writer loses); ``chunk_size``: bytes after which a chunk ends anyway. Safe to write from several
+    threads."""
 
     def __init__(
         self,
@@ -57,21 +90,58 @@ class HardwareLog:
         metadata: dict[str, str] | None = None,
         chunk_size: int = 256 * 1024,
         jpeg_quality: int = 90,
+        flush_interval_s: float = FLUSH_INTERVAL_S,
     ) -> None:
         self.path = Path(path)
         if self.path.suffix != ".mcap":
             raise LogError(f"{self.path}: a hardware log is an .mcap file")
+        if not flush_interval_s > 0:
+            raise LogError(f"{self.path}: flush_interval_s must be positive, not {flush_interval_s}")
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._file = open(self.path, "wb")  # noqa: SIM115 - closed by close()
-        self._writer = Writer(self._file, chunk_size=chunk_size, compression=CompressionType.ZSTD)
+        self._writer = Writer(
+            self._file, chunk_size=chunk_size, compression=CompressionType.ZSTD, enable_data_crcs=True
+        )
         self._writer.start(profile=PROFILE, library="sim2real-pipeline")
         if metadata:
             self._writer.add_metadata("deployment", {str(k): str(v) for k, v in metadata.items()})
         self._json_schema = self._writer.register_schema("object", "jsonschema", JSON_SCHEMA)
+        _end_chunk(self._writer)  # header and metadata on disk now: a kill from here on leaves a readable log
         self._channels: dict[str, int] = {}
         self._sequence: dict[str, int] = {}
         self.jpeg_quality = int(jpeg_quality)
+        self.flush_interval_s = float(flush_interval_s)
         self.closed = False
+        self._lock = threading.Lock()
+        self._pending = False  # messages added since the last flush
+        self._last_flush = time.monotonic()
+        self._flush_error: OSError | None = None
+        self._stop = threading.Event()
+        self._flusher = threading.Thread(target=self._flush_idle, name=f"log flush {self.path.name}", daemon=True)
+        self._flusher.start()
+
+    def _flush_locked(self) -> None:
+        _end_chunk(self._writer)
+        self._pending = False
+        self._last_flush = time.monotonic()
+
+    def _flush_idle(self) -> None:
+        """Background: flush what waits while nothing is written (a write flushes when it is due itself)."""
+        while not self._stop.wait(self.flush_interval_s / 4):
+            with self._lock:
+                if self.closed or not self._pending or time.monotonic() - self._last_flush < self.flush_interval_s:
+                    continue
+                try:
+                    self._flush_locked()
+                except OSError as e:  # disk full, ...: raised by the next write or close
+                    self._flush_error = e
+                    return
+
+    def _check(self) -> None:
+        if self.closed:
+            raise LogError(f"{self.path}: the log is closed")
+        if self._flush_error is not None:
+            raise LogError(f"{self.path}: writing failed ({self._flush_error})") from self._flush_error
 
     def _channel(self, topic: str, encoding: str) -> int:
         if topic not in self._channels:
@@ -81,15 +151,21 @@ class HardwareLog:
         return self._channels[topic]
 
     def _add(self, topic: str, encoding: str, data: bytes, stamp_ns: int | None) -> None:
-        if self.closed:
-            raise LogError(f"{self.path}: the log is closed")
         stamp = time.monotonic_ns() if stamp_ns is None else int(stamp_ns)
-        channel = self._channel(topic, encoding)
-        self._writer.add_message(channel, log_time=stamp, data=data, publish_time=stamp, sequence=self._sequence[topic])
-        self._sequence[topic] += 1
+        with self._lock:
+            self._check()
+            channel = self._channel(topic, encoding)
+            self._writer.add_message(
+                channel, log_time=stamp, data=data, publish_time=stamp, sequence=self._sequence[topic]
+            )
+            self._sequence[topic] += 1
+            self._pending = True
+            if time.monotonic() - self._last_flush >= self.flush_interval_s:
+                self._flush_locked()
 
     def write(self, topic: str, message: dict[str, Any], stamp_ns: int | None = None) -> None:
-        """A JSON message on ``topic`` (numpy values become lists)."""
+        """A JSON message on ``topic`` (numpy values become lists); ``stamp_ns``: host monotonic ns (default:
+        now)."""
         self._add(topic, "json", json.dumps(_jsonable(message)).encode(), stamp_ns)
 
     def write_color(self, topic: str, rgb: np.ndarray, stamp_ns: int | None = None) -> None:
@@ -109,12 +185,26 @@ class HardwareLog:
             raise LogError(f"{self.path}: cannot encode a depth image of shape {np.shape(depth_m)}")
         self._add(topic, "png16_mm", buf.tobytes(), stamp_ns)
 
+    def flush(self) -> None:
+        """End the chunk in progress and hand everything written so far to the OS now."""
+        with self._lock:
+            self._check()
+            self._flush_locked()
+
     def close(self) -> None:
         """Write the summary and close the file (idempotent)."""
-        if not self.closed:
+        if self.closed:
+            return
+        self._stop.set()
+        self._flusher.join()
+        with self._lock:
             self.closed = True
-            self._writer.finish()
-            self._file.close()
+            try:
+                self._writer.finish()
+            finally:
+                self._file.close()
+        if self._flush_error is not None:
+            raise LogError(f"{self.path}: writing failed ({self._flush_error})") from self._flush_error
 
     def __enter__(self) -> HardwareLog:
         return self
@@ -132,62 +222,228 @@ class LogMessage:
 
 
 def decode(encoding: str, data: bytes) -> Any:
+    """A message's payload decoded by its encoding; ``ValueError`` if it does not decode."""
     if encoding == "json":
         return json.loads(data)
-    if encoding == "jpeg":
-        return cv2.cvtColor(cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR), cv2.COLOR_BGR2RGB)
-    if encoding == "png16_mm":
-        return cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED).astype(np.float32) / 1000.0
+    if encoding in ("jpeg", "png16_mm"):
+        flags = cv2.IMREAD_COLOR if encoding == "jpeg" else cv2.IMREAD_UNCHANGED
+        image = cv2.imdecode(np.frombuffer(data, np.uint8), flags) if len(data) else None
+        if image is None:
+            raise ValueError(f"not a {'JPEG' if encoding == 'jpeg' else 'PNG'} image")
+        if encoding == "jpeg":
+            return cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
+        return image.astype(np.float32) / 1000.0
     return data
 
 
-def _records(path: Path) -> Iterator[Any]:
-    """The records of an MCAP file in file order (chunks decompressed), stopping quietly where a killed writer
-    left the file cut."""
-    if not path.exists():
-        raise LogError(f"{path}: no such log")
-    with open(path, "rb") as f:
-        records = StreamReader(f).records
-        while True:
+class LogDamageWarning(UserWarning):
+    """A log was read only up to where it was cut or damaged (:func:`read_log`)."""
+
+
+@dataclass(frozen=True)
+class LogDamage:
+    """Where and why reading a log stopped before its end."""
+
+    offset: int  # byte offset of the record reading stopped at: everything before it was read
+    size: int  # file size, bytes
+    messages: int  # messages read before the stop (all topics)
+    reason: str
+    cut: bool  # the file ends early (a killed writer, a partial copy); False: its content is damaged
+
+    def __str__(self) -> str:
+        what = "cut" if self.cut else "damaged"
+        return f"{what} at byte {self.offset} of {self.size} after {self.messages} messages: {self.reason}"
+
+
+_MAGIC = b"\x89MCAP0\r\n"
+_KILLED = "the writer was killed or the file cut"
+
+
+class _Stop(Exception):
+    """Reading stops here (internal to :class:`LogReader`)."""
+
+    def __init__(self, reason: str, cut: bool = False) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.cut = cut
+
+
+class _FileEnd(Exception):
+    """The ``mcap`` reader asked for bytes past the end of the file."""
+
+
+class _Bounded:
+    """The log file as the ``mcap`` library's reader sees it: a read returns exactly the bytes asked for or raises
+    :class:`_FileEnd`, so a damaged length field never makes the library allocate more than the file holds, nor take
+    a short record for a whole one; ``pos`` counts the bytes read."""
+
+    def __init__(self, f: IO[bytes], size: int) -> None:
+        self.f, self.size, self.pos = f, size, 0
+
+    def read(self, n: int = -1) -> bytes:
+        if n < 0:
+            raise ValueError(f"a negative length ({n}) at byte {self.pos}")
+        if n > self.size - self.pos:
+            raise _FileEnd(f"{n} bytes asked for at byte {self.pos}")
+        data = self.f.read(n)
+        self.pos += len(data)
+        if len(data) < n:
+            raise _FileEnd("the file shrank while it was read")
+        return data
+
+
+class LogReader:
+    """One pass over a log's messages in file order (``topics``: only these; ``raw``: ``data`` left as the stored
+    bytes). After the pass, ``damage`` says where and why it stopped early (None: the log was complete),
+    ``metadata`` holds the ``deployment`` metadata record and ``messages`` counts the messages read (all topics).
+
+    Records are parsed by the ``mcap`` library's :class:`~mcap.stream_reader.StreamReader` with CRC validation on:
+    every chunk is checked against its CRC before any of its messages is yielded, so a cut or damaged log yields
+    the messages of its intact chunks up to the first bad one, never altered ones; the data section's CRC is
+    checked at its end, the summary's (here) at the footer. Any exception the library raises on a damaged file
+    becomes the reported stop. Raises :class:`LogError` only for a file with no readable start (missing,
+    unreadable, empty, not MCAP, cut within its header)."""
+
+    def __init__(self, path: str | Path, topics: Iterable[str] | None = None, raw: bool = False) -> None:
+        self.path = Path(path)
+        self.topics = None if topics is None else set(topics)
+        self.raw = raw
+        self.size = 0  # bytes
+        self.messages = 0
+        self.metadata: dict[str, str] = {}
+        self.damage: LogDamage | None = None
+        self._channels: dict[int, tuple[str, str]] = {}  # id: (topic, encoding)
+        self._at = 0  # offset of the record being read
+        self._complete = False  # the file ends with the closing magic
+
+    def __iter__(self) -> Iterator[LogMessage]:
+        self.messages, self.metadata, self.damage, self._channels, self._at = 0, {}, None, {}, 0
+        try:
+            f = open(self.path, "rb")  # noqa: SIM115 - closed below
+        except FileNotFoundError:
+            raise LogError(f"{self.path}: no such log") from None
+        except OSError as e:
+            raise LogError(f"{self.path}: cannot read it ({e.strerror or e})") from None
+        with f:
+            self.size = os.fstat(f.fileno()).st_size
+            magic = f.read(len(_MAGIC))
+            if not magic:
+                raise LogError(f"{self.path}: empty file (0 bytes): no log was written to it")
+            if magic != _MAGIC:
+                if len(magic) < len(_MAGIC) and _MAGIC.startswith(magic):
+                    raise LogError(f"{self.path}: cut after {self.size} bytes, before its MCAP header: no log in it")
+                raise LogError(f"{self.path}: not an MCAP file")
+            f.seek(max(self.size - len(_MAGIC), len(_MAGIC)))
+            self._complete = f.read(len(_MAGIC)) == _MAGIC  # ends as a finished log: a short read is damage
+            f.seek(0)
+            bounded = _Bounded(f, self.size)
+            records = StreamReader(bounded, validate_crcs=True).records  # type: ignore[arg-type]
             try:
-                yield next(records)
-            except StopIteration:
-                return
-            except (EndOfFile, McapError, EOFError, ValueError) as e:
-                if f.tell() <= 8 and not isinstance(e, EndOfFile):
-                    raise LogError(f"{path}: not an MCAP file ({e})") from e
-                return  # cut: everything before the damaged record has been read
+                header = next(records)
+            except Exception as e:  # noqa: BLE001 - whatever the library raises on a damaged header
+                if isinstance(e, _FileEnd) and not self._complete:
+                    raise LogError(
+                        f"{self.path}: cut after {self.size} bytes, within its MCAP header: no log in it"
+                    ) from None
+                raise LogError(f"{self.path}: its MCAP header is damaged ({type(e).__name__}: {e})") from None
+            if not isinstance(header, Header):
+                raise LogError(f"{self.path}: not an MCAP log (its first record is not a header)")
+            try:
+                yield from self._records(records, bounded)
+            except Exception as e:  # noqa: BLE001 - any failure on a damaged file is a reported stop
+                stop = self._stop(e)
+                self.damage = LogDamage(self._at, self.size, self.messages, stop.reason, stop.cut)
+
+    def _stop(self, e: Exception) -> _Stop:
+        if isinstance(e, _Stop):
+            return e
+        if not isinstance(e, _FileEnd):
+            return _Stop(f"{type(e).__name__}: {e}")
+        if self._complete:
+            return _Stop(
+                f"a record runs past the end of the file ({e}), yet the file ends as a finished log: "
+                "a length field is damaged"
+            )
+        where = "before the log's end" if self._at == self.size else "within a record"
+        return _Stop(f"the file ends {where} ({_KILLED})", cut=True)
+
+    def _records(self, records: Iterator[Any], bounded: _Bounded) -> Iterator[LogMessage]:
+        """The library's records after the header: messages decoded, channels and metadata kept, the summary's CRC
+        checked at the footer, nothing after the closing magic."""
+        summary = None  # offset of the summary section, once the data end is read
+        while True:
+            self._at = bounded.pos
+            record = next(records, None)
+            if record is None:
+                break
+            if summary is not None:
+                if isinstance(record, Message):
+                    raise _Stop("a message after the data section's end")
+                if isinstance(record, Footer) and record.summary_crc:
+                    bounded.f.seek(summary)
+                    crc = zlib.crc32(bounded.f.read(bounded.pos - 4 - summary))
+                    bounded.f.seek(bounded.pos)
+                    if crc != record.summary_crc:
+                        raise _Stop("summary CRC mismatch (past every message)")
+            elif isinstance(record, Message):
+                message = self._message(record)
+                if message is not None:
+                    yield message
+            elif isinstance(record, Channel):
+                self._channels[record.id] = (record.topic, record.message_encoding)
+            elif isinstance(record, Metadata):
+                if record.name == "deployment" and not self.metadata:
+                    self.metadata = dict(record.metadata)
+            elif isinstance(record, DataEnd):
+                summary = bounded.pos
+            elif isinstance(record, Footer):
+                raise _Stop("a footer before the data section's end")
+        if bounded.pos != self.size:
+            raise _Stop("bytes after the closing magic (past every message)")
+
+    def _message(self, record: Message) -> LogMessage | None:
+        if record.channel_id not in self._channels:
+            raise _Stop(f"a message on channel {record.channel_id}, which the log never declared")
+        topic, encoding = self._channels[record.channel_id]
+        if self.topics is not None and topic not in self.topics:
+            self.messages += 1
+            return None
+        data: Any = record.data
+        if not self.raw:
+            try:
+                data = decode(encoding, data)
+            except Exception as e:  # noqa: BLE001 - json, cv2: a payload that does not decode
+                raise _Stop(f"a message on {topic} does not decode as {encoding} ({type(e).__name__}: {e})") from e
+        self.messages += 1
+        return LogMessage(topic, record.log_time, encoding, data)
 
 
 def read_log(path: str | Path, topics: list[str] | None = None, raw: bool = False) -> Iterator[LogMessage]:
-    """Messages of a log in file order (``topics``: only these). A log whose writer was killed is read up to its
-    last complete chunk. ``raw``: leave ``data`` as the stored bytes."""
-    channels: dict[int, Channel] = {}
-    for record in _records(Path(path)):
-        if isinstance(record, Channel):
-            channels[record.id] = record
-        elif isinstance(record, Message):
-            channel = channels[record.channel_id]
-            if topics is None or channel.topic in topics:
-                data = record.data if raw else decode(channel.message_encoding, record.data)
-                yield LogMessage(channel.topic, record.log_time, channel.message_encoding, data)
+    """Messages of a log in file order (``topics``: only these; ``raw``: leave ``data`` as the stored bytes). A log
+    that was cut (a killed writer) or damaged is read up to its last intact chunk, then a
+    :class:`LogDamageWarning` says where and why it stopped (:class:`LogReader` hands over the same as a value)."""
+    reader = LogReader(path, topics, raw)
+    yield from reader
+    if reader.damage is not None:
+        warnings.warn(f"{reader.path}: {reader.damage}", LogDamageWarning, stacklevel=2)
 
 
 def log_metadata(path: str | Path) -> dict[str, str]:
     """The ``deployment`` metadata record of a log ({} if the log has none, or was cut before it)."""
-    for record in _records(Path(path)):
-        if isinstance(record, Metadata) and record.name == "deployment":
-            return dict(record.metadata)
-        if isinstance(record, Message):
-            break  # the writer puts metadata first
-    return {}
+    reader = LogReader(path, raw=True)
+    for _ in reader:
+        break  # the writer puts metadata first
+    return reader.metadata
 
 
 def log_info(path: str | Path) -> dict[str, Any]:
-    """Per topic: message count, encoding, first and last host timestamps and mean rate; overall duration."""
+    """Per topic: message count, encoding, first and last host timestamps (ns) and mean rate (Hz); overall
+    duration (s), file size (bytes), metadata, and ``damaged``: where and why reading stopped early (a
+    :class:`LogDamage` as text), None for a complete log."""
     topics: dict[str, dict[str, Any]] = {}
     first = last = None
-    for msg in read_log(path, raw=True):
+    reader = LogReader(path, raw=True)
+    for msg in reader:
         t = topics.setdefault(msg.topic, {"messages": 0, "encoding": msg.encoding, "first_ns": msg.stamp_ns})
         t["messages"] += 1
         t["last_ns"] = msg.stamp_ns
@@ -198,9 +454,11 @@ def log_info(path: str | Path) -> dict[str, Any]:
         t["rate_hz"] = round((t["messages"] - 1) / span, 2) if span > 0 else None
     return {
         "path": str(path),
-        "bytes": Path(path).stat().st_size,
+        "bytes": reader.size,
         "duration_s": round((last - first) / 1e9, 3) if first is not None else 0.0,
-        "metadata": log_metadata(path),
+        "messages": reader.messages,
+        "damaged": None if reader.damage is None else str(reader.damage),
+        "metadata": reader.metadata,
         "topics": dict(sorted(topics.items())),
     }
 

@@ -1,11 +1,24 @@
 """A robot built from its hardware config: its motor bus behind the safety filter, with a lifecycle.
 
 The lifecycle follows ros2_control's: ``configure()`` opens the port, checks that every motor answers with the
-configured model, sets modes, limits and the servos' bus watchdog, and reads the state (unconfigured ->
-inactive); ``activate()`` starts the safety filter from the measured state, holds the present positions and turns
-torque on (inactive -> active); ``deactivate()`` eases the joints to the rest pose through the safety filter and
-turns torque off (active -> inactive); ``shutdown()`` does whatever of that is still needed and closes the port.
-Used as a context manager, every exit path (an exception, Ctrl-C) ends in ``shutdown()``.
+configured model, sets modes, limits and the servos' bus watchdog (clearing a trip left by an earlier run), and
+reads the state (unconfigured -> inactive); ``activate()`` starts the safety filter from the measured state, holds
+the present positions and turns torque on (inactive -> active); ``deactivate()`` eases the joints to the rest pose
+through the safety filter and turns torque off (active -> inactive); ``shutdown()`` does whatever of that is still
+needed and closes the port. Used as a context manager, every exit path (an exception, Ctrl-C) ends in
+``shutdown()``.
+
+Torque off is never assumed: every torque-off pass writes 0 to each motor that may have torque, whatever state the
+robot believes it is in (a fault halfway through activation leaves some motors on), reads the register back, and
+keeps the result in :attr:`Robot.torque_report` (which motors confirmed, which could not be reached and why). A
+port that fails during it is opened again once. SIGINT, SIGTERM and SIGUSR1 arriving during a transition are held
+until it ends (:func:`deferred_signals`), so a second Ctrl-C cannot cut a torque-off loop short.
+
+During a run every state read also reads back the servos' goals and bus watchdog: a tripped watchdog (the host
+went quiet for longer than ``safety.bus_watchdog_ms``) is cleared and re-armed, the safety filter restarts from
+the measured pose, and a ``bus_watchdog_trip`` event is kept for the log; a trip more often than
+``MAX_WATCHDOG_TRIPS`` times, or a goal the servos keep refusing, stops the run by name (:class:`SafetyStop`).
+Every ``safety.health_period_s`` the servos' temperature and input voltage are read and checked.
 
 ``write(targets)`` is the only way to command the motors while active, and every target passes the safety filter;
 it returns what was actually sent, which is what the caller logs.
@@ -13,22 +26,49 @@ it returns what was actually sent, which is what the caller logs.
 
 from __future__ import annotations
 
+import signal
+import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from enum import Enum
 from typing import Any
 
 import cv2
 import numpy as np
 
-from real.dynamixel.bus import DynamixelBus, DynamixelError, ServoError
-from real.dynamixel.motor_bus import MotorBus
+from real.dynamixel.bus import BusTimeout, CorruptReply, DynamixelBus, DynamixelError, ServoError
+from real.dynamixel.motor_bus import MotorBus, TorqueReport
 from real.hardware_config import ControlMode, HardwareConfig
 from real.safety import SafetyEvent, SafetyFilter, SafetyStop
 from sim.joint_state import JointState
 
 #: Parked when every joint is this close to rest (rad, m; rad/s for wheels).
 PARK_TOLERANCE = 0.02
+#: Bus watchdog trips recovered in one activation before the run stops.
+MAX_WATCHDOG_TRIPS = 3
+#: Consecutive state reads with a goal register that differs from the goal sent before the run stops.
+MAX_REFUSED_READS = 3
+#: The signals a transition holds until it ends.
+TRANSITION_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGUSR1)
+
+
+@contextmanager
+def deferred_signals(signals: tuple[signal.Signals, ...] = TRANSITION_SIGNALS) -> Iterator[None]:
+    """Hold ``signals`` while the block runs, then deliver them to the handlers that were installed before (main
+    thread only: elsewhere Python cannot change handlers, and signals go to the main thread anyway)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    held: list[int] = []
+    previous = {s: signal.signal(s, lambda signum, frame: held.append(signum)) for s in signals}
+    try:
+        yield
+    finally:
+        for s, handler in previous.items():
+            signal.signal(s, handler if handler is not None else signal.SIG_DFL)
+        for signum in dict.fromkeys(held):
+            signal.raise_signal(signum)
 
 
 class Lifecycle(str, Enum):
@@ -50,7 +90,13 @@ class Robot:
         self.bus: DynamixelBus | None = None
         self.motors: MotorBus | None = None
         self.last_reading: JointState | None = None
-        self.torque_off_failures: list[str] = []
+        self.torque_report: TorqueReport | None = None  # the last torque-off pass, read back
+        self.parked: bool | None = None  # whether the last deactivate reached the rest pose
+        self.events: list[SafetyEvent] = []  # lifecycle safety events not yet taken (take_events)
+        self.watchdog_trips = 0
+        self._torque_maybe_on = False
+        self._refused_reads = 0
+        self._next_health = 0.0
         self.velocity_joint = np.array([m.mode == ControlMode.velocity for m in config.motors])
         if config.arm is not None:
             self.rest = np.array([config.arm.rest[j] for j in config.joint_names], dtype=float)
@@ -59,67 +105,123 @@ class Robot:
 
     # -- lifecycle ------------------------------------------------------------------------------------------------
     def configure(self) -> JointState:
-        """Open the bus, check and set up every motor, read the state. Torque stays off."""
+        """Open the bus, check and set up every motor, read the state. Torque stays off (it is turned off first:
+        a servo left powered by an earlier run counts as on until read back)."""
         self._expect(Lifecycle.unconfigured, "configure")
         self.bus = DynamixelBus(self.port, self.config.bus.baudrate).open()
+        self._torque_maybe_on = True  # until read back: an earlier run may have left torque on
         try:
             self.motors = MotorBus(self.config, self.bus, fast_read=self.fast_read)
-            self.motors.configure(bus_watchdog_s=self.config.safety.bus_watchdog_ms / 1000.0)
+            self.motors.configure(bus_watchdog_s=self._bus_watchdog_s)
             reading = self.read()
         except BaseException:
-            self.bus.close()
-            self.bus = self.motors = None
+            with deferred_signals():
+                if self.motors is not None:
+                    self._torque_off()
+                self.bus.close()
+                self.bus = self.motors = None
             raise
         self.state = Lifecycle.inactive
         return reading
 
+    @property
+    def _bus_watchdog_s(self) -> float:
+        return self.config.safety.bus_watchdog_ms / 1000.0
+
     def activate(self) -> None:
-        """Hold the present positions (wheels at rest), then torque on."""
+        """Hold the present positions (wheels at rest), then torque on. A failure on the way turns torque off again
+        on every motor (read back) before it propagates."""
         self._expect(Lifecycle.inactive, "activate")
-        reading = self.read()
-        self.safety.reset(reading.position)
-        self.motors.write(self.safety.hold())
-        self.motors.set_torque(True)
-        self.state = Lifecycle.active
+        with deferred_signals():
+            try:
+                reading = self.read_patiently()
+                self.safety.reset(reading.position)
+                self.motors.write(self.safety.hold())
+                self._torque_maybe_on = True
+                self.motors.set_torque(True)
+                # a servo may set its goal to where it is when torque comes on: send the hold once more
+                self.motors.write(self.safety.hold())
+            except BaseException:
+                self._torque_off()
+                raise
+            self.watchdog_trips = self._refused_reads = 0
+            self.parked = None
+            self.state = Lifecycle.active
 
     def deactivate(self, ease_s: float = 2.0) -> None:
         """Ease to the rest pose (wheels to a stop) through the safety filter for up to ``ease_s`` seconds at the
-        control rate, then torque off. Torque goes off even if easing fails."""
+        control rate, then torque off (read back: :attr:`torque_report`). Torque goes off even if easing fails;
+        :attr:`parked` says whether the rest pose was reached."""
         self._expect(Lifecycle.active, "deactivate")
-        try:
-            period = 1.0 / self.config.control.rate_hz
-            goal = np.where(self.velocity_joint, 0.0, self.rest)
-            deadline = time.monotonic() + ease_s
-            while time.monotonic() < deadline:
-                t0 = time.monotonic()
-                reading = self.read()  # also keeps the servos' bus watchdog fed
-                here = np.where(self.velocity_joint, reading.velocity, reading.position)
-                if np.all(np.abs(here - goal) < PARK_TOLERANCE):
-                    break
-                sent, _ = self.safety.filter(goal)
-                self.motors.write(sent)
-                time.sleep(max(0.0, period - (time.monotonic() - t0)))
-        finally:
-            self._torque_off()
-            self.state = Lifecycle.inactive
+        with deferred_signals():
+            self.parked = False
+            try:
+                period = 1.0 / self.config.control.rate_hz
+                goal = np.where(self.velocity_joint, 0.0, self.rest)
+                deadline = time.monotonic() + ease_s
+                lost = 0
+                while time.monotonic() < deadline:
+                    t0 = time.monotonic()
+                    try:
+                        reading = self.read()  # also keeps the servos' bus watchdog fed
+                        lost = 0
+                    except (BusTimeout, CorruptReply):
+                        lost += 1  # a noisy bus: the servos hold their goal; give up after as many as a run allows
+                        if lost > self.config.safety.max_overruns:
+                            raise
+                        continue
+                    here = np.where(self.velocity_joint, reading.velocity, reading.position)
+                    if np.all(np.abs(here - goal) < PARK_TOLERANCE):
+                        self.parked = True
+                        break
+                    sent, _ = self.safety.filter(goal)
+                    self.motors.write(sent)
+                    time.sleep(max(0.0, period - (time.monotonic() - t0)))
+            finally:
+                self._torque_off()
+                self.state = Lifecycle.inactive
 
     def shutdown(self) -> None:
-        """Whatever is still needed of deactivate (torque off in any case) and closing the port; idempotent."""
-        try:
-            if self.state == Lifecycle.active:
-                try:
-                    self.deactivate()
-                except (DynamixelError, SafetyStop, OSError):
-                    self._torque_off()  # the park failed: at least let go
-        finally:
-            if self.bus is not None:
-                self.bus.close()
-            self.bus = self.motors = None
-            self.state = Lifecycle.finalized
+        """Whatever is still needed of deactivate (torque off, read back, on every motor that may have torque,
+        whatever the state) and closing the port; idempotent."""
+        with deferred_signals():
+            try:
+                if self.state == Lifecycle.active:
+                    try:
+                        self.deactivate()
+                    except (DynamixelError, SafetyStop, OSError):
+                        pass  # the park failed; deactivate turned torque off on its way out
+                if self.motors is not None and self._torque_maybe_on:
+                    self._torque_off()
+            finally:
+                if self.bus is not None:
+                    self.bus.close()
+                self.bus = self.motors = None
+                self.state = Lifecycle.finalized
 
-    def _torque_off(self) -> None:
-        """Torque off motor by motor; failures are kept in ``torque_off_failures``."""
-        self.torque_off_failures = self.motors.set_torque(False, best_effort=True)
+    def _torque_off(self) -> TorqueReport:
+        """Torque off on every motor, read back; a motor the port failed on is tried once more after reopening
+        the port (a re-plugged adapter). Never raises a bus error: the result is :attr:`torque_report`."""
+        report = self.motors.torque_off()
+        if report.port_failed:
+            try:
+                self.bus.reopen()
+                again = self.motors.torque_off(list(report.unreachable))
+                report = TorqueReport(sorted(report.off + again.off), again.unreachable)
+            except DynamixelError as e:
+                for ident in report.unreachable:
+                    report.unreachable[ident] += f"; reopening the port failed: {e}"
+        self.torque_report = report
+        self._torque_maybe_on = not report.confirmed
+        return report
+
+    @property
+    def torque_off_failures(self) -> list[str]:
+        """The motors whose torque-off could not be confirmed, as text (empty when all confirmed)."""
+        if self.torque_report is None:
+            return []
+        joint = {m.id: m.joint for m in self.config.motors}
+        return [f"motor {i} ({joint.get(i, '?')}): {why}" for i, why in sorted(self.torque_report.unreachable.items())]
 
     def __enter__(self) -> Robot:
         return self
@@ -129,7 +231,10 @@ class Robot:
 
     # -- cycle ---------------------------------------------------------------------------------------------------
     def read(self) -> JointState:
-        """Joint state in SI units and config order; a servo hardware error stops the run (:class:`SafetyStop`)."""
+        """Joint state in SI units and config order. A servo hardware error stops the run (:class:`SafetyStop`);
+        a tripped bus watchdog is cleared and re-armed (the safety filter restarts from the measured pose) up to
+        ``MAX_WATCHDOG_TRIPS`` times; goals the servos keep refusing stop the run; temperature and input voltage
+        are checked every ``safety.health_period_s``."""
         if self.motors is None:
             raise RuntimeError(f"robot {self.config.name} is {self.state.value}: configure() it first")
         try:
@@ -139,7 +244,76 @@ class Robot:
                 self.safety.check_hardware_errors({e.ident: e.hardware_error})
             raise
         self.last_reading = reading
+        self._check_bus_status(reading)
+        if time.monotonic() >= self._next_health:
+            self._check_health()
         return reading
+
+    def read_patiently(self) -> JointState:
+        """:meth:`read`, tried as many times as the run tolerates lost cycles (``safety.max_overruns``) when the
+        bus loses or corrupts the replies."""
+        for attempt in range(self.config.safety.max_overruns + 1):
+            try:
+                return self.read()
+            except (BusTimeout, CorruptReply):
+                if attempt == self.config.safety.max_overruns:
+                    raise
+        raise AssertionError("unreachable")
+
+    def _check_bus_status(self, reading: JointState) -> None:
+        status = self.motors.status
+        names = {m.id: m.joint for m in self.config.motors}
+        if status.watchdog_tripped:
+            ids = status.watchdog_tripped
+            joints = tuple(names[i] for i in ids)
+            self.watchdog_trips += 1
+            if self.watchdog_trips > MAX_WATCHDOG_TRIPS:
+                raise SafetyStop(
+                    f"bus watchdog tripped on motors {ids} ({', '.join(joints)}) {self.watchdog_trips} times: the "
+                    f"host went quiet for longer than {self.config.safety.bus_watchdog_ms} ms again and again"
+                )
+            self.motors.clear_watchdog(ids, self._bus_watchdog_s)
+            self.motors.forget_goals()
+            if self.state == Lifecycle.active:
+                self.safety.reset(reading.position)  # resume from where the arm stopped, not from old targets
+            self.events.append(
+                SafetyEvent(
+                    "bus_watchdog_trip",
+                    joints,
+                    f"motors {ids} refused goals after a host silence over {self.config.safety.bus_watchdog_ms} ms: "
+                    "cleared and re-armed",
+                )
+            )
+            self._refused_reads = 0
+            return
+        if status.goal_refused:
+            self._refused_reads += 1
+            if self._refused_reads >= MAX_REFUSED_READS:
+                detail = "; ".join(
+                    f"motor {i} ({names[i]}): goal register {got}, sent {sent}"
+                    for i, (got, sent) in sorted(status.goal_refused.items())
+                )
+                raise SafetyStop(f"servos refuse their goals for {self._refused_reads} cycles: {detail}")
+        else:
+            self._refused_reads = 0
+
+    def _check_health(self) -> None:
+        """Read every servo's temperature (°C) and input voltage (V) and let the safety filter judge them."""
+        safety = self.config.safety
+        self._next_health = time.monotonic() + safety.health_period_s
+        ids = self.motors.ids
+        temp_reg = self.motors._reg(ids[0], "present_temperature")
+        volt_reg = self.motors._reg(ids[0], "present_input_voltage")
+        temps = self.bus.sync_read(ids, temp_reg)
+        volts = self.bus.sync_read(ids, volt_reg)
+        self.safety.check_health(
+            {i: temp_reg.to_si(v) for i, v in temps.items()}, {i: volt_reg.to_si(v) for i, v in volts.items()}
+        )
+
+    def take_events(self) -> list[SafetyEvent]:
+        """The lifecycle's safety events since the last call (watchdog recoveries), for the log."""
+        events, self.events = self.events, []
+        return events
 
     def write(self, targets: np.ndarray, late_s: float = 0.0) -> tuple[np.ndarray, list[SafetyEvent]]:
         """Filter ``targets`` (config order, SI) and send them; returns what was sent and the filter's events.
@@ -211,7 +385,7 @@ class TaskRobot:
 
     def start(self, goal: np.ndarray | None = None) -> JointState:
         """Start an episode from the measured joints (navigate: ``goal`` in the start frame, m)."""
-        self.joints = self.robot.read()
+        self.joints = self.robot.read_patiently()
         if self.name == "navigate":
             self.task.reset(self.joints, np.zeros(2) if goal is None else np.asarray(goal, dtype=float))
         else:
@@ -239,6 +413,6 @@ class TaskRobot:
 
     def hold(self, late_s: float = 0.0) -> tuple[np.ndarray, np.ndarray, list[SafetyEvent]]:
         """No action this cycle: hold the joints where the filter last sent them and brake the wheels to a stop."""
-        requested = np.where(self.robot.velocity_joint, 0.0, self.robot.safety.hold())
+        requested = self.robot.safety.idle()
         sent, events = self.robot.write(requested, late_s)
         return requested, sent, events

@@ -33,6 +33,7 @@ class _Chain:
     upper: tuple[float, float]  # pitch joint 2 origin in the pitch-1 link (x, z)
     fore: tuple[float, float]  # pitch joint 3 origin in the pitch-2 link (x, z)
     tool: tuple[float, float]  # end-effector origin in the pitch-3 link (x, z)
+    links: tuple[str, str, str]  # the links whose origins are the elbow, the wrist and the end effector
 
 
 def _read_chain(config: HardwareConfig) -> _Chain:
@@ -71,7 +72,15 @@ def _read_chain(config: HardwareConfig) -> _Chain:
     def xz(v: np.ndarray) -> tuple[float, float]:
         return float(v[0]), float(v[2])
 
-    return _Chain(base=tuple(float(x) for x in o[0]), shoulder=xz(o[1]), upper=xz(o[2]), fore=xz(o[3]), tool=xz(t))
+    links = (js[2].find("child").get("link"), last_link, config.arm.ee_link)
+    return _Chain(
+        base=tuple(float(x) for x in o[0]),
+        shoulder=xz(o[1]),
+        upper=xz(o[2]),
+        fore=xz(o[3]),
+        tool=xz(t),
+        links=links,
+    )
 
 
 class ArmKinematics:
@@ -98,16 +107,27 @@ class ArmKinematics:
 
     def forward(self, q: np.ndarray) -> tuple[np.ndarray, float]:
         """Tool position (m) and tool pitch (rad, positive below the horizontal) for joint positions ``q``."""
+        r, z = self.planar_points(q)[2]
+        yaw = float(q[0])
+        b = self.chain.base
+        pos = np.array([b[0] + r * math.cos(yaw), b[1] + r * math.sin(yaw), z])
+        return pos, float(q[1]) + float(q[2]) + float(q[3])
+
+    def planar_points(self, q: np.ndarray) -> list[tuple[float, float]]:
+        """``(r, z)`` of the elbow, the wrist and the end effector (the origins of ``chain.links``) for joint
+        positions ``q``, in m: ``r`` along the arm's vertical plane from the yaw axis (negative behind it, so
+        ``abs(r)`` is the distance from the axis), ``z`` the height in the base frame. Neither depends on the yaw."""
         c = self.chain
-        yaw, q2, q3, q4 = float(q[0]), float(q[1]), float(q[2]), float(q[3])
+        q2, q3, q4 = float(q[1]), float(q[2]), float(q[3])
         r, z = c.shoulder
+        z += c.base[2]
+        points = []
         for vec, angle in ((c.upper, q2), (c.fore, q2 + q3), (c.tool, q2 + q3 + q4)):
             ca, sa = math.cos(angle), math.sin(angle)
             r += ca * vec[0] + sa * vec[1]
             z += -sa * vec[0] + ca * vec[1]
-        b = c.base
-        pos = np.array([b[0] + r * math.cos(yaw), b[1] + r * math.sin(yaw), b[2] + z])
-        return pos, q2 + q3 + q4
+            points.append((r, z))
+        return points
 
     def inverse(self, position: np.ndarray, pitch: float, q_seed: np.ndarray) -> np.ndarray:
         """Joint positions (config order) putting the tool at ``position`` with ``pitch``; elbow up.

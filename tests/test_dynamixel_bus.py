@@ -67,8 +67,9 @@ def test_servo_errors_name_motor_register_and_error(bus, emulator):
 
 def test_faults_give_errors_or_retries_never_hangs_or_wrong_values(bus, emulator):
     faults = emulator.servos[14].faults
+    assert bus.ping(13) == 1020  # a healthy servo the bus has heard: after a failed transaction it pings it (fence)
     faults.drop_next = 1  # a transient loss: one retry fixes it
-    assert bus.ping(14) == 1020 and bus.stats["retries"] == 1
+    assert bus.ping(14) == 1020 and bus.stats["retries"] == 1 and bus.stats["fences"] == 1
     for knob, error in (
         ("drop_reply", BusTimeout),
         ("corrupt_crc", CorruptReply),
@@ -77,7 +78,7 @@ def test_faults_give_errors_or_retries_never_hangs_or_wrong_values(bus, emulator
     ):
         setattr(faults, knob, True)
         t0 = time.monotonic()
-        with pytest.raises(error, match="motor\\(s\\) \\[14\\]"):
+        with pytest.raises(error, match="motor\\(s\\) \\[14\\]"):  # the fence pings 13, not the failing 14
             bus.read(14, R["present_position"])
         assert time.monotonic() - t0 < 0.5  # three bounded attempts, no hang
         setattr(faults, knob, False)

@@ -62,6 +62,30 @@ def _write_variant(tmp_path: Path, edit) -> Path:
         (lambda d: d["bus"].update(baudrate=12345), ["bus.baudrate", "1000000"]),
         (lambda d: d["arm"].update(gripper_joint="claw"), ["'claw'", "which no motor drives"]),
         (lambda d: d.update(colour="red"), ["colour", "Extra inputs are not permitted"]),
+        # non-finite numbers: YAML's .inf and .nan
+        (lambda d: d["safety"].update(max_step=math.inf), ["safety.max_step", "finite number", "inf"]),
+        (lambda d: d["safety"].update(watchdog_s=math.nan), ["safety.watchdog_s", "finite number", "nan"]),
+        (lambda d: d["safety"]["workspace"].update(min_z=-math.inf), ["safety.workspace.min_z", "finite number"]),
+        (lambda d: d["safety"].update(max_temperature_c=math.inf), ["safety.max_temperature_c", "finite number"]),
+        (lambda d: d["cameras"][0]["mount"]["xyz"].__setitem__(2, math.nan), ["cameras.0.mount.xyz.2", "finite"]),
+        (lambda d: d["cameras"][0]["mount"]["rpy"].__setitem__(0, math.inf), ["cameras.0.mount.rpy.0", "finite"]),
+        (lambda d: d["motors"][2].update(offset=math.nan), ["motors.2.offset", "finite number"]),
+        (lambda d: d["motors"][4].update(scale=math.inf), ["motors.4.scale", "finite number"]),
+        (lambda d: d["motors"][1]["limits"].update(lower=math.nan), ["motors.1.limits", "must be numbers", "nan"]),
+        # position joints need finite position limits
+        (
+            lambda d: d["motors"][1]["limits"].pop("lower"),
+            ["motors.1:", "joint 'joint2' in mode 'position' needs finite limits.lower and limits.upper", "-inf"],
+        ),
+        (
+            lambda d: d["motors"][4]["limits"].update(upper=math.inf),
+            ["motors.4:", "joint 'gripper'", "needs finite limits.lower and limits.upper", "upper=inf"],
+        ),
+        # the new safety fields
+        (lambda d: d["safety"].update(input_voltage_v=[13.0, 11.0]), ["safety.input_voltage_v", "0 < min < max"]),
+        (lambda d: d["safety"].update(health_period_s=0), ["safety.health_period_s", "greater than 0"]),
+        (lambda d: d["safety"]["workspace"].update(max_radius=-0.1), ["safety.workspace.max_radius", "greater"]),
+        (lambda d: d["safety"]["workspace"].pop("min_z"), ["safety.workspace.min_z", "Field required"]),
     ],
 )
 def test_bad_config_names_file_field_and_expectation(tmp_path, edit, expected):
@@ -90,6 +114,7 @@ def test_yaml_syntax_error_and_missing_file(tmp_path):
 def test_wheels_must_be_velocity_mode(tmp_path):
     data = yaml.safe_load((HARDWARE_CONFIG_DIR / "turtlebot3_burger.yaml").read_text())
     data["motors"][0]["mode"] = "position"
+    data["motors"][0]["limits"].update(lower=-3.0, upper=3.0)  # without them: "needs finite limits" first
     path = tmp_path / "base.yaml"
     path.write_text(yaml.safe_dump(data))
     with pytest.raises(ConfigError, match="must use mode 'velocity'"):
@@ -113,3 +138,50 @@ def test_check_config_command(tmp_path, capsys):
     bad = _write_variant(tmp_path, lambda d: d["motors"][0].pop("joint"))
     assert s2r(["check-config", str(bad)]) == 1
     assert "motors.0.joint" in capsys.readouterr().err
+
+
+def test_velocity_joints_may_keep_infinite_position_limits(tmp_path, base_config):
+    data = yaml.safe_load((HARDWARE_CONFIG_DIR / "turtlebot3_burger.yaml").read_text())
+    data["motors"][0]["limits"].update(lower=-math.inf, upper=math.inf)
+    path = tmp_path / "base.yaml"
+    path.write_text(yaml.safe_dump(data))
+    assert load_hardware_config(path).motor("wheel_left_joint").limits.lower == -math.inf
+    assert base_config.motor("wheel_right_joint").limits.upper == math.inf
+
+
+def test_workspace_needs_an_arm_and_its_rest_pose_inside(tmp_path):
+    data = yaml.safe_load((HARDWARE_CONFIG_DIR / "turtlebot3_burger.yaml").read_text())
+    data["safety"]["workspace"] = {"min_z": 0.0, "max_radius": 0.3}
+    path = tmp_path / "base.yaml"
+    path.write_text(yaml.safe_dump(data))
+    with pytest.raises(ConfigError, match=r"base.yaml.*\n.*safety.workspace: Cartesian limits need an arm"):
+        load_hardware_config(path)
+    path = _write_variant(tmp_path, lambda d: d["safety"]["workspace"].update(min_z=0.16))  # the elbow rests at 0.149
+    with pytest.raises(ConfigError) as err:
+        load_hardware_config(path)
+    msg = str(err.value)
+    assert msg.startswith(str(path)) and "rest pose (arm.rest) is outside safety.workspace" in msg, msg
+    assert "link4 at z 0.149 m, below min_z 0.16 m" in msg
+
+
+def test_servo_health_thresholds(arm_config, base_config, tmp_path):
+    assert arm_config.safety.max_temperature_c == 70.0 and arm_config.safety.health_period_s == 1.0
+    assert arm_config.input_voltage_v == (10.0, 14.8)  # unset: the XM430-W350's input voltage range
+    assert base_config.input_voltage_v == (10.5, 12.8)  # the TurtleBot3's battery, set in its file
+    path = _write_variant(tmp_path, lambda d: d["safety"].update(input_voltage_v=[11.0, 13.0]))
+    assert load_hardware_config(path).input_voltage_v == (11.0, 13.0)
+
+
+def test_check_config_reports_non_finite_values_and_missing_limits(tmp_path, capsys):
+    bad = _write_variant(tmp_path, lambda d: d["safety"].update(max_step=math.inf))
+    assert s2r(["check-config", str(bad)]) == 1
+    err = capsys.readouterr().err
+    assert err.splitlines() == [
+        f"{bad}: invalid hardware config (1 problem(s))",
+        "  safety.max_step: Input should be a finite number (got inf)",
+    ]
+    bad = _write_variant(tmp_path, lambda d: d["motors"][0]["limits"].pop("upper"))
+    assert s2r(["check-config", str(bad)]) == 1
+    err = capsys.readouterr().err
+    assert "motors.0: Value error, joint 'joint1' in mode 'position' needs finite limits.lower" in err
+    assert "Traceback" not in err

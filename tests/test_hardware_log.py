@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 
 from policies.cli import main as s2r
-from real.hardware_log import HardwareLog, LogError, log_info, read_log
+from real.hardware_log import HardwareLog, LogDamageWarning, LogError, log_info, read_log
 
 
 def _frames(i: int) -> tuple[np.ndarray, np.ndarray]:
@@ -52,6 +52,7 @@ def test_messages_come_back_with_their_timestamps(tmp_path):
     )
     assert info["topics"]["joint_states"]["rate_hz"] == pytest.approx(10.0)
     assert info["duration_s"] == pytest.approx(1.9, abs=1e-6)
+    assert info["damaged"] is None and info["messages"] == 60
 
 
 WRITER = """
@@ -78,9 +79,11 @@ def test_a_killed_writer_leaves_a_log_readable_to_its_last_chunk(tmp_path):
     finally:
         os.kill(proc.pid, signal.SIGKILL)
         proc.wait()
-    cycles = [m.data["i"] for m in read_log(path)]
+    with pytest.warns(LogDamageWarning, match=r"cut at byte \d+ of \d+ after \d+ messages"):
+        cycles = [m.data["i"] for m in read_log(path)]
     assert len(cycles) >= 300 and cycles == list(range(len(cycles)))  # complete chunks, in order, no gaps
-    assert log_info(path)["metadata"] == {"robot": "x"}
+    info = log_info(path)
+    assert info["metadata"] == {"robot": "x"} and info["damaged"].startswith("cut at byte")
 
 
 def test_bad_logs_fail_clearly(tmp_path):
@@ -104,7 +107,8 @@ def test_cli_summarizes_and_exports(tmp_path, capsys):
             log.write_color("camera/color", rgb, stamp_ns=stamp)
             log.write_depth("camera/depth", depth, stamp_ns=stamp)
     assert s2r(["log", "info", str(path), "--json", str(tmp_path / "info.json")]) == 0
-    out = capsys.readouterr().out
+    out, err = capsys.readouterr()
+    assert err == ""  # a complete log: no warning
     assert "camera/color" in out and "20.0 Hz" in out and "turtlebot3_burger" in out
 
     assert s2r(["log", "export", str(path), "--to", "csv", "--out", str(tmp_path / "csv")]) == 0

@@ -55,6 +55,7 @@ class Faults:
     hardware_error: int = 0  # Hardware Error Status bits to raise (e.g. 1 << 5 overload, 1 << 2 overheating)
     freeze: dict[str, int] = field(default_factory=dict)  # register name -> raw value held fixed
     vanished: bool = False  # unplugged: no reply, no motion
+    vanish_on_write: str | None = None  # a register name: writing it makes the servo vanish (a brown-out at torque on)
     drop_next: int = 0  # drop this many replies, then answer again (a transient fault)
     drop_probability: float = 0.0  # each reply is lost with this probability (a noisy bus)
     corrupt_probability: float = 0.0  # each reply has a wrong CRC with this probability
@@ -162,6 +163,9 @@ class EmulatedServo:
                 return ERR_ACCESS  # EEPROM is locked while torque is on (e-manual)
             if reg.address < address or reg.address + reg.size > end:
                 return ERR_LENGTH  # partial register writes are refused
+        if self.faults.vanish_on_write in [r.name for r in touched]:
+            self.faults.vanished = True  # gone before the write takes effect
+            return 0
         for reg in touched:
             raw = reg.decode(data[reg.address - address : reg.address - address + reg.size])
             if reg.name in ("goal_position", "goal_velocity") and self.watchdog_tripped:
@@ -342,10 +346,11 @@ class BusEmulator:
         return replies
 
     def _fast_sync_read(self, params: bytes) -> list[tuple[float, bytes]]:
-        """One chained reply: each servo appends its block in turn; a silent servo breaks the chain there."""
+        """One chained reply: each servo appends its block in turn; a silent servo breaks the chain there. Every
+        servo's faults apply to its own block (a flipped bit in its data, a wrong CRC at its block's end)."""
         addr = int.from_bytes(params[:2], "little")
         n = int.from_bytes(params[2:4], "little")
-        blocks, delay = [], 0.0
+        blocks, delay, damaged = [], 0.0, []
         for ident in params[4:]:
             s = self.servos.get(ident)
             if s is None or s.faults.silences_reply():
@@ -354,18 +359,20 @@ class BusEmulator:
             if err:
                 data = bytes(n)
             blocks.append((s.error_byte(err), ident, data))
+            damaged.append((s.faults.flip_bit, s.faults.corrupts_reply()))
             delay += s.get("return_delay_time") * 2e-6 + s.faults.delay_s
         if not blocks:
             return []
         raw = bytearray(encode_fast_status(blocks))
+        for k, (flip, corrupt) in enumerate(damaged):
+            start = 8 + k * (4 + n)  # header, id, length, instruction; then error, id, data, CRC per servo
+            if flip:
+                raw[start + (2 if n else 0)] ^= 0x01  # the first data byte's lowest bit (the error byte's if none)
+            if corrupt:
+                raw[start + 3 + n] ^= 0xFF  # this block's CRC: the packet's CRC no longer matches
         n_total = len(params) - 4
         if len(blocks) < n_total:  # the chain stopped: the bytes sent so far, without the final CRC
             raw = raw[:-2]
-        first = self.servos[params[4]]
-        if first.faults.corrupts_reply():
-            raw[-1] ^= 0xFF
-        if first.faults.flip_bit:
-            raw[8] ^= 0x01
         return [(delay, bytes(raw))]
 
     def _targets(self, pkt: Packet) -> list[EmulatedServo]:

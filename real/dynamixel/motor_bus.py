@@ -9,10 +9,11 @@ joint's direction. Joint order is the config's.
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass, field
 
 import numpy as np
 
-from real.dynamixel.bus import DynamixelBus, DynamixelError
+from real.dynamixel.bus import DynamixelBus, DynamixelError, HardwareAlert, PortError
 from real.dynamixel.control_table import MODELS, OperatingMode, Register
 from real.hardware_config import ControlMode, HardwareConfig, Motor
 from sim.joint_state import JointState
@@ -50,8 +51,50 @@ def position_limit_ticks(motor: Motor) -> tuple[int, int]:
     return ticks[0], ticks[1]
 
 
-#: Present current/load (126, 2 bytes), velocity (128, 4) and position (132, 4) are contiguous: one sync read.
-STATE_START, STATE_LEN = 126, 10
+#: One sync read per cycle covers Bus Watchdog (98, 1 byte: 0xFF once tripped), Goal Velocity (104, 4), Goal
+#: Position (116, 4), Present Current/Load (126, 2), Present Velocity (128, 4) and Present Position (132, 4): the
+#: goals read back show whether the servos took the last sync write (a tripped bus watchdog refuses goals).
+STATE_START, STATE_LEN = 98, 38
+#: Byte ranges of those registers inside the state block.
+_WATCHDOG, _GOAL_VEL, _GOAL_POS = slice(0, 1), slice(6, 10), slice(18, 22)
+_EFFORT, _VEL, _POS = slice(28, 30), slice(30, 34), slice(34, 38)
+#: Bus Watchdog's value after a trip (-1 in the e-manual): goals are refused until the host writes 0.
+WATCHDOG_TRIPPED = 0xFF
+
+
+@dataclass
+class TorqueReport:
+    """What a torque-off pass established, read back from the servos: ``off`` the motors whose Torque Enable read
+    0 afterwards, ``unreachable`` motor id -> why it could not be confirmed (its torque may still be on)."""
+
+    off: list[int] = field(default_factory=list)
+    unreachable: dict[int, str] = field(default_factory=dict)
+    port_failed: bool = False  # the serial port itself failed on the way (PortError)
+
+    @property
+    def confirmed(self) -> bool:
+        return not self.unreachable
+
+    def describe(self, config: HardwareConfig) -> str:
+        """One line for a summary: "torque off (read back on all 5 motors)" or which motors to cut power to."""
+        if self.confirmed:
+            return f"torque off (read back on all {len(self.off)} motors)"
+        joint = {m.id: m.joint for m in config.motors}
+        bad = "; ".join(f"motor {i} ({joint.get(i, '?')}): {why}" for i, why in sorted(self.unreachable.items()))
+        ids = ", ".join(str(i) for i in sorted(self.unreachable))
+        return (
+            f"TORQUE NOT CONFIRMED OFF on {bad}; torque off read back on {sorted(self.off)}: cut power to motor(s) "
+            f"{ids} before touching the robot"
+        )
+
+
+@dataclass
+class BusStatus:
+    """What the last state read said beyond the joints: motors whose bus watchdog has tripped, and motors whose
+    goal register differs from the last goal sent (id -> (goal read, goal sent), raw)."""
+
+    watchdog_tripped: list[int] = field(default_factory=list)
+    goal_refused: dict[int, tuple[int, int]] = field(default_factory=dict)
 
 
 class MotorBus:
@@ -68,18 +111,22 @@ class MotorBus:
         self._off = np.array([m.offset for m in self.motors], dtype=float)
         self._scale = np.array([m.scale for m in self.motors], dtype=float)
         self._state_reg = Register("present_state", STATE_START, STATE_LEN, "R")
+        self.last_sent: dict[int, int] = {}  # motor id -> raw goal of the last write
+        self.status = BusStatus()
 
     def _reg(self, ident: int, name: str) -> Register:
         return self.models[ident].register(name)
 
     # -- configuration --------------------------------------------------------------------------------------
     def configure(self, bus_watchdog_s: float | None = None) -> None:
-        """Check every motor answers with the configured model, then set torque off, return delay 0, status
-        return level 2, each motor's operating mode, position limits and P gain (if configured), and the bus
-        watchdog (if given)."""
+        """Check every motor answers with the configured model, then set torque off, clear a tripped bus watchdog
+        (a previous run that stalled or crashed leaves it refusing goals), set return delay 0, status return level
+        2, each motor's operating mode, position limits and P gain (if configured), and the bus watchdog (if
+        given)."""
         self.check_motors()
         for m in self.motors:
             self.bus.write(m.id, self._reg(m.id, "torque_enable"), 0)
+            self.bus.write(m.id, self._reg(m.id, "bus_watchdog"), 0)  # 0 clears a trip (e-manual, Bus Watchdog)
             self.bus.write(m.id, self._reg(m.id, "return_delay_time"), 0)
             self.bus.write(m.id, self._reg(m.id, "status_return_level"), 2)
             self.bus.write(m.id, self._reg(m.id, "operating_mode"), int(OPERATING_MODE[m.mode]))
@@ -103,6 +150,12 @@ class MotorBus:
         for m in self.motors:
             try:
                 number = self.bus.ping(m.id)
+            except HardwareAlert as e:
+                bits = f" ({e})" if e.hardware_error else ""
+                wrong.append(f"id {m.id} ({m.joint}): in hardware alert{bits}: power-cycle or reboot it")
+                continue
+            except PortError:
+                raise
             except DynamixelError:
                 missing.append(m.id)
                 continue
@@ -120,6 +173,38 @@ class MotorBus:
         reg = self._reg(self.ids[0], "present_position")  # the same register on every X-series model
         raw = self.bus.sync_read(self.ids, reg)
         return np.array([self._reg(i, "present_position").to_si(raw[i]) for i in self.ids])
+
+    def torque_off(self, ids: list[int] | None = None) -> TorqueReport:
+        """Torque off on every motor (or ``ids``), each read back: a motor counts as off only when its Torque
+        Enable register reads 0. Goes on past any failure (a servo in hardware alert still answers, with its data);
+        never raises a bus error."""
+        report = TorqueReport()
+        for m in self.motors:
+            if ids is not None and m.id not in ids:
+                continue
+            reg = self._reg(m.id, "torque_enable")
+            try:
+                try:
+                    self.bus.write(m.id, reg, 0)
+                except HardwareAlert:
+                    pass  # the write was applied; the servo reports its alert with every status
+                value = self.bus.read(m.id, reg, alert_ok=True)
+            except DynamixelError as e:
+                report.unreachable[m.id] = str(e)
+                report.port_failed |= isinstance(e, PortError)
+                continue
+            if value == 0:
+                report.off.append(m.id)
+            else:
+                report.unreachable[m.id] = f"Torque Enable reads {value} after writing 0"
+        return report
+
+    def clear_watchdog(self, ids: list[int], bus_watchdog_s: float) -> None:
+        """Clear a tripped bus watchdog on ``ids`` (write 0) and arm it again with ``bus_watchdog_s``."""
+        for ident in ids:
+            reg = self._reg(ident, "bus_watchdog")
+            self.bus.write(ident, reg, 0)
+            self.bus.write(ident, reg, reg.from_si(bus_watchdog_s))
 
     def set_torque(self, on: bool, best_effort: bool = False) -> list[str]:
         """Torque on or off on every motor. ``best_effort``: go on past a motor that fails (a hardware alert: it has
@@ -142,18 +227,28 @@ class MotorBus:
 
     def read(self) -> JointState:
         """Joint positions (rad or m), velocities (rad/s or m/s) and efforts (A, or load fraction) in config
-        order, with the host's monotonic time of the reply."""
+        order, with the host's monotonic time of the reply. The same read updates :attr:`status` (tripped bus
+        watchdogs, goals that differ from the last ones sent)."""
         read = self.bus.fast_sync_read if self.fast_read else self.bus.sync_read
         raw = read(self.ids, self._state_reg)
         pos, vel, eff = np.zeros(len(self.ids)), np.zeros(len(self.ids)), np.zeros(len(self.ids))
-        for k, i in enumerate(self.ids):
+        status = BusStatus()
+        for k, (i, m) in enumerate(zip(self.ids, self.motors, strict=True)):
             data = raw[i].to_bytes(STATE_LEN, "little")
             model = self.models[i]
             effort_reg = model.registers.get("present_current") or model.register("present_load")
-            eff[k] = effort_reg.to_si(effort_reg.decode(data[0:2]))
-            vel[k] = model.register("present_velocity").to_si(model.register("present_velocity").decode(data[2:6]))
-            pos[k] = model.register("present_position").to_si(model.register("present_position").decode(data[6:10]))
+            eff[k] = effort_reg.to_si(effort_reg.decode(data[_EFFORT]))
+            vel[k] = model.register("present_velocity").to_si(model.register("present_velocity").decode(data[_VEL]))
+            pos[k] = model.register("present_position").to_si(model.register("present_position").decode(data[_POS]))
+            if data[_WATCHDOG][0] == WATCHDOG_TRIPPED:
+                status.watchdog_tripped.append(i)
+            if i in self.last_sent:
+                name = "goal_velocity" if m.mode == ControlMode.velocity else "goal_position"
+                goal = model.register(name).decode(data[_GOAL_VEL if name == "goal_velocity" else _GOAL_POS])
+                if goal != self.last_sent[i]:
+                    status.goal_refused[i] = (goal, self.last_sent[i])
         stamp = time.monotonic_ns()
+        self.status = status
         return JointState(
             position=self._dir * (pos - self._off) * self._scale,
             velocity=self._dir * vel * self._scale,
@@ -178,4 +273,10 @@ class MotorBus:
             self.bus.sync_write(self._reg(next(iter(positions)), "goal_position"), positions)
         if velocities:
             self.bus.sync_write(self._reg(next(iter(velocities)), "goal_velocity"), velocities)
-        return {**positions, **velocities}
+        self.last_sent = {**positions, **velocities}
+        return dict(self.last_sent)
+
+    def forget_goals(self) -> None:
+        """Stop comparing read-back goals with the last ones sent (a servo may change its goal itself: torque on,
+        a watchdog trip) until the next :meth:`write`."""
+        self.last_sent = {}
