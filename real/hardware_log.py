@@ -17,10 +17,10 @@ on the next write, or from a background thread while nothing is written. A SIGKI
 last ``flush_interval_s`` (plus a quarter of it when idle) of messages; a chunk also ends when it fills
 (``chunk_size``). Nothing is fsynced: a power cut can lose what the OS had not yet written.
 
-Reading (:class:`LogReader`, :func:`read_log`, :func:`log_info`, ...) never stops with a traceback: a log that was
-cut or damaged is read up to the last intact chunk, and where and why it stopped is reported as a
-:class:`LogDamage` (``"cut at byte N of M after K messages: <reason>"``). A file with no readable start (empty,
-not MCAP, cut within its header) raises :class:`LogError`.
+Reading (:class:`LogReader`, :func:`read_log`, :func:`log_info`, ...) goes through the library's ``StreamReader``
+(CRCs validated) and never stops with a traceback: a log that was cut or damaged is read up to the last intact chunk,
+and where and why it stopped is reported as a :class:`LogDamage` (``"cut at byte N of M after K messages:
+<reason>"``). A file with no readable start (empty, not MCAP, cut within its header) raises :class:`LogError`.
 """
 
 from __future__ import annotations
@@ -63,20 +63,6 @@ def _jsonable(value: Any) -> Any:
     return value
 
 
-def _end_chunk(writer: Writer) -> None:
-    """End the writer's chunk in progress (if it holds a message), write everything it buffered to its stream and
-    flush the stream to the OS. ``Writer.flush()`` does exactly this from mcap 1.6 on; older versions (pyproject
-    allows >= 1.1) only have the private, name-mangled methods it calls, used here as a fallback.
-    tests/test_log_survival.py fails if neither works."""
-    flush = getattr(writer, "flush", None)
-    if callable(flush):
-        flush()
-        return
-    writer._Writer__finalize_chunk()  # type: ignore[attr-defined]  # private in mcap < 1.6
-    writer._Writer__flush()  # type: ignore[attr-defined]
-    writer._Writer__stream.flush()  # type: ignore[attr-defined]
-
-
 class HardwareLog:
     """An MCAP log being written. ``metadata`` (robot, policy, command, ...) goes into an MCAP metadata record.
 
@@ -106,7 +92,8 @@ class HardwareLog:
         if metadata:
             self._writer.add_metadata("deployment", {str(k): str(v) for k, v in metadata.items()})
         self._json_schema = self._writer.register_schema("object", "jsonschema", JSON_SCHEMA)
-        _end_chunk(self._writer)  # header and metadata on disk now: a kill from here on leaves a readable log
+        # ends the chunk in progress and flushes the stream (mcap >= 1.6): header and metadata are on disk from here
+        self._writer.flush()
         self._channels: dict[str, int] = {}
         self._sequence: dict[str, int] = {}
         self.jpeg_quality = int(jpeg_quality)
@@ -121,7 +108,7 @@ class HardwareLog:
         self._flusher.start()
 
     def _flush_locked(self) -> None:
-        _end_chunk(self._writer)
+        self._writer.flush()  # ends the chunk in progress and flushes the stream (mcap >= 1.6)
         self._pending = False
         self._last_flush = time.monotonic()
 
@@ -315,9 +302,11 @@ class LogReader:
         self._channels: dict[int, tuple[str, str]] = {}  # id: (topic, encoding)
         self._at = 0  # offset of the record being read
         self._complete = False  # the file ends with the closing magic
+        self._data_ended = False  # the data end record was read: every message was
 
     def __iter__(self) -> Iterator[LogMessage]:
-        self.messages, self.metadata, self.damage, self._channels, self._at = 0, {}, None, {}, 0
+        self.messages, self.metadata, self.damage, self._channels = 0, {}, None, {}
+        self._at, self._data_ended = 0, False
         try:
             f = open(self.path, "rb")  # noqa: SIM115 - closed below
         except FileNotFoundError:
@@ -358,25 +347,27 @@ class LogReader:
         if isinstance(e, _Stop):
             return e
         if not isinstance(e, _FileEnd):
-            return _Stop(f"{type(e).__name__}: {e}")
+            return _Stop(f"{type(e).__name__}: {e}" if str(e) else type(e).__name__)  # MemoryError has no text
         if self._complete:
             return _Stop(
                 f"a record runs past the end of the file ({e}), yet the file ends as a finished log: "
                 "a length field is damaged"
             )
         where = "before the log's end" if self._at == self.size else "within a record"
+        if self._data_ended:
+            where = "in the summary section, past every message"
         return _Stop(f"the file ends {where} ({_KILLED})", cut=True)
 
     def _records(self, records: Iterator[Any], bounded: _Bounded) -> Iterator[LogMessage]:
         """The library's records after the header: messages decoded, channels and metadata kept, the summary's CRC
         checked at the footer, nothing after the closing magic."""
-        summary = None  # offset of the summary section, once the data end is read
+        summary = 0  # offset of the summary section, once the data end is read
         while True:
             self._at = bounded.pos
             record = next(records, None)
             if record is None:
                 break
-            if summary is not None:
+            if self._data_ended:
                 if isinstance(record, Message):
                     raise _Stop("a message after the data section's end")
                 if isinstance(record, Footer) and record.summary_crc:
@@ -395,7 +386,7 @@ class LogReader:
                 if record.name == "deployment" and not self.metadata:
                     self.metadata = dict(record.metadata)
             elif isinstance(record, DataEnd):
-                summary = bounded.pos
+                summary, self._data_ended = bounded.pos, True
             elif isinstance(record, Footer):
                 raise _Stop("a footer before the data section's end")
         if bounded.pos != self.size:

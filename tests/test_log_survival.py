@@ -33,7 +33,6 @@ from real.hardware_log import (
     LogError,
     LogMessage,
     LogReader,
-    _end_chunk,
     log_info,
     log_metadata,
     read_log,
@@ -202,27 +201,22 @@ def test_the_writer_flushes_every_half_second(tmp_path):
     assert log_info(path)["damaged"] is None
 
 
-def test_end_chunk_writes_the_chunk_in_progress(tmp_path):
-    """``_end_chunk`` on the installed mcap Writer, and its fallback for mcap < 1.6 (the private methods): fails if
-    the library changes under either."""
-
-    class OldWriter(Writer):
-        flush = None  # as before mcap 1.6: no public flush()
-
-    for writer_class in (Writer, OldWriter):
-        path = tmp_path / f"{writer_class.__name__}.mcap"
-        with open(path, "wb") as f:
-            writer = writer_class(f, chunk_size=1 << 20)
-            writer.start(profile="s2r", library="test")
-            channel = writer.register_channel("/a", "json", 0)
-            writer.add_message(channel, log_time=5, data=b'{"v": 1}', publish_time=5)
-            f.flush()
-            assert sum(1 for _ in LogReader(path)) == 0  # still in the chunk being built
-            _end_chunk(writer)
-            reader = LogReader(path)
-            assert [(m.topic, m.stamp_ns, m.data) for m in reader] == [("/a", 5, {"v": 1})]
-            assert reader.damage is not None and reader.damage.cut  # not finished
-            writer.finish()
+def test_writer_flush_writes_the_chunk_in_progress(tmp_path):
+    """The mcap Writer's ``flush()`` (mcap >= 1.6), which the log's time-based flush relies on, ends the chunk being
+    built and hands it to the file: fails if the library changes under it."""
+    path = tmp_path / "flush.mcap"
+    with open(path, "wb") as f:
+        writer = Writer(f, chunk_size=1 << 20)
+        writer.start(profile="s2r", library="test")
+        channel = writer.register_channel("/a", "json", 0)
+        writer.add_message(channel, log_time=5, data=b'{"v": 1}', publish_time=5)
+        f.flush()
+        assert sum(1 for _ in LogReader(path)) == 0  # still in the chunk being built
+        writer.flush()
+        reader = LogReader(path)
+        assert [(m.topic, m.stamp_ns, m.data) for m in reader] == [("/a", 5, {"v": 1})]
+        assert reader.damage is not None and reader.damage.cut  # not finished
+        writer.finish()
 
 
 def test_cli_log_info_on_cut_empty_and_foreign_files(test_log, tmp_path, capsys):
