@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import signal
 import sys
 import time
 from pathlib import Path
@@ -431,7 +432,8 @@ def _cmd_deploy(args: argparse.Namespace) -> int:
                 seed=args.seed,
                 adapt=args.adapt,
                 status=not args.quiet,
-            )
+            ),
+            restore_signals=False,  # this process only prints the summary and exits: later signals are ignored
         )
     except ValueError as e:  # the setup refused (bundle, robot, --adapt) before anything started: one line
         print(f"s2r: {e}", file=sys.stderr)
@@ -1069,6 +1071,9 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     try:
         return args.func(args)
+    except KeyboardInterrupt:  # Ctrl-C outside a deployment's own handling (imports, loading, printing)
+        print("s2r: interrupted", file=sys.stderr)
+        return 130
     except (
         ConfigError,
         RandomizationError,
@@ -1086,5 +1091,13 @@ def main(argv: list[str] | None = None) -> int:
         return 2
 
 
+def entry() -> None:
+    """The ``s2r`` command: :func:`main`, then exit ignoring SIGINT (the work is done: a Ctrl-C still held down must
+    not turn the interpreter's exit into a traceback)."""
+    code = main()
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    sys.exit(code)
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    entry()

@@ -28,6 +28,8 @@ import termios
 import threading
 import time
 import tty
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from types import FrameType
 from typing import Any
@@ -39,7 +41,7 @@ from real.dynamixel.bus import BusTimeout, CorruptReply, DynamixelError
 from real.hardware_config import HardwareConfig, load_hardware_config
 from real.hardware_log import HardwareLog
 from real.robot import Robot, TaskRobot
-from real.safety import SafetyStop
+from real.safety import SafetyEvent, SafetyStop
 
 
 class Stopped(Exception):
@@ -53,17 +55,38 @@ STOP_KEYS = (b" ", b"\x1b")
 
 
 class StopSignals:
-    """Installs the stop handlers: the first stop signal raises :class:`Stopped` where the main thread is; later
-    ones are counted and ignored (the run is already ending). :meth:`restore` puts the previous handlers back."""
+    """Installs the stop handlers. The first stop signal raises :class:`Stopped` where the main thread is, unless
+    it is inside :meth:`holding` (a log write must not be cut mid-record: it is raised as the block ends) or the run
+    is already ``closing``; later signals are counted and ignored (the run is already ending). :meth:`restore` puts
+    the previous handlers back."""
 
     def __init__(self) -> None:
         self.received: list[str] = []
+        self.closing = False  # the run is over: record signals, never raise
+        self._raised = False
+        self._holding = 0
         self._previous = {s: signal.signal(s, self._handle) for s in STOP_SIGNALS}
 
     def _handle(self, signum: int, frame: FrameType | None) -> None:
         self.received.append(STOP_SIGNALS[signal.Signals(signum)])
-        if len(self.received) == 1:
+        if not self._holding:
+            self._raise_pending()
+
+    def _raise_pending(self) -> None:
+        if self.received and not self._raised and not self.closing:
+            self._raised = True
             raise Stopped(self.received[0])
+
+    @contextmanager
+    def holding(self) -> Iterator[None]:
+        """A block that a stop signal must not interrupt; a signal that arrived inside is raised as it ends."""
+        self._holding += 1
+        try:
+            yield
+        finally:
+            self._holding -= 1
+        if not self._holding:
+            self._raise_pending()
 
     def restore(self) -> None:
         for s, handler in self._previous.items():
@@ -233,10 +256,12 @@ class _Status:
             sys.stderr.write("\n")
 
 
-def deploy(cfg: DeployConfig, hardware: MockHardware | None = None) -> DeploySummary:
+def deploy(cfg: DeployConfig, hardware: MockHardware | None = None, restore_signals: bool = True) -> DeploySummary:
     """Run the deployment; returns (and never raises for) how it went, unless the setup itself fails.
     ``hardware``: a mock robot's :class:`MockHardware` already started by the caller (who closes it, and can look
-    at its servo emulator afterwards); by default a mock config starts and closes its own."""
+    at its servo emulator afterwards); by default a mock config starts and closes its own. ``restore_signals``:
+    False leaves the stop handlers installed, ignoring further stop signals (a command that only prints the
+    summary and exits after this: a Ctrl-C still held down cannot interrupt the printing)."""
     import policies
     from policies.osi import AdaptivePolicy
 
@@ -292,18 +317,20 @@ def deploy(cfg: DeployConfig, hardware: MockHardware | None = None) -> DeploySum
             if cfg.camera_stall is not None and mock is not None:
                 mock.stall_camera(cam_name, *cfg.camera_stall)
         if cfg.log:
-            log = HardwareLog(
-                cfg.log,
-                {
-                    "robot": config.name,
-                    "policy": str(cfg.policy),
-                    "task": policy.task,
-                    "joints": ",".join(config.joint_names),
-                    "rate_hz": str(config.control.rate_hz),
-                    "reality": str(cfg.reality) if mock is not None else "",
-                    "command": " ".join(sys.argv),
-                },
-            )
+            with stop.holding():  # a stop signal never leaves a log half-opened or a record half-written
+                log = HardwareLog(
+                    cfg.log,
+                    {
+                        "robot": config.name,
+                        "policy": str(cfg.policy),
+                        "task": policy.task,
+                        "joints": ",".join(config.joint_names),
+                        "rate_hz": str(config.control.rate_hz),
+                        "reality": str(cfg.reality) if mock is not None else "",
+                        "command": " ".join(sys.argv),
+                    },
+                    guard=stop.holding,
+                )
         robot = Robot(config)
         with robot:
             image_size = None
@@ -436,6 +463,7 @@ def deploy(cfg: DeployConfig, hardware: MockHardware | None = None) -> DeploySum
                 if log:
                     log.write("/episode", {"event": "end", "episode": ep, "outcome": outcome, "steps": steps})
                 robot.deactivate()
+                _record_events(robot.take_events(), summary, log)  # a watchdog trip while parking
                 if log:
                     log.write("/lifecycle", {"state": "inactive", "parked": robot.parked, **_torque_fields(robot)})
                 if not robot.torque_report.confirmed:
@@ -453,7 +481,7 @@ def deploy(cfg: DeployConfig, hardware: MockHardware | None = None) -> DeploySum
         traceback.print_exc(file=sys.stderr)
         summary.ended, summary.message = "error", f"{type(e).__name__}: {e}"
     finally:
-        stop.restore()
+        stop.closing = True  # from here on a signal is recorded, not raised: the run is ending anyway
         if key_stop is not None:
             key_stop.close()
         status.done()
@@ -461,6 +489,8 @@ def deploy(cfg: DeployConfig, hardware: MockHardware | None = None) -> DeploySum
             summary.camera = {k: v for k, v in asdict(camera.stats).items() if not k.startswith("_")}
             camera.disconnect()
         _torque_summary(summary, robot)
+        if robot is not None:
+            _record_events(robot.take_events(), summary, log if log is not None and not log.closed else None)
         if log is not None:
             if summary.ended != "completed":
                 log.write("/safety", {"kind": "run_ended", "joints": [], "detail": summary.message})
@@ -469,11 +499,21 @@ def deploy(cfg: DeployConfig, hardware: MockHardware | None = None) -> DeploySum
             log.close()
         if mock is not None and hardware is None:
             mock.close()
+        if restore_signals:
+            stop.restore()
     judged = [e.success for e in summary.episodes if e.success is not None]
     summary.success_rate = float(np.mean(judged)) if judged else None
     summary.loop = _loop_stats(cycle_ms, act_ms, late_ms, overruns, period)
     summary.stalled_cycles = stalled_cycles
     return summary
+
+
+def _record_events(events: list[SafetyEvent], summary: DeploySummary, log: HardwareLog | None) -> None:
+    """Safety events into the summary's counts and the log's /safety channel."""
+    for e in events:
+        summary.safety_events[e.kind] = summary.safety_events.get(e.kind, 0) + 1
+        if log is not None:
+            log.write("/safety", {"kind": e.kind, "joints": e.joints, "detail": e.detail}, e.stamp_ns)
 
 
 def _stdin_terminal() -> int | None:

@@ -31,7 +31,8 @@ import threading
 import time
 import warnings
 import zlib
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
@@ -77,7 +78,11 @@ class HardwareLog:
         chunk_size: int = 256 * 1024,
         jpeg_quality: int = 90,
         flush_interval_s: float = FLUSH_INTERVAL_S,
+        guard: Callable[[], AbstractContextManager[Any]] = nullcontext,
     ) -> None:
+        """``guard``: a context every write and the close run in (deploy holds its stop signals there, so a
+        signal never leaves a record half-written)."""
+        self._guard = guard
         self.path = Path(path)
         if self.path.suffix != ".mcap":
             raise LogError(f"{self.path}: a hardware log is an .mcap file")
@@ -139,7 +144,7 @@ class HardwareLog:
 
     def _add(self, topic: str, encoding: str, data: bytes, stamp_ns: int | None) -> None:
         stamp = time.monotonic_ns() if stamp_ns is None else int(stamp_ns)
-        with self._lock:
+        with self._guard(), self._lock:
             self._check()
             channel = self._channel(topic, encoding)
             self._writer.add_message(
@@ -184,7 +189,7 @@ class HardwareLog:
             return
         self._stop.set()
         self._flusher.join()
-        with self._lock:
+        with self._guard(), self._lock:
             self.closed = True
             try:
                 self._writer.finish()

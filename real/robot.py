@@ -18,7 +18,8 @@ During a run every state read also reads back the servos' goals and bus watchdog
 went quiet for longer than ``safety.bus_watchdog_ms``) is cleared and re-armed, the safety filter restarts from
 the measured pose, and a ``bus_watchdog_trip`` event is kept for the log; a trip more often than
 ``MAX_WATCHDOG_TRIPS`` times, or a goal the servos keep refusing, stops the run by name (:class:`SafetyStop`).
-Every ``safety.health_period_s`` the servos' temperature and input voltage are read and checked.
+Every ``safety.health_period_s`` the servos' temperature and input voltage are read and checked, and, while active,
+that every servo still has torque on (read back after activation too).
 
 ``write(targets)`` is the only way to command the motors while active, and every target passes the safety filter;
 it returns what was actually sent, which is what the caller logs.
@@ -55,20 +56,27 @@ TRANSITION_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGUSR1)
 
 @contextmanager
 def deferred_signals(signals: tuple[signal.Signals, ...] = TRANSITION_SIGNALS) -> Iterator[None]:
-    """Hold ``signals`` while the block runs, then deliver them to the handlers that were installed before (main
-    thread only: elsewhere Python cannot change handlers, and signals go to the main thread anyway)."""
+    """Hold ``signals`` while the block runs, then deliver them to the handlers that were installed before. When the
+    block ends with an exception, the held signals are not delivered: the exception already ends what the signal
+    would have ended, and its cause must not be replaced by the signal's. Main thread only: elsewhere Python cannot
+    change handlers (and signals go to the main thread anyway)."""
     if threading.current_thread() is not threading.main_thread():
         yield
         return
     held: list[int] = []
     previous = {s: signal.signal(s, lambda signum, frame: held.append(signum)) for s in signals}
+    failed = False
     try:
         yield
+    except BaseException:
+        failed = True
+        raise
     finally:
         for s, handler in previous.items():
             signal.signal(s, handler if handler is not None else signal.SIG_DFL)
-        for signum in dict.fromkeys(held):
-            signal.raise_signal(signum)
+        if not failed:
+            for signum in dict.fromkeys(held):
+                signal.raise_signal(signum)
 
 
 class Lifecycle(str, Enum):
@@ -138,9 +146,11 @@ class Robot:
                 self.safety.reset(reading.position)
                 self.motors.write(self.safety.hold())
                 self._torque_maybe_on = True
+                self.torque_report = None  # torque goes on: the next torque-off pass covers every motor
                 self.motors.set_torque(True)
                 # a servo may set its goal to where it is when torque comes on: send the hold once more
                 self.motors.write(self.safety.hold())
+                self._check_torque_on()  # read back: a servo that did not take it would hang limp
             except BaseException:
                 self._torque_off()
                 raise
@@ -200,9 +210,15 @@ class Robot:
                 self.state = Lifecycle.finalized
 
     def _torque_off(self) -> TorqueReport:
-        """Torque off on every motor, read back; a motor the port failed on is tried once more after reopening
-        the port (a re-plugged adapter). Never raises a bus error: the result is :attr:`torque_report`."""
-        report = self.motors.torque_off()
+        """Torque off on every motor that may still have it (all, or those the last pass could not confirm), read
+        back; a motor the port failed on is tried once more after reopening the port (a re-plugged adapter). Never
+        raises a bus error: the result is :attr:`torque_report`."""
+        last = self.torque_report
+        if last is not None and not last.confirmed:
+            report = self.motors.torque_off(list(last.unreachable))  # the others read back off already
+            report = TorqueReport(sorted(last.off + report.off), report.unreachable, report.port_failed)
+        else:
+            report = self.motors.torque_off()
         if report.port_failed:
             try:
                 self.bus.reopen()
@@ -297,10 +313,27 @@ class Robot:
         else:
             self._refused_reads = 0
 
+    def _check_torque_on(self) -> None:
+        """Raise :class:`SafetyStop` naming every motor whose Torque Enable does not read 1 (a servo that rebooted on
+        a brown-out, or never took the torque-on)."""
+        ids = self.motors.ids
+        values = self.bus.sync_read(ids, self.motors._reg(ids[0], "torque_enable"))
+        limp = [i for i in ids if values[i] != 1]
+        if limp:
+            names = {m.id: m.joint for m in self.config.motors}
+            raise SafetyStop(
+                "torque is off on "
+                + ", ".join(f"motor {i} ({names[i]})" for i in limp)
+                + " while the robot is active (a servo reboot or brown-out?): the joint hangs limp"
+            )
+
     def _check_health(self) -> None:
-        """Read every servo's temperature (°C) and input voltage (V) and let the safety filter judge them."""
+        """Read every servo's temperature (°C) and input voltage (V) and let the safety filter judge them; while
+        active, also that every servo still has torque on."""
         safety = self.config.safety
         self._next_health = time.monotonic() + safety.health_period_s
+        if self.state == Lifecycle.active:
+            self._check_torque_on()
         ids = self.motors.ids
         temp_reg = self.motors._reg(ids[0], "present_temperature")
         volt_reg = self.motors._reg(ids[0], "present_input_voltage")

@@ -124,3 +124,43 @@ def test_a_host_stall_past_the_bus_watchdog_is_recovered_not_silently_frozen(mon
     assert summary.safety_events.get("bus_watchdog_trip") == 1, summary.safety_events
     assert summary.ended == "completed" and summary.episodes[0].outcome == "success", summary
     assert _torque(hardware) == [0] * 5
+
+
+def test_a_stop_signal_never_cuts_a_log_record_short(tmp_path):
+    """A stop signal arriving while a record is written is raised when the record is complete."""
+    from real.deploy import Stopped, StopSignals
+    from real.hardware_log import HardwareLog, log_info
+
+    stop = StopSignals()
+    path = tmp_path / "held.mcap"
+    try:
+        log = HardwareLog(path, {"robot": "test"}, guard=stop.holding)
+        with pytest.raises(Stopped, match="SIGTERM"):
+            with stop.holding():  # as a write holds it
+                os.kill(os.getpid(), signal.SIGTERM)
+                time.sleep(0.05)
+                log.write("/a", {"v": 1})
+        log.write("/a", {"v": 2})  # the run is ending: later signals are counted, not raised
+        os.kill(os.getpid(), signal.SIGTERM)
+        log.close()
+    finally:
+        stop.restore()
+    assert stop.received == ["SIGTERM", "SIGTERM"]
+    assert [m.data["v"] for m in read_log(path)] == [1, 2] and log_info(path)["damaged"] is None
+
+
+def test_a_watchdog_trip_while_parking_is_counted_and_logged(tmp_path, monkeypatch, hardware):
+    from real.robot import Robot
+
+    deactivate = Robot.deactivate
+
+    def stall_then_park(self, *args, **kwargs):
+        time.sleep(0.45)  # the host stalls as the park begins: the servos' 0.3 s bus watchdog trips
+        return deactivate(self, *args, **kwargs)
+
+    monkeypatch.setattr(Robot, "deactivate", stall_then_park)
+    log = tmp_path / "park.mcap"
+    summary = deploy(DeployConfig(ROBOT, POLICY, episodes=1, status=False, log=str(log)), hardware=hardware)
+    assert summary.safety_events.get("bus_watchdog_trip") == 1 and summary.ended == "completed"
+    assert [m.data["kind"] for m in read_log(log, topics=["/safety"])].count("bus_watchdog_trip") == 1
+    assert _torque(hardware) == [0] * 5

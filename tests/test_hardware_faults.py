@@ -283,3 +283,43 @@ def test_an_overheating_servo_stops_the_run_by_name(arm_emulator, arm_config):
                 robot.read()
                 time.sleep(0.05)
     assert _torque(arm_emulator) == [0] * 5
+
+
+def test_a_servo_that_does_not_take_torque_stops_activation(arm_emulator, arm_config):
+    arm_emulator.servos[12].faults.freeze = {"torque_enable": 0}  # its torque-on never takes
+    with Robot(arm_config, port=arm_emulator.link) as robot:
+        robot.configure()
+        with pytest.raises(SafetyStop, match=r"torque is off on motor 12 \(joint2\)"):
+            robot.activate()
+    assert robot.torque_report.confirmed
+
+
+def test_a_servo_that_loses_torque_mid_run_stops_the_run(arm_emulator, arm_config):
+    """A brown-out reboots motor 12 mid-run: its joint hangs limp, which the periodic read-back catches."""
+    with Robot(arm_config, port=arm_emulator.link) as robot:
+        robot.configure()
+        robot.activate()
+        arm_emulator.servos[12].set("torque_enable", 0)
+        deadline = time.monotonic() + arm_config.safety.health_period_s + 1.0
+        with pytest.raises(SafetyStop, match=r"torque is off on motor 12 \(joint2\)"):
+            while time.monotonic() < deadline:
+                robot.write(robot.read().position)
+                time.sleep(0.05)
+    assert _torque(arm_emulator) == [0] * 5
+
+
+def test_held_signals_are_delivered_after_the_block_unless_it_failed():
+    from real.robot import deferred_signals
+
+    with pytest.raises(KeyboardInterrupt):
+        with deferred_signals():
+            os.kill(os.getpid(), signal.SIGINT)
+            time.sleep(0.05)  # held: nothing raised here
+            reached = True
+    assert reached
+    # the block's own failure is what propagates: a signal held meanwhile does not replace its cause
+    with pytest.raises(ZeroDivisionError):
+        with deferred_signals():
+            os.kill(os.getpid(), signal.SIGINT)
+            time.sleep(0.05)
+            1 / 0  # noqa: B018
