@@ -431,6 +431,7 @@ def open_pty(link: str | Path | None = None) -> tuple[int, int, str]:
     name = os.ttyname(slave)
     if link is not None:
         link = Path(link)
+        link.parent.mkdir(parents=True, exist_ok=True)  # the mock port's folder (e.g. a config's /tmp/s2r/...)
         if link.is_symlink() or link.exists():
             link.unlink()
         link.symlink_to(name)
