@@ -8,6 +8,8 @@ import os
 import signal
 import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -457,10 +459,15 @@ def _cmd_deploy(args: argparse.Namespace) -> int:
 
 
 def _cmd_replay(args: argparse.Namespace) -> int:
-    from real.replay import check_policy, sim_replay
-
     if not args.check_policy and not args.sim:
         raise SystemExit("s2r replay: give --check-policy BUNDLE and/or --sim")
+    with _log_damage_as_one_line():
+        return _replay(args)
+
+
+def _replay(args: argparse.Namespace) -> int:
+    from real.replay import check_policy, sim_replay
+
     result: dict = {"log": args.file}
     status = 0
     if args.check_policy:
@@ -702,20 +709,30 @@ def _cmd_log_info(args: argparse.Namespace) -> int:
     return 0
 
 
-def _cmd_log_export(args: argparse.Namespace) -> int:
+@contextmanager
+def _log_damage_as_one_line() -> Iterator[None]:
+    """A cut or damaged log is read up to where it stops: each distinct damage report becomes one ``s2r: warning:``
+    line on stderr instead of a Python warning; other warnings pass through."""
     import warnings
 
-    from real.hardware_log import LogDamageWarning, export_csv, export_mp4
+    from real.hardware_log import LogDamageWarning
 
-    out = Path(args.out) if args.out else Path(args.file).with_suffix("")
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", LogDamageWarning)
-        written = export_csv(args.file, out) if args.to == "csv" else export_mp4(args.file, out)
-    for w in caught:  # a cut or damaged log is exported up to where it stops: one line says where
-        if issubclass(w.category, LogDamageWarning):
-            print(f"s2r: warning: {w.message}", file=sys.stderr)
-        else:
+        yield
+    for text in dict.fromkeys(str(w.message) for w in caught if issubclass(w.category, LogDamageWarning)):
+        print(f"s2r: warning: {text}", file=sys.stderr)
+    for w in caught:
+        if not issubclass(w.category, LogDamageWarning):
             warnings.showwarning(w.message, w.category, w.filename, w.lineno)
+
+
+def _cmd_log_export(args: argparse.Namespace) -> int:
+    from real.hardware_log import export_csv, export_mp4
+
+    out = Path(args.out) if args.out else Path(args.file).with_suffix("")
+    with _log_damage_as_one_line():
+        written = export_csv(args.file, out) if args.to == "csv" else export_mp4(args.file, out)
     if not written:
         print(f"{args.file}: no {'JSON' if args.to == 'csv' else 'image'} topics to export", file=sys.stderr)
         return 1

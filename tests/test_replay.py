@@ -71,3 +71,19 @@ def test_cli_replay_writes_both_checks(tmp_path):
     }
     with pytest.raises(SystemExit, match="--check-policy"):
         s2r(["replay", str(LOGS["grasp"])])
+
+
+def test_cli_replay_of_a_cut_log_warns_in_one_line(tmp_path, capsys):
+    from real.hardware_log import HardwareLog, log_metadata, read_log
+
+    whole = tmp_path / "whole.mcap"  # the grasp log rewritten in small chunks, as a killed deploy leaves them
+    with HardwareLog(whole, log_metadata(LOGS["grasp"]), chunk_size=2048) as log:
+        for m in read_log(LOGS["grasp"]):
+            assert m.encoding == "json"
+            log.write(m.topic, m.data, m.stamp_ns)
+    data = whole.read_bytes()
+    cut = tmp_path / "cut.mcap"
+    cut.write_bytes(data[: int(len(data) * 0.7)])
+    assert s2r(["replay", str(cut), "--check-policy", BUNDLES["grasp"]]) == 0
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith(f"s2r: warning: {cut}: cut at byte "), err
