@@ -113,6 +113,24 @@ def test_base_geometry_strength_and_friction():
     env.close()
 
 
+def test_a_reused_env_gets_the_requested_wheel_geometry_at_every_reset():
+    """The wheel radius and track edit the URDF: every reset of one env must load the geometry it asked for, not
+    the first episode's (PyBullet caches files by path). The only URDF-editing terms; the arm's are all set on the
+    loaded bodies (test_robot_links_servos_and_fingers)."""
+    env = gym.make("s2r/Navigate-v0", randomization="default")
+    core, c = env.unwrapped, env.unwrapped.client
+    for radius_scale, track_scale in [(0.9, 1.05), (1.1, 0.95), (1.0, 1.0), (1.2, 1.08), (0.9, 1.05)]:
+        env.reset(seed=0, options={"domain": {"wheel_radius_scale": radius_scale, "track_scale": track_scale}})
+        body = core.robot.body
+        left, right = core.robot.indices
+        radius = p.getCollisionShapeData(body, left, physicsClientId=c)[0][3][1]
+        track = (
+            p.getJointInfo(body, left, physicsClientId=c)[14][1] - p.getJointInfo(body, right, physicsClientId=c)[14][1]
+        )
+        assert (radius, track) == (pytest.approx(0.033 * radius_scale), pytest.approx(0.160 * track_scale))
+    env.close()
+
+
 def test_pushes_fire_every_n_steps_and_move_the_base():
     def speed_after_push(push):
         env = gym.make("s2r/Navigate-v0", randomization="none", domain={"base_push": push})

@@ -226,6 +226,9 @@ class RobotEnv(gym.Env):
             fixedTimeStep=1.0 / self.config.sim.physics_hz,
             numSolverIterations=SOLVER_ITERATIONS,
             deterministicOverlappingPairs=1,
+            # PyBullet caches a file by its path: a URDF rewritten for this episode's domain (the navigate env's
+            # wheel radius and track) would be loaded as the first episode's
+            enableFileCaching=0,
             physicsClientId=c,
         )
         p.setGravity(0, 0, -9.81, physicsClientId=c)
