@@ -78,6 +78,27 @@ def test_depth_arrives_in_metres_within_the_depth_unit(scene, depth_view):
     np.testing.assert_array_less(np.abs(frame.depth[valid] - WALL_X), UNIT / 2 + 1e-6)
 
 
+def test_a_depth_pixel_without_reading_arrives_as_zero_not_as_65_metres(scene):
+    """Z16 65535 (what real D435 recordings carry where there is no depth) is no reading, like 0: the right half
+    of the image is pushed beyond the Z16 range and must read 0, never 65.5 m."""
+    from sim.camera_model import RenderedFrame
+
+    def renderer(intrinsics, offset):
+        depth = np.full((intrinsics.height, intrinsics.width), 1.0, np.float32)
+        depth[:, intrinsics.width // 2 :] = 100.0  # clipped to the raw maximum, 65535
+        return RenderedFrame(np.full((intrinsics.height, intrinsics.width, 3), 128, np.uint8), depth)
+
+    cfg = _config()
+    cam = RealSenseCamera(
+        cfg, SoftwareSource(SimulatedRealSense(cfg, renderer, depth_view="color")), grab_timeout_s=0.2
+    )
+    with cam:
+        frame = cam.read(timeout=3.0)
+    half = frame.depth.shape[1] // 2
+    assert frame.depth.max() < 1.01 and np.all(frame.depth[:, half + 8 :] == 0)
+    assert np.abs(frame.depth[:, : half - 8][frame.depth[:, : half - 8] > 0] - 1.0).max() < UNIT
+
+
 def test_color_arrives_as_rgb(scene):
     cam, _ = _camera(scene, depth_view="color")
     with cam:

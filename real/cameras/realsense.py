@@ -108,6 +108,18 @@ def _find_profile(profiles: Any, stream: Any) -> Any | None:
     return None
 
 
+#: Z16 values that are no reading: 0 (librealsense's invalid depth) and 65535, which real D435 recordings carry
+#: for pixels without depth (it would read as 65.5 m).
+NO_DEPTH_RAW = (0, 65535)
+
+
+def depth_metres(raw: np.ndarray, scale: float) -> np.ndarray:
+    """A Z16 depth image as float32 metres (``scale``: m per count), 0 where there is no reading."""
+    depth = raw.astype(np.float32) * np.float32(scale)
+    depth[raw == NO_DEPTH_RAW[1]] = 0.0
+    return depth
+
+
 def _depth_scale(device: Any) -> float:
     return float(device.first_depth_sensor().get_depth_scale())
 
@@ -414,8 +426,7 @@ class RealSenseCamera(ThreadedCamera):
             for block in self._filters:
                 frames = block.process(frames).as_frameset()
             frames = self._align.process(frames)
-            depth = np.asanyarray(frames.get_depth_frame().get_data()).astype(np.float32)
-            depth *= np.float32(self._scale)
+            depth = depth_metres(np.asanyarray(frames.get_depth_frame().get_data()), self._scale)
         color_frame = frames.get_color_frame()
         color = np.array(color_frame.get_data(), dtype=np.uint8, copy=True)
         if self._bgr:
