@@ -36,7 +36,7 @@ from typing import Any
 
 import numpy as np
 
-from real.cameras.frame import CameraError
+from real.cameras.frame import CameraError, FrameTimeout
 from real.dynamixel.bus import BusTimeout, CorruptReply, DynamixelError
 from real.hardware_config import HardwareConfig, load_hardware_config
 from real.hardware_log import HardwareLog
@@ -47,6 +47,14 @@ from real.safety import SafetyEvent, SafetyStop
 class Stopped(Exception):
     """SIGINT, SIGTERM or the software stop (SIGUSR1, a key) arrived: end the run (park, torque off, close the log)."""
 
+
+#: How long the arm may take to reach the task's start pose after torque on (s).
+START_POSE_TIMEOUT_S = 5.0
+#: How long the first camera frame may take (a mock robot's renderer starts in seconds).
+FIRST_FRAME_TIMEOUT_S = 30.0
+
+#: Frame age statistics in the summary: name, percentile.
+AGE_STATS = (("p50", 50), ("p90", 90), ("max", 100))
 
 #: Signals that stop a deployment, and how the summary names them.
 STOP_SIGNALS = {signal.SIGINT: "SIGINT", signal.SIGTERM: "SIGTERM", signal.SIGUSR1: "software stop (SIGUSR1)"}
@@ -293,6 +301,7 @@ def deploy(cfg: DeployConfig, hardware: MockHardware | None = None, restore_sign
     mock = camera = log = robot = None
     cycle_ms: list[float] = []
     act_ms: list[float] = []
+    frame_age_ms: list[float] = []  # per acted-on frame: host arrival to the observation built from it
     late_ms: list[float] = []
     overruns = stalled_cycles = 0
     status = _Status(cfg.status)
@@ -312,10 +321,7 @@ def deploy(cfg: DeployConfig, hardware: MockHardware | None = None, restore_sign
         if config.cameras and (uses_images or (cfg.log_cameras and cfg.log)):
             cam_name = config.cameras[0].name
             camera = mock.camera(cam_name) if mock is not None else _live_camera(config, cam_name)
-            camera.connect()
-            camera.read(timeout=30.0)  # the first frame before anything moves (a mock's renderer takes seconds)
-            if cfg.camera_stall is not None and mock is not None:
-                mock.stall_camera(cam_name, *cfg.camera_stall)
+            camera.connect()  # its first frame is awaited with the arm held at its start pose (below)
         if cfg.log:
             with stop.holding():  # a stop signal never leaves a log half-opened or a record half-written
                 log = HardwareLog(
@@ -354,6 +360,14 @@ def deploy(cfg: DeployConfig, hardware: MockHardware | None = None, restore_sign
                 robot.activate()
                 if log:
                     log.write("/lifecycle", {"state": "active", "torque": True, "episode": ep})
+                start_pose = task.task.start_pose() if hasattr(task.task, "start_pose") else None
+                if start_pose is not None and not robot.move_to(start_pose, START_POSE_TIMEOUT_S):
+                    raise SafetyStop(f"the arm did not reach the task's start pose within {START_POSE_TIMEOUT_S} s")
+                if camera is not None and ep == 0:
+                    # the first frame (a mock's renderer takes seconds) with the arm held where the episode starts
+                    _await_first_frame(camera, robot, FIRST_FRAME_TIMEOUT_S)
+                    if cfg.camera_stall is not None and mock is not None:
+                        mock.stall_camera(camera.name, *cfg.camera_stall)
                 # navigate: the goal in the start frame (a mock's reality knows it; on hardware, ahead at 0 m)
                 goal = mock.reality.privileged()[:2] if (mock is not None and policy.task == "navigate") else None
                 task.start(goal)
@@ -376,6 +390,7 @@ def deploy(cfg: DeployConfig, hardware: MockHardware | None = None, restore_sign
                             frame = camera.read_latest(max_age=cfg.max_frame_age_s)
                         except CameraError:
                             frame = None  # a stalled camera: counted by the camera, held below
+                    age_ms = None if frame is None else (time.monotonic_ns() - frame.host_time_ns) / 1e6
                     try:
                         obs = task.read(frame)
                     except (BusTimeout, CorruptReply) as e:
@@ -404,6 +419,8 @@ def deploy(cfg: DeployConfig, hardware: MockHardware | None = None, restore_sign
                         requested, sent, events = task.hold(late)
                     else:
                         stall_since = None
+                        if age_ms is not None:
+                            frame_age_ms.append(age_ms)
                         t0 = time.monotonic()
                         action = policy.act(obs)
                         act_ms.append((time.monotonic() - t0) * 1e3)
@@ -427,7 +444,15 @@ def deploy(cfg: DeployConfig, hardware: MockHardware | None = None, restore_sign
                             log.write("/osi/estimate", policy.estimate)
                         for e in robot_events + events:
                             log.write("/safety", {"kind": e.kind, "joints": e.joints, "detail": e.detail}, e.stamp_ns)
-                        log.write("/loop", {"cycle": step, "late_s": late, "act_ms": act_ms[-1] if act_ms else None})
+                        log.write(
+                            "/loop",
+                            {
+                                "cycle": step,
+                                "late_s": late,
+                                "act_ms": act_ms[-1] if act_ms else None,
+                                "frame_age_ms": age_ms,
+                            },
+                        )
                         if frame is not None:
                             log.write_color("/camera/color", frame.color, frame.host_time_ns)
                             if frame.depth is not None:
@@ -487,6 +512,10 @@ def deploy(cfg: DeployConfig, hardware: MockHardware | None = None, restore_sign
         status.done()
         if camera is not None:
             summary.camera = {k: v for k, v in asdict(camera.stats).items() if not k.startswith("_")}
+            if frame_age_ms:  # how old the frames the policy acted on were (host arrival to use)
+                summary.camera.update(
+                    {f"frame_age_ms_{name}": round(float(np.percentile(frame_age_ms, q)), 2) for name, q in AGE_STATS}
+                )
             camera.disconnect()
         _torque_summary(summary, robot)
         if robot is not None:
@@ -506,6 +535,22 @@ def deploy(cfg: DeployConfig, hardware: MockHardware | None = None, restore_sign
     summary.loop = _loop_stats(cycle_ms, act_ms, late_ms, overruns, period)
     summary.stalled_cycles = stalled_cycles
     return summary
+
+
+def _await_first_frame(camera: Any, robot: Robot, timeout_s: float) -> None:
+    """Wait for the camera's first frame while the robot holds its pose (each period a read, which feeds the
+    servos' bus watchdog, and a hold through the safety filter); :class:`CameraError` after ``timeout_s``."""
+    period = 1.0 / robot.config.control.rate_hz
+    deadline = time.monotonic() + timeout_s
+    while True:
+        try:
+            camera.read(timeout=period)
+            return
+        except FrameTimeout:
+            if time.monotonic() > deadline:
+                raise CameraError(f"camera {camera.name}: no frame within {timeout_s:.0f} s") from None
+        robot.read_patiently()
+        robot.write(robot.safety.idle())
 
 
 def _record_events(events: list[SafetyEvent], summary: DeploySummary, log: HardwareLog | None) -> None:

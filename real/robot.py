@@ -158,6 +158,33 @@ class Robot:
             self.parked = None
             self.state = Lifecycle.active
 
+    def move_to(self, goal: np.ndarray, timeout_s: float = 2.0) -> bool:
+        """Drive the position joints to ``goal`` (config order; velocity joints to rest) through the safety filter
+        at the control rate for up to ``timeout_s`` seconds; True once every joint is within ``PARK_TOLERANCE``.
+        A few lost readings are tolerated (up to ``safety.max_overruns`` in a row): the servos hold their goal."""
+        self._expect(Lifecycle.active, "move")
+        period = 1.0 / self.config.control.rate_hz
+        goal = np.where(self.velocity_joint, 0.0, np.asarray(goal, dtype=float))
+        deadline = time.monotonic() + timeout_s
+        lost = 0
+        while time.monotonic() < deadline:
+            t0 = time.monotonic()
+            try:
+                reading = self.read()  # also keeps the servos' bus watchdog fed
+                lost = 0
+            except (BusTimeout, CorruptReply):
+                lost += 1
+                if lost > self.config.safety.max_overruns:
+                    raise
+                continue
+            here = np.where(self.velocity_joint, reading.velocity, reading.position)
+            if np.all(np.abs(here - goal) < PARK_TOLERANCE):
+                return True
+            sent, _ = self.safety.filter(goal)
+            self.motors.write(sent)
+            time.sleep(max(0.0, period - (time.monotonic() - t0)))
+        return False
+
     def deactivate(self, ease_s: float = 2.0) -> None:
         """Ease to the rest pose (wheels to a stop) through the safety filter for up to ``ease_s`` seconds at the
         control rate, then torque off (read back: :attr:`torque_report`). Torque goes off even if easing fails;
@@ -166,27 +193,7 @@ class Robot:
         with deferred_signals():
             self.parked = False
             try:
-                period = 1.0 / self.config.control.rate_hz
-                goal = np.where(self.velocity_joint, 0.0, self.rest)
-                deadline = time.monotonic() + ease_s
-                lost = 0
-                while time.monotonic() < deadline:
-                    t0 = time.monotonic()
-                    try:
-                        reading = self.read()  # also keeps the servos' bus watchdog fed
-                        lost = 0
-                    except (BusTimeout, CorruptReply):
-                        lost += 1  # a noisy bus: the servos hold their goal; give up after as many as a run allows
-                        if lost > self.config.safety.max_overruns:
-                            raise
-                        continue
-                    here = np.where(self.velocity_joint, reading.velocity, reading.position)
-                    if np.all(np.abs(here - goal) < PARK_TOLERANCE):
-                        self.parked = True
-                        break
-                    sent, _ = self.safety.filter(goal)
-                    self.motors.write(sent)
-                    time.sleep(max(0.0, period - (time.monotonic() - t0)))
+                self.parked = self.move_to(self.rest, ease_s)
             finally:
                 self._torque_off()
                 self.state = Lifecycle.inactive

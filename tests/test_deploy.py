@@ -198,6 +198,16 @@ def test_grasp_camera_student_deploys_on_the_mock_arm_with_its_crop(tmp_path):
     assert summary.camera["frames"] >= 5
     topics = log_info(log)["topics"]
     assert topics["/policy/action"]["messages"] >= 5 and topics["/camera/color"]["messages"] >= 5
+    # the episode starts where the simulation's does, not from a pose collapsed while the renderer started
+    from sim.tasks.grasp import GraspTask
+
+    start = GraspTask(load_hardware_config("mock/openmanipulator_x")).start_pose()
+    first = next(iter(read_log(log, topics=["/joint_states"]))).data["position"]
+    np.testing.assert_allclose(first, start, atol=0.03)
+    # how old the frames acted on were, logged per cycle and summarized
+    ages = [m.data["frame_age_ms"] for m in read_log(log, topics=["/loop"])]
+    assert all(a is None or a >= 0 for a in ages) and sum(a is not None for a in ages) >= 5
+    assert 0 <= summary.camera["frame_age_ms_p50"] <= summary.camera["frame_age_ms_max"]
 
 
 def test_sigint_in_process_leaves_every_emulated_servo_with_torque_off(tmp_path):

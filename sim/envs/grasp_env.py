@@ -148,10 +148,7 @@ class GraspEnv(RobotEnv):
         self._apply_appearance("table", [(self.table_id, -1, TABLE_COLOR)], repeat=2.0)  # 0.8 m: cells of 5-20 cm
         self._apply_appearance("object", [(self.object_id, -1, OBJECT_COLOR)])
         self._apply_appearance("robot", robot_parts)
-        # Start with the tool pointing down above the workspace, gripper open.
-        q_ready = self.task.kin.inverse(np.array([0.15, 0.0, 0.10]), math.pi / 2, self.task.rest)
-        q_ready[self.task.gripper_index] = self.config.arm.gripper_open
-        self.robot.reset_joints(q_ready)
+        self.robot.reset_joints(self.task.start_pose())  # the tool pointing down above the workspace, gripper open
         self.robot.step(self.substeps)  # let the object settle on the table
         self.object_start_z = float(self._object_pose()[0][2])
 

@@ -51,6 +51,15 @@ class GraspTask:
         self.ee_target = np.zeros(3)
         self.q_target = self.rest.copy()
 
+    #: Where an episode starts: the tool above the workspace (m, arm base frame), pointing down, gripper open.
+    START_TOOL = (0.15, 0.0, 0.10)
+
+    def start_pose(self) -> np.ndarray:
+        """Joint positions (config order) an episode starts from, in simulation and on the robot alike."""
+        q = self.kin.inverse(np.array(self.START_TOOL), math.pi / 2, self.rest)
+        q[self.gripper_index] = self.config.arm.gripper_open
+        return q
+
     @property
     def proprio_dim(self) -> int:
         """Joint positions, joint velocities, tool position (3) and tool pitch (1)."""
