@@ -181,6 +181,7 @@ class DeploySummary:
     # (id -> why; their torque may still be on); None when the run never opened the bus
     torque_off: dict[str, Any] | None = None
     parked: bool | None = None  # whether the last park reached the rest pose (None: never activated)
+    notes: list[str] = field(default_factory=list)  # what the run could not do as asked, e.g. a host reality term
     log: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
@@ -192,9 +193,10 @@ class MockHardware:
 
     def __init__(self, config: HardwareConfig, reality_domain: str | None, seed: int) -> None:
         from real.dynamixel.emulator import EmulatorThread, emulator_for_config
-        from real.reality import Reality
+        from real.reality import Reality, check_reality_domain
 
         self.config = config
+        self.host_terms = check_reality_domain(config.mock.task, reality_domain)
         self.reality = Reality(config.mock.task, reality_domain, seed=seed)
         self.render_process = None
         self.devices: dict[str, Any] = {}
@@ -292,6 +294,12 @@ def deploy(cfg: DeployConfig, hardware: MockHardware | None = None, restore_sign
     max_steps = cfg.max_steps or _episode_length(policy.task)
     period = 1.0 / config.control.rate_hz
     summary = DeploySummary(robot=config.name, policy=str(cfg.policy), log=cfg.log)
+    if config.mock is not None and hardware is None:
+        from real.reality import check_reality_domain
+
+        # a reality term the mock path cannot apply is refused here, before anything starts (RealityError)
+        for name in check_reality_domain(config.mock.task, cfg.reality):
+            summary.notes.append(f"reality term {name}: the control loop's own timing stands in for it")
 
     stop = StopSignals()
     key_stop = None

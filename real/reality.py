@@ -21,7 +21,33 @@ import numpy as np
 
 from real.dynamixel.emulator import EmulatedServo
 from real.dynamixel.pybullet_plant import PyBulletPlant
-from sim.randomization.config import load_domain
+from sim.randomization.config import load_domain, load_randomization
+
+#: Domain targets the mock path does not apply: what the simulation adds to its observations (image, depth and
+#: proprioceptive noise; the mock robot's readings come through the servo emulator and librealsense untouched),
+#: the camera intrinsics terms (the software device streams the config's intrinsics), and per-step pushes (the
+#: reality's physics is stepped by the servo emulator, not by the env's step). A reality pinning one is refused.
+UNAPPLIED_TARGETS = ("image.", "depth.", "proprio.", "camera.focal_scale", "camera.principal_offset", "base.push")
+#: Terms that describe the host: on a mock robot the real control loop's own timing stands in for them.
+HOST_TARGETS = ("control.period_jitter",)
+
+
+class RealityError(ValueError):
+    """A reality the mock robot cannot stand for; the message names the terms."""
+
+
+def check_reality_domain(task: str, domain: str | Path | dict[str, Any] | None) -> list[str]:
+    """Refuse (:class:`RealityError`, naming them) domain terms the mock path cannot apply; returns the host terms
+    it accepts without applying them (the real loop's timing stands in), for the summary's note."""
+    pins = load_domain(domain) if domain is not None else {}
+    targets = {t.name: t.target for t in load_randomization("default", task).terms}
+    refused = [f"{name} ({targets[name]})" for name in pins if targets.get(name, "").startswith(UNAPPLIED_TARGETS)]
+    if refused:
+        raise RealityError(
+            f"reality {domain}: the mock robot cannot apply {', '.join(refused)}: the servo emulator and the "
+            "software camera pass readings and frames on as the world produces them; remove these terms"
+        )
+    return [name for name in pins if targets.get(name, "").startswith(HOST_TARGETS)]
 
 
 class Reality:

@@ -164,3 +164,39 @@ def test_a_watchdog_trip_while_parking_is_counted_and_logged(tmp_path, monkeypat
     assert summary.safety_events.get("bus_watchdog_trip") == 1 and summary.ended == "completed"
     assert [m.data["kind"] for m in read_log(log, topics=["/safety"])].count("bus_watchdog_trip") == 1
     assert _torque(hardware) == [0] * 5
+
+
+@pytest.mark.parametrize(
+    ("term", "value"),
+    [
+        ("image_noise_std", 6.0),
+        ("depth_noise_scale", 2.0),
+        ("proprio_position_noise", 0.01),
+        ("camera_focal_scale", 1.02),
+    ],
+)
+def test_a_reality_term_the_mock_cannot_apply_is_refused_by_name(tmp_path, capsys, term, value):
+    """The mock robot passes readings and frames on untouched: a reality pinning an observation-noise or
+    intrinsics term would be silently half-applied, so it is refused in one line before anything starts."""
+    from pathlib import Path
+
+    from policies.cli import main as s2r
+    from real.hardware_config import load_hardware_config
+
+    reality = tmp_path / "noisy.yaml"
+    reality.write_text(f"{term}: {value}\nlatency_s: 0.03\n")
+    port = Path(load_hardware_config(ROBOT).bus.port)
+    assert s2r(["deploy", "--robot", ROBOT, "--policy", POLICY, "--reality", str(reality), "--quiet"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith("s2r: reality") and term in err and "latency_s" not in err
+    assert not port.exists()  # no emulator was started
+
+
+def test_a_host_reality_term_is_accepted_with_a_note(tmp_path):
+    from real.reality import check_reality_domain
+
+    reality = tmp_path / "jitter.yaml"
+    reality.write_text("control_period_jitter: 0.01\nlatency_s: 0.03\n")
+    assert check_reality_domain("grasp", reality) == ["control_period_jitter"]
+    summary = deploy(DeployConfig(ROBOT, POLICY, episodes=1, status=False, reality=str(reality), max_steps=3))
+    assert summary.notes == ["reality term control_period_jitter: the control loop's own timing stands in for it"]
