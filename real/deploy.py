@@ -368,7 +368,7 @@ def deploy(cfg: DeployConfig, hardware: MockHardware | None = None, restore_sign
                 robot.activate()
                 if log:
                     log.write("/lifecycle", {"state": "active", "torque": True, "episode": ep})
-                start_pose = task.task.start_pose() if hasattr(task.task, "start_pose") else None
+                start_pose = task.task.start_pose()  # the simulation's first pose (None: a base starts anywhere)
                 if start_pose is not None and not robot.move_to(start_pose, START_POSE_TIMEOUT_S):
                     raise SafetyStop(f"the arm did not reach the task's start pose within {START_POSE_TIMEOUT_S} s")
                 if camera is not None and ep == 0:

@@ -51,6 +51,10 @@ class NavigateTask:
         self.goal = np.zeros(2)
         self._last_wheels: np.ndarray | None = None
 
+    def start_pose(self) -> None:
+        """A base starts an episode where it stands: no joint pose to drive to (see GraspTask.start_pose)."""
+        return None
+
     def reset(self, joints: JointState, goal: np.ndarray) -> None:
         """Start an episode at the odometry origin with ``goal`` (x, y in m, start frame)."""
         self.pose = np.zeros(3)
