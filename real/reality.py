@@ -28,8 +28,8 @@ from sim.randomization.config import load_domain, load_randomization
 #: the camera intrinsics terms (the software device streams the config's intrinsics), and per-step pushes (the
 #: reality's physics is stepped by the servo emulator, not by the env's step). A reality pinning one is refused.
 UNAPPLIED_TARGETS = ("image.", "depth.", "proprio.", "camera.focal_scale", "camera.principal_offset", "base.push")
-#: Terms that describe the host: on a mock robot the real control loop's own timing stands in for them.
-HOST_TARGETS = ("control.period_jitter",)
+#: Terms that describe the host: on a mock robot the real control loop's and camera pipeline's own timing stands in.
+HOST_TARGETS = ("control.period_jitter", "camera.frame_age")
 
 
 class RealityError(ValueError):

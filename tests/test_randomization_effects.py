@@ -411,3 +411,27 @@ def test_image_noise_refuses_a_noise_std_its_bank_would_clip():
     rgb = np.full((64, 64, 3), 128, np.uint8)
     noisy = ImageNoise(ImageNoiseParams(noise_std=0.1), seed=0).color(rgb).astype(float)
     assert noisy.std() == pytest.approx(0.1 * 255, rel=0.05)
+
+
+@pytest.mark.parametrize("task", ["s2r/Grasp-v0", "s2r/Navigate-v0"])
+def test_a_stale_camera_frame_is_the_view_of_earlier_in_the_step(task):
+    """``camera.frame_age`` of one control period shows the frame taken at the step's start: what a fresh camera
+    showed one step earlier, while proprioception stays fresh."""
+    fresh = gym.make(task, obs_mode="rgbd", randomization="none")
+    stale = gym.make(task, obs_mode="rgbd", randomization="none")
+    period = fresh.unwrapped.config.control_period
+    obs_f, _ = fresh.reset(seed=3)
+    obs_s, _ = stale.reset(seed=3, options={"params": {"camera.frame_age": period}})
+    action = np.ones(fresh.action_space.shape, np.float32) * 0.8
+    previous = obs_f["rgb"]
+    moved = 0
+    for _ in range(4):
+        obs_f, *_ = fresh.step(action)
+        obs_s, *_ = stale.step(action)
+        np.testing.assert_array_equal(obs_s["rgb"], previous)  # the stale env sees the fresh env's last frame
+        np.testing.assert_array_equal(obs_s["proprio"], obs_f["proprio"])  # the joints are read fresh in both
+        moved += int(np.any(obs_f["rgb"] != previous))
+        previous = obs_f["rgb"]
+    assert moved >= 3  # the view changed from step to step, so equality above is not trivial
+    fresh.close()
+    stale.close()

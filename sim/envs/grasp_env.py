@@ -287,7 +287,7 @@ class GraspEnv(RobotEnv):
             self._resample_per_step_terms()
         targets = self.task.action_to_targets(action)
         self.robot.command(targets)
-        self.robot.step(self._substeps_now())
+        self._advance()
         self.steps += 1
         joints = self._read_joints()
         obs, priv = self._observe(joints)

@@ -315,7 +315,7 @@ class NavigateEnv(RobotEnv):
         changed = self._resample_per_step_terms() if self.steps > 0 else set()
         push = np.asarray(self.params["base.push"], dtype=float) if "base.push" in changed else None
         self.robot.command(self.task.action_to_targets(action))
-        self.robot.step(self._substeps_now(), before_tick=None if push is None else lambda: self._apply_push(push))
+        self._advance(before_tick=None if push is None else lambda: self._apply_push(push))
         self.steps += 1
         joints = self._read_joints()
         self.task.update(joints)

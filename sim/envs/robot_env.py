@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import shutil
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -127,6 +128,7 @@ class RobotEnv(gym.Env):
         self.robot: PyBulletRobot | None = None
         self.image_noise = ImageNoise(ImageNoiseParams(), 0)
         self.task_rng = self.domain_rng = np.random.default_rng(0)  # replaced at every reset
+        self._early_frame: RenderedFrame | None = None  # the frame this step took before its end (_advance)
         self._params_version = 0  # bumped whenever params / domain change
         self._info_cache_version = -1
         self._info_cache: tuple[dict[str, Any], dict[str, Any]] = ({}, {})
@@ -339,6 +341,21 @@ class RobotEnv(gym.Env):
         )
 
     # -- per-step helpers -----------------------------------------------------------------------------------
+    def _advance(self, before_tick: Callable[[], None] | None = None) -> None:
+        """One control period of physics. A camera env takes its frame ``camera.frame_age`` s before the period
+        ends (at most the whole period: the frame of the step's start), as a real camera's frame is older than the
+        joint readings when the policy acts; :meth:`camera_observation` then shows that frame."""
+        substeps = self._substeps_now()
+        self._early_frame = None
+        age = float(self.params["camera.frame_age"]) if self.obs_mode == "rgbd" else 0.0
+        early = min(substeps, int(round(age * self.config.sim.physics_hz)))
+        if early > 0:
+            self.robot.step(substeps - early, before_tick=before_tick)
+            self._early_frame = self.render_camera(self.intrinsics_render)
+            self.robot.step(early, before_tick=before_tick)
+        else:
+            self.robot.step(substeps, before_tick=before_tick)
+
     def _substeps_now(self) -> int:
         """Physics ticks in this control step: the nominal period, jittered by ``control.period_jitter``."""
         jitter = float(self.params["control.period_jitter"])
@@ -384,13 +401,14 @@ class RobotEnv(gym.Env):
         return {**self.camera_observation(), "proprio": proprio.astype(np.float32)}
 
     def camera_observation(self) -> dict[str, np.ndarray]:
-        """What the camera sees now, in any obs mode: ``rgb`` (HxWx3 uint8) and ``depth`` (HxWx1 float32, m, 0 =
-        invalid) at ``image_size``, with this episode's image noise. With ``supersample`` S > 1 the scene is
+        """What the camera sees, in any obs mode: ``rgb`` (HxWx3 uint8) and ``depth`` (HxWx1 float32, m, 0 =
+        invalid) at ``image_size``, with this episode's image noise: the frame this step took ``camera.frame_age``
+        before its end (:meth:`_advance`), else the view now. With ``supersample`` S > 1 the scene is
         rendered at S times that size and reduced the way :class:`real.robot.TaskRobot` reduces a real 640x480
         frame: color by area averaging (cv2.INTER_AREA), so an object smaller than a pixel still tints it, depth
         by nearest neighbour. ``crop`` (x, y, width, height in pixels of the configured color stream): only that
         region of the frame is shown, as TaskRobot crops a real frame before resizing it."""
-        frame = self.render_camera(self.intrinsics_render)
+        frame, self._early_frame = self._early_frame or self.render_camera(self.intrinsics_render), None
         color, depth = frame.color, frame.depth
         if self.supersample > 1:
             color = cv2.resize(color, self.image_size, interpolation=cv2.INTER_AREA)

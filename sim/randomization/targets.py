@@ -70,4 +70,12 @@ def camera_light_image_targets() -> list[Target]:
         Target("proprio.position_noise", 0.0, "rad (m)", "joint position noise std", per_step=True),
         Target("proprio.velocity_noise", 0.0, "rad/s (m/s)", "joint velocity noise std", per_step=True),
         Target("control.period_jitter", 0.0, "s", "control period varies uniformly by +- this", per_step=True),
+        Target(
+            "camera.frame_age",
+            0.0,
+            "s",
+            "how long before the observation the camera frame was taken (proprioception is fresh); at most one "
+            "control period",
+            per_step=True,
+        ),
     ]
