@@ -452,10 +452,46 @@ def _cmd_deploy(args: argparse.Namespace) -> int:
         f"  loop {rate} (p99 cycle {loop.get('cycle_ms_p99')} ms), overruns {loop.get('overruns')}, "
         f"act p50 {loop.get('act_ms_p50')} ms; safety events {summary.safety_events or 'none'}"
     )
+    camera = summary.camera
+    if camera.get("frame_age_ms_p50") is not None:
+        print(
+            f"  camera frames acted on: age p50 {camera['frame_age_ms_p50']} ms, p90 {camera['frame_age_ms_p90']} ms, "
+            f"max {camera['frame_age_ms_max']} ms (host arrival to use)"
+        )
+    for note in summary.notes:
+        print(f"  note: {note}")
     if summary.log:
         print(f"  log {summary.log}")
     torque_confirmed = summary.torque_off is None or not summary.torque_off["unreachable"]
     return 0 if summary.ended in ("completed", "stopped") and torque_confirmed else 1
+
+
+def _cmd_parity(args: argparse.Namespace) -> int:
+    import torch
+
+    from policies.parity import ParityConfig, ParityError, format_report, parity
+
+    torch.set_num_threads(1)  # one observation at a time, and the mock robot's loop shares the cores
+    try:
+        report = parity(
+            ParityConfig(
+                policy=args.policy,
+                robot=args.robot,
+                reality=args.reality,
+                episodes=args.episodes,
+                seed=args.seed,
+                max_steps=args.max_steps,
+                log=args.log,
+                progress=not args.quiet,
+            )
+        )
+    except ParityError as e:  # refused before anything ran: one line
+        print(f"s2r: {e}", file=sys.stderr)
+        return 2
+    print(format_report(report))
+    if args.json:
+        _write_json(args.json, report)
+    return 0 if report["hardware"]["ended"] == "completed" else 1
 
 
 def _cmd_replay(args: argparse.Namespace) -> int:
@@ -969,6 +1005,20 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", help="write the summary here")
     p.add_argument("--quiet", action="store_true", help="no live status line")
     p.set_defaults(func=_cmd_deploy)
+
+    p = sub.add_parser(
+        "parity", help="the same seeded episodes in simulation and on a mock robot: success, agreement, observations"
+    )
+    p.add_argument("--policy", required=True, help="policy bundle or run folder")
+    p.add_argument("--robot", required=True, help="mock hardware config (e.g. mock/openmanipulator_x)")
+    p.add_argument("--reality", help="domain file of the reality, pinned in the simulation too (default: nominal)")
+    p.add_argument("--episodes", type=int, default=10)
+    p.add_argument("--seed", type=int, default=3_000_000, help="episode k uses seed SEED + k on both paths")
+    p.add_argument("--max-steps", type=int, help="control steps per episode on both paths (default: the task's)")
+    p.add_argument("--log", help="keep the mock robot's hardware log (MCAP) here")
+    p.add_argument("--json", help="write the report here")
+    p.add_argument("--quiet", action="store_true", help="no progress bar or status line")
+    p.set_defaults(func=_cmd_parity)
 
     p = sub.add_parser("replay", help="replay a hardware log: recompute a policy's actions, or drive the sim with it")
     p.add_argument("file", help="an .mcap log written by s2r deploy")
