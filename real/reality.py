@@ -78,12 +78,18 @@ class Reality:
         self.core.robot.set_torque(np.zeros(len(self.core.config.motors)))  # servos power up with torque off
 
     def _reset_world(self, seed: int) -> None:
+        """The episode's scene, as the simulation builds it for ``seed``; an arm then sits at its rest pose (as a
+        real arm is parked between episodes, and powered off), away from the scene: the robot drives it to the
+        task's start pose after torque on. Teleported at the start pose with torque off, it fell onto the scene."""
         _, self.info = self.env.reset(seed=seed, options={"domain": self.domain} if self.domain else None)
+        arm = self.core.config.arm
+        if arm is not None:
+            self.core.robot.reset_joints(np.array([arm.rest[j] for j in self.core.config.joint_names]))
         self.episode_seed = seed
 
     def new_episode(self, seed: int) -> dict[str, Any]:
         """Rebuild the scene for another episode (new object pose or goal; the domain stays); the robot is placed
-        at its start pose with torque off, as after a power cycle. Returns the env's reset info."""
+        at its rest pose with torque off, as after a power cycle. Returns the env's reset info."""
         with self.lock:
             self._reset_world(seed)
             self.plant.attach(self.core.robot)
