@@ -384,8 +384,25 @@ def reduce_frame(
             raise ValueError(f"crop {tuple(crop)} does not fit in the {color.shape[1]}x{color.shape[0]} frame")
         color, depth = color[y : y + ch, x : x + cw], depth[y : y + ch, x : x + cw]
     rgb = cv2.resize(color, image_size, interpolation=cv2.INTER_AREA)
-    reduced = cv2.resize(depth, image_size, interpolation=cv2.INTER_NEAREST)
+    reduced = cv2.resize(fill_pixel_holes(depth), image_size, interpolation=cv2.INTER_NEAREST)
     return rgb, reduced[:, :, None].astype(np.float32)
+
+
+def fill_pixel_holes(depth: np.ndarray) -> np.ndarray:
+    """``depth`` (m, 0 = no reading) with each missing reading that has a reading among its 8 neighbours given the
+    nearest of them (the smallest depth). ``rs.align`` leaves such one-pixel holes in a valid surface where its
+    pixel-footprint rounding misses: on the mock arm 3.8 % of the grasp student's depth pixels, which changed its
+    first action as much as the whole scene does. A region with no reading wider than two pixels (beyond range,
+    a dark or occluded surface) keeps its holes but for its border pixels."""
+    depth = np.asarray(depth, dtype=np.float32)
+    holes = depth == 0
+    if not holes.any():
+        return depth
+    nearest = cv2.erode(np.where(holes, np.float32(np.inf), depth), np.ones((3, 3), np.uint8))
+    out = depth.copy()
+    fill = holes & np.isfinite(nearest)
+    out[fill] = nearest[fill]
+    return out
 
 
 class TaskRobot:

@@ -326,3 +326,30 @@ def test_missing_library_message(monkeypatch):
     monkeypatch.setitem(sys.modules, "pyrealsense2", None)
     with pytest.raises(CameraError, match="libusb-1.0"):
         import_pyrealsense2()
+
+
+def test_aligned_depth_holes_are_filled_before_a_policy_sees_them(scene):
+    """``rs.align`` leaves one-pixel holes in a valid surface (a wall facing the camera, through the real
+    librealsense code): the policy's reduced depth has none of them, and every filled reading is a neighbour's."""
+    from real.robot import fill_pixel_holes, reduce_frame
+
+    wall = p.createCollisionShape(p.GEOM_BOX, halfExtents=[0.01, 4, 4], physicsClientId=scene)
+    p.createMultiBody(0, wall, basePosition=[WALL_X + 0.01, 0, 0.5], physicsClientId=scene)
+    cfg = Camera(  # the mock arm's streams: 640x480 color and depth, depth rendered from the color view
+        name="test",
+        model="D435",
+        color={"width": 640, "height": 480, "fps": 15},
+        depth={"width": 640, "height": 480, "fps": 15},
+        mount={"xyz": [0.0, 0.0, 0.5], "rpy": [0.0, 0.0, 0.0]},
+        warmup_frames=2,
+    )
+    cam, _ = _camera(scene, cfg, depth_view="color")
+    with cam:
+        frame = cam.read(timeout=3.0)
+    holes = frame.depth == 0
+    assert 0 < holes.mean() < 0.1  # the aligner's holes are there in the raw frame
+    filled = fill_pixel_holes(frame.depth)
+    np.testing.assert_array_less(np.abs(filled[filled > 0] - WALL_X), UNIT / 2 + 1e-6)  # neighbours' readings
+    assert (filled == 0).mean() < holes.mean() / 10
+    _, reduced = reduce_frame(frame.color, frame.depth, (64, 64))
+    assert (reduced == 0).mean() < 0.01

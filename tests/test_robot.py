@@ -80,3 +80,16 @@ def test_configure_refuses_a_bus_without_the_motors(tmp_path, arm_config):
     finally:
         os.close(master)
         os.close(slave)
+
+
+def test_fill_pixel_holes_keeps_regions_without_readings():
+    depth = np.full((12, 12), 0.8, np.float32)
+    depth[2, 2] = 0.0  # an aligner's hole
+    depth[2, 3] = 0.6  # a nearer neighbour: the hole takes the nearest reading
+    depth[6:11, 6:11] = 0.0  # a region with no reading (beyond range, a dark surface)
+    from real.robot import fill_pixel_holes
+
+    filled = fill_pixel_holes(depth)
+    assert filled[2, 2] == pytest.approx(0.6)
+    assert np.all(filled[7:10, 7:10] == 0) and filled[6, 6] == pytest.approx(0.8)  # only its border is filled
+    assert fill_pixel_holes(np.full((3, 3), 0.5, np.float32)).tolist() == [[0.5] * 3] * 3
