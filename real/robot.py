@@ -398,7 +398,13 @@ def fill_pixel_holes(depth: np.ndarray) -> np.ndarray:
     holes = depth == 0
     if not holes.any():
         return depth
-    nearest = cv2.erode(np.where(holes, np.float32(np.inf), depth), np.ones((3, 3), np.uint8))
+    # outside the image counts as no reading (erode's default border value would read as a depth of 3.4e38 m)
+    nearest = cv2.erode(
+        np.where(holes, np.float32(np.inf), depth),
+        np.ones((3, 3), np.uint8),
+        borderType=cv2.BORDER_CONSTANT,
+        borderValue=float(np.inf),
+    )
     out = depth.copy()
     fill = holes & np.isfinite(nearest)
     out[fill] = nearest[fill]

@@ -93,3 +93,7 @@ def test_fill_pixel_holes_keeps_regions_without_readings():
     assert filled[2, 2] == pytest.approx(0.6)
     assert np.all(filled[7:10, 7:10] == 0) and filled[6, 6] == pytest.approx(0.8)  # only its border is filled
     assert fill_pixel_holes(np.full((3, 3), 0.5, np.float32)).tolist() == [[0.5] * 3] * 3
+    edge = np.zeros((4, 4), np.float32)
+    edge[0, 1] = 0.7  # holes on the image border: filled from inside the image only, never from outside
+    out = fill_pixel_holes(edge)
+    assert out[0, 0] == pytest.approx(0.7) and out[3, 3] == 0 and out.max() == pytest.approx(0.7)
