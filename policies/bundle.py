@@ -32,6 +32,7 @@ from torch import nn
 
 from policies.errors import BundleError
 from real.hardware_config import HardwareConfig, format_validation_error
+from sim.tasks import TASK_ROBOT_KINDS, task_class
 
 __all__ = ["BundleError", "BundlePolicy", "ObsSpec", "load", "load_weights", "robot_signature", "save_bundle"]
 
@@ -295,9 +296,6 @@ def save_bundle(
 # Everything a bundle says is checked before a policy is handed out: a deploy loads its policy before it opens the
 # bus, so a broken bundle is refused with one line, before any torque.
 
-#: The robot kind each task drives.
-TASK_ROBOT_KINDS = {"grasp": "arm", "navigate": "diff_drive"}
-
 _PositiveInt = Annotated[int, Field(gt=0)]
 
 
@@ -445,28 +443,17 @@ def _check_spec(meta: dict[str, Any], file: Path) -> ObsSpec:
             f"{file}: task {task!r} needs a robot of kind {needs!r}; the bundle's robot {robot['name']!r} is of kind "
             f"{kind!r}"
         )
-    want = _task_class(task).action_dim
+    want = task_class(task).action_dim
     if meta["action"]["dim"] != want:
         raise BundleError(f"{file}: the action has {meta['action']['dim']} values; the {task} task's has {want}")
     return obs_spec
-
-
-def _task_class(task: str) -> Any:
-    """The task code (:mod:`sim.tasks`) of ``task``."""
-    if task == "grasp":
-        from sim.tasks.grasp import GraspTask  # noqa: PLC0415 - sim is imported only when a bundle is loaded
-
-        return GraspTask
-    from sim.tasks.navigate import NavigateTask  # noqa: PLC0415
-
-    return NavigateTask
 
 
 def _check_task_fits(meta: dict[str, Any], obs_spec: ObsSpec, robot: HardwareConfig, file: Path) -> None:
     """The proprioception the task code builds on ``robot`` is what the policy takes."""
     if "proprio" not in obs_spec.keys:
         return
-    task = _task_class(meta["task"])(robot)
+    task = task_class(meta["task"])(robot)
     want = (int(task.proprio_dim),)
     if obs_spec.shapes["proprio"] != want:
         raise BundleError(

@@ -196,7 +196,7 @@ class MockHardware:
         from real.reality import Reality, check_reality_domain
 
         self.config = config
-        self.host_terms = check_reality_domain(config.mock.task, reality_domain)
+        check_reality_domain(config.mock.task, reality_domain)  # refuses what the mock path cannot apply
         self.reality = Reality(config.mock.task, reality_domain, seed=seed)
         self.render_process = None
         self.devices: dict[str, Any] = {}
@@ -450,8 +450,6 @@ def deploy(cfg: DeployConfig, hardware: MockHardware | None = None, restore_sign
                         log.write("/command", {"requested": requested, "sent": sent})
                         if isinstance(policy, AdaptivePolicy):
                             log.write("/osi/estimate", policy.estimate)
-                        for e in robot_events + events:
-                            log.write("/safety", {"kind": e.kind, "joints": e.joints, "detail": e.detail}, e.stamp_ns)
                         log.write(
                             "/loop",
                             {
@@ -468,8 +466,7 @@ def deploy(cfg: DeployConfig, hardware: MockHardware | None = None, restore_sign
                         if mock is not None:
                             truth = obs["privileged"] if "privileged" in obs else mock.reality.privileged()
                             log.write("/reality/privileged", {"vector": truth})
-                    for e in robot_events + events:
-                        summary.safety_events[e.kind] = summary.safety_events.get(e.kind, 0) + 1
+                    _record_events(robot_events + events, summary, log)
                     if mock is not None:
                         success, failed = mock.reality.outcome()
                         if success or failed:
@@ -587,7 +584,7 @@ def _torque_fields(robot: Robot) -> dict[str, Any]:
     return {
         "torque": False if report.confirmed else None,
         "torque_off": report.off,
-        "unreachable": {str(k): v for k, v in report.unreachable.items()},
+        "unreachable": report.unreachable_by_name(),
     }
 
 
@@ -598,7 +595,7 @@ def _torque_summary(summary: DeploySummary, robot: Robot | None) -> None:
         # the bus never opened (or no motor ever answered): this run enabled no torque
         summary.message = f"{summary.message}; no torque was enabled".lstrip("; ")
         return
-    summary.torque_off = {"off": report.off, "unreachable": {str(k): v for k, v in report.unreachable.items()}}
+    summary.torque_off = {"off": report.off, "unreachable": report.unreachable_by_name()}
     summary.parked = robot.parked
     facts = []
     if robot.parked is not None and summary.ended != "completed":

@@ -415,6 +415,11 @@ class HardwareConfig(_Strict):
         lo, hi = max(r[0] for r in ranges), min(r[1] for r in ranges)
         return (lo, hi) if lo < hi else None
 
+    def motor_label(self, ident: int) -> str:
+        """How messages name a motor: "motor 13 (joint3)" (a bus id the config does not have: "motor 99 (?)")."""
+        joint = next((m.joint for m in self.motors if m.id == ident), "?")
+        return f"motor {ident} ({joint})"
+
     def motor(self, joint: str) -> Motor:
         for m in self.motors:
             if m.joint == joint:

@@ -166,17 +166,9 @@ class Robot:
         period = 1.0 / self.config.control.rate_hz
         goal = np.where(self.velocity_joint, 0.0, np.asarray(goal, dtype=float))
         deadline = time.monotonic() + timeout_s
-        lost = 0
         while time.monotonic() < deadline:
             t0 = time.monotonic()
-            try:
-                reading = self.read()  # also keeps the servos' bus watchdog fed
-                lost = 0
-            except (BusTimeout, CorruptReply):
-                lost += 1
-                if lost > self.config.safety.max_overruns:
-                    raise
-                continue
+            reading = self.read_patiently()  # also keeps the servos' bus watchdog fed
             here = np.where(self.velocity_joint, reading.velocity, reading.position)
             if np.all(np.abs(here - goal) < PARK_TOLERANCE):
                 return True
@@ -222,29 +214,19 @@ class Robot:
         raises a bus error: the result is :attr:`torque_report`."""
         last = self.torque_report
         if last is not None and not last.confirmed:
-            report = self.motors.torque_off(list(last.unreachable))  # the others read back off already
-            report = TorqueReport(sorted(last.off + report.off), report.unreachable, report.port_failed)
+            report = last.then(self.motors.torque_off(list(last.unreachable)))  # the others read back off already
         else:
             report = self.motors.torque_off()
         if report.port_failed:
             try:
                 self.bus.reopen()
-                again = self.motors.torque_off(list(report.unreachable))
-                report = TorqueReport(sorted(report.off + again.off), again.unreachable)
+                report = report.then(self.motors.torque_off(list(report.unreachable)))
             except DynamixelError as e:
                 for ident in report.unreachable:
                     report.unreachable[ident] += f"; reopening the port failed: {e}"
         self.torque_report = report
         self._torque_maybe_on = not report.confirmed
         return report
-
-    @property
-    def torque_off_failures(self) -> list[str]:
-        """The motors whose torque-off could not be confirmed, as text (empty when all confirmed)."""
-        if self.torque_report is None:
-            return []
-        joint = {m.id: m.joint for m in self.config.motors}
-        return [f"motor {i} ({joint.get(i, '?')}): {why}" for i, why in sorted(self.torque_report.unreachable.items())]
 
     def __enter__(self) -> Robot:
         return self
@@ -285,10 +267,9 @@ class Robot:
 
     def _check_bus_status(self, reading: JointState) -> None:
         status = self.motors.status
-        names = {m.id: m.joint for m in self.config.motors}
         if status.watchdog_tripped:
             ids = status.watchdog_tripped
-            joints = tuple(names[i] for i in ids)
+            joints = tuple(m.joint for m in self.config.motors if m.id in ids)
             self.watchdog_trips += 1
             if self.watchdog_trips > MAX_WATCHDOG_TRIPS:
                 raise SafetyStop(
@@ -313,7 +294,7 @@ class Robot:
             self._refused_reads += 1
             if self._refused_reads >= MAX_REFUSED_READS:
                 detail = "; ".join(
-                    f"motor {i} ({names[i]}): goal register {got}, sent {sent}"
+                    f"{self.config.motor_label(i)}: goal register {got}, sent {sent}"
                     for i, (got, sent) in sorted(status.goal_refused.items())
                 )
                 raise SafetyStop(f"servos refuse their goals for {self._refused_reads} cycles: {detail}")
@@ -327,10 +308,9 @@ class Robot:
         values = self.bus.sync_read(ids, self.motors._reg(ids[0], "torque_enable"))
         limp = [i for i in ids if values[i] != 1]
         if limp:
-            names = {m.id: m.joint for m in self.config.motors}
             raise SafetyStop(
                 "torque is off on "
-                + ", ".join(f"motor {i} ({names[i]})" for i in limp)
+                + ", ".join(self.config.motor_label(i) for i in limp)
                 + " while the robot is active (a servo reboot or brown-out?): the joint hangs limp"
             )
 
@@ -429,16 +409,9 @@ class TaskRobot:
         image_size: tuple[int, int] | None = None,
         crop: tuple[int, int, int, int] | None = None,
     ) -> None:
-        if task == "grasp":
-            from sim.tasks.grasp import GraspTask
+        from sim.tasks import task_class
 
-            self.task = GraspTask(robot.config)
-        elif task == "navigate":
-            from sim.tasks.navigate import NavigateTask
-
-            self.task = NavigateTask(robot.config)
-        else:
-            raise ValueError(f"unknown task {task!r}")
+        self.task = task_class(task)(robot.config)
         self.name = task
         self.robot = robot
         self.privileged = privileged

@@ -238,12 +238,11 @@ class SafetyFilter:
     def check_hardware_errors(self, errors: dict[int, int]) -> None:
         """Raise :class:`SafetyStop` naming each motor (id and joint) with a hardware error and its error bits.
         ``errors``: motor id -> Hardware Error Status register value."""
-        by_id = {m.id: m.joint for m in self.config.motors}
         found = []
         for ident, value in sorted(errors.items()):
             if value:
                 bits = decode_hardware_error(value) or [f"0x{value:02x}"]
-                found.append(f"motor {ident} ({by_id.get(ident, '?')}): {', '.join(bits)}")
+                found.append(f"{self.config.motor_label(ident)}: {', '.join(bits)}")
         if found:
             raise SafetyStop("servo hardware error: " + "; ".join(found))
 
@@ -252,7 +251,6 @@ class SafetyFilter:
         ``safety.max_temperature_c`` or whose input voltage (V) is outside the robot's range
         (:attr:`HardwareConfig.input_voltage_v`), with the reading and the threshold; a non-finite reading counts
         as out of range. ``temperature_c``, ``voltage_v``: motor id -> Present Temperature, Present Input Voltage."""
-        by_id = {m.id: m.joint for m in self.config.motors}
         limit = self.max_temperature_c
         low, high = self.input_voltage_v
         found: list[tuple[int, str]] = []
@@ -270,9 +268,7 @@ class SafetyFilter:
                 found.append((ident, f"{value:g} V above the {high:g} V maximum"))
         if found:
             found.sort(key=lambda item: item[0])
-            raise SafetyStop(
-                "servo health: " + "; ".join(f"motor {i} ({by_id.get(i, '?')}): {what}" for i, what in found)
-            )
+            raise SafetyStop("servo health: " + "; ".join(f"{self.config.motor_label(i)}: {what}" for i, what in found))
 
     def _names(self, mask: np.ndarray) -> tuple[str, ...]:
         return tuple(j for j, m in zip(self.joints, mask, strict=True) if m)

@@ -50,6 +50,9 @@ PING_PARAMS = 3
 #: Above this FTDI latency timer (ms) the bus warns: the adapter holds replies that long before sending them on.
 MAX_LATENCY_TIMER_MS = 2
 
+#: What a failing serial port raises (an unplugged adapter): turned into :class:`PortError` wherever the port is used.
+PORT_FAILURES = (OSError, termios.error, serial.SerialException)
+
 log = logging.getLogger(__name__)
 
 
@@ -127,7 +130,7 @@ class DynamixelBus:
         self._parser = PacketParser()
         # after a transaction that did not end cleanly: replies may be in flight (see the module docstring)
         self._dirty = False
-        self._failed: tuple[float, set[tuple[int, int | None]], list[int]] | None = None  # sent at, replies, ids
+        self._failed: tuple[float, set[tuple[int, int]], list[int]] | None = None  # sent at, (id, params) owed, ids
         self._heard: dict[int, float] = {}  # servo id -> when it last answered (monotonic s): fence candidates
         self.latency_timer_ms: int | None = None
         self.stats = {
@@ -173,7 +176,7 @@ class DynamixelBus:
             if self._ser is not None:
                 try:
                     self._ser.close()
-                except (OSError, termios.error, serial.SerialException):
+                except PORT_FAILURES:
                     pass  # a vanished device: nothing left to close
                 self._ser = None
 
@@ -244,7 +247,7 @@ class DynamixelBus:
                             got[pkt.ident] = pkt
                         else:
                             self.stats["mismatched"] += 1
-            except (OSError, termios.error, serial.SerialException) as e:
+            except PORT_FAILURES as e:
                 raise PortError(f"{what}: port {self.port} failed ({e}): is the adapter unplugged?") from e
             if len(got) < len(expect):
                 missing = [i for i in expect if i not in got]
@@ -305,7 +308,7 @@ class DynamixelBus:
                 if pkt.is_status and pkt.ident == ident and len(pkt.params) == PING_PARAMS:
                     self._dirty, self._failed = False, None
                     return
-                if pkt.is_status and ((pkt.ident, len(pkt.params)) in owed or (pkt.ident, None) in owed):
+                if pkt.is_status and (pkt.ident, len(pkt.params)) in owed:
                     self._late_reply(time.monotonic() - sent_at)
                 self.stats["late"] += 1
 
@@ -396,7 +399,7 @@ class DynamixelBus:
                     for pkt in self._parser.feed(data):
                         if pkt.is_status and pkt.ident in ids and len(pkt.params) == PING_PARAMS:
                             found[pkt.ident] = int.from_bytes(pkt.params[:2], "little")
-            except (OSError, termios.error, serial.SerialException) as e:
+            except PORT_FAILURES as e:
                 raise PortError(f"scan: port {self.port} failed ({e}): is the adapter unplugged?") from e
             for ident in found:
                 self._heard[ident] = time.monotonic()

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from real.dynamixel.bus import DynamixelBus, DynamixelError, HardwareAlert, PortError
-from real.dynamixel.control_table import MODELS, OperatingMode, Register
+from real.dynamixel.control_table import MODELS, OperatingMode, Register, ServoModel
 from real.hardware_config import ControlMode, HardwareConfig, Motor
 from sim.joint_state import JointState
 
@@ -55,11 +55,48 @@ def position_limit_ticks(motor: Motor) -> tuple[int, int]:
 #: Position (116, 4), Present Current/Load (126, 2), Present Velocity (128, 4) and Present Position (132, 4): the
 #: goals read back show whether the servos took the last sync write (a tripped bus watchdog refuses goals).
 STATE_START, STATE_LEN = 98, 38
-#: Byte ranges of those registers inside the state block.
-_WATCHDOG, _GOAL_VEL, _GOAL_POS = slice(0, 1), slice(6, 10), slice(18, 22)
-_EFFORT, _VEL, _POS = slice(28, 30), slice(30, 34), slice(34, 38)
 #: Bus Watchdog's value after a trip (-1 in the e-manual): goals are refused until the host writes 0.
 WATCHDOG_TRIPPED = 0xFF
+
+
+def _in_state(reg: Register) -> slice:
+    """Where register ``reg`` lies in the state block read each cycle."""
+    start = reg.address - STATE_START
+    if start < 0 or start + reg.size > STATE_LEN:
+        raise ValueError(f"{reg.name} (address {reg.address}) is outside the state block {STATE_START}+{STATE_LEN}")
+    return slice(start, start + reg.size)
+
+
+@dataclass(frozen=True)
+class _StateLayout:
+    """One motor's registers in the state block: (register, where it lies) for the effort (Present Current, or
+    Present Load on models without current sensing), velocity, position, the goal its mode takes, and the bus
+    watchdog."""
+
+    effort: tuple[Register, slice]
+    velocity: tuple[Register, slice]
+    position: tuple[Register, slice]
+    goal: tuple[Register, slice]
+    watchdog: slice
+
+    @classmethod
+    def of(cls, model: ServoModel, mode: ControlMode) -> _StateLayout:
+        def at(name: str) -> tuple[Register, slice]:
+            reg = model.register(name)
+            return reg, _in_state(reg)
+
+        return cls(
+            effort=at("present_current" if "present_current" in model.registers else "present_load"),
+            velocity=at("present_velocity"),
+            position=at("present_position"),
+            goal=at("goal_velocity" if mode == ControlMode.velocity else "goal_position"),
+            watchdog=_in_state(model.register("bus_watchdog")),
+        )
+
+
+def _decode(field: tuple[Register, slice], data: bytes) -> int:
+    reg, where = field
+    return reg.decode(data[where])
 
 
 @dataclass
@@ -75,12 +112,19 @@ class TorqueReport:
     def confirmed(self) -> bool:
         return not self.unreachable
 
+    def then(self, retry: TorqueReport) -> TorqueReport:
+        """This pass followed by ``retry`` over its unreachable motors: the motors either read back off."""
+        return TorqueReport(sorted(self.off + retry.off), retry.unreachable, retry.port_failed)
+
+    def unreachable_by_name(self) -> dict[str, str]:
+        """``unreachable`` with string keys, as JSON (the summary, the log) has them."""
+        return {str(k): v for k, v in self.unreachable.items()}
+
     def describe(self, config: HardwareConfig) -> str:
         """One line for a summary: "torque off (read back on all 5 motors)" or which motors to cut power to."""
         if self.confirmed:
             return f"torque off (read back on all {len(self.off)} motors)"
-        joint = {m.id: m.joint for m in config.motors}
-        bad = "; ".join(f"motor {i} ({joint.get(i, '?')}): {why}" for i, why in sorted(self.unreachable.items()))
+        bad = "; ".join(f"{config.motor_label(i)}: {why}" for i, why in sorted(self.unreachable.items()))
         ids = ", ".join(str(i) for i in sorted(self.unreachable))
         return (
             f"TORQUE NOT CONFIRMED OFF on {bad}; torque off read back on {sorted(self.off)}: cut power to motor(s) "
@@ -111,6 +155,7 @@ class MotorBus:
         self._off = np.array([m.offset for m in self.motors], dtype=float)
         self._scale = np.array([m.scale for m in self.motors], dtype=float)
         self._state_reg = Register("present_state", STATE_START, STATE_LEN, "R")
+        self._layout = [_StateLayout.of(self.models[m.id], m.mode) for m in self.motors]
         self.last_sent: dict[int, int] = {}  # motor id -> raw goal of the last write
         self.status = BusStatus()
 
@@ -206,19 +251,11 @@ class MotorBus:
             self.bus.write(ident, reg, 0)
             self.bus.write(ident, reg, reg.from_si(bus_watchdog_s))
 
-    def set_torque(self, on: bool, best_effort: bool = False) -> list[str]:
-        """Torque on or off on every motor. ``best_effort``: go on past a motor that fails (a hardware alert: it has
-        already cut its own torque; or no answer) and return the failures, so one motor never keeps the others
-        powered; otherwise the first failure raises."""
-        failures = []
+    def set_torque(self, on: bool) -> None:
+        """Torque on or off on every motor; the first failure raises. (Turning torque off on the way out of a run is
+        :meth:`torque_off`, which goes on past failures and reads the result back.)"""
         for m in self.motors:
-            try:
-                self.bus.write(m.id, self._reg(m.id, "torque_enable"), int(on))
-            except (DynamixelError, OSError) as e:
-                if not best_effort:
-                    raise
-                failures.append(f"motor {m.id} ({m.joint}): {e}")
-        return failures
+            self.bus.write(m.id, self._reg(m.id, "torque_enable"), int(on))
 
     # -- units ----------------------------------------------------------------------------------------------
     def _joint_to_ticks(self, m, joint_value: float) -> int:
@@ -233,20 +270,16 @@ class MotorBus:
         raw = read(self.ids, self._state_reg)
         pos, vel, eff = np.zeros(len(self.ids)), np.zeros(len(self.ids)), np.zeros(len(self.ids))
         status = BusStatus()
-        for k, (i, m) in enumerate(zip(self.ids, self.motors, strict=True)):
+        for k, (i, layout) in enumerate(zip(self.ids, self._layout, strict=True)):
             data = raw[i].to_bytes(STATE_LEN, "little")
-            model = self.models[i]
-            effort_reg = model.registers.get("present_current") or model.register("present_load")
-            eff[k] = effort_reg.to_si(effort_reg.decode(data[_EFFORT]))
-            vel[k] = model.register("present_velocity").to_si(model.register("present_velocity").decode(data[_VEL]))
-            pos[k] = model.register("present_position").to_si(model.register("present_position").decode(data[_POS]))
-            if data[_WATCHDOG][0] == WATCHDOG_TRIPPED:
+            eff[k] = layout.effort[0].to_si(_decode(layout.effort, data))
+            vel[k] = layout.velocity[0].to_si(_decode(layout.velocity, data))
+            pos[k] = layout.position[0].to_si(_decode(layout.position, data))
+            if data[layout.watchdog][0] == WATCHDOG_TRIPPED:
                 status.watchdog_tripped.append(i)
-            if i in self.last_sent:
-                name = "goal_velocity" if m.mode == ControlMode.velocity else "goal_position"
-                goal = model.register(name).decode(data[_GOAL_VEL if name == "goal_velocity" else _GOAL_POS])
-                if goal != self.last_sent[i]:
-                    status.goal_refused[i] = (goal, self.last_sent[i])
+            goal = _decode(layout.goal, data)
+            if i in self.last_sent and goal != self.last_sent[i]:
+                status.goal_refused[i] = (goal, self.last_sent[i])
         stamp = time.monotonic_ns()
         self.status = status
         return JointState(

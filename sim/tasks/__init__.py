@@ -1,1 +1,22 @@
 """Task code shared by the simulated and the hardware robots."""
+
+from __future__ import annotations
+
+from typing import Any
+
+#: The robot kind (hardware config ``kind``) each task drives.
+TASK_ROBOT_KINDS = {"grasp": "arm", "navigate": "diff_drive"}
+
+
+def task_class(task: str) -> Any:
+    """The task code class of ``task`` (:class:`~sim.tasks.grasp.GraspTask` or
+    :class:`~sim.tasks.navigate.NavigateTask`); ValueError for another name."""
+    if task == "grasp":
+        from sim.tasks.grasp import GraspTask
+
+        return GraspTask
+    if task == "navigate":
+        from sim.tasks.navigate import NavigateTask
+
+        return NavigateTask
+    raise ValueError(f"unknown task {task!r}; known: {', '.join(TASK_ROBOT_KINDS)}")
