@@ -191,6 +191,17 @@ class BundlePolicy:
         """Start of an episode (the bundled networks are feed-forward: nothing to clear)."""
 
     @property
+    def trained_frame_age_s(self) -> float:
+        """The oldest camera frame (s from its capture to the step) this policy saw in training: the top of its
+        randomization's ``camera.frame_age`` range, 0 when it trained on fresh frames only."""
+        from sim.randomization.config import largest_value, parse_randomization
+
+        recorded = (self.meta.get("randomization") or {}).get("config")  # {source, config}: as training wrote it
+        if not recorded:
+            return 0.0
+        return largest_value(parse_randomization(recorded, "bundle randomization"), "camera.frame_age", 0.0)
+
+    @property
     def normalization(self) -> tuple[np.ndarray, np.ndarray]:
         """(mean, std) of the flat observation (a camera student's: of its proprioception), copies."""
         return self._mean.copy(), self._std.copy()

@@ -433,6 +433,7 @@ def _cmd_deploy(args: argparse.Namespace) -> int:
                 reality=args.reality,
                 seed=args.seed,
                 adapt=args.adapt,
+                max_frame_age_s=args.max_frame_age,
                 status=not args.quiet,
             ),
             restore_signals=False,  # this process only prints the summary and exits: later signals are ignored
@@ -456,7 +457,8 @@ def _cmd_deploy(args: argparse.Namespace) -> int:
     if camera.get("frame_age_ms_p50") is not None:
         print(
             f"  camera frames acted on: age p50 {camera['frame_age_ms_p50']} ms, p90 {camera['frame_age_ms_p90']} ms, "
-            f"max {camera['frame_age_ms_max']} ms (host arrival to use)"
+            f"max {camera['frame_age_ms_max']} ms ({camera.get('frame_age_from', 'arrival')} to use; older than "
+            f"{camera.get('max_frame_age_ms')} ms: held)"
         )
     for note in summary.notes:
         print(f"  note: {note}")
@@ -1002,6 +1004,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--reality", help="mock robots: domain file of the simulated reality (default: nominal)")
     p.add_argument("--seed", type=int, default=3_000_000, help="mock robots: seed of the first episode's scene")
     p.add_argument("--adapt", action="store_true", help="a bundle with an online estimator acts on its estimate")
+    p.add_argument(
+        "--max-frame-age",
+        type=float,
+        help="s: a camera policy holds instead of acting on an older frame (default: the oldest it trained on, "
+        "at least one control period)",
+    )
     p.add_argument("--json", help="write the summary here")
     p.add_argument("--quiet", action="store_true", help="no live status line")
     p.set_defaults(func=_cmd_deploy)

@@ -147,7 +147,9 @@ class DeployConfig:
     adapt: bool = False  # a bundle with an estimator acts on its estimate (else: refused)
     log_cameras: bool = False  # also log color and depth when the robot has cameras the policy does not use
     bus_faults: dict[str, float] | None = None  # mock robots: Faults fields for every servo, e.g. drop_probability
-    max_frame_age_s: float = 0.5  # a camera policy does not act on a frame older than this: it holds
+    # a camera policy does not act on a frame older than this (it holds); default: the oldest frame it was trained
+    # on (the bundle's camera.frame_age range), at least one control period
+    max_frame_age_s: float | None = None
     max_stall_s: float = 2.0  # and the run stops when no frame has come for this long
     camera_stall: tuple[float, float] | None = None  # mock robots: silence the camera at T s for D s (a test)
     status: bool = True  # the live status line on stderr
@@ -294,6 +296,14 @@ def deploy(cfg: DeployConfig, hardware: MockHardware | None = None, restore_sign
     max_steps = cfg.max_steps or _episode_length(policy.task)
     period = 1.0 / config.control.rate_hz
     summary = DeploySummary(robot=config.name, policy=str(cfg.policy), log=cfg.log)
+    max_frame_age_s = cfg.max_frame_age_s
+    if max_frame_age_s is None:
+        max_frame_age_s = max(policy.trained_frame_age_s, period)
+        if "rgb" in keys and policy.trained_frame_age_s < period:
+            summary.notes.append(
+                f"the policy trained on frames at most {policy.trained_frame_age_s * 1e3:.0f} ms old; "
+                f"frames up to one control period ({period * 1e3:.0f} ms) are acted on"
+            )
     if config.mock is not None and hardware is None:
         from real.reality import check_reality_domain
 
@@ -309,7 +319,8 @@ def deploy(cfg: DeployConfig, hardware: MockHardware | None = None, restore_sign
     mock = camera = log = robot = None
     cycle_ms: list[float] = []
     act_ms: list[float] = []
-    frame_age_ms: list[float] = []  # per acted-on frame: host arrival to the observation built from it
+    frame_age_ms: list[float] = []  # per acted-on frame: its capture (else host arrival) to the observation
+    frames_stamped = False  # the camera stamps its frames in host time (Frame.capture_time_ns)
     late_ms: list[float] = []
     overruns = stalled_cycles = 0
     status = _Status(cfg.status)
@@ -395,10 +406,10 @@ def deploy(cfg: DeployConfig, hardware: MockHardware | None = None, restore_sign
                     frame = None
                     if camera is not None:
                         try:
-                            frame = camera.read_latest(max_age=cfg.max_frame_age_s)
+                            frame = camera.read_latest(max_age=max_frame_age_s)
                         except CameraError:
                             frame = None  # a stalled camera: counted by the camera, held below
-                    age_ms = None if frame is None else (time.monotonic_ns() - frame.host_time_ns) / 1e6
+                    age_ms = None if frame is None else (time.monotonic_ns() - frame.taken_ns) / 1e6
                     try:
                         obs = task.read(frame)
                     except (BusTimeout, CorruptReply) as e:
@@ -429,6 +440,7 @@ def deploy(cfg: DeployConfig, hardware: MockHardware | None = None, restore_sign
                         stall_since = None
                         if age_ms is not None:
                             frame_age_ms.append(age_ms)
+                            frames_stamped = frame.capture_time_ns is not None
                         t0 = time.monotonic()
                         action = policy.act(obs)
                         act_ms.append((time.monotonic() - t0) * 1e3)
@@ -456,7 +468,10 @@ def deploy(cfg: DeployConfig, hardware: MockHardware | None = None, restore_sign
                                 "cycle": step,
                                 "late_s": late,
                                 "act_ms": act_ms[-1] if act_ms else None,
-                                "frame_age_ms": age_ms,
+                                "frame_age_ms": age_ms,  # capture (else arrival) to the observation
+                                "frame_number": None if frame is None else frame.frame_number,
+                                "frame_captured_ns": None if frame is None else frame.capture_time_ns,
+                                "frame_arrived_ns": None if frame is None else frame.host_time_ns,
                             },
                         )
                         if frame is not None:
@@ -478,7 +493,8 @@ def deploy(cfg: DeployConfig, hardware: MockHardware | None = None, restore_sign
                     rate = 1e3 / np.mean(cycle_ms[-20:]) if cycle_ms else 0.0
                     status.show(
                         f"episode {ep + 1}/{cfg.episodes} step {steps} | {rate:.1f} Hz | overruns {overruns} | "
-                        f"act {act_ms[-1]:.1f} ms{estimate}"
+                        + (f"act {act_ms[-1]:.1f} ms" if action is not None else "holding: no fresh frame")
+                        + estimate
                     )
                     next_t += period
                     delay = next_t - time.monotonic()
@@ -517,10 +533,12 @@ def deploy(cfg: DeployConfig, hardware: MockHardware | None = None, restore_sign
         status.done()
         if camera is not None:
             summary.camera = {k: v for k, v in asdict(camera.stats).items() if not k.startswith("_")}
-            if frame_age_ms:  # how old the frames the policy acted on were (host arrival to use)
+            summary.camera["max_frame_age_ms"] = round(max_frame_age_s * 1e3, 2)
+            if frame_age_ms:  # how old the frames the policy acted on were (capture, else host arrival, to use)
                 summary.camera.update(
                     {f"frame_age_ms_{name}": round(float(np.percentile(frame_age_ms, q)), 2) for name, q in AGE_STATS}
                 )
+                summary.camera["frame_age_from"] = "capture" if frames_stamped else "arrival"
             camera.disconnect()
         _torque_summary(summary, robot)
         if robot is not None:

@@ -158,10 +158,15 @@ def test_frames_carry_numbers_and_timestamps(scene):
         stats = cam.stats
     numbers = [f.frame_number for f in frames]
     assert numbers == sorted(numbers) and len(set(numbers)) == 4
-    for f in frames:
-        assert f.device_time_ms == pytest.approx(f.frame_number * 1000.0 / 30)
+    stamps = [f.device_time_ms for f in frames]
+    assert stamps == sorted(stamps)
     hosts = [f.host_time_ns for f in frames]
     assert hosts == sorted(hosts) and hosts[-1] <= time.monotonic_ns()
+    # the simulated D435 stamps in host time, as a real one with global time does: the capture precedes the arrival
+    # by the render and the SDK's hand-over (tens of ms, well under a second)
+    for f in frames:
+        assert f.capture_time_ns is not None
+        assert 0 <= f.host_time_ns - f.capture_time_ns < 1e9
     assert stats.frames >= 4 and stats.fps > 0
 
 

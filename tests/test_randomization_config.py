@@ -279,10 +279,11 @@ def test_a_config_extends_another(tmp_path):
     more = load_randomization(tmp_path / "more.yaml", "grasp")
     assert [t.name for t in more.terms] == [*names, "table_mass"] and more.strength == 0.5
     assert more.term("depth_noise_scale").distribution.high == 14.0
-    shipped = load_randomization("sim/randomization/variants/grasp_wide_depth_noise.yaml", "grasp")
-    assert [t.model_dump(exclude={"source"}) for t in shipped.terms] == [
+    shipped = load_randomization("sim/randomization/variants/grasp_student.yaml", "grasp")
+    assert [t.model_dump(exclude={"source"}) for t in shipped.terms if t.name != "camera_frame_age"] == [
         t.model_dump(exclude={"source"}) for t in config.terms
-    ]  # the shipped grasp student's domain is this one
+    ]  # the grasp student's domain is this one, with stale frames (a chain of two extends)
+    assert shipped.term("camera_frame_age").every_steps == 1
     (tmp_path / "a.yaml").write_text(yaml.safe_dump({"extends": "b.yaml"}))
     (tmp_path / "b.yaml").write_text(yaml.safe_dump({"extends": "a.yaml"}))
     with pytest.raises(RandomizationError, match="loops back"):
@@ -296,3 +297,50 @@ def test_a_config_extends_another(tmp_path):
     (tmp_path / "gone.yaml").write_text(yaml.safe_dump({"extends": "missing.yaml"}))
     with pytest.raises(RandomizationError, match="missing.yaml: no such randomization config"):
         load_randomization(tmp_path / "gone.yaml", "grasp")
+
+
+def test_hsv_colors_reach_dark_and_grey_surfaces_and_shrink_toward_the_nominal_color():
+    """An hsv term draws RGB colors whose value and saturation are uniform: about a quarter darker than value
+    0.25 (a uniform RGB draw: 1 in 64), grey ones as often; at strength 0 the nominal color, in between a blend."""
+    from sim.randomization.config import hsv_to_rgb
+
+    term = Term(name="c", target="texture.table.color", operation="set", distribution={"type": "hsv"})
+    rng = np.random.default_rng(0)
+    colors = np.array([sample_term(term, rng, 1.0, [0.6, 0.5, 0.4]) for _ in range(4000)])
+    assert colors.shape == (4000, 3) and colors.min() >= 0.0 and colors.max() <= 1.0
+    value, low = colors.max(axis=1), colors.min(axis=1)
+    saturation = np.where(value > 0, (value - low) / np.maximum(value, 1e-9), 0.0)
+    assert 0.2 < (value < 0.25).mean() < 0.3
+    assert 0.15 < (saturation < 0.2).mean() < 0.25
+    uniform_rgb = np.random.default_rng(0).uniform(0, 1, (4000, 3))
+    assert (uniform_rgb.max(axis=1) < 0.25).mean() < 0.03  # what the HSV draw is for
+    assert sample_term(term, np.random.default_rng(1), 0.0, [0.6, 0.5, 0.4]) == [0.6, 0.5, 0.4]
+    half = sample_term(term, np.random.default_rng(1), 0.5, [0.6, 0.5, 0.4])
+    full = sample_term(term, np.random.default_rng(1), 1.0, [0.6, 0.5, 0.4])
+    np.testing.assert_allclose(half, (np.array(full) + [0.6, 0.5, 0.4]) / 2)
+    # the hexcone conversion at the primaries and a grey
+    assert hsv_to_rgb(0.0, 1.0, 1.0) == [1.0, 0.0, 0.0]
+    assert hsv_to_rgb(1 / 3, 1.0, 1.0) == [0.0, 1.0, 0.0]
+    np.testing.assert_allclose(hsv_to_rgb(2 / 3, 1.0, 0.5), [0.0, 0.0, 0.5], atol=1e-12)
+    assert hsv_to_rgb(0.3, 0.0, 0.2) == [0.2, 0.2, 0.2]
+    narrow = Term(
+        name="d", target="x", operation="set", distribution={"type": "hsv", "value": [0.0, 0.1], "saturation": [0, 0]}
+    )
+    dark = sample_term(narrow, np.random.default_rng(2), 1.0, [0.5, 0.5, 0.5])
+    assert max(dark) <= 0.1 and max(dark) == min(dark)
+    for bad in ({"type": "hsv", "value": [0.5, 0.2]}, {"type": "hsv", "hue": [0.0, 1.5]}):
+        with pytest.raises(ValueError, match="low <= high"):
+            Term(name="e", target="x", operation="set", distribution=bad)
+    with pytest.raises(ValueError, match="operation 'set', size 3"):
+        Term(name="f", target="x", operation="add", distribution={"type": "hsv"})
+
+
+def test_the_oldest_trained_frame_is_the_top_of_the_frame_age_range():
+    """``largest_value``: what deploy reads from a bundle's recorded randomization as its oldest acceptable frame."""
+    from sim.randomization.config import largest_value
+
+    stale = load_randomization("sim/randomization/variants/stale_frames.yaml", "grasp")
+    assert largest_value(stale, "camera.frame_age", 0.0) == pytest.approx(0.18)
+    assert largest_value(stale.model_copy(update={"strength": 0.5}), "camera.frame_age", 0.0) == pytest.approx(0.09)
+    assert largest_value(load_randomization("default", "grasp"), "camera.frame_age", 0.0) == 0.0
+    assert largest_value(load_randomization("default", "grasp"), "object.mass", 0.05) > 0.05

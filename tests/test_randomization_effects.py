@@ -308,7 +308,7 @@ def test_default_randomization_varies_the_domain(grasp):
 
 
 def _two_values(term):
-    from sim.randomization.config import Choice, LogUniform, Normal, Uniform
+    from sim.randomization.config import Choice, Hsv, LogUniform, Normal, Uniform, hsv_to_rgb
 
     d = term.distribution
     size = term.size or 1
@@ -319,6 +319,8 @@ def _two_values(term):
 
     if isinstance(d, Choice):
         return d.options[0], d.options[1]
+    if isinstance(d, Hsv):  # the darkest grey and the brightest saturated color of the ranges
+        return hsv_to_rgb(d.hue[0], d.saturation[0], d.value[0]), hsv_to_rgb(d.hue[1], d.saturation[1], d.value[1])
     if isinstance(d, Uniform | LogUniform):
         return shaped(d.low), shaped(d.high)
     assert isinstance(d, Normal)
@@ -433,5 +435,33 @@ def test_a_stale_camera_frame_is_the_view_of_earlier_in_the_step(task):
         moved += int(np.any(obs_f["rgb"] != previous))
         previous = obs_f["rgb"]
     assert moved >= 3  # the view changed from step to step, so equality above is not trivial
+    fresh.close()
+    stale.close()
+
+
+@pytest.mark.parametrize("task", ["s2r/Grasp-v0", "s2r/Navigate-v0"])
+def test_a_frame_two_periods_old_is_the_view_of_the_step_before_and_leaves_the_physics_alone(task):
+    """``camera.frame_age`` of two control periods reaches into the previous period (rendered in a saved state):
+    the frame a fresh camera showed two steps earlier (the reset's view at the first step). Saving and restoring
+    the state to render changes nothing in the simulation: proprioception stays equal to the fresh env's."""
+    fresh = gym.make(task, obs_mode="rgbd", randomization="none")
+    stale = gym.make(task, obs_mode="rgbd", randomization="none")
+    period = fresh.unwrapped.config.control_period
+    obs_f, _ = fresh.reset(seed=4)
+    obs_s, _ = stale.reset(seed=4, options={"params": {"camera.frame_age": 2 * period}})
+    action = np.ones(fresh.action_space.shape, np.float32) * 0.8
+    views = [obs_f["rgb"], obs_f["rgb"]]  # before the first step, the reset's view stands for both
+
+    def pixels_apart(a: np.ndarray, b: np.ndarray) -> int:
+        return int(np.any(a != b, axis=2).sum())
+
+    for _ in range(5):
+        obs_f, *_ = fresh.step(action)
+        obs_s, *_ = stale.step(action)
+        # a restored state places the links within float rounding of where they were: an edge pixel may flip
+        assert pixels_apart(obs_s["rgb"], views[-2]) <= 4
+        assert pixels_apart(obs_s["rgb"], obs_f["rgb"]) > 50  # not the fresh view: the comparison above means it
+        np.testing.assert_array_equal(obs_s["proprio"], obs_f["proprio"])
+        views.append(obs_f["rgb"])
     fresh.close()
     stale.close()

@@ -136,7 +136,8 @@ class ThreadedCamera(ABC):
 
     def read_latest(self, max_age: float = 0.1) -> Frame:
         """The newest frame without waiting; :class:`StaleFrame` if there is none or it is older than
-        ``max_age`` s (host clock). Frames older than it are marked read."""
+        ``max_age`` s (host clock, from its capture when the camera's clock is the host's, else from its arrival:
+        :attr:`Frame.taken_ns`). Frames older than it are marked read."""
         with self._cond:
             frame = self._latest
             if frame is not None:
@@ -144,7 +145,7 @@ class ThreadedCamera(ABC):
                 self._cond.notify_all()
         if frame is None:
             raise StaleFrame(f"camera {self.name!r}: no frame received yet")
-        age = (time.monotonic_ns() - frame.host_time_ns) / 1e9
+        age = (time.monotonic_ns() - frame.taken_ns) / 1e9
         if age > max_age:
             raise StaleFrame(
                 f"camera {self.name!r}: newest frame (#{frame.frame_number}) is {age * 1e3:.0f} ms old, "

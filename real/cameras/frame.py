@@ -53,13 +53,21 @@ class CameraIntrinsics:
 class Frame:
     """One capture. ``color``: HxWx3 uint8 RGB; ``depth``: HxW float32 metres aligned to color (0 = no reading),
     or None for a camera without depth. ``host_time_ns``: ``time.monotonic_ns()`` when the frame reached the host;
-    ``device_time_ms``: the camera's own timestamp; ``frame_number``: the camera's counter."""
+    ``device_time_ms``: the camera's own timestamp; ``frame_number``: the camera's counter;
+    ``capture_time_ns``: when the image was taken, on the host's monotonic clock, for a camera whose timestamps are
+    in the host's time (a RealSense in global or system time); None when only the arrival is known."""
 
     color: np.ndarray
     depth: np.ndarray | None
     host_time_ns: int
     device_time_ms: float
     frame_number: int
+    capture_time_ns: int | None = None
+
+    @property
+    def taken_ns(self) -> int:
+        """Host monotonic time of the capture when known, else of the arrival (a lower bound on the frame's age)."""
+        return self.host_time_ns if self.capture_time_ns is None else self.capture_time_ns
 
 
 @dataclass

@@ -431,7 +431,14 @@ class RealSenseCamera(ThreadedCamera):
         color = np.array(color_frame.get_data(), dtype=np.uint8, copy=True)
         if self._bgr:
             color = np.ascontiguousarray(color[:, :, ::-1])
-        return Frame(color, depth, host_ns, float(frames.get_timestamp()), int(color_frame.get_frame_number()))
+        stamp_ms = float(frames.get_timestamp())
+        captured = None
+        domains = self._rs.timestamp_domain
+        if frames.get_frame_timestamp_domain() in (domains.global_time, domains.system_time):
+            # the stamp is in the host's wall-clock time: the latency from capture to arrival, on the monotonic clock
+            wall_at_arrival_ns = time.time_ns() - (time.monotonic_ns() - host_ns)
+            captured = host_ns - max(0, wall_at_arrival_ns - int(stamp_ms * 1e6))
+        return Frame(color, depth, host_ns, stamp_ms, int(color_frame.get_frame_number()), captured)
 
     def _close(self) -> None:
         self.source.stop()

@@ -2,9 +2,10 @@
 
 :class:`SimulatedRealSense` declares a depth sensor (Z16, depth unit 1 mm, the D400 default) and a color sensor
 (RGB8) with their intrinsics and the depth-to-color extrinsics, and pushes frames from a renderer at the
-configured rate with hardware-clock timestamps and frame numbers. :class:`~real.cameras.realsense.SoftwareSource`
-reads them through ``rs.syncer`` and :class:`~real.cameras.realsense.RealSenseCamera` aligns and converts them with
-exactly the code it runs on a real device. With ``record_to=PATH.db3`` librealsense's own recorder writes what the
+configured rate with frame numbers and host-time timestamps of when each image was taken.
+:class:`~real.cameras.realsense.SoftwareSource` reads them through ``rs.syncer`` and
+:class:`~real.cameras.realsense.RealSenseCamera` aligns and converts them with exactly the code it runs on a real
+device. With ``record_to=PATH.db3`` librealsense's own recorder writes what the
 device streams, which :class:`~real.cameras.realsense.RecordingSource` plays back.
 
 Depth is rendered from the depth imager's viewpoint (``depth_view="imager"``: its own intrinsics, 15 mm from the
@@ -216,7 +217,8 @@ class SimulatedRealSense:
                 self._stop.wait(period)
                 next_tick = time.monotonic()
                 continue
-            self.push(self.render())
+            taken_ms = time.time() * 1e3  # the scene's state is read at the start of the render
+            self.push(self.render(), taken_ms)
             next_tick += period
             delay = next_tick - time.monotonic()
             if delay > 0:
@@ -234,12 +236,14 @@ class SimulatedRealSense:
             return color_frame.color, color_frame.depth
         return color_frame.color, self.renderer(self.depth_intrinsics, self._depth_offset).depth
 
-    def push(self, images: tuple[np.ndarray, np.ndarray | None]) -> int:
-        """Push one color (+ metric depth) pair as the next frame; returns its frame number."""
+    def push(self, images: tuple[np.ndarray, np.ndarray | None], taken_ms: float | None = None) -> int:
+        """Push one color (+ metric depth) pair as the next frame; returns its frame number. ``taken_ms``: when the
+        image was taken, host wall-clock ms (default: now); the frame carries it as a system-time timestamp, as a
+        D400 with global time enabled stamps its frames in the host's time."""
         color, depth = images
         self.frames_pushed += 1
         number = self.frames_pushed
-        stamp_ms = number * 1000.0 / self.fps
+        stamp_ms = time.time() * 1e3 if taken_ms is None else float(taken_ms)
         self.push_times[number] = time.monotonic_ns()
         self._push_order.append(number)
         if len(self._push_order) > 1000:
@@ -259,7 +263,7 @@ class SimulatedRealSense:
         frame.stride = pixels.shape[1] * bpp
         frame.bpp = bpp
         frame.timestamp = stamp_ms
-        frame.domain = rs.timestamp_domain.hardware_clock
+        frame.domain = rs.timestamp_domain.system_time
         frame.frame_number = number
         frame.profile = profile
         return frame

@@ -44,6 +44,7 @@ from sim.randomization.config import (
     RandomizationConfig,
     RandomizationError,
     apply_operation,
+    largest_value,
     load_domain,
     load_randomization,
     sample_term,
@@ -129,6 +130,10 @@ class RobotEnv(gym.Env):
         self.image_noise = ImageNoise(ImageNoiseParams(), 0)
         self.task_rng = self.domain_rng = np.random.default_rng(0)  # replaced at every reset
         self._early_frame: RenderedFrame | None = None  # the frame this step took before its end (_advance)
+        # PyBullet saved states before each tick of the last control period, kept while frames may be older than one
+        # period (:meth:`_advance`)
+        self._period_states: list[int] = []
+        self._frames_may_be_late = False
         self._params_version = 0  # bumped whenever params / domain change
         self._info_cache_version = -1
         self._info_cache: tuple[dict[str, Any], dict[str, Any]] = ({}, {})
@@ -223,6 +228,7 @@ class RobotEnv(gym.Env):
     # -- world ----------------------------------------------------------------------------------------------
     def _new_world(self) -> None:
         c = self.client
+        self._drop_period_states()
         p.resetSimulation(physicsClientId=c)
         p.setPhysicsEngineParameter(
             fixedTimeStep=1.0 / self.config.sim.physics_hz,
@@ -240,11 +246,14 @@ class RobotEnv(gym.Env):
         """Texture and color of a scene element: ``parts`` lists (body, link, nominal RGBA).
 
         A texture spans a whole face; ``repeat`` multiplies the pattern frequency for large elements (a floor or a
-        wall) so that pattern cells stay a few to tens of centimetres wide.
+        wall) so that pattern cells stay a few to tens of centimetres wide. Every part moves by the same RGB offset:
+        the element's base color (``texture.<element>.color``) minus its nominal one, plus the color shift.
         """
         prm, c = self.params, self.client
         pattern = prm[f"texture.{element}.pattern"]
-        shift = np.asarray(prm[f"texture.{element}.color_shift"], dtype=float)
+        base_nominal = np.asarray(self.targets[f"texture.{element}.color"].nominal, dtype=float)
+        shift = np.asarray(prm[f"texture.{element}.color"], dtype=float) - base_nominal
+        shift = shift + np.asarray(prm[f"texture.{element}.color_shift"], dtype=float)
         texture_id = None
         if pattern != "flat":
             base = np.clip(np.asarray(parts[0][2][:3]) + shift, 0, 1)
@@ -343,18 +352,50 @@ class RobotEnv(gym.Env):
     # -- per-step helpers -----------------------------------------------------------------------------------
     def _advance(self, before_tick: Callable[[], None] | None = None) -> None:
         """One control period of physics. A camera env takes its frame ``camera.frame_age`` s before the period
-        ends (at most the whole period: the frame of the step's start), as a real camera's frame is older than the
-        joint readings when the policy acts; :meth:`camera_observation` then shows that frame."""
+        ends, as a real camera's frame is older than the joint readings when the policy acts;
+        :meth:`camera_observation` then shows that frame. An age of up to two periods reaches into the previous
+        period: while the randomization can give one, the state after each tick is saved (PyBullet ``saveState``,
+        0.3 ms) and the frame is rendered in the saved state, then the present one is restored exactly."""
         substeps = self._substeps_now()
         self._early_frame = None
         age = float(self.params["camera.frame_age"]) if self.obs_mode == "rgbd" else 0.0
-        early = min(substeps, int(round(age * self.config.sim.physics_hz)))
-        if early > 0:
+        early = int(round(age * self.config.sim.physics_hz))
+        if early > substeps:  # taken during the previous period (its start, at most; or the reset's state)
+            back = early - substeps
+            saved = self._period_states
+            self._early_frame = self._render_in_state(saved[max(0, len(saved) - back)] if saved else None)
+            early = 0
+        if self._frames_may_be_late:
+            self._drop_period_states()
+            for tick in range(substeps):  # saved: the state after 0, 1, ... substeps - 1 ticks of this period
+                self._period_states.append(p.saveState(physicsClientId=self.client))
+                if tick == substeps - early and early > 0:
+                    self._early_frame = self.render_camera(self.intrinsics_render)
+                self.robot.step(1, before_tick=before_tick)
+        elif early > 0:
             self.robot.step(substeps - early, before_tick=before_tick)
             self._early_frame = self.render_camera(self.intrinsics_render)
             self.robot.step(early, before_tick=before_tick)
         else:
             self.robot.step(substeps, before_tick=before_tick)
+
+    def _render_in_state(self, state: int | None) -> RenderedFrame:
+        """The camera's frame in a saved state (None: the present one); the present state is restored exactly."""
+        if state is None:
+            return self.render_camera(self.intrinsics_render)
+        c = self.client
+        now = p.saveState(physicsClientId=c)
+        try:
+            p.restoreState(state, physicsClientId=c)
+            return self.render_camera(self.intrinsics_render)
+        finally:
+            p.restoreState(now, physicsClientId=c)
+            p.removeState(now, physicsClientId=c)
+
+    def _drop_period_states(self) -> None:
+        for state in self._period_states:
+            p.removeState(state, physicsClientId=self.client)
+        self._period_states = []
 
     def _substeps_now(self) -> int:
         """Physics ticks in this control step: the nominal period, jittered by ``control.period_jitter``."""
@@ -437,6 +478,10 @@ class RobotEnv(gym.Env):
         self._setup_camera()
         self._setup_light()
         self._setup_image_noise()
+        # frames may be older than one control period this episode: _advance saves the state after every tick
+        oldest = largest_value(self.randomization, "camera.frame_age", float(self.nominal["camera.frame_age"]))
+        oldest = max(oldest, float(self.params["camera.frame_age"]))  # a pinned age
+        self._frames_may_be_late = self.obs_mode == "rgbd" and oldest > self.config.control_period
 
     def _info(self, privileged: dict[str, Any], success: bool) -> dict[str, Any]:
         """Info of a reset or step. ``params`` and ``domain`` are fresh dicts each call; their list values are

@@ -1,8 +1,9 @@
 """Declarative domain randomization: a YAML list of terms, validated, sampled with one seeded generator.
 
 A term names the domain value it produces (``name``), the env parameter it changes (``target``), a distribution
-(uniform, log_uniform, normal, choice), an operation (``set``, ``add`` or ``scale``, always applied to the target's
-cached nominal value, so repeated resets never drift) and when it fires (episode start, or also every N steps).
+(uniform, log_uniform, normal, choice, or hsv: an RGB colour drawn uniformly in hue, saturation and value), an
+operation (``set``, ``add`` or ``scale``, always applied to the target's cached nominal value, so repeated resets
+never drift) and when it fires (episode start, or also every N steps).
 
 A sampled *domain* is a flat dict ``name -> value`` (a float, a list of floats, or a string for choices). It is
 what ``info["domain"]`` shows, what logs and reports record, and what a domain file pins.
@@ -91,7 +92,34 @@ class Choice(_Strict):
         return self
 
 
-Distribution = Annotated[Uniform | LogUniform | Normal | Choice, Field(discriminator="type")]
+class Hsv(_Strict):
+    """An RGB colour (three floats in [0, 1]) drawn uniformly in HSV: ``hue``, ``saturation`` and ``value`` are
+    [low, high] ranges in [0, 1]. Unlike a uniform RGB draw, which makes a colour darker than value 0.25 once in 64
+    draws and a nearly grey one rarely, it covers dark and washed-out surfaces as often as vivid ones."""
+
+    type: Literal["hsv"]
+    hue: tuple[float, float] = (0.0, 1.0)
+    saturation: tuple[float, float] = (0.0, 1.0)
+    value: tuple[float, float] = (0.0, 1.0)
+
+    @model_validator(mode="after")
+    def _ranges(self) -> Hsv:
+        for field in ("hue", "saturation", "value"):
+            lo, hi = getattr(self, field)
+            if not 0.0 <= lo <= hi <= 1.0:
+                raise ValueError(f"{field} must be [low, high] with 0 <= low <= high <= 1, got {[lo, hi]}")
+        return self
+
+
+def hsv_to_rgb(h: float, s: float, v: float) -> list[float]:
+    """RGB in [0, 1] of hue ``h`` (turns, [0, 1)), saturation ``s`` and value ``v`` (the hexcone model)."""
+    i = int(h * 6.0) % 6
+    f = h * 6.0 - int(h * 6.0)
+    p, q, t = v * (1 - s), v * (1 - s * f), v * (1 - s * (1 - f))
+    return [(v, q, p, p, t, v)[i], (t, v, v, q, p, p)[i], (p, p, t, v, v, q)[i]]
+
+
+Distribution = Annotated[Uniform | LogUniform | Normal | Choice | Hsv, Field(discriminator="type")]
 
 
 class Term(_Strict):
@@ -109,6 +137,8 @@ class Term(_Strict):
     def _consistent(self) -> Term:
         if isinstance(self.distribution, Choice) and self.operation != "set":
             raise ValueError("a choice distribution can only 'set' its target")
+        if isinstance(self.distribution, Hsv) and (self.operation != "set" or self.size not in (None, 3)):
+            raise ValueError("an hsv distribution draws an RGB colour: operation 'set', size 3 (or none)")
         return self
 
 
@@ -227,6 +257,11 @@ def sample_term(term: Term, rng: np.random.Generator, strength: float, nominal: 
     d = term.distribution
     neutral = neutral_value(term, nominal)
     shape = None if term.size is None else (term.size,)
+    if isinstance(d, Hsv):  # a colour: drawn in HSV, then shrunk toward the nominal colour in RGB
+        h, s, v = (rng.uniform(*r) for r in (d.hue, d.saturation, d.value))
+        rgb = np.asarray(hsv_to_rgb(h, s, v))
+        centre = np.asarray(neutral, dtype=float)
+        return neutral if strength == 0.0 else (centre + strength * (rgb - centre)).tolist()
     if isinstance(d, Choice):
         keep_nominal = rng.uniform() >= strength
         pick = d.options[int(rng.choice(len(d.options), p=d.probs))]
@@ -248,6 +283,29 @@ def sample_term(term: Term, rng: np.random.Generator, strength: float, nominal: 
         return neutral  # exactly nominal (the draw above still happened, so the stream is the same)
     x = np.asarray(x, dtype=float)
     return float(x) if x.ndim == 0 or (term.size is None and x.size == 1) else x.reshape(-1).tolist()
+
+
+def largest_value(config: RandomizationConfig, target: str, nominal: float) -> float:
+    """The largest value a scalar ``target`` (nominal ``nominal``) takes under ``config`` at its strength, e.g. the
+    oldest camera frame a policy was trained on. Terms apply in order, as at reset; a normal without a clip
+    counts to mean + 3 std."""
+    value = nominal
+    for term in config.terms:
+        if term.target != target:
+            continue
+        d, s = term.distribution, config.strength
+        neutral = float(neutral_value(term, value))
+        if isinstance(d, Uniform | LogUniform):
+            high = float(np.max(d.high))
+        elif isinstance(d, Normal):
+            high = d.clip[1] if d.clip is not None else float(np.max(np.asarray(d.mean) + 3 * np.asarray(d.std)))
+        elif isinstance(d, Choice):
+            high = max(float(o) for o in d.options)
+        else:
+            raise ValueError(f"term {term.name!r}: an {d.type} distribution gives no scalar")
+        high = max(neutral, neutral + s * (high - neutral)) if not isinstance(d, Choice) else max(neutral, high)
+        value = float(apply_operation(term.operation, value, high))
+    return value
 
 
 def apply_operation(operation: str, nominal: Value, value: Value) -> Value:

@@ -8,7 +8,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from sim.randomization.config import Choice, LogUniform, Normal, Term, Uniform, load_randomization
+from sim.randomization.config import Choice, Hsv, LogUniform, Normal, Term, Uniform, load_randomization
 
 DOC_PATH = Path(__file__).resolve().parents[2] / "docs" / "randomization.md"
 
@@ -37,8 +37,15 @@ never changes the others.
 
 A config file can start from another: `extends: default` (or a path, relative to the file) takes that config's
 terms, replaces those the file names again (in place) and appends the others, and the file's `strength`, if given,
-wins. `sim/randomization/variants/grasp_wide_depth_noise.yaml`, the grasp camera student's training domain, is the
-default grasp config with one term changed.
+wins. `sim/randomization/variants/stale_frames.yaml` adds the camera frame's age (the camera students' training
+domain); `sim/randomization/variants/grasp_student.yaml`, the grasp camera student's, extends it with heavier depth
+noise.
+
+Colors are drawn in HSV (`type: hsv`, with `hue`, `saturation` and `value` ranges in [0, 1], default the whole
+range), which reaches dark and grey surfaces as often as vivid ones; a uniform RGB draw makes a color darker than
+value 0.25 once in 64 draws. A color term's value is recorded as RGB. The base colors of the large surfaces
+(`table_color`; `floor_color`, `walls_color`) and every element's second pattern color are drawn this way; the
+object, obstacles and robot keep their colors within a shift of their nominal ones.
 
 `params={...}` at `gym.make` (or `options={"params": ...}` at reset) changes nominal values; a `set` term replaces
 them when it fires, so pin the domain value to fix a randomized quantity.
@@ -65,6 +72,12 @@ def _distribution(term: Term) -> str:
         text = f"normal mean {_fmt(d.mean)}, std {_fmt(d.std)}" + (
             f", clipped to {_fmt(list(d.clip))}" if d.clip else ""
         )
+    elif isinstance(d, Hsv):
+        text = (
+            f"RGB drawn in HSV: hue {_fmt(list(d.hue))}, saturation {_fmt(list(d.saturation))}, "
+            f"value {_fmt(list(d.value))}"
+        )
+        return text
     else:
         assert isinstance(d, Choice)
         text = "one of " + ", ".join(_fmt(o) for o in d.options)

@@ -24,7 +24,8 @@ def appearance_targets(element: str, color: list[float]) -> list[Target]:
     """Texture targets of one scene element (``table``, ``object``, ``robot`` ...)."""
     return [
         Target(f"texture.{element}.pattern", "flat", "-", f"{element} texture, one of {', '.join(PATTERNS)}"),
-        Target(f"texture.{element}.color_shift", [0.0, 0.0, 0.0], "RGB 0-1", f"added to the {element}'s own color"),
+        Target(f"texture.{element}.color", list(color[:3]), "RGB 0-1", f"the {element}'s base color"),
+        Target(f"texture.{element}.color_shift", [0.0, 0.0, 0.0], "RGB 0-1", f"added to the {element}'s base color"),
         Target(
             f"texture.{element}.color2", [c * 0.5 for c in color[:3]], "RGB 0-1", f"second color of {element} patterns"
         ),
@@ -74,8 +75,8 @@ def camera_light_image_targets() -> list[Target]:
             "camera.frame_age",
             0.0,
             "s",
-            "how long before the observation the camera frame was taken (proprioception is fresh); at most one "
-            "control period",
+            "how long before the observation the camera frame was taken (proprioception is fresh); at most two "
+            "control periods",
             per_step=True,
         ),
     ]
