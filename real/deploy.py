@@ -433,7 +433,10 @@ def deploy(cfg: DeployConfig, hardware: MockHardware | None = None, restore_sign
                         stalled_cycles += 1
                         stall_s = time.monotonic() - (stall_since := stall_since or time.monotonic())
                         if stall_s > cfg.max_stall_s:
-                            raise SafetyStop(f"camera {camera.name}: no frame for {stall_s:.1f} s")
+                            raise SafetyStop(
+                                f"camera {camera.name}: no frame younger than {max_frame_age_s * 1e3:.0f} ms "
+                                f"for {stall_s:.1f} s"
+                            )
                         action = None
                         requested, sent, events = task.hold(late)
                     else:

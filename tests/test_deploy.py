@@ -205,9 +205,40 @@ def test_grasp_camera_student_deploys_on_the_mock_arm_with_its_crop(tmp_path):
     first = next(iter(read_log(log, topics=["/joint_states"]))).data["position"]
     np.testing.assert_allclose(first, start, atol=0.03)
     # how old the frames acted on were, logged per cycle and summarized
-    ages = [m.data["frame_age_ms"] for m in read_log(log, topics=["/loop"])]
+    loops = [m.data for m in read_log(log, topics=["/loop"])]
+    ages = [d["frame_age_ms"] for d in loops]
     assert all(a is None or a >= 0 for a in ages) and sum(a is not None for a in ages) >= 5
     assert 0 <= summary.camera["frame_age_ms_p50"] <= summary.camera["frame_age_ms_max"]
+    # from the capture (the simulated D435 stamps frames in host time), which precedes the arrival
+    assert summary.camera["frame_age_from"] == "capture"
+    stamped = [d for d in loops if d["frame_captured_ns"] is not None]
+    assert len(stamped) >= 5 and all(d["frame_captured_ns"] <= d["frame_arrived_ns"] for d in stamped)
+    # no frame older than the policy trained on was acted on
+    limit_ms = max(policy.trained_frame_age_s, 0.1) * 1e3
+    assert summary.camera["max_frame_age_ms"] == pytest.approx(limit_ms)
+    assert summary.camera["frame_age_ms_max"] <= limit_ms
+
+
+def test_a_camera_policy_holds_on_frames_older_than_it_trained_on_and_stops_when_none_is_younger(tmp_path):
+    """Frames always older than the allowed age (here 20 ms: the simulated camera's render alone takes longer) are
+    never acted on: every cycle holds, and the run stops once no younger frame has come for ``max_stall_s``."""
+    log = tmp_path / "stale.mcap"
+    summary = deploy(
+        DeployConfig(
+            robot="mock/turtlebot3_burger",
+            policy="policies/bundles/navigate_rgbd",
+            status=False,
+            log=str(log),
+            max_steps=60,
+            max_frame_age_s=0.02,
+            max_stall_s=1.0,
+        )
+    )
+    assert summary.ended == "safety_stop" and "no frame younger than 20 ms" in summary.message
+    assert summary.camera["frames"] >= 3  # frames came, and were refused
+    assert summary.stalled_cycles >= 8
+    assert "/policy/action" not in log_info(log)["topics"]  # the policy never acted
+    assert summary.torque_off["unreachable"] == {} and len(summary.torque_off["off"]) == 2  # read back: both wheels
 
 
 def test_sigint_in_process_leaves_every_emulated_servo_with_torque_off(tmp_path):

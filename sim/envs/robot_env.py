@@ -130,9 +130,10 @@ class RobotEnv(gym.Env):
         self.image_noise = ImageNoise(ImageNoiseParams(), 0)
         self.task_rng = self.domain_rng = np.random.default_rng(0)  # replaced at every reset
         self._early_frame: RenderedFrame | None = None  # the frame this step took before its end (_advance)
-        # PyBullet saved states before each tick of the last control period, kept while frames may be older than one
-        # period (:meth:`_advance`)
-        self._period_states: list[int] = []
+        # the moving bodies' poses before each tick of the last control period, kept while frames may be older than
+        # one period (:meth:`_advance`)
+        self._period_poses: list[list[tuple[int, Any, Any, list[float]]]] = []
+        self._moving_bodies: list[tuple[int, list[int]]] | None = None
         self._frames_may_be_late = False
         self._params_version = 0  # bumped whenever params / domain change
         self._info_cache_version = -1
@@ -228,7 +229,8 @@ class RobotEnv(gym.Env):
     # -- world ----------------------------------------------------------------------------------------------
     def _new_world(self) -> None:
         c = self.client
-        self._drop_period_states()
+        self._period_poses = []
+        self._moving_bodies = None
         p.resetSimulation(physicsClientId=c)
         p.setPhysicsEngineParameter(
             fixedTimeStep=1.0 / self.config.sim.physics_hz,
@@ -354,21 +356,22 @@ class RobotEnv(gym.Env):
         """One control period of physics. A camera env takes its frame ``camera.frame_age`` s before the period
         ends, as a real camera's frame is older than the joint readings when the policy acts;
         :meth:`camera_observation` then shows that frame. An age of up to two periods reaches into the previous
-        period: while the randomization can give one, the state after each tick is saved (PyBullet ``saveState``,
-        0.3 ms) and the frame is rendered in the saved state, then the present one is restored exactly."""
+        period: while the randomization can give one, the poses of the moving bodies before each tick are recorded
+        (base pose and joint positions) and such a frame is rendered with the bodies put back in them, after which
+        the present state is restored exactly (PyBullet ``saveState`` / ``restoreState``)."""
         substeps = self._substeps_now()
         self._early_frame = None
         age = float(self.params["camera.frame_age"]) if self.obs_mode == "rgbd" else 0.0
         early = int(round(age * self.config.sim.physics_hz))
         if early > substeps:  # taken during the previous period (its start, at most; or the reset's state)
             back = early - substeps
-            saved = self._period_states
-            self._early_frame = self._render_in_state(saved[max(0, len(saved) - back)] if saved else None)
+            poses = self._period_poses
+            self._early_frame = self._render_in_poses(poses[max(0, len(poses) - back)] if poses else None)
             early = 0
         if self._frames_may_be_late:
-            self._drop_period_states()
-            for tick in range(substeps):  # saved: the state after 0, 1, ... substeps - 1 ticks of this period
-                self._period_states.append(p.saveState(physicsClientId=self.client))
+            self._period_poses = []
+            for tick in range(substeps):  # recorded: the poses after 0, 1, ... substeps - 1 ticks of this period
+                self._period_poses.append(self._moving_poses())
                 if tick == substeps - early and early > 0:
                     self._early_frame = self.render_camera(self.intrinsics_render)
                 self.robot.step(1, before_tick=before_tick)
@@ -379,23 +382,39 @@ class RobotEnv(gym.Env):
         else:
             self.robot.step(substeps, before_tick=before_tick)
 
-    def _render_in_state(self, state: int | None) -> RenderedFrame:
-        """The camera's frame in a saved state (None: the present one); the present state is restored exactly."""
-        if state is None:
+    def _moving_poses(self) -> list[tuple[int, Any, Any, list[float]]]:
+        """(body, base position, base orientation, joint positions) of every body that can move."""
+        c = self.client
+        if self._moving_bodies is None:  # once per world: bodies with a mass or joints
+            self._moving_bodies = []
+            for i in range(p.getNumBodies(physicsClientId=c)):
+                body = p.getBodyUniqueId(i, physicsClientId=c)
+                joints = list(range(p.getNumJoints(body, physicsClientId=c)))
+                if joints or p.getDynamicsInfo(body, -1, physicsClientId=c)[0] > 0:
+                    self._moving_bodies.append((body, joints))
+        poses = []
+        for body, joints in self._moving_bodies:
+            pos, orn = p.getBasePositionAndOrientation(body, physicsClientId=c)
+            q = [js[0] for js in p.getJointStates(body, joints, physicsClientId=c)] if joints else []
+            poses.append((body, pos, orn, q))
+        return poses
+
+    def _render_in_poses(self, poses: list[tuple[int, Any, Any, list[float]]] | None) -> RenderedFrame:
+        """The camera's frame with the bodies in recorded poses (None: as they are); the present state is restored
+        exactly afterwards."""
+        if poses is None:
             return self.render_camera(self.intrinsics_render)
         c = self.client
         now = p.saveState(physicsClientId=c)
         try:
-            p.restoreState(state, physicsClientId=c)
+            for body, pos, orn, q in poses:
+                p.resetBasePositionAndOrientation(body, pos, orn, physicsClientId=c)
+                for joint, value in enumerate(q):
+                    p.resetJointState(body, joint, value, physicsClientId=c)
             return self.render_camera(self.intrinsics_render)
         finally:
             p.restoreState(now, physicsClientId=c)
             p.removeState(now, physicsClientId=c)
-
-    def _drop_period_states(self) -> None:
-        for state in self._period_states:
-            p.removeState(state, physicsClientId=self.client)
-        self._period_states = []
 
     def _substeps_now(self) -> int:
         """Physics ticks in this control step: the nominal period, jittered by ``control.period_jitter``."""
