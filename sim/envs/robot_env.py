@@ -497,7 +497,7 @@ class RobotEnv(gym.Env):
         self._setup_camera()
         self._setup_light()
         self._setup_image_noise()
-        # frames may be older than one control period this episode: _advance saves the state after every tick
+        # frames may be older than one control period this episode: _advance records the poses before every tick
         oldest = largest_value(self.randomization, "camera.frame_age", float(self.nominal["camera.frame_age"]))
         oldest = max(oldest, float(self.params["camera.frame_age"]))  # a pinned age
         self._frames_may_be_late = self.obs_mode == "rgbd" and oldest > self.config.control_period

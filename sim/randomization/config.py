@@ -15,6 +15,7 @@ kept with probability ``1 - strength``, otherwise an option is drawn.
 
 from __future__ import annotations
 
+import colorsys
 import math
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -112,11 +113,9 @@ class Hsv(_Strict):
 
 
 def hsv_to_rgb(h: float, s: float, v: float) -> list[float]:
-    """RGB in [0, 1] of hue ``h`` (turns, [0, 1)), saturation ``s`` and value ``v`` (the hexcone model)."""
-    i = int(h * 6.0) % 6
-    f = h * 6.0 - int(h * 6.0)
-    p, q, t = v * (1 - s), v * (1 - s * f), v * (1 - s * (1 - f))
-    return [(v, q, p, p, t, v)[i], (t, v, v, q, p, p)[i], (p, p, t, v, v, q)[i]]
+    """RGB in [0, 1] of hue ``h`` (turns), saturation ``s`` and value ``v``: the standard library's hexcone
+    conversion, as the list a domain records."""
+    return list(colorsys.hsv_to_rgb(h, s, v))
 
 
 Distribution = Annotated[Uniform | LogUniform | Normal | Choice | Hsv, Field(discriminator="type")]
