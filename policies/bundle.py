@@ -37,6 +37,7 @@ from sim.tasks import TASK_ROBOT_KINDS, task_class
 __all__ = ["BundleError", "BundlePolicy", "ObsSpec", "load", "load_weights", "robot_signature", "save_bundle"]
 
 BUNDLE_FILE = "bundle.yaml"
+SHIPPED_BUNDLES_DIR = Path(__file__).resolve().parent / "bundles"  # the bundles the package ships, found by name
 WEIGHTS_FILE = "weights.pt"
 FORMAT_VERSION = 1
 
@@ -576,6 +577,26 @@ def _load(path: Path, robot: HardwareConfig | None) -> BundlePolicy:
     return policy
 
 
+def shipped_bundles() -> list[str]:
+    """Names of the bundles the package ships (``policies/bundles/<name>``)."""
+    return sorted(d.name for d in SHIPPED_BUNDLES_DIR.iterdir() if (d / BUNDLE_FILE).is_file())
+
+
+def bundle_path(spec: str | Path) -> Path:
+    """The bundle folder ``spec`` names: a path as given (a training run folder holding ``bundle/`` included),
+    else a shipped bundle of that name, found through the package from any working directory."""
+    path = Path(spec)
+    if (path / "bundle" / BUNDLE_FILE).exists():
+        return path / "bundle"
+    if not path.exists() and len(path.parts) == 1 and (SHIPPED_BUNDLES_DIR / path.name / BUNDLE_FILE).is_file():
+        return SHIPPED_BUNDLES_DIR / path.name
+    if not path.exists():
+        raise BundleError(
+            f"{spec}: no such folder, and no shipped bundle of that name; known: {', '.join(shipped_bundles())}"
+        )
+    return path
+
+
 def load(path: str | Path, robot: HardwareConfig | None = None, observation_space: Any | None = None) -> BundlePolicy:
     """Load a bundle folder (or a training run folder holding ``bundle/``); check it against ``robot`` and
     ``observation_space`` when given.
@@ -583,9 +604,7 @@ def load(path: str | Path, robot: HardwareConfig | None = None, observation_spac
     Everything is validated first (bundle.yaml's keys and types, the task, the normalization statistics, the
     weights against the network), and the policy is run once on a zero observation; any problem raises
     :class:`BundleError` naming the bundle and what is wrong, never another exception."""
-    path = Path(path)
-    if (path / "bundle" / BUNDLE_FILE).exists():
-        path = path / "bundle"
+    path = bundle_path(path)
     try:
         policy = _load(path, robot)
         if observation_space is not None:

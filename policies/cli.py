@@ -28,6 +28,8 @@ from sim.randomization.config import RandomizationError
 def _cmd_expert(args: argparse.Namespace) -> int:
     from policies.rollout import run_expert
 
+    pinned = f", domain {args.domain} pinned" if args.domain else ""
+    print(f"the scripted {args.task} expert under the randomization {args.randomization!r}{pinned}")
     summary = run_expert(
         args.task,
         args.episodes,
@@ -46,14 +48,13 @@ def _cmd_expert(args: argparse.Namespace) -> int:
 def _cmd_demo(args: argparse.Namespace) -> int:
     """The whole story on the built-in mock arm: experts in simulation, then a trained policy deployed through the
     hardware layer into a reality outside its training ranges, logged, replay-checked and reported."""
-    import yaml
-
     from calibration import robot_sysid
     from policies.evaluate import evaluate
     from policies.rollout import run_expert
     from real.deploy import DeployConfig, deploy
     from real.hardware_config import HARDWARE_CONFIG_DIR
     from real.replay import check_policy, sim_replay
+    from sim.randomization.config import load_domain
 
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -116,7 +117,7 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     targets, _ = robot_sysid.fit(config, logs, iterations=12, seed=args.seed)
     fitted, nominal = robot_sysid.score(config, logs, targets), robot_sysid.score(config, logs, {})
     domain = robot_sysid.domain_from_targets("grasp", targets)
-    truth = yaml.safe_load(Path(reality).read_text()) or {}
+    truth = load_domain(reality)
     report["sysid"] = {"domain": domain, "mae_rad": fitted["mae_rad"], "nominal_mae_rad": nominal["mae_rad"]}
     print(
         f"  latency {1000 * domain['latency_s']:.0f} ms (the reality: {1000 * truth.get('latency_s', 0):.0f} ms), "
@@ -164,7 +165,8 @@ def _cmd_mock_bus(args: argparse.Namespace) -> int:
 
 
 def _cmd_check_config(args: argparse.Namespace) -> int:
-    from real.hardware_config import ConfigError, load_hardware_config
+    from real.hardware_config import ConfigError, load_hardware_config, urdf_problems
+    from sim.pybullet_robot import ASSETS_DIR
 
     status = 0
     for path in args.configs:
@@ -172,6 +174,11 @@ def _cmd_check_config(args: argparse.Namespace) -> int:
             cfg = load_hardware_config(path)
         except ConfigError as e:
             print(e, file=sys.stderr)
+            status = 1
+            continue
+        problems = urdf_problems(cfg, ASSETS_DIR / cfg.sim.urdf)
+        if problems:
+            print(f"{path}: disagrees with its URDF:\n  " + "\n  ".join(problems), file=sys.stderr)
             status = 1
             continue
         cams = ", ".join(f"{c.name} ({c.model})" for c in cfg.cameras) or "none"
@@ -808,8 +815,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--episodes", type=int, default=20, help="episodes per task (default: 20)")
     p.add_argument("--video-episodes", type=int, default=3, help="episodes per task to record (default: 3)")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--randomization", default="default", help="none | default | PATH (default: default)")
-    p.add_argument("--policy", default="policies/bundles/grasp_state", help="grasp bundle to deploy")
+    p.add_argument(
+        "--randomization",
+        default="default",
+        help="none | default | a variant's name (stale_frames, ...) | PATH (default: default)",
+    )
+    p.add_argument("--policy", default="grasp_state", help="grasp bundle to deploy: a path, or a shipped bundle's name")
     p.add_argument("--deploy-episodes", type=int, default=5, help="episodes on the mock arm (default: 5)")
     p.add_argument("--reality", help="domain file of the mock arm's reality (default: a heavy object, 50 ms lag)")
     p.set_defaults(func=_cmd_demo)
@@ -821,8 +832,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--obs-mode", default="state", choices=["state", "rgbd"])
     p.add_argument("--json", help="write the summary (success_rate, episodes, mean_episode_length, ...) here")
     p.add_argument("--video", type=Path, help="record the configured camera to this MP4 file")
-    p.add_argument("--randomization", default="none", help="none | default | PATH (default: none)")
-    p.add_argument("--domain", help="YAML file of domain values to pin (name: value)")
+    p.add_argument(
+        "--randomization",
+        default="none",
+        help="none | default | a variant's name (stale_frames, ...) | PATH (default: none)",
+    )
+    p.add_argument(
+        "--domain",
+        help="domain values to pin (name: value): a YAML path, or the name of a shipped reality or test domain",
+    )
     p.set_defaults(func=_cmd_expert)
 
     p = sub.add_parser("train", help="train a state policy (PPO or SAC, warm-started from the expert) into a bundle")
@@ -832,7 +850,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--steps", type=int, default=200_000, help="environment steps of RL (default 200000)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", required=True, help="run folder: run.yaml, eval.json, checkpoints/, tb/, bundle/")
-    p.add_argument("--randomization", default="default", help="none | default | PATH (default: default)")
+    p.add_argument(
+        "--randomization",
+        default="default",
+        help="none | default | a variant's name (stale_frames, ...) | PATH (default: default)",
+    )
     p.add_argument("--n-envs", type=int, default=0, help="parallel environments (default: one per core)")
     p.add_argument("--bc-demos", type=int, default=300, help="expert episodes for the warm start (0: none)")
     p.add_argument("--eval-every", type=int, default=20_000, help="steps between held-out evaluations")
@@ -857,7 +879,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--iterations", type=int, default=5, help="DAgger iterations (default 5)")
     p.add_argument("--epochs", type=int, default=4, help="passes over the aggregated data per iteration")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--randomization", default="default", help="none | default | PATH (default: default)")
+    p.add_argument(
+        "--randomization",
+        default="default",
+        help="none | default | a variant's name (stale_frames, ...) | PATH (default: default)",
+    )
     p.add_argument("--eval-episodes", type=int, default=50)
     p.add_argument("--encoder", default="cnn", choices=["cnn", "keypoints"], help="image encoder of the student")
     p.add_argument("--lr", type=float, default=5e-4, help="Adam learning rate (default 5e-4)")
@@ -943,8 +969,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--task", required=True, choices=["grasp", "navigate"])
     p.add_argument("--episodes", type=int, default=100)
     p.add_argument("--seed", type=int, default=1_000_000, help="episode i uses seed SEED + i (default: held out)")
-    p.add_argument("--randomization", default="default", help="none | default | PATH (default: default)")
-    p.add_argument("--domain", help="YAML file of domain values to pin (name: value)")
+    p.add_argument(
+        "--randomization",
+        default="default",
+        help="none | default | a variant's name (stale_frames, ...) | PATH (default: default)",
+    )
+    p.add_argument(
+        "--domain",
+        help="domain values to pin (name: value): a YAML path, or the name of a shipped reality or test domain",
+    )
     p.add_argument("--sweep", help="NAME=LO:HI:K: evaluate at K values of one domain parameter")
     p.add_argument(
         "--plot",
@@ -963,7 +996,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--history", type=int, default=16, help="steps of proprioception and actions it reads (H)")
     p.add_argument("--epochs", type=int, default=30, help="passes over the data (stage 2: half as many)")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--randomization", default="default", help="none | default | PATH (default: default)")
+    p.add_argument(
+        "--randomization",
+        default="default",
+        help="none | default | a variant's name (stale_frames, ...) | PATH (default: default)",
+    )
     p.add_argument("--out", required=True, help="run folder: report.json, bundle/ (the UP and the estimator)")
     p.set_defaults(func=_cmd_train_osi)
 
@@ -973,7 +1010,11 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--task", required=True, choices=["grasp", "navigate"])
     r.add_argument("--n", type=int, default=16, help="number of views (default: 16)")
     r.add_argument("--seed", type=int, default=0)
-    r.add_argument("--randomization", default="default", help="none | default | PATH (default: default)")
+    r.add_argument(
+        "--randomization",
+        default="default",
+        help="none | default | a variant's name (stale_frames, ...) | PATH (default: default)",
+    )
     r.add_argument("--out", required=True, help="PNG path")
     r.set_defaults(func=_cmd_randomization_preview)
 
@@ -997,7 +1038,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("deploy", help="run a policy bundle on a robot (or a mock robot) through the safety filter")
     p.add_argument("--robot", required=True, help="hardware config (path or name, e.g. mock/openmanipulator_x)")
-    p.add_argument("--policy", required=True, help="policy bundle or run folder")
+    p.add_argument("--policy", required=True, help="policy bundle or run folder, or a shipped bundle's name")
     p.add_argument("--episodes", type=int, default=1)
     p.add_argument("--max-steps", type=int, help="control cycles per episode (default: the task's episode length)")
     p.add_argument("--log", help="write the hardware log (MCAP) here")
@@ -1017,7 +1058,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser(
         "parity", help="the same seeded episodes in simulation and on a mock robot: success, agreement, observations"
     )
-    p.add_argument("--policy", required=True, help="policy bundle or run folder")
+    p.add_argument("--policy", required=True, help="policy bundle or run folder, or a shipped bundle's name")
     p.add_argument("--robot", required=True, help="mock hardware config (e.g. mock/openmanipulator_x)")
     p.add_argument("--reality", help="domain file of the reality, pinned in the simulation too (default: nominal)")
     p.add_argument("--episodes", type=int, default=10)

@@ -208,7 +208,29 @@ def sweep(
                 }
             )
         curves[spec] = points
-    return {"parameter": name, "values": [float(v) for v in values], "episodes_per_point": episodes, "curves": curves}
+    return {
+        "parameter": name,
+        "unit": parameter_unit(task, randomization, name),
+        "values": [float(v) for v in values],
+        "episodes_per_point": episodes,
+        "curves": curves,
+    }
+
+
+def parameter_unit(task: str, randomization: str, name: str) -> str:
+    """The unit of the domain value ``name`` in ``randomization``: its target's unit, or "x nominal" for a term that
+    scales its target ("" for a name no term has)."""
+    from sim import TASK_IDS
+
+    env = gym.make(TASK_IDS[task], randomization=randomization)
+    try:
+        base = env.unwrapped
+        term = next((t for t in base.randomization.terms if t.name == name), None)
+        if term is None:
+            return ""
+        return "x nominal" if term.operation == "scale" else base.targets[term.target].unit
+    finally:
+        env.close()
 
 
 def plot_sweep(result: dict[str, Any], path: str | Path, title: str = "") -> None:
@@ -225,7 +247,8 @@ def plot_sweep(result: dict[str, Any], path: str | Path, title: str = "") -> Non
         lo = [pt["success_rate"] - pt["success_ci95"][0] for pt in points]
         hi = [pt["success_ci95"][1] - pt["success_rate"] for pt in points]
         ax.errorbar(x, y, yerr=[lo, hi], marker="o", capsize=3, label=Path(spec).name if spec != EXPERT else spec)
-    ax.set_xlabel(result["parameter"])
+    unit = result.get("unit")  # sweeps saved before units were recorded have none
+    ax.set_xlabel(f"{result['parameter']} ({unit})" if unit and unit != "-" else result["parameter"])
     ax.set_ylabel(f"success rate ({result['episodes_per_point']} episodes per point)")
     ax.set_ylim(-0.02, 1.02)
     ax.grid(alpha=0.3)

@@ -8,12 +8,12 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
-import cv2
 import gymnasium as gym
 import numpy as np
 from tqdm import tqdm
 
 from policies.experts import GraspExpert, NavigateExpert
+from real.video import Mp4Writer
 from sim import TASK_IDS  # importing sim registers the envs
 from sim.randomization.dynamics import DynamicsObservation, DynamicsSpec
 
@@ -69,28 +69,8 @@ def wilson_interval(successes: int, n: int, z: float = 1.96) -> tuple[float, flo
     return (max(0.0, centre - half), min(1.0, centre + half))
 
 
-class VideoRecorder:
-    """Writes RGB frames to an MP4 file (OpenCV, 'mp4v' codec)."""
-
-    def __init__(self, path: Path, fps: float) -> None:
-        self.path, self.fps = Path(path), fps
-        self.writer: cv2.VideoWriter | None = None
-        self.frames = 0
-
-    def add(self, rgb: np.ndarray) -> None:
-        if self.writer is None:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            h, w = rgb.shape[:2]
-            self.writer = cv2.VideoWriter(str(self.path), cv2.VideoWriter_fourcc(*"mp4v"), self.fps, (w, h))
-            if not self.writer.isOpened():
-                raise OSError(f"cannot open {self.path} for writing an MP4 video")
-        self.writer.write(cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR))
-        self.frames += 1
-
-    def close(self) -> None:
-        if self.writer is not None:
-            self.writer.release()
-            self.writer = None
+class VideoRecorder(Mp4Writer):
+    """Writes a rollout's RGB frames to an H.264 MP4 file (:class:`real.video.Mp4Writer`)."""
 
 
 def run_policy(

@@ -33,7 +33,7 @@ from stable_baselines3 import PPO, SAC
 from stable_baselines3.common.base_class import BaseAlgorithm
 from stable_baselines3.common.callbacks import BaseCallback
 from stable_baselines3.common.torch_layers import BaseFeaturesExtractor
-from stable_baselines3.common.vec_env import DummyVecEnv, SubprocVecEnv, VecEnv
+from stable_baselines3.common.vec_env import DummyVecEnv, SubprocVecEnv, VecEnv, VecMonitor
 from torch import nn
 from tqdm import tqdm
 
@@ -436,7 +436,7 @@ class TrainingRun:
         fns = [self._env_factory(i) for i in range(self.config.n_envs)]
         venv = SubprocVecEnv(fns) if self.config.n_envs > 1 else DummyVecEnv(fns)
         venv.seed(self.config.seed * 1000)
-        return venv
+        return VecMonitor(venv)  # episode return and length: TensorBoard's rollout/ep_rew_mean and ep_len_mean
 
     # -- model -----------------------------------------------------------------------------------------------
     def _new_model(self, venv: VecEnv) -> BaseAlgorithm:

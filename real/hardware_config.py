@@ -465,7 +465,8 @@ def resolve_config_path(name_or_path: str | Path) -> Path:
     candidate = HARDWARE_CONFIG_DIR / (p if p.suffix else p.with_suffix(".yaml"))  # also mock/<name>
     if candidate.exists():
         return candidate
-    known = sorted(str(q.relative_to(HARDWARE_CONFIG_DIR).with_suffix("")) for q in HARDWARE_CONFIG_DIR.rglob("*.yaml"))
+    configs = [*HARDWARE_CONFIG_DIR.glob("*.yaml"), *(HARDWARE_CONFIG_DIR / "mock").glob("*.yaml")]  # not realities
+    known = ", ".join(sorted(str(q.relative_to(HARDWARE_CONFIG_DIR).with_suffix("")) for q in configs))
     raise ConfigError(f"{name_or_path}: no such file, and no hardware config of that name; known: {known}")
 
 
@@ -503,3 +504,48 @@ def load_hardware_config(name_or_path: str | Path) -> HardwareConfig:
         except (ValueError, OSError) as e:
             raise ConfigError(f"{path}: safety.workspace: {e}") from None
     return config
+
+
+def urdf_problems(config: HardwareConfig, urdf: Path) -> list[str]:
+    """What in ``config`` disagrees with its URDF (empty when nothing): the file is missing or unreadable, a motor's
+    joint is not a movable URDF joint, or a motor's limits go beyond the URDF's (position, velocity, effort; a
+    continuous joint has no position limits to exceed). Read with the standard library's XML parser, so the check
+    needs no simulator."""
+    import xml.etree.ElementTree as ET
+
+    if not urdf.is_file():
+        return [f"sim.urdf: {urdf} does not exist"]
+    try:
+        root = ET.parse(urdf).getroot()
+    except ET.ParseError as e:
+        return [f"sim.urdf: {urdf} is not readable XML ({e})"]
+    joints = {j.get("name"): j for j in root.iter("joint")}
+    problems = []
+    for motor in config.motors:
+        joint = joints.get(motor.joint)
+        if joint is None or joint.get("type") == "fixed":
+            movable = sorted(n for n, j in joints.items() if n and j.get("type") != "fixed")
+            problems.append(
+                f"motor {motor.id}: joint {motor.joint!r} is not a movable joint of {urdf.name} ({movable})"
+            )
+            continue
+        limit = joint.find("limit")
+        if limit is None:
+            continue
+        ours = motor.limits
+        eps = 1e-9
+        if joint.get("type") != "continuous":
+            lower, upper = float(limit.get("lower", -math.inf)), float(limit.get("upper", math.inf))
+            if ours.lower < lower - eps or ours.upper > upper + eps:
+                problems.append(
+                    f"motor {motor.id} ({motor.joint}): limits [{ours.lower:g}, {ours.upper:g}] go beyond the URDF's "
+                    f"[{lower:g}, {upper:g}]"
+                )
+        for name in ("velocity", "effort"):
+            theirs = limit.get(name)
+            if theirs is not None and getattr(ours, name) > float(theirs) + eps:
+                problems.append(
+                    f"motor {motor.id} ({motor.joint}): {name} limit {getattr(ours, name):g} exceeds the URDF's "
+                    f"{theirs}"
+                )
+    return problems

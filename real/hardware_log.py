@@ -43,6 +43,8 @@ from mcap.records import Channel, DataEnd, Footer, Header, Message, Metadata
 from mcap.stream_reader import StreamReader
 from mcap.writer import CompressionType, Writer
 
+from real.video import Mp4Writer
+
 PROFILE = "s2r"
 JSON_SCHEMA = json.dumps({"type": "object"}).encode()
 FLUSH_INTERVAL_S = 0.5  # host time between flushes of the chunk in progress: what a kill can lose
@@ -459,33 +461,40 @@ def log_info(path: str | Path) -> dict[str, Any]:
     }
 
 
-def _flatten(prefix: str, value: Any, out: dict[str, Any]) -> None:
+#: Topics whose lists run over the robot's joints in config order (named by joint in CSV exports).
+JOINT_TOPICS = ("/joint_states", "/command")
+
+
+def _flatten(prefix: str, value: Any, out: dict[str, Any], joints: list[str] | None = None) -> None:
     if isinstance(value, dict):
         for k, v in value.items():
-            _flatten(f"{prefix}.{k}" if prefix else str(k), v, out)
+            _flatten(f"{prefix}.{k}" if prefix else str(k), v, out, joints)
     elif isinstance(value, list) and all(not isinstance(v, dict | list) for v in value):
-        for i, v in enumerate(value):
-            out[f"{prefix}_{i}"] = v
+        names = joints if joints is not None and len(joints) == len(value) else range(len(value))
+        for name, v in zip(names, value, strict=True):
+            out[f"{prefix}_{name}"] = v
     else:
         out[prefix] = json.dumps(value) if isinstance(value, list) else value
 
 
 def export_csv(path: str | Path, out_dir: str | Path) -> list[Path]:
-    """One CSV per JSON topic (``stamp_ns`` first, then the flattened fields; lists become ``name_0, name_1``)."""
+    """One CSV per JSON topic (``stamp_ns`` first, then the flattened fields; lists become ``name_0, name_1``, and
+    on the joint topics, ``position_joint1, ...`` by the joint names the log's metadata records)."""
     import csv
 
+    joints = [j for j in log_metadata(path).get("joints", "").split(",") if j] or None
     rows: dict[str, list[dict[str, Any]]] = {}
     for msg in read_log(path):
         if msg.encoding == "json":
             row: dict[str, Any] = {"stamp_ns": msg.stamp_ns}
-            _flatten("", msg.data, row)
+            _flatten("", msg.data, row, joints if msg.topic in JOINT_TOPICS else None)
             rows.setdefault(msg.topic, []).append(row)
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     written = []
     for topic, topic_rows in sorted(rows.items()):
         fields = list(dict.fromkeys(k for r in topic_rows for k in r))
-        target = out_dir / (topic.replace("/", "_") + ".csv")
+        target = out_dir / (topic.strip("/").replace("/", "_") + ".csv")
         with open(target, "w", newline="") as f:
             writer = csv.DictWriter(f, fieldnames=fields)
             writer.writeheader()
@@ -495,32 +504,26 @@ def export_csv(path: str | Path, out_dir: str | Path) -> list[Path]:
 
 
 def export_mp4(path: str | Path, out_dir: str | Path) -> list[Path]:
-    """One MP4 per image topic at its measured frame rate; depth drawn with a colour map over 0-3 m."""
+    """One H.264 MP4 per image topic at its measured frame rate; depth drawn with a colour map over 0-3 m."""
     info = log_info(path)
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    writers: dict[str, cv2.VideoWriter] = {}
-    written = []
+    writers: dict[str, Mp4Writer] = {}
     try:
         for msg in read_log(path):
             if msg.encoding not in ("jpeg", "png16_mm"):
                 continue
             if msg.encoding == "png16_mm":
                 scaled = np.clip(msg.data / 3.0 * 255.0, 0, 255).astype(np.uint8)
-                bgr = cv2.applyColorMap(scaled, cv2.COLORMAP_TURBO)
-                bgr[msg.data <= 0] = 0
+                rgb = cv2.cvtColor(cv2.applyColorMap(scaled, cv2.COLORMAP_TURBO), cv2.COLOR_BGR2RGB)
+                rgb[msg.data <= 0] = 0
             else:
-                bgr = cv2.cvtColor(msg.data, cv2.COLOR_RGB2BGR)
+                rgb = msg.data
             if msg.topic not in writers:
-                target = out_dir / (msg.topic.replace("/", "_") + ".mp4")
-                fps = info["topics"][msg.topic]["rate_hz"] or 10.0
-                h, w = bgr.shape[:2]
-                writers[msg.topic] = cv2.VideoWriter(str(target), cv2.VideoWriter_fourcc(*"mp4v"), fps, (w, h))
-                if not writers[msg.topic].isOpened():
-                    raise LogError(f"cannot write {target}")
-                written.append(target)
-            writers[msg.topic].write(bgr)
+                target = out_dir / (msg.topic.strip("/").replace("/", "_") + ".mp4")
+                writers[msg.topic] = Mp4Writer(target, info["topics"][msg.topic]["rate_hz"] or 10.0)
+            writers[msg.topic].add(rgb)
     finally:
         for w in writers.values():
-            w.release()
-    return written
+            w.close()
+    return [w.path for w in writers.values()]

@@ -1,11 +1,15 @@
-"""Shared fixtures: paths to the shipped configs and to the real data beside the repo (optional)."""
+"""Shared fixtures: paths to the shipped configs and to the real data beside the repo (optional); tests marked
+``realsense`` skip, with the reason, where pyrealsense2 cannot be imported."""
 
 from __future__ import annotations
 
+import functools
 from pathlib import Path
 
 import pytest
 
+from real.cameras.frame import CameraError
+from real.cameras.realsense import import_pyrealsense2
 from real.hardware_config import HARDWARE_CONFIG_DIR, load_hardware_config
 
 REPO = Path(__file__).resolve().parents[1]
@@ -27,3 +31,18 @@ def shared_data() -> Path:
     if not SHARED_DATA.is_dir():
         pytest.skip(f"real data folder {SHARED_DATA} is absent (it sits beside the repo in CI and dev setups)")
     return SHARED_DATA
+
+
+@functools.cache
+def _realsense_missing() -> str | None:
+    """Why pyrealsense2 cannot be imported here (the project's own import, libusb-package fallback included)."""
+    try:
+        import_pyrealsense2()
+    except CameraError as exc:
+        return str(exc)
+    return None
+
+
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    if item.get_closest_marker("realsense") is not None and (reason := _realsense_missing()) is not None:
+        pytest.skip(reason)

@@ -139,11 +139,11 @@ def test_eye_in_hand_from_rendered_samples_through_the_cli(world, tmp_path, caps
     assert (tmp_path / "arm.yaml.bak").read_text() == text
 
 
+@pytest.mark.realsense
 def test_captured_samples_give_the_fixed_cameras_mount(tmp_path, capsys):
     """End to end, eye-to-hand: `s2r calibrate capture`'s recorder reads the joints through the real driver bytes
     (emulator, arm held by hand) and frames through librealsense (a simulated D435 rendering the board carried by
     the arm); `s2r calibrate hand-eye` on that folder finds the camera where it is mounted."""
-    pytest.importorskip("pyrealsense2", reason="pyrealsense2 not installed")
     from held_arm import HeldArm
 
     from calibration.capture import capture_samples

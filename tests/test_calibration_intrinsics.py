@@ -96,6 +96,7 @@ def test_bad_inputs_fail_clearly(tmp_path):
     )
 
 
+@pytest.mark.realsense
 def test_the_config_and_the_sim_camera_read_the_calibration(tmp_path, capsys):
     """`--robot --camera` points the config's camera at the result; the simulated camera then renders with it."""
     from real.cameras.simulated_realsense import SimulatedRealSense
@@ -120,7 +121,6 @@ def test_the_config_and_the_sim_camera_read_the_calibration(tmp_path, capsys):
     assert half.fx == pytest.approx(k.fx / 2) and half.cx == pytest.approx((k.cx + 0.5) / 2 - 0.5)
     with pytest.raises(ValueError, match="another aspect ratio"):
         camera_intrinsics(1280, 720, camera.intrinsics)
-    pytest.importorskip("pyrealsense2", reason="pyrealsense2 not installed")
     sim = SimulatedRealSense(camera, lambda intrinsics, offset: None)
     assert sim.color_intrinsics == k
     out.unlink()

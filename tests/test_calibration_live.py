@@ -7,7 +7,7 @@ import numpy as np
 import pybullet as p
 import pytest
 
-pytest.importorskip("pyrealsense2", reason="pyrealsense2 (and libusb-1.0) not installed")
+pytestmark = pytest.mark.realsense
 
 from board_scene import BOARD, add_board, place  # noqa: E402
 

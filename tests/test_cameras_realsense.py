@@ -11,7 +11,7 @@ import numpy as np
 import pybullet as p
 import pytest
 
-pytest.importorskip("pyrealsense2", reason="pyrealsense2 (and libusb-1.0) not installed")
+pytestmark = pytest.mark.realsense
 
 from real.cameras import CameraError, EndOfStream, FrameTimeout, StaleFrame  # noqa: E402
 from real.cameras.realsense import RealSenseCamera, SoftwareSource, import_pyrealsense2, list_devices  # noqa: E402

@@ -150,6 +150,7 @@ def test_a_noisy_bus_costs_retries_not_rate_and_nothing_unfiltered_is_sent(tmp_p
     assert len(sent) == sum(e.steps for e in summary.episodes) - summary.skipped_cycles
 
 
+@pytest.mark.realsense
 def test_camera_policy_on_the_mock_base_holds_through_a_camera_stall(tmp_path):
     """The rgbd student sees the reality through librealsense (a software device fed by a renderer process); a
     1 s camera stall makes the loop hold (wheels braked through the filter) at its rate, counted, then go on."""
@@ -177,6 +178,7 @@ def test_camera_policy_on_the_mock_base_holds_through_a_camera_stall(tmp_path):
     assert topics["/policy/action"]["messages"] == topics["/command"]["messages"] - summary.stalled_cycles
 
 
+@pytest.mark.realsense
 def test_grasp_camera_student_deploys_on_the_mock_arm_with_its_crop(tmp_path):
     """The example grasp student was trained on a supersampled crop of the table camera (bundle.yaml ``camera``);
     on the mock arm it acts on librealsense frames cut and reduced the same way (real.robot.reduce_frame)."""
@@ -219,6 +221,7 @@ def test_grasp_camera_student_deploys_on_the_mock_arm_with_its_crop(tmp_path):
     assert summary.camera["frame_age_ms_max"] <= limit_ms
 
 
+@pytest.mark.realsense
 def test_a_camera_policy_holds_on_frames_older_than_it_trained_on_and_stops_when_none_is_younger(tmp_path):
     """Frames always older than the allowed age (here 20 ms: the simulated camera's render alone takes longer) are
     never acted on: every cycle holds, and the run stops once no younger frame has come for ``max_stall_s``."""

@@ -140,6 +140,27 @@ def test_check_config_command(tmp_path, capsys):
     assert "motors.0.joint" in capsys.readouterr().err
 
 
+def test_check_config_compares_the_motors_with_the_urdf(tmp_path, capsys):
+    def widen(d: dict) -> None:
+        d["motors"][0]["limits"].update(upper=3.5)  # the URDF's joint1 stops at 3.1416 rad
+        d["motors"][3]["limits"].update(effort=6.0)  # and allows 4.1 N*m
+
+    assert s2r(["check-config", str(_write_variant(tmp_path, widen))]) == 1
+    err = capsys.readouterr().err
+    assert "disagrees with its URDF" in err and "limits [-2.8, 3.5] go beyond the URDF's [-3.1416, 3.1416]" in err
+    assert "motor 14 (joint4): effort limit 6 exceeds the URDF's 4.1" in err
+    base = yaml.safe_load((HARDWARE_CONFIG_DIR / "turtlebot3_burger.yaml").read_text())
+    base["motors"][1]["joint"] = base["base"]["right_wheel"] = "caster_back_joint"  # fixed in the URDF
+    path = tmp_path / "base.yaml"
+    path.write_text(yaml.safe_dump(base))
+    assert s2r(["check-config", str(path)]) == 1
+    assert "joint 'caster_back_joint' is not a movable joint of turtlebot3_burger.urdf" in capsys.readouterr().err
+    base["sim"]["urdf"] = "missing.urdf"
+    path.write_text(yaml.safe_dump(base))
+    assert s2r(["check-config", str(path)]) == 1
+    assert "missing.urdf does not exist" in capsys.readouterr().err
+
+
 def test_velocity_joints_may_keep_infinite_position_limits(tmp_path, base_config):
     data = yaml.safe_load((HARDWARE_CONFIG_DIR / "turtlebot3_burger.yaml").read_text())
     data["motors"][0]["limits"].update(lower=-math.inf, upper=math.inf)

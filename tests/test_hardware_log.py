@@ -10,12 +10,13 @@ import subprocess
 import sys
 import time
 
+import av
 import cv2
 import numpy as np
 import pytest
 
 from policies.cli import main as s2r
-from real.hardware_log import HardwareLog, LogDamageWarning, LogError, log_info, read_log
+from real.hardware_log import HardwareLog, LogDamageWarning, LogError, export_csv, log_info, read_log
 
 
 def _frames(i: int) -> tuple[np.ndarray, np.ndarray]:
@@ -125,4 +126,26 @@ def test_cli_summarizes_and_exports(tmp_path, capsys):
             frames += 1
         cap.release()
         assert frames == 12
+        with av.open(str(tmp_path / "video" / name)) as video:  # H.264: plays in browsers, GitHub, VS Code
+            assert video.streams.video[0].codec_context.name == "h264"
     assert s2r(["log", "info", str(tmp_path / "missing.mcap")]) != 0
+
+
+def test_csv_export_names_joint_columns_by_joint(tmp_path):
+    path = tmp_path / "joints.mcap"
+    with HardwareLog(path, {"robot": "openmanipulator_x", "joints": "joint1,joint2,gripper"}) as log:
+        log.write("/joint_states", {"position": [0.1, 0.2, 0.3], "velocity": [0.0, 0.0, 0.0]}, 1_000)
+        log.write("/command", {"requested": [0.1, 0.2, 0.3], "sent": [0.1, 0.2, 0.25]}, 1_001)
+        log.write("/policy/action", {"action": [0.5, -0.5, 0.0]}, 1_002)  # not joints, though of the same length
+    written = {p.name: p for p in export_csv(path, tmp_path / "csv")}
+    with open(written["joint_states.csv"]) as f:
+        header = next(csv.reader(f))
+    assert header == [
+        "stamp_ns",
+        *(f"{k}_{j}" for k in ("position", "velocity") for j in ("joint1", "joint2", "gripper")),
+    ]
+    with open(written["command.csv"]) as f:
+        row = next(csv.DictReader(f))
+    assert float(row["sent_gripper"]) == pytest.approx(0.25)
+    with open(written["policy_action.csv"]) as f:
+        assert next(csv.reader(f)) == ["stamp_ns", "action_0", "action_1", "action_2"]

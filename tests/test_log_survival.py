@@ -163,11 +163,11 @@ def test_every_reader_reports_instead_of_raising(test_log, tmp_path):
 
     with pytest.warns(LogDamageWarning):
         written = export_csv(path, tmp_path / "csv")
-    with open(tmp_path / "csv" / "_loop.csv") as f:
+    with open(tmp_path / "csv" / "loop.csv") as f:
         assert len(list(csv.DictReader(f))) == n
     with pytest.warns(LogDamageWarning):
         assert len(export_mp4(path, tmp_path / "mp4")) == 2
-    assert {p.name for p in written} == {"_joint_states.csv", "_command.csv", "_loop.csv"}
+    assert {p.name for p in written} == {"joint_states.csv", "command.csv", "loop.csv"}
 
 
 def test_the_writer_flushes_every_half_second(tmp_path):

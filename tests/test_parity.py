@@ -83,6 +83,7 @@ def test_state_policy_parity_on_the_mock_arm(tmp_path, capsys):
     assert "simulation" in printed and "hardware path" in printed and "agreement" in printed
 
 
+@pytest.mark.realsense
 def test_camera_policy_parity_on_the_mock_arm_measures_the_first_frames(tmp_path):
     report = _run(tmp_path, "grasp_rgbd", 2, "--max-steps", "15")
     _check_common(report, 2)
@@ -111,6 +112,7 @@ def test_camera_policy_parity_on_the_mock_arm_measures_the_first_frames(tmp_path
         assert _finite([age["p50"], age["p90"], age["max"]]) and 0 <= age["p50"] <= age["p90"] <= age["max"]
 
 
+@pytest.mark.realsense
 @pytest.mark.slow
 def test_the_grasp_camera_student_transfers_through_the_camera_path(tmp_path):
     """The shipped grasp student on the mock arm, nominal reality, 10 seeds (in distribution: the seeds of the

@@ -12,6 +12,7 @@ import pytest
 import torch
 import yaml
 from stable_baselines3.common.vec_env import DummyVecEnv
+from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 import policies
 from policies.bundle import BundleError, load, robot_signature
@@ -133,6 +134,12 @@ def test_training_run_writes_everything_and_resumes(tmp_path, capsys):
     ):
         assert (out / name).exists(), name
     assert any((out / "tb").rglob("events.out.tfevents.*")), "TensorBoard logs"
+    scalars: set[str] = set()
+    for events in (out / "tb").rglob("events.out.tfevents.*"):
+        accumulator = EventAccumulator(str(events))
+        accumulator.Reload()
+        scalars |= set(accumulator.Tags()["scalars"])
+    assert {"rollout/ep_rew_mean", "rollout/ep_len_mean", "rollout/success_rate"} <= scalars, scalars
     history = json.loads((out / "eval.json").read_text())["history"]
     assert history[0]["step"] == 0 and history[-1]["step"] >= 512  # after BC, then during / after RL
     with pytest.raises(FileExistsError, match="--resume"):
@@ -171,6 +178,7 @@ def test_training_run_writes_everything_and_resumes(tmp_path, capsys):
     assert code == 0 and plot.stat().st_size > 5000
     sweep = json.loads(result.read_text())
     assert sweep["values"] == [0.05, 0.2] and set(sweep["curves"]) == {str(out), "expert"}
+    assert sweep["unit"] == "kg"  # the plot's x-axis reads "object_mass (kg)"
     assert s2r(["eval", "--policy", str(out), "--task", "navigate", "--episodes", "1"]) == 2
     assert "not a 'navigate' one" in capsys.readouterr().err
 

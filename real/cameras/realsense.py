@@ -17,6 +17,7 @@ pyrealsense2 is imported on first use: the rest of the package works without it 
 
 from __future__ import annotations
 
+import ctypes
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
@@ -45,15 +46,43 @@ RESET_WAIT_S = 10.0
 
 
 def import_pyrealsense2() -> Any:
-    """The pyrealsense2 module, or a :class:`CameraError` saying how to install what is missing."""
+    """The pyrealsense2 module, or a :class:`CameraError` saying how to install what is missing.
+
+    pyrealsense2 links against libusb-1.0. The system library is the first choice; where the import fails for want
+    of it, the copy the PyPI package ``libusb-package`` ships is loaded into the process's global symbol table
+    and the import tried again, so that neither a user nor a worker process spawned later needs ``apt-get``."""
     try:
         import pyrealsense2 as rs
     except ImportError as exc:
-        raise CameraError(
-            f"pyrealsense2 could not be imported ({exc}). Install it with `pip install pyrealsense2`; on Linux it "
-            "also needs the system library libusb-1.0 (`sudo apt-get install libusb-1.0-0`)."
-        ) from exc
+        if not _load_packaged_libusb(exc):
+            raise CameraError(
+                f"pyrealsense2 could not be imported ({exc}). Install the camera extra: `pip install "
+                f"'sim2real-pipeline[realsense]'` (pyrealsense2 and libusb-package; pyrealsense2 has wheels for "
+                f"Linux x86_64 and Windows), or the system library libusb-1.0 (`sudo apt-get install libusb-1.0-0`)."
+            ) from exc
+        try:
+            import pyrealsense2 as rs
+        except ImportError as again:
+            raise CameraError(
+                f"pyrealsense2 could not be imported ({again}), even with libusb-package's libusb"
+            ) from again
     return rs
+
+
+def _load_packaged_libusb(exc: ImportError) -> bool:
+    """Load libusb-package's libusb-1.0 with ``RTLD_GLOBAL`` if ``exc`` is pyrealsense2 missing libusb and that
+    package has the library; True when it was loaded."""
+    if "libusb" not in str(exc):
+        return False
+    try:
+        import libusb_package
+    except ImportError:
+        return False
+    path = libusb_package.get_library_path()
+    if path is None:
+        return False
+    ctypes.CDLL(str(path), mode=ctypes.RTLD_GLOBAL)
+    return True
 
 
 def list_devices() -> list[dict[str, str]]:

@@ -23,9 +23,12 @@ from typing import Annotated, Any, Literal
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from real.hardware_config import format_validation_error, read_yaml
+from real.hardware_config import HARDWARE_CONFIG_DIR, format_validation_error, read_yaml
 
 DEFAULTS_DIR = Path(__file__).resolve().parent / "defaults"
+VARIANTS_DIR = Path(__file__).resolve().parent / "variants"  # shipped randomization configs, found by name
+# domain files found by name (``--reality``, ``--domain``): the mock robots' realities and the held-out test domains
+DOMAIN_DIRS = (HARDWARE_CONFIG_DIR / "mock" / "realities", Path(__file__).resolve().parents[2] / "docs" / "robustness")
 
 Value = float | list[float] | str
 
@@ -182,9 +185,7 @@ def _load_randomization(spec: str | Path, task: str, chain: tuple[Path, ...]) ->
     if str(spec) in ("default", "none"):
         path = DEFAULTS_DIR / f"{task}.yaml"
     else:
-        path = Path(spec)
-        if not path.exists():
-            raise RandomizationError(f"{path}: no such randomization config (or use 'default' / 'none')")
+        path = _by_name(spec, (VARIANTS_DIR,), "randomization config", ["default", "none"])
     if path.resolve() in chain:
         raise RandomizationError(f"{path}: 'extends' loops back to it ({' -> '.join(str(p) for p in chain)})")
     data = read_yaml(path, RandomizationError)
@@ -216,15 +217,28 @@ def _extend(base: dict[str, Any], data: dict[str, Any], source: str) -> dict[str
     return {**base, **data, "terms": merged}
 
 
+def _by_name(spec: str | Path, folders: tuple[Path, ...], kind: str, builtin: list[str] | None = None) -> Path:
+    """``spec`` as a path if it exists, else ``<folder>/<spec>.yaml`` for the first of ``folders`` holding it (a bare
+    name, so that commands work from any working directory); the error lists the names of this kind."""
+    path = Path(spec)
+    if path.exists():
+        return path
+    if len(path.parts) == 1:
+        for folder in folders:
+            named = folder / f"{path.stem if path.suffix == '.yaml' else path.name}.yaml"
+            if named.is_file():
+                return named
+    known = [*(builtin or []), *sorted(f.stem for folder in folders for f in folder.glob("*.yaml"))]
+    raise RandomizationError(f"{spec}: no such {kind}, and none of that name; known: {', '.join(known)}")
+
+
 def load_domain(spec: str | Path | dict[str, Any] | None) -> dict[str, Value]:
     """A domain to pin: a dict, or a YAML file of ``name: value``; None gives an empty dict."""
     if spec is None:
         return {}
     if isinstance(spec, dict):
         return dict(spec)
-    path = Path(spec)
-    if not path.exists():
-        raise RandomizationError(f"{path}: no such domain file")
+    path = _by_name(spec, DOMAIN_DIRS, "domain file")
     data = read_yaml(path, RandomizationError) or {}
     if not isinstance(data, dict):
         raise RandomizationError(f"{path}: a domain file maps names to values, got {type(data).__name__}")
