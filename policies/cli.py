@@ -750,7 +750,7 @@ def _cmd_log_info(args: argparse.Namespace) -> int:
         print(f"  {key}: {value}")
     for topic, t in info["topics"].items():
         rate = f"{t['rate_hz']:.1f} Hz" if t["rate_hz"] else "-"
-        print(f"  {topic:<28} {t['messages']:>7} msgs  {t['encoding']:<9} {rate}")
+        print(f"  {topic:<28} {t['messages']:>7} msgs  {t['encoding']:<26} {rate}")
     return 0
 
 
@@ -783,6 +783,26 @@ def _cmd_log_export(args: argparse.Namespace) -> int:
         return 1
     for path in written:
         print(path)
+    return 0
+
+
+def _cmd_log_view(args: argparse.Namespace) -> int:
+    """How to open a log in Foxglove, with the layout of its robot (the viewer is a web or desktop app, not a
+    Python package)."""
+    from real.foxglove_layout import ROBOTS, layout_path
+    from real.hardware_log import log_info
+
+    info = log_info(args.file)
+    if info["damaged"]:
+        print(f"s2r: warning: {args.file}: {info['damaged']}", file=sys.stderr)
+    robot = info["metadata"].get("robot", "")
+    known = next((r for r in ROBOTS if robot.startswith(r)), None)
+    foxglove = [t for t, v in info["topics"].items() if v["encoding"].startswith("foxglove.")]
+    print(f"{Path(args.file).resolve()}: {info['duration_s']:.1f} s of {robot or 'an unknown robot'}")
+    print("open it in Foxglove (https://app.foxglove.dev in a browser, or the desktop app): Open local file")
+    if known is not None:
+        print(f"then Layouts > Import from file: {layout_path(known)}")
+    print(f"  shown without plugins: {', '.join(foxglove) or 'no image or frame topics'} and the JSON topics")
     return 0
 
 
@@ -1160,7 +1180,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--emit-ranges", help="robot logs: write the task's randomization centred on the fitted values")
     p.set_defaults(func=_cmd_sysid)
 
-    p = sub.add_parser("log", help="hardware logs (MCAP): info summarizes one, export writes CSV or MP4")
+    p = sub.add_parser("log", help="hardware logs (MCAP): info summarizes one, export writes CSV or MP4, view opens it")
     lsub = p.add_subparsers(dest="action", required=True, metavar="ACTION")
     q = lsub.add_parser(
         "info", help="topics, message counts, rates, duration and metadata of a log (a cut one: up to where it stops)"
@@ -1173,6 +1193,9 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("--to", required=True, choices=["csv", "mp4"])
     q.add_argument("--out", help="output folder (default: the log's path without .mcap)")
     q.set_defaults(func=_cmd_log_export)
+    q = lsub.add_parser("view", help="how to open a log in Foxglove, and the layout for its robot")
+    q.add_argument("file", help="an .mcap log")
+    q.set_defaults(func=_cmd_log_view)
 
     p = sub.add_parser("check-config", help="validate hardware config files and print what they describe")
     p.add_argument("configs", nargs="+", help="YAML paths or names in hardware_configs/")

@@ -38,10 +38,12 @@ import numpy as np
 
 from real.cameras.frame import CameraError, FrameTimeout
 from real.dynamixel.bus import BusTimeout, CorruptReply, DynamixelError
+from real.frames import RobotFrames, camera_calibration, camera_frame, frame_transforms
 from real.hardware_config import HardwareConfig, load_hardware_config
-from real.hardware_log import HardwareLog
+from real.hardware_log import IMAGE_KEYS, HardwareLog
 from real.robot import Robot, TaskRobot
 from real.safety import SafetyEvent, SafetyStop
+from sim.pybullet_robot import urdf_path
 
 
 class Stopped(Exception):
@@ -356,6 +358,8 @@ def deploy(cfg: DeployConfig, hardware: MockHardware | None = None, restore_sign
                     },
                     guard=stop.holding,
                 )
+                frames = RobotFrames(config, urdf_path(config))
+                log.write("/robot_description", {"data": urdf_path(config).read_text()})  # for viewers' URDF layers
         robot = Robot(config)
         with robot:
             image_size = None
@@ -453,12 +457,21 @@ def deploy(cfg: DeployConfig, hardware: MockHardware | None = None, restore_sign
                         stamp = joints.stamp_ns
                         log.write(
                             "/joint_states",
-                            {"position": joints.position, "velocity": joints.velocity, "effort": joints.effort},
+                            {
+                                "name": config.joint_names,
+                                "position": joints.position,
+                                "velocity": joints.velocity,
+                                "effort": joints.effort,
+                            },
                             stamp,
                         )
+                        log.write_message("/tf", frame_transforms(frames.transforms(joints.position)), stamp)
                         if action is not None:
-                            obs_logged = {k: v for k, v in obs.items() if k not in ("rgb", "depth")}
+                            obs_logged = {k: v for k, v in obs.items() if k not in IMAGE_KEYS}
                             log.write("/policy/observation", obs_logged)
+                            for key in IMAGE_KEYS:  # the reduced frames, exactly: a replay recomputes the actions
+                                if key in obs:
+                                    log.write_lossless(f"/policy/observation/{key}", obs[key])
                             log.write("/policy/action", {"action": action})
                         else:
                             log.write("/safety", {"kind": "camera_stall", "joints": [], "detail": "holding"})
@@ -478,9 +491,12 @@ def deploy(cfg: DeployConfig, hardware: MockHardware | None = None, restore_sign
                             },
                         )
                         if frame is not None:
-                            log.write_color("/camera/color", frame.color, frame.host_time_ns)
+                            optical = camera_frame(cam_name)
+                            log.write_color("/camera/color", frame.color, frame.host_time_ns, optical)
                             if frame.depth is not None:
-                                log.write_depth("/camera/depth", frame.depth, frame.host_time_ns)
+                                log.write_depth("/camera/depth", frame.depth, frame.host_time_ns, optical)
+                            calibration = camera_calibration(camera.intrinsics, optical)
+                            log.write_message("/camera/calibration", calibration, frame.host_time_ns)
                         if mock is not None:
                             truth = obs["privileged"] if "privileged" in obs else mock.reality.privileged()
                             log.write("/reality/privileged", {"vector": truth})

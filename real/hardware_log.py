@@ -1,15 +1,21 @@
-"""Hardware logs: one MCAP file per deployment, one channel per stream, host monotonic timestamps on every message.
+"""Hardware logs: one MCAP file per deployment, one channel per stream, every message stamped with the host clock.
 
 Writing goes through the ``mcap`` library's writer (zstd-compressed chunks, CRCs on chunks and on the data
-section). Message encodings:
+section). What a log holds, in the schemas Foxglove (and any MCAP viewer) shows without plugins:
 
-- structured streams (joint states, commands, policy observations and actions, estimates, safety events, loop
-  timing): JSON objects (``message_encoding="json"``), numpy arrays as lists;
-- color images: JPEG bytes (``message_encoding="jpeg"``, RGB order once decoded by :func:`read_log`);
-- depth images: 16-bit PNG bytes in millimetres (``message_encoding="png16_mm"``), 0 = no reading.
+- structured streams (joint states with joint names, commands, policy observations and actions, estimates, safety
+  events, loop timing): JSON objects (``message_encoding="json"``), numpy arrays as lists, each channel with its
+  own JSON schema (inferred from its first message, titled by the topic);
+- color images: ``foxglove.CompressedImage`` (JPEG; RGB order once decoded by :func:`read_log`);
+- depth images: ``foxglove.RawImage`` (``16UC1``, millimetres, 0 = no reading: lossless);
+- camera intrinsics (``foxglove.CameraCalibration``) and the robot's frames (``foxglove.FrameTransforms``);
+  these Foxglove schemas are the ``foxglove-sdk``'s own (protobuf), registered as they are.
 
-``log_time`` and ``publish_time`` are the host's ``time.monotonic_ns()`` when the sample was taken (not when it was
-written).
+Times: an MCAP record's ``log_time`` and ``publish_time`` are nanoseconds since the Unix epoch (as viewers expect);
+the host's ``time.monotonic_ns()`` when the sample was taken (not when it was written) stays the reference: the
+``clock`` metadata record holds ``unix_minus_monotonic_ns``, measured as the log opens, and :func:`read_log` and
+:func:`log_info` report monotonic stamps (``stamp_ns``) with the Unix time beside them (``unix_ns``). Logs written
+before (JSON with one shared schema, ``jpeg`` and ``png16_mm`` images, monotonic ``log_time``) still read.
 
 Surviving a kill: the header and the deployment metadata reach the file as the log opens, and the chunk in progress
 is ended and handed to the OS whenever ``flush_interval_s`` (0.5 s) of host time has passed since the last flush:
@@ -25,6 +31,7 @@ and where and why it stopped is reported as a :class:`LogDamage` (``"cut at byte
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import threading
@@ -38,16 +45,45 @@ from pathlib import Path
 from typing import IO, Any
 
 import cv2
+import foxglove.messages as fm
 import numpy as np
-from mcap.records import Channel, DataEnd, Footer, Header, Message, Metadata
+from google.protobuf import descriptor_pb2, descriptor_pool, json_format, message_factory
+from mcap.records import Channel, DataEnd, Footer, Header, Message, Metadata, Schema
 from mcap.stream_reader import StreamReader
 from mcap.writer import CompressionType, Writer
 
 from real.video import Mp4Writer
 
 PROFILE = "s2r"
-JSON_SCHEMA = json.dumps({"type": "object"}).encode()
 FLUSH_INTERVAL_S = 0.5  # host time between flushes of the chunk in progress: what a kill can lose
+#: Observation entries that are images: logged on ``/policy/observation/<key>`` as lossless images, the rest as JSON.
+IMAGE_KEYS = ("rgb", "depth")
+CLOCK_RECORD = "clock"  # metadata record: {"unix_minus_monotonic_ns": ...}
+COLOR_SCHEMA = "foxglove.CompressedImage"
+RAW_IMAGE_SCHEMA = "foxglove.RawImage"
+#: A decoded message's ``encoding`` for color and depth images: today's schema name, or an older log's encoding.
+COLOR_ENCODINGS = (COLOR_SCHEMA, "jpeg")
+DEPTH_ENCODINGS = (RAW_IMAGE_SCHEMA, "png16_mm")  # a RawImage may also hold a lossless RGB frame (rgb8)
+
+
+def json_schema_of(value: Any) -> dict[str, Any]:
+    """A JSON schema describing ``value`` (a message as written): objects by their properties, arrays by their
+    first item, numbers that may also be null (a field a later message leaves empty)."""
+    if isinstance(value, dict):
+        return {"type": "object", "properties": {str(k): json_schema_of(v) for k, v in value.items()}}
+    if isinstance(value, list):
+        return {"type": "array", "items": json_schema_of(value[0]) if value else {}}
+    if isinstance(value, bool):
+        return {"type": ["boolean", "null"]}
+    if isinstance(value, int | float):
+        return {"type": ["number", "null"]}
+    if isinstance(value, str):
+        return {"type": ["string", "null"]}
+    return {}
+
+
+def foxglove_time(unix_ns: int) -> fm.Timestamp:
+    return fm.Timestamp(sec=unix_ns // 1_000_000_000, nsec=unix_ns % 1_000_000_000)
 
 
 class LogError(RuntimeError):
@@ -98,7 +134,9 @@ class HardwareLog:
         self._writer.start(profile=PROFILE, library="sim2real-pipeline")
         if metadata:
             self._writer.add_metadata("deployment", {str(k): str(v) for k, v in metadata.items()})
-        self._json_schema = self._writer.register_schema("object", "jsonschema", JSON_SCHEMA)
+        self.clock_offset_ns = time.time_ns() - time.monotonic_ns()  # Unix time = monotonic + this
+        self._writer.add_metadata(CLOCK_RECORD, {"unix_minus_monotonic_ns": str(self.clock_offset_ns)})
+        self._schemas: dict[str, int] = {}
         # ends the chunk in progress and flushes the stream (mcap >= 1.6): header and metadata are on disk from here
         self._writer.flush()
         self._channels: dict[str, int] = {}
@@ -137,47 +175,106 @@ class HardwareLog:
         if self._flush_error is not None:
             raise LogError(f"{self.path}: writing failed ({self._flush_error})") from self._flush_error
 
-    def _channel(self, topic: str, encoding: str) -> int:
+    def _channel(self, topic: str, encoding: str, schema: tuple[str, str, bytes]) -> int:
+        """The channel of ``topic`` (registered with its schema ``(name, encoding, data)`` on first use)."""
         if topic not in self._channels:
-            schema = self._json_schema if encoding == "json" else 0
-            self._channels[topic] = self._writer.register_channel(topic, encoding, schema)
+            name = schema[0]
+            if name not in self._schemas:
+                self._schemas[name] = self._writer.register_schema(*schema)
+            self._channels[topic] = self._writer.register_channel(topic, encoding, self._schemas[name])
             self._sequence[topic] = 0
         return self._channels[topic]
 
-    def _add(self, topic: str, encoding: str, data: bytes, stamp_ns: int | None) -> None:
-        stamp = time.monotonic_ns() if stamp_ns is None else int(stamp_ns)
+    def _add(
+        self, topic: str, encoding: str, schema: Callable[[], tuple[str, str, bytes]], data: bytes, stamp: int
+    ) -> None:
+        """``stamp``: host monotonic ns; the record's times are the Unix time of that instant."""
         with self._guard(), self._lock:
             self._check()
-            channel = self._channel(topic, encoding)
+            channel = self._channel(topic, encoding, schema()) if topic not in self._channels else self._channels[topic]
+            unix = stamp + self.clock_offset_ns
             self._writer.add_message(
-                channel, log_time=stamp, data=data, publish_time=stamp, sequence=self._sequence[topic]
+                channel, log_time=unix, data=data, publish_time=unix, sequence=self._sequence[topic]
             )
             self._sequence[topic] += 1
             self._pending = True
             if time.monotonic() - self._last_flush >= self.flush_interval_s:
                 self._flush_locked()
 
+    @staticmethod
+    def _stamp(stamp_ns: int | None) -> int:
+        return time.monotonic_ns() if stamp_ns is None else int(stamp_ns)
+
     def write(self, topic: str, message: dict[str, Any], stamp_ns: int | None = None) -> None:
         """A JSON message on ``topic`` (numpy values become lists); ``stamp_ns``: host monotonic ns (default:
-        now)."""
-        self._add(topic, "json", json.dumps(_jsonable(message)).encode(), stamp_ns)
+        now). The channel's JSON schema is inferred from its first message."""
+        payload = _jsonable(message)
+        schema = {"title": topic, **json_schema_of(payload)}
+        name = "s2r" + topic.replace("/", ".")
+        self._add(
+            topic,
+            "json",
+            lambda: (name, "jsonschema", json.dumps(schema).encode()),
+            json.dumps(payload).encode(),
+            self._stamp(stamp_ns),
+        )
 
-    def write_color(self, topic: str, rgb: np.ndarray, stamp_ns: int | None = None) -> None:
-        """An HxWx3 uint8 RGB image, JPEG-compressed."""
+    def write_message(self, topic: str, message: Any, stamp_ns: int | None = None) -> None:
+        """A ``foxglove.messages`` message (``CameraCalibration``, ``FrameTransforms``, ...), protobuf-encoded with
+        the SDK's schema."""
+        schema = type(message).get_schema()
+        self._add(
+            topic,
+            "protobuf",
+            lambda: (schema.name, schema.encoding, bytes(schema.data)),
+            message.encode(),
+            self._stamp(stamp_ns),
+        )
+
+    def write_color(self, topic: str, rgb: np.ndarray, stamp_ns: int | None = None, frame_id: str = "") -> None:
+        """An HxWx3 uint8 RGB image as a JPEG ``foxglove.CompressedImage`` in frame ``frame_id``."""
         ok, buf = cv2.imencode(
             ".jpg", cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, self.jpeg_quality]
         )
         if not ok:
             raise LogError(f"{self.path}: cannot encode a color image of shape {rgb.shape}")
-        self._add(topic, "jpeg", buf.tobytes(), stamp_ns)
+        stamp = self._stamp(stamp_ns)
+        time_ = foxglove_time(stamp + self.clock_offset_ns)
+        self.write_message(
+            topic, fm.CompressedImage(timestamp=time_, frame_id=frame_id, data=buf.tobytes(), format="jpeg"), stamp
+        )
 
-    def write_depth(self, topic: str, depth_m: np.ndarray, stamp_ns: int | None = None) -> None:
-        """An HxW (or HxWx1) metric depth image (m, 0 = none), stored losslessly as 16-bit PNG in mm."""
-        mm = np.clip(np.rint(np.asarray(depth_m, dtype=np.float64).squeeze() * 1000.0), 0, 65535).astype(np.uint16)
-        ok, buf = cv2.imencode(".png", mm)
-        if not ok:
-            raise LogError(f"{self.path}: cannot encode a depth image of shape {np.shape(depth_m)}")
-        self._add(topic, "png16_mm", buf.tobytes(), stamp_ns)
+    def write_depth(self, topic: str, depth_m: np.ndarray, stamp_ns: int | None = None, frame_id: str = "") -> None:
+        """An HxW (or HxWx1) metric depth image (m, 0 = none) as a ``foxglove.RawImage`` in ``16UC1`` millimetres
+        (lossless to the millimetre; the chunk compression packs it)."""
+        mm = np.clip(np.rint(np.asarray(depth_m, dtype=np.float64).squeeze() * 1000.0), 0, 65535).astype("<u2")
+        if mm.ndim != 2:
+            raise LogError(f"{self.path}: cannot store a depth image of shape {np.shape(depth_m)}")
+        stamp = self._stamp(stamp_ns)
+        h, w = mm.shape
+        image = fm.RawImage(
+            timestamp=foxglove_time(stamp + self.clock_offset_ns), frame_id=frame_id, width=w, height=h,
+            encoding="16UC1", step=2 * w, data=mm.tobytes(),
+        )  # fmt: skip
+        self.write_message(topic, image, stamp)
+
+    def write_lossless(self, topic: str, image: np.ndarray, stamp_ns: int | None = None, frame_id: str = "") -> None:
+        """An image exactly as given, as a ``foxglove.RawImage``: HxWx3 uint8 RGB (``rgb8``) or HxW / HxWx1 float32
+        (``32FC1``), e.g. the reduced frames a camera policy acted on, so that a replay recomputes its actions."""
+        image = np.asarray(image)
+        if image.dtype == np.uint8 and image.ndim == 3 and image.shape[2] == 3:
+            encoding, data = "rgb8", np.ascontiguousarray(image)
+        elif image.dtype == np.float32 and (image.ndim == 2 or (image.ndim == 3 and image.shape[2] == 1)):
+            encoding, data = "32FC1", np.ascontiguousarray(image.reshape(image.shape[:2]), dtype="<f4")
+        else:
+            raise LogError(f"{self.path}: no lossless image encoding for {image.shape} {image.dtype}")
+        stamp = self._stamp(stamp_ns)
+        h, w = data.shape[:2]
+        raw = fm.RawImage(
+            timestamp=foxglove_time(stamp + self.clock_offset_ns), frame_id=frame_id, width=w, height=h,
+            encoding=encoding, step=data.nbytes // h, data=data.tobytes(),
+        )  # fmt: skip
+        self.write_message(topic, raw, stamp)
 
     def flush(self) -> None:
         """End the chunk in progress and hand everything written so far to the OS now."""
@@ -210,22 +307,67 @@ class HardwareLog:
 @dataclass(frozen=True)
 class LogMessage:
     topic: str
-    stamp_ns: int
-    encoding: str
-    data: Any  # dict (json), RGB uint8 array (jpeg), metric float32 array (png16_mm), bytes (other)
+    stamp_ns: int  # host monotonic ns when the sample was taken
+    encoding: str  # "json", a protobuf schema's name (foxglove.CompressedImage, ...), or an older log's encoding
+    data: Any  # dict (json, protobuf), RGB uint8 array (color), metric float32 array (depth), bytes (raw, other)
+    unix_ns: int | None = None  # the same instant in ns since the Unix epoch (None: a log older than the clock record)
 
 
-def decode(encoding: str, data: bytes) -> Any:
-    """A message's payload decoded by its encoding; ``ValueError`` if it does not decode."""
+@functools.lru_cache(maxsize=64)
+def _protobuf_class(name: str, descriptor_set: bytes) -> Any:
+    """The protobuf message class of the schema ``name`` from its serialized ``FileDescriptorSet``."""
+    files = descriptor_pb2.FileDescriptorSet.FromString(descriptor_set)
+    pool = descriptor_pool.DescriptorPool()
+    for f in files.file:
+        pool.Add(f)
+    return message_factory.GetMessageClass(pool.FindMessageTypeByName(name))
+
+
+def _decode_jpeg(data: bytes) -> np.ndarray:
+    image = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR) if len(data) else None
+    if image is None:
+        raise ValueError("not a JPEG image")
+    return cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
+
+
+def _decode_raw_image(msg: Any) -> np.ndarray:
+    """A ``foxglove.RawImage``: ``16UC1`` depth (mm) in metres as float32, ``32FC1`` as float32, ``rgb8`` as HxWx3
+    uint8."""
+    dtype, channels, per_unit = {"16UC1": ("<u2", 1, 1000.0), "32FC1": ("<f4", 1, 1.0), "rgb8": ("u1", 3, None)}.get(
+        msg.encoding, (None, 0, None)
+    )
+    if dtype is None:
+        raise ValueError(f"an image in {msg.encoding!r}, not 16UC1, 32FC1 or rgb8")
+    row = np.dtype(dtype).itemsize * channels * msg.width
+    if msg.step < row or len(msg.data) < msg.step * msg.height:
+        raise ValueError(f"{len(msg.data)} bytes for {msg.height} rows of step {msg.step} ({msg.width} px)")
+    rows = np.frombuffer(msg.data, np.uint8)[: msg.step * msg.height].reshape(msg.height, msg.step)[:, :row]
+    values = rows.copy().view(dtype)
+    if per_unit is None:
+        return values.reshape(msg.height, msg.width, channels)
+    return (values.astype(np.float32) / np.float32(per_unit)).reshape(msg.height, msg.width)
+
+
+def decode(encoding: str, data: bytes, schema: tuple[str, str, bytes] | None = None) -> Any:
+    """A message's payload decoded by its encoding (and, for protobuf, its schema ``(name, encoding, data)``);
+    ``ValueError`` if it does not decode."""
     if encoding == "json":
         return json.loads(data)
-    if encoding in ("jpeg", "png16_mm"):
-        flags = cv2.IMREAD_COLOR if encoding == "jpeg" else cv2.IMREAD_UNCHANGED
-        image = cv2.imdecode(np.frombuffer(data, np.uint8), flags) if len(data) else None
+    if encoding == "protobuf":
+        if schema is None or schema[1] != "protobuf":
+            raise ValueError("a protobuf message without a protobuf schema")
+        msg = _protobuf_class(schema[0], schema[2]).FromString(data)
+        if schema[0] == COLOR_SCHEMA:
+            return _decode_jpeg(msg.data)
+        if schema[0] == RAW_IMAGE_SCHEMA:
+            return _decode_raw_image(msg)
+        return json_format.MessageToDict(msg, preserving_proto_field_name=True)
+    if encoding == "jpeg":  # logs written before the Foxglove schemas
+        return _decode_jpeg(data)
+    if encoding == "png16_mm":
+        image = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED) if len(data) else None
         if image is None:
-            raise ValueError(f"not a {'JPEG' if encoding == 'jpeg' else 'PNG'} image")
-        if encoding == "jpeg":
-            return cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
+            raise ValueError("not a PNG image")
         return image.astype(np.float32) / 1000.0
     return data
 
@@ -306,13 +448,16 @@ class LogReader:
         self.messages = 0
         self.metadata: dict[str, str] = {}
         self.damage: LogDamage | None = None
-        self._channels: dict[int, tuple[str, str]] = {}  # id: (topic, encoding)
+        self._channels: dict[int, tuple[str, str, int]] = {}  # id: (topic, encoding, schema id)
+        self._schemas: dict[int, tuple[str, str, bytes]] = {}  # id: (name, encoding, data)
+        self.clock_offset_ns: int | None = None  # Unix minus monotonic (the clock record; None: an older log)
         self._at = 0  # offset of the record being read
         self._complete = False  # the file ends with the closing magic
         self._data_ended = False  # the data end record was read: every message was
 
     def __iter__(self) -> Iterator[LogMessage]:
-        self.messages, self.metadata, self.damage, self._channels = 0, {}, None, {}
+        self.messages, self.metadata, self.damage, self._channels, self._schemas = 0, {}, None, {}, {}
+        self.clock_offset_ns = None
         self._at, self._data_ended = 0, False
         try:
             f = open(self.path, "rb")  # noqa: SIM115 - closed below
@@ -388,10 +533,14 @@ class LogReader:
                 if message is not None:
                     yield message
             elif isinstance(record, Channel):
-                self._channels[record.id] = (record.topic, record.message_encoding)
+                self._channels[record.id] = (record.topic, record.message_encoding, record.schema_id)
+            elif isinstance(record, Schema):
+                self._schemas[record.id] = (record.name, record.encoding, bytes(record.data))
             elif isinstance(record, Metadata):
                 if record.name == "deployment" and not self.metadata:
                     self.metadata = dict(record.metadata)
+                elif record.name == CLOCK_RECORD and self.clock_offset_ns is None:
+                    self.clock_offset_ns = int(record.metadata.get("unix_minus_monotonic_ns", 0))
             elif isinstance(record, DataEnd):
                 summary, self._data_ended = bounded.pos, True
             elif isinstance(record, Footer):
@@ -402,18 +551,23 @@ class LogReader:
     def _message(self, record: Message) -> LogMessage | None:
         if record.channel_id not in self._channels:
             raise _Stop(f"a message on channel {record.channel_id}, which the log never declared")
-        topic, encoding = self._channels[record.channel_id]
+        topic, encoding, schema_id = self._channels[record.channel_id]
         if self.topics is not None and topic not in self.topics:
             self.messages += 1
             return None
+        schema = self._schemas.get(schema_id)
+        label = schema[0] if encoding == "protobuf" and schema is not None else encoding
         data: Any = record.data
         if not self.raw:
             try:
-                data = decode(encoding, data)
-            except Exception as e:  # noqa: BLE001 - json, cv2: a payload that does not decode
-                raise _Stop(f"a message on {topic} does not decode as {encoding} ({type(e).__name__}: {e})") from e
+                data = decode(encoding, data, schema)
+            except Exception as e:  # noqa: BLE001 - json, protobuf, cv2: a payload that does not decode
+                raise _Stop(f"a message on {topic} does not decode as {label} ({type(e).__name__}: {e})") from e
         self.messages += 1
-        return LogMessage(topic, record.log_time, encoding, data)
+        offset = self.clock_offset_ns
+        if offset is None:  # an older log: log_time is the monotonic stamp
+            return LogMessage(topic, record.log_time, label, data)
+        return LogMessage(topic, record.log_time - offset, label, data, record.log_time)
 
 
 def read_log(path: str | Path, topics: list[str] | None = None, raw: bool = False) -> Iterator[LogMessage]:
@@ -447,13 +601,17 @@ def log_info(path: str | Path) -> dict[str, Any]:
         t["last_ns"] = msg.stamp_ns
         first = msg.stamp_ns if first is None else min(first, msg.stamp_ns)
         last = msg.stamp_ns if last is None else max(last, msg.stamp_ns)
+    offset = reader.clock_offset_ns
     for t in topics.values():
+        if offset is not None:  # the same instants as Unix time (ns since the epoch)
+            t["first_unix_ns"], t["last_unix_ns"] = t["first_ns"] + offset, t["last_ns"] + offset
         span = (t["last_ns"] - t["first_ns"]) / 1e9
         t["rate_hz"] = round((t["messages"] - 1) / span, 2) if span > 0 else None
     return {
         "path": str(path),
         "bytes": reader.size,
         "duration_s": round((last - first) / 1e9, 3) if first is not None else 0.0,
+        "start_unix_ns": first + offset if first is not None and offset is not None else None,
         "messages": reader.messages,
         "damaged": None if reader.damage is None else str(reader.damage),
         "metadata": reader.metadata,
@@ -511,9 +669,11 @@ def export_mp4(path: str | Path, out_dir: str | Path) -> list[Path]:
     writers: dict[str, Mp4Writer] = {}
     try:
         for msg in read_log(path):
-            if msg.encoding not in ("jpeg", "png16_mm"):
+            if msg.encoding not in COLOR_ENCODINGS + DEPTH_ENCODINGS:
                 continue
-            if msg.encoding == "png16_mm":
+            if msg.encoding in DEPTH_ENCODINGS and msg.data.ndim == 3:  # a lossless RGB frame (rgb8)
+                rgb = msg.data
+            elif msg.encoding in DEPTH_ENCODINGS:
                 scaled = np.clip(msg.data / 3.0 * 255.0, 0, 255).astype(np.uint8)
                 rgb = cv2.cvtColor(cv2.applyColorMap(scaled, cv2.COLORMAP_TURBO), cv2.COLOR_BGR2RGB)
                 rgb[msg.data <= 0] = 0

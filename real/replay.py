@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 
 from real.hardware_config import HardwareConfig, load_hardware_config
-from real.hardware_log import LogError, log_metadata, read_log
+from real.hardware_log import IMAGE_KEYS, LogError, log_metadata, read_log
 from sim.joint_state import JointState
 
 
@@ -69,13 +69,17 @@ def log_cycles(path: str | Path) -> list[dict[str, Any]]:
     cycles: list[dict[str, Any]] = []
     episode = -1
     current: dict[str, Any] = {}
-    for m in read_log(path, topics=["/episode", "/joint_states", "/policy/observation", "/policy/action", "/command"]):
+    images = [f"/policy/observation/{key}" for key in IMAGE_KEYS]
+    topics = ["/episode", "/joint_states", "/policy/observation", *images, "/policy/action", "/command"]
+    for m in read_log(path, topics=topics):
         if m.topic == "/episode" and m.data.get("event") == "start":
             episode = int(m.data["episode"])
         elif m.topic == "/joint_states":
             current = {"episode": episode, "joints": m.data, "stamp_ns": m.stamp_ns}
         elif m.topic == "/policy/observation":
-            current["observation"] = m.data
+            current["observation"] = dict(m.data)
+        elif m.topic in images and "observation" in current:
+            current["observation"][m.topic.rsplit("/", 1)[1]] = m.data
         elif m.topic == "/policy/action":
             current["action"] = np.asarray(m.data["action"], dtype=np.float32)
         elif m.topic == "/command" and current:
@@ -100,7 +104,13 @@ def check_policy(path: str | Path, policy_path: str | Path, atol: float = 1e-5) 
         if c["episode"] != episode:
             episode = c["episode"]
             policy.reset()
-        obs = {k: np.asarray(v, dtype=np.float32) for k, v in c["observation"].items()}
+        obs = {
+            k: np.asarray(v, dtype=np.uint8 if k == "rgb" else np.float32).reshape(policy.obs_spec.shapes[k])
+            for k, v in c["observation"].items()
+        }
+        missing = sorted(set(policy.obs_spec.keys) - set(obs))
+        if missing:
+            raise LogError(f"{path}: the logged observations lack {missing}, which {policy_path} reads")
         diff = float(np.max(np.abs(policy.act(obs) - c["action"])))
         diffs.append(diff)
         if diff > worst:

@@ -17,6 +17,7 @@ from policies.bundle import robot_signature
 from real.deploy import DeployConfig, deploy
 from real.hardware_config import load_hardware_config
 from real.hardware_log import log_info, read_log
+from real.replay import check_policy
 
 pytestmark = pytest.mark.slow
 
@@ -166,7 +167,7 @@ def test_camera_policy_on_the_mock_base_holds_through_a_camera_stall(tmp_path):
             max_steps=40,
         )
     )
-    assert len(summary.episodes) == 2
+    assert len(summary.episodes) == 2, summary.message
     assert summary.ended == "completed", summary.message
     assert summary.stalled_cycles >= 3 and summary.camera["frames"] >= 5
     assert summary.loop["cycle_ms_p50"] == pytest.approx(100.0, abs=5.0)
@@ -219,6 +220,27 @@ def test_grasp_camera_student_deploys_on_the_mock_arm_with_its_crop(tmp_path):
     limit_ms = max(policy.trained_frame_age_s, 0.1) * 1e3
     assert summary.camera["max_frame_age_ms"] == pytest.approx(limit_ms)
     assert summary.camera["frame_age_ms_max"] <= limit_ms
+    # the log replays: the reduced frames the student acted on were kept losslessly, so its actions recompute exactly
+    check = check_policy(log, "grasp_rgbd")
+    assert check["matches"] and check["max_abs_difference"] == 0.0 and check["cycles"] >= 5
+    # and it opens in Foxglove without plugins: images, calibration and frames in the foxglove-sdk's schemas
+    from mcap.reader import make_reader
+
+    with open(log, "rb") as f:
+        summary_ = make_reader(f).get_summary()
+    schema_of = {c.topic: summary_.schemas[c.schema_id].name for c in summary_.channels.values()}
+    assert (
+        schema_of["/camera/color"] == "foxglove.CompressedImage" and schema_of["/camera/depth"] == "foxglove.RawImage"
+    )
+    assert (
+        schema_of["/camera/calibration"] == "foxglove.CameraCalibration"
+        and schema_of["/tf"] == "foxglove.FrameTransforms"
+    )
+    assert schema_of["/policy/observation/rgb"] == "foxglove.RawImage"
+    joints = next(iter(read_log(log, topics=["/joint_states"]))).data
+    assert joints["name"] == ["joint1", "joint2", "joint3", "joint4", "gripper"]
+    tf = next(iter(read_log(log, topics=["/tf"]))).data["transforms"]
+    assert {"link2", "table_link", "table_optical"} <= {t["child_frame_id"] for t in tf}
 
 
 @pytest.mark.realsense

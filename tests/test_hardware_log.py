@@ -4,6 +4,7 @@ summarizes and exports logs."""
 from __future__ import annotations
 
 import csv
+import json
 import os
 import signal
 import subprocess
@@ -16,6 +17,7 @@ import numpy as np
 import pytest
 
 from policies.cli import main as s2r
+from real.hardware_config import load_hardware_config
 from real.hardware_log import HardwareLog, LogDamageWarning, LogError, export_csv, log_info, read_log
 
 
@@ -149,3 +151,82 @@ def test_csv_export_names_joint_columns_by_joint(tmp_path):
     assert float(row["sent_gripper"]) == pytest.approx(0.25)
     with open(written["policy_action.csv"]) as f:
         assert next(csv.reader(f)) == ["stamp_ns", "action_0", "action_1", "action_2"]
+
+
+def test_channels_carry_the_foxglove_schemas_and_unix_times(tmp_path, arm_config):
+    """What Foxglove needs, checked with the mcap library's own reader: images and frames in the foxglove-sdk's
+    schemas, a JSON schema of its own per JSON channel, log times in Unix ns; our reader returns the monotonic
+    stamps as written, with the Unix time beside them, and the images as they were (depth to the millimetre)."""
+    from mcap.reader import make_reader
+
+    from real.cameras.frame import CameraIntrinsics
+    from real.frames import RobotFrames, camera_calibration, camera_frame, frame_transforms
+    from sim.pybullet_robot import urdf_path
+
+    path = tmp_path / "fox.mcap"
+    rng = np.random.default_rng(1)
+    yy, xx = np.mgrid[0:48, 0:64]
+    rgb = np.stack([xx * 4, yy * 5, np.full_like(xx, 90)], axis=-1).astype(np.uint8)  # smooth: JPEG keeps it
+    depth = np.round(rng.uniform(0.2, 2.0, (48, 64)), 3).astype(np.float32)
+    depth[0, :5] = 0.0
+    frames = RobotFrames(arm_config, urdf_path(arm_config))
+    stamp = 5_000_000_000  # a monotonic stamp (host seconds since boot)
+    with HardwareLog(path, {"robot": arm_config.name}) as log:
+        offset = log.clock_offset_ns
+        log.write("/joint_states", {"name": arm_config.joint_names, "position": [0.0] * 5}, stamp)
+        log.write("/loop", {"cycle": 0, "act_ms": None}, stamp)
+        log.write_message("/tf", frame_transforms(frames.transforms([0.1, 0.2, 0.3, 0.4, 0.01])), stamp)
+        optical = camera_frame("table")
+        log.write_color("/camera/color", rgb, stamp + 1, optical)
+        log.write_depth("/camera/depth", depth, stamp + 2, optical)
+        k = CameraIntrinsics(640, 480, 615.0, 615.5, 320.0, 240.0)
+        log.write_message("/camera/calibration", camera_calibration(k, optical), stamp + 1)
+    assert abs(offset + time.monotonic_ns() - time.time_ns()) < 10**9  # the offset maps the host clock to Unix ns
+    with open(path, "rb") as f:
+        reader = make_reader(f)
+        schemas = {
+            ch.topic: reader.get_summary().schemas[ch.schema_id] for ch in reader.get_summary().channels.values()
+        }
+        times = {ch.topic: None for ch in reader.get_summary().channels.values()}
+        for _, channel, message in reader.iter_messages():
+            times[channel.topic] = message.log_time
+    assert (
+        schemas["/camera/color"].name == "foxglove.CompressedImage" and schemas["/camera/color"].encoding == "protobuf"
+    )
+    assert schemas["/camera/depth"].name == "foxglove.RawImage"
+    assert schemas["/camera/calibration"].name == "foxglove.CameraCalibration"
+    assert schemas["/tf"].name == "foxglove.FrameTransforms"
+    joint_schema = json.loads(schemas["/joint_states"].data)
+    assert schemas["/joint_states"].encoding == "jsonschema" and joint_schema["title"] == "/joint_states"
+    assert joint_schema["properties"]["name"]["items"]["type"] == ["string", "null"]
+    assert schemas["/loop"].name != schemas["/joint_states"].name  # a schema per channel
+    assert times["/joint_states"] == stamp + offset and times["/camera/depth"] == stamp + 2 + offset
+    messages = {m.topic: m for m in read_log(path)}
+    assert messages["/joint_states"].stamp_ns == stamp and messages["/joint_states"].unix_ns == stamp + offset
+    assert messages["/camera/color"].encoding == "foxglove.CompressedImage"
+    assert np.abs(messages["/camera/color"].data.astype(int) - rgb).mean() < 3
+    np.testing.assert_array_equal(messages["/camera/depth"].data, depth)  # lossless to the millimetre
+    calibration = messages["/camera/calibration"].data
+    assert calibration["frame_id"] == "table_optical" and calibration["K"][0] == pytest.approx(k.fx)
+    tf = {t["child_frame_id"]: t for t in messages["/tf"].data["transforms"]}
+    assert tf["link2"]["parent_frame_id"] == "link1" and tf["table_optical"]["parent_frame_id"] == "table_link"
+    info = log_info(path)
+    assert info["start_unix_ns"] == stamp + offset and info["topics"]["/camera/depth"]["first_ns"] == stamp + 2
+
+
+def test_foxglove_layouts_are_current_and_log_view_points_to_them(tmp_path, capsys):
+    from real.foxglove_layout import ROBOTS, layout_json, layout_path
+
+    for robot in ROBOTS:  # docs/foxglove/ holds what the generator writes: python -m real.foxglove_layout
+        assert layout_path(robot).read_text() == layout_json(load_hardware_config(robot)), robot
+    arm = json.loads(layout_path("openmanipulator_x").read_text())["content"]
+    three_d = arm["items"][0]["content"]
+    assert three_d["panelType"] == "ThreeDee" and three_d["config"]["layers"]["robot"]["topic"] == "/robot_description"
+    image = arm["items"][1]["content"]["items"][0]["content"]
+    assert image["config"]["imageMode"] == {"imageTopic": "/camera/color", "calibrationTopic": "/camera/calibration"}
+    path = tmp_path / "view.mcap"
+    with HardwareLog(path, {"robot": "openmanipulator_x_mock"}) as log:
+        log.write_color("/camera/color", np.zeros((8, 8, 3), np.uint8), 1)
+    assert s2r(["log", "view", str(path)]) == 0
+    out = capsys.readouterr().out
+    assert str(layout_path("openmanipulator_x")) in out and "/camera/color" in out
