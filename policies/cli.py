@@ -525,11 +525,13 @@ def _replay(args: argparse.Namespace) -> int:
         )
         status = 0 if check["matches"] else 1
     if args.sim:
-        drift = sim_replay(args.file, robot=args.robot)
+        plot = args.plot or str(Path(args.file).with_suffix("")) + "_sim_replay.png"
+        drift = sim_replay(args.file, robot=args.robot, plot=plot)
         result["sim_replay"] = drift
         print(f"sim replay of {drift['cycles']} cycles on {drift['robot']} (open loop from the logged start):")
         for joint, what in drift["compared"].items():
             print(f"  {joint:<20} {what}: RMS {drift['rms_error'][joint]:.4g}, max {drift['max_error'][joint]:.4g}")
+        print(f"  logged vs simulated joints: {plot}")
     if args.json:
         _write_json(args.json, result)
     return status
@@ -1095,6 +1097,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--atol", type=float, default=1e-5, help="largest action difference that still matches")
     p.add_argument("--sim", action="store_true", help="feed the logged commands to the simulated robot: drift")
     p.add_argument("--robot", help="hardware config for --sim (default: the one the log names)")
+    p.add_argument("--plot", help="--sim: PNG of logged vs simulated joints (default: LOG_sim_replay.png)")
     p.add_argument("--json", help="write the results here")
     p.set_defaults(func=_cmd_replay)
 

@@ -175,23 +175,60 @@ def sim_replay(
     path: str | Path,
     robot: str | HardwareConfig | None = None,
     servo: Any | None = None,
+    plot: str | Path | None = None,
 ) -> dict[str, Any]:
     """Feed the logged sent commands to the simulated robot (its nominal servo model, or ``servo``: a
     :class:`sim.servo_model.ServoParams`, e.g. fitted by system identification), open loop from each episode's
     first logged state, holding each command for the logged time to the next cycle; report the joint position
-    error against the log per joint (RMS and max; for wheels, the velocity error: their angle drifts freely)."""
+    error against the log per joint (RMS and max; for wheels, the velocity error: their angle drifts freely).
+    ``plot``: also write a PNG of the logged and simulated values of every joint over time."""
     config = log_robot_config(path, robot)
-    errors = sim_replay_errors(log_cycles(path), config, servo, source=str(path))
+    cycles = log_cycles(path)
+    errors = sim_replay_errors(cycles, config, servo, source=str(path))
     err = np.abs(errors)
     units = {
         m.joint: ("rad/s" if m.mode.value == "velocity" else "m" if m.scale != 1.0 else "rad") for m in config.motors
     }
     names = config.joint_names
+    compared = {j: ("velocity " if units[j] == "rad/s" else "position ") + units[j] for j in names}
+    if plot is not None:
+        _plot_sim_replay(cycles[: len(errors)], errors, config, compared, Path(plot))
     return {
         "log": str(path),
         "robot": config.name,
         "cycles": len(errors),
-        "compared": {j: ("velocity " if units[j] == "rad/s" else "position ") + units[j] for j in names},
+        "compared": compared,
         "rms_error": dict(zip(names, np.sqrt((err**2).mean(0)).round(5).tolist(), strict=True)),
         "max_error": dict(zip(names, err.max(0).round(5).tolist(), strict=True)),
+        **({"plot": str(plot)} if plot is not None else {}),
     }
+
+
+def _plot_sim_replay(
+    cycles: list[dict[str, Any]], errors: np.ndarray, config: HardwareConfig, compared: dict[str, str], path: Path
+) -> None:
+    """One panel per joint: the logged value and the simulated one over host time (s from the first cycle)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    velocity = np.array([m.mode.value == "velocity" for m in config.motors])
+    logged = np.array(
+        [np.where(velocity, c["joints"]["velocity"], c["joints"]["position"]) for c in cycles], dtype=float
+    )
+    t = (np.array([c["stamp_ns"] for c in cycles]) - cycles[0]["stamp_ns"]) / 1e9
+    names = config.joint_names
+    fig, axes = plt.subplots(len(names), 1, figsize=(8, 1.8 * len(names)), dpi=110, sharex=True, squeeze=False)
+    for i, (ax, name) in enumerate(zip(axes[:, 0], names, strict=True)):
+        ax.plot(t, logged[:, i], label="logged", lw=1.2)
+        ax.plot(t, logged[:, i] + errors[:, i], label="simulated", lw=1.0, ls="--")
+        ax.set_ylabel(f"{name}\n{compared[name]}", fontsize=7)
+        ax.grid(alpha=0.3)
+    axes[0, 0].legend(fontsize=7, loc="upper right")
+    axes[-1, 0].set_xlabel("time (s)")
+    fig.suptitle(f"{config.name}: logged commands replayed open loop in simulation", fontsize=9)
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path)
+    plt.close(fig)

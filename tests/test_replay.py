@@ -59,8 +59,13 @@ def test_replay_robot_plays_the_readings_back_in_order():
 
 def test_cli_replay_writes_both_checks(tmp_path):
     out = tmp_path / "replay.json"
+    plot = tmp_path / "drift.png"
     argv = ["replay", str(LOGS["grasp"]), "--check-policy", BUNDLES["grasp"], "--sim", "--json", str(out)]
-    assert s2r(argv) == 0
+    assert s2r([*argv, "--plot", str(plot)]) == 0
+    assert plot.stat().st_size > 20_000  # five panels, logged and simulated lines
+    import matplotlib.image
+
+    assert matplotlib.image.imread(plot).shape[0] > 800
     result = json.loads(out.read_text())
     assert result["check_policy"]["matches"] and set(result["sim_replay"]["rms_error"]) == {
         "joint1",
