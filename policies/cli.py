@@ -504,6 +504,24 @@ def _cmd_parity(args: argparse.Namespace) -> int:
 
 
 def _cmd_replay(args: argparse.Namespace) -> int:
+    if Path(args.file).is_dir():  # a LeRobotDataset: its actions drive a robot
+        from real.lerobot_dataset import DatasetError, replay_on_robot
+
+        if not args.robot:
+            raise SystemExit("s2r replay DATASET: give --robot (e.g. mock/openmanipulator_x) to drive with its actions")
+        try:
+            result = replay_on_robot(args.file, args.robot, episode=args.episode)
+        except DatasetError as e:
+            print(f"s2r: {e}", file=sys.stderr)
+            return 2
+        print(
+            f"{result['robot']}: episode {result['episode']} of {args.file}, {result['frames_sent']} actions sent "
+            f"through the safety filter ({result['safety_events']} filter events); parked {result['parked']}, "
+            f"torque off {result['torque_off']} (read back)"
+        )
+        if args.json:
+            _write_json(args.json, result)
+        return 0 if result["torque_off"] else 1
     if not args.check_policy and not args.sim:
         raise SystemExit("s2r replay: give --check-policy BUNDLE and/or --sim")
     with _log_damage_as_one_line():
@@ -777,11 +795,29 @@ def _log_damage_as_one_line() -> Iterator[None]:
 def _cmd_log_export(args: argparse.Namespace) -> int:
     from real.hardware_log import export_csv, export_mp4
 
-    out = Path(args.out) if args.out else Path(args.file).with_suffix("")
+    if args.to == "lerobot":
+        from real.lerobot_dataset import DatasetError, export_lerobot, read_lerobot
+
+        if not args.out:
+            raise SystemExit("s2r log export --to lerobot: give --out DIR (a new folder)")
+        try:
+            with _log_damage_as_one_line():
+                root = export_lerobot(args.file, args.out, task=args.task)
+            data = read_lerobot(root)
+        except DatasetError as e:
+            print(f"s2r: {e}", file=sys.stderr)
+            return 2
+        frames = data.info["total_frames"]
+        print(f"{root}: LeRobotDataset {data.info['codebase_version']}, {len(data.episodes)} episodes, {frames} frames")
+        return 0
+    if len(args.file) != 1:
+        raise SystemExit(f"s2r log export --to {args.to}: one log at a time")
+    file = args.file[0]
+    out = Path(args.out) if args.out else Path(file).with_suffix("")
     with _log_damage_as_one_line():
-        written = export_csv(args.file, out) if args.to == "csv" else export_mp4(args.file, out)
+        written = export_csv(file, out) if args.to == "csv" else export_mp4(file, out)
     if not written:
-        print(f"{args.file}: no {'JSON' if args.to == 'csv' else 'image'} topics to export", file=sys.stderr)
+        print(f"{file}: no {'JSON' if args.to == 'csv' else 'image'} topics to export", file=sys.stderr)
         return 1
     for path in written:
         print(path)
@@ -1092,11 +1128,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=_cmd_parity)
 
     p = sub.add_parser("replay", help="replay a hardware log: recompute a policy's actions, or drive the sim with it")
-    p.add_argument("file", help="an .mcap log written by s2r deploy")
+    p.add_argument("file", help="an .mcap log written by s2r deploy, or a LeRobotDataset folder (with --robot)")
+    p.add_argument("--episode", type=int, default=0, help="a dataset's episode to drive the robot with (default: 0)")
     p.add_argument("--check-policy", help="bundle whose actions are recomputed from the logged observations")
     p.add_argument("--atol", type=float, default=1e-5, help="largest action difference that still matches")
     p.add_argument("--sim", action="store_true", help="feed the logged commands to the simulated robot: drift")
-    p.add_argument("--robot", help="hardware config for --sim (default: the one the log names)")
+    p.add_argument(
+        "--robot", help="hardware config for --sim (default: the one the log names), or to drive from a dataset"
+    )
     p.add_argument("--plot", help="--sim: PNG of logged vs simulated joints (default: LOG_sim_replay.png)")
     p.add_argument("--json", help="write the results here")
     p.set_defaults(func=_cmd_replay)
@@ -1191,10 +1230,13 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("file", help="an .mcap log")
     q.add_argument("--json", help="also write the summary here")
     q.set_defaults(func=_cmd_log_info)
-    q = lsub.add_parser("export", help="JSON topics to one CSV each, or image topics to one MP4 each")
-    q.add_argument("file", help="an .mcap log")
-    q.add_argument("--to", required=True, choices=["csv", "mp4"])
-    q.add_argument("--out", help="output folder (default: the log's path without .mcap)")
+    q = lsub.add_parser(
+        "export", help="JSON topics to one CSV each, image topics to one MP4 each, or logs to a LeRobotDataset"
+    )
+    q.add_argument("file", nargs="+", help="an .mcap log (--to lerobot: one or more, of one robot)")
+    q.add_argument("--to", required=True, choices=["csv", "mp4", "lerobot"])
+    q.add_argument("--out", help="output folder (default: the log's path without .mcap; --to lerobot: required)")
+    q.add_argument("--task", help="--to lerobot: the task's description (default: the task the log names)")
     q.set_defaults(func=_cmd_log_export)
     q = lsub.add_parser("view", help="how to open a log in Foxglove, and the layout for its robot")
     q.add_argument("file", help="an .mcap log")
