@@ -315,6 +315,8 @@ def _cmd_eval(args: argparse.Namespace) -> int:
         raise SystemExit(f"--{modes[0]} needs a universal policy with an estimator among --policy (s2r train-osi)")
     # each adaptive bundle runs once per requested mode (adapt when none is), every other policy once
     runs = [(spec, m) for spec in args.policy for m in ((modes or ["adapt"]) if spec in adaptive else [None])]
+    if args.record and (args.sweep or len(runs) > 1):
+        raise SystemExit("--record writes the episodes of one policy: give one --policy and no --sweep")
     if args.plot and not args.sweep and "adapt" not in [m for _, m in runs]:
         raise SystemExit("--plot without --sweep draws online estimates: give a bundle with an estimator (--adapt)")
     if args.sweep:
@@ -354,10 +356,13 @@ def _cmd_eval(args: argparse.Namespace) -> int:
             args.domain,
             mode=mode,
             trace_episodes=args.plot_episodes if traced else 0,
+            record=args.record,
         )
         label = spec if mode is None else f"{spec} ({mode})"
         summary.policy = label
         _print_summary(summary)
+        if args.record:
+            print(f"LeRobotDataset of the {summary.episodes} episodes: {args.record}")
         results[label] = summary.to_dict()
         if traced:
             path = args.plot if len(adaptive) == 1 else str(Path(args.plot).with_suffix("")) + f"_{Path(spec).name}.png"
@@ -1045,6 +1050,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--plot-episodes", type=int, default=4, help="episodes drawn in the estimate plot (default 4)")
     p.add_argument("--adapt", action="store_true", help="bundles with an estimator act on their online estimate")
     p.add_argument("--oracle", action="store_true", help="bundles with an estimator act on the true mu")
+    p.add_argument("--record", help="write the episodes as a LeRobotDataset in this new folder (one policy, no sweep)")
     p.add_argument("--json", help="write the results here")
     p.set_defaults(func=_cmd_eval)
 

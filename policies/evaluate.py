@@ -86,10 +86,11 @@ def evaluate(
     factory: PolicySource | None = None,
     mode: str | None = None,
     trace_episodes: int = 0,
+    record: str | Path | None = None,
 ) -> RolloutSummary:
     """``factory``: a :func:`policy_factory` result to reuse (a sweep loads each bundle once). ``trace_episodes``:
     record the online estimate of mu and its true value every step of the first N episodes
-    (``summary.estimate_traces``)."""
+    (``summary.estimate_traces``). ``record``: also write the episodes as a LeRobotDataset in this folder."""
     source = factory or policy_factory(spec, task, mode)
     trace = None
     if trace_episodes > 0 and isinstance(source.bundle, AdaptivePolicy):
@@ -108,6 +109,7 @@ def evaluate(
         camera=source.camera,
         dynamics=source.dynamics,
         on_step=trace,
+        dataset=None if record is None else Path(record),
     )
     if trace is not None:
         summary.estimate_traces = trace.traces

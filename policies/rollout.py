@@ -89,6 +89,7 @@ def run_policy(
     camera: dict[str, Any] | None = None,
     dynamics: DynamicsSpec | None = None,
     on_step: Callable[[int, dict, dict], None] | None = None,
+    dataset: Path | None = None,
 ) -> RolloutSummary:
     """Run the policy that ``make_policy(env)`` builds for ``episodes`` episodes with seeds ``seed, seed+1, ...``.
 
@@ -99,7 +100,8 @@ def run_policy(
     also holds the dynamics parameters mu, normalized with these ranges (a universal policy's,
     :mod:`sim.randomization.dynamics`).
     ``on_step(episode, obs, info)`` is called after every action the policy chose, with the observation it chose
-    it from.
+    it from. ``dataset``: write the episodes as a LeRobotDataset there (:mod:`real.lerobot_dataset`: joint state,
+    commanded joint targets and the camera view of every step).
     """
     if task not in TASK_IDS:
         raise ValueError(f"unknown task {task!r}; expected one of {sorted(TASK_IDS)}")
@@ -108,7 +110,7 @@ def run_policy(
     env = gym.make(
         TASK_IDS[task],
         obs_mode=obs_mode,
-        render_mode="rgb_array" if video else None,
+        render_mode="rgb_array" if video or dataset else None,
         randomization=randomization,
         domain=domain,
         image_size=image_size,
@@ -118,6 +120,7 @@ def run_policy(
         env = DynamicsObservation(env, dynamics)
     policy = make_policy(env)
     recorder = VideoRecorder(video, env.metadata["render_fps"]) if video else None
+    recorded: list[dict[str, list]] = []
     results: list[EpisodeResult] = []
     bar = tqdm(
         total=episodes, desc=f"{task} {policy_name}", unit="ep", disable=not progress, leave=False, mininterval=1.0
@@ -126,18 +129,24 @@ def run_policy(
         for i in range(episodes):
             obs, info = env.reset(seed=seed + i)
             policy.reset()
-            record = recorder is not None and (video_episodes is None or i < video_episodes)
-            if record:
+            filmed = recorder is not None and (video_episodes is None or i < video_episodes)
+            if filmed:
                 recorder.add(env.render())
             ret, length = 0.0, 0
+            if dataset is not None:
+                recorded.append({"state": [], "action": [], "images": []})
             while True:
                 action = policy.act(obs, info)
                 if on_step is not None:
                     on_step(i, obs, info)
+                if dataset is not None:
+                    _record_state(env, recorded[-1])
                 obs, reward, terminated, truncated, info = env.step(action)
+                if dataset is not None:
+                    recorded[-1]["action"].append(env.unwrapped.robot.last_command.copy())
                 ret += reward
                 length += 1
-                if record:
+                if filmed:
                     recorder.add(env.render())
                 if terminated or truncated:
                     break
@@ -148,7 +157,15 @@ def run_policy(
         bar.close()
         if recorder is not None:
             recorder.close()
+        config = env.unwrapped.config
         env.close()
+    if dataset is not None:
+        from real.lerobot_dataset import write_lerobot
+
+        sources = [
+            f"s2r eval: {policy_name} on {task}, seeds {seed}..{seed + episodes - 1}, randomization {randomization}"
+        ]
+        write_lerobot(recorded, config, task, float(config.control.rate_hz), Path(dataset), sources)
     wins = sum(r.success for r in results)
     return RolloutSummary(
         task=task,
@@ -162,6 +179,15 @@ def run_policy(
         randomization=str(randomization),
         per_episode=results,
     )
+
+
+def _record_state(env: gym.Env, episode: dict[str, list]) -> None:
+    """The step's measured joint state (wheels: velocities) and camera view, before the action acts."""
+    base = env.unwrapped
+    reading = base.robot.read()
+    velocity = np.array([m.mode.value == "velocity" for m in base.config.motors])
+    episode["state"].append(np.where(velocity, reading.velocity, reading.position))
+    episode["images"].append(env.render())
 
 
 def run_expert(task: str, episodes: int, seed: int, **kwargs: Any) -> RolloutSummary:

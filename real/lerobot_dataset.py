@@ -91,9 +91,6 @@ def _log_episodes(path: Path, config: HardwareConfig) -> list[dict[str, Any]]:
 
 def export_lerobot(logs: list[str | Path], out: str | Path, task: str | None = None) -> Path:
     """Write the episodes of hardware ``logs`` (one robot) as a LeRobotDataset v3.0 in ``out`` (a new folder)."""
-    out = Path(out)
-    if out.exists() and any(out.iterdir()):
-        raise DatasetError(f"{out}: exists and is not empty; choose a new folder")
     if not logs:
         raise DatasetError("no logs to export")
     metas = [log_metadata(p) for p in logs]
@@ -101,16 +98,28 @@ def export_lerobot(logs: list[str | Path], out: str | Path, task: str | None = N
     if len(robots) != 1 or "" in robots:
         raise DatasetError(f"the logs must come from one robot named in their metadata, got {sorted(robots)}")
     robot = robots.pop()
-    config = load_hardware_config(f"mock/{robot[: -len('_mock')]}" if robot.endswith("_mock") else robot)
-    task = task or metas[0].get("task") or "unknown"
-    fps = float(config.control.rate_hz)
+    config = load_hardware_config(f"mock/{robot.removesuffix('_mock')}" if robot.endswith("_mock") else robot)
     episodes = [e for p in logs for e in _log_episodes(Path(p), config)]
     if not episodes:
         raise DatasetError(f"{', '.join(map(str, logs))}: no episode with control cycles")
-    camera = (
-        config.cameras[0].name if config.cameras and all(i is not None for e in episodes for i in e["images"]) else None
-    )
-    video_key = f"observation.images.{camera}" if camera else None
+    task = task or metas[0].get("task") or "unknown"
+    return write_lerobot(episodes, config, task, float(config.control.rate_hz), Path(out), [str(p) for p in logs])
+
+
+def write_lerobot(
+    episodes: list[dict[str, list]], config: HardwareConfig, task: str, fps: float, out: Path, sources: list[str]
+) -> Path:
+    """Write ``episodes`` (each ``state`` and ``action`` per frame in config order, and ``images``: one RGB frame
+    per frame, or None) as a LeRobotDataset v3.0 in ``out``, a new folder; the video only if every frame has one."""
+    out = Path(out)
+    if out.exists() and any(out.iterdir()):
+        raise DatasetError(f"{out}: exists and is not empty; choose a new folder")
+    episodes = [e for e in episodes if e["state"]]
+    if not episodes:
+        raise DatasetError(f"{out}: no frames to write")
+    has_video = all(i is not None for e in episodes for i in e["images"])
+    camera = config.cameras[0].name if config.cameras else "camera"
+    video_key = f"observation.images.{camera}" if has_video else None
     names = list(config.joint_names)
     rows: dict[str, list[Any]] = {
         k: []
@@ -188,7 +197,7 @@ def export_lerobot(logs: list[str | Path], out: str | Path, task: str | None = N
         "data_files_size_in_mb": 100, "video_files_size_in_mb": 200, "fps": fps,
         "splits": {"train": f"0:{len(episodes)}"}, "data_path": DATA_PATH,
         "video_path": VIDEO_PATH if video_key else None, "features": features,
-        "sources": [str(p) for p in logs],
+        "sources": sources,
     }  # fmt: skip
     (out / "meta" / "info.json").write_text(json.dumps(info, indent=4))
     stats = {k: _stats(np.stack(rows[k])) for k in ("observation.state", "action")}

@@ -158,6 +158,7 @@ class PyBulletRobot:
         self._goal_by_slot: list[float] = []
         self.params = params or default_servo_params(config)
         self._delay = CommandDelay(self.params.latency)
+        self.last_command: np.ndarray | None = None
         self._torque_on = np.ones(len(self.indices))
         self._setpoint: list[float] = []
         self._goal: list[float] = []
@@ -383,6 +384,7 @@ class PyBulletRobot:
         targets = np.asarray(targets, dtype=float)
         if targets.shape != (len(self.indices),) or not np.all(np.isfinite(targets)):
             raise ValueError(f"expected {len(self.indices)} finite targets, got {targets}")
+        self.last_command = targets.copy()  # what was commanded (recorded rollouts' joint-space action)
         if self.params.latency <= 0.0:
             self._apply(targets)
         else:

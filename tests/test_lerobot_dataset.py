@@ -90,3 +90,22 @@ def test_a_dataset_drives_the_mock_arm_through_the_safety_filter(tmp_path, capsy
     assert max(report["state_error_rms"][j] for j in ("joint1", "joint2", "joint3", "joint4")) < 0.02  # rad
     assert s2r(["replay", str(out), "--robot", "mock/turtlebot3_burger"]) == 2
     assert "are not turtlebot3_burger_mock's" in capsys.readouterr().err
+
+
+def test_simulated_rollouts_are_recorded_as_a_dataset(tmp_path, capsys):
+    out, report = tmp_path / "rollouts", tmp_path / "eval.json"
+    argv = ["eval", "--task", "grasp", "--policy", "expert", "--episodes", "2", "--seed", "7", "--json", str(report)]
+    assert s2r([*argv, "--record", str(out)]) == 0
+    lengths = [e["length"] for e in json.loads(report.read_text())["per_episode"]]
+    data = read_lerobot(out)
+    assert [len(e.action) for e in data.episodes] == lengths and data.info["total_frames"] == sum(lengths)
+    assert "s2r eval: scripted_expert on grasp, seeds 7..8" in data.info["sources"][0]
+    video = out / data.info["video_path"].format(video_key="observation.images.table", chunk_index=0, file_index=0)
+    with av.open(str(video)) as container:
+        assert sum(1 for _ in container.decode(video=0)) == sum(lengths)
+    # the action is the commanded joint targets: the arm's joints reach them by the next step (servo lag aside)
+    episode = data.episodes[0]
+    arm = slice(0, 4)
+    assert np.median(np.abs(episode.state[1:, arm] - episode.action[:-1, arm])) < 0.02
+    with pytest.raises(SystemExit, match="one policy"):
+        s2r([*argv, "--record", str(tmp_path / "x"), "--sweep", "object_mass=0.05:0.1:2"])
