@@ -72,3 +72,39 @@ def test_eval_and_check_config_run_outside_the_repository(tmp_path):
         [str(s2r), "check-config", "mock/openmanipulator_x"], cwd=tmp_path, capture_output=True, text=True, timeout=120
     )
     assert check.returncode == 0 and "ok" in check.stdout, check.stderr
+
+
+def test_deploy_and_mock_bus_run_outside_the_repository(tmp_path):
+    """`s2r deploy --policy grasp_state --robot mock/openmanipulator_x` and `s2r mock-bus --config
+    openmanipulator_x` from a folder that holds nothing of the repository."""
+    import os
+    import signal
+    import time
+
+    s2r = Path(sys.executable).with_name("s2r")
+    summary = tmp_path / "deploy.json"
+    argv = [str(s2r), "deploy", "--policy", "grasp_state", "--robot", "mock/openmanipulator_x", "--episodes", "1"]
+    done = subprocess.run(
+        [*argv, "--json", str(summary), "--quiet"], cwd=tmp_path, capture_output=True, text=True, timeout=300
+    )
+    assert done.returncode == 0, done.stderr
+    assert json.loads(summary.read_text())["ended"] == "completed"
+    link = tmp_path / "ttyDXL"
+    bus = subprocess.Popen(
+        [str(s2r), "mock-bus", "--config", "openmanipulator_x", "--link", str(link), "--physics", "simple"],
+        cwd=tmp_path,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert "emulating openmanipulator_x" in bus.stdout.readline()
+        deadline = time.monotonic() + 10
+        while not link.exists() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert link.is_symlink() and os.path.exists(os.readlink(link))
+    finally:
+        bus.send_signal(signal.SIGINT)
+        out, err = bus.communicate(timeout=30)
+    assert bus.returncode == 0, err
+    assert "stopped after" in out
