@@ -1,14 +1,15 @@
 """Hardware logs under SIGKILL, and what writing them costs.
 
-- ``kill``: runs ``s2r deploy --robot mock/openmanipulator_x --policy policies/bundles/grasp_state --log OUT
-  --episodes 10`` (the real driver code against the servo emulator), SIGKILLs it ``--delays`` seconds after the
-  log file appears, and reads what is left: bytes, messages, the seconds between the last logged message and the
-  kill (log time is the host's ``time.monotonic_ns()``, the same clock as the kill here), and the damage the reader
+- ``kill``: runs ``s2r deploy --robot mock/openmanipulator_x --policy grasp_state --log OUT --episodes 10`` (the
+  real driver code against the servo emulator), SIGKILLs it ``--delays`` seconds after the log file appears, and
+  reads what is left: bytes, messages, the seconds between the last logged message and the kill (the reader's
+  ``stamp_ns``: the host's ``time.monotonic_ns()``, the same clock as the kill here), and the damage the reader
   reports.
 - ``throughput``: in this process, as fast as it goes: the deploy's per-cycle JSON messages (joint states,
-  observation, action, command, loop, reality), 640x480 RGB frames (JPEG encoding included) and 640x480 depth
-  frames (16-bit PNG); then the JSON messages paced at 50 Hz for ``--paced-s`` seconds, whose bytes per cycle show
-  what flushing small chunks costs in compression.
+  observation, action, command, loop, reality), 640x480 RGB frames (JPEG encoding included, as
+  ``foxglove.CompressedImage``) and 640x480 depth frames (``foxglove.RawImage``, 16UC1 in mm, zstd in the chunk);
+  then the JSON messages paced at 50 Hz for ``--paced-s`` seconds, whose bytes per cycle show what flushing small
+  chunks costs in compression.
 
 Usage: python benchmarks/log_kill.py [--delays 3] [--repeats 1] [--episodes 10] [--skip-kill] [--json OUT];
 prints the JSON too.
@@ -54,7 +55,7 @@ def kill_once(delay_s: float, out: Path, episodes: int = 10, setup_timeout_s: fl
         "--robot",
         "mock/openmanipulator_x",
         "--policy",
-        "policies/bundles/grasp_state",
+        "grasp_state",
         "--episodes",
         str(episodes),
         "--log",
@@ -146,7 +147,7 @@ def throughput(seconds: float, paced_s: float) -> dict[str, Any]:
             for k in range(8)
         ]
         depths = [(0.4 + 0.001 * xx + 0.0005 * yy + 0.01 * k).astype(np.float32) for k in range(8)]
-        streams = (("color_640x480_jpeg", "write_color", frames), ("depth_640x480_png", "write_depth", depths))
+        streams = (("color_640x480_jpeg", "write_color", frames), ("depth_640x480_16uc1", "write_depth", depths))
         for name, write, images in streams:
             path = Path(tmp) / f"{name}.mcap"
             n = 0
