@@ -280,13 +280,10 @@ def test_a_config_extends_another(tmp_path):
     assert [t.name for t in more.terms] == [*names, "table_mass"] and more.strength == 0.5
     assert more.term("depth_noise_scale").distribution.high == 14.0
     shipped = load_randomization("grasp_student", "grasp")  # by name
-    own = ("camera_frame_age", "table_texture")
-    assert [t.model_dump(exclude={"source"}) for t in shipped.terms if t.name not in own] == [
-        t.model_dump(exclude={"source"}) for t in config.terms if t.name not in own
-    ]  # the grasp student's domain is this one, with stale frames (a chain of two extends) and more patterns
+    assert [t.model_dump(exclude={"source"}) for t in shipped.terms if t.name != "camera_frame_age"] == [
+        t.model_dump(exclude={"source"}) for t in config.terms
+    ]  # the grasp student's domain is this one, with stale frames (a chain of two extends)
     assert shipped.term("camera_frame_age").every_steps == 1
-    assert shipped.term("table_texture").distribution.probs == [0.125, 0.25, 0.25, 0.125, 0.25]
-    assert [t.name for t in shipped.terms].index("table_texture") == names.index("table_texture")  # in place
     (tmp_path / "a.yaml").write_text(yaml.safe_dump({"extends": "b.yaml"}))
     (tmp_path / "b.yaml").write_text(yaml.safe_dump({"extends": "a.yaml"}))
     with pytest.raises(RandomizationError, match="loops back"):

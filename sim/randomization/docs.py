@@ -39,7 +39,7 @@ A config file can start from another: `extends: default` (or a path, relative to
 terms, replaces those the file names again (in place) and appends the others, and the file's `strength`, if given,
 wins. `sim/randomization/variants/stale_frames.yaml` adds the camera frame's age (the camera students' training
 domain); `sim/randomization/variants/grasp_student.yaml`, the grasp camera student's, extends it with heavier depth
-noise and patterned tables twice as often. Commands take the shipped variants by name (`--randomization
+noise. Commands take the shipped variants by name (`--randomization
 stale_frames`) from any folder.
 
 Colors are drawn in HSV (`type: hsv`, with `hue`, `saturation` and `value` ranges in [0, 1], default the whole
