@@ -590,11 +590,10 @@ def bundle_path(spec: str | Path) -> Path:
         return path / "bundle"
     if not path.exists() and len(path.parts) == 1 and (SHIPPED_BUNDLES_DIR / path.name / BUNDLE_FILE).is_file():
         return SHIPPED_BUNDLES_DIR / path.name
-    if not path.exists():
-        raise BundleError(
-            f"{spec}: no such folder, and no shipped bundle of that name; known: {', '.join(shipped_bundles())}"
-        )
-    return path
+    if not path.exists() and len(path.parts) == 1:  # a name: say which names there are
+        known = ", ".join(shipped_bundles())
+        raise BundleError(f"{spec}: no such folder, and no shipped bundle of that name; known: {known}")
+    return path  # a path: loading it says what is missing there
 
 
 def load(path: str | Path, robot: HardwareConfig | None = None, observation_space: Any | None = None) -> BundlePolicy:

@@ -209,12 +209,18 @@ class HardwareLog:
         """A JSON message on ``topic`` (numpy values become lists); ``stamp_ns``: host monotonic ns (default:
         now). The channel's JSON schema is inferred from its first message."""
         payload = _jsonable(message)
-        schema = {"title": topic, **json_schema_of(payload)}
-        name = "s2r" + topic.replace("/", ".")
+
+        def schema() -> tuple[str, str, bytes]:  # built once, when the channel is registered
+            return (
+                "s2r" + topic.replace("/", "."),
+                "jsonschema",
+                json.dumps({"title": topic, **json_schema_of(payload)}).encode(),
+            )
+
         self._add(
             topic,
             "json",
-            lambda: (name, "jsonschema", json.dumps(schema).encode()),
+            schema,
             json.dumps(payload).encode(),
             self._stamp(stamp_ns),
         )
