@@ -15,9 +15,9 @@ from pathlib import Path
 import dynamixel_sdk as sdk
 from report import emit  # benchmarks/report.py (scripts run from this folder)
 
+from mock.bus_process import EmulatorProcess
 from real.dynamixel.bus import DynamixelBus
 from real.dynamixel.control_table import MODELS
-from real.dynamixel.emulator import EmulatorProcess
 
 IDS = [11, 12, 13, 14, 15]
 

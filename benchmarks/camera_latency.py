@@ -27,10 +27,11 @@ import numpy as np
 import pybullet as p
 from report import emit  # benchmarks/report.py (scripts run from this folder)
 
+from mock.simulated_realsense import SimulatedRealSense, pybullet_renderer, static_pose
 from real.cameras.realsense import RealSenseCamera, SoftwareSource
-from real.cameras.simulated_realsense import SimulatedRealSense, pybullet_renderer, static_pose
-from real.hardware_config import Camera
-from sim.camera_model import Intrinsics, RenderedFrame
+from robot.description import Camera
+from robot.intrinsics import Intrinsics
+from sim.camera_model import RenderedFrame
 
 
 def _scene() -> int:

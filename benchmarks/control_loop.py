@@ -20,10 +20,10 @@ from pathlib import Path
 import numpy as np
 from report import emit  # benchmarks/report.py (scripts run from this folder)
 
-from real.deploy import MockHardware
-from real.hardware_config import load_hardware_config
+from mock.hardware import MockHardware
 from real.hardware_log import HardwareLog
 from real.robot import Robot
+from robot.config_file import load_hardware_config
 
 
 def run(rate_hz: float, seconds: float) -> dict:

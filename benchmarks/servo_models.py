@@ -25,7 +25,7 @@ import pybullet as p
 import yaml
 from report import emit  # benchmarks/report.py (scripts run from this folder)
 
-from real.hardware_config import HARDWARE_CONFIG_DIR, load_hardware_config
+from robot.config_file import HARDWARE_CONFIG_DIR, load_hardware_config
 from sim.pybullet_robot import PyBulletRobot
 from sim.voltage_servo import VoltageServoParams, simulate
 

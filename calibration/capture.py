@@ -19,7 +19,7 @@ import numpy as np
 from calibration.intrinsics import Board, CalibrationError, detect
 from real.cameras.capture import ThreadedCamera
 from real.cameras.frame import CameraError, Frame
-from sim.joint_state import JointState
+from robot.joint_state import JointState
 
 
 def fresh_frame(camera: ThreadedCamera, timeout_s: float = 3.0) -> Frame:

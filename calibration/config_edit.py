@@ -13,7 +13,8 @@ import shutil
 from collections.abc import Callable
 from pathlib import Path
 
-from real.hardware_config import ConfigError, HardwareConfig, load_hardware_config
+from robot.config_file import load_hardware_config
+from robot.description import ConfigError, HardwareConfig
 
 
 def write_checked(path: Path, text: str, check: Callable[[HardwareConfig], bool], what: str) -> Path:

@@ -23,7 +23,7 @@ import numpy as np
 import yaml
 
 from calibration.intrinsics import Board, CalibrationError, detect
-from real.hardware_config import HardwareConfig
+from robot.description import HardwareConfig
 
 METHODS = {
     "tsai": cv2.CALIB_HAND_EYE_TSAI,

@@ -18,6 +18,8 @@ import cv2
 import numpy as np
 import yaml
 
+from robot.intrinsics import Intrinsics, read_calibration
+
 SUBPIX_WINDOW = (11, 11)
 SUBPIX_CRITERIA = (cv2.TERM_CRITERIA_EPS + cv2.TERM_CRITERIA_COUNT, 30, 0.1)
 
@@ -91,39 +93,40 @@ def detect(board: Board, gray: np.ndarray) -> tuple[np.ndarray, np.ndarray] | No
 
 
 @dataclass
-class Intrinsics:
-    """A calibration result: pinhole K, OpenCV distortion (plumb_bob: k1 k2 p1 p2 k3, or rational: 8 values)."""
+class IntrinsicsCalibration:
+    """A calibration result: the camera's :class:`~robot.intrinsics.Intrinsics` (pinhole K and OpenCV distortion:
+    plumb_bob k1 k2 p1 p2 k3, or rational_polynomial, 8 values) and how well they fit the views.
 
-    width: int
-    height: int
-    fx: float
-    fy: float
-    cx: float
-    cy: float
-    distortion_model: str
-    distortion: list[float]
+    Saved as one flat YAML mapping: the intrinsics' keys (what :func:`robot.intrinsics.read_calibration` reads)
+    followed by the report (RMS errors in px, the images without the board, the board, the flags)."""
+
+    intrinsics: Intrinsics
     rms_px: float
     per_view_rms_px: dict[str, float] = field(default_factory=dict)
     rejected: list[str] = field(default_factory=list)  # images where the board was not found
     board: str = ""
     flags: list[str] = field(default_factory=list)
 
-    @property
-    def K(self) -> np.ndarray:
-        return np.array([[self.fx, 0, self.cx], [0, self.fy, self.cy], [0, 0, 1.0]])
+    def to_dict(self) -> dict[str, Any]:
+        report = {k: v for k, v in asdict(self).items() if k != "intrinsics"}
+        return {**self.intrinsics.to_dict(), **report}
 
     def save(self, path: str | Path) -> Path:
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(yaml.safe_dump(asdict(self), sort_keys=False, width=120))
+        path.write_text(yaml.safe_dump(self.to_dict(), sort_keys=False, width=120))
         return path
 
     @classmethod
-    def load(cls, path: str | Path) -> Intrinsics:
-        return cls(**yaml.safe_load(Path(path).read_text()))
+    def load(cls, path: str | Path) -> IntrinsicsCalibration:
+        data = yaml.safe_load(Path(path).read_text())
+        report = {k: data[k] for k in ("rms_px", "per_view_rms_px", "rejected", "board", "flags") if k in data}
+        return cls(read_calibration(path), **report)
 
 
-def calibrate(images: list[str | Path], board: Board, flags: list[str] | None = None, min_views: int = 5) -> Intrinsics:
+def calibrate(
+    images: list[str | Path], board: Board, flags: list[str] | None = None, min_views: int = 5
+) -> IntrinsicsCalibration:
     """Calibrate from image files (all the same size); raises :class:`CalibrationError` when fewer than
     ``min_views`` images show the board or an image cannot be read."""
     flags = list(flags or [])
@@ -163,7 +166,7 @@ def calibrate(images: list[str | Path], board: Board, flags: list[str] | None = 
         proj, _ = cv2.projectPoints(obj, r, t, K, dist)
         per_view[Path(name).name] = float(np.sqrt(np.mean(np.sum((proj.reshape(-1, 2) - img) ** 2, axis=1))))
     dist = dist.ravel().tolist()
-    return Intrinsics(
+    intrinsics = Intrinsics(
         width=int(size[0]),
         height=int(size[1]),
         fx=float(K[0, 0]),
@@ -171,7 +174,10 @@ def calibrate(images: list[str | Path], board: Board, flags: list[str] | None = 
         cx=float(K[0, 2]),
         cy=float(K[1, 2]),
         distortion_model="rational_polynomial" if "rational_model" in flags else "plumb_bob",
-        distortion=[float(v) for v in dist],
+        distortion=tuple(float(v) for v in dist),
+    )
+    return IntrinsicsCalibration(
+        intrinsics=intrinsics,
         rms_px=float(rms),
         per_view_rms_px=per_view,
         rejected=[Path(r).name for r in rejected],
@@ -188,5 +194,5 @@ def expand(pattern: str) -> list[str]:
     return paths
 
 
-def summary(result: Intrinsics) -> dict[str, Any]:
-    return {k: v for k, v in asdict(result).items() if k not in ("per_view_rms_px",)}
+def summary(result: IntrinsicsCalibration) -> dict[str, Any]:
+    return {k: v for k, v in result.to_dict().items() if k not in ("per_view_rms_px",)}

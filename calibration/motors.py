@@ -32,7 +32,7 @@ from calibration.config_edit import write_checked
 from real.dynamixel.bus import DynamixelBus
 from real.dynamixel.control_table import MODELS
 from real.dynamixel.motor_bus import POSITION_TICKS, MotorBus, WrapAroundError, position_limit_ticks
-from real.hardware_config import ConfigError, ControlMode, HardwareConfig
+from robot.description import ConfigError, ControlMode, HardwareConfig
 
 MIN_DIRECTION_RAD = 0.3  # motor angle change between zero and rest pose needed to tell a direction
 MIN_SWEEP_RAD = 0.2  # motor angle a joint must move in the sweep for its limits to be measured

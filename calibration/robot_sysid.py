@@ -1,8 +1,8 @@
 """System identification of a robot's simulated servos from its hardware logs (MCAP, written by ``s2r deploy``).
 
-Each log is replayed in the simulator open loop (:func:`real.replay.sim_replay_errors`: the logged sent commands,
-from each episode's first logged state) and the servo parameters the tasks randomize are fitted to minimize the
-mean absolute joint error over all logs (position joints in rad, wheels' velocity in rad/s; a gripper's finger
+Each log is replayed in the simulator open loop (:func:`calibration.sim_replay.sim_replay_errors`: the logged sent
+commands, from each episode's first logged state) and the servo parameters the tasks randomize are fitted to minimize
+the mean absolute joint error over all logs (position joints in rad, wheels' velocity in rad/s; a gripper's finger
 travel in m is left out of the score: other units). The fitted values are env targets (``servo.latency`` ...);
 :func:`domain_from_targets` turns them into a domain file the envs pin, and :func:`centred_ranges` into a
 randomization config whose ranges are centred on them.
@@ -22,8 +22,9 @@ import yaml
 
 from calibration.search import minimize
 from calibration.servo_sysid import SysidError
-from real.hardware_config import SERVO_MODELS, HardwareConfig
-from real.replay import log_cycles, log_robot_config, sim_replay_errors
+from calibration.sim_replay import sim_replay_errors
+from real.replay import log_cycles, log_robot_config
+from robot.description import SERVO_MODELS, HardwareConfig
 from sim.pybullet_robot import servo_params_from_targets
 from sim.voltage_servo import VoltageServoParams
 

@@ -12,7 +12,7 @@ if TYPE_CHECKING:
 
 
 def load(path: Any, robot: Any = None, observation_space: Any = None) -> BundlePolicy:
-    """Load a policy bundle folder (or a training run folder); see :func:`policies.bundle.load`."""
-    from policies.bundle import load as load_bundle
+    """Load a policy bundle folder (or a training run folder); see :func:`policies.loader.load`."""
+    from policies.loader import load as load_bundle
 
     return load_bundle(path, robot=robot, observation_space=observation_space)

@@ -16,11 +16,8 @@ broken bundle is refused with one :class:`BundleError` line before ``s2r deploy`
 
 from __future__ import annotations
 
-import hashlib
-import json
 import math
 import subprocess
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -30,11 +27,11 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 from torch import nn
 
-from policies.errors import BundleError
-from real.hardware_config import HardwareConfig, format_validation_error
-from sim.tasks import TASK_ROBOT_KINDS, task_class
+from robot.description import HardwareConfig, format_validation_error
+from robot.spec import BundleError, ObsSpec, robot_signature, signature_differences, signature_hash  # noqa: F401 - re-exported
+from robot.tasks import TASK_ROBOT_KINDS, task_class
 
-__all__ = ["BundleError", "BundlePolicy", "ObsSpec", "load", "load_weights", "robot_signature", "save_bundle"]
+__all__ = ["BundleError", "BundlePolicy", "ObsSpec", "load_weights", "robot_signature", "save_bundle"]
 
 BUNDLE_FILE = "bundle.yaml"
 SHIPPED_BUNDLES_DIR = Path(__file__).resolve().parent / "bundles"  # the bundles the package ships, found by name
@@ -42,105 +39,17 @@ WEIGHTS_FILE = "weights.pt"
 FORMAT_VERSION = 1
 
 
-# -- robot signature -------------------------------------------------------------------------------------------
+# -- robot check ----------------------------------------------------------------------------------------------
 
 
-def robot_signature(config: HardwareConfig) -> dict[str, Any]:
-    """The parts of a robot description a trained policy depends on (JSON-friendly)."""
-    sig: dict[str, Any] = {
-        "kind": config.kind,
-        "joints": list(config.joint_names),
-        "limits": [[m.limits.lower, m.limits.upper] for m in config.motors],
-        "rate_hz": config.control.rate_hz,
-        "cameras": [
-            {
-                "name": c.name,
-                "color": [c.color.width, c.color.height],
-                "depth": [c.depth.width, c.depth.height] if c.depth else None,
-                "parent": c.parent,
-                "mount": [list(c.mount.xyz), list(c.mount.rpy)],
-            }
-            for c in config.cameras
-        ],
-    }
-    if config.arm is not None:
-        a = config.arm
-        sig["arm"] = {"ee_link": a.ee_link, "gripper": [a.gripper_joint, a.gripper_open, a.gripper_closed]}
-    if config.base is not None:
-        b = config.base
-        sig["base"] = {"wheel_radius": b.wheel_radius, "track": b.track, "limits": [b.max_linear, b.max_angular]}
-    return json.loads(json.dumps(sig))  # tuples -> lists, so that a signature read back from YAML compares equal
-
-
-def signature_hash(signature: dict[str, Any]) -> str:
-    return hashlib.sha256(json.dumps(signature, sort_keys=True).encode()).hexdigest()[:16]
-
-
-def _differences(want: Any, got: Any, path: str = "") -> list[str]:
-    if isinstance(want, dict) and isinstance(got, dict):
-        out = []
-        for key in sorted(set(want) | set(got)):
-            out += _differences(want.get(key), got.get(key), f"{path}.{key}" if path else key)
-        return out
-    if want != got:
-        return [f"{path}: bundle expects {want}, robot has {got}"]
-    return []
-
-
-def _check_robot(meta: dict[str, Any], path: Path | None, config: HardwareConfig) -> None:
+def check_robot(meta: dict[str, Any], path: Path | None, config: HardwareConfig) -> None:
     """Raise :class:`BundleError` naming what differs when ``config`` is not the robot ``meta`` was trained for."""
-    diffs = _differences(meta["robot"]["signature"], robot_signature(config))
+    diffs = signature_differences(meta["robot"]["signature"], robot_signature(config))
     if diffs:
         raise BundleError(
             f"bundle {path} was trained for robot {meta['robot']['name']!r}, and {config.name!r} "
             "differs: " + "; ".join(diffs[:8]) + (f"; ... ({len(diffs)} differences)" if len(diffs) > 8 else "")
         )
-
-
-# -- observation spec ------------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class ObsSpec:
-    """The observation dict a policy takes: ``keys`` in the order they are flattened, with their shapes."""
-
-    keys: tuple[str, ...]
-    shapes: dict[str, tuple[int, ...]]
-
-    @classmethod
-    def from_space(cls, space: Any, keys: list[str] | None = None) -> ObsSpec:
-        """From a gymnasium ``Dict`` space (all its keys, sorted, unless ``keys`` says which)."""
-        keys = sorted(space.spaces) if keys is None else list(keys)
-        return cls(tuple(keys), {k: tuple(int(d) for d in space[k].shape) for k in keys})
-
-    @property
-    def size(self) -> int:
-        return int(sum(np.prod(self.shapes[k]) for k in self.keys))
-
-    def check(self, observation: dict[str, Any]) -> None:
-        missing = [k for k in self.keys if k not in observation]
-        if missing:
-            raise BundleError(f"observation lacks {missing}; the policy takes {list(self.keys)}")
-        for k in self.keys:
-            shape = tuple(np.shape(observation[k]))
-            if shape != self.shapes[k]:
-                raise BundleError(f"observation {k!r} has shape {shape}; the policy was trained on {self.shapes[k]}")
-
-    def flatten(self, observation: dict[str, Any]) -> np.ndarray:
-        """The keys' values concatenated in order, float32."""
-        self.check(observation)
-        return np.concatenate([np.asarray(observation[k], dtype=np.float32).ravel() for k in self.keys])
-
-    def zeros(self) -> dict[str, np.ndarray]:
-        """An all-zero observation of this spec, in the task envs' dtypes (``rgb`` uint8, the rest float32)."""
-        return {k: np.zeros(self.shapes[k], np.uint8 if k == "rgb" else np.float32) for k in self.keys}
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"keys": list(self.keys), "shapes": {k: list(v) for k, v in self.shapes.items()}}
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> ObsSpec:
-        return cls(tuple(data["keys"]), {k: tuple(v) for k, v in data["shapes"].items()})
 
 
 # -- networks --------------------------------------------------------------------------------------------------
@@ -225,7 +134,7 @@ class BundlePolicy:
 
     def check_robot(self, config: HardwareConfig) -> None:
         """Raise :class:`BundleError` naming what differs when ``config`` is not the robot this was trained for."""
-        _check_robot(self.meta, self.path, config)
+        check_robot(self.meta, self.path, config)
 
     def check_observation_space(self, space: Any) -> None:
         """Raise :class:`BundleError` when a gymnasium Dict space does not provide what the policy takes."""
@@ -402,7 +311,7 @@ def _one_line(text: str, limit: int = 300) -> str:
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
-def _read_meta(path: Path) -> dict[str, Any]:
+def read_meta(path: Path) -> dict[str, Any]:
     """bundle.yaml of the bundle folder ``path``, parsed and type-checked."""
     file = path / BUNDLE_FILE
     if not file.exists():
@@ -427,7 +336,7 @@ def _read_meta(path: Path) -> dict[str, Any]:
     return meta
 
 
-def _check_spec(meta: dict[str, Any], file: Path) -> ObsSpec:
+def check_spec(meta: dict[str, Any], file: Path) -> ObsSpec:
     """The observation spec, checked against the network and the task; raises :class:`BundleError`."""
     keys, shapes = meta["observation"]["keys"], meta["observation"]["shapes"]
     if len(set(keys)) != len(keys):
@@ -461,7 +370,7 @@ def _check_spec(meta: dict[str, Any], file: Path) -> ObsSpec:
     return obs_spec
 
 
-def _check_task_fits(meta: dict[str, Any], obs_spec: ObsSpec, robot: HardwareConfig, file: Path) -> None:
+def check_task_fits(meta: dict[str, Any], obs_spec: ObsSpec, robot: HardwareConfig, file: Path) -> None:
     """The proprioception the task code builds on ``robot`` is what the policy takes."""
     if "proprio" not in obs_spec.keys:
         return
@@ -474,7 +383,7 @@ def _check_task_fits(meta: dict[str, Any], obs_spec: ObsSpec, robot: HardwareCon
         )
 
 
-def _check_normalization(meta: dict[str, Any], obs_spec: ObsSpec, file: Path) -> None:
+def check_normalization(meta: dict[str, Any], obs_spec: ObsSpec, file: Path) -> None:
     """Mean and standard deviation: one finite value per network input, the deviations positive."""
     norm = meta.get("normalization")
     if norm is None:
@@ -497,7 +406,7 @@ def _check_normalization(meta: dict[str, Any], obs_spec: ObsSpec, file: Path) ->
             )
 
 
-def _short_error(e: BaseException) -> str:
+def short_error(e: BaseException) -> str:
     """The exception's type and the first sentence of its message."""
     text = _one_line(e, 1000)
     first = text.split(". ")[0]
@@ -512,7 +421,7 @@ def load_weights(network: nn.Module, file: Path) -> None:
             raise EOFError("the file is empty")
         state = torch.load(file, map_location="cpu", weights_only=True)
     except Exception as e:  # torch.load raises many types on a corrupt file
-        raise BundleError(f"{file}: cannot be read as a PyTorch state_dict ({_short_error(e)})") from e
+        raise BundleError(f"{file}: cannot be read as a PyTorch state_dict ({short_error(e)})") from e
     if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
         raise BundleError(f"{file}: holds a {type(state).__name__}, not a state_dict of tensors")
     own = network.state_dict()
@@ -536,47 +445,6 @@ def load_weights(network: nn.Module, file: Path) -> None:
     network.load_state_dict(state)
 
 
-def _probe(policy: BundlePolicy, path: Path) -> None:
-    """Run the policy once on a zero observation: its action must be finite and of the action's shape. The
-    policy's state (an estimator's history) is reset afterwards."""
-    try:
-        action = policy.act(policy.obs_spec.zeros())
-    except Exception as e:  # anything a network can raise is a broken bundle here
-        raise BundleError(f"{path}: the policy fails on a zero observation ({_short_error(e)})") from e
-    finally:
-        policy.reset()
-    if np.shape(action) != (policy.action_dim,):
-        raise BundleError(
-            f"{path}: the policy's action has shape {np.shape(action)} on a zero observation; the bundle says "
-            f"({policy.action_dim},)"
-        )
-    if not np.all(np.isfinite(action)):
-        raise BundleError(
-            f"{path}: the policy produced a non-finite action on a zero observation ({action.tolist()}): the weights "
-            "or normalization are broken"
-        )
-
-
-def _load(path: Path, robot: HardwareConfig | None) -> BundlePolicy:
-    meta = _read_meta(path)
-    file = path / BUNDLE_FILE
-    obs_spec = _check_spec(meta, file)
-    _check_normalization(meta, obs_spec, file)
-    if robot is not None:
-        _check_robot(meta, path, robot)
-        _check_task_fits(meta, obs_spec, robot, file)
-    network = build_network(meta["network"], obs_spec, int(meta["action"]["dim"]))
-    load_weights(network, path / WEIGHTS_FILE)
-    if "osi" in meta:  # a universal policy with its online estimator
-        from policies.osi import load_osi  # noqa: PLC0415 - policies.osi imports this module
-
-        policy: BundlePolicy = load_osi(meta, network, path)
-    else:
-        policy = BundlePolicy(meta, network, path)
-    _probe(policy, path)
-    return policy
-
-
 def shipped_bundles() -> list[str]:
     """Names of the bundles the package ships (``policies/bundles/<name>``)."""
     return sorted(d.name for d in SHIPPED_BUNDLES_DIR.iterdir() if (d / BUNDLE_FILE).is_file())
@@ -594,22 +462,3 @@ def bundle_path(spec: str | Path) -> Path:
         known = ", ".join(shipped_bundles())
         raise BundleError(f"{spec}: no such folder, and no shipped bundle of that name; known: {known}")
     return path  # a path: loading it says what is missing there
-
-
-def load(path: str | Path, robot: HardwareConfig | None = None, observation_space: Any | None = None) -> BundlePolicy:
-    """Load a bundle folder (or a training run folder holding ``bundle/``); check it against ``robot`` and
-    ``observation_space`` when given.
-
-    Everything is validated first (bundle.yaml's keys and types, the task, the normalization statistics, the
-    weights against the network), and the policy is run once on a zero observation; any problem raises
-    :class:`BundleError` naming the bundle and what is wrong, never another exception."""
-    path = bundle_path(path)
-    try:
-        policy = _load(path, robot)
-        if observation_space is not None:
-            policy.check_observation_space(observation_space)
-    except BundleError:
-        raise
-    except Exception as e:  # a bundle that fails to load is refused in one line, never a traceback
-        raise BundleError(f"{path}: the bundle does not load ({_short_error(e)})") from e
-    return policy

@@ -16,12 +16,12 @@ import numpy as np
 
 from calibration.intrinsics import CalibrationError
 from calibration.servo_sysid import SysidError
-from policies.errors import BundleError
 from real.cameras.frame import CameraError
 from real.dynamixel.bus import DynamixelError
 from real.dynamixel.motor_bus import WrapAroundError
-from real.hardware_config import ConfigError
 from real.hardware_log import LogError
+from robot.description import ConfigError
+from robot.spec import BundleError
 from sim.randomization.config import RandomizationError
 
 
@@ -49,11 +49,12 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     """The whole story on the built-in mock arm: experts in simulation, then a trained policy deployed through the
     hardware layer into a reality outside its training ranges, logged, replay-checked and reported."""
     from calibration import robot_sysid
+    from calibration.sim_replay import sim_replay
     from policies.evaluate import evaluate
+    from policies.replay_check import check_policy
     from policies.rollout import run_expert
     from real.deploy import DeployConfig, deploy
-    from real.hardware_config import HARDWARE_CONFIG_DIR
-    from real.replay import check_policy, sim_replay
+    from robot.config_file import HARDWARE_CONFIG_DIR
     from sim.randomization.config import load_domain
 
     out = Path(args.out)
@@ -141,8 +142,9 @@ def _cmd_randomization_preview(args: argparse.Namespace) -> int:
 def _cmd_mock_bus(args: argparse.Namespace) -> int:
     import signal
 
-    from real.dynamixel.emulator import emulator_for_config, make_plant, open_pty
-    from real.hardware_config import load_hardware_config
+    from mock.plants import make_plant
+    from real.dynamixel.emulator import emulator_for_config, open_pty
+    from robot.config_file import load_hardware_config
 
     config = load_hardware_config(args.config)
     master, slave, name = open_pty(args.link)
@@ -165,8 +167,8 @@ def _cmd_mock_bus(args: argparse.Namespace) -> int:
 
 
 def _cmd_check_config(args: argparse.Namespace) -> int:
-    from real.hardware_config import ConfigError, load_hardware_config, urdf_problems
-    from sim.pybullet_robot import ASSETS_DIR
+    from robot.config_file import load_hardware_config, urdf_problems
+    from robot.description import URDF_DIR, ConfigError
 
     status = 0
     for path in args.configs:
@@ -176,7 +178,7 @@ def _cmd_check_config(args: argparse.Namespace) -> int:
             print(e, file=sys.stderr)
             status = 1
             continue
-        problems = urdf_problems(cfg, ASSETS_DIR / cfg.sim.urdf)
+        problems = urdf_problems(cfg, URDF_DIR / cfg.sim.urdf)
         if problems:
             print(f"{path}: disagrees with its URDF:\n  " + "\n  ".join(problems), file=sys.stderr)
             status = 1
@@ -303,9 +305,9 @@ def _cmd_distill(args: argparse.Namespace) -> int:
 def _cmd_eval(args: argparse.Namespace) -> int:
     import torch
 
-    from policies.bundle import load
+    from policies.adaptive import AdaptivePolicy
     from policies.evaluate import evaluate, parse_sweep, plot_estimates, plot_sweep, sweep
-    from policies.osi import AdaptivePolicy
+    from policies.loader import load
     from sim.randomization.config import load_domain
 
     torch.set_num_threads(1)  # one observation at a time: more threads only wait on each other
@@ -534,7 +536,8 @@ def _cmd_replay(args: argparse.Namespace) -> int:
 
 
 def _replay(args: argparse.Namespace) -> int:
-    from real.replay import check_policy, sim_replay
+    from calibration.sim_replay import sim_replay
+    from policies.replay_check import check_policy
 
     result: dict = {"log": args.file}
     status = 0
@@ -576,10 +579,10 @@ def _cmd_calibrate_intrinsics(args: argparse.Namespace) -> int:
     images = expand(args.images) if args.images else _capture_live(args, board)
     result = calibrate(images, board, flags)
     path = result.save(args.out)
-    views = result.per_view_rms_px
+    views, k = result.per_view_rms_px, result.intrinsics
     print(
-        f"{len(views)} views, {result.width}x{result.height}: fx {result.fx:.2f} fy {result.fy:.2f} cx {result.cx:.2f} "
-        f"cy {result.cy:.2f} px, RMS reprojection error {result.rms_px:.4f} px -> {path}"
+        f"{len(views)} views, {k.width}x{k.height}: fx {k.fx:.2f} fy {k.fy:.2f} cx {k.cx:.2f} "
+        f"cy {k.cy:.2f} px, RMS reprojection error {result.rms_px:.4f} px -> {path}"
     )
     worst = max(views, key=views.get)
     print(f"  worst view {worst}: {views[worst]:.3f} px")
@@ -602,7 +605,7 @@ def _capture_live(args: argparse.Namespace, board) -> list[str]:
     """Views kept from the configured camera (written next to --out, in OUT_views/)."""
     from calibration.live_capture import capture_views
     from real.cameras.realsense import RealSenseCamera
-    from real.hardware_config import load_hardware_config
+    from robot.config_file import load_hardware_config
 
     config = load_hardware_config(args.live)
     if config.mock is not None:
@@ -620,7 +623,7 @@ def _capture_live(args: argparse.Namespace, board) -> list[str]:
 def _save_camera_intrinsics(robot: str, camera: str, intrinsics: Path) -> None:
     """Point the robot config's camera at a calibration file (path relative to the config)."""
     from calibration.config_edit import set_camera_fields
-    from real.hardware_config import resolve_config_path
+    from robot.config_file import resolve_config_path
 
     config_path = resolve_config_path(robot)
     relative = os.path.relpath(intrinsics.resolve(), config_path.resolve().parent)
@@ -640,7 +643,7 @@ def _cmd_calibrate_capture(args: argparse.Namespace) -> int:
     from real.cameras.realsense import RealSenseCamera
     from real.dynamixel.bus import DynamixelBus
     from real.dynamixel.motor_bus import MotorBus
-    from real.hardware_config import load_hardware_config
+    from robot.config_file import load_hardware_config
 
     config = load_hardware_config(args.robot)
     cam = _config_camera(config, args.camera)
@@ -664,9 +667,9 @@ def _cmd_calibrate_capture(args: argparse.Namespace) -> int:
 def _cmd_calibrate_hand_eye(args: argparse.Namespace) -> int:
     from calibration.config_edit import flow_list, set_camera_fields
     from calibration.hand_eye import hand_eye_from_samples, load_samples
-    from calibration.intrinsics import Board, Intrinsics
-    from real.hardware_config import load_hardware_config, resolve_config_path
-    from sim.camera_model import camera_intrinsics
+    from calibration.intrinsics import Board
+    from robot.config_file import load_hardware_config, resolve_config_path
+    from robot.intrinsics import camera_intrinsics, read_calibration
 
     config_path = resolve_config_path(args.robot)
     config = load_hardware_config(config_path)
@@ -676,7 +679,7 @@ def _cmd_calibrate_hand_eye(args: argparse.Namespace) -> int:
     cam = _config_camera(config, args.camera)
     distortion = None
     if args.intrinsics or cam.intrinsics:
-        calib = Intrinsics.load(args.intrinsics or cam.intrinsics)
+        calib = read_calibration(args.intrinsics or cam.intrinsics)
         K, distortion = calib.K, np.asarray(calib.distortion)
         source = args.intrinsics or cam.intrinsics
     else:
@@ -710,7 +713,7 @@ def _cmd_calibrate_hand_eye(args: argparse.Namespace) -> int:
 def _cmd_calibrate_motors(args: argparse.Namespace) -> int:
     from calibration.motors import ConsoleOperator, home_motors, save
     from real.dynamixel.bus import DynamixelBus
-    from real.hardware_config import load_hardware_config, resolve_config_path
+    from robot.config_file import load_hardware_config, resolve_config_path
 
     path = resolve_config_path(args.robot)
     config = load_hardware_config(path)

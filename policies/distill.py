@@ -39,11 +39,12 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from policies.bundle import ObsSpec, code_version, load, save_bundle
-from policies.errors import BundleError
+from policies.bundle import code_version, save_bundle
+from policies.loader import load
 from policies.rollout import make_expert, wilson_interval
 from policies.student import RGBDStudent
 from policies.train import EVAL_SEED, task_env
+from robot.spec import BundleError, ObsSpec
 from sim.randomization.config import load_randomization
 
 DISTILL_SEED = 2_000_000

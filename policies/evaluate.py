@@ -11,9 +11,11 @@ from typing import Any
 import gymnasium as gym
 import numpy as np
 
-from policies.bundle import BundleError, BundlePolicy, load
-from policies.osi import AdaptivePolicy
+from policies.adaptive import AdaptivePolicy
+from policies.bundle import BundlePolicy
+from policies.loader import load
 from policies.rollout import EpisodePolicy, RolloutSummary, make_expert, run_policy
+from robot.spec import BundleError
 from sim.randomization.dynamics import DynamicsSpec
 
 EXPERT = "expert"

@@ -1,7 +1,7 @@
 """``s2r parity``: the same seeded episodes in simulation and through a mock robot's hardware path, side by side.
 
 The simulation runs the task env with the reality's domain pinned (``randomization="none"``, as
-:class:`real.reality.Reality` builds the mock robot's world) on seeds ``seed, seed+1, ...``; the hardware path is
+:class:`mock.reality.Reality` builds the mock robot's world) on seeds ``seed, seed+1, ...``; the hardware path is
 :func:`real.deploy.deploy` on the mock robot with the same domain file and first seed (episode k: seed + k, the
 same scene). What the two paths show the policy is compared from the simulated rollout and the deploy's log:
 
@@ -11,8 +11,8 @@ same scene). What the two paths show the policy is compared from the simulated r
 - the first pose: joint positions at each episode's first step (simulation: the PyBullet robot; hardware: the
   first ``/joint_states`` after the episode's start);
 - camera policies: statistics of the first frame each episode, as the policy sees it (the logged 640x480 frame
-  cropped and resized by :func:`real.robot.reduce_frame`, as the deploy did): RGB mean and std per channel, the
-  fraction of depth pixels without a reading (0), the median of the valid depths; and pixel differences;
+  cropped and resized by :func:`robot.frame_reduction.reduce_frame`, as the deploy did): RGB mean and std per
+  channel, the fraction of depth pixels without a reading (0), the median of the valid depths; and pixel differences;
 - frame age: ``frame_age_ms`` of the log's ``/loop`` messages, when the deploy writes it (None otherwise).
 """
 
@@ -127,7 +127,7 @@ def _read_deploy_log(
     """Per episode (by the log's episode index) what the first step showed; every ``frame_age_ms`` of ``/loop``;
     whether any ``/loop`` message had the field at all."""
     from real.hardware_log import LogDamageWarning, read_log
-    from real.robot import reduce_frame
+    from robot.frame_reduction import reduce_frame
 
     topics = ["/episode", "/joint_states", "/camera/color", "/camera/depth", "/loop", "/reality/privileged"]
     topics.append("/policy/action")
@@ -238,8 +238,8 @@ def _mean_stats(stats: list[dict[str, Any]]) -> dict[str, Any]:
 def parity(cfg: ParityConfig) -> dict[str, Any]:
     """Run ``cfg.episodes`` seeded episodes in simulation and on the mock robot; the report (a JSON-able dict)."""
     import policies
-    from policies.osi import AdaptivePolicy
-    from real.hardware_config import load_hardware_config
+    from policies.adaptive import AdaptivePolicy
+    from robot.config_file import load_hardware_config
 
     if cfg.episodes < 1:
         raise ParityError(f"episodes must be at least 1, not {cfg.episodes}")

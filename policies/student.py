@@ -21,7 +21,7 @@ import torch
 from torch import nn
 
 if TYPE_CHECKING:
-    from policies.bundle import ObsSpec
+    from robot.spec import ObsSpec
 
 
 class SpatialSoftmax(nn.Module):

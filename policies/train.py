@@ -37,8 +37,9 @@ from stable_baselines3.common.vec_env import DummyVecEnv, SubprocVecEnv, VecEnv,
 from torch import nn
 from tqdm import tqdm
 
-from policies.bundle import ObsSpec, build_mlp, code_version, save_bundle
+from policies.bundle import build_mlp, code_version, save_bundle
 from policies.rollout import make_expert, wilson_interval
+from robot.spec import ObsSpec
 from sim import TASK_IDS
 from sim.randomization.config import load_randomization
 from sim.randomization.dynamics import DynamicsObservation, DynamicsSpec

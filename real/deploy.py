@@ -1,7 +1,7 @@
 """``s2r deploy``: a policy bundle drives a robot at a fixed rate (read, observe, act, filter, write, log).
 
 Each cycle reads the joints, assembles the observation with the same task code the simulation uses
-(:mod:`sim.tasks`), asks the policy for an action, turns it into joint targets (task code again), passes them
+(:mod:`robot.tasks`), asks the policy for an action, turns it into joint targets (task code again), passes them
 through the safety filter and sends what survives; everything is written to the hardware log (MCAP) on host
 monotonic timestamps. A cycle that starts late is measured; the safety filter holds the last target when it is
 later than the watchdog allows and stops the run after repeated overruns.
@@ -39,11 +39,11 @@ import numpy as np
 from real.cameras.frame import CameraError, FrameTimeout
 from real.dynamixel.bus import BusTimeout, CorruptReply, DynamixelError
 from real.frames import RobotFrames, camera_calibration, camera_frame, frame_transforms
-from real.hardware_config import HardwareConfig, load_hardware_config
 from real.hardware_log import IMAGE_KEYS, HardwareLog
 from real.robot import Robot, TaskRobot
 from real.safety import SafetyEvent, SafetyStop
-from sim.pybullet_robot import urdf_path
+from robot.config_file import load_hardware_config
+from robot.description import HardwareConfig, urdf_path
 
 
 class Stopped(Exception):
@@ -192,55 +192,6 @@ class DeploySummary:
         return asdict(self)
 
 
-class MockHardware:
-    """A mock robot's reality, its servo emulator serving on the config's port and its simulated cameras."""
-
-    def __init__(self, config: HardwareConfig, reality_domain: str | None, seed: int) -> None:
-        from real.dynamixel.emulator import EmulatorThread, emulator_for_config
-        from real.reality import Reality, check_reality_domain
-
-        self.config = config
-        check_reality_domain(config.mock.task, reality_domain)  # refuses what the mock path cannot apply
-        self.reality = Reality(config.mock.task, reality_domain, seed=seed)
-        self.render_process = None
-        self.devices: dict[str, Any] = {}
-        self.emulator = emulator_for_config(config, self.reality)
-        self._server = EmulatorThread(self.emulator, config.bus.port)
-
-    def camera(self, name: str) -> Any:
-        """The RealSenseCamera of camera ``name``, fed by a software device rendering the reality."""
-        from real.cameras.realsense import RealSenseCamera, SoftwareSource
-        from real.cameras.simulated_realsense import SimulatedRealSense
-        from real.reality import RenderProcess
-
-        cam_cfg = self.config.camera(name)
-        if self.render_process is None:
-            self.render_process = RenderProcess(self.reality)
-        renderer = self.render_process.renderer(cam_cfg.depth_range)
-        # depth rendered from the color camera: one 640x480 render per frame instead of two (one per imager)
-        device = SimulatedRealSense(cam_cfg, renderer, depth_view="color")
-        self.devices[name] = device
-        return RealSenseCamera(cam_cfg, SoftwareSource(device), grab_timeout_s=1.0)
-
-    def stall_camera(self, name: str, after_s: float, for_s: float) -> None:
-        """Silence camera ``name`` ``after_s`` seconds from now, for ``for_s`` seconds (a fault injection)."""
-        device = self.devices[name]
-        threading.Timer(after_s, device.pause).start()
-        threading.Timer(after_s + for_s, device.resume).start()
-
-    def new_episode(self, seed: int) -> None:
-        if self.render_process is not None:
-            self.render_process.new_episode(seed)  # the reality and its render replica together
-        else:
-            self.reality.new_episode(seed)
-
-    def close(self) -> None:
-        self._server.stop()
-        if self.render_process is not None:
-            self.render_process.close()
-        self.reality.close()
-
-
 def _episode_length(task: str) -> int:
     import inspect
 
@@ -270,14 +221,14 @@ class _Status:
             sys.stderr.write("\n")
 
 
-def deploy(cfg: DeployConfig, hardware: MockHardware | None = None, restore_signals: bool = True) -> DeploySummary:
+def deploy(cfg: DeployConfig, hardware: Any | None = None, restore_signals: bool = True) -> DeploySummary:
     """Run the deployment; returns (and never raises for) how it went, unless the setup itself fails.
-    ``hardware``: a mock robot's :class:`MockHardware` already started by the caller (who closes it, and can look
-    at its servo emulator afterwards); by default a mock config starts and closes its own. ``restore_signals``:
-    False leaves the stop handlers installed, ignoring further stop signals (a command that only prints the
-    summary and exits after this: a Ctrl-C still held down cannot interrupt the printing)."""
+    ``hardware``: a mock robot's :class:`mock.hardware.MockHardware` already started by the caller (who closes it,
+    and can look at its servo emulator afterwards); by default a mock config starts and closes its own.
+    ``restore_signals``: False leaves the stop handlers installed, ignoring further stop signals (a command that
+    only prints the summary and exits after this: a Ctrl-C still held down cannot interrupt the printing)."""
     import policies
-    from policies.osi import AdaptivePolicy
+    from policies.adaptive import AdaptivePolicy
 
     config = load_hardware_config(cfg.robot)
     policy = policies.load(cfg.policy, robot=config)
@@ -307,7 +258,7 @@ def deploy(cfg: DeployConfig, hardware: MockHardware | None = None, restore_sign
                 f"frames up to one control period ({period * 1e3:.0f} ms) are acted on"
             )
     if config.mock is not None and hardware is None:
-        from real.reality import check_reality_domain
+        from mock.reality import check_reality_domain
 
         # a reality term the mock path cannot apply is refused here, before anything starts (RealityError)
         for name in check_reality_domain(config.mock.task, cfg.reality):
@@ -330,6 +281,8 @@ def deploy(cfg: DeployConfig, hardware: MockHardware | None = None, restore_sign
         if hardware is not None:
             mock = hardware
         elif config.mock is not None:
+            from mock.hardware import MockHardware
+
             mock = MockHardware(config, cfg.reality, cfg.seed)
         if mock is not None:
             for servo in mock.emulator.servos.values():

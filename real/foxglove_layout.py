@@ -11,7 +11,8 @@ from pathlib import Path
 import foxglove.layouts as fl
 
 from real.frames import WORLD
-from real.hardware_config import HardwareConfig, load_hardware_config
+from robot.config_file import load_hardware_config
+from robot.description import HardwareConfig
 
 LAYOUT_DIR = Path(__file__).resolve().parents[1] / "docs" / "foxglove"
 ROBOTS = ("openmanipulator_x", "turtlebot3_burger")

@@ -18,8 +18,8 @@ import foxglove.messages as fm
 import numpy as np
 from scipy.spatial.transform import Rotation
 
-from real.cameras.frame import CameraIntrinsics
-from real.hardware_config import HardwareConfig, Pose
+from robot.description import HardwareConfig, Pose
+from robot.intrinsics import Intrinsics
 
 WORLD = "world"
 # camera_link (x forward, y left, z up) -> optical (z forward, x right, y down): roll -90 deg, then yaw -90 deg
@@ -144,7 +144,7 @@ _DISTORTION_MODELS = {"none": "plumb_bob", "brown_conrady": "plumb_bob", "modifi
                       "kannala_brandt4": "kannala_brandt", "inverse_brown_conrady": "plumb_bob"}  # fmt: skip
 
 
-def camera_calibration(intrinsics: CameraIntrinsics, frame_id: str) -> fm.CameraCalibration:
+def camera_calibration(intrinsics: Intrinsics, frame_id: str) -> fm.CameraCalibration:
     """A ``foxglove.CameraCalibration`` of the color stream (K row-major, R identity, P = [K | 0]); the distortion
     coefficients as the camera reports them (all zero for an undistorted stream)."""
     k = intrinsics
@@ -152,8 +152,8 @@ def camera_calibration(intrinsics: CameraIntrinsics, frame_id: str) -> fm.Camera
         frame_id=frame_id,
         width=k.width,
         height=k.height,
-        distortion_model=_DISTORTION_MODELS.get(k.model, k.model),
-        D=[float(c) for c in k.coeffs],
+        distortion_model=_DISTORTION_MODELS.get(k.distortion_model, k.distortion_model),
+        D=[float(c) for c in k.distortion] or [0.0] * 5,
         K=[k.fx, 0.0, k.cx, 0.0, k.fy, k.cy, 0.0, 0.0, 1.0],
         R=[1.0, 0.0, 0.0, 0.0, 1.0, 0.0, 0.0, 0.0, 1.0],
         P=[k.fx, 0.0, k.cx, 0.0, 0.0, k.fy, k.cy, 0.0, 0.0, 0.0, 1.0, 0.0],

@@ -26,9 +26,10 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from real.hardware_config import HardwareConfig, load_hardware_config
 from real.hardware_log import COLOR_ENCODINGS, log_metadata, read_log
 from real.video import Mp4Writer
+from robot.config_file import load_hardware_config
+from robot.description import HardwareConfig
 
 CODEBASE_VERSION = "v3.0"
 DATA_PATH = "data/chunk-{chunk_index:03d}/file-{file_index:03d}.parquet"
@@ -272,7 +273,7 @@ def replay_on_robot(root: str | Path, robot: str, episode: int = 0, seed: int = 
     the robot followed the dataset's recorded states (RMS per joint: rad, m or rad/s)."""
     import time
 
-    from real.deploy import MockHardware
+    from mock.hardware import MockHardware
     from real.robot import Robot
 
     data = read_lerobot(root)

@@ -35,14 +35,14 @@ from contextlib import contextmanager
 from enum import Enum
 from typing import Any
 
-import cv2
 import numpy as np
 
 from real.dynamixel.bus import BusTimeout, CorruptReply, DynamixelBus, DynamixelError, ServoError
 from real.dynamixel.motor_bus import MotorBus, TorqueReport
-from real.hardware_config import ControlMode, HardwareConfig
 from real.safety import SafetyEvent, SafetyFilter, SafetyStop
-from sim.joint_state import JointState
+from robot.description import ControlMode, HardwareConfig
+from robot.frame_reduction import reduce_frame
+from robot.joint_state import JointState
 
 #: Parked when every joint is this close to rest (rad, m; rad/s for wheels).
 PARK_TOLERANCE = 0.02
@@ -348,52 +348,9 @@ class Robot:
             raise RuntimeError(f"robot {self.config.name}: cannot {action} while {self.state.value}")
 
 
-def reduce_frame(
-    color: np.ndarray,
-    depth: np.ndarray,
-    image_size: tuple[int, int],
-    crop: tuple[int, int, int, int] | None = None,
-) -> tuple[np.ndarray, np.ndarray]:
-    """A camera frame (HxWx3 uint8 color, HxW depth in m) as a camera policy sees it: the ``crop`` region (x, y,
-    width, height in px; None: the whole frame) resized to ``image_size`` (width, height), color by area averaging
-    and depth by nearest neighbour (averaging would invent depths between an object and the table behind it).
-    Returns (h x w x 3 uint8, h x w x 1 float32)."""
-    if crop is not None:
-        x, y, cw, ch = (int(v) for v in crop)
-        if x < 0 or y < 0 or x + cw > color.shape[1] or y + ch > color.shape[0]:
-            raise ValueError(f"crop {tuple(crop)} does not fit in the {color.shape[1]}x{color.shape[0]} frame")
-        color, depth = color[y : y + ch, x : x + cw], depth[y : y + ch, x : x + cw]
-    rgb = cv2.resize(color, image_size, interpolation=cv2.INTER_AREA)
-    reduced = cv2.resize(fill_pixel_holes(depth), image_size, interpolation=cv2.INTER_NEAREST)
-    return rgb, reduced[:, :, None].astype(np.float32)
-
-
-def fill_pixel_holes(depth: np.ndarray) -> np.ndarray:
-    """``depth`` (m, 0 = no reading) with each missing reading that has a reading among its 8 neighbours given the
-    nearest of them (the smallest depth). ``rs.align`` leaves such one-pixel holes in a valid surface where its
-    pixel-footprint rounding misses: on the mock arm 3.8 % of the grasp student's depth pixels, which changed its
-    first action as much as the whole scene does. A region with no reading wider than two pixels (beyond range,
-    a dark or occluded surface) keeps its holes but for its border pixels."""
-    depth = np.asarray(depth, dtype=np.float32)
-    holes = depth == 0
-    if not holes.any():
-        return depth
-    # outside the image counts as no reading (erode's default border value would read as a depth of 3.4e38 m)
-    nearest = cv2.erode(
-        np.where(holes, np.float32(np.inf), depth),
-        np.ones((3, 3), np.uint8),
-        borderType=cv2.BORDER_CONSTANT,
-        borderValue=float(np.inf),
-    )
-    out = depth.copy()
-    fill = holes & np.isfinite(nearest)
-    out[fill] = nearest[fill]
-    return out
-
-
 class TaskRobot:
     """A robot seen through a task's code, as a policy sees it: :meth:`read` returns the observation dict of the
-    simulated task (same keys, units and order: :mod:`sim.tasks` builds both), :meth:`write` turns a policy action
+    simulated task (same keys, units and order: :mod:`robot.tasks` builds both), :meth:`write` turns a policy action
     into joint targets with the same task code and sends them through the safety filter.
 
     ``privileged``: where a state policy's privileged vector comes from (a mock robot's reality); ``image_size``:
@@ -409,7 +366,7 @@ class TaskRobot:
         image_size: tuple[int, int] | None = None,
         crop: tuple[int, int, int, int] | None = None,
     ) -> None:
-        from sim.tasks import task_class
+        from robot.tasks import task_class
 
         self.task = task_class(task)(robot.config)
         self.name = task

@@ -30,15 +30,17 @@ from __future__ import annotations
 import math
 import time
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
 
 import numpy as np
 
 from real.dynamixel.control_table import decode_hardware_error
-from real.hardware_config import ControlMode, HardwareConfig
-
-if TYPE_CHECKING:
-    from sim.kinematics import ArmKinematics
+from robot.description import ControlMode, HardwareConfig
+from robot.kinematics import (
+    ArmKinematics,
+    describe_workspace_violation,
+    rest_pose_workspace_problem,
+    workspace_violation,
+)
 
 #: Bisection steps for the largest fraction of a step that stays in the workspace (resolution 2**-12 of the step).
 _WORKSPACE_BISECTIONS = 12
@@ -87,16 +89,11 @@ class SafetyFilter:
         self.kin: ArmKinematics | None = None
         self._pitch = np.zeros(len(self.joints), dtype=bool)  # joints that change height and radius
         if self.workspace is not None:
-            from sim.kinematics import ArmKinematics  # the URDF's kinematics: only arms with a workspace need it
-
+            problem = rest_pose_workspace_problem(config)
+            if problem:
+                raise ValueError(problem)
             self.kin = ArmKinematics(config)
             self._pitch[1:4] = True  # ArmKinematics: yaw, then three pitch joints, in config order
-            rest = np.array([config.arm.rest[j] for j in self.joints])
-            if self.workspace_violation(rest) > 0:
-                raise ValueError(
-                    f"the rest pose (arm.rest) is outside safety.workspace: {self._describe(rest)}; the robot parks "
-                    "there through this filter"
-                )
         self.last: np.ndarray | None = None
         self._violation = 0.0  # workspace violation of self.last (m)
         self.overruns = 0
@@ -178,11 +175,7 @@ class SafetyFilter:
         points, below ``min_z`` and beyond ``max_radius``); 0 inside, or without a workspace."""
         if self.kin is None:
             return 0.0
-        min_z, max_r = self.workspace.min_z, self.workspace.max_radius
-        total = 0.0
-        for r, z in self.kin.planar_points(q):
-            total += max(0.0, min_z - z) + max(0.0, abs(r) - max_r)
-        return total
+        return workspace_violation(self.kin, self.workspace, q)
 
     def _keep_in_workspace(self, target: np.ndarray, new: np.ndarray, events: list[SafetyEvent]) -> np.ndarray:
         """``new`` (the step-limited ``target``) when it does not make the workspace violation worse than the last
@@ -227,13 +220,7 @@ class SafetyFilter:
 
     def _describe(self, q: np.ndarray) -> str:
         """Which checked points of pose ``q`` are outside the workspace, and where (m)."""
-        ws, parts = self.workspace, []
-        for link, (r, z) in zip(self.kin.chain.links, self.kin.planar_points(q), strict=True):
-            if z < ws.min_z:
-                parts.append(f"{link} at z {z:.3f} m, below min_z {ws.min_z:g} m")
-            if abs(r) > ws.max_radius:
-                parts.append(f"{link} {abs(r):.3f} m from the yaw axis, beyond max_radius {ws.max_radius:g} m")
-        return "; ".join(parts) or "inside"
+        return describe_workspace_violation(self.kin, self.workspace, q)
 
     def check_hardware_errors(self, errors: dict[int, int]) -> None:
         """Raise :class:`SafetyStop` naming each motor (id and joint) with a hardware error and its error bits.

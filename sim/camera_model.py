@@ -1,4 +1,4 @@
-"""Pinhole camera model of the RealSense D435 and rendering of color + metric depth in PyBullet.
+"""Rendering of color + metric depth in PyBullet through the shared pinhole model (:mod:`robot.intrinsics`).
 
 Conventions: a camera pose is the ``camera_link`` frame (x forward along the optical axis, y left, z up), as
 in the hardware config. Images are row-major with the origin at the top-left pixel; ``K`` is the usual
@@ -8,92 +8,31 @@ OpenCV matrix ``[[fx, 0, cx], [0, fy, cy], [0, 0, 1]]`` in pixels. Depth is the 
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import pybullet as p
 
-#: D435 RGB sensor: 69.4 deg horizontal FOV at 1920x1080 (Intel D400 series datasheet, doc 337029), i.e.
-#: fx = 960 / tan(34.7 deg) = 1386 px. Other modes scale this by height / 1080 (4:3 modes are a centre crop),
-#: which reproduces the ~615 px focal length typical of 640x480 factory calibrations.
-D435_COLOR_FOCAL_1080P = 960.0 / math.tan(math.radians(69.4 / 2))
+from robot.intrinsics import Intrinsics
 
 
-@dataclass(frozen=True)
-class Intrinsics:
-    """Pinhole intrinsics in pixels for an image of ``width`` x ``height``; no distortion."""
+def projection_matrix(k: Intrinsics, near: float, far: float) -> list[float]:
+    """OpenGL projection matrix (column-major, as PyBullet takes it) that renders exactly ``k.K``.
 
-    width: int
-    height: int
-    fx: float
-    fy: float
-    cx: float
-    cy: float
-
-    @property
-    def K(self) -> np.ndarray:  # noqa: N802 - the conventional name
-        return np.array([[self.fx, 0.0, self.cx], [0.0, self.fy, self.cy], [0.0, 0.0, 1.0]])
-
-    def scaled(self, width: int, height: int) -> Intrinsics:
-        """Intrinsics of the same camera resized (not cropped) to ``width`` x ``height``, as cv2.resize does."""
-        sx, sy = width / self.width, height / self.height
-        return Intrinsics(
-            width, height, self.fx * sx, self.fy * sy, (self.cx + 0.5) * sx - 0.5, (self.cy + 0.5) * sy - 0.5
-        )
-
-    def cropped(self, x: int, y: int, width: int, height: int) -> Intrinsics:
-        """Intrinsics of the ``width`` x ``height`` region whose top-left pixel is (``x``, ``y``) of this image."""
-        if x < 0 or y < 0 or width < 1 or height < 1 or x + width > self.width or y + height > self.height:
-            raise ValueError(
-                f"crop {width}x{height} at ({x}, {y}) does not fit in the {self.width}x{self.height} image"
-            )
-        return Intrinsics(width, height, self.fx, self.fy, self.cx - x, self.cy - y)
-
-    def projection_matrix(self, near: float, far: float) -> list[float]:
-        """OpenGL projection matrix (column-major, as PyBullet takes it) that renders exactly this K.
-
-        Pixel centres are at integer coordinates: u = fx * x/z + cx with u = 0 the centre of the first column.
-        """
-        w, h = self.width, self.height
-        # Map pixel-centre coordinates to NDC: u_edge = u + 0.5 so that u_edge in [0, w] spans [-1, 1].
-        m = np.zeros((4, 4))
-        m[0, 0] = 2.0 * self.fx / w
-        m[0, 2] = 1.0 - 2.0 * (self.cx + 0.5) / w
-        m[1, 1] = 2.0 * self.fy / h
-        m[1, 2] = 2.0 * (self.cy + 0.5) / h - 1.0
-        m[2, 2] = -(far + near) / (far - near)
-        m[2, 3] = -2.0 * far * near / (far - near)
-        m[3, 2] = -1.0
-        return m.T.reshape(-1).tolist()
-
-
-def d435_color_intrinsics(width: int, height: int) -> Intrinsics:
-    """Nominal D435 color intrinsics for a stream mode (see :data:`D435_COLOR_FOCAL_1080P`)."""
-    f = D435_COLOR_FOCAL_1080P * height / 1080.0
-    return Intrinsics(width, height, f, f, (width - 1) / 2.0, (height - 1) / 2.0)
-
-
-def camera_intrinsics(width: int, height: int, calibration: str | None = None) -> Intrinsics:
-    """Color intrinsics of a configured camera at ``width`` x ``height``: its calibration file (written by
-    ``s2r calibrate intrinsics``; the pinhole part, scaled to this size) or the nominal D435 model. A calibration
-    of another aspect ratio is an error (the stream would be a crop, not a scale)."""
-    if calibration is None:
-        return d435_color_intrinsics(width, height)
-    from calibration.intrinsics import Intrinsics as Calibration  # the file's one reader
-
-    try:
-        c = Calibration.load(calibration)
-    except (TypeError, AttributeError) as exc:
-        raise ValueError(f"{calibration}: not a camera calibration file (s2r calibrate intrinsics): {exc}") from None
-    k = Intrinsics(c.width, c.height, c.fx, c.fy, c.cx, c.cy)
-    if abs(k.width / k.height - width / height) > 0.01:
-        raise ValueError(
-            f"{calibration}: calibrated at {k.width}x{k.height}, the stream is {width}x{height} (another aspect "
-            "ratio); calibrate at the stream's resolution"
-        )
-    return k if (k.width, k.height) == (width, height) else k.scaled(width, height)
+    Pixel centres are at integer coordinates: u = fx * x/z + cx with u = 0 the centre of the first column.
+    """
+    w, h = k.width, k.height
+    # Map pixel-centre coordinates to NDC: u_edge = u + 0.5 so that u_edge in [0, w] spans [-1, 1].
+    m = np.zeros((4, 4))
+    m[0, 0] = 2.0 * k.fx / w
+    m[0, 2] = 1.0 - 2.0 * (k.cx + 0.5) / w
+    m[1, 1] = 2.0 * k.fy / h
+    m[1, 2] = 2.0 * (k.cy + 0.5) / h - 1.0
+    m[2, 2] = -(far + near) / (far - near)
+    m[2, 3] = -2.0 * far * near / (far - near)
+    m[3, 2] = -1.0
+    return m.T.reshape(-1).tolist()
 
 
 def rotation_from_rpy(rpy: tuple[float, float, float] | list[float]) -> np.ndarray:
@@ -156,7 +95,7 @@ def render(
         intrinsics.width,
         intrinsics.height,
         viewMatrix=view_matrix(position, rotation),
-        projectionMatrix=gl.projection_matrix(near, far),
+        projectionMatrix=projection_matrix(gl, near, far),
         shadow=int(shadow),
         renderer=p.ER_TINY_RENDERER,
         flags=p.ER_NO_SEGMENTATION_MASK,

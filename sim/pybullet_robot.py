@@ -20,24 +20,15 @@ from pathlib import Path
 import numpy as np
 import pybullet as p
 
-from real.hardware_config import SERVO_MODELS, ControlMode, HardwareConfig
-from sim.joint_state import JointState
+from robot.description import SERVO_MODELS, ControlMode, HardwareConfig, urdf_path
+from robot.joint_state import JointState
 from sim.servo_model import CommandDelay, ServoParams
 from sim.voltage_servo import VoltageServoParams, duty_per_rad
-
-ASSETS_DIR = Path(__file__).resolve().parent / "assets"
 
 #: Default PyBullet motor gains for the servo position loop. They give a step response with a time constant
 #: of about 0.05 s on the arm (see tests/test_pybullet_robot.py); system identification refines them.
 DEFAULT_POSITION_GAIN = 0.3
 DEFAULT_VELOCITY_GAIN = 1.0
-
-
-def urdf_path(config: HardwareConfig) -> Path:
-    path = ASSETS_DIR / config.sim.urdf
-    if not path.exists():
-        raise FileNotFoundError(f"{config.name}: sim.urdf {config.sim.urdf!r} not found in {ASSETS_DIR}")
-    return path
 
 
 def urdf_mimic_joints(path: Path) -> dict[str, tuple[str, float, float]]:

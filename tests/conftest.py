@@ -10,7 +10,7 @@ import pytest
 
 from real.cameras.frame import CameraError
 from real.cameras.realsense import import_pyrealsense2
-from real.hardware_config import HARDWARE_CONFIG_DIR, load_hardware_config
+from robot.config_file import HARDWARE_CONFIG_DIR, load_hardware_config
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED_DATA = REPO.parent / "shared" / "data"

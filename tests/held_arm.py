@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from real.hardware_config import HardwareConfig
+from robot.description import HardwareConfig
 
 
 class HeldArm:

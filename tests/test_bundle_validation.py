@@ -15,13 +15,16 @@ import pytest
 import torch
 import yaml
 
+import mock.hardware
 import policies
-import policies.bundle
+import policies.loader
 import real.deploy
-from policies.bundle import BUNDLE_FILE, WEIGHTS_FILE, BundleError, ObsSpec, build_mlp, save_bundle
+from mock.hardware import MockHardware
+from policies.bundle import BUNDLE_FILE, WEIGHTS_FILE, build_mlp, save_bundle
 from policies.cli import main as s2r
-from real.deploy import DeployConfig, MockHardware, deploy
-from real.hardware_config import HARDWARE_CONFIG_DIR, load_hardware_config
+from real.deploy import DeployConfig, deploy
+from robot.config_file import HARDWARE_CONFIG_DIR, load_hardware_config
+from robot.spec import BundleError, ObsSpec
 
 BUNDLES = Path(__file__).resolve().parents[1] / "policies" / "bundles"
 MOCK_ROBOTS = {"grasp": "openmanipulator_x", "navigate": "turtlebot3_burger"}
@@ -250,7 +253,7 @@ def test_s2r_deploy_refuses_a_broken_bundle_in_one_line(case, tmp_path, monkeypa
 
         return record
 
-    monkeypatch.setattr(real.deploy, "MockHardware", start("mock hardware"))
+    monkeypatch.setattr(mock.hardware, "MockHardware", start("mock hardware"))
     monkeypatch.setattr(real.deploy, "Robot", start("robot"))
     code = s2r(["deploy", "--robot", str(robot), "--policy", str(bundle), "--quiet"])
     out, err = capsys.readouterr()
@@ -365,7 +368,7 @@ def adaptive_bundle(folder: Path) -> Path:
 def test_the_probe_leaves_an_adaptive_policy_as_it_was(tmp_path):
     """The probe's reading and action leave the estimator's history, and its estimate is back at zero, after load;
     a NaN in the estimator's weights is refused like one in the policy's."""
-    from policies.osi import OSI_WEIGHTS, AdaptivePolicy
+    from policies.adaptive import OSI_WEIGHTS, AdaptivePolicy
 
     bundle = adaptive_bundle(tmp_path)
     policy = policies.load(bundle, robot=load_hardware_config("openmanipulator_x"))
@@ -395,6 +398,6 @@ def test_any_other_failure_while_loading_is_a_bundle_error(tmp_path, monkeypatch
     def broken(*args: Any) -> Any:
         raise ZeroDivisionError("division by zero")
 
-    monkeypatch.setattr(policies.bundle, "build_network", broken)
+    monkeypatch.setattr(policies.loader, "build_network", broken)
     with pytest.raises(BundleError, match=r"grasp_state: the bundle does not load \(ZeroDivisionError: division by"):
         policies.load(BUNDLES / "grasp_state")

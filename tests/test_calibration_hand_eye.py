@@ -16,8 +16,9 @@ from board_scene import BOARD, BOARD_SPEC, add_board, place, quaternion
 
 from calibration.hand_eye import board_pose, calibrate_hand_eye, invert, pose_error, transform
 from policies.cli import main
-from real.hardware_config import HARDWARE_CONFIG_DIR, load_hardware_config
-from sim.camera_model import d435_color_intrinsics, render, rotation_from_rpy
+from robot.config_file import HARDWARE_CONFIG_DIR, load_hardware_config
+from robot.intrinsics import d435_color_intrinsics
+from sim.camera_model import render, rotation_from_rpy
 from sim.pybullet_robot import PyBulletRobot
 
 #: optical axes (x right, y down, z forward) in camera_link coordinates (x forward, y left, z up)
@@ -147,8 +148,8 @@ def test_captured_samples_give_the_fixed_cameras_mount(tmp_path, capsys):
     from held_arm import HeldArm
 
     from calibration.capture import capture_samples
+    from mock.simulated_realsense import SimulatedRealSense, pybullet_renderer
     from real.cameras.realsense import RealSenseCamera, SoftwareSource
-    from real.cameras.simulated_realsense import SimulatedRealSense, pybullet_renderer
     from real.dynamixel.bus import DynamixelBus
     from real.dynamixel.emulator import EmulatorThread, emulator_for_config
     from real.dynamixel.motor_bus import MotorBus

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import yaml
 
-from calibration.intrinsics import Board, CalibrationError, Intrinsics, calibrate, expand
+from calibration.intrinsics import Board, CalibrationError, IntrinsicsCalibration, calibrate, expand
 from policies.cli import main as s2r
 
 
@@ -22,11 +22,12 @@ def test_reproduces_opencvs_published_calibration_of_the_real_photos(shared_data
     out = tmp_path / "left.yaml"
     argv = ["calibrate", "intrinsics", "--images", str(folder / "left*.jpg"), "--board", "chessboard:9x6:0.025"]
     assert s2r([*argv, "--fix-aspect-ratio", "--out", str(out)]) == 0
-    result = Intrinsics.load(out)
-    assert result.fx == pytest.approx(k[0], rel=0.005) and result.fy == result.fx  # issue 9: within 0.5 %
+    result = IntrinsicsCalibration.load(out)
+    k_ = result.intrinsics
+    assert k_.fx == pytest.approx(k[0], rel=0.005) and k_.fy == k_.fx  # issue 9: within 0.5 %
     assert result.rms_px == pytest.approx(published["avg_reprojection_error"], abs=0.02)  # and 0.02 px
-    assert result.cx == pytest.approx(k[2], abs=1.0) and result.cy == pytest.approx(k[5], abs=1.0)
-    np.testing.assert_allclose(result.distortion, published["distortion_coefficients"]["data"], atol=0.01)
+    assert k_.cx == pytest.approx(k[2], abs=1.0) and k_.cy == pytest.approx(k[5], abs=1.0)
+    np.testing.assert_allclose(k_.distortion, published["distortion_coefficients"]["data"], atol=0.01)
     views = published["per_view_reprojection_errors"]["data"]
     np.testing.assert_allclose(list(result.per_view_rms_px.values()), views, atol=0.01)
     assert len(result.per_view_rms_px) == 13 and result.rejected == []
@@ -58,8 +59,9 @@ def test_charuco_board_through_a_known_camera_is_recovered(tmp_path):
     K = np.array([[600.0, 0, 330.0], [0, 600.0, 242.0], [0, 0, 1]])
     paths = _charuco_views(tmp_path, K)
     result = calibrate(paths, Board.parse("charuco:7x5:0.04:0.03:DICT_5X5_100"), ["zero_tangent_dist", "fix_k3"])
-    assert result.fx == pytest.approx(600.0, rel=0.01) and result.fy == pytest.approx(600.0, rel=0.01)
-    assert result.cx == pytest.approx(330.0, abs=3.0) and result.cy == pytest.approx(242.0, abs=3.0)
+    k_ = result.intrinsics
+    assert k_.fx == pytest.approx(600.0, rel=0.01) and k_.fy == pytest.approx(600.0, rel=0.01)
+    assert k_.cx == pytest.approx(330.0, abs=3.0) and k_.cy == pytest.approx(242.0, abs=3.0)
     assert result.rms_px < 0.5
 
 
@@ -99,9 +101,10 @@ def test_bad_inputs_fail_clearly(tmp_path):
 @pytest.mark.realsense
 def test_the_config_and_the_sim_camera_read_the_calibration(tmp_path, capsys):
     """`--robot --camera` points the config's camera at the result; the simulated camera then renders with it."""
-    from real.cameras.simulated_realsense import SimulatedRealSense
-    from real.hardware_config import HARDWARE_CONFIG_DIR, ConfigError, load_hardware_config
-    from sim.camera_model import camera_intrinsics
+    from mock.simulated_realsense import SimulatedRealSense
+    from robot.config_file import HARDWARE_CONFIG_DIR, load_hardware_config
+    from robot.description import ConfigError
+    from robot.intrinsics import camera_intrinsics
 
     K = np.array([[600.0, 0, 330.0], [0, 600.0, 242.0], [0, 0, 1]])
     _charuco_views(tmp_path, K)

@@ -14,10 +14,11 @@ from board_scene import BOARD, add_board, place  # noqa: E402
 from calibration.hand_eye import transform  # noqa: E402
 from calibration.intrinsics import calibrate  # noqa: E402
 from calibration.live_capture import capture_views  # noqa: E402
+from mock.simulated_realsense import SimulatedRealSense, pybullet_renderer  # noqa: E402
 from real.cameras.realsense import RealSenseCamera, SoftwareSource  # noqa: E402
-from real.cameras.simulated_realsense import SimulatedRealSense, pybullet_renderer  # noqa: E402
-from real.hardware_config import Camera  # noqa: E402
-from sim.camera_model import d435_color_intrinsics, rotation_from_rpy  # noqa: E402
+from robot.description import Camera  # noqa: E402
+from robot.intrinsics import d435_color_intrinsics  # noqa: E402
+from sim.camera_model import rotation_from_rpy  # noqa: E402
 
 #: Board poses in front of a camera at the origin looking along +x (camera_link), each held for HOLD frames.
 POSES = [
@@ -67,6 +68,7 @@ def test_live_capture_keeps_informative_views_and_calibrates(tmp_path):
     assert len(POSES) - 1 <= len(files) <= len(POSES), (len(files), seen)
     assert seen > len(files) + 4
     result = calibrate(files, BOARD, ["zero_tangent_dist", "fix_k3"])
+    k_ = result.intrinsics
     truth = d435_color_intrinsics(640, 480)
-    assert result.fx == pytest.approx(truth.fx, rel=0.01) and result.fy == pytest.approx(truth.fy, rel=0.01)
+    assert k_.fx == pytest.approx(truth.fx, rel=0.01) and k_.fy == pytest.approx(truth.fy, rel=0.01)
     assert result.rms_px < 0.5

@@ -15,7 +15,8 @@ from policies.cli import main
 from real.dynamixel.bus import DynamixelBus
 from real.dynamixel.emulator import EmulatorThread, emulator_for_config
 from real.dynamixel.motor_bus import MotorBus, WrapAroundError
-from real.hardware_config import HARDWARE_CONFIG_DIR, HardwareConfig, load_hardware_config
+from robot.config_file import HARDWARE_CONFIG_DIR, load_hardware_config
+from robot.description import HardwareConfig
 
 #: How the true robot's horns are mounted (motor angle at joint zero, rad) and which way each motor turns.
 TRUE_OFFSETS = [0.31, -0.52, 1.04, 0.12, -0.2]

@@ -8,7 +8,8 @@ import numpy as np
 import pybullet as p
 import pytest
 
-from sim.camera_model import Intrinsics, d435_color_intrinsics, render, rotation_from_rpy
+from robot.intrinsics import Intrinsics, d435_color_intrinsics
+from sim.camera_model import render, rotation_from_rpy
 
 
 @pytest.fixture

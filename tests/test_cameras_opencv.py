@@ -7,8 +7,9 @@ import numpy as np
 import pytest
 
 from policies.cli import main as s2r
-from real.cameras import CameraError, CameraIntrinsics, EndOfStream
+from real.cameras import CameraError, EndOfStream
 from real.cameras.opencv_camera import OpenCVCamera
+from robot.intrinsics import Intrinsics
 
 COLORS = [(255, 0, 0), (0, 255, 0), (0, 0, 255), (255, 255, 0), (0, 255, 255)]  # RGB
 
@@ -56,7 +57,7 @@ def test_opencv_errors(video, tmp_path):
     cam = OpenCVCamera(video)
     with pytest.raises(CameraError, match="no calibration"):
         _ = cam.intrinsics
-    k = CameraIntrinsics(64, 48, 60.0, 60.0, 31.5, 23.5)
+    k = Intrinsics(64, 48, 60.0, 60.0, 31.5, 23.5)
     assert OpenCVCamera(video, intrinsics=k).intrinsics == k
 
 

@@ -13,16 +13,15 @@ import pytest
 
 pytestmark = pytest.mark.realsense
 
-from real.cameras import CameraError, EndOfStream, FrameTimeout, StaleFrame  # noqa: E402
-from real.cameras.realsense import RealSenseCamera, SoftwareSource, import_pyrealsense2, list_devices  # noqa: E402
-from real.cameras.simulated_realsense import (  # noqa: E402
+from mock.simulated_realsense import (  # noqa: E402
     SimulatedRealSense,
-    d435_depth_intrinsics,
     pybullet_renderer,
     static_pose,
 )
-from real.hardware_config import Camera  # noqa: E402
-from sim.camera_model import d435_color_intrinsics  # noqa: E402
+from real.cameras import CameraError, EndOfStream, FrameTimeout, StaleFrame  # noqa: E402
+from real.cameras.realsense import RealSenseCamera, SoftwareSource, import_pyrealsense2, list_devices  # noqa: E402
+from robot.description import Camera  # noqa: E402
+from robot.intrinsics import d435_color_intrinsics, d435_depth_intrinsics  # noqa: E402
 
 UNIT = 0.001
 
@@ -126,7 +125,7 @@ def test_intrinsics_and_depth_scale_read_back_from_librealsense(scene):
     want = d435_color_intrinsics(424, 240)
     assert (k.width, k.height) == (424, 240)
     np.testing.assert_allclose([k.fx, k.fy, k.cx, k.cy], [want.fx, want.fy, want.cx, want.cy], rtol=1e-6)
-    assert k.model == "brown_conrady" and k.coeffs == (0.0,) * 5
+    assert k.distortion_model == "brown_conrady" and k.distortion == (0.0,) * 5
     np.testing.assert_allclose(k.K, want.K, rtol=1e-6)
     want_d = d435_depth_intrinsics(424, 240)
     np.testing.assert_allclose([kd.fx, kd.cx], [want_d.fx, want_d.cx], rtol=1e-6)
@@ -336,7 +335,7 @@ def test_missing_library_message(monkeypatch):
 def test_aligned_depth_holes_are_filled_before_a_policy_sees_them(scene):
     """``rs.align`` leaves one-pixel holes in a valid surface (a wall facing the camera, through the real
     librealsense code): the policy's reduced depth has none of them, and every filled reading is a neighbour's."""
-    from real.robot import fill_pixel_holes, reduce_frame
+    from robot.frame_reduction import fill_pixel_holes, reduce_frame
 
     wall = p.createCollisionShape(p.GEOM_BOX, halfExtents=[0.01, 4, 4], physicsClientId=scene)
     p.createMultiBody(0, wall, basePosition=[WALL_X + 0.01, 0, 0.5], physicsClientId=scene)

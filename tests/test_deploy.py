@@ -13,11 +13,11 @@ import time
 import numpy as np
 import pytest
 
-from policies.bundle import robot_signature
+from policies.replay_check import check_policy
 from real.deploy import DeployConfig, deploy
-from real.hardware_config import load_hardware_config
 from real.hardware_log import log_info, read_log
-from real.replay import check_policy
+from robot.config_file import load_hardware_config
+from robot.spec import robot_signature
 
 pytestmark = pytest.mark.slow
 
@@ -186,7 +186,7 @@ def test_camera_policy_on_the_mock_base_holds_through_a_camera_stall(tmp_path):
 def test_grasp_camera_student_deploys_on_the_mock_arm_with_its_crop(tmp_path):
     """The example grasp student was trained on a supersampled crop of the table camera (bundle.yaml ``camera``);
     on the mock arm it acts on librealsense frames cut and reduced the same way (real.robot.reduce_frame)."""
-    from policies.bundle import load
+    from policies.loader import load
 
     policy = load("policies/bundles/grasp_rgbd")
     assert policy.meta["camera"]["crop"] == [96, 96, 448, 336]
@@ -205,7 +205,7 @@ def test_grasp_camera_student_deploys_on_the_mock_arm_with_its_crop(tmp_path):
     topics = log_info(log)["topics"]
     assert topics["/policy/action"]["messages"] >= 5 and topics["/camera/color"]["messages"] >= 5
     # the episode starts where the simulation's does, not from a pose collapsed while the renderer started
-    from sim.tasks.grasp import GraspTask
+    from robot.tasks.grasp import GraspTask
 
     start = GraspTask(load_hardware_config("mock/openmanipulator_x")).start_pose()
     first = next(iter(read_log(log, topics=["/joint_states"]))).data["position"]
@@ -274,7 +274,7 @@ def test_sigint_in_process_leaves_every_emulated_servo_with_torque_off(tmp_path)
     and the arm was parked at its rest pose first."""
     import threading
 
-    from real.deploy import MockHardware
+    from mock.hardware import MockHardware
 
     config = load_hardware_config("mock/openmanipulator_x")
     hardware = MockHardware(config, None, seed=3_000_000)

@@ -12,9 +12,10 @@ import time
 import pytest
 
 import policies
-from real.deploy import DeployConfig, MockHardware, deploy
-from real.hardware_config import load_hardware_config
+from mock.hardware import MockHardware
+from real.deploy import DeployConfig, deploy
 from real.hardware_log import read_log
+from robot.config_file import load_hardware_config
 
 ROBOT = "mock/openmanipulator_x"
 POLICY = "policies/bundles/grasp_state"
@@ -181,7 +182,7 @@ def test_a_reality_term_the_mock_cannot_apply_is_refused_by_name(tmp_path, capsy
     from pathlib import Path
 
     from policies.cli import main as s2r
-    from real.hardware_config import load_hardware_config
+    from robot.config_file import load_hardware_config
 
     reality = tmp_path / "noisy.yaml"
     reality.write_text(f"{term}: {value}\nlatency_s: 0.03\n")
@@ -193,7 +194,7 @@ def test_a_reality_term_the_mock_cannot_apply_is_refused_by_name(tmp_path, capsy
 
 
 def test_a_host_reality_term_is_accepted_with_a_note(tmp_path):
-    from real.reality import check_reality_domain
+    from mock.reality import check_reality_domain
 
     reality = tmp_path / "jitter.yaml"
     reality.write_text("control_period_jitter: 0.01\nlatency_s: 0.03\n")

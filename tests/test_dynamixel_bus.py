@@ -153,7 +153,7 @@ def test_emulator_process_and_mock_bus_command(tmp_path):
     import subprocess
     import sys
 
-    from real.dynamixel.emulator import EmulatorProcess
+    from mock.bus_process import EmulatorProcess
 
     link = tmp_path / "ttyOMX"
     with EmulatorProcess("openmanipulator_x", link), DynamixelBus(str(link)) as b:

@@ -101,7 +101,7 @@ def test_supersampled_frames_look_like_the_robots_reduction_of_a_full_frame(make
     real.robot.reduce_frame reduces a real 640x480 frame (crop, then cv2.INTER_AREA), so the small object tints the
     pixels it partly covers; a direct 64x64 render samples one point per pixel. Compared without noise
     (randomization none) on the same scenes."""
-    from real.robot import reduce_frame
+    from robot.frame_reduction import reduce_frame
 
     error = {1: [], 4: []}
     for s in (1, 4):

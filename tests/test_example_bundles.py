@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from policies.bundle import load
 from policies.evaluate import evaluate
-from real.hardware_config import load_hardware_config
+from policies.loader import load
+from robot.config_file import load_hardware_config
 
 BUNDLES = Path(__file__).resolve().parents[1] / "policies" / "bundles"
 ROBOTS = {"grasp": "openmanipulator_x", "navigate": "turtlebot3_burger"}

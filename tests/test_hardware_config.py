@@ -9,7 +9,8 @@ import pytest
 import yaml
 
 from policies.cli import main as s2r
-from real.hardware_config import HARDWARE_CONFIG_DIR, ConfigError, load_hardware_config
+from robot.config_file import HARDWARE_CONFIG_DIR, load_hardware_config
+from robot.description import ConfigError
 
 
 def test_shipped_arm_config(arm_config):

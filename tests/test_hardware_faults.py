@@ -12,9 +12,10 @@ import time
 import numpy as np
 import pytest
 
+from mock.plants import make_plant
 from real.dynamixel.bus import BusTimeout, DynamixelBus, DynamixelError, PortError, ServoError, latency_timer_ms
 from real.dynamixel.control_table import MODELS
-from real.dynamixel.emulator import BusEmulator, EmulatedServo, EmulatorThread, emulator_for_config, make_plant
+from real.dynamixel.emulator import BusEmulator, EmulatedServo, EmulatorThread, emulator_for_config
 from real.robot import MAX_WATCHDOG_TRIPS, Lifecycle, Robot
 from real.safety import SafetyStop
 

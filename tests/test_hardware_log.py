@@ -17,8 +17,8 @@ import numpy as np
 import pytest
 
 from policies.cli import main as s2r
-from real.hardware_config import load_hardware_config
 from real.hardware_log import HardwareLog, LogDamageWarning, LogError, export_csv, log_info, read_log
+from robot.config_file import load_hardware_config
 
 
 def _frames(i: int) -> tuple[np.ndarray, np.ndarray]:
@@ -159,9 +159,9 @@ def test_channels_carry_the_foxglove_schemas_and_unix_times(tmp_path, arm_config
     stamps as written, with the Unix time beside them, and the images as they were (depth to the millimetre)."""
     from mcap.reader import make_reader
 
-    from real.cameras.frame import CameraIntrinsics
     from real.frames import RobotFrames, camera_calibration, camera_frame, frame_transforms
-    from sim.pybullet_robot import urdf_path
+    from robot.description import urdf_path
+    from robot.intrinsics import Intrinsics
 
     path = tmp_path / "fox.mcap"
     rng = np.random.default_rng(1)
@@ -179,7 +179,7 @@ def test_channels_carry_the_foxglove_schemas_and_unix_times(tmp_path, arm_config
         optical = camera_frame("table")
         log.write_color("/camera/color", rgb, stamp + 1, optical)
         log.write_depth("/camera/depth", depth, stamp + 2, optical)
-        k = CameraIntrinsics(640, 480, 615.0, 615.5, 320.0, 240.0)
+        k = Intrinsics(640, 480, 615.0, 615.5, 320.0, 240.0)
         log.write_message("/camera/calibration", camera_calibration(k, optical), stamp + 1)
     assert abs(offset + time.monotonic_ns() - time.time_ns()) < 10**9  # the offset maps the host clock to Unix ns
     with open(path, "rb") as f:

@@ -8,7 +8,7 @@ import numpy as np
 import pybullet as p
 import pytest
 
-from sim.kinematics import ArmKinematics, UnreachableError
+from robot.kinematics import ArmKinematics, UnreachableError
 from sim.pybullet_robot import PyBulletRobot
 
 

@@ -9,10 +9,10 @@ import numpy as np
 import pytest
 import yaml
 
+from mock.bus_process import EmulatorProcess
 from real.dynamixel.bus import DynamixelBus, DynamixelError
-from real.dynamixel.emulator import EmulatorProcess
 from real.dynamixel.motor_bus import MotorBus
-from real.hardware_config import HARDWARE_CONFIG_DIR, load_hardware_config
+from robot.config_file import HARDWARE_CONFIG_DIR, load_hardware_config
 
 
 def test_arm_configure_command_and_read_in_joint_units(tmp_path, arm_config):
@@ -112,7 +112,7 @@ def test_current_based_position_mode_and_homing_offset_cleared(tmp_path):
     data["motors"][0]["model"] = "XL430-W250"
     data["motors"][0]["mode"] = "current_position"
     path.write_text(yaml.safe_dump(data))
-    from real.hardware_config import ConfigError
+    from robot.description import ConfigError
 
     with pytest.raises(ConfigError, match="motors.0: .*XL430-W250 has no current control"):
         load_hardware_config(path)

@@ -13,8 +13,9 @@ from pathlib import Path
 import pytest
 
 from policies.bundle import SHIPPED_BUNDLES_DIR, bundle_path, shipped_bundles
-from policies.errors import BundleError
-from real.hardware_config import ConfigError, resolve_config_path
+from robot.config_file import resolve_config_path
+from robot.description import ConfigError
+from robot.spec import BundleError
 from sim.randomization.config import DOMAIN_DIRS, RandomizationError, load_domain, load_randomization
 
 

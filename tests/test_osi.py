@@ -11,10 +11,10 @@ import torch
 from stable_baselines3.common.vec_env import DummyVecEnv
 
 import policies
-from policies.bundle import BundleError
 from policies.cli import main as s2r
 from policies.osi import AdaptivePolicy, History, OSIConfig, estimation_errors, fit_osi, train_osi
 from policies.train import FlattenKeys, TrainConfig, TrainingRun, state_spec, task_env
+from robot.spec import BundleError
 from sim.randomization.config import RandomizationConfig, load_randomization
 from sim.randomization.dynamics import UNIVERSAL_TERMS, DynamicsSpec
 

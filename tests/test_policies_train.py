@@ -15,8 +15,8 @@ from stable_baselines3.common.vec_env import DummyVecEnv
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 import policies
-from policies.bundle import BundleError, load, robot_signature
 from policies.cli import main as s2r
+from policies.loader import load
 from policies.train import (
     EVAL_SEED,
     FlattenKeys,
@@ -30,7 +30,8 @@ from policies.train import (
     task_env,
     train,
 )
-from real.hardware_config import load_hardware_config
+from robot.config_file import load_hardware_config
+from robot.spec import BundleError, robot_signature
 from sim import TASK_IDS
 
 

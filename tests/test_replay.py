@@ -11,8 +11,10 @@ import numpy as np
 import pytest
 import torch
 
+from calibration.sim_replay import sim_replay
 from policies.cli import main as s2r
-from real.replay import ReplayRobot, check_policy, sim_replay
+from policies.replay_check import check_policy
+from real.replay import ReplayRobot
 
 DATA = Path(__file__).parent / "data"
 LOGS = {"grasp": DATA / "mock_arm_grasp.mcap", "navigate": DATA / "mock_base_navigate.mcap"}

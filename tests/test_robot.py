@@ -9,7 +9,8 @@ import time
 import numpy as np
 import pytest
 
-from real.dynamixel.emulator import EmulatorThread, emulator_for_config, make_plant, open_pty
+from mock.plants import make_plant
+from real.dynamixel.emulator import EmulatorThread, emulator_for_config, open_pty
 from real.robot import Lifecycle, Robot
 from real.safety import SafetyStop
 
@@ -87,7 +88,7 @@ def test_fill_pixel_holes_keeps_regions_without_readings():
     depth[2, 2] = 0.0  # an aligner's hole
     depth[2, 3] = 0.6  # a nearer neighbour: the hole takes the nearest reading
     depth[6:11, 6:11] = 0.0  # a region with no reading (beyond range, a dark surface)
-    from real.robot import fill_pixel_holes
+    from robot.frame_reduction import fill_pixel_holes
 
     filled = fill_pixel_holes(depth)
     assert filled[2, 2] == pytest.approx(0.6)

@@ -9,11 +9,11 @@ import numpy as np
 import pybullet as p
 import pytest
 
-from real.hardware_config import WorkspaceLimits, load_hardware_config
 from real.safety import SafetyFilter, SafetyStop
-from sim.kinematics import ArmKinematics, UnreachableError
-from sim.pybullet_robot import urdf_path
-from sim.tasks.grasp import PITCHES, Workspace
+from robot.config_file import load_hardware_config
+from robot.description import WorkspaceLimits, urdf_path
+from robot.kinematics import ArmKinematics, UnreachableError
+from robot.tasks.grasp import PITCHES, Workspace
 
 
 @pytest.fixture

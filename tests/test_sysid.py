@@ -206,7 +206,8 @@ def test_robot_fit_finds_the_mock_realitys_servos_from_its_logs(tmp_path, capsys
 
 def _synthetic_robot_log(name: str, source: Path, config, voltage: VoltageServoParams) -> robot_sysid.RobotLog:
     """The commands of a real mock-arm log, with the joint readings the arm would give with ``voltage``."""
-    from real.replay import log_cycles, sim_replay_errors
+    from calibration.sim_replay import sim_replay_errors
+    from real.replay import log_cycles
 
     cycles = log_cycles(source)
     error = sim_replay_errors(cycles, config, robot_sysid.servo_for(config, {}, voltage))

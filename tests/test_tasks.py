@@ -7,9 +7,9 @@ import math
 import numpy as np
 import pytest
 
-from sim.joint_state import JointState
-from sim.tasks.grasp import GraspTask
-from sim.tasks.navigate import DiffDriveKinematics, NavigateTask
+from robot.joint_state import JointState
+from robot.tasks.grasp import GraspTask
+from robot.tasks.navigate import DiffDriveKinematics, NavigateTask
 
 
 def _js(q, qd=None) -> JointState:

@@ -8,7 +8,8 @@ import numpy as np
 import pybullet as p
 import pytest
 
-from sim.pybullet_robot import urdf_mimic_joints, urdf_path
+from robot.description import urdf_path
+from sim.pybullet_robot import urdf_mimic_joints
 
 
 def _joints(path) -> dict[str, ET.Element]:

@@ -11,11 +11,13 @@ import pytest
 import yaml
 
 import sim  # noqa: F401  (registers the envs)
+from mock.plants import make_plant
 from policies.rollout import make_expert
 from real.dynamixel.bus import DynamixelBus
-from real.dynamixel.emulator import EmulatorThread, emulator_for_config, make_plant
+from real.dynamixel.emulator import EmulatorThread, emulator_for_config
 from real.dynamixel.motor_bus import MotorBus
-from real.hardware_config import HARDWARE_CONFIG_DIR, ConfigError, load_hardware_config
+from robot.config_file import HARDWARE_CONFIG_DIR, load_hardware_config
+from robot.description import ConfigError
 from sim.pybullet_robot import PyBulletRobot
 from sim.voltage_servo import VoltageServoParams, simulate
 

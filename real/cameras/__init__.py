@@ -2,11 +2,10 @@
 device) and OpenCV (webcams, video files). pyrealsense2 is imported only when a RealSense is used."""
 
 from real.cameras.capture import ThreadedCamera
-from real.cameras.frame import CameraError, CameraIntrinsics, CameraStats, EndOfStream, Frame, FrameTimeout, StaleFrame
+from real.cameras.frame import CameraError, CameraStats, EndOfStream, Frame, FrameTimeout, StaleFrame
 
 __all__ = [
     "CameraError",
-    "CameraIntrinsics",
     "CameraStats",
     "EndOfStream",
     "Frame",

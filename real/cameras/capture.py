@@ -16,7 +16,8 @@ import time
 from abc import ABC, abstractmethod
 from collections import deque
 
-from real.cameras.frame import CameraError, CameraIntrinsics, CameraStats, EndOfStream, Frame, FrameTimeout, StaleFrame
+from real.cameras.frame import CameraError, CameraStats, EndOfStream, Frame, FrameTimeout, StaleFrame
+from robot.intrinsics import Intrinsics
 
 #: Frames a lossless source may read ahead of its consumer.
 LOSSLESS_QUEUE = 4
@@ -65,7 +66,7 @@ class ThreadedCamera(ABC):
 
     @property
     @abstractmethod
-    def intrinsics(self) -> CameraIntrinsics:
+    def intrinsics(self) -> Intrinsics:
         """Intrinsics of the color image (valid after ``connect``)."""
 
     @property

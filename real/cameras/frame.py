@@ -28,28 +28,6 @@ class EndOfStream(CameraError):
 
 
 @dataclass(frozen=True)
-class CameraIntrinsics:
-    """Pinhole intrinsics of the color image (pixels), with the lens distortion as the camera reports it.
-
-    ``model`` names the distortion model in OpenCV terms: ``"none"``, ``"brown_conrady"`` (OpenCV's plumb bob:
-    k1, k2, p1, p2, k3), ``"inverse_brown_conrady"`` or ``"kannala_brandt4"`` (fisheye), ...
-    """
-
-    width: int
-    height: int
-    fx: float
-    fy: float
-    cx: float
-    cy: float
-    model: str = "none"
-    coeffs: tuple[float, ...] = (0.0, 0.0, 0.0, 0.0, 0.0)
-
-    @property
-    def K(self) -> np.ndarray:  # noqa: N802 - the conventional name
-        return np.array([[self.fx, 0.0, self.cx], [0.0, self.fy, self.cy], [0.0, 0.0, 1.0]])
-
-
-@dataclass(frozen=True)
 class Frame:
     """One capture. ``color``: HxWx3 uint8 RGB; ``depth``: HxW float32 metres aligned to color (0 = no reading),
     or None for a camera without depth. ``host_time_ns``: ``time.monotonic_ns()`` when the frame reached the host;

@@ -10,7 +10,8 @@ from pathlib import Path
 import cv2
 
 from real.cameras.capture import ThreadedCamera
-from real.cameras.frame import CameraError, CameraIntrinsics, EndOfStream, Frame
+from real.cameras.frame import CameraError, EndOfStream, Frame
+from robot.intrinsics import Intrinsics
 
 
 class OpenCVCamera(ThreadedCamera):
@@ -30,7 +31,7 @@ class OpenCVCamera(ThreadedCamera):
         height: int | None = None,
         fps: float | None = None,
         fourcc: str | None = "MJPG",
-        intrinsics: CameraIntrinsics | None = None,
+        intrinsics: Intrinsics | None = None,
         grab_timeout_s: float = 1.0,
         reconnect_after: int = 3,
     ) -> None:
@@ -49,7 +50,7 @@ class OpenCVCamera(ThreadedCamera):
         self.size: tuple[int, int] | None = None
 
     @property
-    def intrinsics(self) -> CameraIntrinsics:
+    def intrinsics(self) -> Intrinsics:
         if self._given_intrinsics is None:
             raise CameraError(f"camera {self.name!r} has no calibration: pass intrinsics= (see `s2r calibrate`)")
         return self._given_intrinsics

@@ -9,7 +9,7 @@ device's depth scale, and host / device timestamps. Three sources:
   configured color and depth profiles; visual preset; recovery by hardware reset when frames stop.
 - :class:`RecordingSource`: a ``.bag`` or ``.db3`` recording played with real time off, so no frame is dropped;
   the end, an empty recording and an unreadable (truncated, unindexed) file each end in a clear error.
-- :class:`SoftwareSource`: frames that a :class:`~real.cameras.simulated_realsense.SimulatedRealSense` pushes
+- :class:`SoftwareSource`: frames that a software device (the mock layer's simulated RealSense) pushes
   through ``rs.software_device``.
 
 pyrealsense2 is imported on first use: the rest of the package works without it (it needs libusb-1.0 on Linux).
@@ -25,13 +25,13 @@ from typing import TYPE_CHECKING, Any, Protocol
 import numpy as np
 
 from real.cameras.capture import ThreadedCamera
-from real.cameras.frame import CameraError, CameraIntrinsics, EndOfStream, Frame
+from real.cameras.frame import CameraError, EndOfStream, Frame
+from robot.intrinsics import Intrinsics
 
 if TYPE_CHECKING:
-    from real.cameras.simulated_realsense import SimulatedRealSense
-    from real.hardware_config import Camera as CameraConfig
+    from robot.description import Camera as CameraConfig
 
-#: librealsense's distortion model names -> the names used in :class:`CameraIntrinsics`.
+#: librealsense's distortion model names -> the names used in :class:`Intrinsics`.
 _DISTORTION_NAMES = {
     "none": "none",
     "brown_conrady": "brown_conrady",
@@ -101,13 +101,11 @@ def list_devices() -> list[dict[str, str]]:
     ]
 
 
-def intrinsics_from_profile(profile: Any) -> CameraIntrinsics:
-    """:class:`CameraIntrinsics` of a librealsense video stream profile."""
+def intrinsics_from_profile(profile: Any) -> Intrinsics:
+    """:class:`Intrinsics` of a librealsense video stream profile."""
     i = profile.as_video_stream_profile().get_intrinsics()
     model = str(i.model).split(".")[-1]
-    return CameraIntrinsics(
-        i.width, i.height, i.fx, i.fy, i.ppx, i.ppy, _DISTORTION_NAMES.get(model, model), tuple(i.coeffs)
-    )
+    return Intrinsics(i.width, i.height, i.fx, i.fy, i.ppx, i.ppy, _DISTORTION_NAMES.get(model, model), tuple(i.coeffs))
 
 
 class RealSenseSource(Protocol):
@@ -317,12 +315,13 @@ class RecordingSource(_PipelineSource):
 
 
 class SoftwareSource:
-    """Framesets a :class:`SimulatedRealSense` pushes through librealsense's software device."""
+    """Framesets a simulated camera pushes through librealsense's software device (``device``: an object with
+    the software device and its sensors, such as :class:`mock.simulated_realsense.SimulatedRealSense`)."""
 
     lossless = False
     warmup = True
 
-    def __init__(self, device: SimulatedRealSense) -> None:
+    def __init__(self, device: Any) -> None:
         self.device = device
         self._syncer: Any = None
 
@@ -382,8 +381,8 @@ class RealSenseCamera(ThreadedCamera):
             config.name, lossless=self.source.lossless, grab_timeout_s=grab_timeout_s, reconnect_after=reconnect_after
         )
         self._rs: Any = None
-        self._intrinsics: CameraIntrinsics | None = None
-        self._depth_intrinsics: CameraIntrinsics | None = None
+        self._intrinsics: Intrinsics | None = None
+        self._depth_intrinsics: Intrinsics | None = None
         self._scale: float | None = None
         self._align: Any = None
         self._filters: list[Any] = []
@@ -393,7 +392,7 @@ class RealSenseCamera(ThreadedCamera):
     def from_recording(cls, path: str | Path, config: CameraConfig | None = None, **kwargs: Any) -> RealSenseCamera:
         """Play a recording; without ``config`` the camera is named after the file and uses no filters."""
         if config is None:
-            from real.hardware_config import Camera as CameraConfig
+            from robot.description import Camera as CameraConfig
 
             config = CameraConfig(
                 name=Path(path).stem,
@@ -404,13 +403,13 @@ class RealSenseCamera(ThreadedCamera):
         return cls(config, RecordingSource(path), **kwargs)
 
     @property
-    def intrinsics(self) -> CameraIntrinsics:
+    def intrinsics(self) -> Intrinsics:
         if self._intrinsics is None:
             raise CameraError(f"camera {self.name!r}: intrinsics are known once connected")
         return self._intrinsics
 
     @property
-    def depth_intrinsics(self) -> CameraIntrinsics | None:
+    def depth_intrinsics(self) -> Intrinsics | None:
         """Intrinsics of the raw depth stream (before alignment), None without depth."""
         return self._depth_intrinsics
 

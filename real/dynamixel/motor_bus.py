@@ -15,8 +15,8 @@ import numpy as np
 
 from real.dynamixel.bus import DynamixelBus, DynamixelError, HardwareAlert, PortError
 from real.dynamixel.control_table import MODELS, OperatingMode, Register, ServoModel
-from real.hardware_config import ControlMode, HardwareConfig, Motor
-from sim.joint_state import JointState
+from robot.description import ControlMode, HardwareConfig, Motor
+from robot.joint_state import JointState
 
 OPERATING_MODE = {
     ControlMode.position: OperatingMode.POSITION,

@@ -3,7 +3,7 @@
 Objects: boxes and cylinders with sides / diameters of 2-4 cm and heights of 2-4 cm, and a few meshes from
 ``pybullet_data/random_urdfs`` scaled to 2.5-3.5 cm. The table top is the plane z = 0 of the arm base frame.
 
-Observation (``obs_mode="state"``): ``proprio`` from :class:`sim.tasks.grasp.GraspTask` and ``privileged`` =
+Observation (``obs_mode="state"``): ``proprio`` from :class:`robot.tasks.grasp.GraspTask` and ``privileged`` =
 object position (3, m), object quaternion (4, x y z w), object minus tool position (3, m), object height above
 its start (1, m), left / right finger contact (2, 0 or 1). ``obs_mode="rgbd"``: ``rgb``, ``depth`` (m) and
 ``proprio``. Reward: potential-based shaping (Ng et al. 1999) with potential -10 x tool-object distance, +1 while
@@ -24,12 +24,12 @@ import numpy as np
 import pybullet as p
 import pybullet_data
 
+from robot.joint_state import JointState
+from robot.tasks.grasp import GraspTask
 from sim.envs.robot_env import RobotEnv
-from sim.joint_state import JointState
 from sim.pybullet_robot import PyBulletRobot, servo_params_from_targets
 from sim.randomization.config import RandomizationConfig
 from sim.randomization.targets import Target, appearance_targets
-from sim.tasks.grasp import GraspTask
 
 DROPPED_BELOW = 0.05  # m below its start height: the object has left the table
 LIFT_SUCCESS = 0.05  # m above the object's resting height

@@ -4,7 +4,7 @@ Room: 4 x 4 m, walls 0.3 m high. Obstacles: 3-6 cylinders and boxes (0.05-0.15 m
 that a free path of the robot's width always links start and goal (checked on an occupancy grid). The goal is
 1.0-2.5 m from the start.
 
-Observation: ``proprio`` from :class:`sim.tasks.navigate.NavigateTask` (wheel speeds, odometry velocity, goal
+Observation: ``proprio`` from :class:`robot.tasks.navigate.NavigateTask` (wheel speeds, odometry velocity, goal
 distance and bearing from odometry) in both modes; ``privileged`` (state mode) = true goal in the robot frame
 (2, m), true body velocity (2: m/s, rad/s), and a 16-beam range scan (16, m, max 3 m) at the lidar's height,
 beam 0 straight ahead, counter-clockwise. Reward: 10 x progress toward the goal (m) - 0.01 per step, -5 on a
@@ -21,13 +21,14 @@ import gymnasium as gym
 import numpy as np
 import pybullet as p
 
+from robot.description import urdf_path
+from robot.joint_state import JointState
+from robot.tasks.navigate import NavigateTask
 from sim.envs.robot_env import RobotEnv
-from sim.joint_state import JointState
 from sim.nav_map import OccupancyGrid
-from sim.pybullet_robot import PyBulletRobot, servo_params_from_targets, urdf_path
+from sim.pybullet_robot import PyBulletRobot, servo_params_from_targets
 from sim.randomization.config import RandomizationConfig
 from sim.randomization.targets import Target, appearance_targets
-from sim.tasks.navigate import NavigateTask
 from sim.urdf_edit import scale_wheels
 
 ROOM_HALF = 2.0  # m, half the side of the square room

@@ -35,9 +35,11 @@ import gymnasium as gym
 import numpy as np
 import pybullet as p
 
-from real.hardware_config import HardwareConfig, load_hardware_config
-from sim.camera_model import Intrinsics, RenderedFrame, camera_intrinsics, render, rotation_from_rpy
-from sim.joint_state import JointState
+from robot.config_file import load_hardware_config
+from robot.description import HardwareConfig
+from robot.intrinsics import Intrinsics, camera_intrinsics
+from robot.joint_state import JointState
+from sim.camera_model import RenderedFrame, render, rotation_from_rpy
 from sim.pybullet_robot import PyBulletRobot
 from sim.randomization.config import (
     Choice,

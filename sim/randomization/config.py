@@ -23,7 +23,8 @@ from typing import Annotated, Any, Literal
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from real.hardware_config import HARDWARE_CONFIG_DIR, format_validation_error, read_yaml
+from robot.config_file import HARDWARE_CONFIG_DIR
+from robot.description import format_validation_error, read_yaml
 
 DEFAULTS_DIR = Path(__file__).resolve().parent / "defaults"
 VARIANTS_DIR = Path(__file__).resolve().parent / "variants"  # shipped randomization configs, found by name

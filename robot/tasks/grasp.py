@@ -16,9 +16,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from real.hardware_config import HardwareConfig
-from sim.joint_state import JointState
-from sim.kinematics import ArmKinematics, UnreachableError
+from robot.description import HardwareConfig
+from robot.joint_state import JointState
+from robot.kinematics import ArmKinematics, UnreachableError
 
 
 @dataclass(frozen=True)

@@ -18,8 +18,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from real.hardware_config import HardwareConfig
-from sim.pybullet_robot import urdf_path
+from robot.description import HardwareConfig, WorkspaceLimits, urdf_path
 
 
 class UnreachableError(ValueError):
@@ -161,3 +160,38 @@ class ArmKinematics:
         q = np.array(q_seed, dtype=float)
         q[:4] = sol
         return q
+
+
+def workspace_violation(kin: ArmKinematics, workspace: WorkspaceLimits, q: np.ndarray) -> float:
+    """How far joint positions ``q`` put the arm outside ``workspace`` (m, summed over the checked points of
+    :meth:`ArmKinematics.planar_points`: below ``min_z`` and beyond ``max_radius``); 0 inside."""
+    total = 0.0
+    for r, z in kin.planar_points(q):
+        total += max(0.0, workspace.min_z - z) + max(0.0, abs(r) - workspace.max_radius)
+    return total
+
+
+def describe_workspace_violation(kin: ArmKinematics, workspace: WorkspaceLimits, q: np.ndarray) -> str:
+    """Which checked points of pose ``q`` are outside ``workspace``, and where (m); "inside" when none."""
+    ws, parts = workspace, []
+    for link, (r, z) in zip(kin.chain.links, kin.planar_points(q), strict=True):
+        if z < ws.min_z:
+            parts.append(f"{link} at z {z:.3f} m, below min_z {ws.min_z:g} m")
+        if abs(r) > ws.max_radius:
+            parts.append(f"{link} {abs(r):.3f} m from the yaw axis, beyond max_radius {ws.max_radius:g} m")
+    return "; ".join(parts) or "inside"
+
+
+def rest_pose_workspace_problem(config: HardwareConfig) -> str:
+    """Why the arm's rest pose is outside ``safety.workspace`` (the robot parks there through the safety filter
+    that enforces it), or "" when it is inside or there is no workspace. KeyError names a joint or link the URDF
+    lacks."""
+    workspace = config.safety.workspace
+    if workspace is None:
+        return ""
+    kin = ArmKinematics(config)
+    rest = np.array([config.arm.rest[j] for j in config.joint_names])
+    if workspace_violation(kin, workspace, rest) > 0:
+        where = describe_workspace_violation(kin, workspace, rest)
+        return f"the rest pose (arm.rest) is outside safety.workspace: {where}; the robot parks there"
+    return ""

@@ -9,14 +9,14 @@ TASK_ROBOT_KINDS = {"grasp": "arm", "navigate": "diff_drive"}
 
 
 def task_class(task: str) -> Any:
-    """The task code class of ``task`` (:class:`~sim.tasks.grasp.GraspTask` or
-    :class:`~sim.tasks.navigate.NavigateTask`); ValueError for another name."""
+    """The task code class of ``task`` (:class:`~robot.tasks.grasp.GraspTask` or
+    :class:`~robot.tasks.navigate.NavigateTask`); ValueError for another name."""
     if task == "grasp":
-        from sim.tasks.grasp import GraspTask
+        from robot.tasks.grasp import GraspTask
 
         return GraspTask
     if task == "navigate":
-        from sim.tasks.navigate import NavigateTask
+        from robot.tasks.navigate import NavigateTask
 
         return NavigateTask
     raise ValueError(f"unknown task {task!r}; known: {', '.join(TASK_ROBOT_KINDS)}")

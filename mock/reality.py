@@ -4,7 +4,7 @@ code meets through the servo emulator (motors) and librealsense's software devic
 The world is the task env's own (robot, table and object, or room and obstacles), built with its domain pinned
 from a domain file or dict (any parameter name the sim accepts: the env's randomization at strength 0 plus these
 pins), so a deployment on a mock robot is a sim-to-"real" transfer experiment through the whole hardware layer. The
-servo emulator steps its physics in real time as packets arrive (:class:`~real.dynamixel.pybullet_plant.
+servo emulator steps its physics in real time as packets arrive (:class:`~mock.pybullet_plant.
 PyBulletPlant` on the env's robot); the simulated camera renders it. A lock serializes the two threads.
 
 The reality also knows what a real robot cannot: the privileged state (object pose, goal, scan), which a state
@@ -19,8 +19,8 @@ from typing import Any
 
 import numpy as np
 
+from mock.pybullet_plant import PyBulletPlant
 from real.dynamixel.emulator import EmulatedServo
-from real.dynamixel.pybullet_plant import PyBulletPlant
 from sim.randomization.config import load_domain, load_randomization
 
 #: Domain targets the mock path does not apply: what the simulation adds to its observations (image, depth and
@@ -197,7 +197,7 @@ class RenderProcess:
             self._conn.recv()
 
     def renderer(self, depth_range: tuple[float, float]):
-        """A :data:`~real.cameras.simulated_realsense.Renderer` drawing the reality as it is at each call."""
+        """A :data:`~mock.simulated_realsense.Renderer` drawing the reality as it is at each call."""
         from sim.camera_model import RenderedFrame
 
         def _render(intrinsics: Any, offset: np.ndarray) -> RenderedFrame:

@@ -14,8 +14,8 @@ import math
 
 import numpy as np
 
-from real.hardware_config import HardwareConfig
-from sim.joint_state import JointState
+from robot.description import HardwareConfig
+from robot.joint_state import JointState
 
 
 class DiffDriveKinematics:

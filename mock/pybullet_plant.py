@@ -13,7 +13,7 @@ import pybullet as p
 
 from real.dynamixel.control_table import OperatingMode
 from real.dynamixel.emulator import EmulatedServo
-from real.hardware_config import HardwareConfig
+from robot.description import HardwareConfig
 from sim.pybullet_robot import PyBulletRobot
 
 #: Torque constants (N*m per A) for the present-current registers, from the e-manual performance graphs' stall
@@ -26,7 +26,7 @@ class PyBulletPlant:
     emulator time at the config's physics rate."""
 
     def __init__(self, config: HardwareConfig, robot: PyBulletRobot | None = None) -> None:
-        """``robot``: drive this robot in its existing world (a task scene, :mod:`real.reality`) instead of a
+        """``robot``: drive this robot in its existing world (a task scene, :mod:`mock.reality`) instead of a
         world of its own."""
         self.config = config
         self._dir = np.array([m.direction for m in config.motors], dtype=float)

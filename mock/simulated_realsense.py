@@ -15,7 +15,6 @@ depth from the color camera instead (one render per frame, alignment is then exa
 
 from __future__ import annotations
 
-import math
 import threading
 import time
 from collections import deque
@@ -26,20 +25,11 @@ from typing import TYPE_CHECKING, Any, Literal
 import numpy as np
 
 from real.cameras.realsense import import_pyrealsense2
-from sim.camera_model import (
-    Intrinsics,
-    RenderedFrame,
-    camera_intrinsics,
-    render,
-    rotation_from_rpy,
-)
+from robot.intrinsics import Intrinsics, camera_intrinsics, d435_depth_intrinsics
+from sim.camera_model import RenderedFrame, render, rotation_from_rpy
 
 if TYPE_CHECKING:
-    from real.hardware_config import Camera as CameraConfig
-
-#: D435 depth field of view, 87 deg horizontal at 1280x720 (Intel D400 datasheet, doc 337029); 4:3 modes are a
-#: centre crop, so the focal length scales with height / 720, as for color.
-D435_DEPTH_FOCAL_720P = 640.0 / math.tan(math.radians(87.0 / 2))
+    from robot.description import Camera as CameraConfig
 
 #: Depth origin (left imager) seen from the color camera, in the color optical frame (x right, y down, z forward):
 #: about 15 mm, the typical depth-to-color translation of D435 factory calibrations.
@@ -50,12 +40,6 @@ D435_DEPTH_UNIT = 0.001
 
 #: A renderer: (intrinsics, sensor offset in the camera_link frame in m) -> color + metric depth.
 Renderer = Callable[[Intrinsics, np.ndarray], RenderedFrame]
-
-
-def d435_depth_intrinsics(width: int, height: int) -> Intrinsics:
-    """Nominal D435 depth intrinsics for a depth mode."""
-    f = D435_DEPTH_FOCAL_720P * height / 720.0
-    return Intrinsics(width, height, f, f, (width - 1) / 2.0, (height - 1) / 2.0)
 
 
 def pybullet_renderer(

@@ -1,0 +1,59 @@
+"""The hardware of a mock robot (a config with a ``mock`` section): its reality (:mod:`mock.reality`), the servo
+emulator serving the reality's robot on the config's pseudo-terminal, and simulated RealSense cameras rendering
+it through librealsense's software device. What ``s2r deploy`` drives instead of a real robot; the driver code
+above it is the real one."""
+
+from __future__ import annotations
+
+import threading
+from typing import Any
+
+from mock.reality import Reality, RenderProcess, check_reality_domain
+from mock.simulated_realsense import SimulatedRealSense
+from real.cameras.realsense import RealSenseCamera, SoftwareSource
+from real.dynamixel.emulator import EmulatorThread, emulator_for_config
+from robot.description import HardwareConfig
+
+
+class MockHardware:
+    """A mock robot's reality, its servo emulator serving on the config's port and its simulated cameras."""
+
+    def __init__(self, config: HardwareConfig, reality_domain: str | None, seed: int) -> None:
+
+        self.config = config
+        check_reality_domain(config.mock.task, reality_domain)  # refuses what the mock path cannot apply
+        self.reality = Reality(config.mock.task, reality_domain, seed=seed)
+        self.render_process = None
+        self.devices: dict[str, Any] = {}
+        self.emulator = emulator_for_config(config, self.reality)
+        self._server = EmulatorThread(self.emulator, config.bus.port)
+
+    def camera(self, name: str) -> Any:
+        """The RealSenseCamera of camera ``name``, fed by a software device rendering the reality."""
+
+        cam_cfg = self.config.camera(name)
+        if self.render_process is None:
+            self.render_process = RenderProcess(self.reality)
+        renderer = self.render_process.renderer(cam_cfg.depth_range)
+        # depth rendered from the color camera: one 640x480 render per frame instead of two (one per imager)
+        device = SimulatedRealSense(cam_cfg, renderer, depth_view="color")
+        self.devices[name] = device
+        return RealSenseCamera(cam_cfg, SoftwareSource(device), grab_timeout_s=1.0)
+
+    def stall_camera(self, name: str, after_s: float, for_s: float) -> None:
+        """Silence camera ``name`` ``after_s`` seconds from now, for ``for_s`` seconds (a fault injection)."""
+        device = self.devices[name]
+        threading.Timer(after_s, device.pause).start()
+        threading.Timer(after_s + for_s, device.resume).start()
+
+    def new_episode(self, seed: int) -> None:
+        if self.render_process is not None:
+            self.render_process.new_episode(seed)  # the reality and its render replica together
+        else:
+            self.reality.new_episode(seed)
+
+    def close(self) -> None:
+        self._server.stop()
+        if self.render_process is not None:
+            self.render_process.close()
+        self.reality.close()

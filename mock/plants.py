@@ -1,0 +1,29 @@
+"""The physics behind a mock servo bus, by name: what the servo emulator's motors move. A new plant is one module
+here with a class taking the hardware config, and one entry in :data:`PLANTS`."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from real.dynamixel.emulator import FirstOrderPlant, Plant
+from robot.description import HardwareConfig
+
+
+def _pybullet(config: HardwareConfig) -> Plant:
+    from mock.pybullet_plant import PyBulletPlant  # imports PyBullet: only when asked for
+
+    return PyBulletPlant(config)
+
+
+#: Plant name -> factory taking the hardware config.
+PLANTS: dict[str, Callable[[HardwareConfig], Plant]] = {
+    "simple": lambda config: FirstOrderPlant(),  # each joint a first-order lag: no physics engine
+    "pybullet": _pybullet,  # the simulated robot of the config, in PyBullet
+}
+
+
+def make_plant(config: HardwareConfig, physics: str) -> Plant:
+    """The plant named ``physics`` (a key of :data:`PLANTS`) for ``config``; ValueError names the known ones."""
+    if physics not in PLANTS:
+        raise ValueError(f"physics must be one of {sorted(PLANTS)}, got {physics!r}")
+    return PLANTS[physics](config)

@@ -1,0 +1,148 @@
+"""A universal policy acting with its online estimator (Yu et al. 2017, "Preparing for the Unknown: Learning a
+Universal Policy with Online System Identification"): the estimator network reads the last H steps of
+proprioception and actions and estimates the dynamics parameters mu; the universal policy acts on the estimate.
+What runs on the robot; :mod:`policies.osi` trains the estimator.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from policies.bundle import BundlePolicy, build_mlp, load_weights
+from robot.spec import ObsSpec
+from sim.randomization.dynamics import DynamicsSpec
+
+OSI_WEIGHTS = "osi.pt"  # the estimator's weights in a bundle folder
+
+
+# -- the estimator ------------------------------------------------------------------------------------------------
+
+
+class History:
+    """The last H (proprio, previous action) pairs, flattened oldest first; filled with the first reading and
+    zero actions at the start of an episode."""
+
+    def __init__(self, horizon: int, proprio_dim: int, action_dim: int) -> None:
+        if horizon < 1:
+            raise ValueError(f"history must be >= 1 step, got {horizon}")
+        self.horizon, self.proprio_dim, self.action_dim = horizon, proprio_dim, action_dim
+        self._proprio: deque[np.ndarray] = deque(maxlen=horizon)
+        self._actions: deque[np.ndarray] = deque(maxlen=horizon)
+
+    @property
+    def size(self) -> int:
+        return self.horizon * (self.proprio_dim + self.action_dim)
+
+    def reset(self) -> None:
+        self._proprio.clear()
+        self._actions.clear()
+
+    def push_proprio(self, proprio: np.ndarray) -> None:
+        """A new reading (call once per cycle, before :meth:`window`)."""
+        p = np.asarray(proprio, dtype=np.float32).ravel()
+        if p.size != self.proprio_dim:
+            raise ValueError(f"proprio has {p.size} values; the estimator takes {self.proprio_dim}")
+        if not self._proprio:
+            for _ in range(self.horizon):
+                self._proprio.append(p)
+                self._actions.append(np.zeros(self.action_dim, np.float32))
+        else:
+            self._proprio.append(p)
+
+    def push_action(self, action: np.ndarray) -> None:
+        """The action sent after the latest reading."""
+        self._actions.append(np.asarray(action, dtype=np.float32).ravel())
+
+    def window(self) -> np.ndarray:
+        """Readings t-H+1..t, each with the action that preceded it (the action deque lags one step)."""
+        return np.concatenate([np.concatenate([p, a]) for p, a in zip(self._proprio, self._actions, strict=True)])
+
+
+class OSINet(nn.Module):
+    """MLP: a normalized history window -> normalized mu (``mean``/``std`` buffers normalize the window)."""
+
+    def __init__(self, n_in: int, n_out: int, hidden: tuple[int, ...] = (256, 256)) -> None:
+        super().__init__()
+        self.mlp = build_mlp(n_in, list(hidden), n_out, "relu")
+        self.register_buffer("mean", torch.zeros(n_in))
+        self.register_buffer("std", torch.ones(n_in))
+
+    def forward(self, window: torch.Tensor) -> torch.Tensor:
+        return self.mlp(torch.clamp((window - self.mean) / self.std, -10.0, 10.0))
+
+
+# -- the adaptive policy -------------------------------------------------------------------------------------------
+
+
+class AdaptivePolicy(BundlePolicy):
+    """A universal policy with its online estimator. ``act(observation)`` takes the task's state observation
+    (``proprio``, ``privileged``; plus ``dynamics`` in oracle mode), pushes the reading into the history, updates
+    ``estimate`` and acts on it."""
+
+    MODES = ("adapt", "oracle")
+
+    def __init__(self, meta: dict[str, Any], network: nn.Module, osi: OSINet, path: Path | None = None) -> None:
+        super().__init__(meta, network, path)
+        self.universal_spec = self.obs_spec  # what the network takes: proprio, privileged, dynamics
+        self.obs_spec = ObsSpec(
+            tuple(k for k in self.universal_spec.keys if k != "dynamics"),
+            {k: v for k, v in self.universal_spec.shapes.items() if k != "dynamics"},
+        )
+        self.dynamics = DynamicsSpec.from_dict(meta["dynamics"])
+        self.osi = osi.eval()
+        cfg = meta["osi"]
+        self.history = History(int(cfg["history"]), int(cfg["proprio_dim"]), self.action_dim)
+        self.mode = "adapt"
+        self.estimate_normalized = np.zeros(len(self.dynamics), np.float32)
+
+    def set_mode(self, mode: str) -> AdaptivePolicy:
+        if mode not in self.MODES:
+            raise ValueError(f"mode must be one of {self.MODES}, got {mode!r}")
+        self.mode = mode
+        if mode == "oracle":
+            self.obs_spec = self.universal_spec
+        else:
+            self.obs_spec = ObsSpec(
+                tuple(k for k in self.universal_spec.keys if k != "dynamics"),
+                {k: v for k, v in self.universal_spec.shapes.items() if k != "dynamics"},
+            )
+        return self
+
+    @property
+    def estimate(self) -> dict[str, float]:
+        """The current estimate of mu in physical units (name -> value)."""
+        values = self.dynamics.denormalize(self.estimate_normalized)
+        return {name: float(v) for name, v in zip(self.dynamics.names, values, strict=True)}
+
+    def reset(self) -> None:
+        self.history.reset()
+        self.estimate_normalized = np.zeros(len(self.dynamics), np.float32)
+
+    @torch.no_grad()
+    def act(self, observation: dict[str, Any]) -> np.ndarray:
+        self.obs_spec.check(observation)
+        self.history.push_proprio(observation["proprio"])
+        window = torch.from_numpy(self.history.window())[None]
+        self.estimate_normalized = self.osi(window)[0].numpy()
+        mu = observation["dynamics"] if self.mode == "oracle" else self.estimate_normalized
+        flat = self.universal_spec.flatten({**observation, "dynamics": mu})
+        out = self.network(torch.from_numpy(self.normalize(flat))[None])[0]
+        if self._squash:
+            out = torch.tanh(out)
+        action = np.clip(out.numpy(), -1.0, 1.0).astype(np.float32)
+        self.history.push_action(action)
+        return action
+
+
+def load_osi(meta: dict[str, Any], network: nn.Module, path: Path) -> AdaptivePolicy:
+    """The :class:`AdaptivePolicy` of a bundle whose ``bundle.yaml`` has an ``osi`` entry."""
+    cfg = meta["osi"]
+    osi = OSINet(int(cfg["inputs"]), len(meta["dynamics"]["params"]), tuple(cfg["hidden"]))
+    load_weights(osi, path / OSI_WEIGHTS)  # the estimator's weights are checked as the policy's are
+    return AdaptivePolicy(meta, network, osi, path)

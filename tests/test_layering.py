@@ -1,0 +1,137 @@
+"""The packages import each other in one direction (README, "Layout"): ``robot`` (the contract) imports none of
+the others; ``sim`` and ``real`` import only the contract, never each other; ``mock`` sits above both;
+``calibration`` and ``policies`` above those, and nothing below imports ``policies``. Read from the source with
+``ast``, lazy imports (inside functions) and type-checking imports included."""
+
+from __future__ import annotations
+
+import ast
+from collections import defaultdict
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+PACKAGES = ("robot", "sim", "real", "mock", "calibration", "policies")
+
+#: What each package may import of the others.
+ALLOWED = {
+    "robot": set(),
+    "sim": {"robot"},
+    "real": {"robot"},
+    "mock": {"robot", "sim", "real"},
+    "calibration": {"robot", "sim", "real"},
+    "policies": {"robot", "sim", "real", "mock", "calibration"},
+}
+
+#: Former homes kept so that users' documented imports keep working: they only re-export the new home.
+COMPAT_SHIMS = {"real.hardware_config"}
+
+#: Imports that break the layering today, to be removed as the code moves (issue 24); the test fails on any other,
+#: and on an entry here that no longer occurs (so the list only shrinks).
+KNOWN = {
+    ("real.deploy", "mock.hardware"),
+    ("real.deploy", "mock.reality"),
+    ("real.deploy", "policies"),
+    ("real.deploy", "policies.adaptive"),
+    ("real.deploy", "sim.envs.grasp_env"),
+    ("real.deploy", "sim.envs.navigate_env"),
+    ("real.lerobot_dataset", "mock.hardware"),
+}
+
+
+def _module_name(path: Path) -> str:
+    parts = list(path.relative_to(ROOT).with_suffix("").parts)
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def _imports(path: Path, module: str) -> set[str]:
+    """Project modules that ``path`` imports (absolute names; ``from a import b`` counts as ``a``)."""
+    out = set()
+    for node in ast.walk(ast.parse(path.read_text(), str(path))):
+        if isinstance(node, ast.Import):
+            names = [a.name for a in node.names]
+        elif isinstance(node, ast.ImportFrom):
+            if node.level:
+                base = module.split(".") if path.name == "__init__.py" else module.split(".")[:-1]
+                base = base[: len(base) - node.level + 1]
+                names = [".".join([*base, node.module] if node.module else base)]
+            else:
+                names = [node.module or ""]
+        else:
+            continue
+        out |= {n for n in names if n.split(".")[0] in PACKAGES}
+    return out
+
+
+def import_graph() -> dict[str, set[str]]:
+    graph: dict[str, set[str]] = defaultdict(set)
+    for package in PACKAGES:
+        for path in sorted((ROOT / package).rglob("*.py")):
+            module = _module_name(path)
+            graph[module] |= _imports(path, module) - {module}
+    return graph
+
+
+def test_packages_import_only_the_layers_below_them():
+    found = set()
+    for module, targets in import_graph().items():
+        if module in COMPAT_SHIMS:
+            continue
+        for target in targets:
+            src, dst = module.split(".")[0], target.split(".")[0]
+            if src != dst and dst not in ALLOWED[src]:
+                found.add((module, target))
+    assert found - KNOWN == set(), "imports against the layering"
+    assert KNOWN - found == set(), "no longer imported: remove from KNOWN"
+
+
+def test_the_contract_package_imports_nothing_of_the_others():
+    graph = import_graph()
+    bad = {(m, t) for m, ts in graph.items() if m.split(".")[0] == "robot" for t in ts if t.split(".")[0] != "robot"}
+    assert bad == set()
+
+
+def _cycles(graph: dict[str, set[str]]) -> list[list[str]]:
+    """Strongly connected components of more than one module (Tarjan), over module-to-module edges (an import of a
+    package counts as an import of its ``__init__``)."""
+    nodes = set(graph)
+    edges = {m: {t for t in ts if t in nodes} for m, ts in graph.items()}
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    on_stack: set[str] = set()
+    out: list[list[str]] = []
+
+    def visit(v: str) -> None:
+        index[v] = low[v] = len(index)
+        stack.append(v)
+        on_stack.add(v)
+        for w in edges[v]:
+            if w not in index:
+                visit(w)
+                low[v] = min(low[v], low[w])
+            elif w in on_stack:
+                low[v] = min(low[v], index[w])
+        if low[v] == index[v]:
+            component = []
+            while True:
+                w = stack.pop()
+                on_stack.discard(w)
+                component.append(w)
+                if w == v:
+                    break
+            if len(component) > 1:
+                out.append(sorted(component))
+
+    for v in sorted(nodes):
+        if v not in index:
+            visit(v)
+    return out
+
+
+def test_no_module_imports_itself_through_others():
+    assert _cycles(import_graph()) == []
+
+
+def test_a_cycle_is_found_when_there_is_one():
+    assert _cycles({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}) == [["a", "b", "c"]]
+    assert _cycles({"a": {"b"}, "b": set()}) == []
