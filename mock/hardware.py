@@ -8,6 +8,8 @@ from __future__ import annotations
 import threading
 from typing import Any
 
+import numpy as np
+
 from mock.reality import Reality, RenderProcess, check_reality_domain
 from mock.simulated_realsense import SimulatedRealSense
 from real.cameras.realsense import RealSenseCamera, SoftwareSource
@@ -19,7 +21,6 @@ class MockHardware:
     """A mock robot's reality, its servo emulator serving on the config's port and its simulated cameras."""
 
     def __init__(self, config: HardwareConfig, reality_domain: str | None, seed: int) -> None:
-
         self.config = config
         check_reality_domain(config.mock.task, reality_domain)  # refuses what the mock path cannot apply
         self.reality = Reality(config.mock.task, reality_domain, seed=seed)
@@ -30,7 +31,6 @@ class MockHardware:
 
     def camera(self, name: str) -> Any:
         """The RealSenseCamera of camera ``name``, fed by a software device rendering the reality."""
-
         cam_cfg = self.config.camera(name)
         if self.render_process is None:
             self.render_process = RenderProcess(self.reality)
@@ -45,6 +45,29 @@ class MockHardware:
         device = self.devices[name]
         threading.Timer(after_s, device.pause).start()
         threading.Timer(after_s + for_s, device.resume).start()
+
+    def set_bus_faults(self, faults: dict[str, float], seed: int) -> None:
+        """Set the emulator's fault knobs (:class:`real.dynamixel.emulator.Faults` fields, e.g.
+        ``drop_probability``) on every servo, each servo's fault draws seeded from ``seed`` and its id."""
+        for servo in self.emulator.servos.values():
+            for name, value in faults.items():
+                if not hasattr(servo.faults, name):
+                    raise ValueError(f"bus_faults: no emulator fault named {name!r}")
+                setattr(servo.faults, name, value)
+            servo.faults.rng.seed(seed + servo.ident)
+
+    # -- what only the reality knows -------------------------------------------------------------------------------
+    def privileged(self) -> np.ndarray:
+        """The task's privileged state vector now (what a state policy takes beside proprioception)."""
+        return self.reality.privileged()
+
+    def goal(self) -> np.ndarray | None:
+        """A goal-conditioned task's goal relative to the robot now (None for a task without one)."""
+        return self.reality.goal()
+
+    def outcome(self) -> tuple[bool, bool]:
+        """(success, failure) of the episode now, judged by the reality."""
+        return self.reality.outcome()
 
     def new_episode(self, seed: int) -> None:
         if self.render_process is not None:

@@ -105,11 +105,13 @@ class Reality:
     def privileged(self) -> np.ndarray:
         """The task's privileged state vector now (what a state policy takes beside proprioception)."""
         with self.lock:
-            if self.task == "grasp":
-                proprio = self.core.task.proprio(self.core.robot.read())
-                n = self.core.task.n_joints
-                return self.core._privileged(proprio[2 * n : 2 * n + 3].astype(float))[0].astype(np.float32)
-            return self.core._privileged()[0].astype(np.float32)
+            return self.core.privileged_state()
+
+    def goal(self) -> np.ndarray | None:
+        """A goal-conditioned task's goal relative to the robot's true pose now (None for a task without one): what
+        a real robot's operator would give as the episode's goal in its start frame."""
+        with self.lock:
+            return self.core.goal_now()
 
     def outcome(self) -> tuple[bool, bool]:
         """(success, failure) of the world now, by the task env's rules."""

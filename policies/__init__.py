@@ -1,6 +1,8 @@
-"""Policies: scripted experts, training, distillation, policy bundles, evaluation and the s2r command line.
+"""Policies: scripted experts, training, distillation, online system identification, policy bundles, deployment,
+evaluation and the s2r command line. What runs on the robot (:mod:`policies.bundle`, :mod:`policies.loader`,
+:mod:`policies.adaptive`, :mod:`policies.deploy`) imports nothing of what trains.
 
-``policies.load(PATH)`` loads a policy bundle (see :mod:`policies.bundle`); torch is imported only then.
+``policies.load(PATH)`` loads a policy bundle (see :mod:`policies.loader`); torch is imported only then.
 """
 
 from __future__ import annotations

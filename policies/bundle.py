@@ -29,7 +29,7 @@ from torch import nn
 
 from robot.description import HardwareConfig, format_validation_error
 from robot.spec import BundleError, ObsSpec, robot_signature, signature_differences, signature_hash  # noqa: F401 - re-exported
-from robot.tasks import TASK_ROBOT_KINDS, task_class
+from robot.tasks import task_class, task_names
 
 __all__ = ["BundleError", "BundlePolicy", "ObsSpec", "load_weights", "robot_signature", "save_bundle"]
 
@@ -355,9 +355,9 @@ def check_spec(meta: dict[str, Any], file: Path) -> ObsSpec:
         if len(rgb) != 3 or rgb[2] != 3 or depth != (*rgb[:2], 1):
             raise BundleError(f"{file}: observation rgb {rgb} and depth {depth} must be (H, W, 3) and (H, W, 1)")
     task = meta["task"]
-    if task not in TASK_ROBOT_KINDS:
-        raise BundleError(f"{file}: unknown task {task!r}; known: {', '.join(TASK_ROBOT_KINDS)}")
-    needs, robot = TASK_ROBOT_KINDS[task], meta["robot"]
+    if task not in task_names():
+        raise BundleError(f"{file}: unknown task {task!r}; known: {', '.join(task_names())}")
+    needs, robot = task_class(task).robot_kind, meta["robot"]
     kind = robot["signature"].get("kind")
     if kind != needs:
         raise BundleError(

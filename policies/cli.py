@@ -50,10 +50,10 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     hardware layer into a reality outside its training ranges, logged, replay-checked and reported."""
     from calibration import robot_sysid
     from calibration.sim_replay import sim_replay
+    from policies.deploy import DeployConfig, deploy
     from policies.evaluate import evaluate
     from policies.replay_check import check_policy
     from policies.rollout import run_expert
-    from real.deploy import DeployConfig, deploy
     from robot.config_file import HARDWARE_CONFIG_DIR
     from sim.randomization.config import load_domain
 
@@ -432,7 +432,7 @@ def _print_summary(summary) -> None:
 def _cmd_deploy(args: argparse.Namespace) -> int:
     import torch
 
-    from real.deploy import DeployConfig, deploy
+    from policies.deploy import DeployConfig, deploy
 
     torch.set_num_threads(1)  # inference on one core: steadier act latency than threads competing with the loop
 
@@ -517,7 +517,10 @@ def _cmd_replay(args: argparse.Namespace) -> int:
         if not args.robot:
             raise SystemExit("s2r replay DATASET: give --robot (e.g. mock/openmanipulator_x) to drive with its actions")
         try:
-            result = replay_on_robot(args.file, args.robot, episode=args.episode)
+            from mock.hardware import MockHardware
+
+            nominal = lambda config: MockHardware(config, None, seed=3_000_000)  # noqa: E731 - the nominal reality
+            result = replay_on_robot(args.file, args.robot, episode=args.episode, start_mock=nominal)
         except DatasetError as e:
             print(f"s2r: {e}", file=sys.stderr)
             return 2

@@ -2,7 +2,7 @@
 
 The simulation runs the task env with the reality's domain pinned (``randomization="none"``, as
 :class:`mock.reality.Reality` builds the mock robot's world) on seeds ``seed, seed+1, ...``; the hardware path is
-:func:`real.deploy.deploy` on the mock robot with the same domain file and first seed (episode k: seed + k, the
+:func:`policies.deploy.deploy` on the mock robot with the same domain file and first seed (episode k: seed + k, the
 same scene). What the two paths show the policy is compared from the simulated rollout and the deploy's log:
 
 - success in each, and per-episode agreement (both succeed, both fail, simulation only, hardware only);
@@ -170,7 +170,7 @@ def _read_deploy_log(
 
 
 def _deploy(cfg: ParityConfig, log: str, uses_images: bool, adaptive: bool) -> Any:
-    from real.deploy import DeployConfig, deploy
+    from policies.deploy import DeployConfig, deploy
 
     return deploy(
         DeployConfig(

@@ -1,1 +1,3 @@
-"""Hardware layer: typed robot descriptions and the Dynamixel servo bus (real/dynamixel)."""
+"""The hardware: the Dynamixel servo bus (``real/dynamixel``), cameras (``real/cameras``), the safety filter, the
+robot lifecycle, the deploy loop and its log, hardware logs, replay and LeRobot datasets. Imports only the robot
+contract (:mod:`robot`)."""

@@ -19,7 +19,7 @@ ROBOTS = ("openmanipulator_x", "turtlebot3_burger")
 
 
 def layout(config: HardwareConfig) -> fl.Layout:
-    """The layout of ``config``'s logs (topics as :mod:`real.deploy` writes them)."""
+    """The layout of ``config``'s logs (topics as :mod:`real.deploy_log` writes them)."""
     urdf = fl.BaseRendererUrdfLayerSettings(
         layer_id="foxglove.Urdf", label=f"{config.name} (URDF)", source_type="topic", topic="/robot_description"
     )

@@ -18,6 +18,7 @@ datasets up to the format's default file sizes (100 MB of frames, 200 MB of vide
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -266,14 +267,16 @@ def read_lerobot(root: str | Path) -> Dataset:
     return Dataset(root, info, out)
 
 
-def replay_on_robot(root: str | Path, robot: str, episode: int = 0, seed: int = 3_000_000) -> dict[str, Any]:
-    """Drive ``robot`` (a hardware config; a mock one starts its reality) with the actions of one episode of the
-    dataset at ``root``, one per control period, every target through the safety filter (an arm first eases to the
-    episode's first recorded pose); then park and turn torque off, read back. Returns what was sent and how closely
-    the robot followed the dataset's recorded states (RMS per joint: rad, m or rad/s)."""
+def replay_on_robot(
+    root: str | Path, robot: str, episode: int = 0, start_mock: Callable[[HardwareConfig], Any] | None = None
+) -> dict[str, Any]:
+    """Drive ``robot`` (a hardware config) with the actions of one episode of the dataset at ``root``, one per
+    control period, every target through the safety filter (an arm first eases to the episode's first recorded
+    pose); then park and turn torque off, read back. A mock robot's hardware comes from ``start_mock`` (given the
+    config; closed at the end). Returns what was sent and how closely the robot followed the dataset's recorded
+    states (RMS per joint: rad, m or rad/s)."""
     import time
 
-    from mock.hardware import MockHardware
     from real.robot import Robot
 
     data = read_lerobot(root)
@@ -283,7 +286,9 @@ def replay_on_robot(root: str | Path, robot: str, episode: int = 0, seed: int = 
     chosen = next((e for e in data.episodes if e.index == episode), None)
     if chosen is None:
         raise DatasetError(f"{root}: no episode {episode} (it has {len(data.episodes)})")
-    hardware = MockHardware(config, None, seed) if config.mock is not None else None
+    if config.mock is not None and start_mock is None:
+        raise DatasetError(f"{config.name} is a mock robot: its hardware must be started (start_mock)")
+    hardware = start_mock(config) if config.mock is not None else None
     period = 1.0 / config.control.rate_hz
     velocity = np.array([m.mode.value == "velocity" for m in config.motors])
     measured, events = [], 0

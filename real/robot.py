@@ -43,6 +43,7 @@ from real.safety import SafetyEvent, SafetyFilter, SafetyStop
 from robot.description import ControlMode, HardwareConfig
 from robot.frame_reduction import reduce_frame
 from robot.joint_state import JointState
+from robot.tasks import task_class
 
 #: Parked when every joint is this close to rest (rad, m; rad/s for wheels).
 PARK_TOLERANCE = 0.02
@@ -366,8 +367,6 @@ class TaskRobot:
         image_size: tuple[int, int] | None = None,
         crop: tuple[int, int, int, int] | None = None,
     ) -> None:
-        from robot.tasks import task_class
-
         self.task = task_class(task)(robot.config)
         self.name = task
         self.robot = robot
@@ -377,20 +376,16 @@ class TaskRobot:
         self.joints: JointState | None = None
 
     def start(self, goal: np.ndarray | None = None) -> JointState:
-        """Start an episode from the measured joints (navigate: ``goal`` in the start frame, m)."""
+        """Start an episode from the measured joints (``goal``: a goal-conditioned task's goal, in its units)."""
         self.joints = self.robot.read_patiently()
-        if self.name == "navigate":
-            self.task.reset(self.joints, np.zeros(2) if goal is None else np.asarray(goal, dtype=float))
-        else:
-            self.task.reset(self.joints)
+        self.task.reset(self.joints, goal)
         return self.joints
 
     def read(self, frame: Any | None = None) -> dict[str, np.ndarray]:
         """The observation now: ``proprio`` from the joints, ``privileged`` when a source was given, ``rgb`` and
         ``depth`` from ``frame`` (a :class:`real.cameras.frame.Frame`) when an image size was given."""
         self.joints = self.robot.read()
-        if self.name == "navigate":
-            self.task.update(self.joints)
+        self.task.update(self.joints)
         obs: dict[str, np.ndarray] = {"proprio": self.task.proprio(self.joints)}
         if self.privileged is not None:
             obs["privileged"] = self.privileged()

@@ -18,11 +18,11 @@ import yaml
 import mock.hardware
 import policies
 import policies.loader
-import real.deploy
+import real.deploy_loop
 from mock.hardware import MockHardware
 from policies.bundle import BUNDLE_FILE, WEIGHTS_FILE, build_mlp, save_bundle
 from policies.cli import main as s2r
-from real.deploy import DeployConfig, deploy
+from policies.deploy import DeployConfig, deploy
 from robot.config_file import HARDWARE_CONFIG_DIR, load_hardware_config
 from robot.spec import BundleError, ObsSpec
 
@@ -254,7 +254,7 @@ def test_s2r_deploy_refuses_a_broken_bundle_in_one_line(case, tmp_path, monkeypa
         return record
 
     monkeypatch.setattr(mock.hardware, "MockHardware", start("mock hardware"))
-    monkeypatch.setattr(real.deploy, "Robot", start("robot"))
+    monkeypatch.setattr(real.deploy_loop, "Robot", start("robot"))
     code = s2r(["deploy", "--robot", str(robot), "--policy", str(bundle), "--quiet"])
     out, err = capsys.readouterr()
     lines = err.strip().splitlines()

@@ -13,8 +13,8 @@ import time
 import numpy as np
 import pytest
 
+from policies.deploy import DeployConfig, deploy
 from policies.replay_check import check_policy
-from real.deploy import DeployConfig, deploy
 from real.hardware_log import log_info, read_log
 from robot.config_file import load_hardware_config
 from robot.spec import robot_signature

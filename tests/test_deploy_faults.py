@@ -11,9 +11,9 @@ import time
 
 import pytest
 
-import policies
+import policies.deploy
 from mock.hardware import MockHardware
-from real.deploy import DeployConfig, deploy
+from policies.deploy import DeployConfig, deploy
 from real.hardware_log import read_log
 from robot.config_file import load_hardware_config
 
@@ -105,7 +105,7 @@ def test_a_port_that_vanishes_mid_run_is_reported_with_the_motors_to_cut(tmp_pat
 def test_a_host_stall_past_the_bus_watchdog_is_recovered_not_silently_frozen(monkeypatch, hardware):
     """The policy stalls the host for 0.45 s once (the servos' bus watchdog is 0.3 s): the trip is detected,
     cleared, counted as a safety event, and the episode still succeeds."""
-    load = policies.load
+    load = policies.deploy.load
 
     def stalling_load(*args, **kwargs):
         policy = load(*args, **kwargs)
@@ -120,7 +120,7 @@ def test_a_host_stall_past_the_bus_watchdog_is_recovered_not_silently_frozen(mon
         policy.act = act_with_a_stall
         return policy
 
-    monkeypatch.setattr(policies, "load", stalling_load)
+    monkeypatch.setattr(policies.deploy, "load", stalling_load)
     summary = deploy(DeployConfig(ROBOT, POLICY, episodes=1, status=False), hardware=hardware)
     assert summary.safety_events.get("bus_watchdog_trip") == 1, summary.safety_events
     assert summary.ended == "completed" and summary.episodes[0].outcome == "success", summary
@@ -129,8 +129,8 @@ def test_a_host_stall_past_the_bus_watchdog_is_recovered_not_silently_frozen(mon
 
 def test_a_stop_signal_never_cuts_a_log_record_short(tmp_path):
     """A stop signal arriving while a record is written is raised when the record is complete."""
-    from real.deploy import Stopped, StopSignals
     from real.hardware_log import HardwareLog, log_info
+    from real.stop_signals import Stopped, StopSignals
 
     stop = StopSignals()
     path = tmp_path / "held.mcap"

@@ -86,3 +86,28 @@ def test_tasks_refuse_the_wrong_robot(arm_config, base_config):
         GraspTask(base_config)
     with pytest.raises(ValueError, match="needs a diff_drive base"):
         NavigateTask(arm_config)
+
+
+def test_every_task_module_follows_the_task_protocol(arm_config, base_config):
+    """Tasks are found by their module in robot/tasks; each defines what the Task protocol asks, and its env's
+    episode length is the task's."""
+    import inspect
+
+    from robot.tasks import task_class, task_names
+    from robot.tasks.base import Task
+    from sim.envs.grasp_env import GraspEnv
+    from sim.envs.navigate_env import NavigateEnv
+
+    assert task_names() == ["grasp", "navigate"]
+    configs = {"arm": arm_config, "diff_drive": base_config}
+    envs = {"grasp": GraspEnv, "navigate": NavigateEnv}
+    wanted = {name for name, _ in inspect.getmembers(Task) if not name.startswith("_")}
+    wanted |= set(Task.__annotations__)
+    for name in task_names():
+        cls = task_class(name)
+        task = cls(configs[cls.robot_kind])
+        assert wanted <= set(dir(task)), (name, wanted - set(dir(task)))
+        default = inspect.signature(envs[name].__init__).parameters["max_episode_steps"].default
+        assert default == cls.episode_steps
+    with pytest.raises(ValueError, match="unknown task 'fly'; known: grasp, navigate"):
+        task_class("fly")

@@ -1,22 +1,25 @@
-"""Task code shared by the simulated and the hardware robots."""
+"""Task code shared by the simulated and the hardware robots: one module per task, named as the task, defining a
+:class:`~robot.tasks.base.Task` class it names ``TASK`` (see :mod:`robot.tasks.base`)."""
 
 from __future__ import annotations
 
-from typing import Any
+import importlib
+import pkgutil
+from pathlib import Path
 
-#: The robot kind (hardware config ``kind``) each task drives.
-TASK_ROBOT_KINDS = {"grasp": "arm", "navigate": "diff_drive"}
+from robot.tasks.base import Task
+
+_NOT_TASKS = {"base"}
 
 
-def task_class(task: str) -> Any:
-    """The task code class of ``task`` (:class:`~robot.tasks.grasp.GraspTask` or
-    :class:`~robot.tasks.navigate.NavigateTask`); ValueError for another name."""
-    if task == "grasp":
-        from robot.tasks.grasp import GraspTask
+def task_names() -> list[str]:
+    """The tasks this folder defines (module names), sorted."""
+    return sorted(m.name for m in pkgutil.iter_modules([str(Path(__file__).parent)]) if m.name not in _NOT_TASKS)
 
-        return GraspTask
-    if task == "navigate":
-        from robot.tasks.navigate import NavigateTask
 
-        return NavigateTask
-    raise ValueError(f"unknown task {task!r}; known: {', '.join(TASK_ROBOT_KINDS)}")
+def task_class(task: str) -> type[Task]:
+    """The task code class of ``task`` (e.g. :class:`~robot.tasks.grasp.GraspTask`); ValueError naming the known
+    tasks for another name."""
+    if task not in task_names():
+        raise ValueError(f"unknown task {task!r}; known: {', '.join(task_names())}")
+    return importlib.import_module(f"robot.tasks.{task}").TASK

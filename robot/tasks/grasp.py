@@ -34,9 +34,12 @@ PITCHES = tuple(math.pi / 2 - k * math.radians(7.5) for k in range(7))
 
 
 class GraspTask:
-    """Observation and action mapping of the grasp task for the arm in ``config``."""
+    """Observation and action mapping of the grasp task for the arm in ``config`` (a
+    :class:`~robot.tasks.base.Task`)."""
 
+    robot_kind = "arm"
     action_dim = 4
+    episode_steps = 60  # 6 s at the arm's 10 Hz control rate
 
     def __init__(self, config: HardwareConfig, max_step: float = 0.02, workspace: Workspace | None = None) -> None:
         if config.arm is None:
@@ -65,11 +68,17 @@ class GraspTask:
         """Joint positions, joint velocities, tool position (3) and tool pitch (1)."""
         return 2 * self.n_joints + 4
 
-    def reset(self, joints: JointState) -> None:
-        """Start an episode from the measured joints: the tool target is where the tool is."""
+    def reset(self, joints: JointState, goal: np.ndarray | None = None) -> None:
+        """Start an episode from the measured joints: the tool target is where the tool is. The grasp task has no
+        goal input (the object is found by the policy): ``goal`` must be None."""
+        if goal is not None:
+            raise ValueError("the grasp task takes no goal")
         pos, _ = self.kin.forward(joints.position)
         self.ee_target = np.clip(pos, self.workspace.low, self.workspace.high)
         self.q_target = np.array(joints.position, dtype=float)
+
+    def update(self, joints: JointState) -> None:
+        """Nothing to integrate: every observation is computed from the reading itself."""
 
     def gripper_target(self, command: float) -> float:
         """Gripper joint target for a command in [-1 (open), 1 (closed)]."""
@@ -97,3 +106,6 @@ class GraspTask:
         """Proprioceptive observation (float32): q, qd, tool position (m), tool pitch (rad)."""
         pos, pitch = self.kin.forward(joints.position)
         return np.concatenate([joints.position, joints.velocity, pos, [pitch]]).astype(np.float32)
+
+
+TASK = GraspTask

@@ -34,10 +34,13 @@ class DiffDriveKinematics:
 
 
 class NavigateTask:
-    """Observation and action mapping of the navigation task for the base in ``config``."""
+    """Observation and action mapping of the navigation task for the base in ``config`` (a
+    :class:`~robot.tasks.base.Task`)."""
 
+    robot_kind = "diff_drive"
     action_dim = 2
     proprio_dim = 7
+    episode_steps = 300  # 30 s at the base's 10 Hz control rate
 
     def __init__(self, config: HardwareConfig) -> None:
         if config.base is None:
@@ -55,10 +58,10 @@ class NavigateTask:
         """A base starts an episode where it stands: no joint pose to drive to (see GraspTask.start_pose)."""
         return None
 
-    def reset(self, joints: JointState, goal: np.ndarray) -> None:
-        """Start an episode at the odometry origin with ``goal`` (x, y in m, start frame)."""
+    def reset(self, joints: JointState, goal: np.ndarray | None = None) -> None:
+        """Start an episode at the odometry origin with ``goal`` (x, y in m, start frame; None: the origin)."""
         self.pose = np.zeros(3)
-        self.goal = np.asarray(goal, dtype=float).copy()
+        self.goal = np.zeros(2) if goal is None else np.asarray(goal, dtype=float).copy()
         self._last_wheels = joints.position[[self.left, self.right]].astype(float)
 
     def update(self, joints: JointState) -> None:
@@ -98,3 +101,6 @@ class NavigateTask:
         dist = float(np.hypot(*g))
         bearing = math.atan2(g[1], g[0])
         return np.array([wl, wr, v, w, dist, math.cos(bearing), math.sin(bearing)], dtype=np.float32)
+
+
+TASK = NavigateTask

@@ -54,7 +54,7 @@ class GraspEnv(RobotEnv):
         image_size: tuple[int, int] = (64, 64),
         render_mode: str | None = None,
         params: dict[str, Any] | None = None,
-        max_episode_steps: int = 60,
+        max_episode_steps: int = GraspTask.episode_steps,
         randomization: str | Path | RandomizationConfig = "default",
         domain: str | Path | dict[str, Any] | None = None,
         strength: float | None = None,
@@ -249,6 +249,12 @@ class GraspEnv(RobotEnv):
             "vector": vec.astype(np.float32),  # the state-mode "privileged" observation, in every obs mode
         }
         return vec, state
+
+    def privileged_state(self) -> np.ndarray:
+        """The privileged vector now (float32), as a state policy's ``privileged`` observation holds it."""
+        proprio = self.task.proprio(self.robot.read())
+        n = self.task.n_joints
+        return self._privileged(proprio[2 * n : 2 * n + 3].astype(float))[0].astype(np.float32)
 
     def _observe(self, joints: JointState) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
         proprio = self.task.proprio(joints)

@@ -55,7 +55,7 @@ class NavigateEnv(RobotEnv):
         image_size: tuple[int, int] = (64, 64),
         render_mode: str | None = None,
         params: dict[str, Any] | None = None,
-        max_episode_steps: int = 300,
+        max_episode_steps: int = NavigateTask.episode_steps,
         randomization: str | Path | RandomizationConfig = "default",
         domain: str | Path | dict[str, Any] | None = None,
         strength: float | None = None,
@@ -283,6 +283,14 @@ class NavigateEnv(RobotEnv):
     def _collision(self) -> bool:
         contacts = p.getContactPoints(bodyA=self.robot.body, physicsClientId=self.client)
         return any(cp[2] != self.floor_id for cp in contacts)
+
+    def privileged_state(self) -> np.ndarray:
+        """The privileged vector now (float32), as a state policy's ``privileged`` observation holds it."""
+        return self._privileged()[0].astype(np.float32)
+
+    def goal_now(self) -> np.ndarray:
+        """The goal (x forward, y left; m) relative to the robot's true pose now."""
+        return self.privileged_state()[:2]
 
     def _observe(self, joints: JointState) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
         priv_vec, priv = self._privileged()

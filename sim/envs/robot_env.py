@@ -151,6 +151,18 @@ class RobotEnv(gym.Env):
         """Load the scene and the robot into ``self.client`` using ``self.task_rng`` and ``self.params``."""
         raise NotImplementedError
 
+    def privileged_state(self) -> np.ndarray:
+        """The privileged vector now (float32): what a state policy's ``privileged`` observation holds."""
+        raise NotImplementedError
+
+    def goal_now(self) -> np.ndarray | None:
+        """A goal-conditioned task's goal relative to the robot's true pose now (task units); None without one."""
+        return None
+
+    def outcome(self, priv: dict[str, Any] | None = None) -> tuple[bool, bool]:
+        """(success, failure) of the world now, by the task's rules."""
+        raise NotImplementedError
+
     def default_params(self) -> dict[str, Any]:
         """Nominal value of every parameter."""
         return {name: t.nominal for name, t in self.targets.items()}
