@@ -13,12 +13,11 @@ import pybullet as p
 
 from real.dynamixel.control_table import OperatingMode
 from real.dynamixel.emulator import EmulatedServo
-from robot.description import HardwareConfig
+from robot.description import SERVO_MODELS, HardwareConfig, torque_per_amp
 from sim.pybullet_robot import PyBulletRobot
 
 #: Torque constants (N*m per A) for the present-current registers, from the e-manual performance graphs' stall
 #: figures: XM430-W350 4.1 N*m at 2.3 A (12 V); XL330-M288 0.52 N*m at 1.47 A (5 V).
-TORQUE_CONSTANT = {"XM430-W350": 4.1 / 2.3, "XL330-M288": 0.52 / 1.47}
 
 
 class PyBulletPlant:
@@ -92,6 +91,10 @@ class PyBulletPlant:
         for k, s in enumerate(ss):
             s.position = js.position[k] / (self._dir[k] * self._scale[k]) + self._off[k]
             s.velocity = js.velocity[k] / (self._dir[k] * self._scale[k])
-            kt = TORQUE_CONSTANT.get(s.model.name)
-            if kt is not None:
-                s.current = self._dir[k] * js.effort[k] / kt
+            # the joint's effort (N*m, or N for a joint in m) as the motor's torque, then as its effort register
+            torque = self._dir[k] * js.effort[k] * self._scale[k]
+            per_amp = torque_per_amp(s.model.name)
+            if per_amp is not None:
+                s.current = torque / per_amp
+            else:
+                s.load = torque / SERVO_MODELS[s.model.name]["stall_torque"]

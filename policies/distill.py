@@ -43,8 +43,9 @@ from policies.bundle import code_version, save_bundle
 from policies.loader import load
 from policies.rollout import make_expert, wilson_interval
 from policies.student import RGBDStudent
-from policies.train import EVAL_SEED, task_env
+from policies.train import EVAL_SEED
 from robot.spec import BundleError, ObsSpec
+from sim.envs.factory import task_env
 from sim.randomization.config import load_randomization
 
 DISTILL_SEED = 2_000_000

@@ -244,7 +244,7 @@ def _centres(spec: DynamicsSpec) -> dict[str, float]:
 def train_osi(config: OSIConfig, progress: bool = True) -> dict[str, Any]:
     """Train the estimator for a universal policy; write ``OUT/bundle`` (UP + estimator) and ``OUT/report.json``."""
     from policies.loader import load  # noqa: PLC0415 - torch-heavy loading only for training
-    from policies.train import task_env  # noqa: PLC0415 - gym and SB3 are only needed for training
+    from sim.envs.factory import task_env
 
     if not config.command:
         config.command = " ".join(shlex.quote(a) for a in ["s2r", *sys.argv[1:]])

@@ -40,9 +40,9 @@ from tqdm import tqdm
 from policies.bundle import build_mlp, code_version, save_bundle
 from policies.rollout import make_expert, wilson_interval
 from robot.spec import ObsSpec
-from sim import TASK_IDS
+from sim.envs.factory import task_env
 from sim.randomization.config import load_randomization
-from sim.randomization.dynamics import DynamicsObservation, DynamicsSpec
+from sim.randomization.dynamics import DynamicsSpec
 
 #: Seeds of held-out evaluation episodes start here; training and demonstrations never use them.
 EVAL_SEED = 1_000_000
@@ -105,19 +105,6 @@ class Demonstrations:
     returns: np.ndarray  # (N,) discounted return from each step
     episodes: int
     successes: int
-
-
-def task_env(
-    task: str, randomization: str = "default", obs_mode: str = "state", universal: bool = False, **kwargs: Any
-) -> gym.Env:
-    """The task's env; ``universal`` adds the normalized dynamics parameters mu as ``observation["dynamics"]``
-    (the input of a universal policy, :mod:`sim.randomization.dynamics`), with the ranges of ``randomization``."""
-    if task not in TASK_IDS:
-        raise ValueError(f"unknown task {task!r}; expected one of {sorted(TASK_IDS)}")
-    env = gym.make(TASK_IDS[task], obs_mode=obs_mode, randomization=randomization, **kwargs)
-    if universal:
-        env = DynamicsObservation(env, DynamicsSpec.for_task(task, env.unwrapped.randomization))
-    return env
 
 
 def state_spec(env: gym.Env) -> ObsSpec:

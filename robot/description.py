@@ -29,12 +29,16 @@ URDF_DIR = Path(__file__).resolve().parent / "assets"
 #: Servo models the driver knows, with facts from the ROBOTIS e-manual datasheets:
 #: stall torque (N*m) and no-load speed (rad/s) at the nominal supply voltage.
 #: XM430-W350: 4.1 N*m, 46 rpm @ 12 V; XL430-W250: 1.5 N*m, 57 rpm @ 12 V; XL330-M288: 0.52 N*m, 103 rpm @ 5 V.
+#: stall_current (A, at the same voltage; models with current sensing): XM430-W350 2.3 A @ 12 V, XL330-M288 1.47 A
+#: @ 5 V. Torque is close to proportional to current (the e-manual's performance graphs; ROBOTIS's own estimate
+#: of torque is stall torque x present current / stall current), which :func:`torque_per_amp` takes.
 #: position_p_gain: the Position P Gain register's factory default (e-manual control tables).
 #: min_input_v, max_input_v: the specification's "Input Voltage" range (V): XM430-W350 10.0-14.8 V (recommended
 #: 12.0 V), XL430-W250 6.5-12.0 V (recommended 11.1 V), XL330-M288 3.7-6.0 V (recommended 5.0 V).
 SERVO_MODELS: dict[str, dict[str, float]] = {
     "XM430-W350": {
         "stall_torque": 4.1,
+        "stall_current": 2.3,
         "no_load_speed": 46 * 2 * math.pi / 60,
         "position_p_gain": 800,
         "min_input_v": 10.0,
@@ -49,12 +53,21 @@ SERVO_MODELS: dict[str, dict[str, float]] = {
     },
     "XL330-M288": {
         "stall_torque": 0.52,
+        "stall_current": 1.47,
         "no_load_speed": 103 * 2 * math.pi / 60,
         "position_p_gain": 400,
         "min_input_v": 3.7,
         "max_input_v": 6.0,
     },
 }
+
+
+def torque_per_amp(model: str) -> float | None:
+    """Output torque per motor current (N*m/A) of a servo model with current sensing (stall torque / stall
+    current, see :data:`SERVO_MODELS`); None for a model without."""
+    facts = SERVO_MODELS[model]
+    return facts["stall_torque"] / facts["stall_current"] if "stall_current" in facts else None
+
 
 #: Models with current sensing and current-based position control (e-manual operating modes).
 CURRENT_SENSING_MODELS = frozenset({"XM430-W350", "XL330-M288"})

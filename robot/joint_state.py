@@ -11,7 +11,8 @@ import numpy as np
 class JointState:
     """Joint readings in the robot config's joint order, SI units.
 
-    position: rad (m for prismatic joints). velocity: rad/s (m/s). effort: N*m (N), as measured or estimated.
+    position: rad (m for prismatic joints). velocity: rad/s (m/s). effort: N*m (N): the simulator's joint torque; on
+    hardware the servo's output torque estimated from its present current or load (:mod:`real.dynamixel.motor_bus`).
     stamp_ns: host ``time.monotonic_ns()`` when read on hardware; simulated time in ns in the simulator.
     """
 

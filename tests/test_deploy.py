@@ -305,7 +305,8 @@ def test_adaptive_bundle_deploys_with_its_estimate_logged(tmp_path):
     from stable_baselines3.common.vec_env import DummyVecEnv
 
     from policies.osi import OSIConfig, train_osi
-    from policies.train import FlattenKeys, TrainConfig, TrainingRun, state_spec, task_env
+    from policies.train import FlattenKeys, TrainConfig, TrainingRun, state_spec
+    from sim.envs.factory import task_env
 
     # an untrained universal policy, as s2r train --universal writes it, and a quickly fitted estimator
     run = TrainingRun(TrainConfig(task="grasp", out=str(tmp_path / "run"), n_envs=1, universal=True))

@@ -116,3 +116,40 @@ def test_current_based_position_mode_and_homing_offset_cleared(tmp_path):
 
     with pytest.raises(ConfigError, match="motors.0: .*XL430-W250 has no current control"):
         load_hardware_config(path)
+
+
+@pytest.mark.parametrize("robot", ["openmanipulator_x", "turtlebot3_burger"])
+def test_efforts_are_the_simulated_joint_torques_in_newton_metres(tmp_path, robot):
+    """Effort comes back in N*m (N for the gripper in m) whatever the servo reports: Present Current (XM430) times
+    its torque per amp, or Present Load (XL430) times its stall torque. Through the emulator the driver reads the
+    simulated joint torques back, to the registers' resolution."""
+    from mock.plants import make_plant
+    from real.dynamixel.emulator import EmulatorThread, emulator_for_config
+
+    config = load_hardware_config(robot)
+    plant = make_plant(config, "pybullet")
+    link = tmp_path / "tty"
+    with EmulatorThread(emulator_for_config(config, plant), link), DynamixelBus(str(link)) as bus:
+        motors = MotorBus(config, bus)
+        motors.configure()
+        motors.set_torque(True)
+        held = motors.read().position
+        hold = np.where([m.mode.value == "velocity" for m in config.motors], 0.8, held)  # wheels turn
+        motors.write(hold)
+        time.sleep(0.8)
+        state = motors.read()
+        truth = plant.robot.read().effort
+    raw_unit = {"XM430-W350": 2.69e-3, "XL330-M288": 1e-3, "XL430-W250": 1e-3}  # A or load fraction per count
+    per_raw = np.array(
+        [
+            4.1 / 2.3 if m.model == "XM430-W350" else 0.52 / 1.47 if m.model == "XL330-M288" else 1.5
+            for m in config.motors
+        ]
+    )  # N*m per A (4.1 / 2.3, 0.52 / 1.47) or per full load (1.5)
+    scale = np.array([m.scale for m in config.motors])
+    resolution = np.array([raw_unit[m.model] for m in config.motors]) * per_raw / scale  # N*m (N) per count
+    assert np.any(np.abs(truth) > 4 * resolution), truth  # something carries a load
+    error = np.abs(state.effort - truth)
+    assert np.all(error <= 2 * resolution + 0.03 * np.abs(truth)), (state.effort, truth)
+    # the raw registers: the same torque in A, or as a fraction of the stall torque
+    np.testing.assert_allclose(np.abs(motors.effort_raw) * per_raw / scale, np.abs(state.effort), rtol=1e-9)

@@ -13,8 +13,9 @@ from stable_baselines3.common.vec_env import DummyVecEnv
 import policies
 from policies.cli import main as s2r
 from policies.osi import AdaptivePolicy, History, OSIConfig, estimation_errors, fit_osi, train_osi
-from policies.train import FlattenKeys, TrainConfig, TrainingRun, state_spec, task_env
+from policies.train import FlattenKeys, TrainConfig, TrainingRun, state_spec
 from robot.spec import BundleError
+from sim.envs.factory import task_env
 from sim.randomization.config import RandomizationConfig, load_randomization
 from sim.randomization.dynamics import UNIVERSAL_TERMS, DynamicsSpec
 

@@ -86,6 +86,7 @@ class EmulatedServo:
         self.position = 0.0  # motor angle, rad
         self.velocity = 0.0  # rad/s
         self.current = 0.0  # A (models with current sensing)
+        self.load = 0.0  # fraction of the stall torque (models that report Present Load instead)
         self.last_heard = time.monotonic()
         self.watchdog_tripped = False
 
@@ -140,6 +141,9 @@ class EmulatedServo:
         if "present_current" in self.model.registers:
             cur = self.model.register("present_current")
             self.set("present_current", cur.clamp(round(self.current / cur.unit)))
+        if "present_load" in self.model.registers:
+            load = self.model.register("present_load")
+            self.set("present_load", load.clamp(round(self.load / load.unit)))
         self.set("hardware_error_status", self.get("hardware_error_status") | self.faults.hardware_error)
         for name, raw in self.faults.freeze.items():
             self.set(name, raw)

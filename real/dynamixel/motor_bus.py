@@ -1,9 +1,11 @@
 """The motors of a hardware config on a Dynamixel bus, in SI joint units.
 
 The one place where raw registers become joint values: ``joint = direction * (motor_angle - offset) * scale`` with
-the motor angle from the position count (2048 = 0 rad); velocities likewise. Efforts are the present current in A
-(XM430, XL330) or the present load as a fraction of full load (XL430, which has no current sensing), with the
-joint's direction. Joint order is the config's.
+the motor angle from the position count (2048 = 0 rad); velocities likewise. Efforts are the motor's output torque
+in N*m (N for a joint with ``scale`` in m/rad), with the joint's direction: from the present current (XM430,
+XL330) times the model's torque per amp, or from the present load, a fraction of the stall torque (XL430, which has
+no current sensing); the raw register values (A, or load fraction) stay in :attr:`MotorBus.effort_raw`. Joint
+order is the config's.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ import numpy as np
 
 from real.dynamixel.bus import DynamixelBus, DynamixelError, HardwareAlert, PortError
 from real.dynamixel.control_table import MODELS, OperatingMode, Register, ServoModel
-from robot.description import ControlMode, HardwareConfig, Motor
+from robot.description import SERVO_MODELS, ControlMode, HardwareConfig, Motor, torque_per_amp
 from robot.joint_state import JointState
 
 OPERATING_MODE = {
@@ -94,6 +96,12 @@ class _StateLayout:
         )
 
 
+def _torque_per_raw(model: str) -> float:
+    """N*m per unit of the effort register the model has: per A of Present Current, or per full Present Load."""
+    per_amp = torque_per_amp(model)
+    return per_amp if per_amp is not None else SERVO_MODELS[model]["stall_torque"]
+
+
 def _decode(field: tuple[Register, slice], data: bytes) -> int:
     reg, where = field
     return reg.decode(data[where])
@@ -154,6 +162,9 @@ class MotorBus:
         self._dir = np.array([m.direction for m in self.motors], dtype=float)
         self._off = np.array([m.offset for m in self.motors], dtype=float)
         self._scale = np.array([m.scale for m in self.motors], dtype=float)
+        # N*m per raw effort unit: per amp of present current, or the stall torque per unit of present load
+        self._torque_per_raw = np.array([_torque_per_raw(m.model) for m in self.motors], dtype=float)
+        self.effort_raw = np.zeros(len(self.motors))  # the last read's effort registers: A, or load fraction
         self._state_reg = Register("present_state", STATE_START, STATE_LEN, "R")
         self._layout = [_StateLayout.of(self.models[m.id], m.mode) for m in self.motors]
         self.last_sent: dict[int, int] = {}  # motor id -> raw goal of the last write
@@ -263,8 +274,8 @@ class MotorBus:
         return reg.from_si(joint_value / (m.direction * m.scale) + m.offset)
 
     def read(self) -> JointState:
-        """Joint positions (rad or m), velocities (rad/s or m/s) and efforts (A, or load fraction) in config
-        order, with the host's monotonic time of the reply. The same read updates :attr:`status` (tripped bus
+        """Joint positions (rad or m), velocities (rad/s or m/s) and efforts (N*m or N) in config order, with the
+        host's monotonic time of the reply. The same read updates :attr:`status` (tripped bus
         watchdogs, goals that differ from the last ones sent)."""
         read = self.bus.fast_sync_read if self.fast_read else self.bus.sync_read
         raw = read(self.ids, self._state_reg)
@@ -272,7 +283,7 @@ class MotorBus:
         status = BusStatus()
         for k, (i, layout) in enumerate(zip(self.ids, self._layout, strict=True)):
             data = raw[i].to_bytes(STATE_LEN, "little")
-            eff[k] = layout.effort[0].to_si(_decode(layout.effort, data))
+            eff[k] = layout.effort[0].to_si(_decode(layout.effort, data))  # A, or load fraction
             vel[k] = layout.velocity[0].to_si(_decode(layout.velocity, data))
             pos[k] = layout.position[0].to_si(_decode(layout.position, data))
             if data[layout.watchdog][0] == WATCHDOG_TRIPPED:
@@ -282,10 +293,11 @@ class MotorBus:
                 status.goal_refused[i] = (goal, self.last_sent[i])
         stamp = time.monotonic_ns()
         self.status = status
+        self.effort_raw = eff
         return JointState(
             position=self._dir * (pos - self._off) * self._scale,
             velocity=self._dir * vel * self._scale,
-            effort=self._dir * eff,
+            effort=self._dir * eff * self._torque_per_raw / self._scale,
             stamp_ns=stamp,
         )
 
