@@ -33,7 +33,8 @@ from typing import Any
 import numpy as np
 from report import emit  # benchmarks/report.py (scripts run from this folder)
 
-from real.hardware_log import HardwareLog, read_log
+from real.hardware_log import HardwareLog
+from real.log_reader import read_log
 
 REPO = Path(__file__).resolve().parents[1]
 

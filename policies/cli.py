@@ -16,6 +16,7 @@ import numpy as np
 
 from calibration.intrinsics import CalibrationError
 from calibration.servo_sysid import SysidError
+from policies.distill_config import APPROACH_STEPS
 from real.cameras.frame import CameraError
 from real.dynamixel.bus import DynamixelError
 from real.dynamixel.motor_bus import WrapAroundError
@@ -769,7 +770,7 @@ def _cmd_sysid(args: argparse.Namespace) -> int:
 
 
 def _cmd_log_info(args: argparse.Namespace) -> int:
-    from real.hardware_log import log_info
+    from real.log_reader import log_info
 
     info = log_info(args.file)
     if info["damaged"]:  # a cut (killed writer) or damaged log: summarized up to where it stops
@@ -791,7 +792,7 @@ def _log_damage_as_one_line() -> Iterator[None]:
     line on stderr instead of a Python warning; other warnings pass through."""
     import warnings
 
-    from real.hardware_log import LogDamageWarning
+    from real.log_reader import LogDamageWarning
 
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", LogDamageWarning)
@@ -804,7 +805,7 @@ def _log_damage_as_one_line() -> Iterator[None]:
 
 
 def _cmd_log_export(args: argparse.Namespace) -> int:
-    from real.hardware_log import export_csv, export_mp4
+    from real.log_reader import export_csv, export_mp4
 
     if args.to == "lerobot":
         from real.lerobot_dataset import DatasetError, export_lerobot, read_lerobot
@@ -839,7 +840,7 @@ def _cmd_log_view(args: argparse.Namespace) -> int:
     """How to open a log in Foxglove, with the layout of its robot (the viewer is a web or desktop app, not a
     Python package)."""
     from real.foxglove_layout import ROBOTS, layout_path
-    from real.hardware_log import log_info
+    from real.log_reader import log_info
 
     info = log_info(args.file)
     if info["damaged"]:
@@ -988,7 +989,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--pretrain-steps",
         type=_non_negative_int,
-        default=5,  # policies.distill.APPROACH_STEPS (not imported here: distill loads torch)
+        default=APPROACH_STEPS,
         metavar="K",
         help="a pretraining frame comes after 0 to K teacher steps (default 5: the approach; a teacher episode's "
         "length: grasp and lift too)",

@@ -14,7 +14,8 @@ from typing import Any
 
 from policies.adaptive import AdaptivePolicy
 from policies.loader import load
-from real.deploy_loop import DeployConfig, Deployment, DeploySummary, MockWorld
+from real.deploy_config import DeployConfig, DeploySummary
+from real.deploy_loop import Deployment, MockWorld
 from robot.config_file import load_hardware_config
 
 __all__ = ["DeployConfig", "DeploySummary", "deploy"]

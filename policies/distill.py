@@ -18,30 +18,39 @@ student is a plain torch module that the bundle stores.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import math
-import multiprocessing
-import os
 import shlex
 import shutil
 import sys
 import time
-import warnings
-from concurrent.futures import ProcessPoolExecutor
-from dataclasses import asdict, dataclass, field
+from collections.abc import Callable
+from dataclasses import asdict
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import Any
 
-import albumentations as A
-import gymnasium as gym
 import numpy as np
 import torch
 from tqdm import tqdm
 
 from policies.bundle import code_version, save_bundle
+from policies.distill_config import DistillConfig
+from policies.distill_data import (
+    SCENE_CHUNK,
+    Dataset,
+    Detour,
+    SceneChunk,
+    Teacher,
+    aux_report,
+    collect_chunks,
+    colour_augmentation,
+    earlier_samples,
+    save_npz,
+    scene_cache_folder,
+)
+from policies.episodes import run_episode
 from policies.loader import load
-from policies.rollout import make_expert, wilson_interval
+from policies.rollout import wilson_interval
 from policies.student import RGBDStudent
 from policies.train import EVAL_SEED
 from robot.spec import BundleError, ObsSpec
@@ -49,177 +58,6 @@ from sim.envs.factory import task_env
 from sim.randomization.config import load_randomization
 
 DISTILL_SEED = 2_000_000
-PRETRAIN_SEED = 3_000_000  # scenes seed + 0 .. N-1: overlaps the mock robots' default scene seeds (s2r demo, deploy)
-SCENE_CHUNK = 500  # scenes per unit of parallel collection
-SCENE_CACHE_VERSION = 3  # bump when what a chunk holds, or how it is collected, changes
-APPROACH_STEPS = 5  # default most teacher steps before a pretraining frame (the approach; frames of older caches)
-
-
-class SceneChunk(NamedTuple):
-    """Scenes ``start .. start + count`` of a run: the unit of parallel collection and of the scene cache."""
-
-    teacher: str
-    task: str
-    randomization: str
-    image_size: int
-    camera: dict[str, Any]  # the env's camera options (supersample, crop): Distillation.camera_options
-    seed: int
-    start: int
-    count: int
-    detours: float = 0.0  # DistillConfig.detours and detour_steps
-    detour_steps: int = 0
-    teacher_steps: int = APPROACH_STEPS  # DistillConfig.pretrain_steps
-
-    @property
-    def file_name(self) -> str:
-        return f"scenes-{self.start:07d}-{self.count}.npz"
-
-
-@dataclass
-class DistillConfig:
-    teacher: str  # a state-policy bundle (or run folder), or "expert"
-    out: str
-    task: str | None = None  # from the teacher bundle; required with "expert"
-    steps: int = 30_000  # environment steps collected over all iterations
-    iterations: int = 5
-    epochs: int = 4  # passes over the aggregated data after each iteration
-    seed: int = 0
-    randomization: str = "default"
-    image_size: int = 64
-    # render the camera at this many times image_size and reduce it as the robot reduces real frames (area
-    # averaging): sub-pixel detail survives (sim.envs.robot_env.RobotEnv.camera_observation); 1 renders directly
-    supersample: int = 1
-    # (x, y, width, height) px of the camera's color stream: the region the student sees (None: the whole frame)
-    crop: tuple[int, int, int, int] | None = None
-    batch_size: int = 128
-    learning_rate: float = 5e-4
-    eval_episodes: int = 50
-    augment: bool = True
-    aux_weight: float = 1.0  # weight of the auxiliary privileged-state loss (0: none)
-    encoder: str = "cnn"  # or "keypoints" (spatial softmax): policies.student.RGBDStudent
-    keep_every: int = 1  # label and keep every K-th visited state: K times the scenes for the same data size
-    channels: tuple[int, ...] = (16, 32, 32)  # convolution widths of the student's encoder
-    coordinates: bool = False  # pixel-coordinate input channels (CoordConv)
-    pretrain_scenes: int = 0  # teacher-driven episodes that each give one early frame, fitted before DAgger
-    pretrain_epochs: int = 10  # with the learning rate decaying to a tenth over them (cosine)
-    # a pretraining scene's frame is taken after 0 .. pretrain_steps teacher steps, drawn uniformly: 5 shows the
-    # approach only; the length of a teacher episode (12-16 steps for the grasp) shows grasp and lift as well
-    pretrain_steps: int = APPROACH_STEPS
-    workers: int = field(default_factory=lambda: max(1, os.cpu_count() or 1))  # processes collecting scenes
-    scene_cache: str | None = None  # folder keeping pretraining scene chunks between runs
-    # continue from this student bundle (its network, normalization and camera); DAgger goes on at the iteration
-    # after its last, with the DAgger samples it was fitted on, and pretraining scenes are aggregated without
-    # refitting on them first
-    init: str | None = None
-    lr_decay: bool = False  # every DAgger fit's learning rate follows a cosine down to a tenth (as pretraining)
-    # the share of episodes (DAgger) and scenes (pretraining) that begin with a detour: 1 to detour_steps steps of
-    # one random action, so that the student also learns, from the teacher's labels, its way back from states far
-    # off the teacher's path (see Detour)
-    detours: float = 0.0
-    detour_steps: int = 15
-    command: str = ""
-
-
-class Teacher:
-    """Labels states: a state bundle fed with proprio + privileged vector, or the scripted expert."""
-
-    def __init__(self, spec: str, task: str | None, env: gym.Env) -> None:
-        self.spec = spec
-        if spec == "expert":
-            if task is None:
-                raise ValueError("distilling the scripted expert needs --task")
-            self.task, self.bundle, self.expert = task, None, make_expert(task, env)
-        else:
-            self.bundle = load(spec, robot=env.unwrapped.config)
-            if "privileged" not in self.bundle.obs_spec.keys:
-                raise ValueError(f"{spec}: the teacher must be a state policy (proprio + privileged)")
-            if task is not None and task != self.bundle.task:
-                raise ValueError(f"{spec} is a {self.bundle.task!r} policy, not {task!r}")
-            self.task, self.expert = self.bundle.task, None
-
-    def reset(self) -> None:
-        if self.expert is not None:
-            self.expert.reset()
-
-    def act(self, obs: dict[str, np.ndarray], info: dict[str, Any]) -> np.ndarray:
-        if self.expert is not None:
-            return np.clip(np.asarray(self.expert.act(obs, info), dtype=np.float32), -1, 1)
-        return self.bundle.act({"proprio": obs["proprio"], "privileged": info["privileged"]["vector"]})
-
-
-class Detour:
-    """A random excursion at the start of an episode: ``steps`` (1 .. ``max_steps``) repetitions of one action drawn
-    uniformly from [-1, 1]^n. The states it reaches, and the teacher's labels there, show the student the way back
-    to the task from places its own mistakes lead to (a student that loses the object drifts to the edge of the
-    workspace, where a teacher-driven dataset has no sample). The same idea as noise injection into the
-    demonstrator, Laskey et al. 2017, "DART: Noise Injection for Robust Imitation Learning", with one large
-    deviation instead of small per-step noise, which would keep the arm near the teacher's path."""
-
-    def __init__(self, rng: np.random.Generator, share: float, max_steps: int, action_dim: int) -> None:
-        self.steps = int(rng.integers(1, max_steps + 1)) if share > 0 and rng.random() < share else 0
-        self.action = rng.uniform(-1.0, 1.0, action_dim).astype(np.float32) if self.steps else None
-
-    def drive(self, step: int) -> np.ndarray | None:
-        """The detour's action at ``step`` of the episode, or None once it is over."""
-        return self.action if step < self.steps else None
-
-
-class Dataset:
-    """Aggregated (rgb, depth, proprio, teacher action, privileged) samples, grown in place."""
-
-    FIELDS = ("rgb", "depth", "proprio", "action", "privileged")
-
-    def __init__(self) -> None:
-        self.rgb: list[np.ndarray] = []
-        self.depth: list[np.ndarray] = []
-        self.proprio: list[np.ndarray] = []
-        self.action: list[np.ndarray] = []
-        self.privileged: list[np.ndarray] = []
-
-    def add(self, obs: dict[str, np.ndarray], action: np.ndarray, privileged: np.ndarray) -> None:
-        self.rgb.append(obs["rgb"])
-        self.depth.append(obs["depth"].astype(np.float16))
-        self.proprio.append(obs["proprio"].astype(np.float32))
-        self.action.append(action.astype(np.float32))
-        self.privileged.append(np.asarray(privileged, dtype=np.float32))
-
-    def __len__(self) -> int:
-        return len(self.action)
-
-    def arrays(self, start: int = 0) -> tuple[np.ndarray, ...]:
-        """rgb, depth, proprio, action, privileged of samples ``start ..``."""
-        return tuple(np.stack(getattr(self, k)[start:]) for k in self.FIELDS)
-
-    def save(self, path: Path, start: int = 0) -> None:
-        """Samples ``start ..`` to ``path`` (.npz)."""
-        path.parent.mkdir(parents=True, exist_ok=True)
-        _save_npz(path, dict(zip(self.FIELDS, self.arrays(start), strict=True)))
-
-    def load(self, path: Path) -> int:
-        """Append the samples of a file written by :meth:`save`; returns how many."""
-        with np.load(path) as f:
-            arrays = [f[k] for k in self.FIELDS]
-        for k, values in zip(self.FIELDS, arrays, strict=True):
-            getattr(self, k).extend(values)
-        return len(arrays[0])
-
-
-def _save_npz(path: Path, arrays: dict[str, np.ndarray]) -> None:
-    """``arrays`` to ``path``, written whole and then renamed: a killed run leaves no half file."""
-    tmp = path.with_name(path.name + ".tmp.npz")
-    np.savez(tmp, **arrays)
-    tmp.replace(path)
-
-
-def colour_augmentation() -> A.Compose:
-    """Photometric only: geometry (where the object is in the image) is what the student must read."""
-    return A.Compose(
-        [
-            A.RandomBrightnessContrast(brightness_limit=0.2, contrast_limit=0.2, p=0.8),
-            A.HueSaturationValue(hue_shift_limit=8, sat_shift_limit=20, val_shift_limit=10, p=0.5),
-            A.GaussNoise(std_range=(0.01, 0.04), p=0.5),
-        ]
-    )
 
 
 class Distillation:
@@ -303,32 +141,8 @@ class Distillation:
         mean, std = bundle.normalization
         self.proprio_mean, self.proprio_std = mean.reshape(self.proprio_mean.shape), std.reshape(self.proprio_std.shape)
         self.first_iteration = int(meta["training"].get("iterations_done", 0))
-        self.sample_files = self._earlier_samples(path, meta["training"])
+        self.sample_files = earlier_samples(path, meta["training"], self.first_iteration > 0)
         return bundle.network
-
-    def _earlier_samples(self, path: str, training: dict[str, Any]) -> list[str]:
-        """The DAgger sample files the --init student was fitted on, which this run aggregates as DAgger does.
-        A bundle that records none (made before they were kept), or whose files are gone, is continued with a
-        warning: refitting without them loses the earlier iterations' grasp- and lift-phase data (a grasp
-        student continued that way fell from 77 to 68 % success)."""
-        recorded = training.get("dagger_samples")
-        if recorded is None:
-            if self.first_iteration > 0:
-                warnings.warn(
-                    f"--init {path}: the bundle records no DAgger samples (made before runs kept them): this run "
-                    f"refits on the pretraining scenes and its own samples only",
-                    stacklevel=3,
-                )
-            return []
-        missing = [f for f in recorded if not Path(f).is_file()]
-        if missing:
-            warnings.warn(
-                f"--init {path}: {len(missing)} of its {len(recorded)} DAgger sample files are missing "
-                f"({', '.join(missing)}; paths relative to the directory the run started in): this run "
-                f"refits without them",
-                stacklevel=3,
-            )
-        return [f for f in recorded if f not in missing]
 
     def camera_options(self) -> dict[str, Any]:
         """The env's camera options (also recorded in the bundle, so evaluations render the same way)."""
@@ -364,27 +178,41 @@ class Distillation:
             mininterval=2.0,
         )
         while len(self.data) - n0 < steps:
-            obs, info = env.reset(seed=DISTILL_SEED + self.config.seed * 100_000 + self.episodes)
+            seed = DISTILL_SEED + self.config.seed * 100_000 + self.episodes
             self.episodes += 1
-            self.teacher.reset()
-            detour = Detour(self.rng, self.config.detours, self.config.detour_steps, self.env.action_space.shape[0])
-            k = 0
-            while True:
-                label = self.teacher.act(obs, info)
-                if k % self.config.keep_every == 0:
-                    self.data.add(obs, label, info["privileged"]["vector"])
-                drive = detour.drive(k)
-                k += 1
-                if drive is None:
-                    drive = label if self.rng.random() < beta else self.student_act(obs)
-                obs, _, terminated, truncated, info = env.step(drive)
-                bar.update(len(self.data) - n0 - bar.n)
-                if terminated or truncated:
-                    break
+            driven = run_episode(
+                env,
+                self._mixed_driver(beta),
+                seed,
+                on_reset=lambda obs, info: self._new_collect_episode(),
+                after_step=lambda obs, info: bar.update(len(self.data) - n0 - bar.n),
+            )
             episodes += 1
-            wins += bool(info["is_success"])
+            wins += driven.success
         bar.close()
         return {"episodes": episodes, "driver_success_rate": wins / episodes, "samples": len(self.data) - n0}
+
+    def _new_collect_episode(self) -> None:
+        """A collection episode starts: the teacher resets, a new detour is drawn."""
+        self.teacher.reset()
+        self._detour = Detour(self.rng, self.config.detours, self.config.detour_steps, self.env.action_space.shape[0])
+        self._step = 0
+
+    def _mixed_driver(self, beta: float) -> Callable[[dict[str, np.ndarray], dict[str, Any]], np.ndarray]:
+        """The DAgger driver: each step the teacher's label is recorded (every ``keep_every``-th state) and the
+        teacher drives with probability ``beta``, else the student, unless a detour drives."""
+
+        def drive(obs: dict[str, np.ndarray], info: dict[str, Any]) -> np.ndarray:
+            label = self.teacher.act(obs, info)
+            if self._step % self.config.keep_every == 0:
+                self.data.add(obs, label, info["privileged"]["vector"])
+            action = self._detour.drive(self._step)
+            self._step += 1
+            if action is None:
+                action = label if self.rng.random() < beta else self.student_act(obs)
+            return action
+
+        return drive
 
     def collect_scenes(self, scenes: int, progress: bool, chunk: int = SCENE_CHUNK) -> dict[str, float]:
         """One teacher-labelled frame from each of ``scenes`` new episodes, taken after 0 .. ``pretrain_steps``
@@ -427,47 +255,25 @@ class Distillation:
         def keep(job: SceneChunk, part: dict[str, np.ndarray]) -> None:
             parts[job.start] = part
             if cache is not None:
-                _save_npz(cache / job.file_name, part)
+                save_npz(cache / job.file_name, part)
             bar.update(len(part["action"]))
 
-        if cfg.workers > 1 and len(todo) > 1:
-            context = multiprocessing.get_context("spawn")  # each worker builds its own PyBullet client
-            with ProcessPoolExecutor(min(cfg.workers, len(todo)), mp_context=context) as pool:
-                for job, part in zip(todo, pool.map(_scene_chunk, todo), strict=True):
-                    keep(job, part)
-        else:
-            for job in todo:
-                keep(job, _scene_chunk(job, worker=False))
+        collect_chunks(todo, cfg.workers, keep)
         bar.close()
         for job in chunks:  # in chunk order, whichever came from the cache
             self._add_scenes(parts[job.start])
         return {"scenes": scenes, "samples": len(self.data) - n0, "from_cache": scenes - sum(j.count for j in todo)}
 
     def _scene_cache_folder(self) -> Path | None:
-        """``scene_cache/<key>``: the key digests what the frames depend on (the teacher's files, the task, the
-        randomization config, the image size, supersampling and crop, the seed and this module's collection scheme),
-        so a cache is never read for another teacher or setting."""
+        """``scene_cache/<key>`` (:func:`policies.distill_data.scene_cache_folder`), or None without a cache."""
         cfg = self.config
         if cfg.scene_cache is None:
             return None
-        digest = hashlib.sha256()
-        if self.teacher.bundle is None:
-            digest.update(b"expert")
-        else:
-            for f in sorted(Path(self.teacher.bundle.path).iterdir()):
-                if f.is_file():
-                    digest.update(f.name.encode() + f.read_bytes())
+        teacher = None if self.teacher.bundle is None else Path(self.teacher.bundle.path)
         randomization = load_randomization(cfg.randomization, self.env.unwrapped.task_name).model_dump(mode="json")
-        camera = self.camera_options()
-        setting = [self.task, randomization, cfg.image_size, camera, cfg.seed, PRETRAIN_SEED, SCENE_CACHE_VERSION]
-        if cfg.detours > 0:  # (without detours, the frames of caches made before detours existed)
-            setting.append({"detours": cfg.detours, "detour_steps": cfg.detour_steps})
-        if cfg.pretrain_steps != APPROACH_STEPS:  # (likewise: the steps before the option existed)
-            setting.append({"pretrain_steps": cfg.pretrain_steps})
-        digest.update(json.dumps(setting, sort_keys=True).encode())
-        folder = Path(cfg.scene_cache) / f"{self.task}-{digest.hexdigest()[:16]}"
-        folder.mkdir(parents=True, exist_ok=True)
-        return folder
+        detours = {"detours": cfg.detours, "detour_steps": cfg.detour_steps} if cfg.detours > 0 else None
+        setting = [self.task, randomization, cfg.image_size, self.camera_options(), cfg.seed]
+        return scene_cache_folder(Path(cfg.scene_cache), self.task, teacher, setting, detours, cfg.pretrain_steps)
 
     def _add_scenes(self, part: dict[str, np.ndarray]) -> None:
         for i in range(len(part["action"])):
@@ -543,26 +349,23 @@ class Distillation:
     def evaluate(self, episodes: int) -> dict[str, Any]:
         """Held-out success of the student driving alone; also how well its auxiliary head reads the privileged
         state from each episode's first frame (physical units; for the grasp, the object position error in m)."""
-        env = self.env
-        wins, lengths, aux_errors = 0, [], []
-        for i in range(episodes):
-            obs, info = env.reset(seed=EVAL_SEED + i)
+        aux_errors: list[np.ndarray] = []
+
+        def aux_error(obs: dict[str, np.ndarray], info: dict[str, Any]) -> None:
             if self.priv_dim:
                 aux_errors.append(self.student_privileged(obs) - info["privileged"]["vector"])
-            n = 0
-            while True:
-                obs, _, terminated, truncated, info = env.step(self.student_act(obs))
-                n += 1
-                if terminated or truncated:
-                    break
-            wins += bool(info["is_success"])
-            lengths.append(n)
+
+        runs = [
+            run_episode(self.env, lambda obs, info: self.student_act(obs), EVAL_SEED + i, on_reset=aux_error)
+            for i in range(episodes)
+        ]
+        wins = sum(r.success for r in runs)
         return {
             "episodes": episodes,
             "success_rate": wins / episodes,
             "success_ci95": list(wilson_interval(wins, episodes)),
-            "mean_episode_length": float(np.mean(lengths)),
-            **self._aux_report(aux_errors, info["privileged"]),
+            "mean_episode_length": float(np.mean([r.length for r in runs])),
+            **aux_report(aux_errors, runs[-1].info["privileged"]),
         }
 
     def student_privileged(self, obs: dict[str, np.ndarray]) -> np.ndarray:
@@ -571,21 +374,6 @@ class Distillation:
         with torch.no_grad():
             _, aux = self.student.forward_with_aux(*self.student.inputs(obs, self._norm))
         return aux[0].numpy() * self.priv_std + self.priv_mean
-
-    @staticmethod
-    def _aux_report(errors: list[np.ndarray], privileged: dict[str, Any]) -> dict[str, Any]:
-        if not errors:
-            return {}
-        e = np.abs(np.stack(errors))
-        out: dict[str, Any] = {"aux_mae_at_reset": [float(f"{v:.4g}") for v in e.mean(0)]}
-        position = privileged.get("object_position")
-        if position is not None and np.allclose(privileged["vector"][:3], position):  # the grasp's layout
-            distance = np.linalg.norm(e[:, :3], axis=1)
-            out["object_position_error_at_reset_m"] = {
-                "median": round(float(np.median(distance)), 4),
-                "mean": round(float(distance.mean()), 4),
-            }
-        return out
 
     def run(self, progress: bool = True) -> dict[str, Any]:
         cfg = self.config
@@ -680,38 +468,6 @@ class Distillation:
                 "code_version": self.code_version,
             },
         )
-
-
-def _scene_chunk(chunk: SceneChunk, worker: bool = True) -> dict[str, np.ndarray]:
-    """Frames of scenes ``start .. start + count`` of a run seeded ``seed`` (see
-    :meth:`Distillation.collect_scenes`). The teacher drives a state env (it reads the state, not the camera); the
-    camera renders only the frame that is kept. ``worker``: running in a worker process (torch on one core)."""
-    if worker:
-        torch.set_num_threads(1)
-    size = (chunk.image_size, chunk.image_size)
-    env = task_env(chunk.task, chunk.randomization, obs_mode="state", image_size=size, **chunk.camera)
-    teacher = Teacher(chunk.teacher, chunk.task, env)
-    rng = np.random.default_rng([chunk.seed, chunk.start])
-    out: dict[str, list[np.ndarray]] = {k: [] for k in ("rgb", "depth", "proprio", "action", "privileged")}
-    try:
-        for i in range(chunk.start, chunk.start + chunk.count):
-            obs, info = env.reset(seed=PRETRAIN_SEED + chunk.seed * 100_000 + i)
-            teacher.reset()
-            teacher_steps = int(rng.integers(0, chunk.teacher_steps + 1))
-            detour = Detour(rng, chunk.detours, chunk.detour_steps, env.action_space.shape[0])
-            for k in range(detour.steps + teacher_steps):
-                action = detour.drive(k)
-                obs, _, terminated, truncated, info = env.step(teacher.act(obs, info) if action is None else action)
-                if terminated or truncated:  # done early: keep its last frame
-                    break
-            for key, value in env.unwrapped.camera_observation().items():
-                out[key].append(value)
-            out["proprio"].append(obs["proprio"])
-            out["action"].append(teacher.act(obs, info))
-            out["privileged"].append(np.asarray(info["privileged"]["vector"], dtype=np.float32))
-    finally:
-        env.close()
-    return {k: np.stack(v) for k, v in out.items()}
 
 
 def distill(config: DistillConfig, progress: bool = True) -> dict[str, Any]:

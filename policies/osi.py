@@ -34,6 +34,7 @@ from tqdm import tqdm
 
 from policies.adaptive import OSI_WEIGHTS, AdaptivePolicy, History, OSINet
 from policies.bundle import BUNDLE_FILE, BundlePolicy
+from policies.episodes import run_episode
 from robot.spec import BundleError
 from sim.randomization.dynamics import DynamicsObservation, DynamicsSpec
 
@@ -135,27 +136,31 @@ def collect(
     episodes = wins = 0
     desc = "rollouts, UP on " + ("estimates" if osi is not None else "true mu")
     bar = tqdm(total=steps, desc=desc, unit="st", disable=not progress, leave=False, mininterval=2.0)
+
+    def act(obs: dict[str, np.ndarray], info: dict[str, Any]) -> np.ndarray:
+        history.push_proprio(obs["proprio"])
+        window = history.window()
+        mu = obs["dynamics"]
+        if osi is not None:
+            with torch.no_grad():
+                mu = osi(torch.from_numpy(window)[None])[0].numpy()
+        windows.append(window)
+        targets.append(obs["dynamics"])
+        episode_ids.append(episodes - 1)
+        action = up.act({**obs, "dynamics": mu})
+        history.push_action(action)
+        return action
+
     while len(targets) < steps:
-        obs, info = env.reset(seed=seed + episodes)
         episodes += 1
-        history.reset()
-        while True:
-            history.push_proprio(obs["proprio"])
-            window = history.window()
-            mu = obs["dynamics"]
-            if osi is not None:
-                with torch.no_grad():
-                    mu = osi(torch.from_numpy(window)[None])[0].numpy()
-            windows.append(window)
-            targets.append(obs["dynamics"])
-            episode_ids.append(episodes - 1)
-            action = up.act({**obs, "dynamics": mu})
-            history.push_action(action)
-            obs, _, terminated, truncated, info = env.step(action)
-            bar.update(1)
-            if terminated or truncated:
-                break
-        wins += bool(info["is_success"])
+        ran = run_episode(
+            env,
+            act,
+            seed + episodes - 1,
+            on_reset=lambda obs, info: history.reset(),
+            after_step=lambda obs, info: bar.update(1),
+        )
+        wins += ran.success
     bar.close()
     full = np.asarray(windows, np.float32)
     step = proprio_dim + action_dim

@@ -126,7 +126,7 @@ def _read_deploy_log(
 ) -> tuple[dict[int, _First], list[float], bool]:
     """Per episode (by the log's episode index) what the first step showed; every ``frame_age_ms`` of ``/loop``;
     whether any ``/loop`` message had the field at all."""
-    from real.hardware_log import LogDamageWarning, read_log
+    from real.log_reader import LogDamageWarning, read_log
     from robot.frame_reduction import reduce_frame
 
     topics = ["/episode", "/joint_states", "/camera/color", "/camera/depth", "/loop", "/reality/privileged"]
@@ -235,10 +235,23 @@ def _mean_stats(stats: list[dict[str, Any]]) -> dict[str, Any]:
     return out
 
 
-def parity(cfg: ParityConfig) -> dict[str, Any]:
-    """Run ``cfg.episodes`` seeded episodes in simulation and on the mock robot; the report (a JSON-able dict)."""
-    import policies
+@dataclass
+class _Setup:
+    """What a parity run compares: the robot, the policy, and the image the policy sees."""
+
+    config: Any
+    bundle: Any
+    task: str
+    adaptive: bool
+    uses_images: bool
+    image_size: tuple[int, int] | None
+    crop: Any
+
+
+def _setup(cfg: ParityConfig) -> _Setup:
+    """The robot and the policy, refused (:class:`ParityError`) when they cannot be compared episode by episode."""
     from policies.adaptive import AdaptivePolicy
+    from policies.loader import load
     from robot.config_file import load_hardware_config
 
     if cfg.episodes < 1:
@@ -250,7 +263,7 @@ def parity(cfg: ParityConfig) -> dict[str, Any]:
         raise ParityError(
             f"{cfg.robot} is not a mock robot: parity needs a reality that judges each episode (hardware_configs/mock/)"
         )
-    bundle = policies.load(cfg.policy)
+    bundle = load(cfg.policy)
     task = config.mock.task
     if bundle.task != task:
         raise ParityError(
@@ -258,36 +271,54 @@ def parity(cfg: ParityConfig) -> dict[str, Any]:
             "episode of the other"
         )
     bundle.check_robot(config)  # BundleError naming what differs
-    adaptive = isinstance(bundle, AdaptivePolicy)
     uses_images = "rgb" in bundle.obs_spec.keys
     image_size = crop = None
     if uses_images:
         h, w = bundle.obs_spec.shapes["rgb"][:2]
         image_size, crop = (w, h), (bundle.meta.get("camera") or {}).get("crop")
+    return _Setup(config, bundle, task, isinstance(bundle, AdaptivePolicy), uses_images, image_size, crop)
 
+
+def parity(cfg: ParityConfig) -> dict[str, Any]:
+    """Run ``cfg.episodes`` seeded episodes in simulation and on the mock robot; the report (a JSON-able dict)."""
+    setup = _setup(cfg)
     # the hardware path first: a reality it refuses (or a setup it cannot start) fails before the simulation runs
     with tempfile.TemporaryDirectory(prefix="s2r-parity-") as tmp:
         log = cfg.log or str(Path(tmp) / "parity.mcap")
         try:
-            hw_summary = _deploy(cfg, log, uses_images, adaptive)
+            hw_summary = _deploy(cfg, log, setup.uses_images, setup.adaptive)
         except ValueError as e:  # deploy's refusals of the setup, before anything moved
             raise ParityError(str(e)) from e
         if hw_summary.ended == "error" and not hw_summary.episodes:
             raise ParityError(f"the hardware path did not run: {hw_summary.message}")
         hw_firsts, ages, has_age = ({}, [], False)
         if Path(log).exists():
-            hw_firsts, ages, has_age = _read_deploy_log(log, task, image_size, crop)
-    sim_summary, sim_firsts = _simulate(cfg, task)
+            hw_firsts, ages, has_age = _read_deploy_log(log, setup.task, setup.image_size, setup.crop)
+    sim_summary, sim_firsts = _simulate(cfg, setup.task)
+    rows = _Rows(setup.uses_images)
+    for k, s in enumerate(sim_summary.per_episode):
+        h = hw_summary.episodes[k] if k < len(hw_summary.episodes) else None
+        rows.add(k, s, h, sim_firsts[k] if k < len(sim_firsts) else _First(), hw_firsts.get(k, _First()))
+    report = _report(cfg, setup, sim_summary.per_episode, hw_summary, rows)
+    report["frame_age_ms"] = _frame_age(ages, has_age, hw_summary.camera or {})
+    return report
 
-    joint_names = list(config.joint_names)
-    sim_eps = sim_summary.per_episode
-    hw_eps = hw_summary.episodes
-    counts = {"both_succeed": 0, "both_fail": 0, "sim_only": 0, "hardware_only": 0}
-    per_episode: list[dict[str, Any]] = []
-    pose_diffs: list[np.ndarray] = []
-    sim_stats, hw_stats, pixel = [], [], []
-    for k, s in enumerate(sim_eps):
-        h = hw_eps[k] if k < len(hw_eps) else None
+
+class _Rows:
+    """The per-episode comparison, with what the summary needs of it."""
+
+    def __init__(self, uses_images: bool) -> None:
+        self.uses_images = uses_images
+        self.counts = {"both_succeed": 0, "both_fail": 0, "sim_only": 0, "hardware_only": 0}
+        self.per_episode: list[dict[str, Any]] = []
+        self.pose_diffs: list[np.ndarray] = []
+        self.sim_stats: list[dict[str, Any]] = []
+        self.hw_stats: list[dict[str, Any]] = []
+        self.pixel: list[dict[str, Any]] = []
+
+    def add(self, k: int, s: Any, h: Any, sf: _First, hf: _First) -> None:
+        """Episode ``k``: ``s`` the simulated result, ``h`` the hardware one (None: it did not run), ``sf`` and
+        ``hf`` what each path showed at its first step."""
         row: dict[str, Any] = {
             "episode": k,
             "seed": s.seed,
@@ -301,13 +332,11 @@ def parity(cfg: ParityConfig) -> dict[str, Any]:
                 (True, False): "sim_only",
                 (False, True): "hardware_only",
             }[(bool(s.success), bool(h.success))]
-            counts[key] += 1
+            self.counts[key] += 1
             row["agreement"] = key
-        sf = sim_firsts[k] if k < len(sim_firsts) else _First()
-        hf = hw_firsts.get(k, _First())
         if sf.joints is not None and hf.joints is not None:
             diff = np.abs(sf.joints - hf.joints)
-            pose_diffs.append(diff)
+            self.pose_diffs.append(diff)
             row["first_pose"] = {
                 "sim": sf.joints.round(4).tolist(),
                 "hardware": hf.joints.round(4).tolist(),
@@ -315,24 +344,29 @@ def parity(cfg: ParityConfig) -> dict[str, Any]:
             }
         row["scene_max_abs_diff"] = _max_abs(sf.scene, hf.scene)
         row["first_action_max_abs_diff"] = _max_abs(sf.action, hf.action)
-        if uses_images and sf.rgb is not None and hf.rgb is not None:
+        if self.uses_images and sf.rgb is not None and hf.rgb is not None:
             ss, hs = image_stats(sf.rgb, sf.depth), image_stats(hf.rgb, hf.depth)
-            sim_stats.append(ss)
-            hw_stats.append(hs)
+            self.sim_stats.append(ss)
+            self.hw_stats.append(hs)
             px = _pixel_diffs(sf, hf)
-            pixel.append(px)
+            self.pixel.append(px)
             row["first_frame"] = {"sim": ss, "hardware": hs, **px}
-        per_episode.append(row)
+        self.per_episode.append(row)
 
+
+def _report(cfg: ParityConfig, setup: _Setup, sim_eps: list[Any], hw_summary: Any, rows: _Rows) -> dict[str, Any]:
+    """The report: success on each path, agreement, scene, first pose and image differences."""
+    counts, hw_eps = rows.counts, hw_summary.episodes
     compared = sum(counts.values())
     sim_wins = sum(bool(e.success) for e in sim_eps)
     judged = [e for e in hw_eps if e.success is not None]
     hw_wins = sum(bool(e.success) for e in judged)
-    scene = [r["scene_max_abs_diff"] for r in per_episode if r["scene_max_abs_diff"] is not None]
+    scene = [r["scene_max_abs_diff"] for r in rows.per_episode if r["scene_max_abs_diff"] is not None]
+    agreement = (counts["both_succeed"] + counts["both_fail"]) / compared if compared else None
     report: dict[str, Any] = {
         "policy": str(cfg.policy),
-        "robot": config.name,
-        "task": task,
+        "robot": setup.config.name,
+        "task": setup.task,
         "reality": cfg.reality,
         "episodes": cfg.episodes,
         "seed": cfg.seed,
@@ -357,51 +391,54 @@ def parity(cfg: ParityConfig) -> dict[str, Any]:
             "safety_events": hw_summary.safety_events,
             "log": cfg.log,
         },
-        "agreement": {**counts, "compared": compared, "rate": (counts["both_succeed"] + counts["both_fail"]) / compared}
-        if compared
-        else {**counts, "compared": 0, "rate": None},
+        "agreement": {**counts, "compared": compared, "rate": agreement},
         "scene": {"max_abs_diff": max(scene) if scene else None, "episodes": len(scene)},
         "first_pose": None,
         "images": None,
         "frame_age_ms": None,
-        "per_episode": per_episode,
+        "per_episode": rows.per_episode,
     }
-    if pose_diffs:
-        stacked = np.stack(pose_diffs)
+    if rows.pose_diffs:
+        joint_names = list(setup.config.joint_names)
+        stacked = np.stack(rows.pose_diffs)
         report["first_pose"] = {
             "joints": joint_names,
             "max_abs_diff": dict(zip(joint_names, stacked.max(axis=0).round(4).tolist(), strict=True)),
             "mean_abs_diff": dict(zip(joint_names, stacked.mean(axis=0).round(4).tolist(), strict=True)),
             "max_abs_diff_overall": round(float(stacked.max()), 4),
-            "episodes": len(pose_diffs),
+            "episodes": len(rows.pose_diffs),
         }
-    if sim_stats:
+    if rows.sim_stats:
+        pixel = rows.pixel
         depth_diffs = [p["depth_mean_abs_diff_m"] for p in pixel if p["depth_mean_abs_diff_m"] is not None]
         report["images"] = {
-            "image_size": list(image_size),
-            "crop": crop,
-            "episodes": len(sim_stats),
-            "sim": _mean_stats(sim_stats),
-            "hardware": _mean_stats(hw_stats),
+            "image_size": list(setup.image_size),
+            "crop": setup.crop,
+            "episodes": len(rows.sim_stats),
+            "sim": _mean_stats(rows.sim_stats),
+            "hardware": _mean_stats(rows.hw_stats),
             "rgb_mean_abs_diff": round(float(np.mean([p["rgb_mean_abs_diff"] for p in pixel])), 2),
             "depth_mean_abs_diff_m": round(float(np.mean(depth_diffs)), 4) if depth_diffs else None,
         }
-    camera = hw_summary.camera or {}
+    return report
+
+
+def _frame_age(ages: list[float], has_age: bool, camera: dict[str, Any]) -> dict[str, Any] | None:
+    """How old the frames the policy acted on were: from the log's /loop messages, else the deploy summary."""
     if has_age:
-        report["frame_age_ms"] = (
-            {"source": "/loop", "count": len(ages)}
-            | {q: _pct(ages, v) for q, v in (("p50", 50), ("p90", 90), ("max", 100))}
-            if ages
-            else {"source": "/loop", "count": 0}
-        )
-    elif camera.get("frame_age_ms_p50") is not None:  # the deploy summary's own figures, when the log has none
-        report["frame_age_ms"] = {
+        if not ages:
+            return {"source": "/loop", "count": 0}
+        return {"source": "/loop", "count": len(ages)} | {
+            q: _pct(ages, v) for q, v in (("p50", 50), ("p90", 90), ("max", 100))
+        }
+    if camera.get("frame_age_ms_p50") is not None:  # the deploy summary's own figures, when the log has none
+        return {
             "source": "deploy summary",
             "p50": camera["frame_age_ms_p50"],
             "p90": camera.get("frame_age_ms_p90"),
             "max": camera.get("frame_age_ms_max"),
         }
-    return report
+    return None
 
 
 def format_report(report: dict[str, Any]) -> str:

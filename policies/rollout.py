@@ -12,6 +12,7 @@ import gymnasium as gym
 import numpy as np
 from tqdm import tqdm
 
+from policies.episodes import run_episode
 from policies.experts import GraspExpert, NavigateExpert
 from real.video import Mp4Writer
 from sim import TASK_IDS  # importing sim registers the envs
@@ -127,30 +128,14 @@ def run_policy(
     )
     try:
         for i in range(episodes):
-            obs, info = env.reset(seed=seed + i)
-            policy.reset()
             filmed = recorder is not None and (video_episodes is None or i < video_episodes)
-            if filmed:
-                recorder.add(env.render())
-            ret, length = 0.0, 0
+            hooks = _EpisodeHooks(env, policy, i, recorder if filmed else None, on_step, dataset is not None)
+            ran = run_episode(env, policy.act, seed + i, hooks.on_reset, hooks.on_step, hooks.after_step)
             if dataset is not None:
-                recorded.append({"state": [], "action": [], "images": []})
-            while True:
-                action = policy.act(obs, info)
-                if on_step is not None:
-                    on_step(i, obs, info)
-                if dataset is not None:
-                    _record_state(env, recorded[-1])
-                obs, reward, terminated, truncated, info = env.step(action)
-                if dataset is not None:
-                    recorded[-1]["action"].append(env.unwrapped.robot.last_command.copy())
-                ret += reward
-                length += 1
-                if filmed:
-                    recorder.add(env.render())
-                if terminated or truncated:
-                    break
-            results.append(EpisodeResult(seed + i, bool(info["is_success"]), length, ret, dict(info["domain"])))
+                recorded.append(hooks.recorded)
+            results.append(
+                EpisodeResult(ran.seed, ran.success, ran.length, ran.episode_return, dict(ran.info["domain"]))
+            )
             bar.update(1)
             bar.set_postfix(success=f"{np.mean([r.success for r in results]):.2f}")
     finally:
@@ -181,13 +166,44 @@ def run_policy(
     )
 
 
-def _record_state(env: gym.Env, episode: dict[str, list]) -> None:
-    """The step's measured joint state (wheels: velocities) and camera view, before the action acts."""
-    base = env.unwrapped
-    reading = base.robot.read()
-    velocity = np.array([m.mode.value == "velocity" for m in base.config.motors])
-    episode["state"].append(np.where(velocity, reading.velocity, reading.position))
-    episode["images"].append(env.render())
+class _EpisodeHooks:
+    """What :func:`run_policy` does around each step of episode ``index``: the policy reset, the video frames, the
+    caller's ``on_step``, and (``record``) the LeRobot frames: the measured joint state (wheels: velocities) and
+    camera view before each action, and the joint targets it commanded."""
+
+    def __init__(
+        self,
+        env: gym.Env,
+        policy: EpisodePolicy,
+        index: int,
+        recorder: VideoRecorder | None,
+        on_step: Callable[[int, dict, dict], None] | None,
+        record: bool,
+    ) -> None:
+        self.env, self.policy, self.index, self.recorder = env, policy, index, recorder
+        self.user_on_step, self.record = on_step, record
+        self.recorded: dict[str, list] = {"state": [], "action": [], "images": []}
+
+    def on_reset(self, obs: dict, info: dict) -> None:
+        self.policy.reset()
+        if self.recorder is not None:
+            self.recorder.add(self.env.render())
+
+    def on_step(self, obs: dict, info: dict, action: np.ndarray) -> None:
+        if self.user_on_step is not None:
+            self.user_on_step(self.index, obs, info)
+        if self.record:
+            base = self.env.unwrapped
+            reading = base.robot.read()
+            velocity = np.array([m.mode.value == "velocity" for m in base.config.motors])
+            self.recorded["state"].append(np.where(velocity, reading.velocity, reading.position))
+            self.recorded["images"].append(self.env.render())
+
+    def after_step(self, obs: dict, info: dict) -> None:
+        if self.record:
+            self.recorded["action"].append(self.env.unwrapped.robot.last_command.copy())
+        if self.recorder is not None:
+            self.recorder.add(self.env.render())
 
 
 def run_expert(task: str, episodes: int, seed: int, **kwargs: Any) -> RolloutSummary:

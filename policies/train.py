@@ -28,17 +28,25 @@ import gymnasium as gym
 import numpy as np
 import torch
 import yaml
-from gymnasium import spaces
 from stable_baselines3 import PPO, SAC
 from stable_baselines3.common.base_class import BaseAlgorithm
 from stable_baselines3.common.callbacks import BaseCallback
-from stable_baselines3.common.torch_layers import BaseFeaturesExtractor
 from stable_baselines3.common.vec_env import DummyVecEnv, SubprocVecEnv, VecEnv, VecMonitor
 from torch import nn
 from tqdm import tqdm
 
-from policies.bundle import build_mlp, code_version, save_bundle
+from policies.bundle import code_version, save_bundle
+from policies.episodes import run_episode
 from policies.rollout import make_expert, wilson_interval
+from policies.sb3_actor import (
+    Demonstrations,
+    FixedNormalizer,
+    FlattenKeys,
+    behaviour_clone,
+    export_actor,
+    model_actor,
+)
+from policies.train_callbacks import EPOptFilter, TrainingMonitor
 from robot.spec import ObsSpec
 from sim.envs.factory import task_env
 from sim.randomization.config import load_randomization
@@ -48,30 +56,6 @@ from sim.randomization.dynamics import DynamicsSpec
 EVAL_SEED = 1_000_000
 DEMO_SEED = 500_000
 ALGOS = ("ppo", "sac")
-
-
-class FlattenKeys(gym.ObservationWrapper):
-    """Dict observation -> one float32 vector of ``spec.keys`` in order (what the bundle's policy flattens)."""
-
-    def __init__(self, env: gym.Env, spec: ObsSpec) -> None:
-        super().__init__(env)
-        self.obs_spec = spec
-        self.observation_space = spaces.Box(-np.inf, np.inf, (spec.size,), np.float32)
-
-    def observation(self, observation: dict[str, np.ndarray]) -> np.ndarray:
-        return self.obs_spec.flatten(observation)
-
-
-class FixedNormalizer(BaseFeaturesExtractor):
-    """(x - mean) / std clipped to +-10, with constants measured before training (stored in the bundle)."""
-
-    def __init__(self, observation_space: spaces.Box, mean: list[float], std: list[float]) -> None:
-        super().__init__(observation_space, int(observation_space.shape[0]))
-        self.register_buffer("mean", torch.as_tensor(mean, dtype=torch.float32))
-        self.register_buffer("std", torch.as_tensor(std, dtype=torch.float32))
-
-    def forward(self, observations: torch.Tensor) -> torch.Tensor:
-        return torch.clamp((observations - self.mean) / self.std, -10.0, 10.0)
 
 
 @dataclass
@@ -96,15 +80,6 @@ class TrainConfig:
     epopt_epsilon: float = 1.0  # < 1: EPOpt, train on the worst fraction of episodes (PPO only)
     universal: bool = False  # a universal policy: the observation also holds the dynamics parameters mu
     command: str = ""
-
-
-@dataclass
-class Demonstrations:
-    obs: np.ndarray  # (N, obs_dim) float32, flattened
-    actions: np.ndarray  # (N, action_dim)
-    returns: np.ndarray  # (N,) discounted return from each step
-    episodes: int
-    successes: int
 
 
 def state_spec(env: gym.Env) -> ObsSpec:
@@ -176,73 +151,6 @@ def random_rollout_stats(
     return x.mean(0), x.std(0)
 
 
-# -- the actor inside an SB3 model -----------------------------------------------------------------------------
-
-
-def actor_modules(model: BaseAlgorithm) -> tuple[nn.Module, nn.Module, bool]:
-    """(latent network, output layer, tanh-squashed) of the model's deterministic actor."""
-    if isinstance(model, PPO):
-        return model.policy.mlp_extractor.policy_net, model.policy.action_net, False
-    return model.actor.latent_pi, model.actor.mu, True
-
-
-def actor_forward(model: BaseAlgorithm, obs: torch.Tensor) -> torch.Tensor:
-    latent, head, squash = actor_modules(model)
-    x = model.policy.actor.features_extractor(obs) if isinstance(model, SAC) else model.policy.extract_features(obs)
-    if isinstance(x, tuple):
-        x = x[0]
-    out = head(latent(x))
-    return torch.tanh(out) if squash else out
-
-
-def export_actor(model: BaseAlgorithm, hidden: list[int]) -> tuple[nn.Sequential, dict[str, Any]]:
-    """A plain torch MLP with the actor's weights, and its bundle network spec."""
-    latent, head, squash = actor_modules(model)
-    activation = "tanh" if isinstance(model, PPO) else "relu"
-    n_in = latent[0].in_features
-    mlp = build_mlp(n_in, hidden, head.out_features, activation)
-    linears = [m for m in latent if isinstance(m, nn.Linear)] + [head]
-    targets = [m for m in mlp if isinstance(m, nn.Linear)]
-    for src, dst in zip(linears, targets, strict=True):
-        dst.load_state_dict(src.state_dict())
-    return mlp, {"type": "mlp", "hidden": list(hidden), "activation": activation, "squash": squash}
-
-
-def behaviour_clone(model: BaseAlgorithm, demos: Demonstrations, epochs: int, seed: int) -> dict[str, float]:
-    """Fit the actor's deterministic output to the expert's actions (MSE); for PPO also fit the value function
-    to the demonstrations' discounted returns. Returns the final losses."""
-    torch.manual_seed(seed)
-    device = model.device
-    x = torch.as_tensor(demos.obs, device=device)
-    y = torch.as_tensor(np.clip(demos.actions, -0.999, 0.999), device=device)
-    g = torch.as_tensor(demos.returns, device=device)[:, None]
-    latent, head, _ = actor_modules(model)
-    params = list(latent.parameters()) + list(head.parameters())
-    value_params: list[nn.Parameter] = []
-    if isinstance(model, PPO):
-        value_params = list(model.policy.mlp_extractor.value_net.parameters()) + list(
-            model.policy.value_net.parameters()
-        )
-    opt = torch.optim.Adam(params + value_params, lr=1e-3)
-    losses = {"bc_action_mse": float("nan"), "bc_value_mse": float("nan")}
-    n = len(x)
-    for _ in range(epochs):
-        perm = torch.randperm(n, device=device)
-        for i in range(0, n, 256):
-            idx = perm[i : i + 256]
-            loss = ((actor_forward(model, x[idx]) - y[idx]) ** 2).mean()
-            losses["bc_action_mse"] = float(loss.detach())
-            if value_params:
-                v = model.policy.predict_values(x[idx])
-                v_loss = ((v - g[idx]) ** 2).mean()
-                losses["bc_value_mse"] = float(v_loss.detach())
-                loss = loss + 0.01 * v_loss
-            opt.zero_grad()
-            loss.backward()
-            opt.step()
-    return losses
-
-
 # -- evaluation ------------------------------------------------------------------------------------------------
 
 
@@ -252,136 +160,16 @@ def evaluate_actor(
     """Success rate (with a 95 % Wilson interval) of ``act(flat_obs) -> action`` on seeds ``seed + i``."""
     env = task_env(task, randomization, universal=universal)
     spec = state_spec(env)
-    wins, lengths, returns = 0, [], []
-    for i in range(episodes):
-        obs, info = env.reset(seed=seed + i)
-        ret, n = 0.0, 0
-        while True:
-            obs, reward, terminated, truncated, info = env.step(act(spec.flatten(obs)))
-            ret += reward
-            n += 1
-            if terminated or truncated:
-                break
-        wins += bool(info["is_success"])
-        lengths.append(n)
-        returns.append(ret)
+    runs = [run_episode(env, lambda obs, info: act(spec.flatten(obs)), seed + i) for i in range(episodes)]
     env.close()
+    wins = sum(r.success for r in runs)
     return {
         "episodes": episodes,
         "success_rate": wins / episodes,
         "success_ci95": list(wilson_interval(wins, episodes)),
-        "mean_return": float(np.mean(returns)),
-        "mean_episode_length": float(np.mean(lengths)),
+        "mean_return": float(np.mean([r.episode_return for r in runs])),
+        "mean_episode_length": float(np.mean([r.length for r in runs])),
     }
-
-
-def model_actor(model: BaseAlgorithm):
-    def act(flat: np.ndarray) -> np.ndarray:
-        with torch.no_grad():
-            out = actor_forward(model, torch.as_tensor(flat[None], device=model.device))
-        return np.clip(out[0].cpu().numpy(), -1.0, 1.0)
-
-    return act
-
-
-# -- callbacks ---------------------------------------------------------------------------------------------------
-
-
-class TrainingMonitor(BaseCallback):
-    """Progress bar with the training success rate; held-out evaluation, best bundle and checkpoints."""
-
-    def __init__(self, run: TrainingRun) -> None:
-        super().__init__()
-        self.run = run
-        self.successes: list[float] = []
-        self.bar: tqdm | None = None
-
-    def _on_training_start(self) -> None:
-        cfg = self.run.config
-        self.bar = tqdm(
-            total=cfg.steps,
-            initial=self.num_timesteps,
-            desc=f"train {cfg.task} {cfg.algo}",
-            unit="st",
-            mininterval=2.0,
-            disable=not self.run.progress,
-        )
-        self._next_eval = (self.num_timesteps // cfg.eval_every + 1) * cfg.eval_every
-        self._next_ckpt = (self.num_timesteps // cfg.checkpoint_every + 1) * cfg.checkpoint_every
-
-    def _on_step(self) -> bool:
-        cfg = self.run.config
-        for info, done in zip(self.locals["infos"], self.locals["dones"], strict=True):
-            if done:
-                self.successes.append(float(info.get("is_success", False)))
-        assert self.bar is not None
-        self.bar.update(self.training_env.num_envs)
-        if self.successes and self.n_calls % 200 == 0:
-            rate = float(np.mean(self.successes[-100:]))
-            self.bar.set_postfix(success=f"{rate:.2f}", episodes=len(self.successes), refresh=False)
-            self.logger.record("rollout/success_rate", rate)
-        if self.num_timesteps >= self._next_eval:
-            self._next_eval += cfg.eval_every
-            result = self.run.evaluate_and_keep_best(self.model, self.num_timesteps)
-            self.logger.record("eval/success_rate", result["success_rate"])
-            self.bar.write(
-                f"step {self.num_timesteps}: held-out success {result['success_rate']:.2f} "
-                f"(best {self.run.best['success_rate']:.2f} at step {self.run.best['step']})"
-            )
-        if self.num_timesteps >= self._next_ckpt:
-            self._next_ckpt += cfg.checkpoint_every
-            self.run.checkpoint(self.model)
-        return True
-
-    def _on_training_end(self) -> None:
-        if self.bar is not None:
-            self.bar.close()
-
-
-class EPOptFilter(BaseCallback):
-    """EPOpt-epsilon (Rajeswaran et al. 2017, "EPOpt: Learning Robust Neural Network Policies Using Model
-    Ensembles", Algorithm 1): each PPO iteration's rollout covers many episodes, each in its own sampled domain;
-    only the ``epsilon`` fraction of episodes with the lowest return trains the policy.
-
-    Applied to the rollout buffer after advantages are computed: the other episodes' advantages are set to zero
-    (no policy-gradient contribution; their value targets still train the critic) and the kept advantages are
-    normalized here, as PPO's own per-batch normalization is turned off. Episodes cut by the rollout boundary
-    count as episodes of their own. ``warmup_steps``: train on every episode first, as the paper does.
-    """
-
-    def __init__(self, epsilon: float, warmup_steps: int = 0) -> None:
-        super().__init__()
-        if not 0.0 < epsilon <= 1.0:
-            raise ValueError(f"epsilon must be in (0, 1], got {epsilon}")
-        self.epsilon = epsilon
-        self.warmup_steps = warmup_steps
-        self.kept_fraction: list[float] = []
-
-    def _on_step(self) -> bool:
-        return True
-
-    def _on_rollout_end(self) -> None:
-        buf = self.model.rollout_buffer
-        adv = buf.advantages  # (n_steps, n_envs)
-        if self.epsilon >= 1.0 or self.num_timesteps < self.warmup_steps:
-            keep = np.ones_like(adv, dtype=bool)
-        else:
-            keep = np.zeros_like(adv, dtype=bool)
-            segments = []  # (return, env, start, stop)
-            for e in range(adv.shape[1]):
-                inner = np.flatnonzero(buf.episode_starts[1:, e]) + 1
-                starts = [0, *inner.tolist(), adv.shape[0]]
-                for a, b in zip(starts[:-1], starts[1:], strict=True):
-                    segments.append((float(buf.rewards[a:b, e].sum()), e, a, b))
-            segments.sort(key=lambda seg: seg[0])
-            n_keep = max(1, int(round(self.epsilon * len(segments))))
-            for _, e, a, b in segments[:n_keep]:
-                keep[a:b, e] = True
-        kept = adv[keep]
-        adv[~keep] = 0.0
-        adv[keep] = (kept - kept.mean()) / (kept.std() + 1e-8)
-        self.kept_fraction.append(float(keep.mean()))
-        self.logger.record("epopt/kept_fraction", self.kept_fraction[-1])
 
 
 # -- the run -----------------------------------------------------------------------------------------------------

@@ -3,5 +3,5 @@ run by :func:`policies.deploy.deploy` (loading the bundle, choosing the mock har
 :mod:`real.deploy_loop`."""
 
 from policies.deploy import deploy  # noqa: F401 - re-exported for users' imports
-from real.deploy_loop import DeployConfig, DeploySummary, EpisodeSummary  # noqa: F401 - re-exported
+from real.deploy_config import DeployConfig, DeploySummary, EpisodeSummary  # noqa: F401 - re-exported
 from real.stop_signals import Stopped, StopSignals  # noqa: F401 - re-exported

@@ -27,7 +27,8 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from real.hardware_log import COLOR_ENCODINGS, log_metadata, read_log
+from real.hardware_log import COLOR_ENCODINGS
+from real.log_reader import log_metadata, read_log
 from real.video import Mp4Writer
 from robot.config_file import load_hardware_config
 from robot.description import HardwareConfig

@@ -16,7 +16,8 @@ from typing import Any
 
 import numpy as np
 
-from real.hardware_log import IMAGE_KEYS, LogError, log_metadata, read_log
+from real.hardware_log import IMAGE_KEYS, LogError
+from real.log_reader import log_metadata, read_log
 from robot.config_file import load_hardware_config
 from robot.description import HardwareConfig
 from robot.joint_state import JointState

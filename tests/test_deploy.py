@@ -15,7 +15,7 @@ import pytest
 
 from policies.deploy import DeployConfig, deploy
 from policies.replay_check import check_policy
-from real.hardware_log import log_info, read_log
+from real.log_reader import log_info, read_log
 from robot.config_file import load_hardware_config
 from robot.spec import robot_signature
 
@@ -305,7 +305,8 @@ def test_adaptive_bundle_deploys_with_its_estimate_logged(tmp_path):
     from stable_baselines3.common.vec_env import DummyVecEnv
 
     from policies.osi import OSIConfig, train_osi
-    from policies.train import FlattenKeys, TrainConfig, TrainingRun, state_spec
+    from policies.sb3_actor import FlattenKeys
+    from policies.train import TrainConfig, TrainingRun, state_spec
     from sim.envs.factory import task_env
 
     # an untrained universal policy, as s2r train --universal writes it, and a quickly fitted estimator

@@ -14,7 +14,7 @@ import pytest
 import policies.deploy
 from mock.hardware import MockHardware
 from policies.deploy import DeployConfig, deploy
-from real.hardware_log import read_log
+from real.log_reader import read_log
 from robot.config_file import load_hardware_config
 
 ROBOT = "mock/openmanipulator_x"
@@ -129,7 +129,8 @@ def test_a_host_stall_past_the_bus_watchdog_is_recovered_not_silently_frozen(mon
 
 def test_a_stop_signal_never_cuts_a_log_record_short(tmp_path):
     """A stop signal arriving while a record is written is raised when the record is complete."""
-    from real.hardware_log import HardwareLog, log_info
+    from real.hardware_log import HardwareLog
+    from real.log_reader import log_info
     from real.stop_signals import Stopped, StopSignals
 
     stop = StopSignals()

@@ -22,7 +22,7 @@ EXAMPLES = {
     "navigate_rgbd": ("navigate", 10, 0.6),
 }
 
-# The grasp student pretrained on scenes 3,000,000-3,059,999 (policies.distill.PRETRAIN_SEED): score it elsewhere.
+# The grasp student pretrained on scenes 3,000,000-3,059,999 (policies.distill_data.PRETRAIN_SEED): score it elsewhere.
 HELD_OUT_SEEDS = {"grasp_rgbd": 6_000_000}
 
 

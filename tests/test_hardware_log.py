@@ -17,7 +17,8 @@ import numpy as np
 import pytest
 
 from policies.cli import main as s2r
-from real.hardware_log import HardwareLog, LogDamageWarning, LogError, export_csv, log_info, read_log
+from real.hardware_log import HardwareLog, LogError
+from real.log_reader import LogDamageWarning, export_csv, log_info, read_log
 from robot.config_file import load_hardware_config
 
 

@@ -137,6 +137,7 @@ def test_what_runs_on_the_robot_reaches_nothing_that_trains():
     graph = import_graph()
     runtime = ["policies.loader", "policies.adaptive", "policies.deploy"]
     training = {"policies.train", "policies.distill", "policies.osi", "policies.evaluate", "policies.rollout"}
+    training |= {"policies.sb3_actor", "policies.train_callbacks", "policies.distill_data", "policies.episodes"}
     seen, todo = set(), list(runtime)
     while todo:
         module = todo.pop()

@@ -12,8 +12,9 @@ import pyarrow.parquet as pq
 import pytest
 
 from policies.cli import main as s2r
-from real.hardware_log import HardwareLog, read_log
+from real.hardware_log import HardwareLog
 from real.lerobot_dataset import DatasetError, read_lerobot
+from real.log_reader import read_log
 
 DATA = Path(__file__).parent / "data"
 

@@ -27,16 +27,8 @@ import pytest
 from mcap.writer import Writer
 
 from policies.cli import main as s2r
-from real.hardware_log import (
-    HardwareLog,
-    LogDamageWarning,
-    LogError,
-    LogMessage,
-    LogReader,
-    log_info,
-    log_metadata,
-    read_log,
-)
+from real.hardware_log import HardwareLog, LogError
+from real.log_reader import LogDamageWarning, LogMessage, LogReader, log_info, log_metadata, read_log
 
 REPO = Path(__file__).resolve().parents[1]
 METADATA = {"robot": "openmanipulator_x", "policy": "grasp_rgbd"}
@@ -159,7 +151,7 @@ def test_every_reader_reports_instead_of_raising(test_log, tmp_path):
         n = sum(1 for _ in read_log(path, topics=["/loop"]))
     assert 0 < n < 40
     assert log_metadata(path) == METADATA
-    from real.hardware_log import export_csv, export_mp4
+    from real.log_reader import export_csv, export_mp4
 
     with pytest.warns(LogDamageWarning):
         written = export_csv(path, tmp_path / "csv")

@@ -13,7 +13,8 @@ from stable_baselines3.common.vec_env import DummyVecEnv
 import policies
 from policies.cli import main as s2r
 from policies.osi import AdaptivePolicy, History, OSIConfig, estimation_errors, fit_osi, train_osi
-from policies.train import FlattenKeys, TrainConfig, TrainingRun, state_spec
+from policies.sb3_actor import FlattenKeys
+from policies.train import TrainConfig, TrainingRun, state_spec
 from robot.spec import BundleError
 from sim.envs.factory import task_env
 from sim.randomization.config import RandomizationConfig, load_randomization

@@ -17,22 +17,20 @@ from tensorboard.backend.event_processing.event_accumulator import EventAccumula
 import policies
 from policies.cli import main as s2r
 from policies.loader import load
+from policies.sb3_actor import FlattenKeys, behaviour_clone, model_actor
 from policies.train import (
     EVAL_SEED,
-    FlattenKeys,
     TrainConfig,
     TrainingRun,
-    behaviour_clone,
     collect_demonstrations,
     evaluate_actor,
-    model_actor,
     state_spec,
-    task_env,
     train,
 )
 from robot.config_file import load_hardware_config
 from robot.spec import BundleError, robot_signature
 from sim import TASK_IDS
+from sim.envs.factory import task_env
 
 
 def _fresh_model(tmp_path, algo: str, task: str = "grasp"):
@@ -356,7 +354,8 @@ def test_detours_show_the_student_states_off_the_teacher_path(tmp_path):
     """--detours: scenes and DAgger episodes that begin with a random excursion reach tool positions the teacher's
     own path never visits, labelled by the teacher with the way back (toward the object); without detours the
     frames, and the scene cache they are kept in, are those of a run made before detours existed."""
-    from policies.distill import Detour, Distillation, DistillConfig
+    from policies.distill import Distillation, DistillConfig
+    from policies.distill_data import Detour
 
     rng = np.random.default_rng(0)
     detours = [Detour(rng, 1.0, 10, 4) for _ in range(50)]
@@ -422,7 +421,7 @@ def test_coordinate_channels_hold_pixel_positions():
 def test_epopt_keeps_only_the_worst_episodes(tmp_path):
     from stable_baselines3.common.logger import configure
 
-    from policies.train import EPOptFilter
+    from policies.train_callbacks import EPOptFilter
 
     run, model, _ = _fresh_model(tmp_path, "ppo")
     assert model.normalize_advantage  # plain PPO normalizes its own batches

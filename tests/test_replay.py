@@ -81,7 +81,8 @@ def test_cli_replay_writes_both_checks(tmp_path):
 
 
 def test_cli_replay_of_a_cut_log_warns_in_one_line(tmp_path, capsys):
-    from real.hardware_log import HardwareLog, log_metadata, read_log
+    from real.hardware_log import HardwareLog
+    from real.log_reader import log_metadata, read_log
 
     whole = tmp_path / "whole.mcap"  # the grasp log rewritten in small chunks, as a killed deploy leaves them
     with HardwareLog(whole, log_metadata(LOGS["grasp"]), chunk_size=2048) as log:

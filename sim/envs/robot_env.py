@@ -37,9 +37,10 @@ import pybullet as p
 
 from robot.config_file import load_hardware_config
 from robot.description import HardwareConfig
-from robot.intrinsics import Intrinsics, camera_intrinsics
+from robot.intrinsics import camera_intrinsics
 from robot.joint_state import JointState
-from sim.camera_model import RenderedFrame, render, rotation_from_rpy
+from sim.camera_model import RenderedFrame
+from sim.envs.camera_view import CameraView
 from sim.pybullet_robot import PyBulletRobot
 from sim.randomization.config import (
     Choice,
@@ -62,11 +63,8 @@ OBS_MODES = ("state", "rgbd")
 #: by the gripper are flung out with fewer iterations). Fewer iterations are faster: 20 ran 1.4x the steps/s of 50.
 SOLVER_ITERATIONS = 50
 
-#: Resolution of the frames ``render()`` returns (for videos), a resize of the configured color stream.
-VIDEO_SIZE = (320, 240)
 
-
-class RobotEnv(gym.Env):
+class RobotEnv(CameraView, gym.Env):
     """Base class: subclasses build the scene and define the task's observation, reward and success."""
 
     metadata = {"render_modes": ["rgb_array"], "render_fps": 10}
@@ -288,83 +286,6 @@ class RobotEnv(gym.Env):
             else:
                 p.changeVisualShape(body, link, rgbaColor=[1, 1, 1, 1], textureUniqueId=texture_id, physicsClientId=c)
 
-    # -- camera ---------------------------------------------------------------------------------------------
-    def _setup_camera(self) -> None:
-        """Intrinsics and mount of the (randomized) camera from the current params."""
-        prm, full = self.params, self.intrinsics_full
-        f = float(prm["camera.focal_scale"])
-        dcx, dcy = (float(v) for v in prm["camera.principal_offset"])
-        k = Intrinsics(full.width, full.height, full.fx * f, full.fy * f, full.cx + dcx, full.cy + dcy)
-        self.intrinsics_camera = k
-        seen = k if self.crop is None else k.cropped(*self.crop)  # the part of the frame the observation shows
-        self.intrinsics_obs = seen.scaled(*self.image_size)
-        self.intrinsics_render = seen.scaled(*(self.supersample * n for n in self.image_size))
-        self.intrinsics_video = k.scaled(*VIDEO_SIZE)
-        mount = self.camera_config.mount
-        offset_R = rotation_from_rpy(prm["camera.rotation_offset"])
-        base_R = rotation_from_rpy(mount.rpy)
-        self._mount_R = base_R @ offset_R
-        self._mount_t = np.array(mount.xyz) + base_R @ np.asarray(prm["camera.position_offset"], dtype=float)
-
-    def camera_pose(self) -> tuple[np.ndarray, np.ndarray]:
-        """World position and rotation (camera_link: x forward) of the camera now."""
-        parent = self.camera_config.parent
-        if parent == "world":
-            return self._mount_t, self._mount_R
-        pos, orn = self.robot.link_pose(parent)
-        R = np.array(p.getMatrixFromQuaternion(orn)).reshape(3, 3)
-        return pos + R @ self._mount_t, R @ self._mount_R
-
-    def _setup_light(self) -> None:
-        """PyBullet lighting arguments from the current params (built once, used by every render)."""
-        prm = self.params
-        self._shadow = float(prm["light.shadow"]) >= 0.5
-        self._light = {
-            "lightDirection": [float(x) for x in prm["light.direction"]],
-            "lightColor": [float(x) for x in prm["light.color"]],
-            "lightDistance": float(prm["light.distance"]),
-            "lightAmbientCoeff": float(prm["light.ambient"]),
-            "lightDiffuseCoeff": float(prm["light.diffuse"]),
-            "lightSpecularCoeff": float(prm["light.specular"]),
-        }
-
-    def render_camera(self, intrinsics: Intrinsics) -> RenderedFrame:
-        pos, R = self.camera_pose()
-        return render(
-            self.client,
-            intrinsics,
-            pos,
-            R,
-            depth_range=self.camera_config.depth_range,
-            shadow=self._shadow,
-            light=self._light,
-        )
-
-    def render(self) -> np.ndarray | None:
-        """The camera's color view at 320x240 (for videos), when ``render_mode='rgb_array'``; no image noise."""
-        if self.render_mode != "rgb_array":
-            return None
-        return self.render_camera(self.intrinsics_video).color
-
-    def _setup_image_noise(self) -> None:
-        prm = self.params
-        q = ImageNoiseParams(
-            noise_std=float(prm["image.noise_std"]),
-            blur_sigma=float(prm["image.blur_sigma"]),
-            brightness=float(prm["image.brightness"]),
-            contrast=float(prm["image.contrast"]),
-            gamma=float(prm["image.gamma"]),
-            jpeg_quality=float(prm["image.jpeg_quality"]),
-            depth_noise_scale=float(prm["depth.noise_scale"]),
-            depth_unit=float(prm["depth.unit"]),
-            depth_edge_dropout=float(prm["depth.edge_dropout"]),
-            depth_dark_dropout=float(prm["depth.dark_dropout"]),
-            depth_random_dropout=float(prm["depth.random_dropout"]),
-        )
-        self.image_noise = ImageNoise(
-            q, int(self.np_random.integers(2**31)), max_depth_m=float(self.camera_config.depth_range[1])
-        )
-
     # -- per-step helpers -----------------------------------------------------------------------------------
     def _advance(self, before_tick: Callable[[], None] | None = None) -> None:
         """One control period of physics. A camera env takes its frame ``camera.frame_age`` s before the period
@@ -395,40 +316,6 @@ class RobotEnv(gym.Env):
             self.robot.step(early, before_tick=before_tick)
         else:
             self.robot.step(substeps, before_tick=before_tick)
-
-    def _moving_poses(self) -> list[tuple[int, Any, Any, list[float]]]:
-        """(body, base position, base orientation, joint positions) of every body that can move."""
-        c = self.client
-        if self._moving_bodies is None:  # once per world: bodies with a mass or joints
-            self._moving_bodies = []
-            for i in range(p.getNumBodies(physicsClientId=c)):
-                body = p.getBodyUniqueId(i, physicsClientId=c)
-                joints = list(range(p.getNumJoints(body, physicsClientId=c)))
-                if joints or p.getDynamicsInfo(body, -1, physicsClientId=c)[0] > 0:
-                    self._moving_bodies.append((body, joints))
-        poses = []
-        for body, joints in self._moving_bodies:
-            pos, orn = p.getBasePositionAndOrientation(body, physicsClientId=c)
-            q = [js[0] for js in p.getJointStates(body, joints, physicsClientId=c)] if joints else []
-            poses.append((body, pos, orn, q))
-        return poses
-
-    def _render_in_poses(self, poses: list[tuple[int, Any, Any, list[float]]] | None) -> RenderedFrame:
-        """The camera's frame with the bodies in recorded poses (None: as they are); the present state is restored
-        exactly afterwards."""
-        if poses is None:
-            return self.render_camera(self.intrinsics_render)
-        c = self.client
-        now = p.saveState(physicsClientId=c)
-        try:
-            for body, pos, orn, q in poses:
-                p.resetBasePositionAndOrientation(body, pos, orn, physicsClientId=c)
-                for joint, value in enumerate(q):
-                    p.resetJointState(body, joint, value, physicsClientId=c)
-            return self.render_camera(self.intrinsics_render)
-        finally:
-            p.restoreState(now, physicsClientId=c)
-            p.removeState(now, physicsClientId=c)
 
     def _substeps_now(self) -> int:
         """Physics ticks in this control step: the nominal period, jittered by ``control.period_jitter``."""
@@ -473,26 +360,6 @@ class RobotEnv(gym.Env):
         if self.obs_mode == "state":
             return {"proprio": proprio.astype(np.float32), "privileged": privileged.astype(np.float32)}
         return {**self.camera_observation(), "proprio": proprio.astype(np.float32)}
-
-    def camera_observation(self) -> dict[str, np.ndarray]:
-        """What the camera sees, in any obs mode: ``rgb`` (HxWx3 uint8) and ``depth`` (HxWx1 float32, m, 0 =
-        invalid) at ``image_size``, with this episode's image noise: the frame this step took ``camera.frame_age``
-        before its end (:meth:`_advance`), else the view now. With ``supersample`` S > 1 the scene is
-        rendered at S times that size and reduced the way :class:`real.robot.TaskRobot` reduces a real 640x480
-        frame: color by area averaging (cv2.INTER_AREA), so an object smaller than a pixel still tints it, depth
-        by nearest neighbour. ``crop`` (x, y, width, height in pixels of the configured color stream): only that
-        region of the frame is shown, as TaskRobot crops a real frame before resizing it."""
-        frame, self._early_frame = self._early_frame or self.render_camera(self.intrinsics_render), None
-        color, depth = frame.color, frame.depth
-        if self.supersample > 1:
-            color = cv2.resize(color, self.image_size, interpolation=cv2.INTER_AREA)
-            depth = cv2.resize(depth, self.image_size, interpolation=cv2.INTER_NEAREST)
-        noisy_color = self.image_noise.color(color)
-        # the stereo error of each reading is the depth stream's (its own focal length): the robot picks whole
-        # readings of that stream (nearest neighbour), which keeps their error, neither averaged nor enlarged
-        noisy_depth = self.image_noise.depth(depth, color, self.intrinsics_camera.fx)
-        np.minimum(noisy_depth, np.float32(self.camera_config.depth_range[1]), out=noisy_depth)  # fresh, >= 0
-        return {"rgb": noisy_color, "depth": noisy_depth[:, :, None]}
 
     def _reset_rng(self, seed: int | None, options: dict[str, Any] | None) -> None:
         """Seed, then settle this episode's nominal parameters and sample its domain."""

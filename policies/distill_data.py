@@ -1,0 +1,269 @@
+"""The data of a distillation (:mod:`policies.distill`): the teacher that labels states, the detours that take
+the student off the teacher's path, the aggregated samples, and the pretraining scenes, collected in chunks over
+worker processes and cached by what they depend on."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import multiprocessing
+import warnings
+from collections.abc import Callable
+from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
+from typing import Any, NamedTuple
+
+import albumentations as A
+import gymnasium as gym
+import numpy as np
+import torch
+
+from policies.distill_config import APPROACH_STEPS
+from policies.loader import load
+from policies.rollout import make_expert
+from sim.envs.factory import task_env
+
+PRETRAIN_SEED = 3_000_000  # scenes seed + 0 .. N-1: overlaps the mock robots' default scene seeds (s2r demo, deploy)
+SCENE_CHUNK = 500  # scenes per unit of parallel collection
+SCENE_CACHE_VERSION = 3  # bump when what a chunk holds, or how it is collected, changes
+
+
+class SceneChunk(NamedTuple):
+    """Scenes ``start .. start + count`` of a run: the unit of parallel collection and of the scene cache."""
+
+    teacher: str
+    task: str
+    randomization: str
+    image_size: int
+    camera: dict[str, Any]  # the env's camera options (supersample, crop): Distillation.camera_options
+    seed: int
+    start: int
+    count: int
+    detours: float = 0.0  # DistillConfig.detours and detour_steps
+    detour_steps: int = 0
+    teacher_steps: int = APPROACH_STEPS  # DistillConfig.pretrain_steps
+
+    @property
+    def file_name(self) -> str:
+        return f"scenes-{self.start:07d}-{self.count}.npz"
+
+
+class Teacher:
+    """Labels states: a state bundle fed with proprio + privileged vector, or the scripted expert."""
+
+    def __init__(self, spec: str, task: str | None, env: gym.Env) -> None:
+        self.spec = spec
+        if spec == "expert":
+            if task is None:
+                raise ValueError("distilling the scripted expert needs --task")
+            self.task, self.bundle, self.expert = task, None, make_expert(task, env)
+        else:
+            self.bundle = load(spec, robot=env.unwrapped.config)
+            if "privileged" not in self.bundle.obs_spec.keys:
+                raise ValueError(f"{spec}: the teacher must be a state policy (proprio + privileged)")
+            if task is not None and task != self.bundle.task:
+                raise ValueError(f"{spec} is a {self.bundle.task!r} policy, not {task!r}")
+            self.task, self.expert = self.bundle.task, None
+
+    def reset(self) -> None:
+        if self.expert is not None:
+            self.expert.reset()
+
+    def act(self, obs: dict[str, np.ndarray], info: dict[str, Any]) -> np.ndarray:
+        if self.expert is not None:
+            return np.clip(np.asarray(self.expert.act(obs, info), dtype=np.float32), -1, 1)
+        return self.bundle.act({"proprio": obs["proprio"], "privileged": info["privileged"]["vector"]})
+
+
+class Detour:
+    """A random excursion at the start of an episode: ``steps`` (1 .. ``max_steps``) repetitions of one action drawn
+    uniformly from [-1, 1]^n. The states it reaches, and the teacher's labels there, show the student the way back
+    to the task from places its own mistakes lead to (a student that loses the object drifts to the edge of the
+    workspace, where a teacher-driven dataset has no sample). The same idea as noise injection into the
+    demonstrator, Laskey et al. 2017, "DART: Noise Injection for Robust Imitation Learning", with one large
+    deviation instead of small per-step noise, which would keep the arm near the teacher's path."""
+
+    def __init__(self, rng: np.random.Generator, share: float, max_steps: int, action_dim: int) -> None:
+        self.steps = int(rng.integers(1, max_steps + 1)) if share > 0 and rng.random() < share else 0
+        self.action = rng.uniform(-1.0, 1.0, action_dim).astype(np.float32) if self.steps else None
+
+    def drive(self, step: int) -> np.ndarray | None:
+        """The detour's action at ``step`` of the episode, or None once it is over."""
+        return self.action if step < self.steps else None
+
+
+class Dataset:
+    """Aggregated (rgb, depth, proprio, teacher action, privileged) samples, grown in place."""
+
+    FIELDS = ("rgb", "depth", "proprio", "action", "privileged")
+
+    def __init__(self) -> None:
+        self.rgb: list[np.ndarray] = []
+        self.depth: list[np.ndarray] = []
+        self.proprio: list[np.ndarray] = []
+        self.action: list[np.ndarray] = []
+        self.privileged: list[np.ndarray] = []
+
+    def add(self, obs: dict[str, np.ndarray], action: np.ndarray, privileged: np.ndarray) -> None:
+        self.rgb.append(obs["rgb"])
+        self.depth.append(obs["depth"].astype(np.float16))
+        self.proprio.append(obs["proprio"].astype(np.float32))
+        self.action.append(action.astype(np.float32))
+        self.privileged.append(np.asarray(privileged, dtype=np.float32))
+
+    def __len__(self) -> int:
+        return len(self.action)
+
+    def arrays(self, start: int = 0) -> tuple[np.ndarray, ...]:
+        """rgb, depth, proprio, action, privileged of samples ``start ..``."""
+        return tuple(np.stack(getattr(self, k)[start:]) for k in self.FIELDS)
+
+    def save(self, path: Path, start: int = 0) -> None:
+        """Samples ``start ..`` to ``path`` (.npz)."""
+        path.parent.mkdir(parents=True, exist_ok=True)
+        save_npz(path, dict(zip(self.FIELDS, self.arrays(start), strict=True)))
+
+    def load(self, path: Path) -> int:
+        """Append the samples of a file written by :meth:`save`; returns how many."""
+        with np.load(path) as f:
+            arrays = [f[k] for k in self.FIELDS]
+        for k, values in zip(self.FIELDS, arrays, strict=True):
+            getattr(self, k).extend(values)
+        return len(arrays[0])
+
+
+def save_npz(path: Path, arrays: dict[str, np.ndarray]) -> None:
+    """``arrays`` to ``path``, written whole and then renamed: a killed run leaves no half file."""
+    tmp = path.with_name(path.name + ".tmp.npz")
+    np.savez(tmp, **arrays)
+    tmp.replace(path)
+
+
+def colour_augmentation() -> A.Compose:
+    """Photometric only: geometry (where the object is in the image) is what the student must read."""
+    return A.Compose(
+        [
+            A.RandomBrightnessContrast(brightness_limit=0.2, contrast_limit=0.2, p=0.8),
+            A.HueSaturationValue(hue_shift_limit=8, sat_shift_limit=20, val_shift_limit=10, p=0.5),
+            A.GaussNoise(std_range=(0.01, 0.04), p=0.5),
+        ]
+    )
+
+
+def collect_scene_chunk(chunk: SceneChunk, worker: bool = True) -> dict[str, np.ndarray]:
+    """Frames of scenes ``start .. start + count`` of a run seeded ``seed`` (see
+    :meth:`Distillation.collect_scenes`). The teacher drives a state env (it reads the state, not the camera); the
+    camera renders only the frame that is kept. ``worker``: running in a worker process (torch on one core)."""
+    if worker:
+        torch.set_num_threads(1)
+    size = (chunk.image_size, chunk.image_size)
+    env = task_env(chunk.task, chunk.randomization, obs_mode="state", image_size=size, **chunk.camera)
+    teacher = Teacher(chunk.teacher, chunk.task, env)
+    rng = np.random.default_rng([chunk.seed, chunk.start])
+    out: dict[str, list[np.ndarray]] = {k: [] for k in ("rgb", "depth", "proprio", "action", "privileged")}
+    try:
+        for i in range(chunk.start, chunk.start + chunk.count):
+            obs, info = env.reset(seed=PRETRAIN_SEED + chunk.seed * 100_000 + i)
+            teacher.reset()
+            teacher_steps = int(rng.integers(0, chunk.teacher_steps + 1))
+            detour = Detour(rng, chunk.detours, chunk.detour_steps, env.action_space.shape[0])
+            for k in range(detour.steps + teacher_steps):
+                action = detour.drive(k)
+                obs, _, terminated, truncated, info = env.step(teacher.act(obs, info) if action is None else action)
+                if terminated or truncated:  # done early: keep its last frame
+                    break
+            for key, value in env.unwrapped.camera_observation().items():
+                out[key].append(value)
+            out["proprio"].append(obs["proprio"])
+            out["action"].append(teacher.act(obs, info))
+            out["privileged"].append(np.asarray(info["privileged"]["vector"], dtype=np.float32))
+    finally:
+        env.close()
+    return {k: np.stack(v) for k, v in out.items()}
+
+
+def scene_cache_folder(
+    root: Path,
+    task: str,
+    teacher: Path | None,
+    setting: list[Any],
+    detours: dict[str, Any] | None,
+    pretrain_steps: int,
+) -> Path:
+    """``root/<task>-<key>``, created: the key digests what the frames depend on (the teacher bundle's files, or
+    the scripted expert; ``setting``: the task, the randomization config, the image size, supersampling and crop,
+    the seed; and this collection scheme), so a cache is never read for another teacher or setting."""
+    digest = hashlib.sha256()
+    if teacher is None:
+        digest.update(b"expert")
+    else:
+        for f in sorted(teacher.iterdir()):
+            if f.is_file():
+                digest.update(f.name.encode() + f.read_bytes())
+    setting = [*setting, PRETRAIN_SEED, SCENE_CACHE_VERSION]
+    if detours is not None:  # (without detours, the frames of caches made before detours existed)
+        setting.append(detours)
+    if pretrain_steps != APPROACH_STEPS:  # (likewise: the steps before the option existed)
+        setting.append({"pretrain_steps": pretrain_steps})
+    digest.update(json.dumps(setting, sort_keys=True).encode())
+    folder = root / f"{task}-{digest.hexdigest()[:16]}"
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder
+
+
+def collect_chunks(
+    todo: list[SceneChunk], workers: int, keep: Callable[[SceneChunk, dict[str, np.ndarray]], None]
+) -> None:
+    """Collect every chunk of ``todo`` (over ``workers`` spawned processes when more than one), handing each
+    result to ``keep`` in order."""
+    if workers > 1 and len(todo) > 1:
+        context = multiprocessing.get_context("spawn")  # each worker builds its own PyBullet client
+        with ProcessPoolExecutor(min(workers, len(todo)), mp_context=context) as pool:
+            for job, part in zip(todo, pool.map(collect_scene_chunk, todo), strict=True):
+                keep(job, part)
+    else:
+        for job in todo:
+            keep(job, collect_scene_chunk(job, worker=False))
+
+
+def earlier_samples(path: str, training: dict[str, Any], continues_dagger: bool) -> list[str]:
+    """The DAgger sample files the --init student at ``path`` was fitted on (its ``training`` record), which
+    this run aggregates as DAgger does (``continues_dagger``: the run goes on with DAgger iterations).
+    A bundle that records none (made before they were kept), or whose files are gone, is continued with a
+    warning: refitting without them loses the earlier iterations' grasp- and lift-phase data (a grasp
+    student continued that way fell from 77 to 68 % success)."""
+    recorded = training.get("dagger_samples")
+    if recorded is None:
+        if continues_dagger:
+            warnings.warn(
+                f"--init {path}: the bundle records no DAgger samples (made before runs kept them): this run "
+                f"refits on the pretraining scenes and its own samples only",
+                stacklevel=3,
+            )
+        return []
+    missing = [f for f in recorded if not Path(f).is_file()]
+    if missing:
+        warnings.warn(
+            f"--init {path}: {len(missing)} of its {len(recorded)} DAgger sample files are missing "
+            f"({', '.join(missing)}; paths relative to the directory the run started in): this run "
+            f"refits without them",
+            stacklevel=3,
+        )
+    return [f for f in recorded if f not in missing]
+
+
+def aux_report(errors: list[np.ndarray], privileged: dict[str, Any]) -> dict[str, Any]:
+    """How well the student's auxiliary head read the privileged vector at each episode's first frame: mean
+    absolute error per entry, and for the grasp the object position error (m)."""
+    if not errors:
+        return {}
+    e = np.abs(np.stack(errors))
+    out: dict[str, Any] = {"aux_mae_at_reset": [float(f"{v:.4g}") for v in e.mean(0)]}
+    position = privileged.get("object_position")
+    if position is not None and np.allclose(privileged["vector"][:3], position):  # the grasp's layout
+        distance = np.linalg.norm(e[:, :3], axis=1)
+        out["object_position_error_at_reset_m"] = {
+            "median": round(float(np.median(distance)), 4),
+            "mean": round(float(distance.mean()), 4),
+        }
+    return out
