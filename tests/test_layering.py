@@ -146,3 +146,13 @@ def test_what_runs_on_the_robot_reaches_nothing_that_trains():
         seen.add(module)
         todo += [t for t in graph.get(module, ()) if t in graph]
     assert seen & training == set()
+
+
+def test_every_package_is_installed():
+    """Each folder of the packages that is a Python package is listed in pyproject.toml's packages: a wheel (not
+    only the editable install the Makefile makes) holds all of them."""
+    import tomllib
+
+    listed = set(tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]["packages"])
+    found = {_module_name(init) for package in PACKAGES for init in (ROOT / package).rglob("__init__.py")}
+    assert found == listed

@@ -1,0 +1,28 @@
+"""The errors a command reports as one line (``s2r: ...``, exit status 2) rather than a traceback: bad input,
+a missing file, a robot that does not answer."""
+
+from __future__ import annotations
+
+from calibration.intrinsics import CalibrationError
+from calibration.servo_sysid import SysidError
+from real.cameras.frame import CameraError
+from real.dynamixel.bus import DynamixelError
+from real.dynamixel.motor_bus import WrapAroundError
+from real.hardware_log import LogError
+from robot.description import ConfigError
+from robot.spec import BundleError
+from sim.randomization.config import RandomizationError
+
+USER_ERRORS = (
+    ConfigError,
+    RandomizationError,
+    CameraError,
+    BundleError,
+    LogError,
+    CalibrationError,
+    SysidError,
+    WrapAroundError,
+    DynamixelError,
+    FileExistsError,
+    FileNotFoundError,
+)

@@ -1,0 +1,243 @@
+"""``s2r`` commands. Robots: deployment, sim-versus-hardware parity, the mock servo bus, cameras, hardware configs.
+
+Each command is a dataclass (its fields are the flags, their comments the help) and a ``run_*`` function."""
+
+from __future__ import annotations
+
+import os
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Annotated, Literal
+
+import tyro
+
+from policies.cli.common import write_json
+from real.cameras.frame import CameraError
+from robot.description import ConfigError
+
+
+@dataclass(kw_only=True)
+class Deploy:
+    """Run a policy bundle on a robot (or a mock robot) through the safety filter."""
+
+    robot: str
+    """hardware config (path or name, e.g. mock/openmanipulator_x)"""
+    policy: str
+    """policy bundle or run folder, or a shipped bundle's name"""
+    episodes: int = 1
+    max_steps: int | None = None
+    """control cycles per episode"""
+    log: str | None = None
+    """write the hardware log (MCAP) here"""
+    reality: str | None = None
+    """mock robots: domain file of the simulated reality"""
+    seed: int = 3000000
+    """mock robots: seed of the first episode's scene"""
+    adapt: bool = False
+    """a bundle with an online estimator acts on its estimate"""
+    max_frame_age: float | None = None
+    """s: a camera policy holds instead of acting on an older frame"""
+    json: str | None = None
+    """write the summary here"""
+    quiet: bool = False
+    """no live status line"""
+
+
+def run_deploy(args: Deploy) -> int:
+    import torch
+
+    from policies.deploy import DeployConfig, deploy
+
+    torch.set_num_threads(1)  # inference on one core: steadier act latency than threads competing with the loop
+
+    try:
+        summary = deploy(
+            DeployConfig(
+                robot=args.robot,
+                policy=args.policy,
+                episodes=args.episodes,
+                max_steps=args.max_steps,
+                log=args.log,
+                reality=args.reality,
+                seed=args.seed,
+                adapt=args.adapt,
+                max_frame_age_s=args.max_frame_age,
+                status=not args.quiet,
+            ),
+            restore_signals=False,  # this process only prints the summary and exits: later signals are ignored
+        )
+    except ValueError as e:  # the setup refused (bundle, robot, --adapt) before anything started: one line
+        print(f"s2r: {e}", file=sys.stderr)
+        return 2
+    result = summary.to_dict()
+    if args.json:
+        write_json(args.json, result)
+    loop = summary.loop
+    rate = f"{1e3 / loop['cycle_ms_p50']:.1f} Hz" if loop.get("cycle_ms_p50") else "-"
+    print(f"{summary.robot}: {len(summary.episodes)} episode(s), ended: {summary.ended} {summary.message}".rstrip())
+    if summary.success_rate is not None:
+        print(f"  success rate {summary.success_rate:.0%} (judged by the mock reality)")
+    print(
+        f"  loop {rate} (p99 cycle {loop.get('cycle_ms_p99')} ms), overruns {loop.get('overruns')}, "
+        f"act p50 {loop.get('act_ms_p50')} ms; safety events {summary.safety_events or 'none'}"
+    )
+    camera = summary.camera
+    if camera.get("frame_age_ms_p50") is not None:
+        print(
+            f"  camera frames acted on: age p50 {camera['frame_age_ms_p50']} ms, p90 {camera['frame_age_ms_p90']} ms, "
+            f"max {camera['frame_age_ms_max']} ms ({camera.get('frame_age_from', 'arrival')} to use; older than "
+            f"{camera.get('max_frame_age_ms')} ms: held)"
+        )
+    for note in summary.notes:
+        print(f"  note: {note}")
+    if summary.log:
+        print(f"  log {summary.log}")
+    torque_confirmed = summary.torque_off is None or not summary.torque_off["unreachable"]
+    return 0 if summary.ended in ("completed", "stopped") and torque_confirmed else 1
+
+
+@dataclass(kw_only=True)
+class Parity:
+    """The same seeded episodes in simulation and on a mock robot: success, agreement, observations."""
+
+    policy: str
+    """policy bundle or run folder, or a shipped bundle's name"""
+    robot: str
+    """mock hardware config (e.g. mock/openmanipulator_x)"""
+    reality: str | None = None
+    """domain file of the reality, pinned in the simulation too"""
+    episodes: int = 10
+    seed: int = 3000000
+    """episode k uses seed SEED + k on both paths"""
+    max_steps: int | None = None
+    """control steps per episode on both paths"""
+    log: str | None = None
+    """keep the mock robot's hardware log (MCAP) here"""
+    json: str | None = None
+    """write the report here"""
+    quiet: bool = False
+    """no progress bar or status line"""
+
+
+def run_parity(args: Parity) -> int:
+    import torch
+
+    from policies.parity import ParityConfig, ParityError, parity
+    from policies.parity_report import format_report
+
+    torch.set_num_threads(1)  # one observation at a time, and the mock robot's loop shares the cores
+    try:
+        report = parity(
+            ParityConfig(
+                policy=args.policy,
+                robot=args.robot,
+                reality=args.reality,
+                episodes=args.episodes,
+                seed=args.seed,
+                max_steps=args.max_steps,
+                log=args.log,
+                progress=not args.quiet,
+            )
+        )
+    except ParityError as e:  # refused before anything ran: one line
+        print(f"s2r: {e}", file=sys.stderr)
+        return 2
+    print(format_report(report))
+    if args.json:
+        write_json(args.json, report)
+    return 0 if report["hardware"]["ended"] == "completed" else 1
+
+
+@dataclass(kw_only=True)
+class MockBus:
+    """Emulate a robot's Dynamixel servos on a pseudo-terminal until stopped."""
+
+    config: str
+    """hardware config (path or name in hardware_configs/)"""
+    link: str
+    """path of the symlink to the pseudo-terminal, e.g. /tmp/ttyDXL"""
+    physics: Literal["pybullet", "simple"] = "pybullet"
+    """pybullet: the simulated robot moves (default); simple: first-order servos"""
+
+
+def run_mock_bus(args: MockBus) -> int:
+    import signal
+
+    from mock.plants import make_plant
+    from real.dynamixel.emulator import emulator_for_config, open_pty
+    from robot.config_file import load_hardware_config
+
+    config = load_hardware_config(args.config)
+    master, slave, name = open_pty(args.link)
+    emulator = emulator_for_config(config, make_plant(config, args.physics))
+    stopping = []
+    for sig in (signal.SIGTERM, signal.SIGINT):  # SIGINT too: a background job starts with it ignored
+        signal.signal(sig, lambda *_: stopping.append(True))
+    ids = ", ".join(f"{m.id} ({m.model}, {m.joint})" for m in config.motors)
+    print(f"emulating {config.name} on {args.link} -> {name}: motors {ids}; Ctrl-C to stop", flush=True)
+    try:
+        emulator.serve(master, lambda: bool(stopping))
+    except KeyboardInterrupt:
+        pass
+    finally:
+        os.close(master)
+        os.close(slave)
+        Path(args.link).unlink(missing_ok=True)
+    print(f"stopped after {emulator.packets_handled} packets")
+    return 0
+
+
+@dataclass(kw_only=True)
+class CamerasList:
+    """Print connected RealSense devices (name, serial, firmware, USB) and OpenCV indices."""
+
+
+def run_cameras_list(args: CamerasList) -> int:
+    from real.cameras.opencv_camera import list_opencv_indices
+    from real.cameras.realsense import list_devices
+
+    try:
+        devices = list_devices()
+    except CameraError as e:
+        print(f"RealSense: unavailable: {e}")
+        devices = None
+    if devices is not None:
+        print(f"RealSense devices: {len(devices) or 'none found'}")
+        for d in devices:
+            print(f"  {d['name']}  serial {d['serial']}  firmware {d['firmware']}  USB {d['usb'] or '?'}")
+    indices = list_opencv_indices()
+    print(f"OpenCV capture indices: {', '.join(map(str, indices)) if indices else 'none found'}")
+    return 0
+
+
+@dataclass(kw_only=True)
+class CheckConfig:
+    """Validate hardware config files and print what they describe."""
+
+    configs: Annotated[list[str], tyro.conf.Positional]
+    """YAML paths or names in hardware_configs/"""
+
+
+def run_check_config(args: CheckConfig) -> int:
+    from robot.config_file import load_hardware_config, urdf_problems
+    from robot.description import URDF_DIR
+
+    status = 0
+    for path in args.configs:
+        try:
+            cfg = load_hardware_config(path)
+        except ConfigError as e:
+            print(e, file=sys.stderr)
+            status = 1
+            continue
+        problems = urdf_problems(cfg, URDF_DIR / cfg.sim.urdf)
+        if problems:
+            print(f"{path}: disagrees with its URDF:\n  " + "\n  ".join(problems), file=sys.stderr)
+            status = 1
+            continue
+        cams = ", ".join(f"{c.name} ({c.model})" for c in cfg.cameras) or "none"
+        print(
+            f"{path}: ok: {cfg.name} ({cfg.kind}), joints {cfg.joint_names}, {cfg.control.rate_hz:g} Hz, cameras {cams}"
+        )
+    return status
