@@ -165,9 +165,8 @@ class Distillation:
     # -- DAgger --------------------------------------------------------------------------------------------------
     def collect(self, steps: int, beta: float, progress: bool) -> dict[str, float]:
         """Run episodes until ``steps`` more samples: the teacher drives with probability ``beta``; every
-        ``keep_every``-th state of an episode is kept (the frames of one episode show one scene: on 6000 frames
-        from 400 episodes the encoder memorized them, held-out object position no better than a guess; from 3600
-        episodes, every 5th frame, it fell to 1.4-1.6 cm)."""
+        ``keep_every``-th state of an episode is kept (the frames of one episode show one scene; see
+        docs/design-notes.md)."""
         env, n0, wins, episodes = self.env, len(self.data), 0, 0
         bar = tqdm(
             total=steps,
@@ -218,8 +217,7 @@ class Distillation:
         """One teacher-labelled frame from each of ``scenes`` new episodes, taken after 0 .. ``pretrain_steps``
         teacher steps (with the default 5, the arm on its way and the object still where it was placed; with the
         length of a teacher episode, any phase of the task): many scenes for few samples, so that the encoder learns
-        to find the object rather than remember scenes (on 10k such 64x64 grasp frames a CoordConv encoder
-        located the object to 1.7 cm on held-out scenes, with no sign of memorizing). Scenes come in fixed chunks
+        to find the object rather than remember scenes (docs/design-notes.md). Scenes come in fixed chunks
         of ``chunk`` scenes, each from its own seeds, spread over ``config.workers`` processes: the same
         frames whatever the number of workers."""
         cfg = self.config

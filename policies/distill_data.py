@@ -230,8 +230,8 @@ def earlier_samples(path: str, training: dict[str, Any], continues_dagger: bool)
     """The DAgger sample files the --init student at ``path`` was fitted on (its ``training`` record), which
     this run aggregates as DAgger does (``continues_dagger``: the run goes on with DAgger iterations).
     A bundle that records none (made before they were kept), or whose files are gone, is continued with a
-    warning: refitting without them loses the earlier iterations' grasp- and lift-phase data (a grasp
-    student continued that way fell from 77 to 68 % success)."""
+    warning: refitting without them loses the earlier iterations' grasp- and lift-phase data
+    (docs/design-notes.md)."""
     recorded = training.get("dagger_samples")
     if recorded is None:
         if continues_dagger:

@@ -23,7 +23,7 @@ import shlex
 import shutil
 import sys
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -35,6 +35,7 @@ from tqdm import tqdm
 from policies.adaptive import OSI_WEIGHTS, AdaptivePolicy, History, OSINet
 from policies.bundle import BUNDLE_FILE, BundlePolicy
 from policies.episodes import run_episode
+from policies.osi_config import OSIConfig
 from robot.spec import BundleError
 from sim.randomization.dynamics import DynamicsObservation, DynamicsSpec
 
@@ -98,21 +99,6 @@ def fit_osi(
 
 
 # -- training ---------------------------------------------------------------------------------------------------------
-
-
-@dataclass
-class OSIConfig:
-    policy: str  # a universal-policy bundle or run folder (s2r train --universal)
-    out: str
-    steps: int = 60_000  # environment steps per stage
-    history: int = 16
-    compare_histories: list[int] = field(default_factory=lambda: [1, 2, 4, 8, 16])
-    epochs: int = 30
-    hidden: list[int] = field(default_factory=lambda: [256, 256])
-    seed: int = 0
-    randomization: str = "default"
-    eval_episodes: int = 100
-    command: str = ""
 
 
 def collect(

@@ -16,11 +16,10 @@ core), TensorBoard logging, saving and loading. Built here on top:
 from __future__ import annotations
 
 import json
-import os
 import shlex
 import sys
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -47,6 +46,7 @@ from policies.sb3_actor import (
     model_actor,
 )
 from policies.train_callbacks import EPOptFilter, TrainingMonitor
+from policies.train_config import TrainConfig
 from robot.spec import ObsSpec
 from sim.envs.factory import task_env
 from sim.randomization.config import load_randomization
@@ -56,30 +56,6 @@ from sim.randomization.dynamics import DynamicsSpec
 EVAL_SEED = 1_000_000
 DEMO_SEED = 500_000
 ALGOS = ("ppo", "sac")
-
-
-@dataclass
-class TrainConfig:
-    """Everything that defines a training run (saved as ``OUT/run.yaml``)."""
-
-    task: str
-    algo: str = "ppo"
-    obs: str = "state"
-    steps: int = 200_000
-    seed: int = 0
-    out: str = "runs/policy"
-    randomization: str = "default"
-    n_envs: int = field(default_factory=lambda: max(1, os.cpu_count() or 1))
-    bc_demos: int = 300
-    bc_epochs: int = 50
-    hidden: list[int] = field(default_factory=lambda: [256, 256])
-    learning_rate: float = 1e-4
-    eval_every: int = 20_000
-    eval_episodes: int = 50
-    checkpoint_every: int = 50_000
-    epopt_epsilon: float = 1.0  # < 1: EPOpt, train on the worst fraction of episodes (PPO only)
-    universal: bool = False  # a universal policy: the observation also holds the dynamics parameters mu
-    command: str = ""
 
 
 def state_spec(env: gym.Env) -> ObsSpec:

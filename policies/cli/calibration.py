@@ -1,6 +1,6 @@
 """``s2r`` commands. Calibration: camera intrinsics, hand-eye, servo homing, system identification.
 
-Each command is a dataclass (its fields are the flags, their comments the help) and a ``run_*`` function."""
+Each command is a dataclass (its fields are the flags, their docstrings the help) and a ``run_*`` function."""
 
 from __future__ import annotations
 

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
+
+T = TypeVar("T")
 
 
 def print_summary(summary: Any) -> None:
@@ -21,3 +24,9 @@ def write_json(path: str | Path, data: dict) -> None:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(data, indent=2, default=float))
+
+
+def base_config(args: Any, config_type: type[T], **overrides: Any) -> T:
+    """The ``config_type`` a command's dataclass extends (with its CLI-only fields dropped), field by field."""
+    values = {f.name: getattr(args, f.name) for f in dataclasses.fields(config_type) if f.init}
+    return config_type(**{**values, **overrides})

@@ -1,6 +1,6 @@
 """``s2r`` commands. Robots: deployment, sim-versus-hardware parity, the mock servo bus, cameras, hardware configs.
 
-Each command is a dataclass (its fields are the flags, their comments the help) and a ``run_*`` function."""
+Each command is a dataclass (its fields are the flags, their docstrings the help) and a ``run_*`` function."""
 
 from __future__ import annotations
 

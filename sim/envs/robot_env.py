@@ -13,7 +13,7 @@ and area-averaged down, as the robot reduces a real 640x480 frame; ``crop`` show
 
 An env with camera observations runs OpenCV on one thread (``cv2.setNumThreads(1)``, process-wide): its image
 work is on 64x64 frames, too small to gain from OpenCV's thread pool, and training already runs one env process
-per core; on one core the pool made image noise 30-60 % slower (measured: blur 20 vs 12 us, noise 15 vs 9 us).
+per core (docs/design-notes.md).
 
 Parameters are a flat dict of named values (``"servo.latency"``, ``"object.mass"``, ``"light.direction"`` ...),
 declared with units by :meth:`targets`. Their nominal values come from the targets, ``params=`` overrides any
@@ -58,9 +58,8 @@ from sim.randomization.textures import TextureBank, make_texture
 
 OBS_MODES = ("state", "rgbd")
 
-#: Constraint solver iterations per physics tick (PyBullet's default is 50). Grasp expert success over 100 seeded
-#: episodes under the default randomization: 20 -> 83 %, 30 -> 88 %, 40 -> 91 %, 50 -> 94 % (light objects squeezed
-#: by the gripper are flung out with fewer iterations). Fewer iterations are faster: 20 ran 1.4x the steps/s of 50.
+#: Constraint solver iterations per physics tick (PyBullet's default; fewer fling light grasped objects out: the
+#: measurements are in docs/design-notes.md).
 SOLVER_ITERATIONS = 50
 
 
