@@ -27,23 +27,12 @@ from typing import Any
 
 import numpy as np
 
+from policies.parity_config import ParityConfig
 from policies.rollout import wilson_interval
 
 
 class ParityError(ValueError):
     """The two paths cannot be compared (a robot without a mock reality, a bundle for another task)."""
-
-
-@dataclass
-class ParityConfig:
-    policy: str  # bundle (or run folder)
-    robot: str  # a mock hardware config (path or name, e.g. mock/openmanipulator_x)
-    reality: str | None = None  # domain file of the reality, pinned in the simulation too (None: nominal)
-    episodes: int = 10
-    seed: int = 3_000_000  # episode k uses seed + k on both paths
-    max_steps: int | None = None  # per episode on both paths (default: the task env's episode length)
-    log: str | None = None  # keep the deploy's log here (.mcap); default: a temporary file
-    progress: bool = False
 
 
 @dataclass

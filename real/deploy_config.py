@@ -4,28 +4,45 @@
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import Annotated, Any
+
+import tyro
 
 
 @dataclass
 class DeployConfig:
-    robot: str  # hardware config (path or name, e.g. mock/openmanipulator_x)
-    policy: str  # policy bundle (or run folder)
+    """A deployment of a policy bundle on a robot (``s2r deploy``'s flags are these fields)."""
+
+    robot: str
+    """hardware config (path or name, e.g. mock/openmanipulator_x)"""
+    policy: str
+    """policy bundle or run folder, or a shipped bundle's name"""
     episodes: int = 1
-    max_steps: int | None = None  # per episode (default: the task's episode length)
-    log: str | None = None  # .mcap path
-    reality: str | None = None  # domain file of a mock robot's reality (default: the nominal domain)
-    seed: int = 3_000_000  # first episode seed of a mock reality (object pose, goal)
-    adapt: bool = False  # a bundle with an estimator acts on its estimate (else: refused)
-    log_cameras: bool = False  # also log color and depth when the robot has cameras the policy does not use
-    bus_faults: dict[str, float] | None = None  # mock robots: Faults fields for every servo, e.g. drop_probability
-    # a camera policy does not act on a frame older than this (it holds); default: the oldest frame it was trained
-    # on (the bundle's camera.frame_age range), at least one control period
-    max_frame_age_s: float | None = None
-    max_stall_s: float = 2.0  # and the run stops when no frame has come for this long
-    camera_stall: tuple[float, float] | None = None  # mock robots: silence the camera at T s for D s (a test)
-    status: bool = True  # the live status line on stderr
-    stop_keys_fd: int | None = None  # terminal watched for the stop keys (default: stdin when it is a terminal)
+    max_steps: int | None = None
+    """control cycles per episode (default: the task's episode length)"""
+    log: str | None = None
+    """write the hardware log (MCAP) here"""
+    reality: str | None = None
+    """mock robots: domain file of the simulated reality (default: the nominal domain)"""
+    seed: int = 3_000_000
+    """mock robots: seed of the first episode's scene (object pose, goal)"""
+    adapt: bool = False
+    """a bundle with an online estimator acts on its estimate (else it is refused)"""
+    log_cameras: bool = False
+    """also log color and depth when the robot has cameras the policy does not use"""
+    bus_faults: tyro.conf.Suppress[dict[str, float] | None] = None
+    """mock robots: emulator Faults fields for every servo, e.g. drop_probability (tests)"""
+    max_frame_age_s: Annotated[float | None, tyro.conf.arg(name="max-frame-age", metavar="S")] = None
+    """a camera policy holds instead of acting on an older frame (s; default: the oldest frame it was trained on,
+    at least one control period)"""
+    max_stall_s: Annotated[float, tyro.conf.arg(name="max-stall", metavar="S")] = 2.0
+    """the run stops when a camera policy has had no fresh frame for this long (s)"""
+    camera_stall: tyro.conf.Suppress[tuple[float, float] | None] = None
+    """mock robots: silence the camera at T s for D s (a test)"""
+    status: tyro.conf.Suppress[bool] = True
+    """the live status line on stderr"""
+    stop_keys_fd: tyro.conf.Suppress[int | None] = None
+    """terminal watched for the stop keys (default: stdin when it is a terminal)"""
 
 
 @dataclass

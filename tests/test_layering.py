@@ -156,3 +156,17 @@ def test_every_package_is_installed():
     listed = set(tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]["packages"])
     found = {_module_name(init) for package in PACKAGES for init in (ROOT / package).rglob("__init__.py")}
     assert found == listed
+
+
+def test_library_files_and_functions_stay_small():
+    """No library file over 500 lines, no function over 100: a module says one thing, a function does one."""
+    long_files, long_functions = [], []
+    for package in PACKAGES:
+        for path in sorted((ROOT / package).rglob("*.py")):
+            text = path.read_text()
+            if len(text.splitlines()) > 500:
+                long_files.append(str(path.relative_to(ROOT)))
+            for node in ast.walk(ast.parse(text)):
+                if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef) and node.end_lineno - node.lineno >= 100:
+                    long_functions.append(f"{path.relative_to(ROOT)}:{node.name}")
+    assert long_files == [] and long_functions == []

@@ -12,32 +12,17 @@ from typing import Annotated, Literal
 
 import tyro
 
-from policies.cli.common import write_json
+from policies.cli.common import base_config, write_json
+from policies.parity_config import ParityConfig
 from real.cameras.frame import CameraError
+from real.deploy_config import DeployConfig
 from robot.description import ConfigError
 
 
 @dataclass(kw_only=True)
-class Deploy:
+class Deploy(DeployConfig):
     """Run a policy bundle on a robot (or a mock robot) through the safety filter."""
 
-    robot: str
-    """hardware config (path or name, e.g. mock/openmanipulator_x)"""
-    policy: str
-    """policy bundle or run folder, or a shipped bundle's name"""
-    episodes: int = 1
-    max_steps: int | None = None
-    """control cycles per episode"""
-    log: str | None = None
-    """write the hardware log (MCAP) here"""
-    reality: str | None = None
-    """mock robots: domain file of the simulated reality"""
-    seed: int = 3000000
-    """mock robots: seed of the first episode's scene"""
-    adapt: bool = False
-    """a bundle with an online estimator acts on its estimate"""
-    max_frame_age: float | None = None
-    """s: a camera policy holds instead of acting on an older frame"""
     json: str | None = None
     """write the summary here"""
     quiet: bool = False
@@ -47,24 +32,13 @@ class Deploy:
 def run_deploy(args: Deploy) -> int:
     import torch
 
-    from policies.deploy import DeployConfig, deploy
+    from policies.deploy import deploy
 
     torch.set_num_threads(1)  # inference on one core: steadier act latency than threads competing with the loop
 
     try:
         summary = deploy(
-            DeployConfig(
-                robot=args.robot,
-                policy=args.policy,
-                episodes=args.episodes,
-                max_steps=args.max_steps,
-                log=args.log,
-                reality=args.reality,
-                seed=args.seed,
-                adapt=args.adapt,
-                max_frame_age_s=args.max_frame_age,
-                status=not args.quiet,
-            ),
+            base_config(args, DeployConfig, status=not args.quiet),
             restore_signals=False,  # this process only prints the summary and exits: later signals are ignored
         )
     except ValueError as e:  # the setup refused (bundle, robot, --adapt) before anything started: one line
@@ -98,22 +72,9 @@ def run_deploy(args: Deploy) -> int:
 
 
 @dataclass(kw_only=True)
-class Parity:
+class Parity(ParityConfig):
     """The same seeded episodes in simulation and on a mock robot: success, agreement, observations."""
 
-    policy: str
-    """policy bundle or run folder, or a shipped bundle's name"""
-    robot: str
-    """mock hardware config (e.g. mock/openmanipulator_x)"""
-    reality: str | None = None
-    """domain file of the reality, pinned in the simulation too"""
-    episodes: int = 10
-    seed: int = 3000000
-    """episode k uses seed SEED + k on both paths"""
-    max_steps: int | None = None
-    """control steps per episode on both paths"""
-    log: str | None = None
-    """keep the mock robot's hardware log (MCAP) here"""
     json: str | None = None
     """write the report here"""
     quiet: bool = False
@@ -123,23 +84,12 @@ class Parity:
 def run_parity(args: Parity) -> int:
     import torch
 
-    from policies.parity import ParityConfig, ParityError, parity
+    from policies.parity import ParityError, parity
     from policies.parity_report import format_report
 
     torch.set_num_threads(1)  # one observation at a time, and the mock robot's loop shares the cores
     try:
-        report = parity(
-            ParityConfig(
-                policy=args.policy,
-                robot=args.robot,
-                reality=args.reality,
-                episodes=args.episodes,
-                seed=args.seed,
-                max_steps=args.max_steps,
-                log=args.log,
-                progress=not args.quiet,
-            )
-        )
+        report = parity(base_config(args, ParityConfig, progress=not args.quiet))
     except ParityError as e:  # refused before anything ran: one line
         print(f"s2r: {e}", file=sys.stderr)
         return 2
