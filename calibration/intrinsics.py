@@ -18,7 +18,7 @@ import cv2
 import numpy as np
 import yaml
 
-from robot.intrinsics import Intrinsics, read_calibration
+from robot.intrinsics import Intrinsics
 
 SUBPIX_WINDOW = (11, 11)
 SUBPIX_CRITERIA = (cv2.TERM_CRITERIA_EPS + cv2.TERM_CRITERIA_COUNT, 30, 0.1)
@@ -121,7 +121,7 @@ class IntrinsicsCalibration:
     def load(cls, path: str | Path) -> IntrinsicsCalibration:
         data = yaml.safe_load(Path(path).read_text())
         report = {k: data[k] for k in ("rms_px", "per_view_rms_px", "rejected", "board", "flags") if k in data}
-        return cls(read_calibration(path), **report)
+        return cls(Intrinsics.from_dict(data), **report)
 
 
 def calibrate(

@@ -13,7 +13,7 @@ import pybullet as p
 
 from real.dynamixel.control_table import OperatingMode
 from real.dynamixel.emulator import EmulatedServo
-from robot.description import SERVO_MODELS, HardwareConfig, torque_per_amp
+from robot.description import HardwareConfig, torque_per_amp, torque_per_effort_unit
 from sim.pybullet_robot import PyBulletRobot
 
 #: Torque constants (N*m per A) for the present-current registers, from the e-manual performance graphs' stall
@@ -31,6 +31,9 @@ class PyBulletPlant:
         self._dir = np.array([m.direction for m in config.motors], dtype=float)
         self._off = np.array([m.offset for m in config.motors], dtype=float)
         self._scale = np.array([m.scale for m in config.motors], dtype=float)
+        # a joint's effort (N*m, or N for a joint in m) becomes the motor's Present Current, or Present Load
+        self._effort_unit = np.array([torque_per_effort_unit(m.model) for m in config.motors], dtype=float)
+        self._reports_current = [torque_per_amp(m.model) is not None for m in config.motors]
         self._carry = 0.0
         self._last_cmd: tuple | None = None
         self.owns_world = robot is None
@@ -91,10 +94,8 @@ class PyBulletPlant:
         for k, s in enumerate(ss):
             s.position = js.position[k] / (self._dir[k] * self._scale[k]) + self._off[k]
             s.velocity = js.velocity[k] / (self._dir[k] * self._scale[k])
-            # the joint's effort (N*m, or N for a joint in m) as the motor's torque, then as its effort register
-            torque = self._dir[k] * js.effort[k] * self._scale[k]
-            per_amp = torque_per_amp(s.model.name)
-            if per_amp is not None:
-                s.current = torque / per_amp
+            effort = self._dir[k] * js.effort[k] * self._scale[k] / self._effort_unit[k]
+            if self._reports_current[k]:
+                s.current = effort
             else:
-                s.load = torque / SERVO_MODELS[s.model.name]["stall_torque"]
+                s.load = effort

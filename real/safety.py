@@ -89,10 +89,10 @@ class SafetyFilter:
         self.kin: ArmKinematics | None = None
         self._pitch = np.zeros(len(self.joints), dtype=bool)  # joints that change height and radius
         if self.workspace is not None:
-            problem = rest_pose_workspace_problem(config)
+            self.kin = ArmKinematics(config)
+            problem = rest_pose_workspace_problem(config, self.kin)
             if problem:
                 raise ValueError(problem)
-            self.kin = ArmKinematics(config)
             self._pitch[1:4] = True  # ArmKinematics: yaw, then three pitch joints, in config order
         self.last: np.ndarray | None = None
         self._violation = 0.0  # workspace violation of self.last (m)

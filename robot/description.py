@@ -69,6 +69,13 @@ def torque_per_amp(model: str) -> float | None:
     return facts["stall_torque"] / facts["stall_current"] if "stall_current" in facts else None
 
 
+def torque_per_effort_unit(model: str) -> float:
+    """N*m per unit of the effort register a servo model reports: per A of Present Current (current sensing), or
+    per full Present Load (the stall torque) for a model without."""
+    per_amp = torque_per_amp(model)
+    return per_amp if per_amp is not None else SERVO_MODELS[model]["stall_torque"]
+
+
 #: Models with current sensing and current-based position control (e-manual operating modes).
 CURRENT_SENSING_MODELS = frozenset({"XM430-W350", "XL330-M288"})
 

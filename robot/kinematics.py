@@ -181,14 +181,14 @@ def describe_workspace_violation(kin: ArmKinematics, workspace: WorkspaceLimits,
     return "; ".join(parts) or "inside"
 
 
-def rest_pose_workspace_problem(config: HardwareConfig) -> str:
+def rest_pose_workspace_problem(config: HardwareConfig, kin: ArmKinematics | None = None) -> str:
     """Why the arm's rest pose is outside ``safety.workspace`` (the robot parks there through the safety filter
-    that enforces it), or "" when it is inside or there is no workspace. KeyError names a joint or link the URDF
-    lacks."""
+    that enforces it), or "" when it is inside or there is no workspace. ``kin``: the arm's kinematics when the
+    caller has them (else read from the URDF). KeyError names a joint or link the URDF lacks."""
     workspace = config.safety.workspace
     if workspace is None:
         return ""
-    kin = ArmKinematics(config)
+    kin = kin or ArmKinematics(config)
     rest = np.array([config.arm.rest[j] for j in config.joint_names])
     if workspace_violation(kin, workspace, rest) > 0:
         where = describe_workspace_violation(kin, workspace, rest)

@@ -17,7 +17,7 @@ import numpy as np
 
 from real.dynamixel.bus import DynamixelBus, DynamixelError, HardwareAlert, PortError
 from real.dynamixel.control_table import MODELS, OperatingMode, Register, ServoModel
-from robot.description import SERVO_MODELS, ControlMode, HardwareConfig, Motor, torque_per_amp
+from robot.description import ControlMode, HardwareConfig, Motor, torque_per_effort_unit
 from robot.joint_state import JointState
 
 OPERATING_MODE = {
@@ -96,12 +96,6 @@ class _StateLayout:
         )
 
 
-def _torque_per_raw(model: str) -> float:
-    """N*m per unit of the effort register the model has: per A of Present Current, or per full Present Load."""
-    per_amp = torque_per_amp(model)
-    return per_amp if per_amp is not None else SERVO_MODELS[model]["stall_torque"]
-
-
 def _decode(field: tuple[Register, slice], data: bytes) -> int:
     reg, where = field
     return reg.decode(data[where])
@@ -163,7 +157,7 @@ class MotorBus:
         self._off = np.array([m.offset for m in self.motors], dtype=float)
         self._scale = np.array([m.scale for m in self.motors], dtype=float)
         # N*m per raw effort unit: per amp of present current, or the stall torque per unit of present load
-        self._torque_per_raw = np.array([_torque_per_raw(m.model) for m in self.motors], dtype=float)
+        self._torque_per_raw = np.array([torque_per_effort_unit(m.model) for m in self.motors], dtype=float)
         self.effort_raw = np.zeros(len(self.motors))  # the last read's effort registers: A, or load fraction
         self._state_reg = Register("present_state", STATE_START, STATE_LEN, "R")
         self._layout = [_StateLayout.of(self.models[m.id], m.mode) for m in self.motors]

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import functools
 import importlib
 import pkgutil
 from pathlib import Path
@@ -12,8 +13,9 @@ from robot.tasks.base import Task
 _NOT_TASKS = {"base"}
 
 
+@functools.cache
 def task_names() -> list[str]:
-    """The tasks this folder defines (module names), sorted."""
+    """The tasks this folder defines (module names), sorted (listed once per process)."""
     return sorted(m.name for m in pkgutil.iter_modules([str(Path(__file__).parent)]) if m.name not in _NOT_TASKS)
 
 
