@@ -9,6 +9,7 @@ and where and why it stopped is reported as a :class:`LogDamage` (``"cut at byte
 from __future__ import annotations
 
 import functools
+import io
 import json
 import os
 import warnings
@@ -20,8 +21,11 @@ from typing import IO, Any
 
 import cv2
 import numpy as np
+import zstandard
 from google.protobuf import descriptor_pb2, descriptor_pool, json_format, message_factory
-from mcap.records import Channel, DataEnd, Footer, Header, Message, Metadata, Schema
+from mcap.data_stream import ReadDataStream
+from mcap.opcode import Opcode
+from mcap.records import Channel, Chunk, DataEnd, Footer, Header, Message, Metadata, Schema
 from mcap.stream_reader import StreamReader
 
 from real.hardware_log import (
@@ -29,6 +33,7 @@ from real.hardware_log import (
     COLOR_ENCODINGS,
     COLOR_SCHEMA,
     DEPTH_ENCODINGS,
+    PROFILE,
     RAW_IMAGE_SCHEMA,
     LogError,
 )
@@ -159,6 +164,34 @@ class _Bounded:
         return data
 
 
+def _chunk_records(chunk: Chunk) -> Iterator[Channel | Schema | Message]:
+    """The records of ``chunk``, its CRC checked first: decompressed with a decompressor of its own (no state
+    shared with an earlier damaged chunk) to exactly its declared size; unknown record kinds are skipped."""
+    if chunk.compression == "zstd":
+        data = zstandard.ZstdDecompressor().decompress(chunk.data, max_output_size=chunk.uncompressed_size)
+    elif chunk.compression == "":
+        data = bytes(chunk.data)
+    else:
+        raise _Stop(f"a chunk compressed with {chunk.compression!r}, which this reader does not decompress")
+    if len(data) != chunk.uncompressed_size:
+        raise _Stop(f"a chunk decompresses to {len(data)} bytes, not the {chunk.uncompressed_size} it declares")
+    if chunk.uncompressed_crc and zlib.crc32(data) != chunk.uncompressed_crc:
+        raise _Stop("chunk CRC mismatch")
+    stream = ReadDataStream(io.BytesIO(data))
+    while stream.count < len(data):
+        opcode, length = stream.read1(), stream.read8()
+        if length > len(data) - stream.count:
+            raise _Stop("a record in a chunk runs past the chunk's end")
+        if opcode == Opcode.CHANNEL:
+            yield Channel.read(stream)
+        elif opcode == Opcode.SCHEMA:
+            yield Schema.read(stream)
+        elif opcode == Opcode.MESSAGE:
+            yield Message.read(stream, length)
+        else:
+            stream.read(length)
+
+
 class LogReader:
     """One pass over a log's messages in file order (``topics``: only these; ``raw``: ``data`` left as the stored
     bytes). After the pass, ``damage`` says where and why it stopped early (None: the log was complete),
@@ -185,6 +218,7 @@ class LogReader:
         self._at = 0  # offset of the record being read
         self._complete = False  # the file ends with the closing magic
         self._data_ended = False  # the data end record was read: every message was
+        self._ours = False  # the log was written by :mod:`real.hardware_log` (its profile): every message chunked
 
     def __iter__(self) -> Iterator[LogMessage]:
         self.messages, self.metadata, self.damage, self._channels, self._schemas = 0, {}, None, {}, {}
@@ -209,7 +243,7 @@ class LogReader:
             self._complete = f.read(len(_MAGIC)) == _MAGIC  # ends as a finished log: a short read is damage
             f.seek(0)
             bounded = _Bounded(f, self.size)
-            records = StreamReader(bounded, validate_crcs=True).records  # type: ignore[arg-type]
+            records = StreamReader(bounded, validate_crcs=True, emit_chunks=True).records  # type: ignore[arg-type]
             try:
                 header = next(records)
             except Exception as e:  # noqa: BLE001 - whatever the library raises on a damaged header
@@ -220,6 +254,7 @@ class LogReader:
                 raise LogError(f"{self.path}: its MCAP header is damaged ({type(e).__name__}: {e})") from None
             if not isinstance(header, Header):
                 raise LogError(f"{self.path}: not an MCAP log (its first record is not a header)")
+            self._ours = header.profile == PROFILE
             try:
                 yield from self._records(records, bounded)
             except Exception as e:  # noqa: BLE001 - any failure on a damaged file is a reported stop
@@ -259,14 +294,19 @@ class LogReader:
                     bounded.f.seek(bounded.pos)
                     if crc != record.summary_crc:
                         raise _Stop("summary CRC mismatch (past every message)")
-            elif isinstance(record, Message):
-                message = self._message(record)
+            elif isinstance(record, Chunk):
+                for inner in list(_chunk_records(record)):  # the whole chunk parsed before any message is yielded
+                    message = self._declare_or_read(inner)
+                    if message is not None:
+                        yield message
+            elif isinstance(record, Message) and self._ours:
+                raise _Stop(
+                    "a message outside any chunk, which this project's writer never writes (a damaged type byte)"
+                )
+            elif isinstance(record, Channel | Schema | Message):
+                message = self._declare_or_read(record)
                 if message is not None:
                     yield message
-            elif isinstance(record, Channel):
-                self._channels[record.id] = (record.topic, record.message_encoding, record.schema_id)
-            elif isinstance(record, Schema):
-                self._schemas[record.id] = (record.name, record.encoding, bytes(record.data))
             elif isinstance(record, Metadata):
                 if record.name == "deployment" and not self.metadata:
                     self.metadata = dict(record.metadata)
@@ -278,6 +318,17 @@ class LogReader:
                 raise _Stop("a footer before the data section's end")
         if bounded.pos != self.size:
             raise _Stop("bytes after the closing magic (past every message)")
+
+    def _declare_or_read(self, record: Channel | Schema | Message) -> LogMessage | None:
+        """Keep a channel or schema declaration; a message becomes a :class:`LogMessage` (None: a topic not asked
+        for)."""
+        if isinstance(record, Channel):
+            self._channels[record.id] = (record.topic, record.message_encoding, record.schema_id)
+        elif isinstance(record, Schema):
+            self._schemas[record.id] = (record.name, record.encoding, bytes(record.data))
+        else:
+            return self._message(record)
+        return None
 
     def _message(self, record: Message) -> LogMessage | None:
         if record.channel_id not in self._channels:

@@ -143,6 +143,31 @@ def test_flipped_bytes_read_identically_or_report_damage(test_log, tmp_path):
     assert damaged > 0.9 * len(positions)  # chunks, data section and summary carry CRCs
 
 
+def test_damaged_record_types_are_reported_alike_by_every_reader(test_log, tmp_path):
+    """Every bit of every record's type byte flipped: a chunk read as another record (a message outside any chunk,
+    which the writer never writes) is reported, never yielded; the decoding reader and ``log_info`` (which does not
+    decode) report the same damage."""
+    data, full = test_log
+    starts, pos = [], _header_end(data)
+    while data[pos] != 0x0F:  # up to the data end record
+        starts.append(pos)
+        pos += 9 + struct.unpack_from("<Q", data, pos + 1)[0]
+    assert len(starts) > 10
+    path = tmp_path / "typed.mcap"
+    for start in starts[:12]:  # the two metadata records and ten chunks
+        for bit in range(8):
+            flipped = bytearray(data)
+            flipped[start] ^= 1 << bit
+            path.write_bytes(bytes(flipped))
+            messages, reader = _read(path)
+            info = log_info(path)
+            assert reader.damage is not None and info["damaged"] == str(reader.damage), (start, bit)
+            assert info["messages"] == reader.messages, (start, bit)
+            if data[start] == 0x06:  # a chunk (a damaged metadata record may lose the clock: other stamps)
+                it = iter(full)
+                assert all(m in it for m in messages), (start, bit)
+
+
 def test_every_reader_reports_instead_of_raising(test_log, tmp_path):
     data, full = test_log
     path = tmp_path / "cut.mcap"
