@@ -16,14 +16,35 @@ from real.cameras.realsense import RealSenseCamera, SoftwareSource
 from real.dynamixel.emulator import EmulatorThread, emulator_for_config
 from robot.description import HardwareConfig
 
+#: Physics engines a mock robot's reality can run on: the simulator's own (PyBullet) or a second engine (MuJoCo).
+ENGINES = ("pybullet", "mujoco")
+
+
+def check_domain(task: str, domain: Any, engine: str) -> list[str]:
+    """Refuse (:class:`mock.reality.RealityError`) reality terms ``engine`` cannot apply; returns the host terms
+    accepted without being applied."""
+    if engine not in ENGINES:
+        raise ValueError(f"engine must be one of {', '.join(ENGINES)}, got {engine!r}")
+    if engine == "mujoco":
+        from mock.mujoco_reality import check_mujoco_domain
+
+        return check_mujoco_domain(task, domain)
+    return check_reality_domain(task, domain)
+
 
 class MockHardware:
     """A mock robot's reality, its servo emulator serving on the config's port and its simulated cameras."""
 
-    def __init__(self, config: HardwareConfig, reality_domain: str | None, seed: int) -> None:
+    def __init__(self, config: HardwareConfig, reality_domain: str | None, seed: int, engine: str = "pybullet") -> None:
         self.config = config
-        check_reality_domain(config.mock.task, reality_domain)  # refuses what the mock path cannot apply
-        self.reality = Reality(config.mock.task, reality_domain, seed=seed)
+        self.engine = engine
+        check_domain(config.mock.task, reality_domain, engine)  # refuses what the mock path cannot apply
+        if engine == "mujoco":
+            from mock.mujoco_reality import MujocoReality
+
+            self.reality: Any = MujocoReality(config.mock.task, reality_domain, seed=seed)
+        else:
+            self.reality = Reality(config.mock.task, reality_domain, seed=seed)
         self.render_process = None
         self.devices: dict[str, Any] = {}
         self.emulator = emulator_for_config(config, self.reality)
@@ -32,9 +53,12 @@ class MockHardware:
     def camera(self, name: str) -> Any:
         """The RealSenseCamera of camera ``name``, fed by a software device rendering the reality."""
         cam_cfg = self.config.camera(name)
-        if self.render_process is None:
-            self.render_process = RenderProcess(self.reality)
-        renderer = self.render_process.renderer(cam_cfg.depth_range)
+        if self.engine == "mujoco":
+            renderer = self.reality.renderer(name, cam_cfg.depth_range)  # renders outside the reality's lock
+        else:
+            if self.render_process is None:
+                self.render_process = RenderProcess(self.reality)
+            renderer = self.render_process.renderer(cam_cfg.depth_range)
         # depth rendered from the color camera: one 640x480 render per frame instead of two (one per imager)
         device = SimulatedRealSense(cam_cfg, renderer, depth_view="color")
         self.devices[name] = device

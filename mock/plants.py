@@ -15,10 +15,19 @@ def _pybullet(config: HardwareConfig) -> Plant:
     return PyBulletPlant(config)
 
 
+def _mujoco(config: HardwareConfig) -> Plant:
+    if config.mock is None:
+        raise ValueError(f"{config.name}: the mujoco plant serves a mock robot's task world (a config with `mock:`)")
+    from mock.mujoco_reality import MujocoReality  # imports MuJoCo: only when asked for
+
+    return MujocoReality(config.mock.task, seed=0)
+
+
 #: Plant name -> factory taking the hardware config.
 PLANTS: dict[str, Callable[[HardwareConfig], Plant]] = {
     "simple": lambda config: FirstOrderPlant(),  # each joint a first-order lag: no physics engine
     "pybullet": _pybullet,  # the simulated robot of the config, in PyBullet
+    "mujoco": _mujoco,  # the mock robot's task world in MuJoCo: servos as firmware and DC motors
 }
 
 

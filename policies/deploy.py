@@ -55,16 +55,16 @@ def deploy(cfg: DeployConfig, hardware: Any | None = None, restore_signals: bool
             )
     start_mock = None
     if config.mock is not None or hardware is not None:
-        from mock.hardware import MockHardware
-        from mock.reality import check_reality_domain
+        from mock.hardware import MockHardware, check_domain
 
+        summary.engine = cfg.engine if hardware is None else getattr(hardware, "engine", "pybullet")
         if hardware is None:
             # a reality term the mock path cannot apply is refused here, before anything starts (RealityError)
-            for name in check_reality_domain(config.mock.task, cfg.reality):
+            for name in check_domain(config.mock.task, cfg.reality, cfg.engine):
                 summary.notes.append(f"reality term {name}: the control loop's own timing stands in for it")
 
         def start_mock() -> MockWorld:
-            world = hardware if hardware is not None else MockHardware(config, cfg.reality, cfg.seed)
+            world = hardware if hardware is not None else MockHardware(config, cfg.reality, cfg.seed, cfg.engine)
             world.set_bus_faults(cfg.bus_faults or {}, cfg.seed)
             return world
 

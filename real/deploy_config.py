@@ -4,7 +4,7 @@
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 import tyro
 
@@ -24,6 +24,8 @@ class DeployConfig:
     """write the hardware log (MCAP) here"""
     reality: str | None = None
     """mock robots: domain file of the simulated reality (default: the nominal domain)"""
+    engine: Literal["pybullet", "mujoco"] = "pybullet"
+    """mock robots: the reality's physics engine and renderer (mujoco: a second engine, not the simulator)"""
     seed: int = 3_000_000
     """mock robots: seed of the first episode's scene (object pose, goal)"""
     adapt: bool = False
@@ -74,6 +76,7 @@ class DeploySummary:
     parked: bool | None = None  # whether the last park reached the rest pose (None: never activated)
     notes: list[str] = field(default_factory=list)  # what the run could not do as asked, e.g. a host reality term
     log: str | None = None
+    engine: str | None = None  # a mock robot's reality engine (pybullet, mujoco); None on real hardware
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

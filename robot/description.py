@@ -27,7 +27,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 URDF_DIR = Path(__file__).resolve().parent / "assets"
 
 #: Servo models the driver knows, with facts from the ROBOTIS e-manual datasheets:
-#: stall torque (N*m) and no-load speed (rad/s) at the nominal supply voltage.
+#: stall torque (N*m) and no-load speed (rad/s) at the nominal supply voltage ``rated_v`` (V).
 #: XM430-W350: 4.1 N*m, 46 rpm @ 12 V; XL430-W250: 1.5 N*m, 57 rpm @ 12 V; XL330-M288: 0.52 N*m, 103 rpm @ 5 V.
 #: stall_current (A, at the same voltage; models with current sensing): XM430-W350 2.3 A @ 12 V, XL330-M288 1.47 A
 #: @ 5 V. Torque is close to proportional to current (the e-manual's performance graphs; ROBOTIS's own estimate
@@ -40,6 +40,7 @@ SERVO_MODELS: dict[str, dict[str, float]] = {
         "stall_torque": 4.1,
         "stall_current": 2.3,
         "no_load_speed": 46 * 2 * math.pi / 60,
+        "rated_v": 12.0,
         "position_p_gain": 800,
         "min_input_v": 10.0,
         "max_input_v": 14.8,
@@ -47,6 +48,7 @@ SERVO_MODELS: dict[str, dict[str, float]] = {
     "XL430-W250": {
         "stall_torque": 1.5,
         "no_load_speed": 57 * 2 * math.pi / 60,
+        "rated_v": 12.0,
         "position_p_gain": 640,
         "min_input_v": 6.5,
         "max_input_v": 12.0,
@@ -55,6 +57,7 @@ SERVO_MODELS: dict[str, dict[str, float]] = {
         "stall_torque": 0.52,
         "stall_current": 1.47,
         "no_load_speed": 103 * 2 * math.pi / 60,
+        "rated_v": 5.0,
         "position_p_gain": 400,
         "min_input_v": 3.7,
         "max_input_v": 6.0,

@@ -109,6 +109,8 @@ class MockBus:
     """path of the symlink to the pseudo-terminal, e.g. /tmp/ttyDXL"""
     physics: Literal["pybullet", "simple"] = "pybullet"
     """pybullet: the simulated robot moves (default); simple: first-order servos"""
+    engine: Literal["pybullet", "mujoco"] | None = None
+    """the physics engine of the served robot (mujoco: the mock robot's task world in MuJoCo; overrides --physics)"""
 
 
 def run_mock_bus(args: MockBus) -> int:
@@ -120,7 +122,7 @@ def run_mock_bus(args: MockBus) -> int:
 
     config = load_hardware_config(args.config)
     master, slave, name = open_pty(args.link)
-    emulator = emulator_for_config(config, make_plant(config, args.physics))
+    emulator = emulator_for_config(config, make_plant(config, args.engine or args.physics))
     stopping = []
     for sig in (signal.SIGTERM, signal.SIGINT):  # SIGINT too: a background job starts with it ignored
         signal.signal(sig, lambda *_: stopping.append(True))

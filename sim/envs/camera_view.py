@@ -22,6 +22,15 @@ from sim.randomization.image_noise import ImageNoise, ImageNoiseParams
 VIDEO_SIZE = (320, 240)
 
 
+def camera_mount(camera: Any, params: dict[str, Any]) -> tuple[np.ndarray, np.ndarray]:
+    """Position (m) and rotation (camera_link: x forward) of camera config ``camera`` in its parent frame, with the
+    params' mount offsets (``camera.position_offset`` in the mount frame, ``camera.rotation_offset`` rpy)."""
+    mount = camera.mount
+    base_R = rotation_from_rpy(mount.rpy)
+    R = base_R @ rotation_from_rpy(params["camera.rotation_offset"])
+    return np.array(mount.xyz) + base_R @ np.asarray(params["camera.position_offset"], dtype=float), R
+
+
 class CameraView:
     """The env's camera (see the module docstring for what it expects of the env)."""
 
@@ -36,11 +45,7 @@ class CameraView:
         self.intrinsics_obs = seen.scaled(*self.image_size)
         self.intrinsics_render = seen.scaled(*(self.supersample * n for n in self.image_size))
         self.intrinsics_video = k.scaled(*VIDEO_SIZE)
-        mount = self.camera_config.mount
-        offset_R = rotation_from_rpy(prm["camera.rotation_offset"])
-        base_R = rotation_from_rpy(mount.rpy)
-        self._mount_R = base_R @ offset_R
-        self._mount_t = np.array(mount.xyz) + base_R @ np.asarray(prm["camera.position_offset"], dtype=float)
+        self._mount_t, self._mount_R = camera_mount(self.camera_config, prm)
 
     def camera_pose(self) -> tuple[np.ndarray, np.ndarray]:
         """World position and rotation (camera_link: x forward) of the camera now."""

@@ -39,6 +39,8 @@ MESH_OBJECTS = ("010", "012", "013", "017", "029")
 OBJECT_KINDS = ("box", "cylinder", "mesh")
 OBJECT_KIND_PROBS = (0.4, 0.4, 0.2)
 TABLE_COLOR = [0.62, 0.5, 0.36, 1.0]
+TABLE_HALF_EXTENTS = (0.4, 0.4, 0.025)  # m: the table top is z = 0 of the arm base frame
+TABLE_CENTER = (0.15, 0.0, -0.025)  # m, arm base frame
 OBJECT_COLOR = [0.85, 0.15, 0.1, 1.0]
 
 
@@ -110,11 +112,11 @@ class GraspEnv(RobotEnv):
     def _build_scene(self) -> None:
         c, rng, prm = self.client, self.task_rng, self.params
         self._new_world()
-        table = p.createCollisionShape(p.GEOM_BOX, halfExtents=[0.4, 0.4, 0.025], physicsClientId=c)
+        table = p.createCollisionShape(p.GEOM_BOX, halfExtents=TABLE_HALF_EXTENTS, physicsClientId=c)
         table_vis = p.createVisualShape(
-            p.GEOM_BOX, halfExtents=[0.4, 0.4, 0.025], rgbaColor=TABLE_COLOR, physicsClientId=c
+            p.GEOM_BOX, halfExtents=TABLE_HALF_EXTENTS, rgbaColor=TABLE_COLOR, physicsClientId=c
         )
-        self.table_id = p.createMultiBody(0, table, table_vis, [0.15, 0, -0.025], physicsClientId=c)
+        self.table_id = p.createMultiBody(0, table, table_vis, TABLE_CENTER, physicsClientId=c)
         p.changeDynamics(
             self.table_id,
             -1,
@@ -162,7 +164,7 @@ class GraspEnv(RobotEnv):
         orn = p.getQuaternionFromEuler([0, 0, yaw])
         color = OBJECT_COLOR
         com = [float(x) for x in prm["object.com_offset"]]
-        info: dict[str, Any] = {"kind": kind}
+        info: dict[str, Any] = {"kind": kind, "xy": xy, "yaw": yaw}
         if kind == "box":
             size = rng.uniform(0.02, 0.04, size=3)
             he = (size / 2).tolist()

@@ -1,0 +1,78 @@
+"""Camera frames of a MuJoCo reality, rendered by MuJoCo's OpenGL renderer offscreen (``MUJOCO_GL=egl``, Mesa's
+software rasterizer without a GPU): a :data:`mock.simulated_realsense.Renderer` for the simulated RealSense.
+
+Each frame copies the reality's state under its lock (microseconds) and renders outside it, so the servo emulator
+is never held up by a frame. The camera's projection is the stream's pinhole intrinsics (MuJoCo's camera
+``intrinsic`` and ``sensorsize`` in pixel units), depth is MuJoCo's metric depth along the optical axis, and depth
+outside the sensor's range reads 0, like a RealSense's invalid pixels.
+"""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+import numpy as np
+
+from mock.mujoco_scene import mujoco
+from robot.intrinsics import Intrinsics
+from sim.camera_model import RenderedFrame
+
+
+class MujocoCameraRenderer:
+    """Renders camera ``name`` of ``reality`` (a :class:`mock.mujoco_reality.MujocoReality`) at each call."""
+
+    def __init__(self, reality: Any, name: str, depth_range: tuple[float, float]) -> None:
+        self.reality, self.name, self.depth_range = reality, name, depth_range
+        self._model: Any = None  # the reality's model the render copy was made from (a new one each episode)
+        self._renderer: Any = None
+
+    def _prepare(self, intrinsics: Intrinsics, offset: np.ndarray) -> None:
+        """A render model of the reality's current model with this stream's intrinsics and imager offset."""
+        source = self.reality.model
+        if self._renderer is not None:
+            self._renderer.close()
+        model = self._copy = copy.copy(source)  # the physics model's own camera stays as built
+        cam = model.camera(self.name).id
+        pos, rotation = self.reality.camera_mounts[self.name]
+        model.cam_pos[cam] = pos + rotation @ np.asarray(offset, dtype=float)
+        # pinhole in pixel units: MuJoCo takes focal lengths and the principal point's offset from the centre
+        model.cam_sensorsize[cam] = [intrinsics.width, intrinsics.height]
+        model.cam_intrinsic[cam] = [
+            intrinsics.fx,
+            intrinsics.fy,
+            intrinsics.cx - intrinsics.width / 2,
+            intrinsics.height / 2 - intrinsics.cy,
+        ]
+        model.cam_resolution[cam] = [intrinsics.width, intrinsics.height]
+        model.vis.global_.offwidth = max(model.vis.global_.offwidth, intrinsics.width)
+        model.vis.global_.offheight = max(model.vis.global_.offheight, intrinsics.height)
+        model.vis.map.znear = 0.01 / max(model.stat.extent, 1e-6)  # 1 cm near plane, in units of the extent
+        self._data = mujoco.MjData(model)
+        self._renderer = mujoco.Renderer(model, intrinsics.height, intrinsics.width)
+        self._model, self._key = source, (intrinsics, tuple(np.asarray(offset, dtype=float)))
+
+    def __call__(self, intrinsics: Intrinsics, offset: np.ndarray) -> RenderedFrame:
+        with self.reality.lock:
+            key = (intrinsics, tuple(np.asarray(offset, dtype=float)))
+            if self._model is not self.reality.model or self._key != key:
+                self._prepare(intrinsics, offset)
+            self._data.qpos[:] = self.reality.data.qpos
+            self._data.time = self.reality.data.time
+        mujoco.mj_kinematics(self._copy, self._data)
+        mujoco.mj_camlight(self._copy, self._data)
+        r = self._renderer
+        r.disable_depth_rendering()
+        r.update_scene(self._data, camera=self.name)
+        color = r.render().copy()
+        r.enable_depth_rendering()
+        r.update_scene(self._data, camera=self.name)
+        depth = r.render().astype(np.float32)
+        lo, hi = self.depth_range
+        depth[(depth < lo) | (depth > hi)] = 0.0
+        return RenderedFrame(color=color, depth=depth)
+
+    def close(self) -> None:
+        if self._renderer is not None:
+            self._renderer.close()
+            self._renderer = None

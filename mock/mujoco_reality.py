@@ -1,0 +1,391 @@
+"""A reality on a second physics engine: the task's scene in MuJoCo, met by the real driver code through the servo
+emulator (:class:`~mock.mujoco_plant.MujocoPlant`: servos as firmware and DC motors) and by the real librealsense
+code through the software device (frames rendered by MuJoCo's OpenGL renderer).
+
+The episode's scene is the one the task samples (object kind, size and pose; room layout, start and goal): the task
+env is used as the scene sampler and for its resolved domain params, nothing else; contacts, friction, integration,
+servos and rendering are MuJoCo's. Success, failure and the privileged state are judged from the MuJoCo state by the
+task's own rules and thresholds (:mod:`sim.envs.grasp_env`, :mod:`sim.envs.navigate_env`).
+
+Domain terms MuJoCo has no counterpart for here are refused by :func:`check_mujoco_domain`, never dropped.
+"""
+
+from __future__ import annotations
+
+import math
+import tempfile
+import threading
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pybullet_data
+
+from mock.mujoco_scene import Box, add_camera, add_geom, add_light, add_mesh, mujoco, obj_extent, robot_spec
+from mock.reality import RealityError, check_reality_domain
+from real.dynamixel.emulator import EmulatedServo
+from robot.joint_state import JointState
+from sim.randomization.config import load_domain, load_randomization
+
+#: Target prefixes the MuJoCo reality does not apply (beyond the mock path's own, :data:`mock.reality.
+#: UNAPPLIED_TARGETS`): texture patterns and their second colour (only the base colour and its shift are applied),
+#: the light's distance (a directional light has none), and spinning / rolling friction of the wheels.
+MUJOCO_UNAPPLIED = ("texture.*.pattern", "texture.*.color2", "texture.*.frequency", "wheel.spinning_friction")
+
+
+def _unapplied(target: str) -> bool:
+    for pattern in MUJOCO_UNAPPLIED:
+        head, _, tail = pattern.partition("*")
+        if target.startswith(head) and target.endswith(tail) if tail else target == pattern:
+            return True
+    return False
+
+
+def check_mujoco_domain(task: str, domain: str | Path | dict[str, Any] | None) -> list[str]:
+    """As :func:`mock.reality.check_reality_domain`, and refuse (naming them) terms the MuJoCo reality cannot apply
+    either; returns the accepted host terms."""
+    host = check_reality_domain(task, domain)
+    pins = load_domain(domain) if domain is not None else {}
+    targets = {t.name: t.target for t in load_randomization("default", task).terms}
+    refused = [f"{n} ({targets[n]})" for n in pins if _unapplied(targets.get(n, "")) and pins[n] != "flat"]
+    if refused:
+        raise RealityError(
+            f"reality {domain}: the MuJoCo reality cannot apply {', '.join(refused)}; remove these terms or use "
+            "--engine pybullet"
+        )
+    return host
+
+
+class MujocoReality:
+    """The world of ``task`` in MuJoCo with ``domain`` pinned (``randomization``: what is not pinned, default
+    "none"); the same interface as :class:`mock.reality.Reality`."""
+
+    engine = "mujoco"
+
+    def __init__(
+        self,
+        task: str,
+        domain: str | Path | dict[str, Any] | None = None,
+        randomization: str = "none",
+        seed: int = 0,
+    ) -> None:
+        import gymnasium as gym
+
+        from sim import TASK_IDS
+
+        if task not in TASK_IDS:
+            raise ValueError(f"unknown task {task!r}; expected one of {sorted(TASK_IDS)}")
+        self.task = task
+        self.domain = load_domain(domain) if domain is not None else {}
+        self.env = gym.make(TASK_IDS[task], obs_mode="state", randomization=randomization)
+        self.core = self.env.unwrapped  # the task's scene sampler and rules
+        self.config = self.core.config
+        self.lock = threading.RLock()
+        self._workdir = tempfile.TemporaryDirectory(prefix="s2r-mujoco-")
+        self.info: dict[str, Any] = {}
+        self.new_episode(seed)
+
+    # -- building ----------------------------------------------------------------------------------------------
+    def new_episode(self, seed: int) -> dict[str, Any]:
+        """Build the episode's scene for ``seed`` (the domain stays); the robot at its rest pose (an arm) or at the
+        sampled start pose (a base), torque off. Returns the task env's reset info."""
+        from mock.mujoco_plant import MujocoPlant
+
+        with self.lock:
+            _, self.info = self.env.reset(seed=seed, options={"domain": self.domain} if self.domain else None)
+            self.episode_seed = seed
+            self.params = dict(self.core.params)
+            spec = robot_spec(self.config, self.params, self._urdf())
+            self._scene_geoms: list[str] = []
+            if self.task == "grasp":
+                self._add_grasp_scene(spec)
+            else:
+                self._add_room(spec)
+            add_light(spec, self.params)
+            self._add_cameras(spec)
+            self.model = spec.compile()
+            self.data = mujoco.MjData(self.model)
+            self._place_robot()
+            mujoco.mj_forward(self.model, self.data)
+            self.plant = MujocoPlant(self.config, self.model, self.data, self.params)
+            self._settle()
+            self.collided = False
+            return self.info
+
+    def _urdf(self) -> Path | None:
+        """The base's URDF with the params' wheel radius and track scales (as the simulator edits it), else None."""
+        if self.config.base is None:
+            return None
+        from robot.description import urdf_path
+        from sim.urdf_edit import scale_wheels
+
+        radius, track = float(self.params["wheel.radius_scale"]), float(self.params["base.track_scale"])
+        if radius == 1.0 and track == 1.0:
+            return None
+        out = Path(self._workdir.name) / "robot.urdf"
+        base = self.config.base
+        return scale_wheels(urdf_path(self.config), out, [base.left_wheel, base.right_wheel], radius, track)
+
+    def _color(self, element: str, nominal: list[float]) -> tuple[float, float, float, float]:
+        """An element's colour: its ``texture.<element>.color`` (default: nominal) plus ``color_shift``."""
+        prm = self.params
+        base = np.asarray(prm.get(f"texture.{element}.color", nominal[:3]), dtype=float)
+        rgb = np.clip(base + np.asarray(prm.get(f"texture.{element}.color_shift", [0, 0, 0]), dtype=float), 0, 1)
+        return (*rgb.tolist(), nominal[3] if len(nominal) > 3 else 1.0)
+
+    def _add_grasp_scene(self, spec: mujoco.MjSpec) -> None:
+        from sim.envs.grasp_env import OBJECT_COLOR, TABLE_CENTER, TABLE_COLOR, TABLE_HALF_EXTENTS
+
+        prm, info = self.params, self.core.object_info
+        table = Box("table", "box", TABLE_HALF_EXTENTS, TABLE_CENTER, rgba=self._color("table", TABLE_COLOR))
+        add_geom(
+            spec.worldbody.add_body(name="table", pos=list(table.pos)),
+            table,
+            (prm["table.lateral_friction"], 0.005, 0.0001),
+        )
+        self._scene_geoms.append("table")
+        kind, size, rgba = info["kind"], info["size"], self._color("object", OBJECT_COLOR)
+        if kind == "box":
+            obj = Box("object", "box", tuple(s / 2 for s in size), (0, 0, 0), rgba=rgba)
+            height, half = size[2], np.array(size) / 2
+            inertia = [
+                (half[1] ** 2 + half[2] ** 2) / 3,
+                (half[0] ** 2 + half[2] ** 2) / 3,
+                (half[0] ** 2 + half[1] ** 2) / 3,
+            ]
+        elif kind == "cylinder":
+            radius, height = size
+            obj = Box("object", "cylinder", (radius, height / 2), (0, 0, 0), rgba=rgba)
+            inertia = [(3 * radius**2 + height**2) / 12] * 2 + [radius**2 / 2]
+        else:
+            name = info["mesh"]
+            path = str(Path(pybullet_data.getDataPath()) / "random_urdfs" / name / f"{name}.obj")
+            scale = size[0] / obj_extent(path)
+            obj = Box("object", "mesh", (), (0, 0, 0), rgba=rgba, mesh=path, mesh_scale=scale)
+            add_mesh(spec, obj)
+            height, inertia = size[0], [size[0] ** 2 / 6] * 3  # a cube of the mesh's largest extent
+        mass = float(prm["object.mass"])
+        body = spec.worldbody.add_body(
+            name="object",
+            pos=[*info["xy"], height / 2 + 0.002],
+            quat=[math.cos(info["yaw"] / 2), 0, 0, math.sin(info["yaw"] / 2)],
+        )
+        body.add_freejoint(name="object_free")
+        body.explicitinertial = True
+        body.mass = mass
+        body.ipos = [float(x) for x in prm["object.com_offset"]]
+        body.inertia = [mass * i * float(prm["object.inertia_scale"]) for i in inertia]
+        friction = (
+            float(prm["object.lateral_friction"]),
+            float(prm["object.spinning_friction"]),
+            float(prm.get("object.rolling_friction", 0.0)),
+        )
+        geom = add_geom(body, obj, friction, condim=4)
+        geom.mass = 0.0
+        restitution = float(prm["object.restitution"])
+        if restitution > 0:  # MuJoCo: a negative solref damping below critical makes a contact bounce
+            geom.solref = [0.02, max(0.05, 1.0 - restitution)]
+        finger = float(prm["finger.lateral_friction"])
+        for link in ("gripper_left_link", "gripper_right_link"):
+            for g in spec.body(link).geoms:
+                g.friction = [finger, 0.005, 0.0001]
+                g.condim = 4
+
+    def _add_room(self, spec: mujoco.MjSpec) -> None:
+        from sim.envs.navigate_env import BOX_COLOR, CYLINDER_COLOR, FLOOR_COLOR, ROOM_HALF, WALL_COLOR
+
+        prm, core = self.params, self.core
+        floor = spec.worldbody.add_geom(
+            name="floor",
+            type=mujoco.mjtGeom.mjGEOM_PLANE,
+            size=[ROOM_HALF + 0.5, ROOM_HALF + 0.5, 0.1],
+            rgba=list(self._color("floor", FLOOR_COLOR)),
+            friction=[float(prm["floor.lateral_friction"]), 0.005, 0.0001],
+            contype=1,
+            conaffinity=3,
+        )
+        del floor
+        wall_rgba = self._color("walls", WALL_COLOR)
+        for axis in (0, 1):
+            for sign in (-1, 1):
+                he = [0.025, ROOM_HALF + 0.05, 0.15] if axis == 0 else [ROOM_HALF + 0.05, 0.025, 0.15]
+                pos = [0.0, 0.0, 0.15]
+                pos[axis] = sign * (ROOM_HALF + 0.025)
+                name = f"wall{len(self._scene_geoms)}"
+                add_geom(
+                    spec.worldbody.add_body(name=name, pos=pos),
+                    Box(name, "box", tuple(he), tuple(pos), rgba=wall_rgba),
+                    (0.8, 0.005, 0.0001),
+                )
+                self._scene_geoms.append(name)
+        for i, (x, y, r, kind, yaw) in enumerate(core.obstacles):
+            name = f"obstacle{i}"
+            if kind == "cylinder":
+                box = Box(name, "cylinder", (r, 0.15), (x, y, 0.15), rgba=self._color("obstacles", CYLINDER_COLOR))
+            else:
+                box = Box(
+                    name,
+                    "box",
+                    (r / math.sqrt(2), r / math.sqrt(2), 0.15),
+                    (x, y, 0.15),
+                    yaw,
+                    self._color("obstacles", BOX_COLOR),
+                )
+            body = spec.worldbody.add_body(
+                name=name, pos=[x, y, 0.15], quat=[math.cos(yaw / 2), 0, 0, math.sin(yaw / 2)]
+            )
+            add_geom(body, box, (0.8, 0.005, 0.0001))
+            self._scene_geoms.append(name)
+        wheel = float(prm["wheel.lateral_friction"])
+        for name in (self.config.base.left_wheel, self.config.base.right_wheel):
+            child = spec.joint(name).parent
+            for g in child.geoms:
+                g.friction = [wheel, 0.005, 0.0001]
+
+    def _add_cameras(self, spec: mujoco.MjSpec) -> None:
+        from sim.envs.camera_view import camera_mount
+
+        self.camera_mounts: dict[str, tuple[np.ndarray, np.ndarray]] = {}  # name: position, rotation in parent
+        for cam in self.config.cameras:
+            pos, rotation = camera_mount(cam, self.params)
+            self.camera_mounts[cam.name] = (pos, rotation)
+            parent = spec.worldbody if cam.parent == "world" else spec.body(cam.parent)
+            add_camera(spec, parent, cam.name, pos, rotation)
+
+    def _place_robot(self) -> None:
+        config, d, m = self.config, self.data, self.model
+        if config.arm is not None:
+            rest = [config.arm.rest[j] for j in config.joint_names]
+            for motor, q in zip(config.motors, rest, strict=True):
+                d.qpos[m.jnt_qposadr[m.joint(motor.joint).id]] = q
+            for eq in range(m.neq):  # mimic followers where their leaders are
+                a, b = m.eq_obj1id[eq], m.eq_obj2id[eq]
+                d.qpos[m.jnt_qposadr[a]] = m.eq_data[eq][0] + m.eq_data[eq][1] * d.qpos[m.jnt_qposadr[b]]
+        else:
+            x, y, yaw = self.core.start_pose
+            adr = m.jnt_qposadr[m.joint("base_free").id]
+            lift = self.config.base.wheel_radius * (float(self.params["wheel.radius_scale"]) - 1.0)
+            d.qpos[adr : adr + 7] = [x, y, 0.010 + max(lift, 0.0), math.cos(yaw / 2), 0, 0, math.sin(yaw / 2)]
+
+    def _settle(self, seconds: float = 0.3) -> None:
+        """Let the scene come to rest (the object onto the table, the base onto its wheels), servos unpowered."""
+        servos = {m.id: EmulatedServo(m.id, m.model) for m in self.config.motors}
+        self.plant.step(seconds, servos)
+        if self.task == "grasp":
+            self.object_start_z = float(self.data.body("object").xpos[2])
+
+    # -- the servo emulator's plant ------------------------------------------------------------------------------
+    def step(self, dt: float, servos: dict[int, EmulatedServo]) -> None:
+        with self.lock:
+            self.plant.step(dt, servos)
+            if self.task == "navigate":
+                self.collided = self.collided or self._collision()
+
+    # -- what only a simulation knows ------------------------------------------------------------------------------
+    def joints(self) -> JointState:
+        """The configured joints now (positions, velocities; effort from the servos' torque)."""
+        angle, velocity = self.plant.motor_state()
+        config = self.config
+        d = np.array([m.direction for m in config.motors])
+        s = np.array([m.scale for m in config.motors])
+        o = np.array([m.offset for m in config.motors])
+        return JointState(d * (angle - o) * s, d * velocity * s, d * self.plant.torque / s, int(self.data.time * 1e9))
+
+    def _contacts(self, body_a: set[int], body_b: set[int]) -> bool:
+        m, d = self.model, self.data
+        for c in d.contact[: d.ncon]:
+            b1, b2 = m.geom_bodyid[c.geom1], m.geom_bodyid[c.geom2]
+            if (b1 in body_a and b2 in body_b) or (b2 in body_a and b1 in body_b):
+                return True
+        return False
+
+    def _grasp_state(self) -> dict[str, Any]:
+        from robot.kinematics import ArmKinematics
+
+        m, d = self.model, self.data
+        pos = d.body("object").xpos.copy()
+        w, x, y, z = d.body("object").xquat
+        tool, _ = ArmKinematics(self.config).forward(np.array(self.joints().position))
+        obj = {m.body("object").id}
+        left = self._contacts({m.body("gripper_left_link").id}, obj)
+        right = self._contacts({m.body("gripper_right_link").id}, obj)
+        lift = float(pos[2] - self.object_start_z)
+        vec = np.concatenate([pos, [x, y, z, w], pos - tool, [lift], [float(left), float(right)]])
+        return {"vector": vec.astype(np.float32), "object_lift": lift, "finger_contacts": (left, right)}
+
+    def robot_pose(self) -> np.ndarray:
+        """True (x, y, yaw) of the base in the world."""
+        d = self.data.body("base_link")
+        w, _, _, z = d.xquat  # the base stays upright: yaw from the z rotation
+        return np.array([d.xpos[0], d.xpos[1], 2 * math.atan2(z, w)])
+
+    def _scan(self, pose: np.ndarray) -> np.ndarray:
+        from sim.envs.navigate_env import ROBOT_RADIUS, SCAN_BEAMS, SCAN_HEIGHT, SCAN_RANGE
+
+        start_r = ROBOT_RADIUS + 0.01
+        out = np.empty(SCAN_BEAMS)
+        geomid = np.zeros(1, dtype=np.int32)
+        base = self.model.body("base_link").id
+        for i in range(SCAN_BEAMS):
+            a = pose[2] + 2 * math.pi * i / SCAN_BEAMS
+            u = np.array([math.cos(a), math.sin(a), 0.0])
+            start = np.array([pose[0], pose[1], SCAN_HEIGHT]) + start_r * u
+            dist = mujoco.mj_ray(self.model, self.data, start, u, None, 1, base, geomid)
+            out[i] = start_r + (min(dist, SCAN_RANGE - start_r) if dist >= 0 else SCAN_RANGE - start_r)
+        return out
+
+    def _navigate_state(self) -> dict[str, Any]:
+        pose = self.robot_pose()
+        goal = np.asarray(self.core.goal_world, dtype=float)
+        delta = goal - pose[:2]
+        c, s = math.cos(pose[2]), math.sin(pose[2])
+        goal_rel = np.array([c * delta[0] + s * delta[1], -s * delta[0] + c * delta[1]])
+        vel = np.zeros(6)
+        mujoco.mj_objectVelocity(
+            self.model, self.data, mujoco.mjtObj.mjOBJ_BODY, self.model.body("base_link").id, vel, 0
+        )
+        v = c * vel[3] + s * vel[4]
+        vec = np.concatenate([goal_rel, [v, vel[2]], self._scan(pose)])
+        return {"vector": vec.astype(np.float32), "goal_distance": float(np.hypot(*delta))}
+
+    def _collision(self) -> bool:
+        m = self.model
+        robot = {b for b in range(m.nbody) if m.body_rootid[b] == m.body("base_link").id}
+        scene = {m.body(n).id for n in self._scene_geoms}
+        return self._contacts(robot, scene)
+
+    def privileged(self) -> np.ndarray:
+        """The task's privileged state vector now (what a state policy takes beside proprioception)."""
+        with self.lock:
+            return (self._grasp_state() if self.task == "grasp" else self._navigate_state())["vector"]
+
+    def goal(self) -> np.ndarray | None:
+        """The goal relative to the robot's true pose now (navigate), None for the grasp task."""
+        with self.lock:
+            return None if self.task == "grasp" else self._navigate_state()["vector"][:2].astype(float)
+
+    def outcome(self) -> tuple[bool, bool]:
+        """(success, failure) now, by the task's rules and thresholds."""
+        with self.lock:
+            if self.task == "grasp":
+                from sim.envs.grasp_env import DROPPED_BELOW, LIFT_SUCCESS
+
+                state = self._grasp_state()
+                lift, (left, right) = state["object_lift"], state["finger_contacts"]
+                return bool(lift >= LIFT_SUCCESS and (left or right)), bool(lift < -DROPPED_BELOW)
+            from sim.envs.navigate_env import GOAL_TOLERANCE
+
+            self.collided = self.collided or self._collision()
+            state = self._navigate_state()
+            return bool(state["goal_distance"] < GOAL_TOLERANCE and not self.collided), bool(self.collided)
+
+    def renderer(self, camera: str, depth_range: tuple[float, float]) -> Any:
+        """A :data:`~mock.simulated_realsense.Renderer` drawing camera ``camera`` of this reality at each call."""
+        from mock.mujoco_camera import MujocoCameraRenderer
+
+        return MujocoCameraRenderer(self, camera, depth_range)
+
+    def close(self) -> None:
+        with self.lock:
+            self.env.close()
+            self._workdir.cleanup()
