@@ -17,7 +17,6 @@ import mujoco
 import numpy as np
 
 from mock.servo_firmware import ServoFirmware
-from real.dynamixel.control_table import OperatingMode
 from real.dynamixel.emulator import EmulatedServo
 from robot.description import HardwareConfig
 from sim.pybullet_robot import DEFAULT_POSITION_GAIN, DEFAULT_VELOCITY_GAIN
@@ -65,14 +64,9 @@ class MujocoPlant:
         qd = np.array([self.data.qvel[a] for a in self._dof])
         return q / (self._dir * self._scale) + self._off, qd / (self._dir * self._scale)
 
-    def _goals_due(self, servos: list[EmulatedServo]) -> list[float]:
+    def _goals_due(self, registers: list) -> list[float]:
         """Each servo's goal (rad, or rad/s in velocity mode) as the motor sees it now: ``latency`` s late."""
-        goal = [
-            s.model.register("goal_velocity").to_si(s.get("goal_velocity"))
-            if OperatingMode(s.get("operating_mode")) == OperatingMode.VELOCITY
-            else s.goal_angle()
-            for s in servos
-        ]
+        goal = [r.goal for r in registers]
         if self.latency <= 0:
             return goal
         now = float(self.data.time)
@@ -87,11 +81,13 @@ class MujocoPlant:
         steps_f = (dt + self._carry) / h
         steps = int(steps_f)
         self._carry = (steps_f - steps) * h
+        registers = [fw.registers(s) for s, fw in zip(ss, self.firmware, strict=True)]
+        powered = [not s.faults.hardware_error and not s.faults.vanished for s in ss]
         for _ in range(steps):
-            goals = self._goals_due(ss)
+            goals = self._goals_due(registers)
             angle, velocity = self.motor_state()
-            for k, (s, fw) in enumerate(zip(ss, self.firmware, strict=True)):
-                self.torque[k] = fw.torque(s, goals[k], angle[k], velocity[k], h)
+            for k, fw in enumerate(self.firmware):
+                self.torque[k] = fw.torque(registers[k], powered[k], goals[k], angle[k], velocity[k], h)
                 # motor torque (N*m) -> joint effort (N*m, or N through the rack of a linear joint)
                 self.data.ctrl[self._act[k]] = self._dir[k] * self.torque[k] / self._scale[k]
             mujoco.mj_step(self.model, self.data)

@@ -108,6 +108,11 @@ class MujocoReality:
             self._place_robot()
             mujoco.mj_forward(self.model, self.data)
             self.plant = MujocoPlant(self.config, self.model, self.data, self.params)
+            m = self.model
+            self._robot_bodies = np.flatnonzero(
+                m.body_rootid == m.body_rootid[m.joint(self.config.motors[0].joint).bodyid]
+            )
+            self._scene_bodies = np.array([m.body(n).id for n in self._scene_geoms])
             self._settle()
             self.collided = False
             return self.info
@@ -291,13 +296,14 @@ class MujocoReality:
         o = np.array([m.offset for m in config.motors])
         return JointState(d * (angle - o) * s, d * velocity * s, d * self.plant.torque / s, int(self.data.time * 1e9))
 
-    def _contacts(self, body_a: set[int], body_b: set[int]) -> bool:
+    def _contacts(self, bodies_a: np.ndarray, bodies_b: np.ndarray) -> bool:
+        """Whether any contact now is between a body of ``bodies_a`` and one of ``bodies_b`` (body ids)."""
         m, d = self.model, self.data
-        for c in d.contact[: d.ncon]:
-            b1, b2 = m.geom_bodyid[c.geom1], m.geom_bodyid[c.geom2]
-            if (b1 in body_a and b2 in body_b) or (b2 in body_a and b1 in body_b):
-                return True
-        return False
+        if d.ncon == 0:
+            return False
+        b1, b2 = m.geom_bodyid[d.contact.geom1[: d.ncon]], m.geom_bodyid[d.contact.geom2[: d.ncon]]
+        a1, a2 = np.isin(b1, bodies_a), np.isin(b2, bodies_a)
+        return bool(np.any((a1 & np.isin(b2, bodies_b)) | (a2 & np.isin(b1, bodies_b))))
 
     def _grasp_state(self) -> dict[str, Any]:
         from robot.kinematics import ArmKinematics
@@ -306,9 +312,9 @@ class MujocoReality:
         pos = d.body("object").xpos.copy()
         w, x, y, z = d.body("object").xquat
         tool, _ = ArmKinematics(self.config).forward(np.array(self.joints().position))
-        obj = {m.body("object").id}
-        left = self._contacts({m.body("gripper_left_link").id}, obj)
-        right = self._contacts({m.body("gripper_right_link").id}, obj)
+        obj = np.array([m.body("object").id])
+        left = self._contacts(np.array([m.body("gripper_left_link").id]), obj)
+        right = self._contacts(np.array([m.body("gripper_right_link").id]), obj)
         lift = float(pos[2] - self.object_start_z)
         vec = np.concatenate([pos, [x, y, z, w], pos - tool, [lift], [float(left), float(right)]])
         return {"vector": vec.astype(np.float32), "object_lift": lift, "finger_contacts": (left, right)}
@@ -349,10 +355,8 @@ class MujocoReality:
         return {"vector": vec.astype(np.float32), "goal_distance": float(np.hypot(*delta))}
 
     def _collision(self) -> bool:
-        m = self.model
-        robot = {b for b in range(m.nbody) if m.body_rootid[b] == m.body("base_link").id}
-        scene = {m.body(n).id for n in self._scene_geoms}
-        return self._contacts(robot, scene)
+        """Whether the base touches anything but the floor now (a wall or an obstacle)."""
+        return self._contacts(self._robot_bodies, self._scene_bodies)
 
     def privileged(self) -> np.ndarray:
         """The task's privileged state vector now (what a state policy takes beside proprioception)."""
