@@ -2,14 +2,18 @@
 software rasterizer without a GPU): a :data:`mock.simulated_realsense.Renderer` for the simulated RealSense.
 
 Each frame copies the reality's state under its lock (microseconds) and renders outside it, so the servo emulator
-is never held up by a frame. The camera's projection is the stream's pinhole intrinsics (MuJoCo's camera
-``intrinsic`` and ``sensorsize`` in pixel units), depth is MuJoCo's metric depth along the optical axis, and depth
-outside the sensor's range reads 0, like a RealSense's invalid pixels.
+is never held up by a frame. Every OpenGL call happens on one thread of the renderer's own (an EGL context belongs
+to the thread it is current on), which :meth:`MujocoCameraRenderer.close` ends. The camera's projection is the
+stream's pinhole intrinsics (MuJoCo's camera ``intrinsic`` and ``sensorsize`` in pixel units), depth is MuJoCo's
+metric depth along the optical axis, and depth outside the sensor's range reads 0, like a RealSense's invalid
+pixels.
 """
 
 from __future__ import annotations
 
 import copy
+import queue
+import threading
 from typing import Any
 
 import numpy as np
@@ -26,6 +30,8 @@ class MujocoCameraRenderer:
         self.reality, self.name, self.depth_range = reality, name, depth_range
         self._model: Any = None  # the reality's model the render copy was made from (a new one each episode)
         self._renderer: Any = None
+        self._requests: queue.Queue = queue.Queue()
+        self._thread: threading.Thread | None = None
 
     def _prepare(self, intrinsics: Intrinsics, offset: np.ndarray) -> None:
         """A render model of the reality's current model with this stream's intrinsics and imager offset."""
@@ -53,6 +59,29 @@ class MujocoCameraRenderer:
         self._model, self._key = source, (intrinsics, tuple(np.asarray(offset, dtype=float)))
 
     def __call__(self, intrinsics: Intrinsics, offset: np.ndarray) -> RenderedFrame:
+        """The frame now, rendered on the renderer's GL thread (started on the first call)."""
+        if self._thread is None:
+            self._thread = threading.Thread(target=self._serve, name=f"mujoco render {self.name}", daemon=True)
+            self._thread.start()
+        reply: queue.Queue = queue.Queue(maxsize=1)
+        self._requests.put((intrinsics, offset, reply))
+        result = reply.get()
+        if isinstance(result, BaseException):
+            raise result
+        return result
+
+    def _serve(self) -> None:
+        while (request := self._requests.get()) is not None:
+            intrinsics, offset, reply = request
+            try:
+                reply.put(self._render(intrinsics, offset))
+            except Exception as e:  # noqa: BLE001 - handed to the caller
+                reply.put(e)
+        if self._renderer is not None:
+            self._renderer.close()
+            self._renderer = None
+
+    def _render(self, intrinsics: Intrinsics, offset: np.ndarray) -> RenderedFrame:
         with self.reality.lock:
             key = (intrinsics, tuple(np.asarray(offset, dtype=float)))
             if self._model is not self.reality.model or self._key != key:
@@ -73,6 +102,8 @@ class MujocoCameraRenderer:
         return RenderedFrame(color=color, depth=depth)
 
     def close(self) -> None:
-        if self._renderer is not None:
-            self._renderer.close()
-            self._renderer = None
+        """End the GL thread, which frees the renderer's context."""
+        if self._thread is not None:
+            self._requests.put(None)
+            self._thread.join(timeout=5)
+            self._thread = None

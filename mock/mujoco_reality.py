@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 import pybullet_data
 
-from mock.mujoco_scene import Box, add_camera, add_geom, add_light, add_mesh, mujoco, obj_extent, robot_spec
+from mock.mujoco_scene import Box, add_camera, add_geom, add_light, add_mesh, mujoco, obj_bounds, robot_spec
 from mock.reality import RealityError, check_reality_domain
 from real.dynamixel.emulator import EmulatedServo
 from robot.joint_state import JointState
@@ -83,6 +83,7 @@ class MujocoReality:
         self.lock = threading.RLock()
         self._workdir = tempfile.TemporaryDirectory(prefix="s2r-mujoco-")
         self.info: dict[str, Any] = {}
+        self._renderers: list[Any] = []  # camera renderers handed out, closed with the reality
         self.new_episode(seed)
 
     # -- building ----------------------------------------------------------------------------------------------
@@ -165,14 +166,18 @@ class MujocoReality:
         else:
             name = info["mesh"]
             path = str(Path(pybullet_data.getDataPath()) / "random_urdfs" / name / f"{name}.obj")
-            scale = size[0] / obj_extent(path)
+            lo, hi = obj_bounds(path)
+            scale = size[0] / float(np.max(hi - lo))  # the largest extent scaled to the sampled size, as in the sim
             obj = Box("object", "mesh", (), (0, 0, 0), rgba=rgba, mesh=path, mesh_scale=scale)
             add_mesh(spec, obj)
-            height, inertia = size[0], [size[0] ** 2 / 6] * 3  # a cube of the mesh's largest extent
+            bottom = -lo[2] * scale  # the mesh's origin above its lowest point
+            inertia = [size[0] ** 2 / 6] * 3  # a cube of the mesh's largest extent
         mass = float(prm["object.mass"])
+        if kind != "mesh":
+            bottom = height / 2
         body = spec.worldbody.add_body(
             name="object",
-            pos=[*info["xy"], height / 2 + 0.002],
+            pos=[*info["xy"], bottom + 0.001],
             quat=[math.cos(info["yaw"] / 2), 0, 0, math.sin(info["yaw"] / 2)],
         )
         body.add_freejoint(name="object_free")
@@ -273,9 +278,16 @@ class MujocoReality:
             d.qpos[adr : adr + 7] = [x, y, 0.010 + max(lift, 0.0), math.cos(yaw / 2), 0, 0, math.sin(yaw / 2)]
 
     def _settle(self, seconds: float = 0.3) -> None:
-        """Let the scene come to rest (the object onto the table, the base onto its wheels), servos unpowered."""
-        servos = {m.id: EmulatedServo(m.id, m.model) for m in self.config.motors}
-        self.plant.step(seconds, servos)
+        """Let the scene come to rest (the object onto the table, the base onto its wheels) with an arm held where it
+        was placed; its servos are unpowered, so it sags from there once the emulator runs, as a parked arm does."""
+        m, d = self.model, self.data
+        held = [m.jnt_qposadr[m.joint(j).id] for j in self.config.joint_names] if self.config.arm else []
+        q = d.qpos[held].copy()
+        for _ in range(int(seconds / m.opt.timestep)):
+            mujoco.mj_step(m, d)
+            if held:
+                d.qpos[held] = q
+                d.qvel[[m.jnt_dofadr[m.joint(j).id] for j in self.config.joint_names]] = 0.0
         if self.task == "grasp":
             self.object_start_z = float(self.data.body("object").xpos[2])
 
@@ -387,9 +399,13 @@ class MujocoReality:
         """A :data:`~mock.simulated_realsense.Renderer` drawing camera ``camera`` of this reality at each call."""
         from mock.mujoco_camera import MujocoCameraRenderer
 
-        return MujocoCameraRenderer(self, camera, depth_range)
+        renderer = MujocoCameraRenderer(self, camera, depth_range)
+        self._renderers.append(renderer)
+        return renderer
 
     def close(self) -> None:
+        for renderer in self._renderers:
+            renderer.close()
         with self.lock:
             self.env.close()
             self._workdir.cleanup()

@@ -60,11 +60,11 @@ def _urdf_colors(path: os.PathLike) -> dict[str, list[float]]:
     return colors
 
 
-def obj_extent(path: str) -> float:
-    """Largest axis-aligned extent of an OBJ mesh's vertices (file units)."""
+def obj_bounds(path: str) -> tuple[np.ndarray, np.ndarray]:
+    """Axis-aligned lower and upper corners of an OBJ mesh's vertices (file units, file frame)."""
     with open(path) as fh:
         verts = np.array([line.split()[1:4] for line in fh if line.startswith("v ")], dtype=float)
-    return float(np.max(verts.max(axis=0) - verts.min(axis=0)))
+    return verts.min(axis=0), verts.max(axis=0)
 
 
 def _root_link(path: os.PathLike) -> str:

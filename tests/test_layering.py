@@ -170,3 +170,17 @@ def test_library_files_and_functions_stay_small():
                 if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef) and node.end_lineno - node.lineno >= 100:
                     long_functions.append(f"{path.relative_to(ROOT)}:{node.name}")
     assert long_files == [] and long_functions == []
+
+
+def test_only_the_mock_layer_imports_mujoco():
+    """MuJoCo is the stand-in for reality: training, the simulator, the driver and deploy code never import it."""
+    importers = set()
+    for package in PACKAGES:
+        for path in sorted((ROOT / package).rglob("*.py")):
+            for node in ast.walk(ast.parse(path.read_text(), str(path))):
+                names = [a.name for a in node.names] if isinstance(node, ast.Import) else []
+                if isinstance(node, ast.ImportFrom) and not node.level:
+                    names = [node.module or ""]
+                if any(n.split(".")[0] == "mujoco" for n in names):
+                    importers.add(_module_name(path))
+    assert importers and all(m.startswith("mock.") for m in importers), importers
