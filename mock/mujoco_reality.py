@@ -97,6 +97,9 @@ class MujocoReality:
             self.episode_seed = seed
             self.params = dict(self.core.params)
             spec = robot_spec(self.config, self.params, self._urdf())
+            for body in spec.bodies:  # the robot's parts only, so far
+                for geom in body.geoms:
+                    geom.rgba = list(self._color("robot", list(geom.rgba)))
             self._scene_geoms: list[str] = []
             if self.task == "grasp":
                 self._add_grasp_scene(spec)
@@ -133,10 +136,14 @@ class MujocoReality:
         return scale_wheels(urdf_path(self.config), out, [base.left_wheel, base.right_wheel], radius, track)
 
     def _color(self, element: str, nominal: list[float]) -> tuple[float, float, float, float]:
-        """An element's colour: its ``texture.<element>.color`` (default: nominal) plus ``color_shift``."""
-        prm = self.params
-        base = np.asarray(prm.get(f"texture.{element}.color", nominal[:3]), dtype=float)
-        rgb = np.clip(base + np.asarray(prm.get(f"texture.{element}.color_shift", [0, 0, 0]), dtype=float), 0, 1)
+        """A part's colour, as the simulator shifts it: its ``nominal`` RGBA moved by the element's base colour
+        (``texture.<element>.color``) minus the element's nominal one, plus ``texture.<element>.color_shift``."""
+        prm, targets = self.params, self.core.targets
+        shift = np.asarray(prm.get(f"texture.{element}.color_shift", [0, 0, 0]), dtype=float)
+        key = f"texture.{element}.color"
+        if key in prm:
+            shift = shift + np.asarray(prm[key], dtype=float) - np.asarray(targets[key].nominal, dtype=float)
+        rgb = np.clip(np.asarray(nominal[:3], dtype=float) + shift, 0, 1)
         return (*rgb.tolist(), nominal[3] if len(nominal) > 3 else 1.0)
 
     def _add_grasp_scene(self, spec: mujoco.MjSpec) -> None:

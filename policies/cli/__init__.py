@@ -66,6 +66,12 @@ COMMANDS: dict[tuple[str, ...], tuple[str, str, str, str]] = {
         "run_parity",
         "the same seeded episodes in simulation and on a mock robot: success, agreement, observations",
     ),
+    ("gap",): (
+        "robot",
+        "Gap",
+        "run_gap",
+        "drive a mock robot's world on PyBullet and MuJoCo with the same commands: tracking, grasp, image gap",
+    ),
     ("mock-bus",): (
         "robot",
         "MockBus",

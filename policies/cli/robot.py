@@ -100,6 +100,36 @@ def run_parity(args: Parity) -> int:
 
 
 @dataclass(kw_only=True)
+class Gap:
+    """Drive a mock robot's world on PyBullet and on MuJoCo with the same servo commands; report the differences."""
+
+    robot: str
+    """mock hardware config (path or name, e.g. mock/openmanipulator_x)"""
+    engine: Literal["mujoco"] = "mujoco"
+    """the engine compared with PyBullet"""
+    seed: int = 0
+    """the scene of both worlds (object pose, room)"""
+    plot: str | None = "gap.png"
+    """write the traces and the two camera frames here (PNG)"""
+    json: str | None = None
+    """write the report here"""
+
+
+def run_gap(args: Gap) -> int:
+    from mock.gap import format_gap, gap_report
+    from robot.config_file import load_hardware_config
+
+    config = load_hardware_config(args.robot)
+    if config.mock is None:
+        raise ConfigError(f"{args.robot}: not a mock robot (no mock section): s2r gap compares mock realities")
+    report = gap_report(config, args.seed, args.plot)
+    print(format_gap(report))
+    if args.json:
+        write_json(args.json, report)
+    return 0
+
+
+@dataclass(kw_only=True)
 class MockBus:
     """Emulate a robot's Dynamixel servos on a pseudo-terminal until stopped."""
 

@@ -1,0 +1,104 @@
+"""Transfer of the shipped bundles through the mock hardware on both reality engines (issue 25): each bundle
+deployed with ``s2r deploy`` (real driver bytes, librealsense for camera policies) on PyBullet and on MuJoCo
+realities, nominal and shifted, success with Wilson 95 % intervals. Prints JSON (``--out`` also writes it).
+
+    python benchmarks/transfer.py --episodes 30 --out docs/transfer.json
+
+One deploy at a time (the mock robots share their pseudo-terminal paths); ``--only`` picks bundles, ``--engines``
+and ``--realities`` narrow the grid, and an existing ``--out`` file is resumed (cells already measured are kept).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from benchmarks.report import emit  # noqa: E402
+
+ROBOTS = {"grasp": "mock/openmanipulator_x", "navigate": "mock/turtlebot3_burger"}
+BUNDLES = {"grasp_state": "grasp", "grasp_rgbd": "grasp", "navigate_state": "navigate", "navigate_rgbd": "navigate"}
+#: Reality files (hardware_configs/mock/realities) per task; None is the nominal domain.
+REALITIES = {
+    "grasp": [None, "heavy_object", "late_servos", "shifted_camera"],
+    "navigate": [None, "late_servos", "shifted_camera"],
+}
+
+
+def wilson(successes: int, n: int, z: float = 1.96) -> tuple[float, float]:
+    """Wilson score interval of a success rate (fractions)."""
+    if n == 0:
+        return 0.0, 1.0
+    p = successes / n
+    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
+    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
+    return max(0.0, centre - half), min(1.0, centre + half)
+
+
+def deploy(bundle: str, engine: str, reality: str | None, episodes: int, seed: int) -> dict:
+    from policies.cli import main as s2r
+
+    with tempfile.TemporaryDirectory() as tmp:
+        out = Path(tmp) / "summary.json"
+        args = ["deploy", "--robot", ROBOTS[BUNDLES[bundle]], "--policy", bundle, "--engine", engine]
+        args += ["--episodes", str(episodes), "--seed", str(seed), "--quiet", "--json", str(out)]
+        if reality is not None:
+            args += ["--reality", str(ROOT / "hardware_configs" / "mock" / "realities" / f"{reality}.yaml")]
+        start = time.monotonic()
+        rc = s2r(args)
+        summary = json.loads(out.read_text())
+    wins = sum(bool(e["success"]) for e in summary["episodes"])
+    n = len(summary["episodes"])
+    lo, hi = wilson(wins, n)
+    return {
+        "bundle": bundle,
+        "engine": engine,
+        "reality": reality or "nominal",
+        "episodes": n,
+        "successes": wins,
+        "success_rate": round(wins / n, 3) if n else None,
+        "ci95": [round(lo, 3), round(hi, 3)],
+        "ended": summary["ended"],
+        "exit_code": rc,
+        "wall_s": round(time.monotonic() - start, 1),
+        "camera_frame_age_ms_p50": summary.get("camera", {}).get("frame_age_ms_p50"),
+        "stalled_cycles": summary.get("stalled_cycles"),
+    }
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--episodes", type=int, default=30)
+    ap.add_argument("--seed", type=int, default=3_000_000)
+    ap.add_argument("--only", nargs="*", default=list(BUNDLES), choices=list(BUNDLES))
+    ap.add_argument("--engines", nargs="*", default=["pybullet", "mujoco"], choices=["pybullet", "mujoco"])
+    ap.add_argument("--realities", nargs="*", default=None, help="reality names (nominal for the nominal domain)")
+    ap.add_argument("--out", default=None)
+    args = ap.parse_args()
+    done = json.loads(Path(args.out).read_text())["cells"] if args.out and Path(args.out).exists() else []
+    key = lambda c: (c["bundle"], c["engine"], c["reality"])  # noqa: E731
+    have = {key(c) for c in done if c["episodes"] == args.episodes}
+    cells = [c for c in done if key(c) in have]
+    for bundle in args.only:
+        for reality in REALITIES[BUNDLES[bundle]]:
+            name = reality or "nominal"
+            if args.realities is not None and name not in args.realities:
+                continue
+            for engine in args.engines:
+                if (bundle, engine, name) in have:
+                    continue
+                cell = deploy(bundle, engine, reality, args.episodes, args.seed)
+                print(json.dumps(cell), file=sys.stderr, flush=True)
+                cells.append(cell)
+                emit({"episodes": args.episodes, "seed": args.seed, "cells": cells}, args.out)
+
+
+if __name__ == "__main__":
+    main()
