@@ -21,16 +21,32 @@ from typing import Any
 import numpy as np
 import pybullet_data
 
-from mock.mujoco_scene import Box, add_camera, add_geom, add_light, add_mesh, mujoco, obj_bounds, robot_spec
+from mock.mujoco_scene import (
+    Box,
+    add_camera,
+    add_geom,
+    add_light,
+    add_mesh,
+    mujoco,
+    obj_bounds,
+    restitution_solref,
+    robot_spec,
+)
 from mock.reality import RealityError, check_reality_domain
 from real.dynamixel.emulator import EmulatedServo
 from robot.joint_state import JointState
 from sim.randomization.config import load_domain, load_randomization
 
-#: Target prefixes the MuJoCo reality does not apply (beyond the mock path's own, :data:`mock.reality.
-#: UNAPPLIED_TARGETS`): texture patterns and their second colour (only the base colour and its shift are applied),
-#: the light's distance (a directional light has none), and spinning / rolling friction of the wheels.
-MUJOCO_UNAPPLIED = ("texture.*.pattern", "texture.*.color2", "texture.*.frequency", "wheel.spinning_friction")
+#: Targets the MuJoCo reality does not apply (beyond the mock path's own, :data:`mock.reality.UNAPPLIED_TARGETS`;
+#: ``*`` any element): texture patterns and their second colour and frequency (only the base colour and its shift
+#: are applied), the light's distance (a directional light has none) and the wheels' spinning friction.
+MUJOCO_UNAPPLIED = (
+    "texture.*.pattern",
+    "texture.*.color2",
+    "texture.*.frequency",
+    "wheel.spinning_friction",
+    "light.distance",
+)
 
 
 def _unapplied(target: str) -> bool:
@@ -155,6 +171,7 @@ class MujocoReality:
             spec.worldbody.add_body(name="table", pos=list(table.pos)),
             table,
             (prm["table.lateral_friction"], 0.005, 0.0001),
+            solref=restitution_solref(prm["table.restitution"]),
         )
         self._scene_geoms.append("table")
         kind, size, rgba = info["kind"], info["size"], self._color("object", OBJECT_COLOR)
@@ -199,9 +216,7 @@ class MujocoReality:
         )
         geom = add_geom(body, obj, friction, condim=4)
         geom.mass = 0.0
-        restitution = float(prm["object.restitution"])
-        if restitution > 0:  # MuJoCo: a negative solref damping below critical makes a contact bounce
-            geom.solref = [0.02, max(0.05, 1.0 - restitution)]
+        geom.solref = restitution_solref(prm["object.restitution"])
         finger = float(prm["finger.lateral_friction"])
         for link in ("gripper_left_link", "gripper_right_link"):
             for g in spec.body(link).geoms:
@@ -218,6 +233,7 @@ class MujocoReality:
             size=[ROOM_HALF + 0.5, ROOM_HALF + 0.5, 0.1],
             rgba=list(self._color("floor", FLOOR_COLOR)),
             friction=[float(prm["floor.lateral_friction"]), 0.005, 0.0001],
+            solref=restitution_solref(prm["floor.restitution"]),
             contype=1,
             conaffinity=3,
         )

@@ -93,7 +93,9 @@ def robot_spec(config: HardwareConfig, params: dict[str, Any], urdf: os.PathLike
         name = root if body.name == "world" else body.name  # a fixed base's root link is the world's
         if body.name != "world" and body.mass > 0:
             body.mass *= mass_scale
-            body.inertia = [i * mass_scale * inertia_scale for i in body.inertia]
+            k = mass_scale * inertia_scale  # the importer keeps a URDF's inertia tensor as fullinertia
+            body.fullinertia = [i * k for i in body.fullinertia]
+            body.inertia = [i * k for i in body.inertia]
         for g in body.geoms:
             g.contype, g.conaffinity = ROBOT_GEOM["contype"], ROBOT_GEOM["conaffinity"]
             if name in colors:
@@ -133,6 +135,17 @@ def add_geom(parent: Any, box: Box, friction: tuple[float, float, float], **extr
 
 def add_mesh(spec: mujoco.MjSpec, box: Box) -> None:
     spec.add_mesh(name=box.name, file=box.mesh, scale=[box.mesh_scale] * 3)
+
+
+def restitution_solref(restitution: float, timeconst: float = 0.02) -> list[float]:
+    """MuJoCo contact ``solref`` (time constant s, damping ratio) whose bounce has coefficient of restitution
+    ``restitution``: a damped spring's rebound is exp(-zeta pi / sqrt(1 - zeta^2)), so zeta = -ln e / sqrt(pi^2 +
+    ln^2 e); 0 is MuJoCo's default critical damping (no bounce)."""
+    e = min(max(float(restitution), 0.0), 0.99)
+    if e <= 0.0:
+        return [timeconst, 1.0]
+    log_e = math.log(e)
+    return [timeconst, -log_e / math.sqrt(math.pi**2 + log_e**2)]
 
 
 def add_camera(spec: mujoco.MjSpec, parent: Any, name: str, pos: np.ndarray, rotation: np.ndarray) -> None:

@@ -305,3 +305,66 @@ def test_gap_report_drives_both_engines_alike(tmp_path):
     assert abs(cam["pybullet"]["depth_mean_m"] - cam["mujoco"]["depth_mean_m"]) < 0.02
     assert cam["pybullet"]["rgb_mean"] != cam["mujoco"]["rgb_mean"]  # another renderer: another look
     assert plot.stat().st_size > 10_000
+
+
+def _fingerprint(world: MujocoReality) -> bytes:
+    """Everything a domain term can change in a MuJoCo world: the compiled model's physical and visual fields and
+    the servo firmware's settings."""
+    m, plant = world.model, world.plant
+    fields = ("body_mass", "body_inertia", "body_ipos", "body_pos", "geom_friction", "geom_rgba", "geom_solref")
+    fields += ("geom_size", "cam_pos", "cam_quat", "light_dir", "light_ambient", "light_diffuse", "light_specular")
+    fields += ("light_castshadow", "dof_damping")
+    parts = [np.asarray(getattr(m, f)).tobytes() for f in fields]
+    firmware = [(fw.strength, fw.gain_scale, fw.velocity_gain_scale) for fw in plant.firmware]
+    return b"".join(parts) + repr((plant.latency, firmware)).encode()
+
+
+@pytest.mark.parametrize("task", ["grasp", "navigate"])
+def test_every_domain_term_is_applied_or_refused(task):
+    """Each term of the default randomization, pinned off its nominal value in a MuJoCo reality, either changes the
+    world (model or servo firmware) or is refused by name: none is silently dropped."""
+    from mock.reality import HOST_TARGETS
+    from sim.randomization.config import load_randomization
+
+    world = MujocoReality(task, seed=4)
+    try:
+        nominal = _fingerprint(world)
+        targets = world.core.targets
+        dropped, refused, host = [], [], []
+        for term in load_randomization("default", task).terms:
+            if term.target.startswith(HOST_TARGETS):
+                host.append(term.name)
+                continue
+            if term.target == "light.shadow":
+                value: object = 1.0
+            elif term.operation == "scale":
+                value = 1.4
+            elif term.operation == "add":
+                value = [0.01] * term.size if term.size else 0.01
+            else:
+                base = targets[term.target].nominal
+                if isinstance(base, str):
+                    value = "checker"
+                elif isinstance(base, list):
+                    value = [min(1.0, 0.8 * b + 0.15) for b in base]
+                else:
+                    value = 0.3 if base == 0 else base * 1.2
+            try:
+                check_mujoco_domain(task, {term.name: value})
+            except RealityError as e:
+                assert term.name in str(e)
+                refused.append(term.name)
+                continue
+            world.domain = {term.name: value}
+            world.new_episode(4)
+            if _fingerprint(world) == nominal:
+                dropped.append(term.name)
+        assert dropped == [], f"applied by neither engine path nor refused: {dropped}"
+        assert host == ["control_period_jitter"]
+        # what is refused is the look of patterns, the image and depth noise the mock path leaves to the sensors,
+        # and two pushes on the physics: a per-step push and the wheels' spinning friction
+        physical = {n for n in refused if not n.startswith(("image_", "depth_", "proprio_", "camera_focal"))}
+        physical -= {n for n in physical if n.endswith(("_texture", "_color2", "_texture_frequency"))}
+        assert physical <= {"wheel_spinning_friction", "base_push", "light_distance", "camera_principal_offset"}
+    finally:
+        world.close()
