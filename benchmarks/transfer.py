@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import sys
 import tempfile
 import time
@@ -22,6 +21,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from benchmarks.report import emit  # noqa: E402
+from policies.rollout import wilson_interval  # noqa: E402
 
 ROBOTS = {"grasp": "mock/openmanipulator_x", "navigate": "mock/turtlebot3_burger"}
 BUNDLES = {"grasp_state": "grasp", "grasp_rgbd": "grasp", "navigate_state": "navigate", "navigate_rgbd": "navigate"}
@@ -30,16 +30,6 @@ REALITIES = {
     "grasp": [None, "heavy_object", "late_servos", "shifted_camera"],
     "navigate": [None, "late_servos", "shifted_camera"],
 }
-
-
-def wilson(successes: int, n: int, z: float = 1.96) -> tuple[float, float]:
-    """Wilson score interval of a success rate (fractions)."""
-    if n == 0:
-        return 0.0, 1.0
-    p = successes / n
-    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
-    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
-    return max(0.0, centre - half), min(1.0, centre + half)
 
 
 def deploy(bundle: str, engine: str, reality: str | None, episodes: int, seed: int) -> dict:
@@ -56,7 +46,7 @@ def deploy(bundle: str, engine: str, reality: str | None, episodes: int, seed: i
         summary = json.loads(out.read_text())
     wins = sum(bool(e["success"]) for e in summary["episodes"])
     n = len(summary["episodes"])
-    lo, hi = wilson(wins, n)
+    lo, hi = wilson_interval(wins, n)
     return {
         "bundle": bundle,
         "engine": engine,
@@ -73,6 +63,21 @@ def deploy(bundle: str, engine: str, reality: str | None, episodes: int, seed: i
     }
 
 
+def markdown(cells: list[dict]) -> str:
+    """The measured cells as a table: one row per bundle and reality, PyBullet and MuJoCo side by side."""
+    rows = ["| bundle | reality | PyBullet reality | MuJoCo reality |", "|---|---|---|---|"]
+    by_key = {(c["bundle"], c["reality"], c["engine"]): c for c in cells}
+    for bundle, reality in dict.fromkeys((c["bundle"], c["reality"]) for c in cells):
+        shown = []
+        for engine in ("pybullet", "mujoco"):
+            c = by_key.get((bundle, reality, engine))
+            shown.append(
+                f"{c['successes']}/{c['episodes']} ({c['ci95'][0]:.0%}-{c['ci95'][1]:.0%})" if c else "not measured"
+            )
+        rows.append(f"| {bundle} | {reality} | {shown[0]} | {shown[1]} |")
+    return "\n".join(rows)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--episodes", type=int, default=30)
@@ -81,7 +86,11 @@ def main() -> None:
     ap.add_argument("--engines", nargs="*", default=["pybullet", "mujoco"], choices=["pybullet", "mujoco"])
     ap.add_argument("--realities", nargs="*", default=None, help="reality names (nominal for the nominal domain)")
     ap.add_argument("--out", default=None)
+    ap.add_argument("--markdown", action="store_true", help="print the table of --out's cells, deploy nothing")
     args = ap.parse_args()
+    if args.markdown:
+        print(markdown(json.loads(Path(args.out).read_text())["cells"]))
+        return
     done = json.loads(Path(args.out).read_text())["cells"] if args.out and Path(args.out).exists() else []
     key = lambda c: (c["bundle"], c["engine"], c["reality"])  # noqa: E731
     have = {key(c) for c in done if c["episodes"] == args.episodes}

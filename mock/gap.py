@@ -61,6 +61,7 @@ class EngineRun:
         self.engine = engine
         self.config = self.world.core.config
         self.servos = _servos(self.config)
+        self._renderers: dict[str, Any] = {}
 
     def joints(self) -> np.ndarray:
         if self.engine == "mujoco":
@@ -98,7 +99,9 @@ class EngineRun:
         cam = self.config.camera(camera)
         k = camera_intrinsics(cam.color.width, cam.color.height, cam.intrinsics)
         if self.engine == "mujoco":
-            return self.world.renderer(camera, cam.depth_range)(k, np.zeros(3))
+            if camera not in self._renderers:  # one GL context per camera, kept (closed with the world)
+                self._renderers[camera] = self.world.renderer(camera, cam.depth_range)
+            return self._renderers[camera](k, np.zeros(3))
         from sim.camera_model import render
 
         core = self.world.core  # rendered in this process, as the mock camera's render replica does

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import subprocess
 import sys
@@ -180,8 +181,13 @@ def test_demo_tells_the_whole_story(tmp_path, capsys):
     argv = ["demo", "--out", str(out), "--episodes", "2", "--video-episodes", "1", "--deploy-episodes", "1"]
     assert s2r(argv) == 0
     report = json.loads((out / "demo.json").read_text())
-    assert set(report) == {"grasp_expert", "navigate_expert", "policy_in_sim", "deployment", "replay", "sysid"}
+    steps = {"grasp_expert", "navigate_expert", "policy_in_sim", "deployment", "replay", "sysid"}
+    has_mujoco = importlib.util.find_spec("mujoco") is not None  # the [mujoco] extra (Python >= 3.11)
+    assert set(report) == steps | ({"deployment_mujoco"} if has_mujoco else set())
     assert report["deployment"]["ended"] == "completed" and report["deployment"]["robot"] == "openmanipulator_x_mock"
+    if has_mujoco:  # the same episodes on the second engine
+        second = report["deployment_mujoco"]
+        assert second["engine"] == "mujoco" and second["ended"] == "completed" and len(second["episodes"]) == 1
     assert report["replay"]["check_policy"]["matches"] and (out / "deploy_grasp.mcap").stat().st_size > 1000
     assert report["sysid"]["mae_rad"] < report["sysid"]["nominal_mae_rad"]  # the fit explains the reality better
     assert "5. system identification" in capsys.readouterr().out
