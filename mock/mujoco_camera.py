@@ -23,6 +23,41 @@ from robot.intrinsics import Intrinsics
 from sim.camera_model import RenderedFrame
 
 
+class Offscreen:
+    """An offscreen OpenGL context and MuJoCo render context for one model: one render pass gives both the color and
+    the depth buffer (MuJoCo's ``Renderer`` renders twice for the two). Create, use and free it on one thread."""
+
+    def __init__(self, model: Any, width: int, height: int) -> None:
+        self.gl = mujoco.GLContext(width, height)
+        self.gl.make_current()
+        self.context = mujoco.MjrContext(model, mujoco.mjtFontScale.mjFONTSCALE_150)
+        mujoco.mjr_setBuffer(mujoco.mjtFramebuffer.mjFB_OFFSCREEN, self.context)
+        self.scene = mujoco.MjvScene(model, maxgeom=2000)
+        self.option = mujoco.MjvOption()
+        self.camera = mujoco.MjvCamera()
+        self.camera.type = mujoco.mjtCamera.mjCAMERA_FIXED
+        self.rect = mujoco.MjrRect(0, 0, width, height)
+        self.rgb = np.empty((height, width, 3), np.uint8)
+        self.zbuffer = np.empty((height, width), np.float32)
+        extent = model.stat.extent
+        self.near, self.far = model.vis.map.znear * extent, model.vis.map.zfar * extent  # m
+
+    def render(self, model: Any, data: Any, camera: int) -> tuple[np.ndarray, np.ndarray]:
+        """Color (HxWx3 uint8) and metric depth along the optical axis (HxW float32, m) from camera id ``camera``."""
+        self.camera.fixedcamid = camera
+        mujoco.mjv_updateScene(model, data, self.option, None, self.camera, mujoco.mjtCatBit.mjCAT_ALL, self.scene)
+        mujoco.mjr_render(self.rect, self.scene, self.context)
+        mujoco.mjr_readPixels(self.rgb, self.zbuffer, self.rect, self.context)
+        # OpenGL's rows run bottom-up; its depth buffer holds a perspective value in [0, 1] per pixel
+        z = np.flipud(self.zbuffer)
+        depth = self.near / (1.0 - z * (1.0 - self.near / self.far))
+        return np.flipud(self.rgb).copy(), depth.astype(np.float32)
+
+    def close(self) -> None:
+        self.context.free()
+        self.gl.free()
+
+
 class MujocoCameraRenderer:
     """Renders camera ``name`` of ``reality`` (a :class:`mock.mujoco_reality.MujocoReality`) at each call."""
 
@@ -55,7 +90,7 @@ class MujocoCameraRenderer:
         model.vis.global_.offheight = max(model.vis.global_.offheight, intrinsics.height)
         model.vis.map.znear = 0.01 / max(model.stat.extent, 1e-6)  # 1 cm near plane, in units of the extent
         self._data = mujoco.MjData(model)
-        self._renderer = mujoco.Renderer(model, intrinsics.height, intrinsics.width)
+        self._renderer = Offscreen(model, intrinsics.width, intrinsics.height)
         self._model, self._key = source, (intrinsics, tuple(np.asarray(offset, dtype=float)))
 
     def __call__(self, intrinsics: Intrinsics, offset: np.ndarray) -> RenderedFrame:
@@ -90,13 +125,7 @@ class MujocoCameraRenderer:
             self._data.time = self.reality.data.time
         mujoco.mj_kinematics(self._copy, self._data)
         mujoco.mj_camlight(self._copy, self._data)
-        r = self._renderer
-        r.disable_depth_rendering()
-        r.update_scene(self._data, camera=self.name)
-        color = r.render().copy()
-        r.enable_depth_rendering()
-        r.update_scene(self._data, camera=self.name)
-        depth = r.render().astype(np.float32)
+        color, depth = self._renderer.render(self._copy, self._data, self._copy.camera(self.name).id)
         lo, hi = self.depth_range
         depth[(depth < lo) | (depth > hi)] = 0.0
         return RenderedFrame(color=color, depth=depth)
