@@ -7,7 +7,7 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from policies.cli.common import print_summary, write_json
 
@@ -88,27 +88,7 @@ def run_demo(args: Demo) -> int:
         f"{1e3 / loop['cycle_ms_p50']:.1f} Hz (p99 cycle {loop['cycle_ms_p99']} ms), overruns {loop['overruns']}; "
         f"safety events {deployed.safety_events or 'none'}; log {log}"
     )
-    print("   the same episodes in the same reality on a second engine (MuJoCo: its contacts, servos as DC motors)")
-    try:
-        import mock.mujoco_scene  # noqa: F401 - the optional engine is installed
-
-        second = deploy(
-            DeployConfig(
-                robot="mock/openmanipulator_x",
-                policy=policy,
-                episodes=args.deploy_episodes,
-                reality=reality,
-                seed=args.seed + 3_000_000,
-                engine="mujoco",
-            )
-        )
-        report["deployment_mujoco"] = second.to_dict()
-        print(
-            f"  success PyBullet reality {deployed.success_rate:.0%}, MuJoCo reality {second.success_rate:.0%} "
-            f"({len(second.episodes)} episodes each, same scenes); {second.ended}"
-        )
-    except ImportError as e:
-        print(f"  skipped: {e.name} is not installed (pip install '.[mujoco]', Python >= 3.11)")
+    _demo_second_engine(args, policy, reality, deployed, report)
     print("4. replaying the log")
     check = check_policy(log, policy)
     drift = sim_replay(log)
@@ -137,6 +117,33 @@ def run_demo(args: Demo) -> int:
     write_json(out / "demo.json", report)
     print(f"demo finished in {time.monotonic() - t0:.1f} s; report in {out / 'demo.json'}")
     return 0 if deployed.ended == "completed" and check["matches"] else 1
+
+
+def _demo_second_engine(args: Demo, policy: str, reality: str, deployed: Any, report: dict) -> None:
+    """Step 3 again on the MuJoCo reality (same reality file, same scenes), reported beside the PyBullet one."""
+    from policies.deploy import DeployConfig, deploy
+
+    print("   the same episodes in the same reality on a second engine (MuJoCo: its contacts, servos as DC motors)")
+    try:
+        import mock.mujoco_scene  # noqa: F401 - the optional engine is installed
+
+        second = deploy(
+            DeployConfig(
+                robot="mock/openmanipulator_x",
+                policy=policy,
+                episodes=args.deploy_episodes,
+                reality=reality,
+                seed=args.seed + 3_000_000,
+                engine="mujoco",
+            )
+        )
+        report["deployment_mujoco"] = second.to_dict()
+        print(
+            f"  success PyBullet reality {deployed.success_rate:.0%}, MuJoCo reality {second.success_rate:.0%} "
+            f"({len(second.episodes)} episodes each, same scenes); {second.ended}"
+        )
+    except ImportError as e:
+        print(f"  skipped: {e.name} is not installed (pip install '.[mujoco]', Python >= 3.11)")
 
 
 @dataclass(kw_only=True)
