@@ -32,13 +32,14 @@ REALITIES = {
 }
 
 
-def deploy(bundle: str, engine: str, reality: str | None, episodes: int, seed: int) -> dict:
+def deploy(bundle: str, engine: str, reality: str | None, episodes: int, seed: int, max_stall_s: float) -> dict:
     from policies.cli import main as s2r
 
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp) / "summary.json"
         args = ["deploy", "--robot", ROBOTS[BUNDLES[bundle]], "--policy", bundle, "--engine", engine]
         args += ["--episodes", str(episodes), "--seed", str(seed), "--quiet", "--json", str(out)]
+        args += ["--max-stall", str(max_stall_s)]
         if reality is not None:
             args += ["--reality", str(ROOT / "hardware_configs" / "mock" / "realities" / f"{reality}.yaml")]
         start = time.monotonic()
@@ -85,6 +86,9 @@ def main() -> None:
     ap.add_argument("--only", nargs="*", default=list(BUNDLES), choices=list(BUNDLES))
     ap.add_argument("--engines", nargs="*", default=["pybullet", "mujoco"], choices=["pybullet", "mujoco"])
     ap.add_argument("--realities", nargs="*", default=None, help="reality names (nominal for the nominal domain)")
+    ap.add_argument(
+        "--max-stall", type=float, default=2.0, help="s without a fresh camera frame that stop a run (s2r deploy's)"
+    )
     ap.add_argument("--out", default=None)
     ap.add_argument("--markdown", action="store_true", help="print the table of --out's cells, deploy nothing")
     args = ap.parse_args()
@@ -103,7 +107,8 @@ def main() -> None:
             for engine in args.engines:
                 if (bundle, engine, name) in have:
                     continue
-                cell = deploy(bundle, engine, reality, args.episodes, args.seed)
+                cell = deploy(bundle, engine, reality, args.episodes, args.seed, args.max_stall)
+                cell["max_stall_s"] = args.max_stall
                 print(json.dumps(cell), file=sys.stderr, flush=True)
                 cells.append(cell)
                 emit({"episodes": args.episodes, "seed": args.seed, "cells": cells}, args.out)

@@ -60,6 +60,22 @@ def _urdf_colors(path: os.PathLike) -> dict[str, list[float]]:
     return colors
 
 
+def _urdf_friction(path: os.PathLike) -> dict[str, list[float]]:
+    """link -> [sliding, torsional, rolling] friction from a link's ``<contact>`` element (PyBullet's URDF extension,
+    e.g. the base's frictionless caster), which MuJoCo's importer ignores."""
+    out = {}
+    for link in ET.parse(path).getroot().iter("link"):
+        contact = link.find("contact")
+        if contact is None:
+            continue
+        values = [contact.find(k) for k in ("lateral_friction", "spinning_friction", "rolling_friction")]
+        defaults = (1.0, 0.005, 0.0001)  # MuJoCo's own
+        out[link.get("name")] = [
+            float(v.get("value")) if v is not None else d for v, d in zip(values, defaults, strict=True)
+        ]
+    return out
+
+
 def obj_bounds(path: str) -> tuple[np.ndarray, np.ndarray]:
     """Axis-aligned lower and upper corners of an OBJ mesh's vertices (file units, file frame)."""
     with open(path) as fh:
@@ -85,7 +101,7 @@ def robot_spec(config: HardwareConfig, params: dict[str, Any], urdf: os.PathLike
     spec.option.timestep = TIMESTEP
     spec.option.integrator = mujoco.mjtIntegrator.mjINT_IMPLICITFAST
     spec.option.cone = mujoco.mjtCone.mjCONE_ELLIPTIC
-    colors = _urdf_colors(path)
+    colors, friction = _urdf_colors(path), _urdf_friction(path)
     mass_scale = float(params.get("robot.mass_scale", params.get("base.mass_scale", 1.0)))
     inertia_scale = float(params.get("robot.inertia_scale", params.get("base.inertia_scale", 1.0)))
     root = _root_link(path)
@@ -100,6 +116,8 @@ def robot_spec(config: HardwareConfig, params: dict[str, Any], urdf: os.PathLike
             g.contype, g.conaffinity = ROBOT_GEOM["contype"], ROBOT_GEOM["conaffinity"]
             if name in colors:
                 g.rgba = colors[name]
+            if name in friction:
+                g.friction = friction[name]
     if not config.sim.fixed_base:
         root = next(b for b in spec.worldbody.bodies)
         root.add_freejoint(name="base_free")
