@@ -32,9 +32,10 @@ from mock.mujoco_scene import (
     restitution_solref,
     robot_spec,
 )
-from mock.reality import RealityError, check_reality_domain
+from mock.reality import RealityError, check_reality_domain, task_world
 from real.dynamixel.emulator import EmulatedServo
 from robot.joint_state import JointState
+from robot.kinematics import ArmKinematics
 from sim.randomization.config import load_domain, load_randomization
 
 #: Targets the MuJoCo reality does not apply (beyond the mock path's own, :data:`mock.reality.UNAPPLIED_TARGETS`;
@@ -85,17 +86,19 @@ class MujocoReality:
         randomization: str = "none",
         seed: int = 0,
     ) -> None:
-        import gymnasium as gym
-
-        from sim import TASK_IDS
-
-        if task not in TASK_IDS:
-            raise ValueError(f"unknown task {task!r}; expected one of {sorted(TASK_IDS)}")
         self.task = task
         self.domain = load_domain(domain) if domain is not None else {}
-        self.env = gym.make(TASK_IDS[task], obs_mode="state", randomization=randomization)
+        self.env = task_world(task, randomization)
         self.core = self.env.unwrapped  # the task's scene sampler and rules
         self.config = self.core.config
+        motors = self.config.motors
+        # joint = direction * (motor - offset) * scale, the host's conversion (real.dynamixel.motor_bus)
+        self._dir = np.array([m.direction for m in motors], dtype=float)
+        self._scale = np.array([m.scale for m in motors], dtype=float)
+        self._off = np.array([m.offset for m in motors], dtype=float)
+        self._kinematics = None
+        if self.config.arm is not None:
+            self._kinematics = ArmKinematics(self.config)  # the tool position of the privileged state
         self.lock = threading.RLock()
         self._workdir = tempfile.TemporaryDirectory(prefix="s2r-mujoco-")
         self.info: dict[str, Any] = {}
@@ -325,10 +328,7 @@ class MujocoReality:
     def joints(self) -> JointState:
         """The configured joints now (positions, velocities; effort from the servos' torque)."""
         angle, velocity = self.plant.motor_state()
-        config = self.config
-        d = np.array([m.direction for m in config.motors])
-        s = np.array([m.scale for m in config.motors])
-        o = np.array([m.offset for m in config.motors])
+        d, s, o = self._dir, self._scale, self._off
         return JointState(d * (angle - o) * s, d * velocity * s, d * self.plant.torque / s, int(self.data.time * 1e9))
 
     def _contacts(self, bodies_a: np.ndarray, bodies_b: np.ndarray) -> bool:
@@ -341,12 +341,10 @@ class MujocoReality:
         return bool(np.any((a1 & np.isin(b2, bodies_b)) | (a2 & np.isin(b1, bodies_b))))
 
     def _grasp_state(self) -> dict[str, Any]:
-        from robot.kinematics import ArmKinematics
-
         m, d = self.model, self.data
         pos = d.body("object").xpos.copy()
         w, x, y, z = d.body("object").xquat
-        tool, _ = ArmKinematics(self.config).forward(np.array(self.joints().position))
+        tool, _ = self._kinematics.forward(np.array(self.joints().position))
         obj = np.array([m.body("object").id])
         left = self._contacts(np.array([m.body("gripper_left_link").id]), obj)
         right = self._contacts(np.array([m.body("gripper_right_link").id]), obj)

@@ -50,6 +50,17 @@ def check_reality_domain(task: str, domain: str | Path | dict[str, Any] | None) 
     return [name for name in pins if targets.get(name, "").startswith(HOST_TARGETS)]
 
 
+def task_world(task: str, randomization: str) -> Any:
+    """The task env (state observations) whose world a reality is: its scene sampler, params and rules."""
+    import gymnasium as gym
+
+    from sim import TASK_IDS  # registers the envs; loaded only for a mock robot
+
+    if task not in TASK_IDS:
+        raise ValueError(f"unknown task {task!r}; expected one of {sorted(TASK_IDS)}")
+    return gym.make(TASK_IDS[task], obs_mode="state", randomization=randomization)
+
+
 class Reality:
     """The world of ``task`` with ``domain`` pinned (``randomization``: what is not pinned, default "none")."""
 
@@ -60,15 +71,9 @@ class Reality:
         randomization: str = "none",
         seed: int = 0,
     ) -> None:
-        import gymnasium as gym
-
-        from sim import TASK_IDS  # registers the envs; loaded only for a mock robot
-
-        if task not in TASK_IDS:
-            raise ValueError(f"unknown task {task!r}; expected one of {sorted(TASK_IDS)}")
         self.task = task
         self.domain = load_domain(domain) if domain is not None else {}
-        self.env = gym.make(TASK_IDS[task], obs_mode="state", randomization=randomization)
+        self.env = task_world(task, randomization)
         self.core = self.env.unwrapped
         self.lock = threading.RLock()
         self.episode_seed = seed
