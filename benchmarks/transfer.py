@@ -25,10 +25,13 @@ from policies.rollout import wilson_interval  # noqa: E402
 
 ROBOTS = {"grasp": "mock/openmanipulator_x", "navigate": "mock/turtlebot3_burger"}
 BUNDLES = {"grasp_state": "grasp", "grasp_rgbd": "grasp", "navigate_state": "navigate", "navigate_rgbd": "navigate"}
-#: Reality files (hardware_configs/mock/realities) per task; None is the nominal domain.
+#: Reality files (hardware_configs/mock/realities) per bundle; None is the nominal domain. navigate_state reads no
+#: image, so a shifted camera is left out for it (grasp_state keeps its cell as a control: it must not move).
 REALITIES = {
-    "grasp": [None, "heavy_object", "late_servos", "shifted_camera"],
-    "navigate": [None, "late_servos", "shifted_camera"],
+    "grasp_state": [None, "heavy_object", "late_servos", "shifted_camera"],
+    "grasp_rgbd": [None, "heavy_object", "late_servos", "shifted_camera"],
+    "navigate_state": [None, "late_servos"],
+    "navigate_rgbd": [None, "late_servos", "shifted_camera"],
 }
 
 
@@ -100,7 +103,7 @@ def main() -> None:
     have = {key(c) for c in done if c["episodes"] == args.episodes}
     cells = [c for c in done if key(c) in have]
     for bundle in args.only:
-        for reality in REALITIES[BUNDLES[bundle]]:
+        for reality in REALITIES[bundle]:
             name = reality or "nominal"
             if args.realities is not None and name not in args.realities:
                 continue

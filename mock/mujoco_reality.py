@@ -212,19 +212,21 @@ class MujocoReality:
         body.mass = mass
         body.ipos = [float(x) for x in prm["object.com_offset"]]
         body.inertia = [mass * i * float(prm["object.inertia_scale"]) for i in inertia]
+        # Sliding friction of a contact as PyBullet combines it (the product of the two bodies' coefficients), set
+        # through contact priority: the fingers' (2) win against the object, the object's (1) against the table.
+        obj_mu = float(prm["object.lateral_friction"])
         friction = (
-            float(prm["object.lateral_friction"]),
+            obj_mu * float(prm["table.lateral_friction"]),
             float(prm["object.spinning_friction"]),
             float(prm.get("object.rolling_friction", 0.0)),
         )
-        geom = add_geom(body, obj, friction, condim=4)
+        geom = add_geom(body, obj, friction, condim=4, priority=1)
         geom.mass = 0.0
         geom.solref = restitution_solref(prm["object.restitution"])
-        finger = float(prm["finger.lateral_friction"])
+        finger = float(prm["finger.lateral_friction"]) * obj_mu
         for link in ("gripper_left_link", "gripper_right_link"):
             for g in spec.body(link).geoms:
-                g.friction = [finger, 0.005, 0.0001]
-                g.condim = 4
+                g.friction, g.condim, g.priority = [finger, 0.005, 0.0001], 4, 2
 
     def _add_room(self, spec: mujoco.MjSpec) -> None:
         from sim.envs.navigate_env import BOX_COLOR, CYLINDER_COLOR, FLOOR_COLOR, ROOM_HALF, WALL_COLOR
@@ -272,11 +274,12 @@ class MujocoReality:
             )
             add_geom(body, box, (0.8, 0.005, 0.0001))
             self._scene_geoms.append(name)
-        wheel = float(prm["wheel.lateral_friction"])
+        # The tyre-floor coefficient as PyBullet combines it (the product of the two bodies' coefficients); with
+        # contact priority MuJoCo uses the wheels' (it takes the larger of two geoms' frictions otherwise).
+        wheel = float(prm["wheel.lateral_friction"]) * float(prm["floor.lateral_friction"])
         for name in (self.config.base.left_wheel, self.config.base.right_wheel):
-            child = spec.joint(name).parent
-            for g in child.geoms:
-                g.friction = [wheel, 0.005, 0.0001]
+            for g in spec.joint(name).parent.geoms:
+                g.friction, g.priority = [wheel, 0.005, 0.0001], 1
 
     def _add_cameras(self, spec: mujoco.MjSpec) -> None:
         from sim.envs.camera_view import camera_mount

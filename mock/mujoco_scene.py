@@ -62,7 +62,9 @@ def _urdf_colors(path: os.PathLike) -> dict[str, list[float]]:
 
 def _urdf_friction(path: os.PathLike) -> dict[str, list[float]]:
     """link -> [sliding, torsional, rolling] friction from a link's ``<contact>`` element (PyBullet's URDF extension,
-    e.g. the base's frictionless caster), which MuJoCo's importer ignores."""
+    e.g. the base's frictionless caster), which MuJoCo's importer ignores. The geoms of such a link get contact
+    priority: MuJoCo uses the larger of two geoms' frictions unless one has priority, so a frictionless caster would
+    otherwise drag with the floor's friction (PyBullet multiplies the two coefficients: 0 stays 0)."""
     out = {}
     for link in ET.parse(path).getroot().iter("link"):
         contact = link.find("contact")
@@ -117,7 +119,7 @@ def robot_spec(config: HardwareConfig, params: dict[str, Any], urdf: os.PathLike
             if name in colors:
                 g.rgba = colors[name]
             if name in friction:
-                g.friction = friction[name]
+                g.friction, g.priority = friction[name], 1
     if not config.sim.fixed_base:
         root = next(b for b in spec.worldbody.bodies)
         root.add_freejoint(name="base_free")

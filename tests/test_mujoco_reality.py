@@ -106,6 +106,46 @@ def test_base_loads_in_its_room_and_scans_it(room_world):
     assert room_world.outcome() == (False, False)
 
 
+def _contact_friction(world, body_a: str, body_b: str) -> list[float]:
+    """Sliding friction of each contact now between bodies ``body_a`` and ``body_b``."""
+    m, d = world.model, world.data
+    a, b = m.body(body_a).id, m.body(body_b).id
+    pairs = [(m.geom_bodyid[c.geom1], m.geom_bodyid[c.geom2], c.friction[0]) for c in d.contact[: d.ncon]]
+    return [float(f) for g1, g2, f in pairs if {g1, g2} == {a, b}]
+
+
+def test_contacts_combine_friction_as_the_simulator_does(grasp_world):
+    """The same domain values give the same contact coefficients as in PyBullet (the product of the two bodies'):
+    the object rests on the table with object x table friction; MuJoCo's own rule (the larger) would give 1.0."""
+    prm = grasp_world.params
+    expected = prm["object.lateral_friction"] * prm["table.lateral_friction"]
+    found = _contact_friction(grasp_world, "object", "table")
+    assert found and np.allclose(found, expected), (found, expected)
+
+
+def test_base_rolls_on_its_wheels_without_dragging_its_caster():
+    """Both wheels held at 4 rad/s by their firmware: the base moves at wheel speed x radius (no slip), and the
+    caster, frictionless in the URDF, touches the floor without friction (it dragged with the floor's before)."""
+    world = MujocoReality("navigate", seed=5)
+    try:
+        config = world.config
+        servos = _servos(config)
+        for motor in config.motors:
+            s = servos[motor.id]
+            s.set("goal_velocity", s.model.register("goal_velocity").from_si(motor.direction * 4.0 / motor.scale))
+        world.step(1.5, servos)  # up to speed
+        before, t0 = world.robot_pose(), world.data.time
+        world.step(0.5, servos)
+        speed = np.hypot(*(world.robot_pose()[:2] - before[:2])) / (world.data.time - t0)
+        wheel = float(np.mean(np.abs(world.joints().velocity)))
+        assert wheel == pytest.approx(4.0, abs=0.1)
+        assert speed == pytest.approx(wheel * config.base.wheel_radius, rel=0.03), (speed, wheel)
+        caster = _contact_friction(world, "caster_back_link", "world")
+        assert caster and max(caster) < 1e-3, caster
+    finally:
+        world.close()
+
+
 def _step_response(plant_step, config, servos, joint: int, target: float, seconds: float, read) -> np.ndarray:
     motor = config.motors[joint]
     _goal(servos[motor.id], motor, target)
