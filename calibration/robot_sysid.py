@@ -24,7 +24,7 @@ from calibration.search import minimize
 from calibration.servo_sysid import SysidError
 from calibration.sim_replay import sim_replay_errors
 from real.replay import log_cycles, log_robot_config
-from robot.description import SERVO_MODELS, HardwareConfig
+from robot.description import SERVO_MODELS, ControlMode, HardwareConfig, torque_per_amp
 from sim.pybullet_robot import servo_params_from_targets
 from sim.voltage_servo import VoltageServoParams
 
@@ -181,7 +181,7 @@ def fit_voltage(
     """The voltage servo model (:mod:`sim.voltage_servo`, one for every position joint) that replays ``logs``
     best, by differential evolution over the free parameters of ``model`` (deterministic for a seed). A candidate
     too stiff for the config's physics rate scores as a failure."""
-    from calibration.servo_sysid import BOUNDS, MODELS
+    from calibration.servo_sysid import MODELS, bounds
 
     if model not in MODELS:
         raise SysidError(f"unknown model {model!r}; expected one of {sorted(MODELS)}")
@@ -197,9 +197,15 @@ def fit_voltage(
         except ValueError:  # too stiff for the physics rate
             return 10.0
 
-    result = minimize(
-        objective, [BOUNDS[n] for n in free], iterations, population, seed, f"sysid robot {model}", progress
-    )
+    # kt and R searched around the datasheet of the position servos (stall torque and current at the rated voltage)
+    models = [m.model for m in config.motors if m.mode != ControlMode.velocity]
+    kts = [torque_per_amp(m) for m in models]
+    kt = resistance = None
+    if kts and all(k is not None for k in kts):
+        kt = float(np.mean(kts))
+        resistance = float(np.mean([SERVO_MODELS[m]["rated_v"] / SERVO_MODELS[m]["stall_current"] for m in models]))
+    space = bounds(free, kt, resistance)
+    result = minimize(objective, space, iterations, population, seed, f"sysid robot {model}", progress)
     return params(result.x), float(result.fun)
 
 

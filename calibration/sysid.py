@@ -67,6 +67,75 @@ def _voltage_report(
     return report
 
 
+def _validation_report(v: servo_sysid.Validation) -> dict[str, Any]:
+    return _rounded(
+        {
+            "n_params": v.n_params,
+            "train_mae_rad": v.train_mae_rad,
+            "val_mae_rad": v.val_mae_rad,
+            "val_rms_rad": v.val_rms_rad,
+            "val_over_train": v.val_mae_rad / v.train_mae_rad if v.train_mae_rad > 0 else None,
+            "folds": v.folds,
+        }
+    )
+
+
+def _fit_voltage(
+    fit_paths: list[str],
+    fit_logs: list[servo_sysid.ServoLog],
+    model: str,
+    iterations: int,
+    seed: int,
+    progress: bool,
+) -> tuple[dict[str, Any], list[str]]:
+    """Cross-validate the candidate models (``auto``: all; a named one: it and the Coulomb + viscous baseline),
+    then fit the chosen one on every log: the parameters record and the warnings."""
+    warnings: list[str] = []
+    if model == servo_sysid.AUTO:
+        candidates = list(servo_sysid.MODELS)
+    else:
+        candidates = list(dict.fromkeys(["coulomb_viscous", model]))
+    validations = []
+    if len(fit_logs) >= 2:
+        for name in candidates:
+            validations.append(servo_sysid.cross_validate(fit_logs, name, iterations, seed, progress))
+    elif model == servo_sysid.AUTO:
+        raise SysidError("--model auto chooses by validation: give at least two logs (better: two trajectory families)")
+    else:
+        warnings.append("one log: nothing to validate the fit on")
+    chosen = servo_sysid.choose(validations).model if model == servo_sysid.AUTO else model
+    for v in validations:
+        if v.overfit:
+            warnings.append(
+                f"{v.model}: validation MAE {1000 * v.val_mae_rad:.1f} mrad is {v.val_mae_rad / v.train_mae_rad:.1f}x "
+                f"its training MAE ({1000 * v.train_mae_rad:.1f}): it does not generalize across these splits"
+            )
+    result = servo_sysid.fit(fit_logs, model=chosen, iterations=iterations, seed=seed, progress=progress)
+    if result.stopped != "converged":
+        warnings.append(f"the fit stopped at the generation cap ({iterations}) before converging: raise --iterations")
+    record = {
+        "kind": "voltage_servo",
+        "model": chosen,
+        "params": {k: round(v, 6) for k, v in vars(result.params).items()},
+        "fit": {
+            "logs": [str(p) for p in fit_paths],
+            "mae_rad": round(result.mae_rad, 6),
+            "generations": result.generations,
+            "stopped": result.stopped,
+            "wall_s": result.wall_s,
+            "simulated_s": result.simulated_s,
+            "seed": seed,
+            "loads": sorted({f"{log.load.mass} kg at {log.load.length} m" for log in fit_logs}),
+        },
+        "validation": {
+            "chosen_by": "lowest validation MAE" if model == servo_sysid.AUTO else "named with --model",
+            "splits": [f[0] for f in servo_sysid.folds(fit_logs)] if validations else [],
+            "models": {v.model: _validation_report(v) for v in validations},
+        },
+    }
+    return record, warnings
+
+
 def run_voltage(
     fit_paths: list[str],
     eval_paths: list[str],
@@ -81,30 +150,32 @@ def run_voltage(
     fit_logs = [servo_sysid.load_servo_log(p) for p in fit_paths]
     eval_logs = [servo_sysid.load_servo_log(p) for p in eval_paths]
     record: dict[str, Any]
+    warnings: list[str] = []
     if params_path:
         record = load_params(params_path, ("voltage_servo",))
         params = VoltageServoParams(**record["params"])
     else:
-        result = servo_sysid.fit(fit_logs, model=model, iterations=iterations, seed=seed, progress=progress)
-        params = result.params
-        record = {
-            "kind": "voltage_servo",
-            "model": model,
-            "params": {k: round(v, 6) for k, v in vars(params).items()},
-            "fit": {
-                "logs": [str(p) for p in fit_paths],
-                "mae_rad": round(result.mae_rad, 6),
-                "generations": result.generations,
-                "seed": seed,
-                "loads": sorted({f"{log.load.mass} kg at {log.load.length} m" for log in fit_logs}),
-            },
-        }
+        record, warnings = _fit_voltage(fit_paths, fit_logs, model, iterations, seed, progress)
+        params = VoltageServoParams(**record["params"])
         if out:
             robot_sysid.write_yaml(
                 record, out, header="s2r sysid: voltage-controlled servo model (sim/voltage_servo.py)"
             )
-    report = {"kind": "voltage_servo", "model": record.get("model"), "params": record["params"]}
+    evaluated = "eval_logs" if eval_logs else "fit_logs"
+    overall = servo_sysid.score(params, eval_logs or fit_logs)
+    report = {
+        "kind": "voltage_servo",
+        "model": record.get("model"),
+        "evaluated_on": evaluated,
+        "mae_mrad": round(1000 * overall["mae_rad"], 3),
+        "rmse_mrad": round(1000 * overall["rms_rad"], 3),
+        "params": record["params"],
+    }
+    for key in ("fit", "validation"):
+        if key in record:
+            report[key] = record[key]
     report |= _voltage_report(params, fit_logs, eval_logs)
+    report["warnings"] = warnings
     if plot:
         shown = eval_logs or fit_logs
         servo_sysid.plot(shown, {"default": VoltageServoParams(), "fitted": params}, plot, title="s2r sysid")
@@ -242,7 +313,7 @@ def run(
         raise SysidError("give --out PARAMS.yaml to keep the fit")
     kind = log_kind(fit_paths + eval_paths)
     if kind == "voltage_servo":
-        model = model or "load"
+        model = model or servo_sysid.AUTO
         if model == "sim":
             raise SysidError("--model sim fits a robot's simulated servos: it needs robot logs (.mcap)")
         if emit_domain or emit_ranges:
@@ -250,7 +321,9 @@ def run(
                 "--emit-domain/--emit-ranges need a robot fit (MCAP logs): the test bench's voltage model "
                 "has no counterpart among the tasks' randomized parameters"
             )
-        return run_voltage(fit_paths, eval_paths, params, out, model, iterations or 150, seed, plot, progress)
+        return run_voltage(fit_paths, eval_paths, params, out, model, iterations or 300, seed, plot, progress)
+    if model == servo_sysid.AUTO:
+        raise SysidError("--model auto validates test-bench models (.json logs); robot logs take sim or a named model")
     return run_robot(
         fit_paths,
         eval_paths,
@@ -268,8 +341,23 @@ def run(
 
 
 def summary_lines(report: dict[str, Any]) -> list[str]:
-    """Human-readable lines: MAE (mrad) per log set and model."""
+    """Human-readable lines: validation per model, MAE (mrad, weighted by time) per log set and model, warnings."""
     lines = []
+    validation = report.get("validation", {})
+    if validation.get("models"):
+        lines.append(f"validation ({', '.join(validation['splits'])}), MAE mrad weighted by time:")
+        for name, v in validation["models"].items():
+            mark = " <- chosen" if name == report.get("model") else ""
+            lines.append(
+                f"  {name} ({v['n_params']} params): train {1000 * v['train_mae_rad']:.1f}, "
+                f"validation {1000 * v['val_mae_rad']:.1f}{mark}"
+            )
+    if "fit" in report and "stopped" in report["fit"]:
+        f = report["fit"]
+        lines.append(
+            f"fit ({report['model']}): {f['generations']} generations, {f['stopped']}, {f['wall_s']:.0f} s, "
+            f"{f['simulated_s']:.0f} s simulated"
+        )
     for label in ("fit_logs", "eval_logs"):
         if label not in report:
             continue
@@ -283,4 +371,5 @@ def summary_lines(report: dict[str, Any]) -> list[str]:
                 f"  {log}: fitted MAE {1000 * s['mae_rad']:.1f} RMS {1000 * s['rms_rad']:.1f}, "
                 f"default MAE {1000 * d['mae_rad']:.1f}"
             )
+    lines += [f"warning: {w}" for w in report.get("warnings", [])]
     return lines

@@ -23,7 +23,7 @@ import pybullet as p
 from robot.description import SERVO_MODELS, ControlMode, HardwareConfig, urdf_path
 from robot.joint_state import JointState
 from sim.servo_model import CommandDelay, ServoParams
-from sim.voltage_servo import VoltageServoParams, duty_per_rad
+from sim.voltage_servo import VoltageServoParams, duty_per_rad, friction_budget
 
 #: Default PyBullet motor gains for the servo position loop. They give a step response with a time constant
 #: of about 0.05 s on the arm (see tests/test_pybullet_robot.py); system identification refines them.
@@ -230,7 +230,7 @@ class PyBulletRobot:
         self._v_supply = params.supply_v * strength
         self._v_limit = params.max_torque[slots]
         self._v_viscous = v.viscous + params.damping[slots]
-        self._v = v
+        self._v, self._v_vector = v, v.vector()
         for idx in self._voltage_bullet:  # the damping is in the model; PyBullet's would count it twice
             p.changeDynamics(self.body, idx, jointDamping=0.0, physicsClientId=self.client)
             if idx not in self._inertia:
@@ -255,7 +255,7 @@ class PyBulletRobot:
         """The torque is explicit in each physics tick (as in :func:`sim.voltage_servo.simulate`): stable only
         while the back-EMF damping and the P loop's stiffness are small against each joint's inertia at this
         tick. Raise a clear error instead of simulating a diverging arm."""
-        movable = [
+        movable = self._movable = [
             i
             for i in range(p.getNumJoints(self.body, physicsClientId=self.client))
             if p.getJointInfo(self.body, i, physicsClientId=self.client)[2] != p.JOINT_FIXED
@@ -286,11 +286,14 @@ class PyBulletRobot:
         goal = np.array(self._goal_by_slot)
         on = self._torque_on[slots]
         duty = np.clip(self._v_gain * (goal - q), -v.max_duty, v.max_duty) * on
-        motor = v.kt / v.R * (self._v_supply * duty - v.kt * w * on)
+        drive = v.kt / v.R * (self._v_supply * duty - v.kt * w * on)
         # The joint's torque limit (config effort x strength) caps it, like the servo's current limit.
-        motor = np.clip(motor, -self._v_limit, self._v_limit) - self._v_viscous * w
+        drive = np.clip(drive, -self._v_limit, self._v_limit)
+        motor = drive - self._v_viscous * w
         self._voltage_torque[slots] = motor
-        friction = v.coulomb + v.load_friction * np.abs(motor)
+        loaded = v.load_friction > 0 or v.stribeck_load > 0
+        external = self._external_torque() if loaded else np.zeros(len(slots))
+        friction = friction_budget(self._v_vector, drive, external, w)
         p.setJointMotorControlArray(
             self.body,
             self._voltage_bullet,
@@ -306,6 +309,13 @@ class PyBulletRobot:
             forces=motor.tolist(),
             physicsClientId=self.client,
         )
+
+    def _external_torque(self) -> np.ndarray:
+        """Gravity and Coriolis torque on the voltage-model joints now (N*m): minus what would hold them still."""
+        states = p.getJointStates(self.body, self._movable, physicsClientId=self.client)
+        q, w = [s[0] for s in states], [s[1] for s in states]
+        hold = p.calculateInverseDynamics(self.body, q, w, [0.0] * len(q), physicsClientId=self.client)
+        return -np.array([hold[self._movable.index(i)] for i in self._voltage_bullet])
 
     # -- state ----------------------------------------------------------------------------------------------
     def set_torque(self, enabled: np.ndarray) -> None:

@@ -15,7 +15,15 @@ import sim  # noqa: F401  (registers the envs)
 from calibration import robot_sysid, servo_sysid, sysid
 from calibration.servo_sysid import ServoLog, SysidError
 from policies.cli import main
-from sim.voltage_servo import GRAVITY, PendulumLoad, VoltageServoParams, duty_per_rad, simulate
+from sim.voltage_servo import (
+    DEFAULT_DT,
+    GRAVITY,
+    PendulumLoad,
+    VoltageServoParams,
+    duty_per_rad,
+    friction_budget,
+    simulate,
+)
 
 DATA = Path(__file__).parent / "data"
 SOFT_REALITY = Path(__file__).resolve().parents[1] / "hardware_configs/mock/realities/arm_soft_servos.yaml"
@@ -49,12 +57,66 @@ def test_holding_against_gravity_settles_where_motor_torque_equals_the_load():
 def test_unpowered_pendulum_swings_at_its_natural_period_and_friction_holds_it():
     light = VoltageServoParams(armature=1e-6, coulomb=0.0, viscous=0.0)
     q = _run(light, np.zeros(2000), q0=0.05, enable=False)
-    crossings = np.flatnonzero(np.diff(np.sign(q)) > 0) * 0.002
+    crossings = np.flatnonzero(np.diff(np.sign(q)) > 0) * DEFAULT_DT
     period = np.diff(crossings).mean()
     assert period == pytest.approx(2 * np.pi * np.sqrt(LOAD.length / GRAVITY), rel=0.01)
     # Coulomb friction above the gravity torque at 0.3 rad: it does not move at all.
     sticky = VoltageServoParams(coulomb=LOAD.gravity_torque * np.sin(0.3) * 1.1)
     assert np.all(_run(sticky, np.zeros(500), q0=0.3, enable=False) == 0.3)
+
+
+def test_gearbox_friction_acts_with_torque_off_and_stops_a_free_swing():
+    """Friction that follows the gearbox's load (BAM): with torque off, gravity alone loads the gearbox, so a
+    released pendulum settles within a few swings; Coulomb friction alone (the same constant) lets it swing on."""
+    loaded = VoltageServoParams(coulomb=0.01, viscous=0.0, load_friction=0.3)
+    budget = friction_budget(loaded.vector(), np.array(0.0), np.array(-0.4), np.array(1.0))
+    assert budget == pytest.approx(0.01 + 0.3 * 0.4)  # no motor torque, yet the load costs friction
+    steps = int(3.0 / DEFAULT_DT)
+    free = _run(loaded, np.zeros(steps), q0=1.2, enable=False)
+    coulomb_only = _run(VoltageServoParams(coulomb=0.01, viscous=0.0), np.zeros(steps), q0=1.2, enable=False)
+    late = slice(int(2.0 / DEFAULT_DT), None)  # the third second
+    assert np.max(np.abs(free[late])) < 0.25 * 1.2
+    assert np.max(np.abs(coulomb_only[late])) > 0.7 * 1.2
+    # Stribeck: more friction at standstill, fading with speed.
+    sticky = VoltageServoParams(coulomb=0.01, stribeck=0.05, stribeck_speed=0.2)
+    still, moving = (friction_budget(sticky.vector(), 0.0, 0.0, w) for w in (0.0, 1.0))
+    assert still == pytest.approx(0.06) and moving == pytest.approx(0.01, abs=1e-6)
+
+
+def test_error_is_weighted_by_time_not_by_samples():
+    """A phase logged ten times faster must not count ten times more: the time-weighted MAE stays, the per-sample
+    one moves."""
+    t = np.concatenate([np.arange(0.0, 1.0, 0.01), np.arange(1.0, 2.0, 0.001)])
+    err = np.where(t < 1.0, 0.1, 0.0)  # 0.1 rad off for the first second, exact for the second
+    log = ServoLog("x", t, err, np.zeros_like(t), np.ones_like(t, dtype=bool), 400, 7.4, LOAD)
+    scores = servo_sysid.perfect_tracking_score([log])
+    assert scores["mae_rad"] == pytest.approx(0.05, rel=0.01)
+    assert scores["mae_per_sample_rad"] == pytest.approx(0.1 * 100 / 1100, rel=0.01)
+
+
+def test_validation_splits_by_family_and_picks_by_validation_error():
+    a = ServoLog("a", np.arange(3.0), np.zeros(3), np.zeros(3), np.ones(3, dtype=bool), 1, 7.4, LOAD, "sin_sin")
+    logs = [
+        a,
+        *(
+            ServoLog(n, a.t, a.t, a.t, a.torque_enable, 1, 7.4, LOAD, f)
+            for n, f in (("b", "up_and_down"), ("c", "sin_sin"), ("d", "lift_and_drop"))
+        ),
+    ]
+    splits = servo_sysid.folds(logs)
+    assert [name for name, _, _ in splits] == ["leave out lift_and_drop", "leave out sin_sin", "leave out up_and_down"]
+    assert sorted(i for _, _, val in splits for i in val) == [0, 1, 2, 3]  # each log validated once
+    assert all(not set(train) & set(val) for _, train, val in splits)
+    unnamed = [ServoLog(n, a.t, a.t, a.t, a.torque_enable, 1, 7.4, LOAD) for n in "pqrst"]
+    k_fold = servo_sysid.folds(unnamed)
+    assert len(k_fold) == 4 and sorted(i for _, _, val in k_fold for i in val) == [0, 1, 2, 3, 4]
+    with pytest.raises(SysidError, match="at least two logs"):
+        servo_sysid.folds(unnamed[:1])
+    v = servo_sysid.Validation
+    small, big = v("load", 9, 0.03, 0.0500, 0.06, []), v("directional", 13, 0.02, 0.0495, 0.06, [])
+    assert servo_sysid.choose([small, big]).model == "load"  # 1 % better is not worth four more parameters
+    assert servo_sysid.choose([small, v("stribeck", 10, 0.02, 0.030, 0.04, [])]).model == "stribeck"
+    assert small.overfit is True and v("x", 8, 0.04, 0.05, 0.06, []).overfit is False
 
 
 def _synthetic_log(name: str, params: VoltageServoParams, kp: float, seconds: float = 3.0) -> ServoLog:
@@ -99,7 +161,17 @@ def test_real_xl330_pendulum_fit_on_one_trajectory_predicts_the_other(shared_dat
 def test_cli_scores_saved_parameters_and_plots(shared_data, tmp_path, capsys):
     folder = shared_data / "real_logs" / "xl330_pendulum"
     params = tmp_path / "xl330.yaml"
-    fitted = VoltageServoParams(kt=0.29, R=1.8, armature=0.0024, coulomb=0.0007, viscous=0.0027, load_friction=0.56)
+    fitted = VoltageServoParams(  # `s2r sysid` (auto: the load model) on all eight logs
+        kt=0.213,
+        R=2.41,
+        armature=0.0029,
+        coulomb=0.0042,
+        viscous=0.0,
+        load_friction=0.272,
+        latency=0.0094,
+        gain_scale=0.655,
+        max_duty=0.987,
+    )
     params.write_text(yaml.safe_dump({"kind": "voltage_servo", "model": "load", "params": vars(fitted)}))
     out = tmp_path / "report.json"
     plot = tmp_path / "plot.png"
@@ -113,6 +185,46 @@ def test_cli_scores_saved_parameters_and_plots(shared_data, tmp_path, capsys):
     assert scores["fitted"]["mae_rad"] < scores["default"]["mae_rad"] < scores["perfect_tracking"]["mae_rad"]
     assert plot.stat().st_size > 10_000
     assert "eval logs (1)" in capsys.readouterr().out
+
+
+class _ClosedPipe:
+    def write(self, _text: str) -> int:
+        raise BrokenPipeError
+
+    def flush(self) -> None:  # nothing written, nothing to lose
+        pass
+
+
+def test_auto_cross_validates_every_model_and_writes_the_report_first(shared_data, tmp_path, monkeypatch):
+    """`s2r sysid` (auto) on one log of each family: every friction model validated on the family it did not see,
+    the chosen one the lowest on validation (or a smaller one within the margin), overall figures at the top of
+    the JSON, which is written before anything is printed (a closed pipe loses nothing)."""
+    folder = shared_data / "real_logs" / "xl330_pendulum"
+    out, report_path = tmp_path / "p.yaml", tmp_path / "report.json"
+    monkeypatch.setattr("sys.stdout", _ClosedPipe())
+    try:
+        main(
+            ["sysid", "--logs", str(folder / "*10h28m10.json"), "--logs", str(folder / "*10h28m24.json")]
+            + ["--iterations", "3", "--out", str(out), "--json", str(report_path)]
+        )
+    except BrokenPipeError:
+        pass
+    monkeypatch.undo()
+    report = json.loads(report_path.read_text())
+    models = report["validation"]["models"]
+    assert set(models) == set(servo_sysid.MODELS)
+    assert report["validation"]["splits"] == ["leave out sin_sin", "leave out up_and_down"]
+    best = min(v["val_mae_rad"] for v in models.values())
+    chosen = models[report["model"]]
+    assert chosen["val_mae_rad"] <= best * (1 + servo_sysid.PARSIMONY_MARGIN)
+    for v in models.values():
+        assert [f["val_logs"] for f in v["folds"]] == [["2026-01-15_10h28m10"], ["2026-01-15_10h28m24"]]
+    assert report["evaluated_on"] == "fit_logs"
+    assert report["mae_mrad"] == pytest.approx(1000 * report["fit_logs"]["fitted"]["mae_rad"], abs=1e-3)
+    assert report["rmse_mrad"] > report["mae_mrad"] > 0
+    assert report["fit"]["stopped"] == "generation cap" and report["fit"]["simulated_s"] > 0
+    assert any("generation cap" in w for w in report["warnings"])
+    assert yaml.safe_load(out.read_text())["model"] == report["model"]
 
 
 def test_bad_inputs_fail_with_clear_messages(tmp_path, capsys):

@@ -242,10 +242,11 @@ class Sysid:
     """score these fitted parameters (a file written by --out) instead of fitting"""
     out: str | None = None
     """write the fitted parameters here (YAML)"""
-    model: Literal["sim", "load", "coulomb_viscous"] | None = None
-    """load / coulomb_viscous: a voltage servo model with that friction (Coulomb + viscous, plus load-dependent for
-    load; the default for test-bench logs); sim: the simulated robot's servo parameters the tasks randomize
-    (robot logs only; their default)"""
+    model: Literal["auto", "coulomb_viscous", "stribeck", "load", "stribeck_load", "directional", "sim"] | None = None
+    """auto (test-bench logs' default): every voltage servo friction model cross-validated across trajectory
+    families, the best on validation fitted; coulomb_viscous / stribeck / load / stribeck_load / directional: that
+    one (sim/voltage_servo.py); sim: the simulated robot's servo parameters the tasks randomize (robot logs only;
+    their default)"""
     iterations: int | None = None
     """most generations of the search"""
     seed: int = 0
@@ -277,6 +278,9 @@ def run_sysid(args: Sysid) -> int:
         emit_domain=args.emit_domain,
         emit_ranges=args.emit_ranges,
     )
+    if args.json:  # before anything is printed: a closed pipe must not lose the file
+        Path(args.json).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.json).write_text(json.dumps(report, indent=2))
     for line in sysid.summary_lines(report):
         print(line)
     for key in ("plot", "domain_file", "ranges_file"):
@@ -284,9 +288,6 @@ def run_sysid(args: Sysid) -> int:
             print(f"  {key.replace('_', ' ')}: {report[key]}")
     if args.out and not args.params:
         print(f"  parameters: {args.out}")
-    if args.json:
-        Path(args.json).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.json).write_text(json.dumps(report, indent=2))
     return 0
 
 
