@@ -5,7 +5,7 @@ speed of the vectorized voltage-model integrator that system identification sear
   every 24 ticks, as a 10 Hz policy sends them) with its default servos and with a voltage model
   (``sim.servo_model``, an XM430-like parameter set); ``ratio`` = voltage / default time per tick. Both run
   interleaved in rounds, so machine load falls on both alike.
-- ``integrator``: simulated seconds per wall second of :func:`sim.voltage_servo.simulate` (2 ms steps) for 1, 8
+- ``integrator``: simulated seconds per wall second of :func:`sim.voltage_servo.simulate` (its default step) for 1, 8
   and 1000 columns (a column is one parameter set on one log: differential evolution evaluates a population of
   about 100 candidates on 8 logs in one call).
 
@@ -27,7 +27,7 @@ from report import emit  # benchmarks/report.py (scripts run from this folder)
 
 from robot.config_file import HARDWARE_CONFIG_DIR, load_hardware_config
 from sim.pybullet_robot import PyBulletRobot
-from sim.voltage_servo import VoltageServoParams, simulate
+from sim.voltage_servo import DEFAULT_DT, VoltageServoParams, simulate
 
 XM430 = VoltageServoParams(kt=1.78, R=5.2, armature=0.01, coulomb=0.05, viscous=0.05, load_friction=0.1)
 REST = np.array([0.0, -1.0, 0.7, 0.3, 0.019])
@@ -74,7 +74,7 @@ def arm(rounds: int, commands_per_round: int = 20) -> dict:
 
 
 def integrator(seconds: float = 6.0) -> dict:
-    steps = int(seconds / 0.002)
+    steps = int(seconds / DEFAULT_DT)
     out = {}
     for columns in (1, 8, 1000):
         params = np.repeat(XM430.vector()[:, None], columns, axis=1)
