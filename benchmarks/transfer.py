@@ -71,7 +71,11 @@ def markdown(cells: list[dict]) -> str:
     """The measured cells as a table: one row per bundle and reality, PyBullet and MuJoCo side by side."""
     rows = ["| bundle | reality | PyBullet reality | MuJoCo reality |", "|---|---|---|---|"]
     by_key = {(c["bundle"], c["reality"], c["engine"]): c for c in cells}
-    for bundle, reality in dict.fromkeys((c["bundle"], c["reality"]) for c in cells):
+    order = [(b, r or "nominal") for b in BUNDLES for r in REALITIES[b]]
+    for bundle, reality in sorted(
+        dict.fromkeys((c["bundle"], c["reality"]) for c in cells),
+        key=lambda k: order.index(k) if k in order else len(order),
+    ):
         shown = []
         for engine in ("pybullet", "mujoco"):
             c = by_key.get((bundle, reality, engine))
