@@ -128,7 +128,9 @@ def fit(
     def objective(x: np.ndarray) -> float:
         return score(config, logs, dict(zip(names, x, strict=True)))["mae_rad"]
 
-    result = minimize(objective, [space[n] for n in names], iterations, population, seed, "sysid robot", progress)
+    result = minimize(
+        objective, [space[n] for n in names], iterations, population, seed, "sysid robot", progress, refine=False
+    )
     return {n: float(v) for n, v in zip(names, result.x, strict=True)}, float(result.fun)
 
 
@@ -205,7 +207,7 @@ def fit_voltage(
         kt = float(np.mean(kts))
         resistance = float(np.mean([SERVO_MODELS[m]["rated_v"] / SERVO_MODELS[m]["stall_current"] for m in models]))
     space = bounds(free, kt, resistance)
-    result = minimize(objective, space, iterations, population, seed, f"sysid robot {model}", progress)
+    result = minimize(objective, space, iterations, population, seed, f"sysid robot {model}", progress, refine=False)
     return params(result.x), float(result.fun)
 
 

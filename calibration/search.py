@@ -50,13 +50,15 @@ def minimize(
     refine: bool = True,
 ) -> SearchResult:
     """Minimize ``objective`` within ``bounds`` for at most ``iterations`` generations of ``population``
-    candidates per parameter, then refine locally; the bar shows the best mean absolute error so far in mrad."""
+    candidates per parameter, then refine locally (``refine``: worth it for a vectorized objective, where a round
+    costs one call); the bar shows the best mean absolute error so far in mrad."""
     from scipy.optimize import differential_evolution
     from tqdm import tqdm
 
     start = time.monotonic()
     bar = tqdm(total=iterations, desc=desc, unit="gen", disable=not progress, leave=False)
     best: list[float] = []
+    converged: list[bool] = []
     evaluations = 0
 
     def counted(x: np.ndarray) -> Any:
@@ -69,6 +71,7 @@ def minimize(
         bar.set_postfix(mae_mrad=f"{1000 * intermediate_result.fun:.2f}")
         best.append(float(intermediate_result.fun))
         if len(best) > PATIENCE and best[-1] > best[-1 - PATIENCE] * (1 - MIN_IMPROVEMENT):
+            converged.append(True)
             raise StopIteration
 
     try:
@@ -87,7 +90,7 @@ def minimize(
     finally:
         bar.close()
     x, fun = np.asarray(result.x, dtype=float), float(result.fun)
-    stopped = "generation cap" if int(result.nit) >= iterations else "converged"
+    stopped = "converged" if converged or int(result.nit) < iterations else "generation cap"
     global_fun = fun
     if refine:
         x, fun = _compass(counted, x, fun, np.asarray(bounds, dtype=float), vectorized)

@@ -144,7 +144,7 @@ def load_servo_log(path: str | Path) -> ServoLog:
 
 def simulate_logs(params: np.ndarray, logs: Sequence[ServoLog], dt: float = DEFAULT_DT) -> list[list[np.ndarray]]:
     """Simulated angles at each log's sample times for each parameter column: ``out[s][j]`` for column ``s`` of
-    ``params`` (shape (9, S), or (9,)) and log ``j``."""
+    ``params`` (shape (13, S), or (13,)) and log ``j``."""
     params = np.asarray(params, dtype=float)
     if params.ndim == 1:
         params = params[:, None]
@@ -189,7 +189,11 @@ def time_weights(t: np.ndarray) -> np.ndarray:
 
 
 def _errors(simulated: np.ndarray, log: ServoLog) -> dict[str, float]:
-    """MAE and RMS weighted by time (rad), and the per-sample MAE beside them."""
+    """MAE and RMS weighted by time (rad), and the per-sample MAE beside them; a simulation that diverged scores
+    :data:`DIVERGED`."""
+    if not np.all(np.isfinite(simulated)):
+        failed = {"mae_rad": DIVERGED, "rms_rad": DIVERGED, "mae_per_sample_rad": DIVERGED}
+        return failed | {"duration_s": float(log.t[-1])}
     err = simulated - log.position
     w = time_weights(log.t)
     return {
@@ -216,7 +220,8 @@ def _overall(per_log: dict[str, dict[str, float]]) -> dict[str, Any]:
 
 def score(params: VoltageServoParams, logs: Sequence[ServoLog]) -> dict[str, Any]:
     """Per-log and overall MAE and RMS of the simulated angle (rad, weighted by time; overall: pooled over logs)."""
-    sims = simulate_logs(params.vector(), logs)[0]
+    with np.errstate(all="ignore"):
+        sims = simulate_logs(params.vector(), logs)[0]
     return _overall({log.name: _errors(sim, log) for sim, log in zip(sims, logs, strict=True)})
 
 
@@ -282,7 +287,7 @@ def fit(
                     for row in sims
                 ]
             )
-        return np.where(np.isfinite(values), values, DIVERGED)
+        return np.where(np.isfinite(values), np.minimum(values, DIVERGED), DIVERGED)
 
     result = minimize(
         objective,

@@ -22,7 +22,7 @@ import yaml
 
 from calibration import robot_sysid, servo_sysid
 from calibration.servo_sysid import SysidError
-from sim.voltage_servo import VoltageServoParams
+from sim.voltage_servo import FRICTION_LAW, VoltageServoParams, params_from_record
 
 
 def expand(patterns: list[str] | None) -> list[str]:
@@ -43,6 +43,13 @@ def log_kind(paths: list[str]) -> str:
     if kinds == {".mcap"}:
         return "sim_servo"
     raise SysidError(f"logs must be all .json (servo test bench) or all .mcap (robot), got {sorted(kinds)}")
+
+
+def _voltage_params(record: dict[str, Any], source: str) -> VoltageServoParams:
+    try:
+        return params_from_record(record, source)
+    except (ValueError, TypeError) as exc:
+        raise SysidError(str(exc)) from exc
 
 
 def _rounded(score: dict[str, Any]) -> dict[str, Any]:
@@ -115,6 +122,7 @@ def _fit_voltage(
         warnings.append(f"the fit stopped at the generation cap ({iterations}) before converging: raise --iterations")
     record = {
         "kind": "voltage_servo",
+        "friction_law": FRICTION_LAW,
         "model": chosen,
         "params": {k: round(v, 6) for k, v in vars(result.params).items()},
         "fit": {
@@ -153,10 +161,10 @@ def run_voltage(
     warnings: list[str] = []
     if params_path:
         record = load_params(params_path, ("voltage_servo",))
-        params = VoltageServoParams(**record["params"])
+        params = _voltage_params(record, params_path)
     else:
         record, warnings = _fit_voltage(fit_paths, fit_logs, model, iterations, seed, progress)
-        params = VoltageServoParams(**record["params"])
+        params = _voltage_params(record, "the fit")
         if out:
             robot_sysid.write_yaml(
                 record, out, header="s2r sysid: voltage-controlled servo model (sim/voltage_servo.py)"
@@ -220,7 +228,7 @@ def run_robot(
         if record.get("robot", config.name) != config.name:
             raise SysidError(f"{params_path}: fitted on robot {record['robot']!r}, these logs are {config.name!r}")
         if record["kind"] == "voltage_servo":
-            voltage = VoltageServoParams(**record["params"])
+            voltage = _voltage_params(record, params_path)
         else:
             targets = record["targets"]
     elif model == "sim":
@@ -239,6 +247,7 @@ def run_robot(
         )
         record = {
             "kind": "voltage_servo",
+            "friction_law": FRICTION_LAW,
             "model": model,
             "robot": config.name,
             "params": {k: round(v, 6) for k, v in vars(voltage).items()},

@@ -23,7 +23,7 @@ import pybullet as p
 from robot.description import SERVO_MODELS, ControlMode, HardwareConfig, urdf_path
 from robot.joint_state import JointState
 from sim.servo_model import CommandDelay, ServoParams
-from sim.voltage_servo import VoltageServoParams, duty_per_rad, friction_budget
+from sim.voltage_servo import VoltageServoParams, duty_per_rad, friction_budget, params_from_record
 
 #: Default PyBullet motor gains for the servo position loop. They give a step response with a time constant
 #: of about 0.05 s on the arm (see tests/test_pybullet_robot.py); system identification refines them.
@@ -50,7 +50,7 @@ def load_voltage_model(path: str | Path) -> VoltageServoParams:
         record = yaml.safe_load(fh)
     if not isinstance(record, dict) or record.get("kind") != "voltage_servo" or "params" not in record:
         raise ValueError(f"{path}: not a voltage servo model (write one with s2r sysid on test-bench logs)")
-    return VoltageServoParams(**record["params"])
+    return params_from_record(record, str(path))
 
 
 def default_servo_params(config: HardwareConfig) -> ServoParams:

@@ -48,6 +48,11 @@ KP_DIVISOR = 128.0  # e-manual: KPP = Position P Gain register / 128
 DEFAULT_DT = 0.004
 
 
+#: The friction law above, recorded in parameter files (``friction_law``): a file fitted under the older law (load
+#: friction on the motor torque alone) is refused by :func:`params_from_record` rather than read under this one.
+FRICTION_LAW = "gearbox_load"
+
+
 @dataclass
 class VoltageServoParams:
     """Parameters of the model. kt: N*m/A (= V*s/rad), output side; R: ohm; armature: kg*m^2; coulomb: N*m;
@@ -91,6 +96,21 @@ class VoltageServoParams:
     @classmethod
     def from_vector(cls, x: np.ndarray) -> VoltageServoParams:
         return cls(**{n: float(v) for n, v in zip(cls.names(), x, strict=True)})
+
+
+def params_from_record(record: dict, source: str) -> VoltageServoParams:
+    """The parameters of a ``kind: voltage_servo`` record written by ``s2r sysid`` (``source`` names it in errors);
+    ValueError for a record fitted under another friction law whose load friction would now mean something else."""
+    params = record.get("params")
+    if not isinstance(params, dict):
+        raise ValueError(f"{source}: no params (write a voltage servo model with s2r sysid)")
+    law = record.get("friction_law")
+    if law != FRICTION_LAW and float(params.get("load_friction", 0.0)) > 0:
+        raise ValueError(
+            f"{source}: fitted under friction law {law or 'motor_torque (before friction_law was recorded)'!r}, "
+            f"this version uses {FRICTION_LAW!r}: its load_friction would mean something else; fit it again"
+        )
+    return VoltageServoParams(**params)
 
 
 @dataclass(frozen=True)

@@ -17,6 +17,7 @@ from calibration.servo_sysid import ServoLog, SysidError
 from policies.cli import main
 from sim.voltage_servo import (
     DEFAULT_DT,
+    FRICTION_LAW,
     GRAVITY,
     PendulumLoad,
     VoltageServoParams,
@@ -172,7 +173,8 @@ def test_cli_scores_saved_parameters_and_plots(shared_data, tmp_path, capsys):
         gain_scale=0.655,
         max_duty=0.987,
     )
-    params.write_text(yaml.safe_dump({"kind": "voltage_servo", "model": "load", "params": vars(fitted)}))
+    record = {"kind": "voltage_servo", "friction_law": FRICTION_LAW, "model": "load", "params": vars(fitted)}
+    params.write_text(yaml.safe_dump(record))
     out = tmp_path / "report.json"
     plot = tmp_path / "plot.png"
     code = main(
@@ -247,6 +249,11 @@ def test_bad_inputs_fail_with_clear_messages(tmp_path, capsys):
     params.write_text(yaml.safe_dump({"kind": "sim_servo", "robot": "x", "targets": {}}))
     with pytest.raises(SysidError, match="kind 'sim_servo', but these logs need voltage_servo"):
         sysid.run(None, [str(ok)], params=str(params))
+    # A model fitted under the older friction law (load friction on the motor torque) is refused, not reread.
+    old = tmp_path / "old.yaml"
+    old.write_text(yaml.safe_dump({"kind": "voltage_servo", "params": {"load_friction": 0.5}}))
+    with pytest.raises(SysidError, match="friction law .* fit it again"):
+        sysid.run(None, [str(ok)], params=str(old))
 
 
 def test_domain_and_centred_ranges_pin_and_move_the_envs_servos(tmp_path):

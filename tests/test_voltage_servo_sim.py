@@ -19,7 +19,7 @@ from real.dynamixel.motor_bus import MotorBus
 from robot.config_file import HARDWARE_CONFIG_DIR, load_hardware_config
 from robot.description import ConfigError
 from sim.pybullet_robot import PyBulletRobot
-from sim.voltage_servo import VoltageServoParams, simulate
+from sim.voltage_servo import FRICTION_LAW, VoltageServoParams, simulate
 
 #: A plausible XM430-W350 at 12 V (e-manual: 4.1 N*m stall at 2.3 A -> kt 1.78 N*m/A, R 5.2 ohm), with friction.
 XM430 = VoltageServoParams(kt=1.78, R=5.2, armature=0.01, coulomb=0.05, viscous=0.05, load_friction=0.1)
@@ -29,7 +29,7 @@ REST = np.array([0.0, -1.0, 0.7, 0.3, 0.019])
 @pytest.fixture
 def voltage_arm(tmp_path):
     """The shipped arm config with the model above as its sim.servo_model (a file next to it)."""
-    model = {"kind": "voltage_servo", "model": "load", "params": vars(XM430)}
+    model = {"kind": "voltage_servo", "friction_law": FRICTION_LAW, "model": "load", "params": vars(XM430)}
     (tmp_path / "xm430.yaml").write_text(yaml.safe_dump(model))
     text = (HARDWARE_CONFIG_DIR / "openmanipulator_x.yaml").read_text()
     text = text.replace("  fixed_base: true", "  fixed_base: true\n  servo_model: xm430.yaml")
@@ -113,7 +113,8 @@ def test_config_errors_and_the_p_gain_reaches_the_servos(voltage_arm, tmp_path):
 
 def test_a_model_too_stiff_for_the_physics_rate_is_refused_with_the_rate_it_needs(voltage_arm, tmp_path):
     light = {**vars(XM430), "armature": 0.0001}
-    (tmp_path / "xm430.yaml").write_text(yaml.safe_dump({"kind": "voltage_servo", "params": light}))
+    record = {"kind": "voltage_servo", "friction_law": FRICTION_LAW, "params": light}
+    (tmp_path / "xm430.yaml").write_text(yaml.safe_dump(record))
     config = load_hardware_config(voltage_arm)
     client = p.connect(p.DIRECT)
     try:
