@@ -122,3 +122,36 @@ def test_a_model_too_stiff_for_the_physics_rate_is_refused_with_the_rate_it_need
             PyBulletRobot(client, config)
     finally:
         p.disconnect(client)
+
+
+def test_gravity_load_follows_the_links_present_masses():
+    """The gravity torque the gearbox friction sees: equal to minus PyBullet's inverse dynamics at rest, and twice
+    it once every link is twice as heavy (inverse dynamics keeps the masses of its first call)."""
+    from sim.pybullet_robot import GravityTorques
+
+    config = load_hardware_config("openmanipulator_x")
+    client = p.connect(p.DIRECT)
+    try:
+        p.setGravity(0, 0, -9.81, physicsClientId=client)
+        robot = PyBulletRobot(client, config)
+        body = robot.body
+        movable = [
+            i
+            for i in range(p.getNumJoints(body, physicsClientId=client))
+            if p.getJointInfo(body, i, physicsClientId=client)[2] != p.JOINT_FIXED
+        ]
+        q = [0.0, 0.8, -0.3, 0.5] + [0.0] * (len(movable) - 4)
+        for i, angle in zip(movable, q, strict=True):
+            p.resetJointState(body, i, angle, physicsClientId=client)
+        arm = robot.indices[:4]
+        hold = p.calculateInverseDynamics(body, q, [0.0] * len(q), [0.0] * len(q), physicsClientId=client)
+        expected = -np.array([hold[movable.index(i)] for i in arm])
+        assert np.abs(expected).max() > 0.1
+        gravity = GravityTorques(body, arm, client)
+        assert np.allclose(gravity(), expected, atol=1e-4)
+        for i in range(p.getNumJoints(body, physicsClientId=client)):
+            mass = p.getDynamicsInfo(body, i, physicsClientId=client)[0]
+            p.changeDynamics(body, i, mass=2 * mass, physicsClientId=client)
+        assert np.allclose(GravityTorques(body, arm, client)(), 2 * expected, atol=1e-4)
+    finally:
+        p.disconnect(client)
