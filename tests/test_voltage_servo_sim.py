@@ -127,7 +127,7 @@ def test_a_model_too_stiff_for_the_physics_rate_is_refused_with_the_rate_it_need
 def test_gravity_load_follows_the_links_present_masses():
     """The gravity torque the gearbox friction sees: equal to minus PyBullet's inverse dynamics at rest, and twice
     it once every link is twice as heavy (inverse dynamics keeps the masses of its first call)."""
-    from sim.pybullet_robot import GravityTorques
+    from sim.gravity_torques import GravityTorques
 
     config = load_hardware_config("openmanipulator_x")
     client = p.connect(p.DIRECT)
