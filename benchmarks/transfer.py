@@ -20,8 +20,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from benchmarks.report import emit  # noqa: E402
-from policies.rollout import wilson_interval  # noqa: E402
+from benchmarks.report import emit, success_figures  # noqa: E402
 
 ROBOTS = {"grasp": "mock/openmanipulator_x", "navigate": "mock/turtlebot3_burger"}
 BUNDLES = {"grasp_state": "grasp", "grasp_rgbd": "grasp", "navigate_state": "navigate", "navigate_rgbd": "navigate"}
@@ -48,17 +47,11 @@ def deploy(bundle: str, engine: str, reality: str | None, episodes: int, seed: i
         start = time.monotonic()
         rc = s2r(args)
         summary = json.loads(out.read_text())
-    wins = sum(bool(e["success"]) for e in summary["episodes"])
-    n = len(summary["episodes"])
-    lo, hi = wilson_interval(wins, n)
     return {
         "bundle": bundle,
         "engine": engine,
         "reality": reality or "nominal",
-        "episodes": n,
-        "successes": wins,
-        "success_rate": round(wins / n, 3) if n else None,
-        "ci95": [round(lo, 3), round(hi, 3)],
+        **success_figures(summary["episodes"]),
         "ended": summary["ended"],
         "exit_code": rc,
         "wall_s": round(time.monotonic() - start, 1),

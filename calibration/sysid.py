@@ -270,6 +270,12 @@ def run_robot(
                 "fitted": _rounded(robot_sysid.score(config, logs, targets, voltage)),
                 "default": _rounded(robot_sysid.score(config, logs, {}, default)),
             }
+    shown = "eval_logs" if eval_logs else "fit_logs"  # the overall figures: held-out logs when there are some
+    report |= {
+        "evaluated_on": shown,
+        "mae_mrad": round(1e3 * report[shown]["fitted"]["mae_rad"], 3),
+        "rmse_mrad": round(1e3 * report[shown]["fitted"]["rms_rad"], 3),
+    }
     if (emit_domain or emit_ranges) and record["kind"] != "sim_servo":
         raise SysidError("--emit-domain/--emit-ranges need the sim servo parameters (--model sim)")
     if emit_domain:

@@ -102,11 +102,17 @@ class EngineRun:
             if camera not in self._renderers:  # one GL context per camera, kept (closed with the world)
                 self._renderers[camera] = self.world.renderer(camera, cam.depth_range)
             return self._renderers[camera](k, np.zeros(3))
+        from mock.simulated_realsense import PYBULLET_RENDER_DIVISOR, coarse_renderer
         from sim.camera_model import render
 
-        core = self.world.core  # rendered in this process, as the mock camera's render replica does
-        position, rotation = core.camera_pose()
-        return render(core.client, k, position, rotation, cam.depth_range, shadow=core._shadow, light=core._light)
+        core = self.world.core  # rendered in this process, as the mock camera's render replica does it
+
+        def draw(intrinsics: Any, offset: np.ndarray) -> Any:
+            position, rotation = core.camera_pose()
+            shadow, light = core._shadow, core._light
+            return render(core.client, intrinsics, position, rotation, cam.depth_range, shadow=shadow, light=light)
+
+        return coarse_renderer(draw, PYBULLET_RENDER_DIVISOR)(k, np.zeros(3))
 
     def close(self) -> None:
         self.world.close()

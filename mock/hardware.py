@@ -11,7 +11,7 @@ from typing import Any
 import numpy as np
 
 from mock.reality import Reality, RenderProcess, check_reality_domain
-from mock.simulated_realsense import SimulatedRealSense
+from mock.simulated_realsense import PYBULLET_RENDER_DIVISOR, SimulatedRealSense, coarse_renderer
 from real.cameras.realsense import RealSenseCamera, SoftwareSource
 from real.dynamixel.emulator import EmulatorThread, emulator_for_config
 from robot.description import HardwareConfig
@@ -58,7 +58,7 @@ class MockHardware:
         else:
             if self.render_process is None:
                 self.render_process = RenderProcess(self.reality)
-            renderer = self.render_process.renderer(cam_cfg.depth_range)
+            renderer = coarse_renderer(self.render_process.renderer(cam_cfg.depth_range), PYBULLET_RENDER_DIVISOR)
         # depth rendered from the color camera: one 640x480 render per frame instead of two (one per imager)
         device = SimulatedRealSense(cam_cfg, renderer, depth_view="color")
         self.devices[name] = device

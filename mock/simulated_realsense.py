@@ -38,6 +38,13 @@ DEPTH_TO_COLOR_M = (0.015, 0.0, 0.0)
 #: D400 default depth unit (m per Z16 count).
 D435_DEPTH_UNIT = 0.001
 
+#: The PyBullet reality's camera draws at half the stream's resolution. PyBullet's CPU renderer (TinyRenderer) takes
+#: 145 ms for a 640x480 frame on 2 cores and 41 ms for 320x240: at full size the frames reached the policy ~150 ms
+#: old, at the edge of what the students were trained on. The policies see a crop reduced to 64 px or less, which
+#: a 320x240 render still supersamples by 3.5x. With it the grasp student's frames reach it 68 ms old at the median
+#: (was 149 ms; tests/test_parity.py). The MuJoCo reality renders the full size.
+PYBULLET_RENDER_DIVISOR = 2
+
 #: A renderer: (intrinsics, sensor offset in the camera_link frame in m) -> color + metric depth.
 Renderer = Callable[[Intrinsics, np.ndarray], RenderedFrame]
 
@@ -53,6 +60,29 @@ def pybullet_renderer(
     def _render(intrinsics: Intrinsics, offset: np.ndarray) -> RenderedFrame:
         position, rotation = camera_pose()
         return render(client, intrinsics, position + rotation @ offset, rotation, depth_range=depth_range)
+
+    return _render
+
+
+def coarse_renderer(renderer: Renderer, divisor: int) -> Renderer:
+    """``renderer`` drawing each frame at 1/``divisor`` of the stream's resolution (the same field of view), every
+    rendered pixel then repeated ``divisor`` x ``divisor`` times: the stream keeps its size and intrinsics, a frame
+    costs a CPU renderer about ``divisor``^2 times less and carries that much less detail. Repeating (not
+    interpolating) invents no colour or depth: area-averaging the frame back down gives the coarse render's own
+    averages."""
+    if divisor < 1 or int(divisor) != divisor:
+        raise ValueError(f"divisor must be a positive integer, got {divisor!r}")
+    if divisor == 1:
+        return renderer
+
+    def _render(intrinsics: Intrinsics, offset: np.ndarray) -> RenderedFrame:
+        w, h = intrinsics.width, intrinsics.height
+        if w % divisor or h % divisor:
+            raise ValueError(f"a {w}x{h} stream does not divide by {divisor}")
+        frame = renderer(intrinsics.scaled(w // divisor, h // divisor), offset)
+        color = frame.color.repeat(divisor, axis=0).repeat(divisor, axis=1)
+        depth = frame.depth.repeat(divisor, axis=0).repeat(divisor, axis=1)
+        return RenderedFrame(color=color, depth=depth)
 
     return _render
 

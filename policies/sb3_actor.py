@@ -82,16 +82,34 @@ def export_actor(model: BaseAlgorithm, hidden: list[int]) -> tuple[nn.Sequential
     return mlp, {"type": "mlp", "hidden": list(hidden), "activation": activation, "squash": squash}
 
 
-def behaviour_clone(model: BaseAlgorithm, demos: Demonstrations, epochs: int, seed: int) -> dict[str, float]:
+def load_actor(model: BaseAlgorithm, network: nn.Module) -> None:
+    """Copy a bundle's MLP (:func:`export_actor`'s layout) into the model's actor; the shapes must agree."""
+    latent, head, _ = actor_modules(model)
+    targets = [m for m in latent if isinstance(m, nn.Linear)] + [head]
+    sources = [m for m in network.modules() if isinstance(m, nn.Linear)]
+    shapes = [tuple(m.weight.shape) for m in targets]
+    if [tuple(m.weight.shape) for m in sources] != shapes:
+        raise ValueError(
+            f"the bundle's layers {[tuple(m.weight.shape) for m in sources]} do not fit the actor's {shapes} "
+            "(give the bundle's --hidden widths)"
+        )
+    for src, dst in zip(sources, targets, strict=True):
+        dst.load_state_dict(src.state_dict())
+
+
+def behaviour_clone(
+    model: BaseAlgorithm, demos: Demonstrations, epochs: int, seed: int, actor: bool = True
+) -> dict[str, float]:
     """Fit the actor's deterministic output to the expert's actions (MSE); for PPO also fit the value function
-    to the demonstrations' discounted returns. Returns the final losses."""
+    to the demonstrations' discounted returns. ``actor=False`` fits the value function only. Returns the final
+    losses."""
     torch.manual_seed(seed)
     device = model.device
     x = torch.as_tensor(demos.obs, device=device)
     y = torch.as_tensor(np.clip(demos.actions, -0.999, 0.999), device=device)
     g = torch.as_tensor(demos.returns, device=device)[:, None]
     latent, head, _ = actor_modules(model)
-    params = list(latent.parameters()) + list(head.parameters())
+    params = list(latent.parameters()) + list(head.parameters()) if actor else []
     value_params: list[nn.Parameter] = []
     if isinstance(model, PPO):
         value_params = list(model.policy.mlp_extractor.value_net.parameters()) + list(
@@ -106,6 +124,8 @@ def behaviour_clone(model: BaseAlgorithm, demos: Demonstrations, epochs: int, se
             idx = perm[i : i + 256]
             loss = ((actor_forward(model, x[idx]) - y[idx]) ** 2).mean()
             losses["bc_action_mse"] = float(loss.detach())
+            if not actor:
+                loss = loss.detach()
             if value_params:
                 v = model.policy.predict_values(x[idx])
                 v_loss = ((v - g[idx]) ** 2).mean()

@@ -43,6 +43,7 @@ from policies.sb3_actor import (
     FlattenKeys,
     behaviour_clone,
     export_actor,
+    load_actor,
     model_actor,
 )
 from policies.train_callbacks import EPOptFilter, TrainingMonitor
@@ -72,11 +73,14 @@ def collect_demonstrations(
     gamma: float = 0.99,
     progress: bool = True,
     universal: bool = False,
+    policy: Any | None = None,
 ) -> Demonstrations:
-    """The scripted expert's successful episodes (flattened state observations, actions, discounted returns)."""
+    """The scripted expert's successful episodes (flattened state observations, actions, discounted returns); with
+    ``policy`` (a loaded bundle) that policy's episodes instead, failures too (the returns a critic should expect of
+    it)."""
     env = task_env(task, randomization, universal=universal)
     spec = state_spec(env)
-    expert = make_expert(task, env)
+    expert = make_expert(task, env) if policy is None else _BundleActor(policy)
     xs, ys, gs = [], [], []
     wins = 0
     for i in tqdm(range(episodes), desc=f"{task} demonstrations", unit="ep", disable=not progress, leave=False):
@@ -91,8 +95,8 @@ def collect_demonstrations(
             ep_r.append(float(reward))
             if terminated or truncated:
                 break
-        if info["is_success"]:
-            wins += 1
+        wins += bool(info["is_success"])
+        if info["is_success"] or policy is not None:
             ret, rets = 0.0, []
             for r in reversed(ep_r):
                 ret = r + gamma * ret
@@ -106,6 +110,19 @@ def collect_demonstrations(
     return Demonstrations(
         np.asarray(xs, np.float32), np.asarray(ys, np.float32), np.asarray(gs, np.float32), episodes, wins
     )
+
+
+class _BundleActor:
+    """A loaded bundle as a demonstrator (:class:`policies.rollout.EpisodePolicy`)."""
+
+    def __init__(self, policy: Any) -> None:
+        self.policy = policy
+
+    def reset(self) -> None:
+        self.policy.reset()
+
+    def act(self, obs: dict, info: dict) -> np.ndarray:
+        return self.policy.act(obs)
 
 
 def random_rollout_stats(
@@ -285,6 +302,7 @@ class TrainingRun:
                 "seed": cfg.seed,
                 "steps": int(step),
                 "bc_demos": cfg.bc_demos,
+                **({"continued_from": cfg.init} if cfg.init else {}),
                 "held_out_success": self.best["success_rate"],
                 "eval_seeds": [EVAL_SEED, EVAL_SEED + cfg.eval_episodes - 1],
                 "code_version": self.code_version,
@@ -306,6 +324,7 @@ class TrainingRun:
         if (self.out / "run.yaml").exists():
             raise FileExistsError(f"{self.out} already holds a run; use --resume to continue it or another --out")
         report: dict[str, Any] = {}
+        init = self._initial_policy() if cfg.init else None
         demos = None
         if cfg.bc_demos > 0:
             t0 = time.monotonic()
@@ -316,8 +335,10 @@ class TrainingRun:
                 cfg.randomization,
                 progress=progress,
                 universal=cfg.universal,
+                policy=init,
             )
             report["demonstrations"] = {
+                "by": cfg.init or "expert",
                 "episodes": demos.episodes,
                 "successful": demos.successes,
                 "samples": len(demos.obs),
@@ -326,15 +347,43 @@ class TrainingRun:
             mean, std = demos.obs.mean(0), demos.obs.std(0)
         else:
             mean, std = random_rollout_stats(cfg.task, 5000, cfg.seed, cfg.randomization, cfg.universal)
+        if init is not None:
+            mean, std = init.normalization  # the actor's inputs stay as it learned them
         self.normalization = {"mean": mean.astype(np.float32), "std": np.maximum(std, 1e-3).astype(np.float32)}
         self._write_run_yaml()
         venv = self.make_vec_env()
         model = self._new_model(venv)
-        if demos is not None:
-            report["behaviour_cloning"] = behaviour_clone(model, demos, cfg.bc_epochs, cfg.seed)
+        if init is not None:
+            load_actor(model, init.network)
+        if demos is not None and (init is None or cfg.algo == "ppo"):
+            # from a bundle only PPO's critic learns the bundle's returns; its actor stays as it is
+            report["behaviour_cloning"] = behaviour_clone(model, demos, cfg.bc_epochs, cfg.seed, actor=init is None)
+        if demos is not None or init is not None:
             report["after_behaviour_cloning"] = self.evaluate_and_keep_best(model, 0)
         model.learn(cfg.steps, callback=self._callbacks(), tb_log_name=cfg.algo, progress_bar=False)
         return self._finish(model, venv, report)
+
+    def _initial_policy(self) -> Any:
+        """The ``init`` bundle, checked to fit this run: same task and observation, an MLP of the run's widths and
+        activation (PPO's tanh, SAC's relu)."""
+        from policies.loader import load
+
+        cfg = self.config
+        policy = load(cfg.init)
+        network = policy.meta["network"]
+        activation = "tanh" if cfg.algo == "ppo" else "relu"
+        problems = []
+        if policy.task != cfg.task:
+            problems.append(f"its task is {policy.task}, this run's {cfg.task}")
+        if policy.obs_spec.to_dict() != self.spec.to_dict():
+            problems.append(f"its observation {policy.obs_spec.keys} is not this run's {self.spec.keys}")
+        if network["type"] != "mlp" or list(network["hidden"]) != list(cfg.hidden):
+            problems.append(f"its network {network['type']} {network.get('hidden')} is not an MLP {cfg.hidden}")
+        elif network["activation"] != activation:
+            problems.append(f"its activation {network['activation']} is not {cfg.algo}'s {activation}")
+        if problems:
+            raise ValueError(f"--init {cfg.init} cannot start this run: {'; '.join(problems)}")
+        return policy
 
     def _resume(self, progress: bool) -> dict[str, Any]:
         cfg = self.config

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Annotated, Literal
 
 import tyro
 
@@ -41,6 +41,9 @@ class TrainConfig:
     checkpoint_every: int = 50_000
     epopt_epsilon: float = 1.0
     """EPOpt: train on the worst fraction of episodes (PPO; 1: all)"""
+    init: Annotated[str | None, tyro.conf.arg(metavar="BUNDLE")] = None
+    """a state bundle of this task to fine-tune: its actor and normalization start the run, and --bc-demos of its
+    own episodes (failures too) fit the critic instead of the expert's"""
     universal: bool = False
     """a universal policy: the observation also holds the dynamics parameters mu (for s2r train-osi)"""
     command: tyro.conf.Suppress[str] = ""

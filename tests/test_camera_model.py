@@ -85,3 +85,36 @@ def test_depth_outside_the_sensor_range_reads_zero(client):
     _wall(client, 0.05)
     near = render(client, d435_color_intrinsics(640, 480).scaled(32, 24), np.zeros(3), np.eye(3))
     assert np.all(near.depth == 0.0)
+
+
+def test_a_coarse_render_keeps_the_stream_size_and_where_things_are(client):
+    """The PyBullet mock camera draws at half resolution (mock.hardware.PYBULLET_RENDER_DIVISOR): the stream keeps
+    its size, a ball still lands where the full-size K projects it, and the 64x48 view a policy takes (area
+    averaging) differs from the full render's by little."""
+    from mock.simulated_realsense import coarse_renderer
+    from robot.frame_reduction import reduce_frame
+
+    intr = Intrinsics(320, 240, fx=300.0, fy=300.0, cx=159.5, cy=119.5)
+    _wall(client, 1.5)
+    _ball(client, [1.0, -0.15, 0.08], radius=0.03)
+
+    def full(intrinsics, offset):
+        return render(client, intrinsics, np.asarray(offset), np.eye(3))
+
+    coarse = coarse_renderer(full, 2)(intr, np.zeros(3))
+    fine = full(intr, np.zeros(3))
+    assert coarse.color.shape == (240, 320, 3) and coarse.depth.shape == (240, 320)
+    assert coarse.color.dtype == np.uint8 and coarse.depth.dtype == np.float32
+    assert np.array_equal(coarse.color[0::2, 0::2], coarse.color[1::2, 1::2])  # each render pixel covers 2x2
+    ball = coarse.depth < 1.2
+    vs, us = np.nonzero(ball)
+    assert us.mean() == pytest.approx(intr.fx * 0.15 / 1.0 + intr.cx, abs=0.25)
+    assert vs.mean() == pytest.approx(intr.fy * -0.08 / 1.0 + intr.cy, abs=0.25)
+    small_coarse, _ = reduce_frame(coarse.color, coarse.depth, (64, 48))
+    small_fine, _ = reduce_frame(fine.color, fine.depth, (64, 48))
+    assert np.abs(small_coarse.astype(int) - small_fine).mean() < 0.5  # grey levels
+    assert coarse_renderer(full, 1) is full
+    with pytest.raises(ValueError, match="positive integer"):
+        coarse_renderer(full, 0)
+    with pytest.raises(ValueError, match="does not divide"):
+        coarse_renderer(full, 3)(intr.scaled(160, 121), np.zeros(3))

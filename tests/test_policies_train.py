@@ -182,6 +182,45 @@ def test_training_run_writes_everything_and_resumes(tmp_path, capsys):
     assert "not a 'navigate' one" in capsys.readouterr().err
 
 
+def test_a_run_continues_a_shipped_bundle(tmp_path, capsys):
+    """`s2r train --init BUNDLE` (the real-to-sim-to-real loop's fine-tune): the run starts from the bundle's actor
+    and normalization exactly (its step-0 evaluation is the bundle's own), its critic is fitted to the bundle's own
+    episodes, failures included, and the bundle it writes says what it continued."""
+    shipped = load("policies/bundles/grasp_state")
+    out = tmp_path / "tuned"
+    cfg = TrainConfig(
+        task="grasp", steps=256, out=str(out), n_envs=1, init="policies/bundles/grasp_state", bc_demos=3, bc_epochs=2
+    )
+    cfg.eval_every, cfg.eval_episodes = 10_000, 4
+    run = TrainingRun(cfg)
+    report = run.run(progress=False)
+    assert report["demonstrations"]["by"] == "policies/bundles/grasp_state"
+    assert report["demonstrations"]["samples"] > 3 * 5  # every episode's steps, not only the successful ones
+    assert np.isfinite(report["behaviour_cloning"]["bc_value_mse"])  # the critic was fitted to those returns
+    saved = yaml.safe_load((out / "run.yaml").read_text())["normalization"]
+    np.testing.assert_array_equal(np.asarray(saved["mean"], np.float32), shipped.normalization[0])
+    first = run.history[0]
+
+    def shipped_flat(flat: np.ndarray) -> np.ndarray:
+        with torch.no_grad():
+            return np.clip(shipped.network(torch.from_numpy(shipped.normalize(flat))[None])[0].numpy(), -1, 1)
+
+    baseline = evaluate_actor(shipped_flat, "grasp", 4, EVAL_SEED, "default")
+    assert first["step"] == 0 and first["success_rate"] == baseline["success_rate"]
+    assert first["mean_return"] == pytest.approx(baseline["mean_return"], abs=1e-4)
+    meta = yaml.safe_load((out / "bundle" / "bundle.yaml").read_text())
+    assert meta["training"]["continued_from"] == "policies/bundles/grasp_state"
+
+    for bad, words in [
+        ({"task": "navigate"}, "its task is grasp"),
+        ({"hidden": [64, 64]}, "is not an MLP [64, 64]"),
+        ({"algo": "sac"}, "activation tanh is not sac's relu"),
+    ]:
+        other = dataclasses.replace(cfg, out=str(tmp_path / "bad"), **bad)
+        with pytest.raises(ValueError, match=words.replace("[", r"\[").replace("]", r"\]")):
+            TrainingRun(other).run(progress=False)
+
+
 def test_distillation_makes_an_rgbd_bundle(tmp_path):
     """Two small DAgger iterations from the expert: the data aggregates, the student drives in iteration 1, and the
     bundle loads as a camera policy that refuses state observations."""
