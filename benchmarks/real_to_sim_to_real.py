@@ -12,7 +12,12 @@ measured end to end. Every stage is one ``s2r`` command, printed as it runs:
 Prints JSON (``--out`` also writes it); the runs land in ``--work``, and a stage whose output is there is not run
 again (a stopped loop resumes).
 
-    python benchmarks/real_to_sim_to_real.py --engine mujoco --out docs/real_to_sim_to_real.json
+    D=docs/real_to_sim_to_real
+    python benchmarks/real_to_sim_to_real.py --policy policies/bundles/grasp_state --out $D/grasp_state.json
+    s2r train --task grasp --randomization none --steps 100000 --eval-every 50000 --out runs/grasp_nominal
+    python benchmarks/real_to_sim_to_real.py --policy runs/grasp_nominal/bundle --out $D/grasp_nominal.json
+
+(the defaults: the MuJoCo reality ``arm_far_servos``, 30 episodes from seed 3000000, 60,000 fine-tuning steps each)
 """
 
 from __future__ import annotations
@@ -43,6 +48,18 @@ def s2r(*args: str) -> float:
     return round(time.monotonic() - start, 1)
 
 
+def rel(path: str | Path) -> str:
+    """``path`` relative to the repository when it lies inside it (the JSON holds no machine's folders)."""
+    path = Path(path).resolve()
+    return str(path.relative_to(ROOT) if path.is_relative_to(ROOT) else path)
+
+
+def policy_name(policy: str) -> str:
+    """A bundle's name: its folder, or its run's folder for ``RUN/bundle``."""
+    path = Path(policy)
+    return path.parent.name if path.name == "bundle" else path.name
+
+
 def wall(work: Path, stage: str, seconds: float | None = None) -> float | None:
     """The wall time (s) of a stage: recorded in ``work/wall_s.json`` when given, read back when resumed."""
     file = work / "wall_s.json"
@@ -64,10 +81,10 @@ def deploy(work: Path, name: str, policy: str, task: str, args: argparse.Namespa
         ))  # fmt: skip
     data = json.loads(summary.read_text())
     return {
-        "policy": policy,
+        "policy": rel(policy) if Path(policy).exists() else policy,
         **success_figures(data["episodes"]),
         "ended": data["ended"],
-        "log": str(log.relative_to(ROOT) if log.is_relative_to(ROOT) else log),
+        "log": rel(log),
         "wall_s": wall(work, name),
     }
 
@@ -82,7 +99,8 @@ def fine_tune(work: Path, name: str, randomization: str, task: str, args: argpar
         ))  # fmt: skip
     report = json.loads((out / "report.json").read_text())
     best, bundle = report["best"], str(out / "bundle")
-    return {"randomization": randomization, "best": best, "bundle": bundle, "wall_s": wall(work, name)}
+    return {"randomization": rel(randomization) if Path(randomization).exists() else randomization, "best": best,
+            "bundle": rel(bundle), "wall_s": wall(work, name)}  # fmt: skip
 
 
 def drift(work: Path, name: str, params: Path, logs: list[str]) -> dict:
@@ -92,7 +110,7 @@ def drift(work: Path, name: str, params: Path, logs: list[str]) -> dict:
         s2r("sysid", "--params", str(params), *[a for log in logs for a in ("--eval", log)], "--json", str(out))
     held = json.loads(out.read_text())["eval_logs"]
     return {
-        "logs": logs,
+        "logs": [rel(log) for log in logs],
         "fitted_mae_mrad": round(1e3 * held["fitted"]["mae_rad"], 1),
         "default_mae_mrad": round(1e3 * held["default"]["mae_rad"], 1),
     }
@@ -112,7 +130,7 @@ def main() -> None:
     ap.add_argument("--work", type=Path, default=ROOT / "runs" / "real_to_sim_to_real")
     ap.add_argument("--out", default=None)
     args = ap.parse_args()
-    work = args.work / f"{args.engine}_{args.reality.stem}"
+    work = args.work / f"{policy_name(args.policy)}_{args.engine}_{args.reality.stem}"
     work.mkdir(parents=True, exist_ok=True)
     result: dict = {"policy": args.policy, "reality": str(args.reality.name), "engine": args.engine}
     result["before"] = deploy(work, "before", args.policy, args.task, args)

@@ -48,7 +48,7 @@ from policies.sb3_actor import (
 )
 from policies.train_callbacks import EPOptFilter, TrainingMonitor
 from policies.train_config import TrainConfig
-from robot.spec import ObsSpec
+from robot.spec import BundleError, ObsSpec
 from sim.envs.factory import task_env
 from sim.randomization.config import load_randomization
 from sim.randomization.dynamics import DynamicsSpec
@@ -317,14 +317,16 @@ class TrainingRun:
         self.spec = state_spec(probe)
         self.dynamics = probe.dynamics if cfg.universal else None
         probe.close()
-        self.out.mkdir(parents=True, exist_ok=True)
-        torch.manual_seed(cfg.seed)
         if resume:
+            self.out.mkdir(parents=True, exist_ok=True)
+            torch.manual_seed(cfg.seed)
             return self._resume(progress)
         if (self.out / "run.yaml").exists():
             raise FileExistsError(f"{self.out} already holds a run; use --resume to continue it or another --out")
+        init = self._initial_policy() if cfg.init else None  # refused before anything is written
+        self.out.mkdir(parents=True, exist_ok=True)
+        torch.manual_seed(cfg.seed)
         report: dict[str, Any] = {}
-        init = self._initial_policy() if cfg.init else None
         demos = None
         if cfg.bc_demos > 0:
             t0 = time.monotonic()
@@ -376,13 +378,14 @@ class TrainingRun:
         if policy.task != cfg.task:
             problems.append(f"its task is {policy.task}, this run's {cfg.task}")
         if policy.obs_spec.to_dict() != self.spec.to_dict():
-            problems.append(f"its observation {policy.obs_spec.keys} is not this run's {self.spec.keys}")
+            theirs, ours = policy.obs_spec.to_dict()["shapes"], self.spec.to_dict()["shapes"]
+            problems.append(f"its observation {theirs} is not this run's {ours}")
         if network["type"] != "mlp" or list(network["hidden"]) != list(cfg.hidden):
             problems.append(f"its network {network['type']} {network.get('hidden')} is not an MLP {cfg.hidden}")
         elif network["activation"] != activation:
             problems.append(f"its activation {network['activation']} is not {cfg.algo}'s {activation}")
         if problems:
-            raise ValueError(f"--init {cfg.init} cannot start this run: {'; '.join(problems)}")
+            raise BundleError(f"--init {cfg.init} cannot start this run: {'; '.join(problems)}")
         return policy
 
     def _resume(self, progress: bool) -> dict[str, Any]:

@@ -212,13 +212,14 @@ def test_a_run_continues_a_shipped_bundle(tmp_path, capsys):
     assert meta["training"]["continued_from"] == "policies/bundles/grasp_state"
 
     for bad, words in [
-        ({"task": "navigate"}, "its task is grasp"),
+        ({"task": "navigate"}, "its task is grasp, this run's navigate; its observation"),
         ({"hidden": [64, 64]}, "is not an MLP [64, 64]"),
         ({"algo": "sac"}, "activation tanh is not sac's relu"),
     ]:
         other = dataclasses.replace(cfg, out=str(tmp_path / "bad"), **bad)
-        with pytest.raises(ValueError, match=words.replace("[", r"\[").replace("]", r"\]")):
+        with pytest.raises(BundleError, match=words.replace("[", r"\[").replace("]", r"\]")):
             TrainingRun(other).run(progress=False)
+        assert not (tmp_path / "bad").exists()  # refused before anything was written
 
 
 def test_distillation_makes_an_rgbd_bundle(tmp_path):
