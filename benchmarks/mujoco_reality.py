@@ -4,7 +4,9 @@
   world in 10 ms slices with every servo powered and commanded (the arm holding its start pose under gravity, the
   base driving its wheels): above 1, a reality keeps up with the robot's clock;
 - ``render_fps``: color + depth frames per second at the mock camera's stream profile (640x480), MuJoCo's OpenGL
-  (Mesa EGL, software) against PyBullet's TinyRenderer, rendered in this process;
+  (Mesa EGL, software) against PyBullet's TinyRenderer, rendered in this process as each mock camera renders
+  (PyBullet's at half the resolution, its pixels repeated 2x2: ``mock.simulated_realsense.PYBULLET_RENDER_DIVISOR``;
+  ``pybullet_full_size_render_fps`` beside it);
 - ``build_s``: building an episode's world (scene sample, model compile, settle).
 
 Ratios are MuJoCo over PyBullet. Usage: python benchmarks/mujoco_reality.py [--seconds S] [--frames N] [--json OUT]
@@ -34,12 +36,12 @@ def physics(run: EngineRun, seconds: float) -> float:
     return seconds / (time.perf_counter() - start)
 
 
-def render_fps(run: EngineRun, frames: int) -> float:
+def render_fps(run: EngineRun, frames: int, divisor: int | None = None) -> float:
     camera = run.config.cameras[0].name
-    run.frame(camera)  # first frame: context and model set-up
+    run.frame(camera, divisor)  # first frame: context and model set-up
     start = time.perf_counter()
     for _ in range(frames):
-        run.frame(camera)
+        run.frame(camera, divisor)
     return frames / (time.perf_counter() - start)
 
 
@@ -59,6 +61,8 @@ def main() -> None:
             try:
                 row[f"{engine}_physics_realtime_factor"] = round(physics(run, args.seconds), 1)
                 row[f"{engine}_render_fps"] = round(render_fps(run, args.frames), 2)
+                if engine == "pybullet":  # the full-size render the mock camera used to draw
+                    row["pybullet_full_size_render_fps"] = round(render_fps(run, args.frames, divisor=1), 2)
             finally:
                 run.close()
         row["physics_ratio"] = round(row["mujoco_physics_realtime_factor"] / row["pybullet_physics_realtime_factor"], 2)

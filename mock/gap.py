@@ -92,8 +92,9 @@ class EngineRun:
             out["contacts"] = np.array(contacts)
         return out
 
-    def frame(self, camera: str) -> Any:
-        """One camera frame of the world as it is (color uint8, metric depth)."""
+    def frame(self, camera: str, divisor: int | None = None) -> Any:
+        """One camera frame of the world as it is (color uint8, metric depth), rendered as the mock camera renders
+        it; PyBullet's at 1/``divisor`` of the stream's resolution when given (None: the mock camera's)."""
         from robot.intrinsics import camera_intrinsics
 
         cam = self.config.camera(camera)
@@ -112,7 +113,7 @@ class EngineRun:
             shadow, light = core._shadow, core._light
             return render(core.client, intrinsics, position, rotation, cam.depth_range, shadow=shadow, light=light)
 
-        return coarse_renderer(draw, PYBULLET_RENDER_DIVISOR)(k, np.zeros(3))
+        return coarse_renderer(draw, divisor or PYBULLET_RENDER_DIVISOR)(k, np.zeros(3))
 
     def close(self) -> None:
         self.world.close()

@@ -38,11 +38,11 @@ DEPTH_TO_COLOR_M = (0.015, 0.0, 0.0)
 #: D400 default depth unit (m per Z16 count).
 D435_DEPTH_UNIT = 0.001
 
-#: The PyBullet reality's camera draws at half the stream's resolution. PyBullet's CPU renderer (TinyRenderer) takes
-#: 145 ms for a 640x480 frame on 2 cores and 41 ms for 320x240: at full size the frames reached the policy ~150 ms
-#: old, at the edge of what the students were trained on. The policies see a crop reduced to 64 px or less, which
-#: a 320x240 render still supersamples by 3.5x. With it the grasp student's frames reach it 68 ms old at the median
-#: (was 149 ms; tests/test_parity.py). The MuJoCo reality renders the full size.
+#: The PyBullet reality's camera draws at half the stream's resolution (320x240 for 640x480). TinyRenderer's cost
+#: follows the pixel count: at full size the mock camera fell behind its 15 fps stream on 2 loaded cores (the grasp
+#: student acted on frames 149 ms old at the median and failed CI's parity test; 68 ms now). benchmarks/
+#: mujoco_reality.py, idle machine: grasp scene 18.4 -> 68.3 fps, navigation room 11.0 -> 42.3 fps. The policies see a
+#: crop reduced to 64 px or less, which a 320x240 render still supersamples 3.5x. The MuJoCo reality draws full size.
 PYBULLET_RENDER_DIVISOR = 2
 
 #: A renderer: (intrinsics, sensor offset in the camera_link frame in m) -> color + metric depth.
