@@ -30,6 +30,8 @@ import sys
 import time
 from pathlib import Path
 
+import yaml
+
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
@@ -143,8 +145,6 @@ def main() -> None:
             str(work / "sysid.json"),
         ))  # fmt: skip
     fit = json.loads((work / "sysid.json").read_text())
-    import yaml
-
     result["sysid"] = {
         "fitted_domain": yaml.safe_load(domain.read_text()),
         "reality": yaml.safe_load(args.reality.read_text()),

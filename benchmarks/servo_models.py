@@ -27,7 +27,7 @@ from report import emit  # benchmarks/report.py (scripts run from this folder)
 
 from robot.config_file import HARDWARE_CONFIG_DIR, load_hardware_config
 from sim.pybullet_robot import PyBulletRobot
-from sim.voltage_servo import DEFAULT_DT, FRICTION_LAW, VoltageServoParams, simulate
+from sim.voltage_servo import DEFAULT_DT, VoltageServoParams, params_record, simulate
 
 XM430 = VoltageServoParams(kt=1.78, R=5.2, armature=0.01, coulomb=0.05, viscous=0.05, load_friction=0.1)
 REST = np.array([0.0, -1.0, 0.7, 0.3, 0.019])
@@ -36,8 +36,7 @@ REST = np.array([0.0, -1.0, 0.7, 0.3, 0.019])
 def _arm(folder: Path, voltage: bool) -> tuple[int, PyBulletRobot]:
     path = HARDWARE_CONFIG_DIR / "openmanipulator_x.yaml"
     if voltage:
-        record = {"kind": "voltage_servo", "friction_law": FRICTION_LAW, "params": vars(XM430)}
-        (folder / "xm430.yaml").write_text(yaml.safe_dump(record))
+        (folder / "xm430.yaml").write_text(yaml.safe_dump(params_record(XM430)))
         text = path.read_text().replace("  fixed_base: true", "  fixed_base: true\n  servo_model: xm430.yaml")
         path = folder / "arm.yaml"
         path.write_text(text)

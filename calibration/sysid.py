@@ -22,7 +22,7 @@ import yaml
 
 from calibration import robot_sysid, servo_sysid
 from calibration.servo_sysid import SysidError
-from sim.voltage_servo import FRICTION_LAW, VoltageServoParams, params_from_record
+from sim.voltage_servo import VoltageServoParams, params_from_record, params_record
 
 
 def expand(patterns: list[str] | None) -> list[str]:
@@ -120,11 +120,7 @@ def _fit_voltage(
     result = servo_sysid.fit(fit_logs, model=chosen, iterations=iterations, seed=seed, progress=progress)
     if result.stopped != "converged":
         warnings.append(f"the fit stopped at the generation cap ({iterations}) before converging: raise --iterations")
-    record = {
-        "kind": "voltage_servo",
-        "friction_law": FRICTION_LAW,
-        "model": chosen,
-        "params": {k: round(v, 6) for k, v in vars(result.params).items()},
+    record = params_record(result.params, chosen) | {
         "fit": {
             "logs": [str(p) for p in fit_paths],
             "mae_rad": round(result.mae_rad, 6),
@@ -245,12 +241,8 @@ def run_robot(
         voltage, mae = robot_sysid.fit_voltage(
             config, fit_logs, model=model, iterations=iterations, seed=seed, progress=progress
         )
-        record = {
-            "kind": "voltage_servo",
-            "friction_law": FRICTION_LAW,
-            "model": model,
+        record = params_record(voltage, model) | {
             "robot": config.name,
-            "params": {k: round(v, 6) for k, v in vars(voltage).items()},
             "fit": {"logs": [str(p) for p in fit_paths], "mae_rad": round(mae, 6), "seed": seed},
         }
     if out and not params_path:

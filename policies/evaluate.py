@@ -14,24 +14,11 @@ import numpy as np
 from policies.adaptive import AdaptivePolicy
 from policies.bundle import BundlePolicy
 from policies.loader import load
-from policies.rollout import EpisodePolicy, RolloutSummary, make_expert, run_policy
+from policies.rollout import BundleEpisodePolicy, EpisodePolicy, RolloutSummary, make_expert, run_policy
 from robot.spec import BundleError
 from sim.randomization.dynamics import DynamicsSpec
 
 EXPERT = "expert"
-
-
-class _BundleEpisodePolicy:
-    """Adapts a bundle (``act(observation)``) to the episode runner (``act(observation, info)``)."""
-
-    def __init__(self, policy: BundlePolicy) -> None:
-        self.policy = policy
-
-    def reset(self) -> None:
-        self.policy.reset()
-
-    def act(self, obs: dict, info: dict) -> np.ndarray:
-        return self.policy.act(obs)
 
 
 @dataclass
@@ -63,7 +50,7 @@ def policy_factory(spec: str, task: str, mode: str | None = None) -> PolicySourc
     def make(env: gym.Env) -> EpisodePolicy:
         bundle.check_robot(env.unwrapped.config)
         bundle.check_observation_space(env.observation_space)
-        return _BundleEpisodePolicy(bundle)
+        return BundleEpisodePolicy(bundle)
 
     source = PolicySource(make, Path(spec).name, bundle=bundle)
     if isinstance(bundle, AdaptivePolicy):

@@ -24,6 +24,19 @@ class EpisodePolicy(Protocol):
     def act(self, obs: dict, info: dict) -> np.ndarray: ...
 
 
+class BundleEpisodePolicy:
+    """Adapts a loaded bundle (``act(observation)``, ``reset()``) to the episode runner (``act(observation, info)``)."""
+
+    def __init__(self, policy: Any) -> None:
+        self.policy = policy
+
+    def reset(self) -> None:
+        self.policy.reset()
+
+    def act(self, obs: dict, info: dict) -> np.ndarray:
+        return self.policy.act(obs)
+
+
 def make_expert(task: str, env: gym.Env) -> EpisodePolicy:
     """The scripted expert of ``task``, configured from the env's robot."""
     if task == "grasp":

@@ -36,7 +36,7 @@ from tqdm import tqdm
 
 from policies.bundle import code_version, save_bundle
 from policies.episodes import run_episode
-from policies.rollout import make_expert, wilson_interval
+from policies.rollout import BundleEpisodePolicy, make_expert, wilson_interval
 from policies.sb3_actor import (
     Demonstrations,
     FixedNormalizer,
@@ -80,7 +80,7 @@ def collect_demonstrations(
     it)."""
     env = task_env(task, randomization, universal=universal)
     spec = state_spec(env)
-    expert = make_expert(task, env) if policy is None else _BundleActor(policy)
+    expert = make_expert(task, env) if policy is None else BundleEpisodePolicy(policy)
     xs, ys, gs = [], [], []
     wins = 0
     for i in tqdm(range(episodes), desc=f"{task} demonstrations", unit="ep", disable=not progress, leave=False):
@@ -110,19 +110,6 @@ def collect_demonstrations(
     return Demonstrations(
         np.asarray(xs, np.float32), np.asarray(ys, np.float32), np.asarray(gs, np.float32), episodes, wins
     )
-
-
-class _BundleActor:
-    """A loaded bundle as a demonstrator (:class:`policies.rollout.EpisodePolicy`)."""
-
-    def __init__(self, policy: Any) -> None:
-        self.policy = policy
-
-    def reset(self) -> None:
-        self.policy.reset()
-
-    def act(self, obs: dict, info: dict) -> np.ndarray:
-        return self.policy.act(obs)
 
 
 def random_rollout_stats(

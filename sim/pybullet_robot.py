@@ -204,6 +204,7 @@ class PyBulletRobot:
         chatter. The armature is a thin disk (a about the axis, a/2 about the others) added to the link."""
         v = params.voltage
         self._voltage_slots = []
+        self._gravity: GravityTorques | None = None  # rebuilt at the next tick: the chain and masses of now
         if self._armature_links:  # back to the URDF's inertias
             for idx in self._armature_links:
                 p.changeDynamics(
@@ -232,7 +233,6 @@ class PyBulletRobot:
         self._v_limit = params.max_torque[slots]
         self._v_viscous = v.viscous + params.damping[slots]
         self._v, self._v_vector = v, v.vector()
-        self._gravity: GravityTorques | None = None
         for idx in self._voltage_bullet:  # the damping is in the model; PyBullet's would count it twice
             p.changeDynamics(self.body, idx, jointDamping=0.0, physicsClientId=self.client)
             if idx not in self._inertia:
@@ -314,7 +314,7 @@ class PyBulletRobot:
 
     def _external_torque(self) -> np.ndarray:
         """Gravity torque on the voltage-model joints now (N*m), from the links' present masses."""
-        if self._gravity is None or self._gravity.joints != self._voltage_bullet:
+        if self._gravity is None:
             self._gravity = GravityTorques(self.body, self._voltage_bullet, self.client)
         return self._gravity()
 

@@ -98,6 +98,15 @@ class VoltageServoParams:
         return cls(**{n: float(v) for n, v in zip(cls.names(), x, strict=True)})
 
 
+def params_record(params: VoltageServoParams, model: str | None = None) -> dict:
+    """The ``kind: voltage_servo`` record of a parameters file (read back by :func:`params_from_record`): the
+    friction law, the friction model's name when known, and the parameters to 6 decimals."""
+    record: dict = {"kind": "voltage_servo", "friction_law": FRICTION_LAW}
+    if model is not None:
+        record["model"] = model
+    return record | {"params": {k: round(v, 6) for k, v in vars(params).items()}}
+
+
 def params_from_record(record: dict, source: str) -> VoltageServoParams:
     """The parameters of a ``kind: voltage_servo`` record written by ``s2r sysid`` (``source`` names it in errors);
     ValueError for a record fitted under another friction law whose load friction would now mean something else."""
