@@ -106,6 +106,21 @@ class IntrinsicsCalibration:
     rejected: list[str] = field(default_factory=list)  # images where the board was not found
     board: str = ""
     flags: list[str] = field(default_factory=list)
+    std_px: dict[str, float] = field(default_factory=dict)  # standard deviations of fx, fy, cx, cy (px)
+
+    @property
+    def views(self) -> int:
+        return len(self.per_view_rms_px)
+
+    def focal_warning(self) -> str | None:
+        """A warning when the views are few (under :data:`FEW_VIEWS`): how well they pin the focal length."""
+        if self.views >= FEW_VIEWS or "fx" not in self.std_px:
+            return None
+        sd, fx = self.std_px["fx"], self.intrinsics.fx
+        return (
+            f"only {self.views} views: fx is known to +-{sd:.1f} px ({100 * sd / fx:.2f} %, one standard deviation); "
+            f"{FEW_VIEWS} or more views at varied tilts pin it better"
+        )
 
     def to_dict(self) -> dict[str, Any]:
         report = {k: v for k, v in asdict(self).items() if k != "intrinsics"}
@@ -120,15 +135,23 @@ class IntrinsicsCalibration:
     @classmethod
     def load(cls, path: str | Path) -> IntrinsicsCalibration:
         data = yaml.safe_load(Path(path).read_text())
-        report = {k: data[k] for k in ("rms_px", "per_view_rms_px", "rejected", "board", "flags") if k in data}
+        keys = ("rms_px", "per_view_rms_px", "rejected", "board", "flags", "std_px")
+        report = {k: data[k] for k in keys if k in data}
         return cls(Intrinsics.from_dict(data), **report)
 
 
+#: Fewest views a calibration accepts by default (OpenCV's own ChArUco sample calibrates from 4), and below how
+#: many the report warns how loosely the focal length is pinned.
+MIN_VIEWS = 4
+FEW_VIEWS = 6
+
+
 def calibrate(
-    images: list[str | Path], board: Board, flags: list[str] | None = None, min_views: int = 5
+    images: list[str | Path], board: Board, flags: list[str] | None = None, min_views: int = MIN_VIEWS
 ) -> IntrinsicsCalibration:
     """Calibrate from image files (all the same size); raises :class:`CalibrationError` when fewer than
-    ``min_views`` images show the board or an image cannot be read."""
+    ``min_views`` images show the board or an image cannot be read. The result carries the standard deviations of
+    fx, fy, cx and cy that OpenCV estimates (``calibrateCameraExtended``)."""
     flags = list(flags or [])
     unknown = [f for f in flags if f not in FLAGS]
     if unknown:
@@ -154,13 +177,14 @@ def calibrate(
         names.append(path)
     if len(obj_pts) < min_views:
         raise CalibrationError(
-            f"the board was found in {len(obj_pts)} of {len(images)} images; at least {min_views} are needed"
+            f"the board was found in {len(obj_pts)} of {len(images)} images; at least {min_views} are needed "
+            "(--min-views)"
         )
     cv_flags = 0
     for f in flags:
         cv_flags |= FLAGS[f]
     K0 = np.eye(3)  # with CALIB_FIX_ASPECT_RATIO, OpenCV keeps the initial fx/fy ratio: 1
-    rms, K, dist, rvecs, tvecs = cv2.calibrateCamera(obj_pts, img_pts, size, K0, None, flags=cv_flags)
+    rms, K, dist, rvecs, tvecs, std, *_ = cv2.calibrateCameraExtended(obj_pts, img_pts, size, K0, None, flags=cv_flags)
     per_view = {}
     for name, obj, img, r, t in zip(names, obj_pts, img_pts, rvecs, tvecs, strict=True):
         proj, _ = cv2.projectPoints(obj, r, t, K, dist)
@@ -183,6 +207,7 @@ def calibrate(
         rejected=[Path(r).name for r in rejected],
         board=f"{board.kind}:{board.cols}x{board.rows}:{board.square_m:g}",
         flags=flags,
+        std_px={name: float(v) for name, v in zip(("fx", "fy", "cx", "cy"), std.ravel()[:4], strict=True)},
     )
 
 

@@ -1,6 +1,7 @@
 """The hardware of a mock robot (a config with a ``mock`` section): its reality (:mod:`mock.reality`), the servo
-emulator serving the reality's robot on the config's pseudo-terminal, and simulated RealSense cameras rendering
-it through librealsense's software device. What ``s2r deploy`` drives instead of a real robot; the driver code
+emulator serving the reality's robot on the config's pseudo-terminal, simulated RealSense cameras rendering it
+through librealsense's software device, and laser distance sensors scanning it on pseudo-terminals of their own
+(:mod:`mock.lds_emulator`). What ``s2r deploy`` drives instead of a real robot; the driver code
 above it is the real one."""
 
 from __future__ import annotations
@@ -10,10 +11,12 @@ from typing import Any
 
 import numpy as np
 
+from mock.lds_emulator import LdsEmulator
 from mock.reality import Reality, RenderProcess, check_reality_domain
 from mock.simulated_realsense import PYBULLET_RENDER_DIVISOR, SimulatedRealSense, coarse_renderer
 from real.cameras.realsense import RealSenseCamera, SoftwareSource
 from real.dynamixel.emulator import EmulatorThread, emulator_for_config
+from real.lidar.reader import LdsReader
 from robot.description import HardwareConfig
 
 #: Physics engines a mock robot's reality can run on: the simulator's own (PyBullet) or a second engine (MuJoCo).
@@ -35,20 +38,29 @@ def check_domain(task: str, domain: Any, engine: str) -> list[str]:
 class MockHardware:
     """A mock robot's reality, its servo emulator serving on the config's port and its simulated cameras."""
 
-    def __init__(self, config: HardwareConfig, reality_domain: str | None, seed: int, engine: str = "pybullet") -> None:
+    def __init__(
+        self,
+        config: HardwareConfig,
+        reality_domain: str | None,
+        seed: int,
+        engine: str = "pybullet",
+        goals: list[list[float]] | None = None,
+    ) -> None:
+        """``goals``: a navigation route (m, the start frame) the reality lays its rooms out for."""
         self.config = config
         self.engine = engine
         check_domain(config.mock.task, reality_domain, engine)  # refuses what the mock path cannot apply
         if engine == "mujoco":
             from mock.mujoco_reality import MujocoReality
 
-            self.reality: Any = MujocoReality(config.mock.task, reality_domain, seed=seed)
+            self.reality: Any = MujocoReality(config.mock.task, reality_domain, seed=seed, goals=goals)
         else:
-            self.reality = Reality(config.mock.task, reality_domain, seed=seed)
+            self.reality = Reality(config.mock.task, reality_domain, seed=seed, goals=goals)
         self.render_process = None
         self.devices: dict[str, Any] = {}
         self.emulator = emulator_for_config(config, self.reality)
         self._server = EmulatorThread(self.emulator, config.bus.port)
+        self.lidars = {s.name: LdsEmulator(s, self.reality.sensor_scan, seed) for s in config.lidars}
 
     def camera(self, name: str) -> Any:
         """The RealSenseCamera of camera ``name``, fed by a software device rendering the reality."""
@@ -63,6 +75,17 @@ class MockHardware:
         device = SimulatedRealSense(cam_cfg, renderer, depth_view="color")
         self.devices[name] = device
         return RealSenseCamera(cam_cfg, SoftwareSource(device), grab_timeout_s=1.0)
+
+    def lidar(self, name: str) -> LdsReader:
+        """The driver of laser scanner ``name``, on its emulator's pseudo-terminal (not yet connected)."""
+        emulator = self.lidars[name]
+        return LdsReader(name, emulator.lidar.port, emulator.lidar.baudrate)
+
+    def stall_lidar(self, name: str, after_s: float, for_s: float) -> None:
+        """Silence laser scanner ``name`` ``after_s`` seconds from now, for ``for_s`` seconds (a fault injection)."""
+        emulator = self.lidars[name]
+        threading.Timer(after_s, emulator.pause).start()
+        threading.Timer(after_s + for_s, emulator.resume).start()
 
     def stall_camera(self, name: str, after_s: float, for_s: float) -> None:
         """Silence camera ``name`` ``after_s`` seconds from now, for ``for_s`` seconds (a fault injection)."""
@@ -89,6 +112,10 @@ class MockHardware:
         """A goal-conditioned task's goal relative to the robot now (None for a task without one)."""
         return self.reality.goal()
 
+    def set_goal(self, index: int) -> None:
+        """The reality judges arrival at goal ``index`` of the route from now on."""
+        self.reality.set_goal(index)
+
     def outcome(self) -> tuple[bool, bool]:
         """(success, failure) of the episode now, judged by the reality."""
         return self.reality.outcome()
@@ -100,6 +127,8 @@ class MockHardware:
             self.reality.new_episode(seed)
 
     def close(self) -> None:
+        for emulator in self.lidars.values():
+            emulator.stop()
         self._server.stop()
         if self.render_process is not None:
             self.render_process.close()

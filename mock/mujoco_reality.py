@@ -32,10 +32,11 @@ from mock.mujoco_scene import (
     restitution_solref,
     robot_spec,
 )
-from mock.reality import RealityError, check_reality_domain, task_world
+from mock.reality import RealityError, check_reality_domain, reset_options, task_world
 from real.dynamixel.emulator import EmulatedServo
 from robot.joint_state import JointState
 from robot.kinematics import ArmKinematics
+from robot.lidar import measurement_noise, reduce_scan, sensor_scan
 from sim.randomization.config import load_domain, load_randomization
 
 #: Targets the MuJoCo reality does not apply (beyond the mock path's own, :data:`mock.reality.UNAPPLIED_TARGETS`;
@@ -85,9 +86,11 @@ class MujocoReality:
         domain: str | Path | dict[str, Any] | None = None,
         randomization: str = "none",
         seed: int = 0,
+        goals: list[list[float]] | None = None,
     ) -> None:
         self.task = task
         self.domain = load_domain(domain) if domain is not None else {}
+        self.goals = goals
         self.env = task_world(task, randomization)
         self.core = self.env.unwrapped  # the task's scene sampler and rules
         self.config = self.core.config
@@ -112,8 +115,9 @@ class MujocoReality:
         from mock.mujoco_plant import MujocoPlant
 
         with self.lock:
-            _, self.info = self.env.reset(seed=seed, options={"domain": self.domain} if self.domain else None)
+            _, self.info = self.env.reset(seed=seed, options=reset_options(self.domain, self.goals))
             self.episode_seed = seed
+            self._noise_rng = np.random.default_rng(seed)  # the scan's measurement noise
             self.params = dict(self.core.params)
             spec = robot_spec(self.config, self.params, self._urdf())
             for body in spec.bodies:  # the robot's parts only, so far
@@ -361,20 +365,29 @@ class MujocoReality:
         w, _, _, z = d.xquat  # the base stays upright: yaw from the z rotation
         return np.array([d.xpos[0], d.xpos[1], 2 * math.atan2(z, w)])
 
-    def _scan(self, pose: np.ndarray) -> np.ndarray:
-        from sim.envs.navigate_env import ROBOT_RADIUS, SCAN_BEAMS, SCAN_HEIGHT, SCAN_RANGE
+    def lidar_scan(self, pose: np.ndarray) -> np.ndarray:
+        """The scan (:data:`robot.lidar.READINGS` ranges, m, 0 = no return) the base's sensor sees at ``pose``
+        before its measurement noise, cast in MuJoCo as the simulation casts it in PyBullet
+        (:meth:`sim.envs.navigate_env.NavigateEnv.lidar_scan`): rays from the base's origin at the sensor's height,
+        the robot's own body excluded, binned by degree as the sensor at its mount sees them."""
+        from sim.envs.navigate_env import RAY_LENGTH, ROBOT_RADIUS, SCAN_HEIGHT
 
-        start_r = ROBOT_RADIUS + 0.01
-        out = np.empty(SCAN_BEAMS)
+        bearings = self.core.ray_bearings
+        start = ROBOT_RADIUS + 0.01  # outside the robot's footprint: no ray meets the robot itself
+        dist = np.full(len(bearings), np.inf)
         geomid = np.zeros(1, dtype=np.int32)
         base = self.model.body("base_link").id
-        for i in range(SCAN_BEAMS):
-            a = pose[2] + 2 * math.pi * i / SCAN_BEAMS
-            u = np.array([math.cos(a), math.sin(a), 0.0])
-            start = np.array([pose[0], pose[1], SCAN_HEIGHT]) + start_r * u
-            dist = mujoco.mj_ray(self.model, self.data, start, u, None, 1, base, geomid)
-            out[i] = start_r + (min(dist, SCAN_RANGE - start_r) if dist >= 0 else SCAN_RANGE - start_r)
-        return out
+        for i, b in enumerate(bearings):
+            u = np.array([math.cos(pose[2] + b), math.sin(pose[2] + b), 0.0])
+            origin = np.array([pose[0], pose[1], SCAN_HEIGHT]) + start * u
+            d = mujoco.mj_ray(self.model, self.data, origin, u, None, 1, base, geomid)
+            if 0 <= d <= RAY_LENGTH - start:
+                dist[i] = start + d
+        return sensor_scan(bearings, dist, *self.core.lidar_mount)
+
+    def _scan(self, pose: np.ndarray) -> np.ndarray:
+        """The policy's beams as the sensor would give them now (with its noise and dropouts)."""
+        return reduce_scan(measurement_noise(self.lidar_scan(pose), self._noise_rng), *self.core.lidar_mount)
 
     def _navigate_state(self) -> dict[str, Any]:
         pose = self.robot_pose()
@@ -399,6 +412,16 @@ class MujocoReality:
         with self.lock:
             return (self._grasp_state() if self.task == "grasp" else self._navigate_state())["vector"]
 
+    def set_goal(self, index: int) -> None:
+        """Judge arrival at goal ``index`` of the given route from now on."""
+        with self.lock:
+            self.core.goal_world = self.core.goals_world[index]
+
+    def sensor_scan(self) -> np.ndarray:
+        """The base's laser scan from its true pose now, before the sensor's noise (:mod:`robot.lidar`)."""
+        with self.lock:
+            return self.lidar_scan(self.robot_pose())
+
     def goal(self) -> np.ndarray | None:
         """The goal relative to the robot's true pose now (navigate), None for the grasp task."""
         with self.lock:
@@ -413,7 +436,7 @@ class MujocoReality:
                 state = self._grasp_state()
                 lift, (left, right) = state["object_lift"], state["finger_contacts"]
                 return bool(lift >= LIFT_SUCCESS and (left or right)), bool(lift < -DROPPED_BELOW)
-            from sim.envs.navigate_env import GOAL_TOLERANCE
+            from robot.tasks.navigate import GOAL_TOLERANCE
 
             self.collided = self.collided or self._collision()
             state = self._navigate_state()

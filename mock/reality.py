@@ -50,6 +50,17 @@ def check_reality_domain(task: str, domain: str | Path | dict[str, Any] | None) 
     return [name for name in pins if targets.get(name, "").startswith(HOST_TARGETS)]
 
 
+def reset_options(domain: dict[str, Any], goals: list[list[float]] | None) -> dict[str, Any] | None:
+    """The task env's reset options of a reality: its pinned domain, and a navigation route's goals (m, start
+    frame) the room is laid out for."""
+    options: dict[str, Any] = {}
+    if domain:
+        options["domain"] = domain
+    if goals is not None:
+        options["goals"] = goals
+    return options or None
+
+
 def task_world(task: str, randomization: str) -> Any:
     """The task env (state observations) whose world a reality is: its scene sampler, params and rules."""
     import gymnasium as gym
@@ -70,9 +81,11 @@ class Reality:
         domain: str | Path | dict[str, Any] | None = None,
         randomization: str = "none",
         seed: int = 0,
+        goals: list[list[float]] | None = None,
     ) -> None:
         self.task = task
         self.domain = load_domain(domain) if domain is not None else {}
+        self.goals = goals
         self.env = task_world(task, randomization)
         self.core = self.env.unwrapped
         self.lock = threading.RLock()
@@ -86,7 +99,7 @@ class Reality:
         """The episode's scene, as the simulation builds it for ``seed``; an arm then sits at its rest pose (as a
         real arm is parked between episodes, and powered off), away from the scene: the robot drives it to the
         task's start pose after torque on. Teleported at the start pose with torque off, it fell onto the scene."""
-        _, self.info = self.env.reset(seed=seed, options={"domain": self.domain} if self.domain else None)
+        _, self.info = self.env.reset(seed=seed, options=reset_options(self.domain, self.goals))
         arm = self.core.config.arm
         if arm is not None:
             self.core.robot.reset_joints(np.array([arm.rest[j] for j in self.core.config.joint_names]))
@@ -111,6 +124,16 @@ class Reality:
         """The task's privileged state vector now (what a state policy takes beside proprioception)."""
         with self.lock:
             return self.core.privileged_state()
+
+    def set_goal(self, index: int) -> None:
+        """Judge arrival at goal ``index`` of the given route from now on."""
+        with self.lock:
+            self.core.set_goal(index)
+
+    def sensor_scan(self) -> np.ndarray:
+        """The base's laser scan from its true pose now, before the sensor's noise (:mod:`robot.lidar`)."""
+        with self.lock:
+            return self.core.lidar_scan(self.core.robot_pose())
 
     def goal(self) -> np.ndarray | None:
         """A goal-conditioned task's goal relative to the robot's true pose now (None for a task without one): what
@@ -148,12 +171,12 @@ def snapshot(reality: Reality) -> dict[str, Any]:
         return {"bodies": bodies, "camera": (np.asarray(position), np.asarray(rotation))}
 
 
-def _render_server(task: str, domain: dict[str, Any], seed: int, conn: Any) -> None:  # runs in the child process
+def _render_server(task: str, domain: dict[str, Any], seed: int, goals: Any, conn: Any) -> None:  # in the child
     import pybullet as p
 
     from sim.camera_model import render
 
-    replica = Reality(task, domain or None, seed=seed)
+    replica = Reality(task, domain or None, seed=seed, goals=goals)
     core, c = replica.core, replica.core.client
     while True:
         message = conn.recv()
@@ -192,7 +215,9 @@ class RenderProcess:
         self._conn, child = ctx.Pipe()
         self._lock = threading.Lock()
         self.process = ctx.Process(
-            target=_render_server, args=(reality.task, reality.domain, reality.episode_seed, child), daemon=True
+            target=_render_server,
+            args=(reality.task, reality.domain, reality.episode_seed, reality.goals, child),
+            daemon=True,
         )
         self.process.start()
 

@@ -6,8 +6,10 @@ normalization, the robot it expects, the randomization it was trained under, how
 the observation dict of the task (numpy in) and returns the action (numpy out, deterministic).
 
 The robot a bundle expects is recorded as a *signature*: the parts of the hardware config a policy depends on
-(joint names and order, limits, control rate, arm / base geometry, camera profiles and mount). Loading against a
-robot whose signature differs fails with the fields that differ; the serial port or servo ids may change freely.
+(joint names and order, limits, control rate, arm / base geometry, camera profiles, mount and intrinsics). Loading
+against a robot whose signature differs fails with the fields that differ, except that calibrated values (camera
+mount and intrinsics, joint limits) are judged against the ranges the policy was trained under
+(:mod:`policies.robot_check`); the serial port or servo ids may change freely.
 
 :func:`load` checks everything a bundle says (bundle.yaml's keys and types, the task against the robot, the
 normalization statistics, the weights against the network) and runs the policy once on a zero observation, so a
@@ -27,6 +29,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 from torch import nn
 
+from policies.robot_check import check_robot
 from robot.description import HardwareConfig, format_validation_error
 from robot.spec import BundleError, ObsSpec, robot_signature, signature_differences, signature_hash  # noqa: F401 - re-exported
 from robot.tasks import task_class, task_names
@@ -37,19 +40,6 @@ BUNDLE_FILE = "bundle.yaml"
 SHIPPED_BUNDLES_DIR = Path(__file__).resolve().parent / "bundles"  # the bundles the package ships, found by name
 WEIGHTS_FILE = "weights.pt"
 FORMAT_VERSION = 1
-
-
-# -- robot check ----------------------------------------------------------------------------------------------
-
-
-def check_robot(meta: dict[str, Any], path: Path | None, config: HardwareConfig) -> None:
-    """Raise :class:`BundleError` naming what differs when ``config`` is not the robot ``meta`` was trained for."""
-    diffs = signature_differences(meta["robot"]["signature"], robot_signature(config))
-    if diffs:
-        raise BundleError(
-            f"bundle {path} was trained for robot {meta['robot']['name']!r}, and {config.name!r} "
-            "differs: " + "; ".join(diffs[:8]) + (f"; ... ({len(diffs)} differences)" if len(diffs) > 8 else "")
-        )
 
 
 # -- networks --------------------------------------------------------------------------------------------------
@@ -91,6 +81,7 @@ class BundlePolicy:
         self.obs_spec = ObsSpec.from_dict(meta["observation"])
         self.action_dim = int(meta["action"]["dim"])
         self.network = network.eval()
+        self.robot_report: list[str] = []  # calibrated values judged when loaded against a robot (robot_check)
         norm = meta.get("normalization") or {}
         self._mean = np.asarray(norm.get("mean", np.zeros(self.obs_spec.size)), dtype=np.float32)
         self._std = np.asarray(norm.get("std", np.ones(self.obs_spec.size)), dtype=np.float32)
@@ -132,9 +123,10 @@ class BundlePolicy:
                 out = torch.tanh(out)
         return np.clip(out.numpy(), -1.0, 1.0).astype(np.float32)
 
-    def check_robot(self, config: HardwareConfig) -> None:
-        """Raise :class:`BundleError` naming what differs when ``config`` is not the robot this was trained for."""
-        check_robot(self.meta, self.path, config)
+    def check_robot(self, config: HardwareConfig) -> list[str]:
+        """Raise :class:`BundleError` naming what differs when ``config`` is not the robot this was trained for, or is
+        calibrated outside it; else the report of its calibrated values (:mod:`policies.robot_check`)."""
+        return check_robot(self.meta, self.path, config)
 
     def check_observation_space(self, space: Any) -> None:
         """Raise :class:`BundleError` when a gymnasium Dict space does not provide what the policy takes."""

@@ -15,6 +15,7 @@ from typing import Any
 from policies.adaptive import AdaptivePolicy
 from policies.loader import load
 from real.deploy_config import DeployConfig, DeploySummary
+from real.deploy_goals import load_goals, parse_goal
 from real.deploy_loop import Deployment, MockWorld
 from robot.config_file import load_hardware_config
 
@@ -43,8 +44,12 @@ def deploy(cfg: DeployConfig, hardware: Any | None = None, restore_signals: bool
         )
     if config.mock is not None and config.mock.task != policy.task:
         raise ValueError(f"{cfg.robot} is a mock {config.mock.task} robot; {cfg.policy} is a {policy.task} policy")
+    if "scan" in keys and not config.lidars:
+        raise ValueError(f"{cfg.policy} reads a laser scan; {cfg.robot} has no lidars section")
+    goals = route_goals(cfg, policy.task, real_robot=config.mock is None and hardware is None)
     period = 1.0 / config.control.rate_hz
     summary = DeploySummary(robot=config.name, policy=str(cfg.policy), log=cfg.log)
+    summary.notes += [f"calibration: {line}" for line in policy.robot_report]
     max_frame_age_s = cfg.max_frame_age_s
     if max_frame_age_s is None:
         max_frame_age_s = max(policy.trained_frame_age_s, period)
@@ -64,9 +69,25 @@ def deploy(cfg: DeployConfig, hardware: Any | None = None, restore_signals: bool
                 summary.notes.append(f"reality term {name}: the control loop's own timing stands in for it")
 
         def start_mock() -> MockWorld:
-            world = hardware if hardware is not None else MockHardware(config, cfg.reality, cfg.seed, cfg.engine)
+            world = hardware or MockHardware(config, cfg.reality, cfg.seed, cfg.engine, goals=goals)
             world.set_bus_faults(cfg.bus_faults or {}, cfg.seed)
             return world
 
-    run = Deployment(cfg, config, policy, summary, max_frame_age_s, start_mock, close_mock=hardware is None)
+    run = Deployment(
+        cfg, config, policy, summary, max_frame_age_s, start_mock, close_mock=hardware is None, goals=goals
+    )
     return run.run(restore_signals)
+
+
+def route_goals(cfg: DeployConfig, task: str, real_robot: bool) -> list[list[float]] | None:
+    """The navigation route of ``--goal`` / ``--goals`` (m, start frame), None without; ValueError for a route on
+    another task, both flags, or a navigation policy on a real base without a goal."""
+    if cfg.goal is not None and cfg.goals is not None:
+        raise ValueError("give --goal or --goals, not both")
+    if cfg.goal is None and cfg.goals is None:
+        if task == "navigate" and real_robot:
+            raise ValueError("a navigation policy on a real base needs its goal: --goal X,Y or --goals FILE (m)")
+        return None
+    if task != "navigate":
+        raise ValueError(f"--goal/--goals are for navigation policies; this is a {task} policy")
+    return [parse_goal(cfg.goal)] if cfg.goal is not None else load_goals(cfg.goals)

@@ -48,8 +48,13 @@ class SceneChunk(NamedTuple):
         return f"scenes-{self.start:07d}-{self.count}.npz"
 
 
+#: A state policy's observation keys other than ``proprio``, and where the env's privileged info holds them.
+STATE_KEYS = {"privileged": "vector", "scan": "scan"}
+
+
 class Teacher:
-    """Labels states: a state bundle fed with proprio + privileged vector, or the scripted expert."""
+    """Labels states: a state bundle (fed with proprio and its other keys from the env's privileged info: the
+    ``privileged`` vector, or the ``scan`` a base's sensor gives), or the scripted expert."""
 
     def __init__(self, spec: str, task: str | None, env: gym.Env) -> None:
         self.spec = spec
@@ -59,8 +64,8 @@ class Teacher:
             self.task, self.bundle, self.expert = task, None, make_expert(task, env)
         else:
             self.bundle = load(spec, robot=env.unwrapped.config)
-            if "privileged" not in self.bundle.obs_spec.keys:
-                raise ValueError(f"{spec}: the teacher must be a state policy (proprio + privileged)")
+            if not set(self.bundle.obs_spec.keys) <= {"proprio", *STATE_KEYS}:
+                raise ValueError(f"{spec}: the teacher must be a state policy (proprio + {' or '.join(STATE_KEYS)})")
             if task is not None and task != self.bundle.task:
                 raise ValueError(f"{spec} is a {self.bundle.task!r} policy, not {task!r}")
             self.task, self.expert = self.bundle.task, None
@@ -72,7 +77,9 @@ class Teacher:
     def act(self, obs: dict[str, np.ndarray], info: dict[str, Any]) -> np.ndarray:
         if self.expert is not None:
             return np.clip(np.asarray(self.expert.act(obs, info), dtype=np.float32), -1, 1)
-        return self.bundle.act({"proprio": obs["proprio"], "privileged": info["privileged"]["vector"]})
+        keys = self.bundle.obs_spec.keys
+        state = {key: info["privileged"][source] for key, source in STATE_KEYS.items() if key in keys}
+        return self.bundle.act({"proprio": obs["proprio"], **state})
 
 
 class Detour:

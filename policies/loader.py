@@ -17,13 +17,13 @@ from policies.bundle import (
     build_network,
     bundle_path,
     check_normalization,
-    check_robot,
     check_spec,
     check_task_fits,
     load_weights,
     read_meta,
     short_error,
 )
+from policies.robot_check import check_robot
 from robot.description import HardwareConfig
 from robot.spec import BundleError
 
@@ -54,8 +54,9 @@ def _load(path: Path, robot: HardwareConfig | None) -> BundlePolicy:
     file = path / BUNDLE_FILE
     obs_spec = check_spec(meta, file)
     check_normalization(meta, obs_spec, file)
+    report: list[str] = []
     if robot is not None:
-        check_robot(meta, path, robot)
+        report = check_robot(meta, path, robot)
         check_task_fits(meta, obs_spec, robot, file)
     network = build_network(meta["network"], obs_spec, int(meta["action"]["dim"]))
     load_weights(network, path / WEIGHTS_FILE)
@@ -63,6 +64,7 @@ def _load(path: Path, robot: HardwareConfig | None) -> BundlePolicy:
         policy: BundlePolicy = load_osi(meta, network, path)
     else:
         policy = BundlePolicy(meta, network, path)
+    policy.robot_report = report
     _probe(policy, path)
     return policy
 

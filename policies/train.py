@@ -60,8 +60,10 @@ ALGOS = ("ppo", "sac")
 
 
 def state_spec(env: gym.Env) -> ObsSpec:
-    """proprio, privileged, and dynamics when the env provides it (a universal policy)."""
-    keys = ["proprio", "privileged"] + (["dynamics"] if "dynamics" in env.observation_space.spaces else [])
+    """proprio, then what the env's state mode adds (``scan`` for a base with a scanner, else ``privileged``), and
+    dynamics when the env provides it (a universal policy)."""
+    spaces = env.observation_space.spaces
+    keys = ["proprio", "scan" if "scan" in spaces else "privileged"] + (["dynamics"] if "dynamics" in spaces else [])
     return ObsSpec.from_space(env.observation_space, keys)
 
 

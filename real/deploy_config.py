@@ -28,6 +28,10 @@ class DeployConfig:
     """mock robots: the reality's physics engine and renderer (mujoco: a second engine, not the simulator)"""
     seed: int = 3_000_000
     """mock robots: seed of the first episode's scene (object pose, goal)"""
+    goal: Annotated[str | None, tyro.conf.arg(metavar="X,Y")] = None
+    """navigation: the goal (m) in the frame of the base's start pose, x forward, y left"""
+    goals: Annotated[str | None, tyro.conf.arg(metavar="FILE")] = None
+    """navigation: a YAML list of [x, y] goals (m, start frame) visited in order in one episode"""
     adapt: bool = False
     """a bundle with an online estimator acts on its estimate (else it is refused)"""
     log_cameras: bool = False
@@ -41,6 +45,8 @@ class DeployConfig:
     """the run stops when a camera policy has had no fresh frame for this long (s)"""
     camera_stall: tyro.conf.Suppress[tuple[float, float] | None] = None
     """mock robots: silence the camera at T s for D s (a test)"""
+    lidar_stall: tyro.conf.Suppress[tuple[float, float] | None] = None
+    """mock robots: silence the laser scanner T s after it starts, for D s (a test)"""
     status: tyro.conf.Suppress[bool] = True
     """the live status line on stderr"""
     stop_keys_fd: tyro.conf.Suppress[int | None] = None
@@ -52,8 +58,13 @@ class EpisodeSummary:
     episode: int
     seed: int | None
     steps: int
-    success: bool | None  # judged by a mock reality; None on real hardware
+    success: bool | None  # by the operator on a real robot, else a mock's reality; a route by odometry; else None
     outcome: str  # success, failure, timeout or stopped
+    time_s: float | None = None  # from the first cycle to the end
+    distance_m: float | None = None  # a base's odometry path length
+    goals_reached: int | None = None  # a navigation route: how many of its goals, in order
+    goals: list[dict[str, Any]] | None = None  # each goal: reached, and at which step, time and distance
+    label: str | None = None  # the operator's on a real robot: success, failure or skip (not counted)
 
 
 @dataclass
@@ -64,9 +75,11 @@ class DeploySummary:
     ended: str = "completed"  # completed, stopped (signal), safety_stop, error
     message: str = ""
     success_rate: float | None = None
+    goals_reached: int | None = None  # navigation routes: goals reached over all episodes
     loop: dict[str, Any] = field(default_factory=dict)
     safety_events: dict[str, int] = field(default_factory=dict)
     camera: dict[str, Any] = field(default_factory=dict)
+    lidar: dict[str, Any] = field(default_factory=dict)  # the scanner's counters and scan ages (ms)
     bus: dict[str, int] = field(default_factory=dict)  # transactions, retries, timeouts, corrupt replies
     skipped_cycles: int = 0  # cycles lost to a bus transaction that failed all its retries
     stalled_cycles: int = 0  # cycles a camera policy held because its camera had no fresh frame

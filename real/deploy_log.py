@@ -23,7 +23,7 @@ from robot.joint_state import JointState
 TOPICS = {
     "/robot_description": "the robot's URDF (for viewers' 3D panels)",
     "/lifecycle": "robot state changes (inactive, active, finalized) with the torque state read back",
-    "/episode": "episode start (seed) and end (outcome, steps)",
+    "/episode": "episode start (seed), end (outcome, steps) and, on a real robot, the operator's label",
     "/joint_states": "joint names, positions, velocities, efforts in config order (SI)",
     "/tf": "foxglove.FrameTransforms of the robot's links and the camera mount",
     "/policy/observation": "the observation the policy acted on (images on their own topics)",
@@ -69,6 +69,10 @@ class DeployLog:
 
     def episode_end(self, episode: int, outcome: str, steps: int) -> None:
         self.log.write("/episode", {"event": "end", "episode": episode, "outcome": outcome, "steps": steps})
+
+    def episode_label(self, episode: int, label: str) -> None:
+        """The operator's verdict on a real robot's episode: success, failure or skip."""
+        self.log.write("/episode", {"event": "label", "episode": episode, "label": label})
 
     def safety(self, kind: str, detail: str, joints: list[str] | None = None, stamp_ns: int | None = None) -> None:
         self.log.write("/safety", {"kind": kind, "joints": joints or [], "detail": detail}, stamp_ns)

@@ -19,15 +19,20 @@ from __future__ import annotations
 import sys
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from typing import Any, Protocol
 
 import numpy as np
 
-from real.cameras.frame import CameraError, Frame, FrameTimeout
+from real.cameras.frame import CameraError, Frame
 from real.deploy_config import DeployConfig, DeploySummary, EpisodeSummary
+from real.deploy_goals import Route
 from real.deploy_log import DeployLog
+from real.deploy_sensors import ScanSource, await_first_frame, live_camera
 from real.dynamixel.bus import BusTimeout, CorruptReply, DynamixelError
+from real.lidar.reader import LidarError
+from real.loop_stats import LoopStats, StatusLine
+from real.operator import ConsoleOperator
 from real.robot import Robot, TaskRobot
 from real.safety import SafetyEvent, SafetyStop
 from real.stop_signals import KeyStop, Stopped, StopSignals, stdin_terminal
@@ -72,55 +77,13 @@ class MockWorld(Protocol):
 
     def outcome(self) -> tuple[bool, bool]: ...
 
+    def set_goal(self, index: int) -> None: ...
+
+    def lidar(self, name: str) -> Any: ...
+
+    def stall_lidar(self, name: str, after_s: float, for_s: float) -> None: ...
+
     def close(self) -> None: ...
-
-
-@dataclass
-class LoopStats:
-    """Timing of every cycle of the run (ms), and the cycles whose work ran past the next one's start."""
-
-    period_s: float
-    cycle_ms: list[float] = field(default_factory=list)
-    act_ms: list[float] = field(default_factory=list)
-    late_ms: list[float] = field(default_factory=list)
-    frame_age_ms: list[float] = field(default_factory=list)  # per acted-on frame: capture (else arrival) to use
-    frames_stamped: bool = False  # the camera stamps its frames in host time (Frame.capture_time_ns)
-    overruns: int = 0
-    stalled_cycles: int = 0
-
-    def summary(self) -> dict[str, Any]:
-        def pct(x: list[float], q: float) -> float | None:
-            return round(float(np.percentile(x, q)), 2) if x else None
-
-        return {
-            "target_period_ms": round(self.period_s * 1e3, 2),
-            "cycles": len(self.late_ms),
-            "cycle_ms_p50": pct(self.cycle_ms, 50),
-            "cycle_ms_p99": pct(self.cycle_ms, 99),
-            "late_ms_p99": pct(self.late_ms, 99),
-            "act_ms_p50": pct(self.act_ms, 50),
-            "act_ms_p99": pct(self.act_ms, 99),
-            "overruns": self.overruns,
-        }
-
-
-class _Status:
-    """The live status line: rate, overruns, act latency, OSI estimate."""
-
-    def __init__(self, enabled: bool) -> None:
-        self.enabled = enabled
-        self.last = 0.0
-
-    def show(self, text: str, force: bool = False) -> None:
-        now = time.monotonic()
-        if self.enabled and (force or now - self.last > 0.5):
-            self.last = now
-            sys.stderr.write("\r" + text[:150].ljust(150))
-            sys.stderr.flush()
-
-    def done(self) -> None:
-        if self.enabled:
-            sys.stderr.write("\n")
 
 
 @dataclass
@@ -135,13 +98,16 @@ class _Episode:
     stall_since: float | None = None  # when the camera stopped giving fresh frames
     next_t: float = 0.0  # when the next cycle is due (monotonic s)
     prev_start: float | None = None
+    started: float = 0.0  # monotonic s of the first cycle
+    route: Route | None = None  # a navigation route's goals
 
 
 class Deployment:
     """One run of ``policy`` on the robot in ``config``, as ``cfg`` asks. ``summary`` starts with the caller's notes;
     ``max_frame_age_s``: the oldest camera frame the policy acts on. ``start_mock``: a mock robot's hardware,
     started inside the run (a stop signal while it starts ends the run cleanly); ``close_mock``: whether the run
-    closes it. :meth:`run` returns how it went and never raises for a fault of the robot."""
+    closes it; ``goals``: a navigation route (m, start frame) each episode visits in order. :meth:`run` returns how it
+    went and never raises for a fault of the robot."""
 
     def __init__(
         self,
@@ -152,18 +118,22 @@ class Deployment:
         max_frame_age_s: float,
         start_mock: Callable[[], MockWorld] | None = None,
         close_mock: bool = True,
+        goals: list[list[float]] | None = None,
     ) -> None:
         self.cfg, self.config, self.policy, self.summary = cfg, config, policy, summary
         self.max_frame_age_s = max_frame_age_s
         self.start_mock, self.close_mock = start_mock, close_mock
         self.keys = policy.obs_spec.keys
         self.uses_images = "rgb" in self.keys
-        self.max_steps = cfg.max_steps or task_class(policy.task).episode_steps
+        self.goals = goals
+        self.max_steps = cfg.max_steps or task_class(policy.task).episode_steps * len(goals or [None])
         self.stats = LoopStats(1.0 / config.control.rate_hz)
-        self.status = _Status(cfg.status)
+        self.status = StatusLine(cfg.status)
         self.stop: StopSignals | None = None
         self.mock: MockWorld | None = None
         self.camera: Any = None
+        self.scan: ScanSource | None = None
+        self.operator: ConsoleOperator | None = None
         self.log: DeployLog | None = None
         self.robot: Robot | None = None
         self.task: TaskRobot | None = None
@@ -175,6 +145,10 @@ class Deployment:
         self.stop = StopSignals()
         keys_fd = self.cfg.stop_keys_fd if self.cfg.stop_keys_fd is not None else stdin_terminal()
         key_stop = KeyStop(keys_fd) if keys_fd is not None else None
+        if self.start_mock is None:  # a real robot: its operator sets each scene up and says how it went
+            self.operator = ConsoleOperator(key_stop) if key_stop is not None else None
+            if self.operator is None:
+                self.summary.notes.append("no terminal to ask the operator: episodes are not labelled")
         try:
             self._open()
             with self.robot:
@@ -186,7 +160,7 @@ class Deployment:
             self.summary.ended, self.summary.message = "stopped", f"{e} received"
         except SafetyStop as e:
             self.summary.ended, self.summary.message = "safety_stop", str(e)
-        except (DynamixelError, CameraError) as e:  # a hardware fault, named by the driver: no traceback
+        except (DynamixelError, CameraError, LidarError) as e:  # a hardware fault, named by the driver: no traceback
             self.summary.ended, self.summary.message = "error", f"{type(e).__name__}: {e}"
         except Exception as e:  # anything else: the robot has parked (its context), the log is closed below
             import traceback
@@ -213,8 +187,13 @@ class Deployment:
             self.mock = self.start_mock()
         if config.cameras and (self.uses_images or (cfg.log_cameras and cfg.log)):
             name = config.cameras[0].name
-            self.camera = self.mock.camera(name) if self.mock is not None else _live_camera(config, name)
+            self.camera = self.mock.camera(name) if self.mock is not None else live_camera(config, name)
             self.camera.connect()  # its first frame is awaited with the arm held at its start pose
+        if "scan" in self.keys:
+            reader = self.mock.lidar(config.lidars[0].name) if self.mock is not None and config.lidars else None
+            self.scan = ScanSource(config, reader).connect()
+            if self.cfg.lidar_stall is not None and self.mock is not None:
+                self.mock.stall_lidar(config.lidars[0].name, *self.cfg.lidar_stall)
         if cfg.log:
             with self.stop.holding():  # a stop signal never leaves a log half-opened or a record half-written
                 metadata = {
@@ -239,6 +218,7 @@ class Deployment:
             self.robot,
             self.policy.task,
             privileged=self.mock.privileged if "privileged" in self.keys else None,
+            scan=self.scan,
             image_size=image_size,
             crop=(self.policy.meta.get("camera") or {}).get("crop"),  # the frame region the student was trained on
         )
@@ -253,6 +233,8 @@ class Deployment:
         episode = _Episode(ep, self.cfg.seed + ep if mock is not None else None)
         if mock is not None and ep > 0:
             mock.new_episode(episode.seed)
+        if self.operator is not None:
+            self.operator.prepare(ep, self.cfg.episodes)
         robot.activate()
         if log:
             log.lifecycle("active", torque=True, episode=ep)
@@ -261,20 +243,26 @@ class Deployment:
             raise SafetyStop(f"the arm did not reach the task's start pose within {START_POSE_TIMEOUT_S} s")
         if self.camera is not None and ep == 0:
             # the first frame (a mock's renderer takes seconds) with the arm held where the episode starts
-            _await_first_frame(self.camera, robot, FIRST_FRAME_TIMEOUT_S)
+            await_first_frame(self.camera, robot, FIRST_FRAME_TIMEOUT_S)
             if self.cfg.camera_stall is not None and mock is not None:
                 mock.stall_camera(self.camera.name, *self.cfg.camera_stall)
-        # a goal-conditioned task's goal in the start frame (a mock's reality knows it; on hardware: none)
-        self.task.start(mock.goal() if mock is not None else None)
+        # a goal-conditioned task's goal in the start frame: the route's first, else the one a mock's reality drew
+        if self.goals:
+            episode.route = Route(self.goals)
+            if mock is not None:
+                mock.set_goal(0)
+            self.task.start(episode.route.goal)
+        else:
+            self.task.start(mock.goal() if mock is not None else None)
         self.policy.reset()
         if log:
             log.episode_start(ep, episode.seed)
-        episode.next_t = time.monotonic()
+        episode.next_t = episode.started = time.monotonic()
         for step in range(self.max_steps):
             if self._cycle(step, episode):
                 break
-        success = episode.outcome == "success" if mock is not None else None
-        self.summary.episodes.append(EpisodeSummary(ep, episode.seed, episode.steps, success, episode.outcome))
+        summary = self._episode_summary(episode)
+        self.summary.episodes.append(summary)
         if log:
             log.episode_end(ep, episode.outcome, episode.steps)
         robot.deactivate()
@@ -283,6 +271,11 @@ class Deployment:
             log.lifecycle("inactive", parked=robot.parked, **_torque_fields(robot))
         if not robot.torque_report.confirmed:
             raise SafetyStop("torque off could not be confirmed after the episode")
+        if self.operator is not None:  # asked with the robot parked and torque off
+            summary.label = self.operator.label(ep, episode.outcome)
+            summary.success = None if summary.label == "skip" else summary.label == "success"
+            if log:
+                log.episode_label(ep, summary.label)
 
     def _cycle(self, step: int, episode: _Episode) -> bool:
         """One control cycle; True when the episode has ended (judged by a mock's reality)."""
@@ -332,14 +325,46 @@ class Deployment:
                 truth = obs["privileged"] if "privileged" in obs else self.mock.privileged()
             self.log.cycle(joints, obs, action, (requested, sent), loop, estimate, frame, self.camera, truth)
         self._record_events(robot_events + events)
-        if self.mock is not None:
-            success, failed = self.mock.outcome()
-            if success or failed:
-                episode.outcome = "success" if success else "failure"
-                return True
+        if self._judge(step, episode):
+            return True
         self._show(episode, action, estimate)
         self._wait_for_next(episode)
         return False
+
+    def _judge(self, step: int, episode: _Episode) -> bool:
+        """Whether the episode has ended: a mock's reality judges success and failure from the true state; a
+        route's goal is reached when the reality says so, or on a real base by odometry, and the next one
+        becomes the task's goal."""
+        reached, failed = self.mock.outcome() if self.mock is not None else (False, False)
+        route = episode.route
+        if route is not None and self.mock is None:
+            reached = route.reached_by_odometry(self.task.task.goal_in_robot_frame())
+        if failed or (reached and route is None):
+            episode.outcome = "success" if reached and not failed else "failure"
+            return True
+        if reached and route.arrive(step + 1, time.monotonic() - episode.started, self._travelled()):
+            episode.outcome = "success"
+            return True
+        if reached:
+            self.task.task.goal = route.goal
+            if self.mock is not None:
+                self.mock.set_goal(route.index)
+        return False
+
+    def _travelled(self) -> float | None:
+        travelled = getattr(self.task.task, "travelled", None)
+        return None if travelled is None else float(travelled)
+
+    def _episode_summary(self, episode: _Episode) -> EpisodeSummary:
+        route = episode.route
+        success = episode.outcome == "success" if self.mock is not None or route is not None else None
+        out = EpisodeSummary(episode.index, episode.seed, episode.steps, success, episode.outcome)
+        out.time_s = round(time.monotonic() - episode.started, 2)
+        out.distance_m = None if (d := self._travelled()) is None else round(d, 3)
+        if route is not None:
+            out.goals_reached, out.goals = len(route.records), route.summary()
+            self.summary.goals_reached = (self.summary.goals_reached or 0) + out.goals_reached
+        return out
 
     def _fresh_frame(self) -> Frame | None:
         """The camera's newest frame when it is young enough for the policy, else None (a stalled camera is
@@ -408,6 +433,9 @@ class Deployment:
         if self.camera is not None:
             self._camera_summary()
             self.camera.disconnect()
+        if self.scan is not None:
+            self.summary.lidar = self.scan.summary()
+            self.scan.close()
         _torque_summary(summary, self.robot)
         if self.robot is not None:
             self._record_events(self.robot.take_events(), log_open=log is not None and not log.closed)
@@ -436,22 +464,6 @@ class Deployment:
             self.summary.safety_events[e.kind] = self.summary.safety_events.get(e.kind, 0) + 1
         if self.log is not None and log_open:
             self.log.safety_events(events)
-
-
-def _await_first_frame(camera: Any, robot: Robot, timeout_s: float) -> None:
-    """Wait for the camera's first frame while the robot holds its pose (each period a read, which feeds the
-    servos' bus watchdog, and a hold through the safety filter); :class:`CameraError` after ``timeout_s``."""
-    period = 1.0 / robot.config.control.rate_hz
-    deadline = time.monotonic() + timeout_s
-    while True:
-        try:
-            camera.read(timeout=period)
-            return
-        except FrameTimeout:
-            if time.monotonic() > deadline:
-                raise CameraError(f"camera {camera.name}: no frame within {timeout_s:.0f} s") from None
-        robot.read_patiently()
-        robot.write(robot.safety.idle())
 
 
 def _torque_fields(robot: Robot) -> dict[str, Any]:
@@ -483,9 +495,3 @@ def _torque_summary(summary: DeploySummary, robot: Robot | None) -> None:
         facts.append(report.describe(robot.config))
     if facts:
         summary.message = ": ".join(p for p in (summary.message, ", ".join(facts)) if p)
-
-
-def _live_camera(config: HardwareConfig, name: str) -> Any:
-    from real.cameras.realsense import RealSenseCamera
-
-    return RealSenseCamera(config.camera(name))

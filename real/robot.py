@@ -354,7 +354,8 @@ class TaskRobot:
     simulated task (same keys, units and order: :mod:`robot.tasks` builds both), :meth:`write` turns a policy action
     into joint targets with the same task code and sends them through the safety filter.
 
-    ``privileged``: where a state policy's privileged vector comes from (a mock robot's reality); ``image_size``:
+    ``privileged``: where a state policy's privileged vector comes from (a mock robot's reality); ``scan``: where a
+    base's policy beams come from (its laser scanner, :class:`real.deploy_sensors.ScanSource`); ``image_size``:
     (width, height) the camera frames are resized to for a camera policy, color by area averaging and depth by
     nearest neighbour, after cutting out ``crop`` (x, y, width, height in px of the frame) when given; the
     simulated camera shows the same (:meth:`sim.envs.robot_env.RobotEnv.camera_observation`)."""
@@ -366,11 +367,13 @@ class TaskRobot:
         privileged: Callable[[], np.ndarray] | None = None,
         image_size: tuple[int, int] | None = None,
         crop: tuple[int, int, int, int] | None = None,
+        scan: Callable[[], np.ndarray] | None = None,
     ) -> None:
         self.task = task_class(task)(robot.config)
         self.name = task
         self.robot = robot
         self.privileged = privileged
+        self.scan = scan
         self.image_size = image_size
         self.crop = crop  # checked against each frame by reduce_frame
         self.joints: JointState | None = None
@@ -389,6 +392,8 @@ class TaskRobot:
         obs: dict[str, np.ndarray] = {"proprio": self.task.proprio(self.joints)}
         if self.privileged is not None:
             obs["privileged"] = self.privileged()
+        if self.scan is not None:
+            obs["scan"] = self.scan()
         if self.image_size is not None and frame is not None:
             obs["rgb"], obs["depth"] = reduce_frame(frame.color, frame.depth, self.image_size, self.crop)
         return obs

@@ -5,6 +5,7 @@ and turns torque off and the log is closed. Only the first signal stops the run;
 from __future__ import annotations
 
 import os
+import queue
 import select
 import signal
 import sys
@@ -67,12 +68,14 @@ class StopSignals:
 
 class KeyStop:
     """Watches a terminal (file descriptor ``fd``, in cbreak mode while it runs) for a stop key and sends this
-    process SIGUSR1 when one is pressed: the software stop goes through the same path as every other signal."""
+    process SIGUSR1 when one is pressed: the software stop goes through the same path as every other signal. Other
+    keys are kept for :meth:`read_key` (an operator's answers between episodes)."""
 
     def __init__(self, fd: int) -> None:
         self.fd = fd
         self._saved = termios.tcgetattr(fd)
         tty.setcbreak(fd)
+        self.keys: queue.Queue[bytes] = queue.Queue()
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._watch, daemon=True, name="stop-keys")
         self._thread.start()
@@ -89,6 +92,19 @@ class KeyStop:
             if key in STOP_KEYS:
                 os.kill(os.getpid(), signal.SIGUSR1)
                 return
+            self.keys.put(key)
+
+    def read_key(self, timeout: float) -> bytes | None:
+        """The next key pressed (not a stop key), or None after ``timeout`` seconds."""
+        try:
+            return self.keys.get(timeout=timeout)
+        except queue.Empty:
+            return None
+
+    def clear_keys(self) -> None:
+        """Forget keys pressed before now (so that an answer is one given to the question asked)."""
+        while not self.keys.empty():
+            self.keys.get_nowait()
 
     def close(self) -> None:
         self._stop.set()

@@ -17,10 +17,14 @@ from __future__ import annotations
 import math
 from enum import Enum
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import Field, ValidationError, field_validator, model_validator
+
+from robot.config_base import Pose
+from robot.config_base import Strict as _Strict
+from robot.lidar import Lidar
 
 #: Folder holding the robots' URDFs (``sim.urdf`` names a file here): the simulator loads them, kinematics, the
 #: config check and the logs' transforms read them.
@@ -108,23 +112,6 @@ D435_DEPTH_MODES: dict[tuple[int, int], tuple[int, ...]] = {
 
 class ConfigError(ValueError):
     """A configuration file is missing, unreadable or invalid. The message names file and field path."""
-
-
-class _Strict(BaseModel):
-    """Unknown keys are errors, and every float must be finite (YAML's ``.inf`` and ``.nan`` are refused) unless a
-    field says otherwise."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
-
-
-Vec3 = Annotated[list[float], Field(min_length=3, max_length=3)]
-
-
-class Pose(_Strict):
-    """A rigid transform: ``xyz`` in m, ``rpy`` in rad (URDF fixed-axis roll, pitch, yaw)."""
-
-    xyz: Vec3 = [0.0, 0.0, 0.0]
-    rpy: Vec3 = [0.0, 0.0, 0.0]
 
 
 class ControlMode(str, Enum):
@@ -364,6 +351,7 @@ class HardwareConfig(_Strict):
     bus: Bus
     motors: list[Motor] = Field(min_length=1)
     cameras: list[Camera] = []
+    lidars: list[Lidar] = []
     control: Control
     safety: Safety
     arm: Arm | None = None
@@ -383,6 +371,8 @@ class HardwareConfig(_Strict):
             raise ValueError(f"joint names must be unique; repeated: {dup_j}")
         if len({c.name for c in self.cameras}) != len(self.cameras):
             raise ValueError("camera names must be unique")
+        if len({s.name for s in self.lidars}) != len(self.lidars):
+            raise ValueError("lidar names must be unique")
         if self.kind == "arm":
             if self.arm is None:
                 raise ValueError("kind 'arm' needs an 'arm' section")

@@ -13,6 +13,7 @@ from typing import Any
 import numpy as np
 
 from robot.description import HardwareConfig
+from robot.intrinsics import camera_intrinsics
 
 
 class BundleError(ValueError):
@@ -36,6 +37,7 @@ def robot_signature(config: HardwareConfig) -> dict[str, Any]:
                 "depth": [c.depth.width, c.depth.height] if c.depth else None,
                 "parent": c.parent,
                 "mount": [list(c.mount.xyz), list(c.mount.rpy)],
+                "intrinsics": _pinhole(c),
             }
             for c in config.cameras
         ],
@@ -47,6 +49,12 @@ def robot_signature(config: HardwareConfig) -> dict[str, Any]:
         b = config.base
         sig["base"] = {"wheel_radius": b.wheel_radius, "track": b.track, "limits": [b.max_linear, b.max_angular]}
     return json.loads(json.dumps(sig))  # tuples -> lists, so that a signature read back from YAML compares equal
+
+
+def _pinhole(camera: Any) -> list[float]:
+    """fx, fy, cx, cy (px) of a camera's color stream: its calibration, else the D435 model."""
+    k = camera_intrinsics(camera.color.width, camera.color.height, camera.intrinsics)
+    return [round(float(v), 4) for v in (k.fx, k.fy, k.cx, k.cy)]
 
 
 def signature_hash(signature: dict[str, Any]) -> str:

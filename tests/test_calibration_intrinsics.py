@@ -65,6 +65,28 @@ def test_charuco_board_through_a_known_camera_is_recovered(tmp_path):
     assert result.rms_px < 0.5
 
 
+def test_four_views_calibrate_with_a_warning_that_says_how_well_fx_is_pinned(tmp_path, capsys):
+    """OpenCV's ChArUco sample calibrates from 4 views: so do we, and say how loosely fx is known; 3 are refused
+    by default, and --min-views decides."""
+    K = np.array([[600.0, 0, 330.0], [0, 600.0, 242.0], [0, 0, 1]])
+    paths = _charuco_views(tmp_path, K, n=8)
+    board = "charuco:7x5:0.04:0.03:DICT_5X5_100"
+    few = calibrate(paths[:4], Board.parse(board), ["zero_tangent_dist", "fix_k3"])
+    many = calibrate(paths, Board.parse(board), ["zero_tangent_dist", "fix_k3"])
+    assert few.views == 4 and few.intrinsics.fx == pytest.approx(600.0, rel=0.02)
+    assert 0 < many.std_px["fx"] < few.std_px["fx"]  # more views, a tighter focal length
+    assert many.focal_warning() is None and f"+-{few.std_px['fx']:.1f} px" in few.focal_warning()
+    with pytest.raises(CalibrationError, match="at least 4 are needed"):
+        calibrate(paths[:3], Board.parse(board))
+    for p in paths[4:]:
+        p.unlink()
+    argv = ["calibrate", "intrinsics", "--images", str(tmp_path / "charuco_*.png"), "--board", board]
+    assert s2r([*argv, "--zero-tangent-dist", "--fix-k3", "--out", str(tmp_path / "k.yaml")]) == 0
+    assert "warning: only 4 views: fx is known to +-" in capsys.readouterr().out
+    assert IntrinsicsCalibration.load(tmp_path / "k.yaml").std_px["fx"] == pytest.approx(few.std_px["fx"])
+    assert s2r([*argv, "--min-views", "5", "--out", str(tmp_path / "k5.yaml")]) != 0
+
+
 def test_bad_inputs_fail_clearly(tmp_path):
     for spec in ("chessboard:9x6", "chessboard:9by6:0.025", "charuco:7x5:0.04:0.05:DICT_5X5_100", "circles:4x11:0.02"):
         with pytest.raises(CalibrationError, match="board"):

@@ -44,6 +44,8 @@ class CalibrateIntrinsics:
     """no sixth-order radial term"""
     rational_model: bool = False
     """8-coefficient rational distortion model"""
+    min_views: int = 4
+    """fewest views with the board (a warning below 6 says how well fx is pinned)"""
     robot: str | None = None
     """also point this hardware config's --camera at the result (config edited)"""
     camera: str | None = None
@@ -60,7 +62,9 @@ def run_calibrate_intrinsics(args: CalibrateIntrinsics) -> int:
         raise CalibrationError("--robot needs --camera (the camera whose intrinsics these are)")
     board = Board.parse(args.board)
     images = expand(args.images) if args.images else _capture_live(args, board)
-    result = calibrate(images, board, flags)
+    if args.min_views < 3:
+        raise CalibrationError(f"--min-views {args.min_views}: a camera matrix needs at least 3 views")
+    result = calibrate(images, board, flags, min_views=args.min_views)
     path = result.save(args.out)
     views, k = result.per_view_rms_px, result.intrinsics
     print(
@@ -69,6 +73,8 @@ def run_calibrate_intrinsics(args: CalibrateIntrinsics) -> int:
     )
     worst = max(views, key=views.get)
     print(f"  worst view {worst}: {views[worst]:.3f} px")
+    if (warning := result.focal_warning()) is not None:
+        print(f"  warning: {warning}")
     if result.rejected:
         print(f"  board not found in {len(result.rejected)} image(s): {', '.join(result.rejected)}")
     if args.robot:

@@ -51,7 +51,14 @@ def run_deploy(args: Deploy) -> int:
     rate = f"{1e3 / loop['cycle_ms_p50']:.1f} Hz" if loop.get("cycle_ms_p50") else "-"
     print(f"{summary.robot}: {len(summary.episodes)} episode(s), ended: {summary.ended} {summary.message}".rstrip())
     if summary.success_rate is not None:
-        print(f"  success rate {summary.success_rate:.0%} (judged by the mock reality)")
+        by = "the mock reality" if summary.engine is not None else "the operator, or odometry on a route"
+        print(f"  success rate {summary.success_rate:.0%} (judged by {by})")
+    for e in summary.episodes:
+        if e.goals is not None:
+            print(
+                f"  episode {e.episode + 1}: {e.goals_reached}/{len(e.goals)} goals in {e.time_s} s, "
+                f"{e.distance_m} m by odometry" + (f", labelled {e.label}" if e.label else "")
+            )
     print(
         f"  loop {rate} (p99 cycle {loop.get('cycle_ms_p99')} ms), overruns {loop.get('overruns')}, "
         f"act p50 {loop.get('act_ms_p50')} ms; safety events {summary.safety_events or 'none'}"
@@ -62,6 +69,12 @@ def run_deploy(args: Deploy) -> int:
             f"  camera frames acted on: age p50 {camera['frame_age_ms_p50']} ms, p90 {camera['frame_age_ms_p90']} ms, "
             f"max {camera['frame_age_ms_max']} ms ({camera.get('frame_age_from', 'arrival')} to use; older than "
             f"{camera.get('max_frame_age_ms')} ms: held)"
+        )
+    lidar = summary.lidar
+    if lidar.get("scans"):
+        print(
+            f"  lidar {lidar['name']}: {lidar['scans']} scans, {lidar['checksum_errors']} checksum errors, "
+            f"scan age p50 {lidar.get('scan_age_ms_50')} ms, max {lidar.get('scan_age_ms_100')} ms"
         )
     for note in summary.notes:
         print(f"  note: {note}")

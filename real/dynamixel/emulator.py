@@ -442,6 +442,17 @@ def open_pty(link: str | Path | None = None) -> tuple[int, int, str]:
     return master, slave, name
 
 
+def close_pty(master: int, slave: int, link: str | Path | None = None) -> None:
+    """Close a pseudo-terminal from :func:`open_pty` (either end may already be closed) and remove its link."""
+    for fd in (master, slave):
+        try:
+            os.close(fd)
+        except OSError:
+            pass
+    if link is not None:
+        Path(link).unlink(missing_ok=True)
+
+
 def emulator_for_config(config, plant: Plant | None = None) -> BusEmulator:
     """A bus emulator with every motor of a hardware config (ids and models from the config)."""
     servos = {m.id: EmulatedServo(m.id, m.model) for m in config.motors}
@@ -463,12 +474,7 @@ class EmulatorThread:
     def stop(self) -> None:
         self._stop.set()
         self._thread.join(timeout=2)
-        for fd in (self.master, self.slave):
-            try:
-                os.close(fd)
-            except OSError:
-                pass
-        Path(self.link).unlink(missing_ok=True)
+        close_pty(self.master, self.slave, self.link)
 
     def __enter__(self) -> EmulatorThread:
         return self

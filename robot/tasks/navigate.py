@@ -17,6 +17,10 @@ import numpy as np
 from robot.description import HardwareConfig
 from robot.joint_state import JointState
 
+#: A goal is reached within this distance (m), in simulation, on a mock base (true pose) and on a real one (wheel
+#: odometry).
+GOAL_TOLERANCE = 0.15
+
 
 class DiffDriveKinematics:
     """Unicycle <-> wheel velocities for wheel radius ``r`` (m) and track ``b`` (m)."""
@@ -51,6 +55,7 @@ class NavigateTask:
         self.left = config.joint_names.index(base.left_wheel)
         self.right = config.joint_names.index(base.right_wheel)
         self.pose = np.zeros(3)  # odometry x, y (m), yaw (rad) in the start frame
+        self.travelled = 0.0  # odometry path length this episode (m)
         self.goal = np.zeros(2)
         self._last_wheels: np.ndarray | None = None
 
@@ -61,6 +66,7 @@ class NavigateTask:
     def reset(self, joints: JointState, goal: np.ndarray | None = None) -> None:
         """Start an episode at the odometry origin with ``goal`` (x, y in m, start frame; None: the origin)."""
         self.pose = np.zeros(3)
+        self.travelled = 0.0
         self.goal = np.zeros(2) if goal is None else np.asarray(goal, dtype=float).copy()
         self._last_wheels = joints.position[[self.left, self.right]].astype(float)
 
@@ -76,6 +82,7 @@ class NavigateTask:
         mid = self.pose[2] + dth / 2
         chord = ds * (math.sin(dth / 2) / (dth / 2) if abs(dth) > 1e-9 else 1.0)
         self.pose += [chord * math.cos(mid), chord * math.sin(mid), dth]
+        self.travelled += abs(chord)
         self.pose[2] = (self.pose[2] + math.pi) % (2 * math.pi) - math.pi
 
     def goal_in_robot_frame(self) -> np.ndarray:

@@ -5,10 +5,13 @@ that a free path of the robot's width always links start and goal (checked on an
 1.0-2.5 m from the start.
 
 Observation: ``proprio`` from :class:`robot.tasks.navigate.NavigateTask` (wheel speeds, odometry velocity, goal
-distance and bearing from odometry) in both modes; ``privileged`` (state mode) = true goal in the robot frame
-(2, m), true body velocity (2: m/s, rad/s), and a 16-beam range scan (16, m, max 3 m) at the lidar's height,
-beam 0 straight ahead, counter-clockwise. Reward: 10 x progress toward the goal (m) - 0.01 per step, -5 on a
-collision, +10 on success. Success (terminates): within 0.15 m of the goal. A collision terminates as a failure.
+distance and bearing from odometry) in both modes; ``scan`` (state mode) = the base's laser scan reduced to 16
+beams (m, at most 3 m; :func:`robot.lidar.reduce_scan`): the robot's own sensor, simulated as it measures (rays at
+each degree from its mount, its noise and dropouts), so a state policy takes nothing a real base lacks. The
+privileged state (``info["privileged"]["vector"]``, for teachers and evaluations) = true goal in the robot frame
+(2, m), true body velocity (2: m/s, rad/s) and the same 16-beam scan. Reward: 10 x progress toward the goal
+(m) - 0.01 per step, -5 on a collision, +10 on success. Success (terminates): within 0.15 m of the goal. A
+collision terminates as a failure.
 """
 
 from __future__ import annotations
@@ -23,7 +26,8 @@ import pybullet as p
 
 from robot.description import urdf_path
 from robot.joint_state import JointState
-from robot.tasks.navigate import NavigateTask
+from robot.lidar import READINGS, SCAN_BEAMS, measurement_noise, reduce_scan, sensor_scan
+from robot.tasks.navigate import GOAL_TOLERANCE, NavigateTask
 from sim.envs.robot_env import RobotEnv
 from sim.nav_map import OccupancyGrid
 from sim.pybullet_robot import PyBulletRobot, servo_params_from_targets
@@ -33,10 +37,10 @@ from sim.urdf_edit import scale_wheels
 
 ROOM_HALF = 2.0  # m, half the side of the square room
 ROBOT_RADIUS = 0.125  # m, bounding circle of the Burger's footprint about base_link
-GOAL_TOLERANCE = 0.15  # m
-SCAN_BEAMS = 16
-SCAN_RANGE = 3.0  # m
 SCAN_HEIGHT = 0.18  # m above the floor (the LDS-01 lidar sits at 0.182 m)
+#: Rays cast per scan from the base's origin (two per degree, so that every degree of the sensor gets a point).
+SCAN_RAYS = 2 * READINGS
+RAY_LENGTH = 4.0  # m from the base's origin: past the sensor's 3.5 m from its mount
 FLOOR_COLOR = [0.55, 0.55, 0.5, 1.0]
 WALL_COLOR = [0.9, 0.9, 0.85, 1.0]
 CYLINDER_COLOR = [0.2, 0.35, 0.7, 1.0]
@@ -76,12 +80,16 @@ class NavigateEnv(RobotEnv):
             crop,
         )
         self.task = NavigateTask(self.config)
+        self.given_goals: list[np.ndarray] | None = None
         self.action_space = gym.spaces.Box(-1.0, 1.0, (NavigateTask.action_dim,), np.float32)
-        self.observation_space = self._observation_space(NavigateTask.proprio_dim, 4 + SCAN_BEAMS)
-        angles = 2 * math.pi * np.arange(SCAN_BEAMS) / SCAN_BEAMS
-        self._beam_dirs = np.stack([np.cos(angles), np.sin(angles)], axis=1)
-        self._ray_starts = np.full((SCAN_BEAMS, 3), SCAN_HEIGHT)
-        self._ray_ends = np.full((SCAN_BEAMS, 3), SCAN_HEIGHT)
+        self.observation_space = self._observation_space(NavigateTask.proprio_dim, 4 + SCAN_BEAMS, scan_dim=SCAN_BEAMS)
+        if not self.config.lidars:
+            raise ValueError(f"{self.config.name}: the navigation task needs a lidar in the hardware config")
+        self.lidar_mount = self.config.lidars[0].mount_xy_yaw
+        self.ray_bearings = 2 * math.pi * np.arange(SCAN_RAYS) / SCAN_RAYS
+        self._beam_dirs = np.stack([np.cos(self.ray_bearings), np.sin(self.ray_bearings)], axis=1)
+        self._ray_starts = np.full((SCAN_RAYS, 3), SCAN_HEIGHT)
+        self._ray_ends = np.full((SCAN_RAYS, 3), SCAN_HEIGHT)
 
     def task_targets(self) -> list[Target]:
         return [
@@ -127,9 +135,10 @@ class NavigateEnv(RobotEnv):
                 col = p.createCollisionShape(p.GEOM_BOX, halfExtents=he, physicsClientId=c)
                 vis = p.createVisualShape(p.GEOM_BOX, halfExtents=he, rgbaColor=WALL_COLOR, physicsClientId=c)
                 self.wall_ids.append(p.createMultiBody(0, col, vis, pos, physicsClientId=c))
-        start, yaw, goal, obstacles = self._sample_layout(rng)
+        start, yaw, goals, obstacles = self._sample_layout(rng)
         self.start_pose = np.array([*start, yaw])
-        self.goal_world = goal
+        self.goals_world = goals
+        self.goal_world = goals[0]
         self.obstacles = obstacles
         self.obstacle_ids = []
         for x, y, r, kind, oyaw in obstacles:
@@ -204,30 +213,48 @@ class NavigateEnv(RobotEnv):
         self._push = None
 
     def _sample_layout(self, rng: np.random.Generator):
-        """Start (x, y), yaw, goal (x, y) and obstacles [(x, y, radius, kind, yaw)] with a free path."""
+        """Start (x, y), yaw, goals [(x, y)] and obstacles [(x, y, radius, kind, yaw)] with a free path from the
+        start through the goals in order: one goal 1.0-2.5 m away, or the given ones (``self.given_goals``, m in
+        the start frame) with a start pose that keeps them all in the room."""
         margin = 0.4
         for _ in range(200):
             start = rng.uniform(-ROOM_HALF + margin, ROOM_HALF - margin, size=2)
             yaw = float(rng.uniform(-math.pi, math.pi))
-            dist, ang = rng.uniform(1.0, 2.5), rng.uniform(-math.pi, math.pi)
-            goal = start + dist * np.array([math.cos(ang), math.sin(ang)])
-            if np.any(np.abs(goal) > ROOM_HALF - margin):
+            if self.given_goals is None:
+                dist, ang = rng.uniform(1.0, 2.5), rng.uniform(-math.pi, math.pi)
+                goals = [start + dist * np.array([math.cos(ang), math.sin(ang)])]
+            else:
+                c, s = math.cos(yaw), math.sin(yaw)
+                goals = [start + np.array([c * g[0] - s * g[1], s * g[0] + c * g[1]]) for g in self.given_goals]
+            if any(np.any(np.abs(g) > ROOM_HALF - margin) for g in goals):
                 continue
+            ends = [start, *goals]
             obstacles = []
             for _ in range(int(rng.integers(3, 7))):
                 for _ in range(50):
                     r = float(rng.uniform(0.05, 0.15))
                     xy = rng.uniform(-ROOM_HALF + r, ROOM_HALF - r, size=2)
-                    clear_of_ends = min(np.linalg.norm(xy - start), np.linalg.norm(xy - goal)) > r + 0.35
+                    clear_of_ends = min(np.linalg.norm(xy - e) for e in ends) > r + 0.35
                     clear_of_others = all(np.hypot(xy[0] - o[0], xy[1] - o[1]) > r + o[2] + 0.1 for o in obstacles)
                     if clear_of_ends and clear_of_others:
                         kind = "cylinder" if rng.uniform() < 0.5 else "box"
                         obstacles.append((float(xy[0]), float(xy[1]), r, kind, float(rng.uniform(0, math.pi))))
                         break
             grid = OccupancyGrid(ROOM_HALF, [o[:3] for o in obstacles], ROBOT_RADIUS + 0.03)
-            if grid.connected(start, goal):
-                return start, yaw, goal, obstacles
+            if all(grid.connected(a, b) for a, b in zip(ends[:-1], ends[1:], strict=True)):
+                return start, yaw, goals, obstacles
+        if self.given_goals is not None:
+            raise ValueError(
+                f"goals {[list(map(float, g)) for g in self.given_goals]} (m, start frame) do not fit in the "
+                f"{2 * ROOM_HALF:g} x {2 * ROOM_HALF:g} m room with a start pose: every goal must lie within "
+                f"{2 * (ROOM_HALF - margin):.1f} m of the others and of the start along both axes of some heading"
+            )
         raise RuntimeError("could not sample a navigable layout in 200 tries")
+
+    def set_goal(self, index: int) -> None:
+        """Make goal ``index`` of the episode's route the one to reach (and judged)."""
+        self.goal_world = self.goals_world[index]
+        self._last_distance = float(np.hypot(*(self.goal_world - self.robot_pose()[:2])))
 
     # -- state ----------------------------------------------------------------------------------------------
     def robot_pose(self) -> np.ndarray:
@@ -235,15 +262,25 @@ class NavigateEnv(RobotEnv):
         pos, orn = self.robot.link_pose(self.robot.base_link)
         return np.array([pos[0], pos[1], p.getEulerFromQuaternion(orn)[2]])
 
-    def _scan(self, pose: np.ndarray) -> np.ndarray:
+    def lidar_scan(self, pose: np.ndarray) -> np.ndarray:
+        """The scan (:data:`robot.lidar.READINGS` ranges, m, 0 = no return) the base's sensor sees at ``pose``
+        before its measurement noise: rays from the base's origin at the sensor's height (starting just outside
+        the robot's footprint), binned by degree as the sensor at its mount sees them."""
         c, s = math.cos(pose[2]), math.sin(pose[2])
         dirs = self._beam_dirs @ np.array([[c, s], [-s, c]])
+        start = ROBOT_RADIUS + 0.01
         starts, ends = self._ray_starts, self._ray_ends
-        starts[:, :2] = pose[:2] + dirs * (ROBOT_RADIUS + 0.01)
-        ends[:, :2] = pose[:2] + dirs * SCAN_RANGE
+        starts[:, :2] = pose[:2] + dirs * start
+        ends[:, :2] = pose[:2] + dirs * RAY_LENGTH
         hits = p.rayTestBatch(starts.tolist(), ends.tolist(), physicsClientId=self.client)
         frac = np.array([h[2] for h in hits])
-        return ROBOT_RADIUS + 0.01 + frac * (SCAN_RANGE - ROBOT_RADIUS - 0.01)
+        dist = np.where(frac < 1.0, start + frac * (RAY_LENGTH - start), np.inf)
+        return sensor_scan(self.ray_bearings, dist, *self.lidar_mount)
+
+    def _scan(self, pose: np.ndarray) -> np.ndarray:
+        """The policy's beams as the sensor would give them now (with its noise and dropouts)."""
+        measured = measurement_noise(self.lidar_scan(pose), self.np_random)
+        return reduce_scan(measured, *self.lidar_mount)
 
     def _privileged(self) -> tuple[np.ndarray, dict[str, Any]]:
         pose = self.robot_pose()
@@ -294,7 +331,7 @@ class NavigateEnv(RobotEnv):
 
     def _observe(self, joints: JointState) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
         priv_vec, priv = self._privileged()
-        return self._assemble(self.task.proprio(joints), priv_vec), priv
+        return self._assemble(self.task.proprio(joints), priv_vec, scan=priv["scan"]), priv
 
     def outcome(self, priv: dict[str, Any] | None = None) -> tuple[bool, bool]:
         """(success, failure) of the world as it is now (``priv``: this step's privileged state, else read):
@@ -307,6 +344,11 @@ class NavigateEnv(RobotEnv):
 
     # -- gym API --------------------------------------------------------------------------------------------
     def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None):
+        """Options beside the common ones: ``goals``, a route of goals (m, the start frame) to lay the room out
+        for (the episode then starts with the first; :meth:`set_goal` moves on)."""
+        options = dict(options or {})
+        goals = options.pop("goals", None)
+        self.given_goals = None if goals is None else [np.asarray(g, dtype=float).reshape(2) for g in goals]
         self._reset_rng(seed, options)
         self._build_scene()
         joints = self._read_joints()

@@ -340,8 +340,12 @@ class RobotEnv(CameraView, gym.Env):
         )
 
     # -- observation helpers --------------------------------------------------------------------------------
-    def _observation_space(self, proprio_dim: int, privileged_dim: int) -> gym.spaces.Dict:
+    def _observation_space(self, proprio_dim: int, privileged_dim: int, scan_dim: int = 0) -> gym.spaces.Dict:
+        """State mode: ``proprio`` and ``scan`` when the robot has a scanner (``scan_dim`` beams), else ``proprio``
+        and ``privileged``; camera modes: ``rgb``, ``depth`` and ``proprio``."""
         prop = gym.spaces.Box(-np.inf, np.inf, (proprio_dim,), np.float32)
+        if self.obs_mode == "state" and scan_dim:
+            return gym.spaces.Dict({"proprio": prop, "scan": gym.spaces.Box(0.0, np.inf, (scan_dim,), np.float32)})
         if self.obs_mode == "state":
             priv = gym.spaces.Box(-np.inf, np.inf, (privileged_dim,), np.float32)
             return gym.spaces.Dict({"proprio": prop, "privileged": priv})
@@ -355,7 +359,11 @@ class RobotEnv(CameraView, gym.Env):
             }
         )
 
-    def _assemble(self, proprio: np.ndarray, privileged: np.ndarray) -> dict[str, np.ndarray]:
+    def _assemble(
+        self, proprio: np.ndarray, privileged: np.ndarray, scan: np.ndarray | None = None
+    ) -> dict[str, np.ndarray]:
+        if self.obs_mode == "state" and scan is not None:
+            return {"proprio": proprio.astype(np.float32), "scan": scan.astype(np.float32)}
         if self.obs_mode == "state":
             return {"proprio": proprio.astype(np.float32), "privileged": privileged.astype(np.float32)}
         return {**self.camera_observation(), "proprio": proprio.astype(np.float32)}

@@ -1,0 +1,71 @@
+"""The deployment loop's sensors besides the servos: the camera a camera policy acts on and the laser scanner a
+base's state policy reads, opened for a real robot or taken from a mock robot's hardware."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import numpy as np
+
+from real.cameras.frame import CameraError, FrameTimeout
+from real.lidar.reader import LdsReader
+from real.robot import Robot
+from robot.description import HardwareConfig
+from robot.lidar import reduce_scan
+
+
+def live_camera(config: HardwareConfig, name: str) -> Any:
+    from real.cameras.realsense import RealSenseCamera
+
+    return RealSenseCamera(config.camera(name))
+
+
+def await_first_frame(camera: Any, robot: Robot, timeout_s: float) -> None:
+    """Wait for the camera's first frame while the robot holds its pose (each period a read, which feeds the
+    servos' bus watchdog, and a hold through the safety filter); :class:`CameraError` after ``timeout_s``."""
+    period = 1.0 / robot.config.control.rate_hz
+    deadline = time.monotonic() + timeout_s
+    while True:
+        try:
+            camera.read(timeout=period)
+            return
+        except FrameTimeout:
+            if time.monotonic() > deadline:
+                raise CameraError(f"camera {camera.name}: no frame within {timeout_s:.0f} s") from None
+        robot.read_patiently()
+        robot.write(robot.safety.idle())
+
+
+class ScanSource:
+    """The policy's beams from the robot's first laser scanner (``reader``: its driver, connected here): each
+    call reduces the newest whole scan (:func:`robot.lidar.reduce_scan`, the simulator's code) and raises
+    :class:`real.lidar.reader.StaleScan` when it is older than the config's ``max_scan_age_s``."""
+
+    def __init__(self, config: HardwareConfig, reader: LdsReader | None = None) -> None:
+        if not config.lidars:
+            raise ValueError(f"{config.name}: the policy reads a laser scan, and the config has no lidars section")
+        self.lidar = config.lidars[0]
+        self.reader = reader or LdsReader(self.lidar.name, self.lidar.port, self.lidar.baudrate)
+        self.mount = self.lidar.mount_xy_yaw
+        self.scans_used = 0
+        self.ages_ms: list[float] = []
+
+    def connect(self) -> ScanSource:
+        self.reader.connect()
+        return self
+
+    def __call__(self) -> np.ndarray:
+        scan = self.reader.latest(self.lidar.max_scan_age_s)
+        self.ages_ms.append((time.monotonic_ns() - scan.stamp_ns) / 1e6)
+        return reduce_scan(scan.ranges_m, *self.mount)
+
+    def summary(self) -> dict[str, Any]:
+        """The reader's counters and how old the scans the policy acted on were (ms)."""
+        out: dict[str, Any] = {"name": self.lidar.name, **self.reader.stats}
+        if self.ages_ms:
+            out |= {f"scan_age_ms_{q}": round(float(np.percentile(self.ages_ms, q)), 1) for q in (50, 90, 100)}
+        return out
+
+    def close(self) -> None:
+        self.reader.close()

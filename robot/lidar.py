@@ -1,0 +1,118 @@
+"""A 2-D laser distance sensor on the robot (the TurtleBot3 Burger's LDS-01), as both backends see it: its place in
+the hardware config, its measurement model, and the reduction of a full scan to the beams a policy takes.
+
+A *scan* is one revolution: 360 ranges (m) indexed by angle in whole degrees, counter-clockwise from the sensor's
+forward axis, 0 where the sensor saw nothing (no return, or outside its 0.12-3.5 m range). The driver
+(:mod:`real.lidar`) delivers it from the sensor's bytes; the simulator casts rays in the same directions. Either
+way :func:`reduce_scan` turns it into the policy's beams about the base's origin, so the simulated robot and the
+real one see the same quantity.
+
+Sensor facts (ROBOTIS e-manual, LDS-01 specifications): range 120-3,500 mm; 1 deg angular resolution; 300 +- 10 rpm
+(5 Hz); distance precision +-10 mm at 120-499 mm and +-3.5 % at 500-3,500 mm (taken as one standard deviation
+here); 230,400 baud on its USB serial adapter.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Literal
+
+import numpy as np
+from pydantic import Field, model_validator
+
+from robot.config_base import Pose, Strict
+
+READINGS = 360  # per revolution, one per degree
+RANGE_MIN_M = 0.12
+RANGE_MAX_M = 3.5
+SCAN_RATE_HZ = 5.0  # 300 rpm
+#: The policy's view: beams about the base's origin, beam 0 straight ahead, counter-clockwise, each the nearest
+#: return in its sector, at most SCAN_RANGE (m; "nothing nearer").
+SCAN_BEAMS = 16
+SCAN_RANGE = 3.0
+#: Readings lost at random (a dark or glancing surface returns nothing); measured LDS-01 scans drop a few percent.
+DROPOUT = 0.02
+
+
+class Lidar(Strict):
+    """A laser distance sensor on a serial port and where it is mounted: ``mount`` is the sensor's pose in
+    ``parent`` (its forward axis along x); only x, y and yaw matter to a planar scan."""
+
+    name: str = Field(min_length=1)
+    model: Literal["LDS-01"]
+    port: str = Field(min_length=1, description="device path, e.g. /dev/ttyUSB0 or a mock pty link")
+    baudrate: Literal[230400] = 230400
+    parent: str = Field(default="base_link", description="a link of the robot")
+    mount: Pose
+    rate_hz: float = Field(default=SCAN_RATE_HZ, gt=0, le=20, description="revolutions per second")
+    max_scan_age_s: float = Field(
+        default=0.6, gt=0, description="the base stops when the newest whole scan is older than this (s)"
+    )
+
+    @model_validator(mode="after")
+    def _fresh_enough(self) -> Lidar:
+        if self.max_scan_age_s < 1.0 / self.rate_hz:
+            raise ValueError(
+                f"max_scan_age_s {self.max_scan_age_s} s is shorter than one revolution ({1 / self.rate_hz:.3f} s)"
+            )
+        return self
+
+    @property
+    def mount_xy_yaw(self) -> tuple[np.ndarray, float]:
+        return np.array(self.mount.xyz[:2], dtype=float), float(self.mount.rpy[2])
+
+
+def reduce_scan(
+    ranges_m: np.ndarray,
+    mount_xy: np.ndarray | tuple[float, float] = (0.0, 0.0),
+    mount_yaw: float = 0.0,
+    beams: int = SCAN_BEAMS,
+    range_max: float = SCAN_RANGE,
+) -> np.ndarray:
+    """The policy's ``beams`` ranges (m, float32) from a scan (:data:`READINGS` ranges, 0 = no return) taken by a
+    sensor at ``mount_xy`` (m) and ``mount_yaw`` (rad) in the base frame: beam b is the nearest return, measured
+    from the base's origin, whose bearing lies within half a sector of b * 360 / beams degrees; ``range_max``
+    where there is none (or all are farther)."""
+    ranges = np.asarray(ranges_m, dtype=float)
+    if ranges.shape != (READINGS,):
+        raise ValueError(f"a scan has {READINGS} readings, got shape {ranges.shape}")
+    valid = ranges > 0
+    angles = np.radians(np.arange(READINGS)) + mount_yaw
+    x = mount_xy[0] + ranges * np.cos(angles)
+    y = mount_xy[1] + ranges * np.sin(angles)
+    dist = np.hypot(x, y)
+    sector = np.round(np.arctan2(y, x) / (2 * math.pi / beams)).astype(int) % beams
+    out = np.full(beams, range_max)
+    np.minimum.at(out, sector[valid], dist[valid])
+    return out.astype(np.float32)
+
+
+def sensor_scan(
+    bearings: np.ndarray, distances: np.ndarray, mount_xy: np.ndarray | tuple[float, float], mount_yaw: float
+) -> np.ndarray:
+    """The scan a sensor at ``mount_xy``, ``mount_yaw`` (base frame) reports for surface points seen from the base's
+    origin at ``bearings`` (rad) and ``distances`` (m; <= 0 or inf: nothing): each point binned to its whole degree
+    as the sensor sees it, the nearest per degree, 0 outside the sensor's range. Cast about twice as many rays as
+    :data:`READINGS` so that every degree gets a point."""
+    d = np.asarray(distances, dtype=float)
+    hit = np.isfinite(d) & (d > 0)
+    px = d[hit] * np.cos(bearings[hit]) - mount_xy[0]
+    py = d[hit] * np.sin(bearings[hit]) - mount_xy[1]
+    c, s = math.cos(mount_yaw), math.sin(mount_yaw)
+    qx, qy = c * px + s * py, -s * px + c * py
+    rng = np.hypot(qx, qy)
+    degree = np.round(np.degrees(np.arctan2(qy, qx))).astype(int) % READINGS
+    out = np.full(READINGS, np.inf)
+    np.minimum.at(out, degree, rng)
+    out[~np.isfinite(out) | (out < RANGE_MIN_M) | (out > RANGE_MAX_M)] = 0.0
+    return out
+
+
+def measurement_noise(ranges_m: np.ndarray, rng: np.random.Generator, dropout: float = DROPOUT) -> np.ndarray:
+    """A scan as the sensor measures it: Gaussian range noise of the datasheet's precision (10 mm below 0.5 m,
+    3.5 % above), ``dropout`` of the readings lost (0), and readings pushed out of range lost too."""
+    r = np.asarray(ranges_m, dtype=float)
+    sigma = np.where(r < 0.5, 0.010, 0.035 * r)
+    out = np.where(r > 0, r + rng.normal(0.0, 1.0, r.shape) * sigma, 0.0)
+    out[(rng.random(r.shape) < dropout) | (out < RANGE_MIN_M) | (out > RANGE_MAX_M)] = 0.0
+    return out

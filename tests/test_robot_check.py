@@ -1,0 +1,123 @@
+"""A bundle's robot check after calibration: what makes a policy wrong must match, what calibration measures (the
+camera's mount and intrinsics, the joint limits) is judged against what the policy was trained under; the shipped
+camera policy deploys on a mock arm whose config the calibration commands' writers have updated."""
+
+from __future__ import annotations
+
+import re
+import shutil
+
+import numpy as np
+import pytest
+import yaml
+
+from calibration.config_edit import flow_list, set_camera_fields
+from calibration.motors import HomingResult, MotorCalibration, save
+from policies.loader import load
+from robot.config_file import HARDWARE_CONFIG_DIR, load_hardware_config
+from robot.description import HardwareConfig
+from robot.intrinsics import d435_color_intrinsics
+from robot.spec import BundleError
+
+
+def _moved(config: HardwareConfig, dxyz=(0.0, 0.0, 0.0), drpy=(0.0, 0.0, 0.0)) -> HardwareConfig:
+    cam = config.cameras[0]
+    mount = cam.mount.model_copy(
+        update={"xyz": list(np.add(cam.mount.xyz, dxyz)), "rpy": list(np.add(cam.mount.rpy, drpy))}
+    )
+    return config.model_copy(update={"cameras": [cam.model_copy(update={"mount": mount})]})
+
+
+def _limits(config: HardwareConfig, joint: str, lower: float, upper: float) -> HardwareConfig:
+    motors = [
+        m.model_copy(update={"limits": m.limits.model_copy(update={"lower": lower, "upper": upper})})
+        if m.joint == joint
+        else m
+        for m in config.motors
+    ]
+    return config.model_copy(update={"motors": motors})
+
+
+def test_a_mount_inside_the_trained_offsets_is_accepted_and_reported():
+    arm = load_hardware_config("openmanipulator_x")
+    # the table camera's mount is rotated (looking back and down): offsets are judged in the mount's own frame,
+    # where the student was trained with +-0.025 m and +-0.131 rad
+    R = np.array([[np.cos(0.75), 0, np.sin(0.75)], [0, 1, 0], [-np.sin(0.75), 0, np.cos(0.75)]])
+    flip = np.diag([-1.0, -1.0, 1.0])  # yaw pi
+    world = flip @ R @ np.array([0.01, 0.0, 0.0])  # 1 cm along the camera's own x
+    policy = load("grasp_rgbd", robot=_moved(arm, world))
+    assert len(policy.robot_report) == 1 and "mount x +0.01 m" in policy.robot_report[0]
+    assert "(trained -0.025 .. +0.025 m; 40 % of the way)" in policy.robot_report[0]
+    near = load("grasp_rgbd", robot=_moved(arm, drpy=(0.0, 0.12, 0.0))).robot_report
+    assert near[0].startswith("warning: camera table mount pitch +0.12 rad") and "92 % of the way" in near[0]
+
+
+def test_a_mount_20_cm_off_is_refused_with_the_value_and_the_trained_range():
+    arm = load_hardware_config("openmanipulator_x")
+    refused = (
+        r"camera table is mounted 0\.200 m from the trained .*mount z \+0\.1463 m .*\(trained -0\.025 \.\. \+0\.025 m"
+    )
+    with pytest.raises(BundleError, match=refused):
+        load("grasp_rgbd", robot=_moved(arm, (0.0, 0.0, 0.2)))
+    assert load("grasp_state", robot=_moved(arm, (0.0, 0.0, 0.2))).robot_report == []  # it does not see the camera
+
+
+def test_intrinsics_are_judged_against_the_trained_camera_model(tmp_path):
+    text = (HARDWARE_CONFIG_DIR / "openmanipulator_x.yaml").read_text()
+    k = d435_color_intrinsics(640, 480)
+    for scale, shift, ok in ((1.02, 5.0, True), (1.05, 0.0, False), (1.0, 12.0, False)):
+        calib = tmp_path / f"k{scale}_{shift}.yaml"
+        data = {"width": 640, "height": 480, "fx": k.fx * scale, "fy": k.fy * scale, "cx": k.cx + shift, "cy": k.cy}
+        calib.write_text(yaml.safe_dump({**data, "distortion_model": "plumb_bob", "distortion": [0.0] * 5}))
+        path = tmp_path / "arm.yaml"
+        path.write_text(text.replace("    model: D435\n", f"    model: D435\n    intrinsics: {calib}\n", 1))
+        config = load_hardware_config(path)
+        assert config.cameras[0].intrinsics is not None
+        if ok:
+            report = load("grasp_rgbd", robot=config).robot_report
+            assert any("fx +0.02 x" in line and "67 % of the way" in line for line in report), report
+            assert any("cx +5 px" in line for line in report), report
+        else:
+            with pytest.raises(BundleError, match=r"calibrated outside .*(fx \+0\.05 x|cx \+12 px)"):
+                load("grasp_rgbd", robot=config)
+
+
+def test_limits_may_narrow_but_not_widen():
+    arm = load_hardware_config("openmanipulator_x")
+    report = load("grasp_state", robot=_limits(arm, "joint1", -2.6, 2.6)).robot_report
+    assert report == ["joint joint1 limits [-2.600, 2.600] keep 93 % of the trained range"]
+    assert load("grasp_state", robot=_limits(arm, "joint1", -1.0, 1.0)).robot_report[0].startswith("warning: ")
+    with pytest.raises(BundleError, match=r"joint joint2 limits \[-1\.700, 1\.500\] reach beyond the trained"):
+        load("grasp_state", robot=_limits(arm, "joint2", -1.7, 1.5))
+    with pytest.raises(BundleError, match="joints"):  # what makes a policy wrong still has to match exactly
+        load("grasp_state", robot=arm.model_copy(update={"motors": arm.motors[::-1]}))
+
+
+@pytest.mark.slow
+def test_the_camera_policy_deploys_on_a_calibrated_mock_arm(tmp_path):
+    """The mock arm's config updated by the writers of `s2r calibrate hand-eye --save` (a mount 4 mm and 0.01 rad
+    from the nominal one, as a calibration finds) and `s2r calibrate motors` (ranges measured inside the end
+    stops): the shipped grasp student loads, reports what it judged, and grasps."""
+    from policies.deploy import DeployConfig, deploy
+
+    path = tmp_path / "openmanipulator_x.yaml"
+    shutil.copy(HARDWARE_CONFIG_DIR / "mock" / "openmanipulator_x.yaml", path)
+    config = load_hardware_config(path)
+    cam = config.cameras[0]
+    xyz, rpy = np.add(cam.mount.xyz, [0.003, -0.002, 0.002]), np.add(cam.mount.rpy, [0.0, 0.01, -0.005])
+    fields = {"parent": cam.parent, "mount": f"{{xyz: {flow_list(xyz)}, rpy: {flow_list(rpy)}}}"}
+    set_camera_fields(path, cam.name, fields, lambda c: np.allclose(c.camera(cam.name).mount.xyz, xyz))
+    measured = {"joint1": (-2.6, 2.6), "joint2": (-1.45, 1.45), "joint3": (-1.45, 1.35), "joint4": (-1.65, 1.95)}
+    motors = [
+        MotorCalibration(m.joint, m.id, m.offset, m.direction, True, *measured[m.joint], True)
+        for m in config.motors
+        if m.joint in measured
+    ]
+    save(HomingResult(config.name, motors), path)
+    calibrated = load_hardware_config(path)
+    assert calibrated.motors[0].limits.upper == 2.6 and re.search(r"lower: -2.6", path.read_text())
+    summary = deploy(DeployConfig(robot=str(path), policy="grasp_rgbd", episodes=3, status=False))
+    notes = [n for n in summary.notes if n.startswith("calibration: ")]
+    assert any("mount" in n for n in notes) and any("joint joint1 limits" in n for n in notes), notes
+    assert summary.ended == "completed", summary.message
+    assert sum(e.success for e in summary.episodes) >= 2, [e.outcome for e in summary.episodes]
