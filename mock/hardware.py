@@ -35,6 +35,13 @@ def check_domain(task: str, domain: Any, engine: str) -> list[str]:
     return check_reality_domain(task, domain)
 
 
+def _timer(after_s: float, action: Any) -> None:
+    """Run ``action`` ``after_s`` seconds from now on a daemon thread (it never holds the process open)."""
+    timer = threading.Timer(after_s, action)
+    timer.daemon = True
+    timer.start()
+
+
 class MockHardware:
     """A mock robot's reality, its servo emulator serving on the config's port and its simulated cameras."""
 
@@ -60,7 +67,13 @@ class MockHardware:
         self.devices: dict[str, Any] = {}
         self.emulator = emulator_for_config(config, self.reality)
         self._server = EmulatorThread(self.emulator, config.bus.port)
-        self.lidars = {s.name: LdsEmulator(s, self.reality.sensor_scan, seed) for s in config.lidars}
+        self.lidars: dict[str, LdsEmulator] = {}
+        try:
+            for s in config.lidars:
+                self.lidars[s.name] = LdsEmulator(s, self.reality.sensor_scan, seed)
+        except BaseException:
+            self.close()
+            raise
 
     def camera(self, name: str) -> Any:
         """The RealSenseCamera of camera ``name``, fed by a software device rendering the reality."""
@@ -84,14 +97,14 @@ class MockHardware:
     def stall_lidar(self, name: str, after_s: float, for_s: float) -> None:
         """Silence laser scanner ``name`` ``after_s`` seconds from now, for ``for_s`` seconds (a fault injection)."""
         emulator = self.lidars[name]
-        threading.Timer(after_s, emulator.pause).start()
-        threading.Timer(after_s + for_s, emulator.resume).start()
+        _timer(after_s, emulator.pause)
+        _timer(after_s + for_s, emulator.resume)
 
     def stall_camera(self, name: str, after_s: float, for_s: float) -> None:
         """Silence camera ``name`` ``after_s`` seconds from now, for ``for_s`` seconds (a fault injection)."""
         device = self.devices[name]
-        threading.Timer(after_s, device.pause).start()
-        threading.Timer(after_s + for_s, device.resume).start()
+        _timer(after_s, device.pause)
+        _timer(after_s + for_s, device.resume)
 
     def set_bus_faults(self, faults: dict[str, float], seed: int) -> None:
         """Set the emulator's fault knobs (:class:`real.dynamixel.emulator.Faults` fields, e.g.

@@ -89,6 +89,7 @@ class Reality:
         self.env = task_world(task, randomization)
         self.core = self.env.unwrapped
         self.lock = threading.RLock()
+        self.closed = False
         self.episode_seed = seed
         self.info: dict[str, Any] = {}
         self._reset_world(seed)
@@ -117,7 +118,8 @@ class Reality:
     # -- the servo emulator's plant ------------------------------------------------------------------------------
     def step(self, dt: float, servos: dict[int, EmulatedServo]) -> None:
         with self.lock:
-            self.plant.step(dt, servos)
+            if not self.closed:  # an emulator thread still serving while its mock robot closes
+                self.plant.step(dt, servos)
 
     # -- what only a simulation knows ------------------------------------------------------------------------------
     def privileged(self) -> np.ndarray:
@@ -148,6 +150,7 @@ class Reality:
 
     def close(self) -> None:
         with self.lock:
+            self.closed = True
             self.env.close()
 
 

@@ -17,6 +17,7 @@ from policies.loader import load
 from real.deploy_config import DeployConfig, DeploySummary
 from real.deploy_goals import load_goals, parse_goal
 from real.deploy_loop import Deployment, MockWorld
+from real.stop_signals import stdin_terminal
 from robot.config_file import load_hardware_config
 
 __all__ = ["DeployConfig", "DeploySummary", "deploy"]
@@ -46,7 +47,15 @@ def deploy(cfg: DeployConfig, hardware: Any | None = None, restore_signals: bool
         raise ValueError(f"{cfg.robot} is a mock {config.mock.task} robot; {cfg.policy} is a {policy.task} policy")
     if "scan" in keys and not config.lidars:
         raise ValueError(f"{cfg.policy} reads a laser scan; {cfg.robot} has no lidars section")
-    goals = route_goals(cfg, policy.task, real_robot=config.mock is None and hardware is None)
+    real_robot = config.mock is None and hardware is None
+    goals = route_goals(cfg, policy.task, real_robot)
+    if goals is not None and hardware is not None and getattr(hardware.reality, "goals", None) != goals:
+        raise ValueError("--goal/--goals with mock hardware started by the caller: start it with the same goals")
+    if real_robot and cfg.episodes > 1 and cfg.stop_keys_fd is None and stdin_terminal() is None:
+        raise ValueError(
+            f"{cfg.episodes} episodes on a real robot need its operator at a terminal between them (to set the "
+            "scene up and label each episode): run s2r deploy in a terminal, or one episode per run"
+        )
     period = 1.0 / config.control.rate_hz
     summary = DeploySummary(robot=config.name, policy=str(cfg.policy), log=cfg.log)
     summary.notes += [f"calibration: {line}" for line in policy.robot_report]

@@ -39,7 +39,11 @@ def load_goals(path: str | Path) -> list[list[float]]:
         raise ValueError(f"--goals {path}: expected a YAML list of [x, y] pairs (m), e.g. [[1.0, 0.0], [1.0, 1.0]]")
     goals = []
     for i, g in enumerate(data):
-        ok = isinstance(g, list) and len(g) == 2 and all(isinstance(v, int | float) for v in g)
+        ok = (
+            isinstance(g, list)
+            and len(g) == 2
+            and all(isinstance(v, int | float) and not isinstance(v, bool) for v in g)
+        )
         if not ok or not all(math.isfinite(float(v)) for v in g):
             raise ValueError(f"--goals {path}: entry {i} is {g!r}; expected [x, y] in metres")
         goals.append([float(g[0]), float(g[1])])

@@ -169,11 +169,13 @@ class Deployment:
             self.summary.ended, self.summary.message = "error", f"{type(e).__name__}: {e}"
         finally:
             self.stop.closing = True  # from here on a signal is recorded, not raised: the run is ending anyway
-            if key_stop is not None:
-                key_stop.close()
-            self._finish()
-            if restore_signals:
-                self.stop.restore()
+            try:
+                if key_stop is not None:
+                    key_stop.close()
+                self._finish()
+            finally:
+                if restore_signals:
+                    self.stop.restore()
         judged = [e.success for e in self.summary.episodes if e.success is not None]
         self.summary.success_rate = float(np.mean(judged)) if judged else None
         self.summary.loop = self.stats.summary()
@@ -191,7 +193,8 @@ class Deployment:
             self.camera.connect()  # its first frame is awaited with the arm held at its start pose
         if "scan" in self.keys:
             reader = self.mock.lidar(config.lidars[0].name) if self.mock is not None and config.lidars else None
-            self.scan = ScanSource(config, reader).connect()
+            self.scan = ScanSource(config, reader)  # closed by _finish, whatever happens while it connects
+            self.scan.connect()
             if self.cfg.lidar_stall is not None and self.mock is not None:
                 self.mock.stall_lidar(config.lidars[0].name, *self.cfg.lidar_stall)
         if cfg.log:

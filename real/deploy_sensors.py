@@ -39,8 +39,8 @@ def await_first_frame(camera: Any, robot: Robot, timeout_s: float) -> None:
 
 class ScanSource:
     """The policy's beams from the robot's first laser scanner (``reader``: its driver, connected here): each
-    call reduces the newest whole scan (:func:`robot.lidar.reduce_scan`, the simulator's code) and raises
-    :class:`real.lidar.reader.StaleScan` when it is older than the config's ``max_scan_age_s``."""
+    call reduces the newest whole scan (no packet lost but one; :func:`robot.lidar.reduce_scan`, the simulator's
+    code) and raises :class:`real.lidar.reader.StaleScan` when it is older than the config's ``max_scan_age_s``."""
 
     def __init__(self, config: HardwareConfig, reader: LdsReader | None = None) -> None:
         if not config.lidars:
@@ -56,7 +56,7 @@ class ScanSource:
         return self
 
     def __call__(self) -> np.ndarray:
-        scan = self.reader.latest(self.lidar.max_scan_age_s)
+        scan = self.reader.latest(self.lidar.max_scan_age_s, whole=True)
         self.ages_ms.append((time.monotonic_ns() - scan.stamp_ns) / 1e6)
         return reduce_scan(scan.ranges_m, *self.mount)
 

@@ -15,6 +15,10 @@ LABELS = {b"s": "success", b"f": "failure", b"k": "skip"}
 POLL_S = 0.1  # how often a wait looks up (a stop signal is raised in the main thread between polls)
 
 
+class OperatorGone(RuntimeError):
+    """The terminal the operator answers in is gone."""
+
+
 class ConsoleOperator:
     """Asks through ``keys`` (the run's :class:`~real.stop_signals.KeyStop`), writing the questions to ``out``."""
 
@@ -31,6 +35,8 @@ class ConsoleOperator:
             if key is not None and key.lower() in answers:
                 self.out.write("\n")
                 return key.lower()
+            if key is None and self.keys.closed.is_set():
+                raise OperatorGone("the operator's terminal hung up: nobody can set the scene up or label episodes")
 
     def prepare(self, episode: int, total: int) -> None:
         """Wait until the operator has set the scene up for ``episode`` (0-based) of ``total``."""

@@ -76,6 +76,7 @@ class KeyStop:
         self._saved = termios.tcgetattr(fd)
         tty.setcbreak(fd)
         self.keys: queue.Queue[bytes] = queue.Queue()
+        self.closed = threading.Event()  # set when the terminal hung up
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._watch, daemon=True, name="stop-keys")
         self._thread.start()
@@ -88,6 +89,9 @@ class KeyStop:
             try:
                 key = os.read(self.fd, 1)
             except OSError:
+                return
+            if not key:  # the terminal hung up: no more keys will come
+                self.closed.set()
                 return
             if key in STOP_KEYS:
                 os.kill(os.getpid(), signal.SIGUSR1)

@@ -72,11 +72,12 @@ def reduce_scan(
     """The policy's ``beams`` ranges (m, float32) from a scan (:data:`READINGS` ranges, 0 = no return) taken by a
     sensor at ``mount_xy`` (m) and ``mount_yaw`` (rad) in the base frame: beam b is the nearest return, measured
     from the base's origin, whose bearing lies within half a sector of b * 360 / beams degrees; ``range_max``
-    where there is none (or all are farther)."""
+    where there is none (or all are farther). Readings outside the sensor's range (:data:`RANGE_MIN_M` -
+    :data:`RANGE_MAX_M`) are no return, as the simulated sensor gives them."""
     ranges = np.asarray(ranges_m, dtype=float)
     if ranges.shape != (READINGS,):
         raise ValueError(f"a scan has {READINGS} readings, got shape {ranges.shape}")
-    valid = ranges > 0
+    valid = (ranges >= RANGE_MIN_M) & (ranges <= RANGE_MAX_M)
     angles = np.radians(np.arange(READINGS)) + mount_yaw
     x = mount_xy[0] + ranges * np.cos(angles)
     y = mount_xy[1] + ranges * np.sin(angles)

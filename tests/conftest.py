@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import functools
+import signal
 from pathlib import Path
 
 import pytest
@@ -11,6 +12,10 @@ import pytest
 from real.cameras.frame import CameraError
 from real.cameras.realsense import import_pyrealsense2
 from robot.config_file import HARDWARE_CONFIG_DIR, load_hardware_config
+
+# A shell that starts the test run in the background (`make test &`) hands it SIGINT ignored; the tests that send
+# SIGINT expect Python's own handler, as a run started in a terminal has it.
+signal.signal(signal.SIGINT, signal.default_int_handler)
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED_DATA = REPO.parent / "shared" / "data"

@@ -395,3 +395,25 @@ def test_a_vanished_port_is_reported_with_its_cause(pty, scan_ranges):
                 reader.latest(max_age_s=5.0)
                 time.sleep(0.02)
         assert not isinstance(info.value, StaleScan)
+
+
+def test_a_scan_with_lost_packets_is_not_handed_out_as_whole(pty, scan_ranges):
+    """Two packets of every revolution corrupted: the scans arrive, with 12 readings lost each, and a caller asking
+    for a whole scan (the policy's) gets none: the newest whole one grows stale and stops it by name."""
+    master, port = pty
+    stream = bytearray(encode_scan(*scan_ranges))
+    for k in (10, 30):
+        stream[k * PACKET_SIZE + 20] ^= 0xFF
+    writer = SensorWriter(master, bytes(stream))
+    try:
+        with LdsReader("base_lidar", port, first_scan_timeout_s=2.0) as reader:
+            time.sleep(0.6)
+            assert reader.latest(max_age_s=0.5).packets == 58
+            with pytest.raises(StaleScan, match="base_lidar: no whole scan yet"):
+                reader.latest(max_age_s=0.5, whole=True)
+            assert reader.stats["partial_scans"] >= 2
+            writer.payload = encode_scan(*scan_ranges)
+            time.sleep(0.6)
+            assert reader.latest(max_age_s=0.5, whole=True).packets == 60
+    finally:
+        writer.stop()

@@ -28,6 +28,8 @@ def test_a_return_lands_in_its_beam_and_the_rest_read_the_range_limit():
     assert reduce_scan(_wall_scan(1.2, 101))[4] == pytest.approx(1.2)  # inside the sector (+-11.25 deg)
     assert reduce_scan(_wall_scan(1.2, 102))[5] == pytest.approx(1.2)  # the next one
     assert np.all(reduce_scan(np.zeros(READINGS)) == SCAN_RANGE)  # no return anywhere
+    # readings outside the sensor's 0.12-3.5 m count as no return, as the simulated sensor gives them
+    assert np.all(reduce_scan(_wall_scan(0.05, 90)) == SCAN_RANGE) and np.all(reduce_scan(_wall_scan(3.6, 90)) == 3.0)
     with pytest.raises(ValueError, match="360 readings"):
         reduce_scan(np.zeros(100))
 

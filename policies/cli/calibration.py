@@ -60,10 +60,10 @@ def run_calibrate_intrinsics(args: CalibrateIntrinsics) -> int:
         raise CalibrationError("give --images GLOB (photos) or --live CONFIG (capture from the config's camera)")
     if args.robot is not None and args.camera is None:
         raise CalibrationError("--robot needs --camera (the camera whose intrinsics these are)")
-    board = Board.parse(args.board)
-    images = expand(args.images) if args.images else _capture_live(args, board)
     if args.min_views < 3:
         raise CalibrationError(f"--min-views {args.min_views}: a camera matrix needs at least 3 views")
+    board = Board.parse(args.board)
+    images = expand(args.images) if args.images else _capture_live(args, board)
     result = calibrate(images, board, flags, min_views=args.min_views)
     path = result.save(args.out)
     views, k = result.per_view_rms_px, result.intrinsics

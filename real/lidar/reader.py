@@ -19,6 +19,10 @@ from real.lidar.lds01 import BAUDRATE, START_COMMAND, STOP_COMMAND, Scan, ScanPa
 READ_TIMEOUT_S = 0.05
 
 
+#: Packets (of 60) a scan needs to count as whole: one lost packet (6 degrees) is tolerated.
+WHOLE_PACKETS = 59
+
+
 class LidarError(RuntimeError):
     """A lidar could not be opened or read; the message says which sensor and why."""
 
@@ -63,9 +67,10 @@ class LdsReader:
     def _reset(self) -> None:
         self._parser = ScanParser()
         self._scan: Scan | None = None
+        self._whole: Scan | None = None  # the newest scan with at least WHOLE_PACKETS of its packets
         self._error: str | None = None  # why the port failed, recorded by the thread
         self._in_a_row = 0  # checksum failures since the last valid packet
-        self._counts = {"packets": 0, "checksum_errors": 0, "scans": 0, "bytes": 0}
+        self._counts = {"packets": 0, "checksum_errors": 0, "scans": 0, "partial_scans": 0, "bytes": 0}
 
     # -- lifecycle ------------------------------------------------------------------------------------------
     def connect(self) -> LdsReader:
@@ -93,7 +98,11 @@ class LdsReader:
         self._stop.clear()
         self._thread = threading.Thread(target=self._run, args=(ser,), name=f"lidar-{self.name}", daemon=True)
         self._thread.start()
-        self._wait_first_scan()
+        try:
+            self._wait_first_scan()
+        except BaseException:  # a stop signal while waiting too: the sensor is stopped and the port closed
+            self.close()
+            raise
         return self
 
     def _wait_first_scan(self) -> None:
@@ -169,6 +178,9 @@ class LdsReader:
                 if scans:
                     self._scan = scans[-1]
                     c["scans"] += len(scans)
+                    whole = [x for x in scans if x.packets >= WHOLE_PACKETS]
+                    self._whole = whole[-1] if whole else self._whole
+                    c["partial_scans"] += len(scans) - len(whole)
                 self._cond.notify_all()
 
     # -- reading --------------------------------------------------------------------------------------------
@@ -185,21 +197,23 @@ class LdsReader:
                 f"is corrupt (baud rate {self.baudrate}?)"
             )
 
-    def latest(self, max_age_s: float) -> Scan:
-        """The newest scan. Raises :class:`StaleScan` when it is older than ``max_age_s`` (or there is none yet),
-        :class:`ChecksumFailures` when only corrupt packets arrive, :class:`LidarError` when the port failed or the
-        reader is not connected."""
+    def latest(self, max_age_s: float, whole: bool = False) -> Scan:
+        """The newest scan (``whole``: the newest with at least :data:`WHOLE_PACKETS` of its packets, so that no
+        sector's readings were lost). Raises :class:`StaleScan` when it is older than ``max_age_s`` (or there is
+        none yet), :class:`ChecksumFailures` when only corrupt packets arrive, :class:`LidarError` when the port
+        failed or the reader is not connected."""
         if self._thread is None:
             raise LidarError(f"lidar {self.name} on {self.port} is not connected")
         self._raise_failures()
         with self._cond:
-            scan = self._scan
+            scan = self._whole if whole else self._scan
         limit_ms = max_age_s * 1e3
+        which = "whole scan" if whole else "scan"
         if scan is None:
-            raise StaleScan(f"lidar {self.name}: no scan yet (limit {limit_ms:.0f} ms)")
+            raise StaleScan(f"lidar {self.name}: no {which} yet (limit {limit_ms:.0f} ms)")
         age_ms = (time.monotonic_ns() - scan.stamp_ns) / 1e6
         if age_ms > limit_ms:
-            raise StaleScan(f"lidar {self.name}: the newest scan is {age_ms:.0f} ms old (limit {limit_ms:.0f} ms)")
+            raise StaleScan(f"lidar {self.name}: the newest {which} is {age_ms:.0f} ms old (limit {limit_ms:.0f} ms)")
         return scan
 
     @property
