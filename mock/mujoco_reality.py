@@ -390,18 +390,18 @@ class MujocoReality:
         return reduce_scan(measurement_noise(self.lidar_scan(pose), self._noise_rng), *self.core.lidar_mount)
 
     def _navigate_state(self) -> dict[str, Any]:
+        from sim.envs.navigate_env import goal_in_frame
+
         pose = self.robot_pose()
-        goal = np.asarray(self.core.goal_world, dtype=float)
-        delta = goal - pose[:2]
         c, s = math.cos(pose[2]), math.sin(pose[2])
-        goal_rel = np.array([c * delta[0] + s * delta[1], -s * delta[0] + c * delta[1]])
+        goal_rel = goal_in_frame(self.core.goal_world, pose)
         vel = np.zeros(6)
         mujoco.mj_objectVelocity(
             self.model, self.data, mujoco.mjtObj.mjOBJ_BODY, self.model.body("base_link").id, vel, 0
         )
         v = c * vel[3] + s * vel[4]
         vec = np.concatenate([goal_rel, [v, vel[2]], self._scan(pose)])
-        return {"vector": vec.astype(np.float32), "goal_distance": float(np.hypot(*delta))}
+        return {"vector": vec.astype(np.float32), "goal_distance": float(np.hypot(*goal_rel))}
 
     def _collision(self) -> bool:
         """Whether the base touches anything but the floor now (a wall or an obstacle)."""
@@ -425,7 +425,11 @@ class MujocoReality:
     def goal(self) -> np.ndarray | None:
         """The goal relative to the robot's true pose now (navigate), None for the grasp task."""
         with self.lock:
-            return None if self.task == "grasp" else self._navigate_state()["vector"][:2].astype(float)
+            if self.task == "grasp":
+                return None
+            from sim.envs.navigate_env import goal_in_frame
+
+            return goal_in_frame(self.core.goal_world, self.robot_pose())
 
     def outcome(self) -> tuple[bool, bool]:
         """(success, failure) now, by the task's rules and thresholds."""
@@ -439,8 +443,8 @@ class MujocoReality:
             from robot.tasks.navigate import GOAL_TOLERANCE
 
             self.collided = self.collided or self._collision()
-            state = self._navigate_state()
-            return bool(state["goal_distance"] < GOAL_TOLERANCE and not self.collided), bool(self.collided)
+            distance = float(np.hypot(*self.goal()))  # each control cycle: no scan cast
+            return bool(distance < GOAL_TOLERANCE and not self.collided), bool(self.collided)
 
     def renderer(self, camera: str, depth_range: tuple[float, float]) -> Any:
         """A :data:`~mock.simulated_realsense.Renderer` drawing camera ``camera`` of this reality at each call."""

@@ -47,6 +47,13 @@ CYLINDER_COLOR = [0.2, 0.35, 0.7, 1.0]
 BOX_COLOR = [0.7, 0.4, 0.2, 1.0]
 
 
+def goal_in_frame(goal_world: np.ndarray, pose: np.ndarray) -> np.ndarray:
+    """A world goal (x, y; m) in the frame of a base at ``pose`` (x, y, yaw): x forward, y left."""
+    d = np.asarray(goal_world, dtype=float) - pose[:2]
+    c, s = math.cos(pose[2]), math.sin(pose[2])
+    return np.array([c * d[0] + s * d[1], -s * d[0] + c * d[1]])
+
+
 class NavigateEnv(RobotEnv):
     """Goal reaching with the differential-drive base of ``robot`` (default: TurtleBot3 Burger)."""
 
@@ -286,7 +293,7 @@ class NavigateEnv(RobotEnv):
         pose = self.robot_pose()
         d = self.goal_world - pose[:2]
         c, s = math.cos(pose[2]), math.sin(pose[2])
-        goal_rel = np.array([c * d[0] + s * d[1], -s * d[0] + c * d[1]])
+        goal_rel = goal_in_frame(self.goal_world, pose)
         lin, ang = p.getBaseVelocity(self.robot.body, physicsClientId=self.client)
         v = c * lin[0] + s * lin[1]
         scan = self._scan(pose)
@@ -327,7 +334,7 @@ class NavigateEnv(RobotEnv):
 
     def goal_now(self) -> np.ndarray:
         """The goal (x forward, y left; m) relative to the robot's true pose now."""
-        return self.privileged_state()[:2]
+        return goal_in_frame(self.goal_world, self.robot_pose())
 
     def _observe(self, joints: JointState) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
         priv_vec, priv = self._privileged()
@@ -337,9 +344,9 @@ class NavigateEnv(RobotEnv):
         """(success, failure) of the world as it is now (``priv``: this step's privileged state, else read):
         success is the base within 0.15 m of the goal without touching anything; failure, a collision. Also used
         to judge a deployment on a simulated reality."""
-        if priv is None:
+        if priv is None:  # a reality's judgement each control cycle: the distance only, no scan cast
             self.collided = self.collided or self._collision()
-            priv = self._privileged()[1]
+            priv = {"goal_distance": float(np.hypot(*self.goal_now()))}
         return bool(priv["goal_distance"] < GOAL_TOLERANCE and not self.collided), bool(self.collided)
 
     # -- gym API --------------------------------------------------------------------------------------------
