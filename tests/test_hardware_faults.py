@@ -88,6 +88,25 @@ def test_late_replies_are_never_taken_for_another_request(emulator, late_s):
         assert bus.stats["late"] >= 1 and bus.host_latency_s >= late_s
 
 
+def test_a_one_off_host_stall_does_not_lengthen_the_timeouts_of_the_rest_of_the_run(emulator):
+    """Replies 40 ms late for a moment (a stalled host) raise the allowance; once they are on time again it returns
+    to the configured 20 ms within a few control cycles' worth of transactions, so later lost replies cost 20 ms."""
+    servo = emulator.servos[12]
+    with DynamixelBus(emulator.link) as bus:
+        configured = bus.host_latency_s
+        servo.faults.delay_s = 0.04
+        for _ in range(3):
+            try:
+                bus.read(12, R["present_position"])
+            except BusTimeout:
+                pass
+        raised = bus.host_latency_s
+        servo.faults.delay_s = 0.0
+        for _ in range(100):
+            bus.read(12, R["present_position"])
+        assert raised >= 0.04 > configured and bus.host_latency_s == pytest.approx(configured)
+
+
 def test_a_port_that_vanishes_is_a_driver_error_and_the_summary_names_who_to_cut(arm_emulator, arm_config):
     robot = Robot(arm_config, port=arm_emulator.link)
     robot.configure()

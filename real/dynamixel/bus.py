@@ -13,7 +13,9 @@ this common). A reply is only taken when its id and parameter length fit the req
 that did not end cleanly (a timeout, a corrupt reply, an interruption), the next one first sends a *fence*: a ping
 to a servo that answered recently, whose 3-parameter reply no other transaction expects. Servos answer in order on
 the half-duplex wire, so once the fence's reply is in, every late reply has arrived and been discarded. A late
-reply seen there raises the host latency allowance (up to ``late_window_s``) with a warning naming the fix.
+reply seen there raises the host latency allowance (up to ``late_window_s``) with a warning naming the fix; on-time
+replies then let it shrink back toward the configured allowance, never below 1.5x the host delay they show, so a
+one-off stall of the host does not lengthen every later timeout of the run.
 
 Any OS-level failure of the port (unplugged adapter: ``OSError``, ``termios.error``, ``SerialException``) becomes
 :class:`PortError`, which is not retried.
@@ -42,6 +44,10 @@ DEFAULT_HOST_LATENCY_S = 0.020
 #: How long a reply may still arrive after its transaction timed out: the fence waits this long at most, and the
 #: host latency allowance never grows past it.
 DEFAULT_LATE_WINDOW_S = 0.25
+
+#: Per on-time transaction, a raised host latency allowance shrinks by this factor toward the configured one (from
+#: 60 to 20 ms in about 55 transactions, a few control cycles).
+ALLOWANCE_DECAY = 0.98
 
 #: A ping's status packet carries 3 parameters (model number, firmware version); no read the driver makes is 3
 #: bytes long, so a fence's reply cannot be mistaken for another transaction's.
@@ -122,6 +128,7 @@ class DynamixelBus:
     ) -> None:
         self.port, self.baudrate, self.retries = port, baudrate, retries
         self.return_delay_s, self.host_latency_s = return_delay_s, host_latency_s
+        self._configured_latency_s = host_latency_s
         self.late_window_s = max(late_window_s, host_latency_s)
         self._factory = serial_factory
         self._sysfs = sysfs
@@ -235,7 +242,8 @@ class DynamixelBus:
                 if not expect:
                     ser.flush()
                     return {}
-                deadline = sent_at + self._deadline(len(packet), [reply_len] * len(expect))
+                timeout_s = self._deadline(len(packet), [reply_len] * len(expect))
+                deadline = sent_at + timeout_s
                 got: dict[int, Packet] = {}
                 crc_before = self._parser.crc_errors
                 while len(got) < len(expect):
@@ -260,6 +268,7 @@ class DynamixelBus:
             self._dirty = False
             for ident in ids or expect:
                 self._heard[ident] = sent_at
+            self._on_time(time.monotonic() - sent_at - (timeout_s - self.host_latency_s))
             return got
 
     @staticmethod
@@ -326,6 +335,13 @@ class DynamixelBus:
                 needed * 1e3,
             )
             self.host_latency_s = needed
+
+    def _on_time(self, host_delay_s: float) -> None:
+        """Every reply came ``host_delay_s`` later than the wire and the servos account for: let a raised allowance
+        shrink toward the configured one, keeping 1.5x the delay just seen."""
+        if self.host_latency_s > self._configured_latency_s:
+            shrunk = max(self._configured_latency_s, 1.5 * host_delay_s, self.host_latency_s * ALLOWANCE_DECAY)
+            self.host_latency_s = min(self.host_latency_s, shrunk)
 
     def _read(self, max_bytes: int, deadline: float) -> bytes:
         """Bytes available before ``deadline`` (monotonic s), blocking in the kernel, never busy-polling.
