@@ -92,7 +92,8 @@ class MockHardware:
     def lidar(self, name: str) -> LdsReader:
         """The driver of laser scanner ``name``, on its emulator's pseudo-terminal (not yet connected)."""
         emulator = self.lidars[name]
-        return LdsReader(name, emulator.lidar.port, emulator.lidar.baudrate)
+        lidar = emulator.lidar
+        return LdsReader(name, lidar.port, lidar.model, lidar.baudrate)
 
     def stall_lidar(self, name: str, after_s: float, for_s: float) -> None:
         """Silence laser scanner ``name`` ``after_s`` seconds from now, for ``for_s`` seconds (a fault injection)."""

@@ -46,7 +46,8 @@ class ScanSource:
         if not config.lidars:
             raise ValueError(f"{config.name}: the policy reads a laser scan, and the config has no lidars section")
         self.lidar = config.lidars[0]
-        self.reader = reader or LdsReader(self.lidar.name, self.lidar.port, self.lidar.baudrate)
+        lidar = self.lidar
+        self.reader = reader or LdsReader(lidar.name, lidar.port, lidar.model, lidar.baudrate)
         self.mount = self.lidar.mount_xy_yaw
         self.scans_used = 0
         self.ages_ms: list[float] = []
@@ -62,7 +63,7 @@ class ScanSource:
 
     def summary(self) -> dict[str, Any]:
         """The reader's counters and how old the scans the policy acted on were (ms)."""
-        out: dict[str, Any] = {"name": self.lidar.name, **self.reader.stats}
+        out: dict[str, Any] = {"name": self.lidar.name, "model": self.lidar.model, **self.reader.stats}
         if self.ages_ms:
             out |= {f"scan_age_ms_{q}": round(float(np.percentile(self.ages_ms, q)), 1) for q in (50, 90, 100)}
         return out

@@ -8,6 +8,7 @@ import signal
 from pathlib import Path
 
 import pytest
+from pty_sensor import pty  # noqa: F401  (the laser scanner tests' fixture)
 
 from real.cameras.frame import CameraError
 from real.cameras.realsense import import_pyrealsense2

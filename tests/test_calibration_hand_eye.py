@@ -5,14 +5,14 @@ and the eye-in-hand convention on exact poses."""
 from __future__ import annotations
 
 import json
-import time
 
 import cv2
 import numpy as np
 import pybullet as p
 import pytest
 import yaml
-from board_scene import BOARD, BOARD_SPEC, add_board, place, quaternion
+from board_scene import BOARD, BOARD_SPEC, add_board, quaternion
+from hand_eye_capture import capture_held_arm, true_mount
 
 from calibration.hand_eye import board_pose, calibrate_hand_eye, invert, pose_error, transform
 from policies.cli import main
@@ -145,15 +145,6 @@ def test_captured_samples_give_the_fixed_cameras_mount(tmp_path, capsys):
     """End to end, eye-to-hand: `s2r calibrate capture`'s recorder reads the joints through the real driver bytes
     (emulator, arm held by hand) and frames through librealsense (a simulated D435 rendering the board carried by
     the arm); `s2r calibrate hand-eye` on that folder finds the camera where it is mounted."""
-    from held_arm import HeldArm
-
-    from calibration.capture import capture_samples
-    from mock.simulated_realsense import SimulatedRealSense, pybullet_renderer
-    from real.cameras.realsense import RealSenseCamera, SoftwareSource
-    from real.dynamixel.bus import DynamixelBus
-    from real.dynamixel.emulator import EmulatorThread, emulator_for_config
-    from real.dynamixel.motor_bus import MotorBus
-
     text = (HARDWARE_CONFIG_DIR / "openmanipulator_x.yaml").read_text()
     text = text.replace("/dev/ttyUSB0", str(tmp_path / "ttyOMX"))
     text = text.replace("color: {width: 640, height: 480, fps: 30}", "color: {width: 1280, height: 720, fps: 30}")
@@ -162,47 +153,8 @@ def test_captured_samples_give_the_fixed_cameras_mount(tmp_path, capsys):
     robot_file.write_text(text)
     config = load_hardware_config(robot_file)
     cam = config.cameras[0]
-    truth = transform(rotation_from_rpy(cam.mount.rpy), cam.mount.xyz)  # camera_link in the arm's base frame
-
-    client = p.connect(p.DIRECT)
-    plant = HeldArm(config)
-    rendered = {"n": 0}
-    try:
-        scene_robot = PyBulletRobot(client, config)
-        board = add_board(client, tmp_path)
-        ee_board = transform(rotation_from_rpy([0, np.pi / 2, 0]) @ rotation_from_rpy([0, 0, np.pi / 2]), [0.03, 0, 0])
-
-        def camera_pose():  # the scene follows the held arm at each frame
-            scene_robot.reset_joints(plant.joints.copy())
-            pos, orn = scene_robot.link_pose(config.arm.ee_link)
-            place(client, board, transform(np.array(p.getMatrixFromQuaternion(orn)).reshape(3, 3), pos) @ ee_board)
-            rendered["n"] += 1
-            return truth[:3, 3], truth[:3, :3]
-
-        rng = np.random.default_rng(5)
-
-        def next_pose(k: int) -> bool:
-            if k >= 24:
-                return False
-            plant.joints = np.array(
-                [rng.uniform(-0.6, 0.6), rng.uniform(-0.6, 0.3), rng.uniform(-0.4, 0.6), rng.uniform(-0.9, 0.9), 0.0]
-            )
-            start = rendered["n"]
-            while rendered["n"] < start + 2:  # a frame rendered wholly after the move
-                time.sleep(0.01)
-            return True
-
-        sim = SimulatedRealSense(cam, pybullet_renderer(client, camera_pose))
-        with (
-            EmulatorThread(emulator_for_config(config, plant), config.bus.port),
-            DynamixelBus(config.bus.port, config.bus.baudrate) as bus,
-            RealSenseCamera(cam, SoftwareSource(sim), grab_timeout_s=2.0) as camera,
-        ):
-            index = capture_samples(
-                MotorBus(config, bus).read, camera, config.joint_names, tmp_path / "samples", next_pose, BOARD
-            )
-    finally:
-        p.disconnect(client)
+    truth = true_mount(config, cam.name)
+    index = capture_held_arm(config, config, cam.name, tmp_path / "samples")
     assert len(json.loads(index.read_text())["samples"]) == 24
     code = main(
         ["calibrate", "hand-eye", "--robot", str(robot_file), "--camera", cam.name, "--samples", str(index.parent)]

@@ -4,11 +4,10 @@ offsets and directions, held in poses and swept through their ranges by a script
 from __future__ import annotations
 
 import re
-import time
 
 import numpy as np
 import pytest
-from held_arm import HeldArm
+from held_arm import HeldArm, ScriptedOperator
 
 from calibration.motors import HomingError, home_motors, save
 from policies.cli import main
@@ -33,30 +32,6 @@ def _true_config(config: HardwareConfig, offsets=TRUE_OFFSETS, directions=TRUE_D
     return config.model_copy(update={"motors": motors})
 
 
-class ScriptedOperator:
-    """Poses the held arm (with a small hand error) and sweeps its joints over about a second."""
-
-    def __init__(self, plant: HeldArm, hand_error: float = 0.005, seed: int = 0) -> None:
-        self.plant, self.hand_error = plant, hand_error
-        self.rng = np.random.default_rng(seed)
-        self.names = [m.joint for m in plant.config.motors]
-
-    def pose(self, name: str, joints: dict[str, float]) -> None:
-        target = np.array([joints.get(j, 0.0) for j in self.names])
-        self.plant.joints = target + self.rng.uniform(-self.hand_error, self.hand_error, len(target))
-        time.sleep(0.1)
-
-    def sweep(self, joints: list[str]) -> None:
-        for s in np.linspace(0.0, 1.0, 60):
-            pose = self.plant.joints.copy()
-            for k, j in enumerate(self.names):
-                if j in SWEEP:
-                    lo, hi = SWEEP[j]
-                    pose[k] = lo + (hi - lo) * (0.5 - 0.5 * np.cos(2 * np.pi * s))  # lo -> hi -> lo
-            self.plant.joints = pose
-            time.sleep(0.02)
-
-
 @pytest.fixture
 def robot_file(tmp_path):
     """The shipped arm config, copied, its bus on the test's pty link."""
@@ -77,7 +52,7 @@ def test_homing_finds_offsets_directions_and_ranges_and_saves_them(robot_file):
     truth = _true_config(config)
     plant, server = _serve(config, truth)
     with server, DynamixelBus(config.bus.port, config.bus.baudrate) as bus:
-        result = home_motors(config, bus, ScriptedOperator(plant))
+        result = home_motors(config, bus, ScriptedOperator(plant, SWEEP))
         torque = [s.get("torque_enable") for s in server.emulator.servos.values()]
     assert torque == [0] * 5
     by_joint = {c.joint: c for c in result.motors}
@@ -124,7 +99,7 @@ def test_a_range_across_the_encoder_wrap_around_is_refused(robot_file):
     before = robot_file.read_text()
     with server, DynamixelBus(config.bus.port, config.bus.baudrate) as bus:
         with pytest.raises(HomingError, match="joint1.*wrap-around"):
-            home_motors(config, bus, ScriptedOperator(plant))
+            home_motors(config, bus, ScriptedOperator(plant, SWEEP))
     assert robot_file.read_text() == before
     # A config whose limits cross the seam is refused when the robot is configured, too.
     with server.__class__(emulator_for_config(config, HeldArm(config)), config.bus.port):
@@ -136,24 +111,9 @@ def test_a_range_across_the_encoder_wrap_around_is_refused(robot_file):
 def test_cli_homes_through_console_prompts(robot_file, monkeypatch, capsys):
     config = load_hardware_config(robot_file)
     plant, server = _serve(config, _true_config(config))
-    operator = ScriptedOperator(plant)
-    rest = dict(config.arm.rest)
-
-    prompts = []
-
-    def answer(prompt: str) -> str:  # the person at the console does what each prompt asks
-        prompts.append(prompt)
-        if "torque goes off" in prompt:
-            pass  # holding the arm
-        elif "zero pose" in prompt:
-            operator.pose("zero", {})
-        elif "rest pose" in prompt:
-            operator.pose("rest", rest)
-        else:
-            operator.sweep([])
-        return ""
-
-    monkeypatch.setattr("builtins.input", answer)
+    operator = ScriptedOperator(plant, SWEEP)
+    prompts: list[str] = []
+    monkeypatch.setattr("builtins.input", operator.console(dict(config.arm.rest), prompts))
     with server:
         assert main(["calibrate", "motors", "--robot", str(robot_file)]) == 0
     out = capsys.readouterr().out

@@ -1,18 +1,16 @@
 """A bundle's robot check after calibration: what makes a policy wrong must match, what calibration measures (the
 camera's mount and intrinsics, the joint limits) is judged against what the policy was trained under; the shipped
-camera policy deploys on a mock arm whose config the calibration commands' writers have updated."""
+camera policy deploys on a mock arm whose config the calibration commands have updated."""
 
 from __future__ import annotations
 
-import re
 import shutil
 
 import numpy as np
 import pytest
 import yaml
+from board_scene import BOARD_SPEC
 
-from calibration.config_edit import flow_list, set_camera_fields
-from calibration.motors import HomingResult, MotorCalibration, save
 from policies.loader import load
 from robot.config_file import HARDWARE_CONFIG_DIR, load_hardware_config
 from robot.description import HardwareConfig
@@ -93,29 +91,49 @@ def test_limits_may_narrow_but_not_widen():
         load("grasp_state", robot=arm.model_copy(update={"motors": arm.motors[::-1]}))
 
 
+#: How far the scripted hand sweeps each joint of the mock arm while `s2r calibrate motors` records (joint units):
+#: inside the end stops, as a careful operator would (joint4 to 1.96: the grasp task starts at 1.881 and homing keeps
+#: a margin inside the swept range).
+SWEEP = {"joint1": (-2.6, 2.6), "joint2": (-1.45, 1.45), "joint3": (-1.45, 1.35), "joint4": (-1.65, 1.96)}
+
+
 @pytest.mark.slow
-def test_the_camera_policy_deploys_on_a_calibrated_mock_arm(tmp_path):
-    """The mock arm's config updated by the writers of `s2r calibrate hand-eye --save` (a mount 4 mm and 0.01 rad
-    from the nominal one, as a calibration finds) and `s2r calibrate motors` (ranges measured inside the end
-    stops): the shipped grasp student loads, reports what it judged, and grasps."""
+@pytest.mark.realsense
+def test_the_shipped_bundles_deploy_on_a_mock_arm_calibrated_by_the_calibration_commands(tmp_path, monkeypatch):
+    """A copy of the mock arm's config is calibrated as a lab would: `s2r calibrate motors` (its prompts answered by a
+    scripted hand, joints read through the real driver bytes) writes the measured offsets and ranges; samples
+    captured through librealsense with the homed config feed `s2r calibrate hand-eye --save`, which writes the mount
+    it found. The shipped arm bundles then load against the calibrated file, reporting what they judged, and the
+    grasp student grasps on the mock arm it describes."""
+    from hand_eye_capture import capture_held_arm, true_mount
+    from held_arm import HeldArm, ScriptedOperator
+
+    from calibration.hand_eye import pose_error
+    from policies.cli import main
     from policies.deploy import DeployConfig, deploy
+    from real.dynamixel.emulator import EmulatorThread, emulator_for_config
 
     path = tmp_path / "openmanipulator_x.yaml"
     shutil.copy(HARDWARE_CONFIG_DIR / "mock" / "openmanipulator_x.yaml", path)
-    config = load_hardware_config(path)
-    cam = config.cameras[0]
-    xyz, rpy = np.add(cam.mount.xyz, [0.003, -0.002, 0.002]), np.add(cam.mount.rpy, [0.0, 0.01, -0.005])
-    fields = {"parent": cam.parent, "mount": f"{{xyz: {flow_list(xyz)}, rpy: {flow_list(rpy)}}}"}
-    set_camera_fields(path, cam.name, fields, lambda c: np.allclose(c.camera(cam.name).mount.xyz, xyz))
-    measured = {"joint1": (-2.6, 2.6), "joint2": (-1.45, 1.45), "joint3": (-1.45, 1.35), "joint4": (-1.65, 1.95)}
-    motors = [
-        MotorCalibration(m.joint, m.id, m.offset, m.direction, True, *measured[m.joint], True)
-        for m in config.motors
-        if m.joint in measured
-    ]
-    save(HomingResult(config.name, motors), path)
+    truth = load_hardware_config(path)
+    plant = HeldArm(truth)
+    monkeypatch.setattr("builtins.input", ScriptedOperator(plant, SWEEP).console(dict(truth.arm.rest), []))
+    with EmulatorThread(emulator_for_config(truth, plant), truth.bus.port):
+        assert main(["calibrate", "motors", "--robot", str(path)]) == 0
+    homed = load_hardware_config(path)
+    assert homed.motors[0].limits.upper < truth.motors[0].limits.upper  # the measured range, written
+    index = capture_held_arm(homed, truth, "table", tmp_path / "samples")
+    args = ["calibrate", "hand-eye", "--robot", str(path), "--camera", "table", "--samples", str(index.parent)]
+    args += ["--board", BOARD_SPEC, "--out", str(tmp_path / "hand_eye.yaml"), "--save"]
+    assert main(args) == 0
     calibrated = load_hardware_config(path)
-    assert calibrated.motors[0].limits.upper == 2.6 and re.search(r"lower: -2.6", path.read_text())
+    assert calibrated.camera("table").mount != truth.camera("table").mount  # what the calibration found, written
+    rotation_deg, translation_m = pose_error(true_mount(calibrated, "table"), true_mount(truth, "table"))
+    assert rotation_deg < 1.0 and translation_m < 0.01, (rotation_deg, translation_m)
+    print(f"hand-eye on the homed mock arm: {rotation_deg:.3f} deg, {translation_m * 1e3:.2f} mm from the true mount")
+
+    assert any("joint joint1 limits" in line for line in load("grasp_state", robot=calibrated).robot_report)
+    assert any("mount" in line for line in load("grasp_rgbd", robot=calibrated).robot_report)
     summary = deploy(DeployConfig(robot=str(path), policy="grasp_rgbd", episodes=3, status=False))
     notes = [n for n in summary.notes if n.startswith("calibration: ")]
     assert any("mount" in n for n in notes) and any("joint joint1 limits" in n for n in notes), notes

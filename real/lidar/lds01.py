@@ -27,11 +27,11 @@ import math
 import operator
 import struct
 from collections.abc import Sequence
-from dataclasses import dataclass
 
 import numpy as np
 
-from robot.lidar import RANGE_MAX_M, RANGE_MIN_M
+from real.lidar.scan import PacketStream, Protocol, Scan
+from robot.lidar import LDS01, RANGE_MAX_M, RANGE_MIN_M
 
 PACKET_SIZE = 42
 PACKETS_PER_SCAN = 60
@@ -39,10 +39,13 @@ READINGS_PER_PACKET = 6
 READINGS_PER_SCAN = PACKETS_PER_SCAN * READINGS_PER_PACKET  # one per degree
 START_BYTE = 0xFA
 INDEX_BASE = 0xA0  # byte 1 is INDEX_BASE + packet number
-BAUDRATE = 230400
+BAUDRATE = LDS01.baudrate
 NOMINAL_RPM = 300.0
 START_COMMAND = b"b"
 STOP_COMMAND = b"e"
+
+#: Packets (of 60) a scan needs to count as whole: one lost packet (6 degrees) is tolerated.
+WHOLE_PACKETS = 59
 
 CHECKSUM_SPAN = 40  # the checksum covers bytes 0-39
 _PACKET = struct.Struct("<BBH" + "HHH" * READINGS_PER_PACKET + "H")  # start, index, speed, readings, checksum
@@ -115,23 +118,7 @@ def encode_scan(ranges_m: np.ndarray, intensities: np.ndarray | None = None, rpm
     )
 
 
-@dataclass(frozen=True)
-class Scan:
-    """One revolution. ``ranges_m``: (360,) float32 metres indexed by the angle in degrees counter-clockwise from
-    the sensor's forward axis, 0 for no return or a reading whose packet was lost (outside [RANGE_MIN_M,
-    RANGE_MAX_M] the sensor's value is passed on as is); ``intensities``: (360,) uint16, same indexing, 0 where
-    lost; ``rpm``: the motor speed averaged over the packets received; ``stamp_ns``: host ``time.monotonic_ns()``
-    when the revolution's last packet was parsed; ``packets``: how many of its 60 packets arrived valid. The
-    arrays are read-only (a scan is shared between threads)."""
-
-    ranges_m: np.ndarray
-    intensities: np.ndarray
-    rpm: float
-    stamp_ns: int
-    packets: int
-
-
-class ScanParser:
+class ScanParser(PacketStream):
     """Finds packets in the byte stream and assembles revolutions. Feed bytes as they arrive, with the host time.
 
     Resynchronises on ``FA`` followed by a valid packet number byte; a packet whose checksum does not match is
@@ -141,13 +128,8 @@ class ScanParser:
     less than two packets.
     """
 
-    def __init__(self) -> None:
-        self._buf = bytearray()
-        self.packets = 0
-        self.checksum_errors = 0
-        self.errors_in_a_row = 0
-        self.discarded_bytes = 0
-        self._new_revolution()
+    start_byte = START_BYTE
+    packet_size = PACKET_SIZE
 
     def _new_revolution(self) -> None:
         self._ranges_mm = [0] * READINGS_PER_SCAN
@@ -157,49 +139,14 @@ class ScanParser:
         self._speed_sum = 0
         self._last_ns = 0
 
-    def feed(self, data: bytes, now_ns: int) -> list[Scan]:
-        """The revolutions that ``data`` completes; ``now_ns``: host ``time.monotonic_ns()`` of its arrival."""
-        out: list[Scan] = []
-        for start in range(0, len(data), PACKET_SIZE):  # a packet's worth at a time: the buffer stays small
-            self._buf += data[start : start + PACKET_SIZE]
-            self._drain(now_ns, out)
-        return out
+    def second_byte_ok(self, byte: int) -> bool:
+        return INDEX_BASE <= byte < INDEX_BASE + PACKETS_PER_SCAN
 
-    def clear(self) -> None:
-        """Forget buffered bytes and the revolution in progress (the counters stay)."""
-        self._buf.clear()
-        self._new_revolution()
+    def checksum_ok(self, packet: bytearray) -> bool:
+        return checksum(packet) == int.from_bytes(packet[CHECKSUM_SPAN:PACKET_SIZE], "little")
 
-    def _drain(self, now_ns: int, out: list[Scan]) -> None:
-        buf = self._buf
-        while True:  # every pass returns or removes at least one byte
-            start = buf.find(START_BYTE)
-            if start < 0:
-                self.discarded_bytes += len(buf)
-                buf.clear()
-                return
-            if start:
-                self.discarded_bytes += start
-                del buf[:start]
-            if len(buf) < 2:
-                return
-            if not INDEX_BASE <= buf[1] < INDEX_BASE + PACKETS_PER_SCAN:
-                self.discarded_bytes += 1
-                del buf[:1]
-                continue
-            if len(buf) < PACKET_SIZE:
-                return
-            fields = _PACKET.unpack_from(buf)
-            if checksum(buf) != fields[-1]:
-                self.checksum_errors += 1
-                self.errors_in_a_row += 1
-                self.discarded_bytes += 1
-                del buf[:1]  # resynchronise on the next start byte
-                continue
-            del buf[:PACKET_SIZE]
-            self._accept(fields, now_ns, out)
-
-    def _accept(self, fields: tuple[int, ...], now_ns: int, out: list[Scan]) -> None:
+    def _accept(self, packet: bytes, now_ns: int, out: list[Scan]) -> None:
+        fields = _PACKET.unpack_from(packet)
         number = fields[1] - INDEX_BASE
         self.packets += 1
         self.errors_in_a_row = 0
@@ -221,6 +168,10 @@ class ScanParser:
         intensities = np.array(self._intensities, dtype=np.uint16)
         ranges.setflags(write=False)
         intensities.setflags(write=False)
-        scan = Scan(ranges, intensities, self._speed_sum / self._count / 10.0, self._last_ns, self._count)
+        rpm = self._speed_sum / self._count / 10.0
+        scan = Scan(ranges, intensities, rpm, self._last_ns, self._count, self._count >= WHOLE_PACKETS)
         self._new_revolution()
         return scan
+
+
+PROTOCOL = Protocol("LDS-01", BAUDRATE, ScanParser, START_COMMAND, STOP_COMMAND, "the Neato XV-11 word checksum")

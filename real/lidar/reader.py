@@ -1,8 +1,9 @@
-"""A threaded LDS-01 reader on pyserial: the newest scan, its age and clear errors.
+"""A threaded laser scanner reader on pyserial (LDS-01 or LDS-02): the newest scan, its age and clear errors.
 
-:meth:`LdsReader.connect` opens the port, sends the start command and starts a daemon thread that reads whatever
-bytes arrive (``serial.read`` blocks in the kernel for up to 50 ms: no busy polling), feeds them to
-:class:`~real.lidar.lds01.ScanParser` with the host's ``time.monotonic_ns()`` and keeps the newest scan. It then
+:meth:`LdsReader.connect` opens the port, sends the sensor's start command (the LDS-02 takes none: it streams from
+power-on) and starts a daemon thread that reads whatever bytes arrive (``serial.read`` blocks in the kernel for up
+to 50 ms: no busy polling), feeds them to the model's parser (:mod:`real.lidar.lds01`, :mod:`real.lidar.lds02`)
+with the host's ``time.monotonic_ns()`` and keeps the newest scan. It then
 waits for the first scan. :meth:`LdsReader.latest` hands out the newest scan or raises: the port failed (the
 thread recorded why), every recent packet failed its checksum, or the newest scan is older than the caller
 accepts. pyserial is imported only when a reader connects.
@@ -13,14 +14,14 @@ from __future__ import annotations
 import threading
 import time
 
-from real.lidar.lds01 import BAUDRATE, START_COMMAND, STOP_COMMAND, Scan, ScanParser
+from real.lidar import lds01, lds02
+from real.lidar.scan import Protocol, Scan
 
 #: How long one ``serial.read`` waits for bytes (s): the thread notices :meth:`LdsReader.close` within this.
 READ_TIMEOUT_S = 0.05
 
-
-#: Packets (of 60) a scan needs to count as whole: one lost packet (6 degrees) is tolerated.
-WHOLE_PACKETS = 59
+#: The wire protocol of each sensor model the hardware config names.
+PROTOCOLS: dict[str, Protocol] = {p.model: p for p in (lds01.PROTOCOL, lds02.PROTOCOL)}
 
 
 class LidarError(RuntimeError):
@@ -49,14 +50,25 @@ def _port_failures() -> tuple[type[BaseException], ...]:
 
 
 class LdsReader:
-    """One LDS-01 on ``port``, called ``name`` in every message. Use as a context manager, or call
-    :meth:`connect` / :meth:`close` (from one thread; :meth:`latest` and :attr:`stats` from any)."""
+    """One laser scanner of ``model`` (a key of :data:`PROTOCOLS`) on ``port``, called ``name`` in every message;
+    ``baudrate``: the model's by default. Use as a context manager, or call :meth:`connect` / :meth:`close` (from
+    one thread; :meth:`latest` and :attr:`stats` from any)."""
 
     #: Consecutive checksum failures (two revolutions) after which :meth:`latest` raises :class:`ChecksumFailures`.
     checksum_window = 120
 
-    def __init__(self, name: str, port: str, baudrate: int = BAUDRATE, first_scan_timeout_s: float = 3.0) -> None:
-        self.name, self.port, self.baudrate = name, port, baudrate
+    def __init__(
+        self,
+        name: str,
+        port: str,
+        model: str = "LDS-01",
+        baudrate: int | None = None,
+        first_scan_timeout_s: float = 3.0,
+    ) -> None:
+        if model not in PROTOCOLS:
+            raise ValueError(f"lidar {name}: unknown model {model!r}; known: {', '.join(PROTOCOLS)}")
+        self.protocol = PROTOCOLS[model]
+        self.name, self.port, self.baudrate = name, port, baudrate or self.protocol.baudrate
         self.first_scan_timeout_s = first_scan_timeout_s
         self._cond = threading.Condition()  # guards everything below that the thread writes
         self._ser = None
@@ -65,9 +77,9 @@ class LdsReader:
         self._reset()
 
     def _reset(self) -> None:
-        self._parser = ScanParser()
+        self._parser = self.protocol.parser()
         self._scan: Scan | None = None
-        self._whole: Scan | None = None  # the newest scan with at least WHOLE_PACKETS of its packets
+        self._whole: Scan | None = None  # the newest whole scan (at most one packet's worth missing)
         self._error: str | None = None  # why the port failed, recorded by the thread
         self._in_a_row = 0  # checksum failures since the last valid packet
         self._counts = {"packets": 0, "checksum_errors": 0, "scans": 0, "partial_scans": 0, "bytes": 0}
@@ -91,7 +103,8 @@ class LdsReader:
             self._reset()
         self._ser = ser
         try:
-            ser.write(START_COMMAND)
+            if self.protocol.start_command:
+                ser.write(self.protocol.start_command)
         except _port_failures() as e:
             self.close()
             raise LidarError(f"lidar {self.name}: cannot start the sensor on {self.port}: {e}") from e
@@ -140,8 +153,9 @@ class LdsReader:
             return
         failures = _port_failures()
         try:
-            ser.write(STOP_COMMAND)
-            ser.flush()
+            if self.protocol.stop_command:
+                ser.write(self.protocol.stop_command)
+                ser.flush()
         except failures:
             pass  # a vanished sensor cannot be stopped
         try:
@@ -178,7 +192,7 @@ class LdsReader:
                 if scans:
                     self._scan = scans[-1]
                     c["scans"] += len(scans)
-                    whole = [x for x in scans if x.packets >= WHOLE_PACKETS]
+                    whole = [x for x in scans if x.whole]
                     self._whole = whole[-1] if whole else self._whole
                     c["partial_scans"] += len(scans) - len(whole)
                 self._cond.notify_all()
@@ -193,12 +207,12 @@ class LdsReader:
         if in_a_row >= self.checksum_window:
             raise ChecksumFailures(
                 f"lidar {self.name}: every one of the last {in_a_row} packets on {self.port} failed its checksum; "
-                "the sensor's firmware may use another checksum than the Neato XV-11 word checksum, or the line "
+                f"the sensor's firmware may use another checksum than {self.protocol.checksum}, or the line "
                 f"is corrupt (baud rate {self.baudrate}?)"
             )
 
     def latest(self, max_age_s: float, whole: bool = False) -> Scan:
-        """The newest scan (``whole``: the newest with at least :data:`WHOLE_PACKETS` of its packets, so that no
+        """The newest scan (``whole``: the newest missing at most one packet's worth of the circle, so that no
         sector's readings were lost). Raises :class:`StaleScan` when it is older than ``max_age_s`` (or there is
         none yet), :class:`ChecksumFailures` when only corrupt packets arrive, :class:`LidarError` when the port
         failed or the reader is not connected."""
