@@ -92,6 +92,14 @@ def pose_error(A: np.ndarray, B: np.ndarray) -> tuple[float, float]:
 #: The optical frame's axes (x right, y down, z forward) in ``camera_link`` coordinates (x forward, y left, z up).
 OPTICAL_IN_LINK = np.array([[0.0, 0.0, 1.0], [-1.0, 0.0, 0.0], [0.0, -1.0, 0.0]])
 
+#: A view whose board position lies farther than this many times the views' median distance from their median (and
+#: more than OUTLIER_MIN_M, m) is left out and the mount solved again, one view at a time, down to MIN_VIEWS_KEPT.
+OUTLIER_FACTOR = 5.0
+OUTLIER_MIN_M = 0.005
+MIN_VIEWS_KEPT = 4
+#: Above this spread (m) of the board's position over the views kept, the result is refused.
+MAX_SPREAD_M = 0.01
+
 
 def rpy_from_rotation(R: np.ndarray) -> list[float]:
     """URDF fixed-axis roll, pitch, yaw (rad) of a rotation matrix: ``R = Rz(yaw) @ Ry(pitch) @ Rx(roll)``."""
@@ -154,7 +162,8 @@ def link_poses(config: HardwareConfig, joints: list[np.ndarray], link: str) -> l
 class HandEyeResult:
     """The camera's ``camera_link`` pose in ``parent`` (m, rad), as the hardware config's ``mount`` takes it, and
     how consistent the views are: the spread (std over views) of the board's position in the frame it is fixed to,
-    seen through the result (m)."""
+    seen through the result (m). ``rejected``: images without the board; ``outliers``: views left out because
+    their board position disagreed with the others (a misread board)."""
 
     camera: str
     parent: str
@@ -164,12 +173,27 @@ class HandEyeResult:
     views: int
     rejected: list[str]
     board_spread_m: float
+    outliers: list[str]
 
     def save(self, path: str | Path) -> Path:
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(yaml.safe_dump(asdict(self), sort_keys=False))
         return path
+
+
+def _solve(
+    robot: list[np.ndarray], board_poses: list[np.ndarray], eye_in_hand: bool, method: str
+) -> tuple[np.ndarray, list[np.ndarray]]:
+    """The optical frame's pose, and the board's pose through each view in the frame it is fixed to: the world
+    (eye-in-hand) or its link (eye-to-hand)."""
+    try:
+        optical = calibrate_hand_eye(robot, board_poses, eye_in_hand=eye_in_hand, method=method)
+    except ValueError as exc:
+        raise CalibrationError(str(exc)) from None
+    if eye_in_hand:
+        return optical, [B @ optical @ C for B, C in zip(robot, board_poses, strict=True)]
+    return optical, [invert(B) @ optical @ C for B, C in zip(robot, board_poses, strict=True)]
 
 
 def hand_eye_from_samples(
@@ -210,16 +234,25 @@ def hand_eye_from_samples(
     if len(used) < 3:
         raise CalibrationError(f"the board was found in {len(used)} of {len(samples)} images; at least 3 are needed")
     robot = link_poses(config, [s.joints for s in used], parent if eye_in_hand else board_link)
-    try:
-        optical = calibrate_hand_eye(robot, board_poses, eye_in_hand=eye_in_hand, method=method)
-    except ValueError as exc:
-        raise CalibrationError(str(exc)) from None
-    # Where the board is, in the frame it is fixed to, through each view: the world (eye-in-hand) or its link.
-    if eye_in_hand:
-        fixed = [B @ optical @ C for B, C in zip(robot, board_poses, strict=True)]
-    else:
-        fixed = [invert(B) @ optical @ C for B, C in zip(robot, board_poses, strict=True)]
+    outliers: list[str] = []
+    while True:
+        optical, fixed = _solve(robot, board_poses, eye_in_hand, method)
+        # each view's board position in the frame it is fixed to, from the views' median: a view whose board pose
+        # is wrong (a misread board) lands far from the others and drags the whole solution with it
+        positions = np.array([T[:3, 3] for T in fixed])
+        residual = np.linalg.norm(positions - np.median(positions, axis=0), axis=1)
+        worst = int(np.argmax(residual))
+        limit = max(OUTLIER_FACTOR * float(np.median(residual)), OUTLIER_MIN_M)
+        if residual[worst] <= limit or len(used) <= MIN_VIEWS_KEPT:
+            break
+        outliers.append(f"{used[worst].image.name} ({residual[worst] * 1e3:.0f} mm off)")
+        del used[worst], robot[worst], board_poses[worst]
     spread = float(np.linalg.norm(np.std([T[:3, 3] for T in fixed], axis=0)))
+    if spread > MAX_SPREAD_M:
+        raise CalibrationError(
+            f"the views disagree: the board's position spreads {spread * 1e3:.0f} mm over {len(used)} views (at most "
+            f"{MAX_SPREAD_M * 1e3:.0f}); check the joint readings, the board spec and the intrinsics, and recapture"
+        )
     link = optical @ invert(transform(OPTICAL_IN_LINK, np.zeros(3)))
     return HandEyeResult(
         camera=camera,
@@ -230,4 +263,5 @@ def hand_eye_from_samples(
         views=len(used),
         rejected=rejected,
         board_spread_m=round(spread, 6),
+        outliers=outliers,
     )

@@ -13,8 +13,8 @@ from typing import Any
 
 import numpy as np
 
-from real.frames import RobotFrames, camera_calibration, camera_frame, frame_transforms
-from real.hardware_log import IMAGE_KEYS, HardwareLog
+from real.frames import RobotFrames, camera_calibration, camera_frame, frame_transforms, laser_scan, lidar_frame
+from real.hardware_log import IMAGE_KEYS, HardwareLog, foxglove_time
 from real.safety import SafetyEvent
 from robot.description import HardwareConfig, urdf_path
 from robot.joint_state import JointState
@@ -36,6 +36,7 @@ TOPICS = {
     "/camera/color": "foxglove.CompressedImage (JPEG) of the camera's color frame",
     "/camera/depth": "foxglove.RawImage (16UC1, mm) of the aligned depth frame",
     "/camera/calibration": "foxglove.CameraCalibration of the color stream",
+    "/lidar/scan": "foxglove.LaserScan of each new whole scan the policy acted on, all 360 readings (m), sensor frame",
     "/reality/privileged": "a mock robot's true privileged state (what only the reality knows)",
     "/safety": "safety events, bus faults, camera stalls and how the run ended",
 }
@@ -55,6 +56,7 @@ class DeployLog:
         self.config = config
         self.log = HardwareLog(path, metadata, guard=guard)
         self.frames = RobotFrames(config, urdf_path(config))
+        self._scan_stamp: int | None = None  # the last scan written: each goes in once
         self.log.write("/robot_description", {"data": urdf_path(config).read_text()})
 
     @property
@@ -92,9 +94,11 @@ class DeployLog:
         frame: Any | None = None,
         camera: Any | None = None,
         privileged: np.ndarray | None = None,
+        scan: tuple[str, Any] | None = None,
     ) -> None:
         """One control cycle: the joints read, what the policy saw and did (``action`` None: it held, no fresh
-        frame), the targets asked for and sent, the loop's timing, the camera frame, a mock's true state."""
+        frame), the targets asked for and sent, the loop's timing, the camera frame, a mock's true state, and
+        ``scan`` (the lidar's name and the :class:`real.lidar.scan.Scan` acted on; written once per scan)."""
         stamp = joints.stamp_ns
         position = joints.position
         state = {"name": self.config.joint_names, "position": position, "velocity": joints.velocity}
@@ -121,6 +125,12 @@ class DeployLog:
             self.log.write_message("/camera/calibration", calibration, frame.host_time_ns)
         if privileged is not None:
             self.log.write("/reality/privileged", {"vector": privileged})
+        if scan is not None and scan[1].stamp_ns != self._scan_stamp:
+            name, taken = scan
+            self._scan_stamp = taken.stamp_ns
+            when = foxglove_time(taken.stamp_ns + self.log.clock_offset_ns)
+            message = laser_scan(taken.ranges_m, taken.intensities, lidar_frame(name), when)
+            self.log.write_message("/lidar/scan", message, taken.stamp_ns)
 
     def close(self) -> None:
         self.log.close()

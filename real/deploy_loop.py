@@ -323,10 +323,9 @@ class Deployment:
                 "frame_captured_ns": None if frame is None else frame.capture_time_ns,
                 "frame_arrived_ns": None if frame is None else frame.host_time_ns,
             }
-            truth = None
-            if self.mock is not None:
-                truth = obs["privileged"] if "privileged" in obs else self.mock.privileged()
-            self.log.cycle(joints, obs, action, (requested, sent), loop, estimate, frame, self.camera, truth)
+            truth = (obs["privileged"] if "privileged" in obs else self.mock.privileged()) if self.mock else None
+            scan = self.scan.acted_on() if self.scan is not None else None
+            self.log.cycle(joints, obs, action, (requested, sent), loop, estimate, frame, self.camera, truth, scan)
         self._record_events(robot_events + events)
         if self._judge(step, episode):
             return True

@@ -10,6 +10,7 @@ import numpy as np
 
 from real.cameras.frame import CameraError, FrameTimeout
 from real.lidar.reader import LdsReader
+from real.lidar.scan import Scan
 from real.robot import Robot
 from robot.description import HardwareConfig
 from robot.lidar import reduce_scan
@@ -49,7 +50,7 @@ class ScanSource:
         lidar = self.lidar
         self.reader = reader or LdsReader(lidar.name, lidar.port, lidar.model, lidar.baudrate)
         self.mount = self.lidar.mount_xy_yaw
-        self.scans_used = 0
+        self.last: Scan | None = None  # the scan the newest call reduced
         self.ages_ms: list[float] = []
 
     def connect(self) -> ScanSource:
@@ -58,8 +59,13 @@ class ScanSource:
 
     def __call__(self) -> np.ndarray:
         scan = self.reader.latest(self.lidar.max_scan_age_s, whole=True)
+        self.last = scan
         self.ages_ms.append((time.monotonic_ns() - scan.stamp_ns) / 1e6)
         return reduce_scan(scan.ranges_m, *self.mount)
+
+    def acted_on(self) -> tuple[str, Scan] | None:
+        """The sensor's name and the scan the newest call reduced (None before the first), for the log."""
+        return None if self.last is None else (self.lidar.name, self.last)
 
     def summary(self) -> dict[str, Any]:
         """The reader's counters and how old the scans the policy acted on were (ms)."""

@@ -1,6 +1,7 @@
 """The robot's coordinate frames for log viewers: one transform per URDF joint (parent link to child link at the
 joint's measured position), the robot's root in the world (``sim.base_pose``) and each camera's mount and optical
-frame, as Foxglove's ``foxglove.FrameTransforms`` and ROS's tf tree expect them (each transform local to its parent,
+frame and each laser scanner's mount (frame ``<lidar>_link``), as Foxglove's ``foxglove.FrameTransforms`` and ROS's
+tf tree expect them (each transform local to its parent,
 the viewer composes the chain).
 
 Units: m; rotations as quaternions (x, y, z, w). The URDF is read with the standard library's XML parser (no
@@ -60,6 +61,26 @@ def camera_frame(camera_name: str) -> str:
     return f"{camera_name}_optical"
 
 
+def lidar_frame(lidar_name: str) -> str:
+    """The frame a laser scanner's scans are in: its mount, x forward (angle 0), z up."""
+    return f"{lidar_name}_link"
+
+
+def laser_scan(ranges_m: np.ndarray, intensities: np.ndarray, frame_id: str, timestamp: fm.Timestamp) -> fm.LaserScan:
+    """A scan of equally spaced readings counter-clockwise from forward (m, 0 = no return; the drivers' 360, one
+    per degree) as ``foxglove.LaserScan``."""
+    n = len(ranges_m)
+    return fm.LaserScan(
+        timestamp=timestamp,
+        frame_id=frame_id,
+        pose=fm.Pose(position=fm.Vector3(x=0.0, y=0.0, z=0.0), orientation=fm.Quaternion(x=0.0, y=0.0, z=0.0, w=1.0)),
+        start_angle=0.0,
+        end_angle=float(2 * np.pi * (n - 1) / n),
+        ranges=[float(r) for r in ranges_m],
+        intensities=[float(i) for i in intensities],
+    )
+
+
 class RobotFrames:
     """Transforms of one robot from its config and URDF; :meth:`transforms` at given joint positions."""
 
@@ -96,6 +117,8 @@ class RobotFrames:
             link = f"{cam.name}_link"
             self._fixed.append(self._pose(cam.parent, link, cam.mount))
             self._fixed.append(Transform(link, camera_frame(cam.name), (0.0, 0.0, 0.0), tuple(_OPTICAL.as_quat())))
+        for lidar in config.lidars:
+            self._fixed.append(self._pose(lidar.parent, lidar_frame(lidar.name), lidar.mount))
 
     @staticmethod
     def _pose(parent: str, child: str, pose: Pose) -> Transform:

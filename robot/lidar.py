@@ -34,14 +34,14 @@ class LidarModel:
     range_max_m: float
     baudrate: int
     rate_hz: float
-    precision: tuple[tuple[float, float, bool], ...]  # (up to m, sigma, sigma is a fraction of the range)
+    precision: tuple[tuple[float, float, bool], ...]  # (below m, sigma, sigma is a fraction of the range)
 
     def sigma(self, ranges_m: np.ndarray) -> np.ndarray:
         """The range noise's standard deviation (m) at ``ranges_m`` (the farthest band's beyond the range too)."""
         r = np.asarray(ranges_m, dtype=float)
         out = np.zeros_like(r)
         for k, (upper, sigma, relative) in enumerate(reversed(self.precision)):
-            out = np.where((r <= upper) | (k == 0), sigma * r if relative else sigma, out)
+            out = np.where((r < upper) | (k == 0), sigma * r if relative else sigma, out)
         return out
 
 

@@ -4,11 +4,14 @@ arrival judged by the reality from the true pose; a scanner that vanishes mid-ep
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 
 from policies.deploy import DeployConfig, deploy
 from real.deploy_goals import load_goals, parse_goal
 from real.log_reader import read_log
+from robot.config_file import load_hardware_config
+from robot.lidar import reduce_scan
 
 pytestmark = pytest.mark.slow
 
@@ -61,6 +64,16 @@ def test_the_state_policy_visits_three_waypoints_with_its_scan_from_the_lds(tmp_
     assert lidar["scan_age_ms_100"] <= 600
     observed = [m.data for m in read_log(log, topics=["/policy/observation"])]
     assert len(observed) == episode.steps and all(len(o["scan"]) == 16 for o in observed)
+    # each whole scan acted on is in the log, all 360 readings in the sensor's frame, once; reduced as the loop
+    # reduced it, the logged scans give every observation's beams
+    scans = [m.data for m in read_log(log, topics=["/lidar/scan"])]
+    assert lidar["scans"] * 0.5 <= len(scans) <= lidar["scans"]
+    assert all(s["frame_id"] == "lds_link" and len(s["ranges"]) == 360 for s in scans)
+    mount = load_hardware_config("mock/turtlebot3_burger").lidars[0].mount_xy_yaw
+    logged = [reduce_scan(np.array(s["ranges"]), *mount) for s in scans]
+    assert all(any(np.allclose(o["scan"], b, atol=1e-6) for b in logged) for o in observed)
+    tf = next(iter(read_log(log, topics=["/tf"]))).data["transforms"]
+    assert any(f["child_frame_id"] == "lds_link" and f["parent_frame_id"] == "base_link" for f in tf)
 
 
 def test_a_vanishing_scanner_stops_the_base_by_name():

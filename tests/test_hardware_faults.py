@@ -107,6 +107,20 @@ def test_a_one_off_host_stall_does_not_lengthen_the_timeouts_of_the_rest_of_the_
         assert raised >= 0.04 > configured and bus.host_latency_s == pytest.approx(configured)
 
 
+def test_slow_replies_between_fast_ones_keep_the_allowance_above_them(emulator):
+    """After a 40 ms stall, every other reply takes 30 ms (on time once the allowance has risen), the rest are fast:
+    the allowance follows the recent peak delay, not the last reply, so it settles above 30 ms instead of shrinking
+    under the slow replies and timing out on them again."""
+    servo = emulator.servos[12]
+    with DynamixelBus(emulator.link) as bus:
+        servo.faults.delay_s = 0.04
+        bus.read(12, R["present_position"])  # times out once, raises the allowance, and is retried
+        for k in range(200):
+            servo.faults.delay_s = 0.03 if k % 2 else 0.0
+            bus.read(12, R["present_position"])
+        assert bus.stats["timeouts"] == 1 and bus.host_latency_s > 0.03, (bus.stats, bus.host_latency_s)
+
+
 def test_a_port_that_vanishes_is_a_driver_error_and_the_summary_names_who_to_cut(arm_emulator, arm_config):
     robot = Robot(arm_config, port=arm_emulator.link)
     robot.configure()

@@ -186,6 +186,8 @@ def run_calibrate_hand_eye(args: CalibrateHandEye) -> int:
         f"  camera {result.camera} in {result.parent}: xyz {flow_list(result.xyz)} m, rpy {flow_list(result.rpy)} rad"
         f"\n  board position spread over views {1000 * result.board_spread_m:.2f} mm -> {args.out}"
     )
+    if result.outliers:
+        print(f"  left out, their board disagreeing with the other views: {', '.join(result.outliers)}")
     if args.save:
         mount = f"{{xyz: {flow_list(result.xyz)}, rpy: {flow_list(result.rpy)}}}"
 

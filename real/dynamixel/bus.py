@@ -14,8 +14,8 @@ that did not end cleanly (a timeout, a corrupt reply, an interruption), the next
 to a servo that answered recently, whose 3-parameter reply no other transaction expects. Servos answer in order on
 the half-duplex wire, so once the fence's reply is in, every late reply has arrived and been discarded. A late
 reply seen there raises the host latency allowance (up to ``late_window_s``) with a warning naming the fix; on-time
-replies then let it shrink back toward the configured allowance, never below 1.5x the host delay they show, so a
-one-off stall of the host does not lengthen every later timeout of the run.
+replies then let it shrink back toward the configured allowance, never below 1.5x the recent peak host delay (which
+decays), so a one-off stall of the host does not lengthen every later timeout of the run.
 
 Any OS-level failure of the port (unplugged adapter: ``OSError``, ``termios.error``, ``SerialException``) becomes
 :class:`PortError`, which is not retried.
@@ -45,8 +45,8 @@ DEFAULT_HOST_LATENCY_S = 0.020
 #: host latency allowance never grows past it.
 DEFAULT_LATE_WINDOW_S = 0.25
 
-#: Per on-time transaction, a raised host latency allowance shrinks by this factor toward the configured one (from
-#: 60 to 20 ms in about 55 transactions, a few control cycles).
+#: Per transaction, the recent peak host delay decays by this factor, and a raised host latency allowance with it
+#: (from 60 to 20 ms in about 55 transactions, a few control cycles).
 ALLOWANCE_DECAY = 0.98
 
 #: A ping's status packet carries 3 parameters (model number, firmware version); no read the driver makes is 3
@@ -129,6 +129,8 @@ class DynamixelBus:
         self.port, self.baudrate, self.retries = port, baudrate, retries
         self.return_delay_s, self.host_latency_s = return_delay_s, host_latency_s
         self._configured_latency_s = host_latency_s
+        self._peak_delay_s = 0.0  # the largest host delay seen lately (s), decaying: see _on_time
+        self._warned_latency_s = host_latency_s  # the largest allowance a warning has announced
         self.late_window_s = max(late_window_s, host_latency_s)
         self._factory = serial_factory
         self._sysfs = sysfs
@@ -323,10 +325,14 @@ class DynamixelBus:
 
     def _late_reply(self, lateness_s: float) -> None:
         """A reply came ``lateness_s`` after its request: widen the host latency allowance to fit, up to the late
-        window, and say so."""
+        window, and say so (a warning the first time it goes past what was warned of; later rises, after it has
+        shrunk back, at debug level)."""
+        self._peak_delay_s = max(self._peak_delay_s, lateness_s)
         needed = min(self.late_window_s, 1.5 * lateness_s)
         if needed > self.host_latency_s:
-            log.warning(
+            warn = needed > self._warned_latency_s
+            log.log(
+                logging.WARNING if warn else logging.DEBUG,
                 "%s: a reply arrived %.0f ms after its request; host latency allowance raised from %.0f to %.0f ms "
                 "(USB adapters: set the latency timer to 1 ms)",
                 self.port,
@@ -334,14 +340,17 @@ class DynamixelBus:
                 self.host_latency_s * 1e3,
                 needed * 1e3,
             )
+            self._warned_latency_s = max(self._warned_latency_s, needed)
             self.host_latency_s = needed
 
     def _on_time(self, host_delay_s: float) -> None:
-        """Every reply came ``host_delay_s`` later than the wire and the servos account for: let a raised allowance
-        shrink toward the configured one, keeping 1.5x the delay just seen."""
+        """Every reply came ``host_delay_s`` later than the wire and the servos account for. The peak delay decays
+        by :data:`ALLOWANCE_DECAY` per transaction and rises with each delay seen; a raised allowance shrinks toward
+        the configured one, never below 1.5x that peak (so stalls that recur keep it up)."""
+        self._peak_delay_s = max(host_delay_s, self._peak_delay_s * ALLOWANCE_DECAY)
         if self.host_latency_s > self._configured_latency_s:
-            shrunk = max(self._configured_latency_s, 1.5 * host_delay_s, self.host_latency_s * ALLOWANCE_DECAY)
-            self.host_latency_s = min(self.host_latency_s, shrunk)
+            floor = max(self._configured_latency_s, 1.5 * self._peak_delay_s)
+            self.host_latency_s = min(self.host_latency_s, floor)
 
     def _read(self, max_bytes: int, deadline: float) -> bytes:
         """Bytes available before ``deadline`` (monotonic s), blocking in the kernel, never busy-polling.

@@ -17,7 +17,8 @@ Facts from the ROBOTIS e-manual (LDS-02 appendix) and ROBOTIS's driver (``ld08_d
   ``360 - a + atan(y / x)``. This module applies the same correction (:func:`corrected`) and its inverse
   (:func:`raw_distance`, for the emulator).
 - The vendor's parser also drops a packet whose angular span exceeds 1.5 times what its speed allows; so does this
-  one (``implausible``), which keeps a random byte run that happens to pass the CRC-8 out of the scan.
+  one (``implausible``), which keeps a random byte run that happens to pass the CRC-8 out of the scan, and it drops
+  packets of a motor turning slower than :data:`MIN_SPEED_DEG_S` (stopped or stalling: no scan to be had).
 
 The parser bins the corrected points into the 360 one-degree readings every driver hands out (:class:`Scan`),
 the nearest point per degree, as the vendor's LaserScan conversion keeps the nearest per bin.
@@ -46,8 +47,8 @@ CRC_POLY = 0x4D
 CRC_SPAN = PACKET_SIZE - 1
 #: The vendor's triangulation geometry (ld08_driver, transform.cpp, LD_EIGHT), millimetres.
 OFFSET_X_MM, OFFSET_Y_MM, SLOPE_Y = 5.9, -20.14, 0.11923
-#: A revolution whose widest gap between consecutive packets is at most this many packets' spans is whole.
-WHOLE_GAP_PACKETS = 2.5
+#: Slower than this (deg/s; the datasheet's 5 Hz is 1800) the motor is stopped or stalling: its packets are dropped.
+MIN_SPEED_DEG_S = 360.0
 
 _PACKET = struct.Struct("<BBHH" + "HB" * POINTS_PER_PACKET + "HHB")
 _U16_MAX = 0xFFFF
@@ -143,11 +144,11 @@ def encode_packet(
 class ScanParser(PacketStream):
     """Finds packets in the byte stream and assembles revolutions. Feed bytes as they arrive, with the host time.
 
-    Resynchronises on ``54 2C``; a packet whose CRC does not match is skipped (``checksum_errors``), and so is one
-    whose angular span its speed cannot explain (``implausible``); ``errors_in_a_row`` counts both since the last
-    valid packet. A revolution ends when a packet starts at a smaller raw angle than the one before (the sensor
-    passed its zero); it comes out as a :class:`Scan` then. Never raises on input; the buffer holds less than two
-    packets.
+    Resynchronises on ``54 2C``; a packet whose CRC does not match is skipped (``checksum_errors``, and
+    ``errors_in_a_row`` since the last valid packet), and so is one whose speed is below :data:`MIN_SPEED_DEG_S` or
+    whose angular span its speed cannot explain (``implausible``). A revolution ends when a packet starts at a raw
+    angle not above the one before (the sensor passed its zero); it comes out as a :class:`Scan` then. Never raises
+    on input; the buffer holds less than two packets.
     """
 
     start_byte = HEADER
@@ -176,13 +177,13 @@ class ScanParser(PacketStream):
         fields = _PACKET.unpack_from(packet)
         speed, start, end = fields[2], fields[3] / 100.0, fields[-3] / 100.0
         span = (end - start) % 360.0
-        if start >= 360.0 or end >= 360.0 or span > 1.5 * speed * POINTS_PER_PACKET / SAMPLE_RATE_HZ:
+        allowed = 1.5 * speed * POINTS_PER_PACKET / SAMPLE_RATE_HZ
+        if speed < MIN_SPEED_DEG_S or start >= 360.0 or end >= 360.0 or span > allowed:
             self.implausible += 1
-            self.errors_in_a_row += 1
             return
         self.packets += 1
         self.errors_in_a_row = 0
-        if self._starts and start < self._starts[-1]:
+        if self._starts and start <= self._starts[-1]:  # starts only grow within a revolution
             out.append(self._finish())
         dist = np.array(fields[4 : 4 + 2 * POINTS_PER_PACKET : 2], dtype=float)
         conf = np.array(fields[5 : 5 + 2 * POINTS_PER_PACKET : 2], dtype=np.uint16)
@@ -198,12 +199,14 @@ class ScanParser(PacketStream):
         self._last_ns = now_ns
 
     def _whole(self) -> bool:
-        """At most one packet's worth of the circle is missing: no gap between consecutive packet starts (the
-        wrap from the last to the first included) wider than :data:`WHOLE_GAP_PACKETS` packet spans."""
+        """At most one packet's worth of the circle is missing: the gaps between consecutive packet starts (the
+        wrap from the last to the first included), counted in packet spans, leave at most one packet out."""
         starts = np.array(self._starts)
         span = float(np.median(self._spans)) * POINTS_PER_PACKET / (POINTS_PER_PACKET - 1)
+        if span <= 0:
+            return False
         gaps = np.diff(np.append(starts, starts[0] + 360.0))
-        return span > 0 and bool(gaps.max() <= WHOLE_GAP_PACKETS * span)
+        return float(np.maximum(np.round(gaps / span) - 1, 0).sum()) <= 1
 
     def _finish(self) -> Scan:
         ranges = np.full(READINGS, np.inf)
@@ -211,9 +214,10 @@ class ScanParser(PacketStream):
         if self._angles:
             angle, dist, conf = (np.concatenate(x) for x in (self._angles, self._dists, self._confs))
             degree = np.round(angle).astype(int) % READINGS
-            order = np.argsort(-dist)  # nearest last: it wins the degree
-            ranges[degree[order]] = dist[order] / 1000.0
-            intensities[degree[order]] = conf[order]
+            order = np.lexsort((dist, degree))  # by degree, nearest first within each
+            first = order[np.unique(degree[order], return_index=True)[1]]
+            ranges[degree[first]] = dist[first] / 1000.0
+            intensities[degree[first]] = conf[first]
         ranges = np.where(np.isfinite(ranges), ranges, 0.0).astype(np.float32)
         ranges.setflags(write=False)
         intensities.setflags(write=False)

@@ -54,7 +54,8 @@ class LdsReader:
     ``baudrate``: the model's by default. Use as a context manager, or call :meth:`connect` / :meth:`close` (from
     one thread; :meth:`latest` and :attr:`stats` from any)."""
 
-    #: Consecutive checksum failures (two revolutions) after which :meth:`latest` raises :class:`ChecksumFailures`.
+    #: Consecutive checksum failures (two LDS-01 revolutions, three LDS-02 ones) after which :meth:`latest` raises
+    #: :class:`ChecksumFailures`.
     checksum_window = 120
 
     def __init__(
