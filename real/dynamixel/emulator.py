@@ -28,7 +28,7 @@ import tty
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 from real.dynamixel.control_table import MODELS, OperatingMode, ServoModel
 from real.dynamixel.protocol import (
@@ -74,7 +74,22 @@ class Faults:
         return self.corrupt_crc or (self.corrupt_probability > 0 and self.rng.random() < self.corrupt_probability)
 
 
-class EmulatedServo:
+class RegisterMemory:
+    """A servo's memory table as bytes (``mem``), read and written by register name through its ``model``."""
+
+    model: ServoModel
+    mem: bytearray
+
+    def get(self, name: str) -> int:
+        reg = self.model.register(name)
+        return reg.decode(bytes(self.mem[reg.address : reg.address + reg.size]))
+
+    def set(self, name: str, raw: int) -> None:
+        reg = self.model.register(name)
+        self.mem[reg.address : reg.address + reg.size] = reg.encode(raw)
+
+
+class EmulatedServo(RegisterMemory):
     """One servo: its control table bytes, its faults and its motion state (SI units)."""
 
     def __init__(self, ident: int, model: ServoModel | str) -> None:
@@ -119,14 +134,6 @@ class EmulatedServo:
         self.set("present_temperature", 30)
         if "current_limit" in self.model.registers:
             self.set("current_limit", 1193 if self.model.name == "XM430-W350" else 1750)
-
-    def get(self, name: str) -> int:
-        reg = self.model.register(name)
-        return reg.decode(bytes(self.mem[reg.address : reg.address + reg.size]))
-
-    def set(self, name: str, raw: int) -> None:
-        reg = self.model.register(name)
-        self.mem[reg.address : reg.address + reg.size] = reg.encode(raw)
 
     def _sync_present(self) -> None:
         """Write the motion state into the present registers (raw counts), honouring frozen values."""
@@ -261,19 +268,27 @@ def transfer_time(n_bytes: int, baudrate: int) -> float:
     return n_bytes * 10.0 / baudrate
 
 
-class BusEmulator:
-    """The servos on one bus and the packet handling; :meth:`serve` runs it on a file descriptor."""
+class EmulatorLoop:
+    """What every bus emulator does around its protocol: run the plant in real time and serve a file descriptor,
+    answering each frame the ``parser`` finds with what :meth:`handle` returns. Subclasses set ``parser`` and
+    implement :meth:`handle`; :meth:`tick` runs after each plant step (watchdogs)."""
 
-    def __init__(self, servos: dict[int, EmulatedServo], plant: Plant | None = None, baudrate: int = 1_000_000):
+    parser: Any
+
+    def __init__(self, servos: dict[int, Any], plant: Any, baudrate: int) -> None:
         self.servos = servos
-        self.plant = plant or FirstOrderPlant()
+        self.plant = plant
         self.baudrate = baudrate
-        self.parser = PacketParser()
         self._last_step = time.monotonic()
-        self.packets_handled = 0
+
+    def handle(self, frame: Any, now: float | None = None) -> list[tuple[float, bytes]]:
+        raise NotImplementedError
+
+    def tick(self, now: float) -> None:
+        """Called after the plant has run up to ``now``."""
 
     def advance(self, now: float | None = None) -> None:
-        """Run the plant and the watchdogs up to ``now``."""
+        """Run the plant (and :meth:`tick`) up to ``now``."""
         now = time.monotonic() if now is None else now
         dt = min(now - self._last_step, 1.0)  # after a long pause, simulate at most 1 s
         while dt > 1e-9:
@@ -281,6 +296,38 @@ class BusEmulator:
             self.plant.step(h, self.servos)
             dt -= h
         self._last_step = now
+        self.tick(now)
+
+    def serve(self, fd: int, stop: Callable[[], bool] | None = None, poll_s: float = 0.002) -> None:
+        """Answer frames arriving on ``fd`` until ``stop()`` is true (checked every ``poll_s``)."""
+        while stop is None or not stop():
+            ready, _, _ = select.select([fd], [], [], poll_s)
+            now = time.monotonic()
+            if not ready:
+                self.advance(now)
+                continue
+            try:
+                data = os.read(fd, 4096)
+            except OSError:
+                time.sleep(poll_s)  # no client on the slave side yet
+                continue
+            for frame in self.parser.feed(data):
+                for delay, raw in self.handle(frame, now):
+                    wait = now + transfer_time(len(raw), self.baudrate) + delay - time.monotonic()
+                    if wait > 0:
+                        time.sleep(wait)
+                    os.write(fd, raw)
+
+
+class BusEmulator(EmulatorLoop):
+    """The servos on one bus and the packet handling; :meth:`serve` runs it on a file descriptor."""
+
+    def __init__(self, servos: dict[int, EmulatedServo], plant: Plant | None = None, baudrate: int = 1_000_000):
+        super().__init__(servos, plant or FirstOrderPlant(), baudrate)
+        self.parser = PacketParser()
+        self.packets_handled = 0
+
+    def tick(self, now: float) -> None:
         for s in self.servos.values():
             s.check_watchdog(now)
 
@@ -401,27 +448,6 @@ class BusEmulator:
         # Several servos answering one instruction go one after another, in id order.
         delay += slot * (transfer_time(len(raw), self.baudrate) + s.get("return_delay_time") * 2e-6)
         return [(delay, bytes(raw))]
-
-    # -- serving on a file descriptor -----------------------------------------------------------------------
-    def serve(self, fd: int, stop: Callable[[], bool] | None = None, poll_s: float = 0.002) -> None:
-        """Answer packets arriving on ``fd`` until ``stop()`` is true (checked every ``poll_s``)."""
-        while stop is None or not stop():
-            ready, _, _ = select.select([fd], [], [], poll_s)
-            now = time.monotonic()
-            if not ready:
-                self.advance(now)
-                continue
-            try:
-                data = os.read(fd, 4096)
-            except OSError:
-                time.sleep(poll_s)  # no client on the slave side yet
-                continue
-            for pkt in self.parser.feed(data):
-                for delay, raw in self.handle(pkt, now):
-                    wait = now + transfer_time(len(raw), self.baudrate) + delay - time.monotonic()
-                    if wait > 0:
-                        time.sleep(wait)
-                    os.write(fd, raw)
 
 
 def open_pty(link: str | Path | None = None) -> tuple[int, int, str]:
