@@ -26,8 +26,8 @@ from collections.abc import Callable
 
 import numpy as np
 
-from real.dynamixel.emulator import close_pty, open_pty
 from real.lidar import lds01, lds02
+from real.serial_emulator import close_pty, open_pty
 from robot.lidar import Lidar, measurement_noise
 
 BURSTS = 6  # writes per revolution

@@ -13,6 +13,7 @@ from real.dynamixel.emulator import EmulatorThread
 from real.feetech.control_table import MODELS, POSITION_CENTER
 from real.feetech.emulator import FeetechServo, feetech_emulator
 from real.feetech.protocol import FrameParser, Instruction, checksum, encode, error_text
+from real.serial_bus import BusError
 
 STS = MODELS["STS3215"]
 SO101_IDS = [1, 2, 3, 4, 5, 6]
@@ -158,3 +159,112 @@ def test_the_present_position_wraps_within_a_turn():
     servo = FeetechServo(1)
     servo.position = -3.2  # just past half a turn below the middle
     assert 0 <= servo.present_ticks() < 4096
+
+
+# -- the project's driver -------------------------------------------------------------------------------------------
+@pytest.fixture
+def so101_driver(tmp_path):
+    """The six emulated servos and the project's Feetech bus on their pty."""
+    from real.feetech.bus import FeetechBus
+
+    emulator = feetech_emulator(SO101_IDS)
+    link = tmp_path / "ttySO101"
+    with EmulatorThread(emulator, link), FeetechBus(str(link)) as bus:
+        yield emulator, bus
+
+
+def test_the_driver_pings_reads_writes_and_syncs(so101_driver):
+    emulator, bus = so101_driver
+    assert bus.scan(range(0, 9)) == {i: 777 for i in SO101_IDS}  # ids 0, 7 and 8 time out: nobody there
+    scanned = dict(bus.stats)
+    goal, present, torque = (
+        STS.register("goal_position"),
+        STS.register("present_position"),
+        STS.register("torque_enable"),
+    )
+    for ident in SO101_IDS:
+        bus.write(ident, torque, 1)
+    bus.sync_write(goal, {i: POSITION_CENTER - 50 * i for i in SO101_IDS})
+    time.sleep(0.4)
+    got = bus.sync_read(SO101_IDS, present)
+    assert all(abs(got[i] - (POSITION_CENTER - 50 * i)) <= 2 for i in SO101_IDS), got
+    bus.reg_write(2, goal, POSITION_CENTER)
+    time.sleep(0.2)
+    assert abs(bus.read(2, present) - (POSITION_CENTER - 100)) <= 2  # held until action
+    bus.action()
+    time.sleep(0.3)
+    assert abs(bus.read(2, present) - POSITION_CENTER) <= 2
+    velocity = STS.register("present_velocity")
+    emulator.servos[3].faults.freeze = {"present_velocity": -250}
+    assert bus.read(3, velocity) == -250  # sign-magnitude through the bytes
+    assert bus.stats["timeouts"] == scanned["timeouts"] and bus.stats["corrupt"] == 0
+
+
+def test_lost_and_corrupt_replies_are_retried_and_named_when_they_persist(so101_driver):
+    from real.serial_bus import BusTimeout, CorruptReply
+
+    emulator, bus = so101_driver
+    present = STS.register("present_position")
+    emulator.servos[4].faults.drop_next = 1
+    emulator.servos[5].faults.corrupt_probability = 0.5
+    for _ in range(10):
+        bus.sync_read(SO101_IDS, present)
+    assert bus.stats["retries"] >= 1 and bus.stats["timeouts"] >= 1 and bus.stats["corrupt"] >= 1
+    emulator.servos[6].faults.drop_reply = True
+    with pytest.raises(BusTimeout, match=r"no reply from motor\(s\) \[6\]"):
+        bus.read(6, present)
+    emulator.servos[6].faults.drop_reply = False
+    emulator.servos[5].faults.corrupt_probability = 0.0
+    emulator.servos[5].faults.corrupt_crc = True
+    with pytest.raises(CorruptReply, match=r"motor\(s\) \[5\]"):
+        bus.read(5, present)
+    emulator.servos[5].faults.corrupt_crc = False
+    assert bus.read(5, present) == POSITION_CENTER  # the fence cleared the line; the bus goes on
+
+
+def test_late_replies_are_never_taken_for_another_request(so101_driver):
+    """Servo 1's replies come 40 ms late, past the 20 ms allowance, while its registers hold distinct values:
+    every read returns its own register's value or raises, never another's."""
+    emulator, bus = so101_driver
+    held = {"present_voltage": 74, "present_temperature": 41, "moving": 0, "status": 0}
+    emulator.servos[1].faults.freeze = dict(held)
+    emulator.servos[1].faults.delay_s = 0.04
+    wrong, answered = [], 0
+    for k in range(24):
+        name = list(held)[k % len(held)]
+        try:
+            value = bus.read(1, STS.register(name))
+        except BusError:
+            continue
+        answered += 1
+        if value != held[name]:
+            wrong.append((name, value))
+    assert wrong == [] and answered >= 18, (wrong, answered, bus.stats)
+    assert bus.stats["late"] >= 1 and bus.host_latency_s >= 0.04
+
+
+def test_error_bits_raise_an_alert_by_name_unless_the_value_is_wanted(so101_driver):
+    from real.feetech.bus import ServoAlert
+
+    emulator, bus = so101_driver
+    emulator.servos[2].faults.hardware_error = 0x24  # overheating and overload
+    with pytest.raises(ServoAlert, match="motor 2: read present_position of motor 2: overheating, overload"):
+        bus.read(2, STS.register("present_position"))
+    assert bus.read(2, STS.register("present_position"), alert_ok=True) == POSITION_CENTER
+
+
+def test_a_vanished_port_is_a_port_error(tmp_path):
+    from real.feetech.bus import FeetechBus
+    from real.serial_bus import PortError
+
+    link = tmp_path / "ttyGone"
+    server = EmulatorThread(feetech_emulator(SO101_IDS), link)
+    bus = FeetechBus(str(link)).open()
+    assert bus.ping(1) == 777
+    server.stop()
+    with pytest.raises(PortError):
+        for _ in range(5):
+            bus.ping(1)
+    bus.close()
+    with pytest.raises(PortError, match="cannot open"):
+        FeetechBus(str(tmp_path / "nothing")).open()

@@ -1,8 +1,8 @@
 """A Feetech bus emulator: STS3215 servos with their memory table answering the STS protocol byte for byte.
 
 Mock hardware at the lowest level, as :mod:`real.dynamixel.emulator` is for Dynamixel: the emulator owns the master
-side of a pseudo-terminal (:func:`real.dynamixel.emulator.open_pty`, served by the same
-:class:`~real.dynamixel.emulator.EmulatorThread`) and the driver, ours or the vendor's ``scservo_sdk``, opens the
+side of a pseudo-terminal (:func:`real.serial_emulator.open_pty`, served by the same
+:class:`~real.serial_emulator.EmulatorThread`) and the driver, ours or the vendor's ``scservo_sdk``, opens the
 slave side as if it were the servo adapter board. Each servo keeps its memory table in a byte array laid out as the
 vendor's (:mod:`real.feetech.control_table`); reads and writes go through it.
 
@@ -12,7 +12,7 @@ are answered), Return_Delay_Time, ``Present_Position = Actual_Position - Homing_
 setting the goal to the present position (no jump), goals clamped to the position limits in position mode, the
 EEPROM refusing writes while Lock is 1 (the write is ignored: the protocol has no error bit for it, nor for a write
 to a read-only register), and the status error bits (:data:`real.feetech.protocol.ERROR_BITS`) raised by faults.
-The same fault knobs as the Dynamixel emulator (:class:`real.dynamixel.emulator.Faults`): dropped, corrupt, late,
+The same fault knobs as the Dynamixel emulator (:class:`real.serial_emulator.Faults`): dropped, corrupt, late,
 bit-flipped replies, frozen values, a vanished servo.
 """
 
@@ -22,9 +22,9 @@ import math
 from typing import Protocol
 
 from real.dynamixel.control_table import ServoModel
-from real.dynamixel.emulator import EmulatorLoop, Faults, RegisterMemory, transfer_time
 from real.feetech.control_table import MODELS, POSITION_CENTER, OperatingMode
 from real.feetech.protocol import BROADCAST_ID, Frame, FrameParser, Instruction, encode
+from real.serial_emulator import EmulatorLoop, Faults, RegisterMemory, transfer_time
 
 TURN = 4096  # position counts a turn
 

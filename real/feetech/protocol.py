@@ -86,6 +86,11 @@ class Frame:
     code: int
     params: bytes
 
+    @property
+    def error(self) -> int:
+        """The error bits of a reply (a frame from a servo)."""
+        return self.code
+
 
 class FrameParser:
     """Finds frames in a byte stream. Feed bytes as they arrive; complete, checksum-valid frames come out.
