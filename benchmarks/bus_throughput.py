@@ -13,7 +13,7 @@ import time
 from pathlib import Path
 
 import dynamixel_sdk as sdk
-from report import emit  # benchmarks/report.py (scripts run from this folder)
+from report import emit, merge_halves, rate_result  # benchmarks/report.py (scripts run from this folder)
 
 from mock.bus_process import EmulatorProcess
 from real.dynamixel.bus import DynamixelBus
@@ -29,16 +29,6 @@ def configure(link: str) -> None:
             bus.write(i, MODELS["XM430-W350"].register("return_delay_time"), 0)
 
 
-def _result(client: str, n: int, wall: float, cpu: float) -> dict:
-    return {
-        "client": client,
-        "reads": n,
-        "reads_per_s": round(n / wall, 1),
-        "cpu_s": round(cpu, 3),
-        "cpu_per_read_ms": round(1000 * cpu / n, 3),
-    }
-
-
 def ours(link: str, n: int, fast: bool = False) -> dict:
     reg = MODELS["XM430-W350"].register("present_position")
     with DynamixelBus(link, return_delay_s=0.0) as bus:
@@ -48,7 +38,7 @@ def ours(link: str, n: int, fast: bool = False) -> dict:
         for _ in range(n):
             read(IDS, reg)
         wall, cpu = time.perf_counter() - t0, time.process_time() - c0
-    return _result("s2r DynamixelBus." + ("fast_sync_read" if fast else "sync_read"), n, wall, cpu)
+    return rate_result("s2r DynamixelBus." + ("fast_sync_read" if fast else "sync_read"), n, wall, cpu)
 
 
 def vendor(link: str, n: int, fast: bool = False) -> dict:
@@ -69,18 +59,7 @@ def vendor(link: str, n: int, fast: bool = False) -> dict:
     wall, cpu = time.perf_counter() - t0, time.process_time() - c0
     port.closePort()
     name = "dynamixel-sdk GroupSyncRead." + ("fastSyncRead" if fast else "txRxPacket")
-    return {**_result(name, n, wall, cpu), "failures": failures}
-
-
-def _merge(a: dict, b: dict) -> dict:
-    reads = a["reads"] + b["reads"]
-    wall = a["reads"] / a["reads_per_s"] + b["reads"] / b["reads_per_s"]
-    cpu = a["cpu_s"] + b["cpu_s"]
-    out = {**a, "reads": reads, "reads_per_s": round(reads / wall, 1), "cpu_s": round(cpu, 3)}
-    out["cpu_per_read_ms"] = round(1000 * cpu / reads, 3)
-    if "failures" in a:
-        out["failures"] = a["failures"] + b["failures"]
-    return out
+    return {**rate_result(name, n, wall, cpu), "failures": failures}
 
 
 def main() -> None:
@@ -97,7 +76,7 @@ def main() -> None:
             runs = [(ours, False), (vendor, False), (ours, True), (vendor, True)]
             first = [f(link, half, fast) for f, fast in runs]
             second = [f(link, half, fast) for f, fast in runs]
-            results = [_merge(a, b) for a, b in zip(first, second, strict=True)]
+            results = [merge_halves(a, b) for a, b in zip(first, second, strict=True)]
     ours_sync, sdk_sync, ours_fast, sdk_fast = results
     ratio = {
         # The comparison: what MotorBus uses (fast sync read) against the SDK's GroupSyncRead.

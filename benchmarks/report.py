@@ -27,3 +27,26 @@ def success_figures(episodes: list[dict[str, Any]]) -> dict[str, Any]:
         "success_rate": round(wins / n, 3) if n else None,
         "ci95": [round(lo, 3), round(hi, 3)],
     }
+
+
+def rate_result(client: str, n: int, wall: float, cpu: float) -> dict:
+    """A bus client's figures over ``n`` reads taking ``wall`` s and ``cpu`` CPU s."""
+    return {
+        "client": client,
+        "reads": n,
+        "reads_per_s": round(n / wall, 1),
+        "cpu_s": round(cpu, 3),
+        "cpu_per_read_ms": round(1000 * cpu / n, 3),
+    }
+
+
+def merge_halves(a: dict, b: dict) -> dict:
+    """One client's figures from its two interleaved halves."""
+    reads = a["reads"] + b["reads"]
+    wall = a["reads"] / a["reads_per_s"] + b["reads"] / b["reads_per_s"]
+    cpu = a["cpu_s"] + b["cpu_s"]
+    out = {**a, "reads": reads, "reads_per_s": round(reads / wall, 1), "cpu_s": round(cpu, 3)}
+    out["cpu_per_read_ms"] = round(1000 * cpu / reads, 3)
+    if "failures" in a:
+        out["failures"] = a["failures"] + b["failures"]
+    return out

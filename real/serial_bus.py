@@ -30,7 +30,7 @@ import threading
 import time
 from collections.abc import Callable, Iterable
 from pathlib import Path
-from typing import Any, Self
+from typing import Any
 
 import serial
 
@@ -153,7 +153,7 @@ class SerialBus:
         }
 
     # -- lifecycle ------------------------------------------------------------------------------------------
-    def open(self) -> Self:
+    def open(self) -> SerialBus:
         """Open the port; a port that cannot be opened raises :class:`PortError` naming it. Warns when the
         adapter's latency timer is above ``MAX_LATENCY_TIMER_MS``."""
         if self._ser is None:
@@ -175,7 +175,7 @@ class SerialBus:
                 )
         return self
 
-    def reopen(self) -> Self:
+    def reopen(self) -> SerialBus:
         """Close and open the port again (after a :class:`PortError`: a re-plugged adapter)."""
         self.close()
         return self.open()
@@ -189,7 +189,7 @@ class SerialBus:
                     pass  # a vanished device: nothing left to close
                 self._ser = None
 
-    def __enter__(self) -> Self:
+    def __enter__(self) -> SerialBus:
         return self.open()
 
     def __exit__(self, *exc) -> None:
@@ -267,7 +267,7 @@ class SerialBus:
                     raise CorruptReply(f"{what}: corrupt reply (bad CRC) from motor(s) {missing}")
                 self.stats["timeouts"] += 1
                 raise BusTimeout(f"{what}: no reply from motor(s) {missing} within the timeout")
-            self._dirty = False
+            self._dirty, self._failed = False, None
             for ident in ids or expect:
                 self._heard[ident] = sent_at
             self._on_time(time.monotonic() - sent_at - (timeout_s - self.host_latency_s))
@@ -289,13 +289,15 @@ class SerialBus:
         candidates = sorted((i for i in self._heard if i not in silent), key=self._heard.__getitem__, reverse=True)
         candidates += [i for i in ids if i != self.broadcast_id and i not in candidates]
         if not candidates:
-            self._dirty = False  # nothing was ever asked of a servo on this bus: nothing can be in flight
+            # nothing was ever asked of a servo on this bus: nothing can be in flight
+            self._dirty, self._failed = False, None
             return
         ident = candidates[0]
         self.stats["fences"] += 1
         ser = self._ser
         self._parser.clear()
         ser.write(self._fence_request(ident))
+        fence_sent = time.monotonic()
         # long enough for the replies seen so far to be late by several times the allowance, within the late window
         window = min(self.late_window_s, max(0.1, 2 * self.host_latency_s))
         deadline = time.monotonic() + window
@@ -305,8 +307,9 @@ class SerialBus:
             if not data:
                 self._heard.pop(ident, None)  # the next fence tries another servo: this one may be gone
                 if time.monotonic() >= sent_at + self.late_window_s:
-                    # the failed transaction's late window is over: whatever it was owed has arrived (and is gone
-                    # with this read or the next transaction's flush), so the line is clean even without an answer
+                    # the failed transaction's late window is over, so whatever it was owed has arrived; so will this
+                    # fence's own reply within its late window: listen that out, discarding, and the line is clean
+                    self._drain_until(fence_sent + self.late_window_s)
                     self._dirty, self._failed = False, None
                     return
                 if self._parser_errors() > crc_before:
@@ -327,6 +330,12 @@ class SerialBus:
                 if self._is_reply(pkt) and (pkt.ident, len(pkt.params)) in owed:
                     self._late_reply(time.monotonic() - sent_at)
                 self.stats["late"] += 1
+
+    def _drain_until(self, until: float) -> None:
+        """Read and discard whatever arrives until ``until`` (monotonic s); the lock is held."""
+        while self._read(256, until):
+            pass
+        self._parser.clear()
 
     def _late_reply(self, lateness_s: float) -> None:
         """A reply came ``lateness_s`` after its request: widen the host latency allowance to fit, up to the late

@@ -25,7 +25,7 @@ def test_frames_worked_by_hand():
     assert encode(1, Instruction.PING) == bytes.fromhex("ff ff 01 02 01 fb")
     # write Goal_Position (42 = 0x2A) of servo 1 to 2048 (00 08): sum 1 + 5 + 3 + 0x2A + 0 + 8 = 0x3B -> 0xC4
     assert encode(1, Instruction.WRITE, bytes([42, 0x00, 0x08])) == bytes.fromhex("ff ff 01 05 03 2a 00 08 c4")
-    assert checksum(bytes([0xFE, 0x04, 0x83, 0xFF])) == ~(0xFE + 0x04 + 0x83 + 0xFF) & 0xFF
+    assert checksum(bytes([0xFE, 0x04, 0x83, 0xFF])) == 0x7B  # sum 0x284, low byte 0x84, complement 0x7B
     assert error_text(0x21) == "input voltage, overload" and error_text(0) == "none"
     with pytest.raises(ValueError, match="servo id"):
         encode(0xFF, Instruction.PING)
@@ -137,28 +137,34 @@ def test_faults_reach_the_sdk_as_timeouts_corrupt_replies_and_error_bits(so101_b
     assert error_text(error) == "overload"
 
 
-def test_homing_offset_is_subtracted_and_the_eeprom_lock_holds(so101_bus):
+def test_homing_offset_is_subtracted_and_flash_keeps_it_only_unlocked(so101_bus):
     scs, emulator, port, ph = so101_bus
     offset, lock = STS.register("homing_offset"), STS.register("lock").address
     present = STS.register("present_position").address
-    emulator.servos[1].position = 0.0  # actual count 2048
+    servo = emulator.servos[1]
+    servo.position = 0.0  # actual count 2048
     ph.write2ByteTxRx(port, 1, offset.address, int.from_bytes(offset.encode(-100), "little"))
-    assert emulator.servos[1].get("homing_offset") == 0  # locked EEPROM: the write is ignored
+    assert servo.get("homing_offset") == -100 and ph.read2ByteTxRx(port, 1, present)[0] == POSITION_CENTER + 100
+    servo.power_cycle()  # written with Lock at 1 (as it powers up): not kept
+    assert servo.get("homing_offset") == 0 and ph.read2ByteTxRx(port, 1, present)[0] == POSITION_CENTER
     ph.write1ByteTxRx(port, 1, lock, 0)
     ph.write2ByteTxRx(port, 1, offset.address, int.from_bytes(offset.encode(-100), "little"))
     ph.write1ByteTxRx(port, 1, lock, 1)
-    assert emulator.servos[1].get("homing_offset") == -100
+    servo.power_cycle()
+    assert servo.get("homing_offset") == -100 and servo.get("lock") == 1  # kept; Lock is back at its power-up 1
     assert ph.read2ByteTxRx(port, 1, present)[0] == POSITION_CENTER + 100  # actual - (-100)
+    servo.position = -3.1  # -2021 counts: actual 2048 - 2021 = 27, minus -100: 127
+    assert ph.read2ByteTxRx(port, 1, present)[0] == 127
     # with torque on, a goal at the present count holds the servo where it is
     ph.write1ByteTxRx(port, 1, STS.register("torque_enable").address, 1)
     time.sleep(0.2)
-    assert emulator.servos[1].position == pytest.approx(0.0, abs=0.002)
+    assert servo.position == pytest.approx(-3.1, abs=0.002)
 
 
 def test_the_present_position_wraps_within_a_turn():
     servo = FeetechServo(1)
-    servo.position = -3.2  # just past half a turn below the middle
-    assert 0 <= servo.present_ticks() < 4096
+    servo.position = -3.2  # just past half a turn below the middle: actual count 2048 - 2086 = -38
+    assert servo.present_ticks() == 4058
 
 
 # -- the project's driver -------------------------------------------------------------------------------------------
@@ -226,7 +232,7 @@ def test_late_replies_are_never_taken_for_another_request(so101_driver):
     """Servo 1's replies come 40 ms late, past the 20 ms allowance, while its registers hold distinct values:
     every read returns its own register's value or raises, never another's."""
     emulator, bus = so101_driver
-    held = {"present_voltage": 74, "present_temperature": 41, "moving": 0, "status": 0}
+    held = {"present_voltage": 74, "present_temperature": 41, "moving": 1, "status": 0}
     emulator.servos[1].faults.freeze = dict(held)
     emulator.servos[1].faults.delay_s = 0.04
     wrong, answered = [], 0
@@ -268,3 +274,21 @@ def test_a_vanished_port_is_a_port_error(tmp_path):
     bus.close()
     with pytest.raises(PortError, match="cannot open"):
         FeetechBus(str(tmp_path / "nothing")).open()
+
+
+def test_a_servo_that_is_gone_does_not_stall_the_bus(tmp_path):
+    """On a fresh bus the only servo a fence could ask is the one that just failed to answer: inside the failed
+    request's late window the fence raises (its reply may still come), after it the bus listens out the fence's
+    own window and goes on. The next request succeeds, paying the late window once."""
+    from real.feetech.bus import FeetechBus
+    from real.serial_bus import BusTimeout
+
+    link = tmp_path / "ttyOne"
+    with EmulatorThread(feetech_emulator([1]), link), FeetechBus(str(link)) as bus:
+        with pytest.raises(BusTimeout, match=r"motor\(s\) \[9\]"):
+            bus.read(9, STS.register("present_position"))
+        started = time.monotonic()
+        assert bus.read(1, STS.register("present_position")) == POSITION_CENTER
+        assert time.monotonic() - started >= bus.late_window_s - 0.05
+        assert bus.stats["fences"] >= 2 and bus.stats["retries"] >= 1
+        assert bus.read(1, STS.register("present_position")) == POSITION_CENTER  # clean: no fence, no wait

@@ -16,14 +16,19 @@ from typing import Any
 
 from real.dynamixel.control_table import Register
 from real.feetech.control_table import MODELS
-from real.feetech.protocol import BROADCAST_ID, Frame, FrameParser, Instruction, encode, error_text
-from real.serial_bus import BusError, BusTimeout, SerialBus
+from real.feetech.protocol import BROADCAST_ID, MAX_ID, Frame, FrameParser, Instruction, encode, error_text
+from real.serial_bus import BusError, BusTimeout, CorruptReply, SerialBus
 
 #: A fence reads this many bytes (from address 0); no register is this long.
 FENCE_BYTES = 3
 #: Bytes of a reply besides its data: header 2, id, length, error, checksum.
 REPLY_OVERHEAD = 6
 _MODEL_NUMBER = MODELS["STS3215"].register("model_number")
+
+
+def _no_fence_length(reg: Register) -> None:
+    if reg.size == FENCE_BYTES:
+        raise ValueError(f"{reg.name}: a {FENCE_BYTES}-byte read would look like the bus's fence reply")
 
 
 class ServoAlert(BusError):
@@ -63,32 +68,32 @@ class FeetechBus(SerialBus):
     def _check(self, pkt: Frame, ident: int, what: str, n_params: int, alert_ok: bool = False) -> Frame:
         if pkt.error and not alert_ok:
             raise ServoAlert(ident, what, pkt.error)
-        if len(pkt.params) != n_params:
+        if len(pkt.params) != n_params:  # STS servos send their data even with error bits: a short reply is bad
             self.stats["corrupt"] += 1
-            raise BusError(f"{what}: motor {ident} sent {len(pkt.params)} bytes, expected {n_params}")
+            raise CorruptReply(f"{what}: motor {ident} sent {len(pkt.params)} bytes, expected {n_params}")
         return pkt
 
     # -- instructions ---------------------------------------------------------------------------------------
-    def ping(self, ident: int) -> int:
+    def ping(self, ident: int, alert_ok: bool = False) -> int:
         """Model number of servo ``ident`` (a ping, then a read of its model number, as the vendor SDK does)."""
         what = f"ping motor {ident}"
-        self._check(
-            self._transact(encode(ident, Instruction.PING), [ident], REPLY_OVERHEAD, what)[ident], ident, what, 0
-        )
-        return self.read(ident, _MODEL_NUMBER)
+        pkt = self._transact(encode(ident, Instruction.PING), [ident], REPLY_OVERHEAD, what)[ident]
+        self._check(pkt, ident, what, 0, alert_ok)
+        return self.read(ident, _MODEL_NUMBER, alert_ok)
 
-    def scan(self, ids: Iterable[int] = range(0, 253)) -> dict[int, int]:
-        """``{id: model number}`` of the servos among ``ids`` that answer a ping."""
+    def scan(self, ids: Iterable[int] = range(0, MAX_ID + 1)) -> dict[int, int]:
+        """``{id: model number}`` of the servos among ``ids`` that answer a ping (one in alert included)."""
         found: dict[int, int] = {}
         for ident in ids:
             try:
-                found[ident] = self.ping(ident)
-            except BusTimeout:
+                found[ident] = self.ping(ident, alert_ok=True)
+            except (BusTimeout, CorruptReply):
                 continue
         return found
 
     def read(self, ident: int, reg: Register, alert_ok: bool = False) -> int:
         """Raw value of one register (``alert_ok``: even when the reply carries error bits)."""
+        _no_fence_length(reg)
         what = f"read {reg.name} of motor {ident}"
         request = encode(ident, Instruction.READ, bytes([reg.address, reg.size]))
         pkt = self._transact(request, [ident], REPLY_OVERHEAD + reg.size, what)[ident]
@@ -112,6 +117,7 @@ class FeetechBus(SerialBus):
 
     def sync_read(self, ids: list[int], reg: Register, alert_ok: bool = False) -> dict[int, int]:
         """One register of several servos in one request; each answers in turn."""
+        _no_fence_length(reg)
         what = f"sync read {reg.name} of motors {ids}"
         request = encode(BROADCAST_ID, Instruction.SYNC_READ, bytes([reg.address, reg.size, *ids]))
         got = self._transact(request, list(ids), REPLY_OVERHEAD + reg.size, what)

@@ -11,7 +11,8 @@ Addresses and sizes are the STS/SMS series memory table (Feetech, "FT-SMS-STS e-
 - Present_Load in 0.1 % of the maximum torque, Present_Current in 6.5 mA, Present_Voltage in 0.1 V, Return_Delay_Time
   in 2 us, Torque_Limit and Max_Torque_Limit in 0.1 %;
 - operating modes: 0 position, 1 constant speed (wheel), 2 PWM open loop, 3 step;
-- Lock (55) set to 1 protects the EEPROM registers from writes.
+- Lock (55): with 0, writes to the EEPROM registers are also saved to flash (kept over a power cycle); with 1 (as the
+  servos power up) they take effect but are lost at the next power-up.
 
 Conversion to SI happens here and nowhere else.
 """
@@ -117,7 +118,7 @@ def _sts_registers() -> dict[str, FeetechRegister]:
         _R("present_temperature", 63, 1, "R", unit=1.0),
         _R("status", 65, 1, "R"),
         _R("moving", 66, 1, "R"),
-        _R("present_current", 69, 2, "R", unit=CURRENT_UNIT, sign_bit=15),
+        _R("present_current", 69, 2, "R", unit=CURRENT_UNIT),
     ]
     return {r.name: r for r in regs}
 

@@ -2,18 +2,19 @@
 
 Mock hardware at the lowest level, as :mod:`real.dynamixel.emulator` is for Dynamixel: the emulator owns the master
 side of a pseudo-terminal (:func:`real.serial_emulator.open_pty`, served by the same
-:class:`~real.serial_emulator.EmulatorThread`) and the driver, ours or the vendor's ``scservo_sdk``, opens the
-slave side as if it were the servo adapter board. Each servo keeps its memory table in a byte array laid out as the
+:class:`~real.serial_emulator.EmulatorThread`) and the driver, ours or the vendor's ``scservo_sdk``, opens the slave
+side as if it were the servo adapter board. Each servo keeps its memory table in a byte array laid out as the
 vendor's (:mod:`real.feetech.control_table`); reads and writes go through it.
 
 Behaviour implemented: ping (no parameters back), read, write, reg write held until action, sync write (no reply)
 and sync read (each listed servo answers in turn with a read reply), Response_Status_Level (0: only ping and read
 are answered), Return_Delay_Time, ``Present_Position = Actual_Position - Homing_Offset`` (mod 4096), torque on
-setting the goal to the present position (no jump), goals clamped to the position limits in position mode, the
-EEPROM refusing writes while Lock is 1 (the write is ignored: the protocol has no error bit for it, nor for a write
-to a read-only register), and the status error bits (:data:`real.feetech.protocol.ERROR_BITS`) raised by faults.
-The same fault knobs as the Dynamixel emulator (:class:`real.serial_emulator.Faults`): dropped, corrupt, late,
-bit-flipped replies, frozen values, a vanished servo.
+setting the goal to the present position (no jump), goals clamped to the position limits in position mode, EEPROM
+writes kept over a power cycle (:meth:`FeetechServo.power_cycle`) only when written with Lock at 0, writes to read-
+only registers ignored (the protocol has no error bit for them), and the status error bits
+(:data:`real.feetech.protocol.ERROR_BITS`) raised by faults. The same fault knobs as the Dynamixel emulator
+(:class:`real.serial_emulator.Faults`): dropped, corrupt, late, bit-flipped replies, frozen values, a vanished
+servo.
 """
 
 from __future__ import annotations
@@ -56,6 +57,17 @@ class FeetechServo(RegisterMemory):
         }  # fmt: skip
         for name, raw in defaults.items():
             self.set(name, raw)
+        #: EEPROM register values kept in flash: written while Lock is 0, restored at power-up
+        self.flash = {name: self.get(name) for name, reg in self.model.registers.items() if reg.eeprom}
+
+    def power_cycle(self) -> None:
+        """Off and on again: RAM registers back to their power-up values, EEPROM ones to what flash kept."""
+        flash, position = self.flash, self.position
+        self.mem[:] = bytes(len(self.mem))
+        self._factory_defaults()
+        for name, raw in flash.items():
+            self.set(name, raw)
+        self.flash, self.position, self.velocity, self.pending = flash, position, 0.0, []
 
     def present_ticks(self) -> int:
         """Present_Position: the actual count minus the homing offset, within a turn."""
@@ -91,16 +103,16 @@ class FeetechServo(RegisterMemory):
         ]:
             self.faults.vanished = True
             return
-        locked = self.get("lock") == 1
+        saving = self.get("lock") == 0
         for reg in self.model.registers.values():
-            if not (address <= reg.address and reg.address + reg.size <= end):
-                continue
-            if reg.access == "R" or (reg.eeprom and locked):
+            if not (address <= reg.address and reg.address + reg.size <= end) or reg.access == "R":
                 continue
             value = reg.decode(data[reg.address - address : reg.address - address + reg.size])
             if reg.name == "goal_position" and self.get("operating_mode") == OperatingMode.POSITION:
                 value = max(self.get("min_position_limit"), min(self.get("max_position_limit"), value))
             self.set(reg.name, value)
+            if reg.eeprom and saving:
+                self.flash[reg.name] = value
             if reg.name == "torque_enable" and value:
                 self.set("goal_position", self.present_ticks())  # no jump when torque comes on
 
