@@ -31,7 +31,9 @@ from scipy.spatial.transform import Rotation
 
 from robot.description import HardwareConfig
 from robot.intrinsics import d435_color_intrinsics
+from robot.kinematics import UnreachableError
 from robot.spec import BundleError, robot_signature, signature_differences
+from robot.tasks import task_class
 
 #: Share of a trained range past which an accepted value is reported as a warning.
 EDGE = 0.8
@@ -152,6 +154,16 @@ def _limit_judgements(want: dict[str, Any], got: dict[str, Any]) -> tuple[list[s
     return refused, report
 
 
+def _start_pose_refusals(task: str, config: HardwareConfig) -> list[str]:
+    """Why the task's first pose cannot be reached within ``config``'s limits (calibrated limits can exclude it
+    while keeping most of the trained range), or nothing."""
+    try:
+        task_class(task)(config).start_pose()
+    except UnreachableError as exc:
+        return [f"the {task} task's start pose is outside its joint limits ({exc})"]
+    return []
+
+
 def check_robot(meta: dict[str, Any], path: Path | None, config: HardwareConfig) -> list[str]:
     """Raise :class:`BundleError` naming what differs when ``config`` is not the robot ``meta`` was trained for, or
     a calibrated value lies outside what it was trained for; else the report lines of the calibrated values (a
@@ -164,6 +176,7 @@ def check_robot(meta: dict[str, Any], path: Path | None, config: HardwareConfig)
             "differs: " + "; ".join(diffs[:8]) + (f"; ... ({len(diffs)} differences)" if len(diffs) > 8 else "")
         )
     refused, report = _limit_judgements(want, got)
+    refused += _start_pose_refusals(meta["task"], config)
     if "rgb" in meta["observation"]["keys"]:
         for cam_want, cam_got in zip(want["cameras"], got["cameras"], strict=True):
             judged = _camera_judgements(meta, cam_want, cam_got)

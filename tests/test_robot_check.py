@@ -85,6 +85,9 @@ def test_limits_may_narrow_but_not_widen():
     assert load("grasp_state", robot=_limits(arm, "joint1", -1.0, 1.0)).robot_report[0].startswith("warning: ")
     with pytest.raises(BundleError, match=r"joint joint2 limits \[-1\.700, 1\.500\] reach beyond the trained"):
         load("grasp_state", robot=_limits(arm, "joint2", -1.7, 1.5))
+    # narrower, but no longer holding the grasp task's first pose (joint4 at 1.881): refused before anything moves
+    with pytest.raises(BundleError, match=r"grasp task's start pose is outside its joint limits .*joints \[0\.0"):
+        load("grasp_state", robot=_limits(arm, "joint4", -1.6, 1.87))
     with pytest.raises(BundleError, match="joints"):  # what makes a policy wrong still has to match exactly
         load("grasp_state", robot=arm.model_copy(update={"motors": arm.motors[::-1]}))
 
