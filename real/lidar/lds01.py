@@ -30,7 +30,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from real.lidar.scan import PacketStream, Protocol, Scan
+from real.lidar.scan import U16_MAX, PacketStream, Protocol, Scan, u16
 from robot.lidar import LDS01, RANGE_MAX_M, RANGE_MIN_M
 
 PACKET_SIZE = 42
@@ -50,7 +50,6 @@ WHOLE_PACKETS = 59
 CHECKSUM_SPAN = 40  # the checksum covers bytes 0-39
 _PACKET = struct.Struct("<BBH" + "HHH" * READINGS_PER_PACKET + "H")  # start, index, speed, readings, checksum
 _WORDS = struct.Struct(f"<{CHECKSUM_SPAN // 2}H")
-_U16_MAX = 0xFFFF
 
 
 def checksum(data: bytes) -> int:
@@ -63,13 +62,6 @@ def checksum(data: bytes) -> int:
     return ((chk32 & 0x7FFF) + (chk32 >> 15)) & 0x7FFF
 
 
-def _u16(what: str, value: int) -> int:
-    value = operator.index(value)
-    if not 0 <= value <= _U16_MAX:
-        raise ValueError(f"{what} must be 0-{_U16_MAX}, got {value}")
-    return value
-
-
 def encode_packet(number: int, rpm: float, ranges_mm: Sequence[int], intensities: Sequence[int]) -> bytes:
     """One 42-byte packet: packet ``number`` (0-59) of a revolution, the motor at ``rpm``, six readings in wire
     order (reading ``i`` is at ``359 - 6 * number - i`` degrees) as integer millimetres and intensities."""
@@ -77,7 +69,7 @@ def encode_packet(number: int, rpm: float, ranges_mm: Sequence[int], intensities
         raise ValueError(f"packet number must be 0-{PACKETS_PER_SCAN - 1}, got {number}")
     if not math.isfinite(rpm):
         raise ValueError(f"motor speed must be finite, got {rpm}")
-    speed = _u16("motor speed (0.1 rpm)", round(rpm * 10))
+    speed = u16("motor speed (0.1 rpm)", round(rpm * 10))
     ranges_mm, intensities = list(ranges_mm), list(intensities)
     if len(ranges_mm) != READINGS_PER_PACKET or len(intensities) != READINGS_PER_PACKET:
         raise ValueError(
@@ -86,7 +78,7 @@ def encode_packet(number: int, rpm: float, ranges_mm: Sequence[int], intensities
         )
     fields: list[int] = []
     for r, inten in zip(ranges_mm, intensities, strict=True):
-        fields += [_u16("intensity", inten), _u16("range (mm)", r), 0]
+        fields += [u16("intensity", inten), u16("range (mm)", r), 0]
     body = _PACKET.pack(START_BYTE, INDEX_BASE + number, speed, *fields, 0)[:CHECKSUM_SPAN]
     return body + checksum(body).to_bytes(2, "little")
 
@@ -104,8 +96,8 @@ def encode_scan(ranges_m: np.ndarray, intensities: np.ndarray | None = None, rpm
     inten = np.zeros(READINGS_PER_SCAN) if intensities is None else np.asarray(intensities, dtype=np.float64)
     if inten.shape != (READINGS_PER_SCAN,):
         raise ValueError(f"intensities must have shape ({READINGS_PER_SCAN},), got {inten.shape}")
-    if not (np.isfinite(inten).all() and (inten >= 0).all() and (np.rint(inten) <= _U16_MAX).all()):
-        raise ValueError(f"intensities must be 0-{_U16_MAX}")
+    if not (np.isfinite(inten).all() and (inten >= 0).all() and (np.rint(inten) <= U16_MAX).all()):
+        raise ValueError(f"intensities must be 0-{U16_MAX}")
     with np.errstate(invalid="ignore"):
         measured = np.isfinite(ranges) & (ranges >= RANGE_MIN_M) & (ranges <= RANGE_MAX_M)
     mm = np.where(measured, np.rint(np.where(measured, ranges, 0.0) * 1000.0), 0).astype(np.int64)

@@ -33,7 +33,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from real.lidar.scan import PacketStream, Protocol, Scan
+from real.lidar.scan import PacketStream, Protocol, Scan, u16
 from robot.lidar import LDS02, READINGS
 
 PACKET_SIZE = 47
@@ -51,7 +51,6 @@ OFFSET_X_MM, OFFSET_Y_MM, SLOPE_Y = 5.9, -20.14, 0.11923
 MIN_SPEED_DEG_S = 360.0
 
 _PACKET = struct.Struct("<BBHH" + "HB" * POINTS_PER_PACKET + "HHB")
-_U16_MAX = 0xFFFF
 
 
 def _crc_table() -> tuple[int, ...]:
@@ -100,13 +99,6 @@ def shift_deg(raw_mm: np.ndarray) -> np.ndarray:
     return np.degrees(np.arctan((SLOPE_Y * d + OFFSET_Y_MM) / (d + OFFSET_X_MM)))
 
 
-def _u16(what: str, value: int) -> int:
-    value = operator.index(value)
-    if not 0 <= value <= _U16_MAX:
-        raise ValueError(f"{what} must be 0-{_U16_MAX}, got {value}")
-    return value
-
-
 def encode_packet(
     speed_deg_s: float,
     start_deg: float,
@@ -127,15 +119,15 @@ def encode_packet(
             raise ValueError(f"{what} must be finite, got {v}")
     fields: list[int] = []
     for dist, conf in zip(distances, confs, strict=True):
-        fields += [_u16("distance (mm)", dist), conf]
+        fields += [u16("distance (mm)", dist), conf]
     body = _PACKET.pack(
         HEADER,
         VER_LEN,
-        _u16("speed (deg/s)", round(speed_deg_s)),
+        u16("speed (deg/s)", round(speed_deg_s)),
         round(start_deg * 100) % 36000,
         *fields,
         round(end_deg * 100) % 36000,
-        _u16("timestamp (ms)", timestamp_ms),
+        u16("timestamp (ms)", timestamp_ms),
         0,
     )[:CRC_SPAN]
     return body + bytes([crc8(body)])

@@ -3,11 +3,22 @@ sensor's wire protocol (a :class:`Protocol`). No I/O here."""
 
 from __future__ import annotations
 
+import operator
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol as TypingProtocol
 
 import numpy as np
+
+U16_MAX = 0xFFFF
+
+
+def u16(what: str, value: int) -> int:
+    """``value`` as an unsigned 16-bit packet field; ValueError naming ``what`` when it does not fit."""
+    value = operator.index(value)
+    if not 0 <= value <= U16_MAX:
+        raise ValueError(f"{what} must be 0-{U16_MAX}, got {value}")
+    return value
 
 
 @dataclass(frozen=True)
