@@ -7,7 +7,8 @@ import os
 from pathlib import Path
 
 from mock.plants import make_plant
-from real.dynamixel.emulator import emulator_for_config, open_pty
+from mock.servo_emulators import emulator_for_config
+from real.serial_emulator import open_pty
 
 
 def _serve_process(config_path: str, link: str, physics: str, ready, stop) -> None:  # runs in the child process

@@ -13,10 +13,11 @@ import numpy as np
 
 from mock.lds_emulator import LdsEmulator
 from mock.reality import Reality, RenderProcess, check_reality_domain
+from mock.servo_emulators import emulator_for_config
 from mock.simulated_realsense import PYBULLET_RENDER_DIVISOR, SimulatedRealSense, coarse_renderer
 from real.cameras.realsense import RealSenseCamera, SoftwareSource
-from real.dynamixel.emulator import EmulatorThread, emulator_for_config
 from real.lidar.reader import LdsReader
+from real.serial_emulator import EmulatorThread
 from robot.description import HardwareConfig
 
 #: Physics engines a mock robot's reality can run on: the simulator's own (PyBullet) or a second engine (MuJoCo).
@@ -58,11 +59,16 @@ class MockHardware:
         self.engine = engine
         check_domain(config.mock.task, reality_domain, engine)  # refuses what the mock path cannot apply
         if engine == "mujoco":
+            if config.bus.protocol != "dynamixel2":
+                raise ValueError(
+                    f"{config.name}: the MuJoCo reality runs Dynamixel X firmware; {config.bus.protocol} servos run on "
+                    "the pybullet engine"
+                )
             from mock.mujoco_reality import MujocoReality
 
             self.reality: Any = MujocoReality(config.mock.task, reality_domain, seed=seed, goals=goals)
         else:
-            self.reality = Reality(config.mock.task, reality_domain, seed=seed, goals=goals)
+            self.reality = Reality(config.mock.task, reality_domain, seed=seed, goals=goals, robot=config.mock.robot)
         self.render_process = None
         self.devices: dict[str, Any] = {}
         self.emulator = emulator_for_config(config, self.reality)

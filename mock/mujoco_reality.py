@@ -228,7 +228,7 @@ class MujocoReality:
         geom.mass = 0.0
         geom.solref = restitution_solref(prm["object.restitution"])
         finger = float(prm["finger.lateral_friction"]) * obj_mu
-        for link in ("gripper_left_link", "gripper_right_link"):
+        for link in self.config.arm.finger_links:
             for g in spec.body(link).geoms:
                 g.friction, g.condim, g.priority = [finger, 0.005, 0.0001], 4, 2
 
@@ -353,8 +353,7 @@ class MujocoReality:
         w, x, y, z = d.body("object").xquat
         tool, _ = self._kinematics.forward(np.array(self.joints().position))
         obj = np.array([m.body("object").id])
-        left = self._contacts(np.array([m.body("gripper_left_link").id]), obj)
-        right = self._contacts(np.array([m.body("gripper_right_link").id]), obj)
+        left, right = (self._contacts(np.array([m.body(link).id]), obj) for link in self.config.arm.finger_links)
         lift = float(pos[2] - self.object_start_z)
         vec = np.concatenate([pos, [x, y, z, w], pos - tool, [lift], [float(left), float(right)]])
         return {"vector": vec.astype(np.float32), "object_lift": lift, "finger_contacts": (left, right)}

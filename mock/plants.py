@@ -5,7 +5,8 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from real.dynamixel.emulator import FirstOrderPlant, Plant
+from mock.servo_emulators import first_order_plant
+from real.dynamixel.emulator import Plant
 from robot.description import HardwareConfig
 
 
@@ -25,7 +26,7 @@ def _mujoco(config: HardwareConfig) -> Plant:
 
 #: Plant name -> factory taking the hardware config.
 PLANTS: dict[str, Callable[[HardwareConfig], Plant]] = {
-    "simple": lambda config: FirstOrderPlant(),  # each joint a first-order lag: no physics engine
+    "simple": first_order_plant,  # each joint a first-order lag: no physics engine
     "pybullet": _pybullet,  # the simulated robot of the config, in PyBullet
     "mujoco": _mujoco,  # the mock robot's task world in MuJoCo: servos as firmware and DC motors
 }

@@ -11,7 +11,6 @@ from __future__ import annotations
 import numpy as np
 import pybullet as p
 
-from real.dynamixel.control_table import OperatingMode
 from real.dynamixel.emulator import EmulatedServo
 from robot.description import HardwareConfig, torque_per_amp, torque_per_effort_unit
 from sim.pybullet_robot import PyBulletRobot
@@ -73,7 +72,7 @@ class PyBulletPlant:
         )
         targets = np.zeros(len(motors))
         for k, s in enumerate(ss):
-            if OperatingMode(s.get("operating_mode")) == OperatingMode.VELOCITY:
+            if s.in_velocity_mode():
                 motor_target = s.model.register("goal_velocity").to_si(s.get("goal_velocity"))
                 targets[k] = self._dir[k] * motor_target * self._scale[k]
             else:

@@ -61,15 +61,17 @@ def reset_options(domain: dict[str, Any], goals: list[list[float]] | None) -> di
     return options or None
 
 
-def task_world(task: str, randomization: str) -> Any:
-    """The task env (state observations) whose world a reality is: its scene sampler, params and rules."""
+def task_world(task: str, randomization: str, robot: str | None = None) -> Any:
+    """The task env (state observations) whose world a reality is: its scene sampler, params and rules, with the
+    simulated ``robot`` (a hardware config name; None: the task env's own default robot)."""
     import gymnasium as gym
 
     from sim import TASK_IDS  # registers the envs; loaded only for a mock robot
 
     if task not in TASK_IDS:
         raise ValueError(f"unknown task {task!r}; expected one of {sorted(TASK_IDS)}")
-    return gym.make(TASK_IDS[task], obs_mode="state", randomization=randomization)
+    robot_kw = {} if robot is None else {"robot": robot}
+    return gym.make(TASK_IDS[task], obs_mode="state", randomization=randomization, **robot_kw)
 
 
 class Reality:
@@ -82,11 +84,13 @@ class Reality:
         randomization: str = "none",
         seed: int = 0,
         goals: list[list[float]] | None = None,
+        robot: str | None = None,
     ) -> None:
-        self.task = task
+        """``robot``: the simulated robot (a hardware config name; None: the task's default)."""
+        self.task, self.robot = task, robot
         self.domain = load_domain(domain) if domain is not None else {}
         self.goals = goals
-        self.env = task_world(task, randomization)
+        self.env = task_world(task, randomization, robot)
         self.core = self.env.unwrapped
         self.lock = threading.RLock()
         self.closed = False
@@ -174,12 +178,14 @@ def snapshot(reality: Reality) -> dict[str, Any]:
         return {"bodies": bodies, "camera": (np.asarray(position), np.asarray(rotation))}
 
 
-def _render_server(task: str, domain: dict[str, Any], seed: int, goals: Any, conn: Any) -> None:  # in the child
+def _render_server(  # in the child
+    task: str, domain: dict[str, Any], seed: int, goals: Any, robot: str | None, conn: Any
+) -> None:
     import pybullet as p
 
     from sim.camera_model import render
 
-    replica = Reality(task, domain or None, seed=seed, goals=goals)
+    replica = Reality(task, domain or None, seed=seed, goals=goals, robot=robot)
     core, c = replica.core, replica.core.client
     while True:
         message = conn.recv()
@@ -219,7 +225,7 @@ class RenderProcess:
         self._lock = threading.Lock()
         self.process = ctx.Process(
             target=_render_server,
-            args=(reality.task, reality.domain, reality.episode_seed, reality.goals, child),
+            args=(reality.task, reality.domain, reality.episode_seed, reality.goals, reality.robot, child),
             daemon=True,
         )
         self.process.start()

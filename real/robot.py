@@ -37,9 +37,14 @@ from typing import Any
 
 import numpy as np
 
-from real.dynamixel.bus import BusTimeout, CorruptReply, DynamixelBus, DynamixelError, ServoError
-from real.dynamixel.motor_bus import MotorBus, TorqueReport
+from real.dynamixel.bus import BusTimeout, CorruptReply, DynamixelError, ServoError
+from real.dynamixel.motor_bus import MotorBus
+from real.feetech.bus import ServoAlert
+from real.feetech.motor_bus import FeetechMotorBus
+from real.motor_buses import motor_driver, open_bus
+from real.motor_report import TorqueReport
 from real.safety import SafetyEvent, SafetyFilter, SafetyStop
+from real.serial_bus import SerialBus
 from robot.description import ControlMode, HardwareConfig
 from robot.frame_reduction import reduce_frame
 from robot.joint_state import JointState
@@ -96,8 +101,8 @@ class Robot:
         self.fast_read = fast_read
         self.safety = SafetyFilter(config)
         self.state = Lifecycle.unconfigured
-        self.bus: DynamixelBus | None = None
-        self.motors: MotorBus | None = None
+        self.bus: SerialBus | None = None
+        self.motors: MotorBus | FeetechMotorBus | None = None
         self.last_reading: JointState | None = None
         self.torque_report: TorqueReport | None = None  # the last torque-off pass, read back
         self.parked: bool | None = None  # whether the last deactivate reached the rest pose
@@ -117,10 +122,10 @@ class Robot:
         """Open the bus, check and set up every motor, read the state. Torque stays off (it is turned off first:
         a servo left powered by an earlier run counts as on until read back)."""
         self._expect(Lifecycle.unconfigured, "configure")
-        self.bus = DynamixelBus(self.port, self.config.bus.baudrate).open()
+        self.bus = open_bus(self.config, self.port)
         self._torque_maybe_on = True  # until read back: an earlier run may have left torque on
         try:
-            self.motors = MotorBus(self.config, self.bus, fast_read=self.fast_read)
+            self.motors = motor_driver(self.config, self.bus, fast_read=self.fast_read)
             self.motors.configure(bus_watchdog_s=self._bus_watchdog_s)
             reading = self.read()
         except BaseException:
@@ -249,6 +254,8 @@ class Robot:
             if e.hardware_error:
                 self.safety.check_hardware_errors({e.ident: e.hardware_error})
             raise
+        except ServoAlert as e:  # a Feetech servo's condition comes as error bits in its reply
+            raise SafetyStop(f"servo alert: {self.config.motor_label(e.ident)}: {e}") from e
         self.last_reading = reading
         self._check_bus_status(reading)
         if time.monotonic() >= self._next_health:
@@ -305,9 +312,8 @@ class Robot:
     def _check_torque_on(self) -> None:
         """Raise :class:`SafetyStop` naming every motor whose Torque Enable does not read 1 (a servo that rebooted on
         a brown-out, or never took the torque-on)."""
-        ids = self.motors.ids
-        values = self.bus.sync_read(ids, self.motors._reg(ids[0], "torque_enable"))
-        limp = [i for i in ids if values[i] != 1]
+        values = self.motors.torque_enabled()
+        limp = [i for i in self.motors.ids if values[i] != 1]
         if limp:
             raise SafetyStop(
                 "torque is off on "
@@ -322,14 +328,7 @@ class Robot:
         self._next_health = time.monotonic() + safety.health_period_s
         if self.state == Lifecycle.active:
             self._check_torque_on()
-        ids = self.motors.ids
-        temp_reg = self.motors._reg(ids[0], "present_temperature")
-        volt_reg = self.motors._reg(ids[0], "present_input_voltage")
-        temps = self.bus.sync_read(ids, temp_reg)
-        volts = self.bus.sync_read(ids, volt_reg)
-        self.safety.check_health(
-            {i: temp_reg.to_si(v) for i, v in temps.items()}, {i: volt_reg.to_si(v) for i, v in volts.items()}
-        )
+        self.safety.check_health(*self.motors.health())
 
     def take_events(self) -> list[SafetyEvent]:
         """The lifecycle's safety events since the last call (watchdog recoveries), for the log."""

@@ -25,66 +25,18 @@ from pydantic import Field, ValidationError, field_validator, model_validator
 from robot.config_base import Pose
 from robot.config_base import Strict as _Strict
 from robot.lidar import Lidar
+from robot.servo_models import (  # noqa: F401  (re-exported: the description's users import them from here)
+    BAUD_RATES,
+    CURRENT_SENSING_MODELS,
+    PROTOCOL_MODELS,
+    SERVO_MODELS,
+    torque_per_amp,
+    torque_per_effort_unit,
+)
 
 #: Folder holding the robots' URDFs (``sim.urdf`` names a file here): the simulator loads them, kinematics, the
 #: config check and the logs' transforms read them.
 URDF_DIR = Path(__file__).resolve().parent / "assets"
-
-#: Servo models the driver knows, with facts from the ROBOTIS e-manual datasheets:
-#: stall torque (N*m) and no-load speed (rad/s) at the nominal supply voltage ``rated_v`` (V).
-#: XM430-W350: 4.1 N*m, 46 rpm @ 12 V; XL430-W250: 1.5 N*m, 57 rpm @ 12 V; XL330-M288: 0.52 N*m, 103 rpm @ 5 V.
-#: stall_current (A, at the same voltage; models with current sensing): XM430-W350 2.3 A @ 12 V, XL330-M288 1.47 A
-#: @ 5 V. Torque is close to proportional to current (the e-manual's performance graphs; ROBOTIS's own estimate
-#: of torque is stall torque x present current / stall current), which :func:`torque_per_amp` takes.
-#: position_p_gain: the Position P Gain register's factory default (e-manual control tables).
-#: min_input_v, max_input_v: the specification's "Input Voltage" range (V): XM430-W350 10.0-14.8 V (recommended
-#: 12.0 V), XL430-W250 6.5-12.0 V (recommended 11.1 V), XL330-M288 3.7-6.0 V (recommended 5.0 V).
-SERVO_MODELS: dict[str, dict[str, float]] = {
-    "XM430-W350": {
-        "stall_torque": 4.1,
-        "stall_current": 2.3,
-        "no_load_speed": 46 * 2 * math.pi / 60,
-        "rated_v": 12.0,
-        "position_p_gain": 800,
-        "min_input_v": 10.0,
-        "max_input_v": 14.8,
-    },
-    "XL430-W250": {
-        "stall_torque": 1.5,
-        "no_load_speed": 57 * 2 * math.pi / 60,
-        "rated_v": 12.0,
-        "position_p_gain": 640,
-        "min_input_v": 6.5,
-        "max_input_v": 12.0,
-    },
-    "XL330-M288": {
-        "stall_torque": 0.52,
-        "stall_current": 1.47,
-        "no_load_speed": 103 * 2 * math.pi / 60,
-        "rated_v": 5.0,
-        "position_p_gain": 400,
-        "min_input_v": 3.7,
-        "max_input_v": 6.0,
-    },
-}
-
-
-def torque_per_amp(model: str) -> float | None:
-    """Output torque per motor current (N*m/A) of a servo model with current sensing (stall torque / stall
-    current, see :data:`SERVO_MODELS`); None for a model without."""
-    facts = SERVO_MODELS[model]
-    return facts["stall_torque"] / facts["stall_current"] if "stall_current" in facts else None
-
-
-def torque_per_effort_unit(model: str) -> float:
-    """N*m per unit of the effort register a servo model reports: per A of Present Current (current sensing), or
-    per full Present Load (the stall torque) for a model without."""
-    per_amp = torque_per_amp(model)
-    return per_amp if per_amp is not None else SERVO_MODELS[model]["stall_torque"]
-
-
-#: Models with current sensing and current-based position control (e-manual operating modes).
-CURRENT_SENSING_MODELS = frozenset({"XM430-W350", "XL330-M288"})
 
 #: Stream profiles (width, height) -> allowed fps, from the Intel RealSense D400 series datasheet
 #: (document 337029, "Supported video modes"), for the resolutions this project uses.
@@ -148,7 +100,7 @@ class Motor(_Strict):
     joint units per rad (1 for a direct drive; m/rad for a rack-and-pinion gripper).
     """
 
-    id: int = Field(ge=0, le=252, description="Dynamixel id (0-252; 253/254 are reserved)")
+    id: int = Field(ge=0, le=252, description="bus id (0-252: Dynamixel reserves 253 and 254, Feetech 254)")
     model: str
     joint: str = Field(min_length=1)
     mode: ControlMode = ControlMode.position
@@ -162,6 +114,15 @@ class Motor(_Strict):
         le=16383,
         description="Position P Gain register written at configure (None: the servo's own); the sim's servo_model "
         "uses it (None: the model's factory default)",
+    )
+    homing_offset: int | None = Field(
+        default=None,
+        ge=-2047,
+        le=2047,
+        description="Feetech only: the Homing_Offset register (position counts, sign-magnitude) written at configure; "
+        "the firmware reports Present_Position = actual - homing_offset (mod 4096), so a joint's range can be moved "
+        "clear of the encoder's wrap-around (`s2r calibrate motors` sets it, or an imported LeRobot calibration). "
+        "None writes 0",
     )
 
     @field_validator("model")
@@ -190,9 +151,18 @@ class Motor(_Strict):
 class Bus(_Strict):
     """The serial bus the motors share."""
 
-    protocol: Literal["dynamixel2"] = "dynamixel2"
+    protocol: Literal["dynamixel2", "feetech"] = "dynamixel2"
     port: str = Field(min_length=1, description="device path, e.g. /dev/ttyUSB0 or a mock pty link")
-    baudrate: Literal[9600, 57600, 115200, 1000000, 2000000, 3000000, 4000000, 4500000] = 1000000
+    baudrate: Literal[9600, 19200, 38400, 57600, 115200, 128000, 250000, 500000, 1000000, 2000000, 3000000, 4000000,
+                      4500000] = 1000000  # fmt: skip
+
+    @model_validator(mode="after")
+    def _baudrate_of_protocol(self) -> Bus:
+        if self.baudrate not in BAUD_RATES[self.protocol]:
+            raise ValueError(
+                f"baudrate {self.baudrate} is not a {self.protocol} rate; expected one of {BAUD_RATES[self.protocol]}"
+            )
+        return self
 
 
 class StreamProfile(_Strict):
@@ -300,10 +270,12 @@ class Safety(_Strict):
 
 
 class Arm(_Strict):
-    """Arm-specific facts: the end-effector link, the gripper joint and its open/closed targets."""
+    """Arm-specific facts: the end-effector link, the gripper joint and its open/closed targets, the links whose
+    contacts with an object count as holding it."""
 
     ee_link: str
     gripper_joint: str
+    finger_links: tuple[str, str] = Field(description="the two links that touch what the gripper holds (URDF names)")
     gripper_open: float
     gripper_closed: float
     rest: dict[str, float] = Field(description="rest / park pose, joint name -> position")
@@ -341,6 +313,10 @@ class Mock(_Strict):
     software devices, both driven by a PyBullet world of ``task`` (:mod:`mock.reality`)."""
 
     task: Literal["grasp", "navigate"]
+    robot: str | None = Field(
+        default=None,
+        description="the simulated robot of the reality (a hardware config name; None: the task's default)",
+    )
 
 
 class HardwareConfig(_Strict):
@@ -369,6 +345,13 @@ class HardwareConfig(_Strict):
         dup_j = sorted({j for j in joints if joints.count(j) > 1})
         if dup_j:
             raise ValueError(f"joint names must be unique; repeated: {dup_j}")
+        models = PROTOCOL_MODELS[self.bus.protocol]
+        foreign = [f"{m.joint} ({m.model})" for m in self.motors if m.model not in models]
+        if foreign:
+            raise ValueError(f"bus protocol {self.bus.protocol} drives {sorted(models)}, not {foreign}")
+        homed = [m.joint for m in self.motors if m.homing_offset is not None]
+        if homed and self.bus.protocol != "feetech":
+            raise ValueError(f"homing_offset is a Feetech register; {self.bus.protocol} motors {homed} have none")
         if len({c.name for c in self.cameras}) != len(self.cameras):
             raise ValueError("camera names must be unique")
         if len({s.name for s in self.lidars}) != len(self.lidars):

@@ -1,9 +1,11 @@
-"""Forward and inverse kinematics of a yaw + three-pitch arm (OpenManipulator-X), from its URDF.
+"""Forward and inverse kinematics of a yaw + three-pitch arm (OpenManipulator-X, SO-101), from its URDF.
 
 The joint origins are read from the same URDF the simulator loads, so the simulated and the hardware robot share
-one kinematic model. The arm has a base yaw joint (axis z) followed by three pitch joints (axis y) whose origins
-lie in the arm's vertical plane, then the end-effector link. IK is closed-form: given a tool position and the
-tool pitch (angle of the tool x axis below the horizontal), it returns the elbow-up solution.
+one kinematic model. The arm has a base yaw joint (axis z or -z) followed by three pitch joints (axis y or -y) whose
+origins lie in the arm's vertical plane, then the end-effector link: fixed to the last pitch link, or behind roll
+joints about the tool axis (x or -x, the SO-101's wrist_roll) with origins on that axis, which turn the gripper
+without moving the tool point. IK is closed-form: given a tool position and the tool pitch (angle of the tool x axis
+below the horizontal), it returns the elbow-up solution; roll joints keep their seed values.
 
 Units: m and rad; positions in the arm's base frame (the URDF root link); quaternions (x, y, z, w).
 Closed form rather than PyBullet's generic IK: see docs/design-notes.md.
@@ -32,12 +34,13 @@ class _Chain:
     fore: tuple[float, float]  # pitch joint 3 origin in the pitch-2 link (x, z)
     tool: tuple[float, float]  # end-effector origin in the pitch-3 link (x, z)
     links: tuple[str, str, str]  # the links whose origins are the elbow, the wrist and the end effector
+    signs: tuple[float, float, float, float] = (1.0, 1.0, 1.0, 1.0)  # +1 for axes z, y, y, y; -1 for -z, -y
 
 
 def _read_chain(config: HardwareConfig) -> _Chain:
     root = ET.parse(urdf_path(config)).getroot()
     joints = {j.get("name"): j for j in root.iter("joint")}
-    child_of = {j.find("parent").get("link"): j for j in root.iter("joint")}
+    joint_to = {j.find("child").get("link"): j for j in root.iter("joint")}
 
     def origin(j: ET.Element) -> np.ndarray:
         o = j.find("origin")
@@ -50,22 +53,37 @@ def _read_chain(config: HardwareConfig) -> _Chain:
     names = config.joint_names[:4]
     js = [joints[n] for n in names]
     axes = [tuple(float(v) for v in j.find("axis").get("xyz").split()) for j in js]
-    if axes != [(0, 0, 1), (0, 1, 0), (0, 1, 0), (0, 1, 0)]:
-        raise ValueError(f"{config.sim.urdf}: expected joint axes z, y, y, y for {names}, got {axes}")
-    # The fixed joint from the last pitch link to the end-effector link.
+    expected = [(0, 0, 1), (0, 1, 0), (0, 1, 0), (0, 1, 0)]
+    signs = []
+    for axis, want in zip(axes, expected, strict=True):
+        if axis not in (want, tuple(-v for v in want)):
+            raise ValueError(f"{config.sim.urdf}: expected joint axes ±z, ±y, ±y, ±y for {names}, got {axes}")
+        signs.append(float(sum(a * w for a, w in zip(axis, want, strict=True))))
+    # From the last pitch link to the end-effector link: fixed joints, or roll joints about the tool axis.
     last_link = js[3].find("child").get("link")
-    ee = next(
-        (j for j in root.iter("joint") if j.find("child").get("link") == config.arm.ee_link),
-        None,
-    )
-    if ee is None or ee.find("parent").get("link") != last_link:
-        raise ValueError(f"{config.sim.urdf}: {config.arm.ee_link} must be fixed to {last_link}")
-    del child_of
+    path, link = [], config.arm.ee_link
+    while link != last_link:
+        j = joint_to.get(link)
+        if j is None:
+            raise ValueError(
+                f"{config.sim.urdf}: {config.arm.ee_link} must be fixed to {last_link} (or behind roll joints)"
+            )
+        path.insert(0, j)
+        link = j.find("parent").get("link")
+    t, behind_roll = np.zeros(3), False
+    for j in path:  # from the last pitch link outward
+        axis = j.find("axis")
+        if j.get("type") != "fixed" and (axis is None or [abs(float(v)) for v in axis.get("xyz").split()] != [1, 0, 0]):
+            raise ValueError(f"{config.sim.urdf}: joint {j.get('name')} between {last_link} and the tool is not a roll")
+        off = origin(j)
+        if behind_roll and (abs(off[1]) > 1e-9 or abs(off[2]) > 1e-9):
+            raise ValueError(f"{config.sim.urdf}: joint {j.get('name')} leaves the tool axis behind a roll joint")
+        behind_roll |= j.get("type") != "fixed"
+        t = t + off
     o = [origin(j) for j in js]
     for k in (1, 2, 3):
         if abs(o[k][1]) > 1e-9:
             raise ValueError(f"{config.sim.urdf}: joint {names[k]} origin leaves the arm plane (y != 0)")
-    t = origin(ee)
 
     def xz(v: np.ndarray) -> tuple[float, float]:
         return float(v[0]), float(v[2])
@@ -78,6 +96,7 @@ def _read_chain(config: HardwareConfig) -> _Chain:
         fore=xz(o[3]),
         tool=xz(t),
         links=links,
+        signs=tuple(signs),
     )
 
 
@@ -106,17 +125,18 @@ class ArmKinematics:
     def forward(self, q: np.ndarray) -> tuple[np.ndarray, float]:
         """Tool position (m) and tool pitch (rad, positive below the horizontal) for joint positions ``q``."""
         r, z = self.planar_points(q)[2]
-        yaw = float(q[0])
+        sg = self.chain.signs
+        yaw = sg[0] * float(q[0])
         b = self.chain.base
         pos = np.array([b[0] + r * math.cos(yaw), b[1] + r * math.sin(yaw), z])
-        return pos, float(q[1]) + float(q[2]) + float(q[3])
+        return pos, sg[1] * float(q[1]) + sg[2] * float(q[2]) + sg[3] * float(q[3])
 
     def planar_points(self, q: np.ndarray) -> list[tuple[float, float]]:
         """``(r, z)`` of the elbow, the wrist and the end effector (the origins of ``chain.links``) for joint
         positions ``q``, in m: ``r`` along the arm's vertical plane from the yaw axis (negative behind it, so
         ``abs(r)`` is the distance from the axis), ``z`` the height in the base frame. Neither depends on the yaw."""
         c = self.chain
-        q2, q3, q4 = float(q[1]), float(q[2]), float(q[3])
+        q2, q3, q4 = (c.signs[k] * float(q[k]) for k in (1, 2, 3))
         r, z = c.shoulder
         z += c.base[2]
         points = []
@@ -149,7 +169,7 @@ class ArmKinematics:
         q2 = self._a1 - beta1
         q3 = (self._a2 - (beta1 - g)) - q2
         q4 = pitch - q2 - q3
-        sol = [(a + math.pi) % (2 * math.pi) - math.pi for a in (yaw, q2, q3, q4)]
+        sol = [sg * ((a + math.pi) % (2 * math.pi) - math.pi) for sg, a in zip(c.signs, (yaw, q2, q3, q4), strict=True)]
         lo, hi = self._lower4, self._upper4
         if any(a < lo[i] - 1e-9 or a > hi[i] + 1e-9 for i, a in enumerate(sol)):
             raise UnreachableError(

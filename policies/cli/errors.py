@@ -7,8 +7,8 @@ from calibration.intrinsics import CalibrationError
 from calibration.servo_sysid import SysidError
 from real.cameras.frame import CameraError
 from real.dynamixel.bus import DynamixelError
-from real.dynamixel.motor_bus import WrapAroundError
 from real.hardware_log import LogError
+from real.motor_driver import WrapAroundError
 from robot.description import ConfigError
 from robot.spec import BundleError
 from sim.randomization.config import RandomizationError

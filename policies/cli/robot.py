@@ -160,7 +160,8 @@ def run_mock_bus(args: MockBus) -> int:
     import signal
 
     from mock.plants import make_plant
-    from real.dynamixel.emulator import emulator_for_config, open_pty
+    from mock.servo_emulators import emulator_for_config
+    from real.serial_emulator import open_pty
     from robot.config_file import load_hardware_config
 
     config = load_hardware_config(args.config)

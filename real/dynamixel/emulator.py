@@ -156,6 +156,10 @@ class EmulatedServo(RegisterMemory):
         return 0
 
     # -- events ---------------------------------------------------------------------------------------------
+    def in_velocity_mode(self) -> bool:
+        """Whether the servo follows Goal Velocity (a wheel) rather than a goal position."""
+        return self.get("operating_mode") == OperatingMode.VELOCITY
+
     def goal_angle(self) -> float:
         """The goal position as an actual motor angle (rad): the goal register minus the homing offset."""
         reg = self.model.register("goal_position")

@@ -11,13 +11,15 @@ order is the config's.
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 
-from real.dynamixel.bus import DynamixelBus, DynamixelError, HardwareAlert, PortError
+from real.dynamixel.bus import DynamixelBus, HardwareAlert
 from real.dynamixel.control_table import MODELS, OperatingMode, Register, ServoModel
-from robot.description import ControlMode, HardwareConfig, Motor, torque_per_effort_unit
+from real.motor_driver import POSITION_TICKS, MotorDriver, WrapAroundError, limit_ticks  # noqa: F401
+from real.motor_report import BusStatus, TorqueReport  # noqa: F401  (TorqueReport: re-exported)
+from robot.description import ControlMode, HardwareConfig, Motor
 from robot.joint_state import JointState
 
 OPERATING_MODE = {
@@ -26,31 +28,12 @@ OPERATING_MODE = {
     ControlMode.velocity: OperatingMode.VELOCITY,
 }
 
-#: Single-turn range of the position-limit registers (raw ticks; 2048 = motor angle 0).
-POSITION_TICKS = (0, 4095)
-
-
-class WrapAroundError(ValueError):
-    """A joint whose range cannot be commanded in position mode; the message names it and what to do."""
-
 
 def position_limit_ticks(motor: Motor) -> tuple[int, int]:
     """Raw position ticks of a position joint's lower and upper limits, in order; raises WrapAroundError when they
     leave the registers' single turn (the joint's range crosses the encoder's wrap-around)."""
-    reg = MODELS[motor.model].register("goal_position")
-    ticks = sorted(
-        reg.from_si(v / (motor.direction * motor.scale) + motor.offset)
-        for v in (motor.limits.lower, motor.limits.upper)
-    )
-    lo, hi = POSITION_TICKS
-    if ticks[0] < lo or ticks[1] > hi:
-        raise WrapAroundError(
-            f"joint {motor.joint} (id {motor.id}): limits {motor.limits.lower}..{motor.limits.upper} with offset "
-            f"{motor.offset:.4f} rad map to ticks {ticks[0]}..{ticks[1]}, outside the single turn {lo}..{hi}: the "
-            "range crosses the encoder's wrap-around. Re-mount the horn by half a turn (or shrink the limits), then "
-            "run `s2r calibrate motors` again."
-        )
-    return ticks[0], ticks[1]
+    remedy = "Re-mount the horn by half a turn (or shrink the limits), then run `s2r calibrate motors` again."
+    return limit_ticks(motor, MODELS[motor.model].register("goal_position"), remedy)
 
 
 #: One sync read per cycle covers Bus Watchdog (98, 1 byte: 0xFF once tripped), Goal Velocity (104, 4), Goal
@@ -101,71 +84,17 @@ def _decode(field: tuple[Register, slice], data: bytes) -> int:
     return reg.decode(data[where])
 
 
-@dataclass
-class TorqueReport:
-    """What a torque-off pass established, read back from the servos: ``off`` the motors whose Torque Enable read
-    0 afterwards, ``unreachable`` motor id -> why it could not be confirmed (its torque may still be on)."""
-
-    off: list[int] = field(default_factory=list)
-    unreachable: dict[int, str] = field(default_factory=dict)
-    port_failed: bool = False  # the serial port itself failed on the way (PortError)
-
-    @property
-    def confirmed(self) -> bool:
-        return not self.unreachable
-
-    def then(self, retry: TorqueReport) -> TorqueReport:
-        """This pass followed by ``retry`` over its unreachable motors: the motors either read back off."""
-        return TorqueReport(sorted(self.off + retry.off), retry.unreachable, retry.port_failed)
-
-    def unreachable_by_name(self) -> dict[str, str]:
-        """``unreachable`` with string keys, as JSON (the summary, the log) has them."""
-        return {str(k): v for k, v in self.unreachable.items()}
-
-    def describe(self, config: HardwareConfig) -> str:
-        """One line for a summary: "torque off (read back on all 5 motors)" or which motors to cut power to."""
-        if self.confirmed:
-            return f"torque off (read back on all {len(self.off)} motors)"
-        bad = "; ".join(f"{config.motor_label(i)}: {why}" for i, why in sorted(self.unreachable.items()))
-        ids = ", ".join(str(i) for i in sorted(self.unreachable))
-        return (
-            f"TORQUE NOT CONFIRMED OFF on {bad}; torque off read back on {sorted(self.off)}: cut power to motor(s) "
-            f"{ids} before touching the robot"
-        )
-
-
-@dataclass
-class BusStatus:
-    """What the last state read said beyond the joints: motors whose bus watchdog has tripped, and motors whose
-    goal register differs from the last goal sent (id -> (goal read, goal sent), raw)."""
-
-    watchdog_tripped: list[int] = field(default_factory=list)
-    goal_refused: dict[int, tuple[int, int]] = field(default_factory=dict)
-
-
-class MotorBus:
+class MotorBus(MotorDriver):
     """Configure, read and command the motors of ``config`` through ``bus`` (an open :class:`DynamixelBus`)."""
+
+    alert = HardwareAlert
 
     def __init__(self, config: HardwareConfig, bus: DynamixelBus, fast_read: bool = True) -> None:
         """``fast_read``: read state with Fast Sync Read (X-series firmware 45+); False uses Sync Read."""
-        self.config, self.bus = config, bus
+        super().__init__(config, bus, MODELS)
         self.fast_read = fast_read
-        self.motors = list(config.motors)
-        self.ids = [m.id for m in self.motors]
-        self.models = {m.id: MODELS[m.model] for m in self.motors}
-        self._dir = np.array([m.direction for m in self.motors], dtype=float)
-        self._off = np.array([m.offset for m in self.motors], dtype=float)
-        self._scale = np.array([m.scale for m in self.motors], dtype=float)
-        # N*m per raw effort unit: per amp of present current, or the stall torque per unit of present load
-        self._torque_per_raw = np.array([torque_per_effort_unit(m.model) for m in self.motors], dtype=float)
-        self.effort_raw = np.zeros(len(self.motors))  # the last read's effort registers: A, or load fraction
         self._state_reg = Register("present_state", STATE_START, STATE_LEN, "R")
         self._layout = [_StateLayout.of(self.models[m.id], m.mode) for m in self.motors]
-        self.last_sent: dict[int, int] = {}  # motor id -> raw goal of the last write
-        self.status = BusStatus()
-
-    def _reg(self, ident: int, name: str) -> Register:
-        return self.models[ident].register(name)
 
     # -- configuration --------------------------------------------------------------------------------------
     def configure(self, bus_watchdog_s: float | None = None) -> None:
@@ -194,28 +123,12 @@ class MotorBus:
                 )
         self.bus.return_delay_s = 0.0
 
-    def check_motors(self) -> None:
-        """Raise DynamixelError, naming them, unless every motor answers a ping with its configured model."""
-        missing, wrong = [], []
-        for m in self.motors:
-            try:
-                number = self.bus.ping(m.id)
-            except HardwareAlert as e:
-                bits = f" ({e})" if e.hardware_error else ""
-                wrong.append(f"id {m.id} ({m.joint}): in hardware alert{bits}: power-cycle or reboot it")
-                continue
-            except PortError:
-                raise
-            except DynamixelError:
-                missing.append(m.id)
-                continue
-            if number != self.models[m.id].model_number:
-                wrong.append(f"id {m.id} ({m.joint}): model number {number}, config says {m.model}")
-        if missing or wrong:
-            raise DynamixelError(
-                f"{self.config.name} on {self.bus.port}: "
-                + "; ".join(([f"no answer from ids {missing}"] if missing else []) + wrong)
-            )
+    def _ping(self, ident: int) -> int | str:
+        try:
+            return self.bus.ping(ident)
+        except HardwareAlert as e:
+            bits = f" ({e})" if e.hardware_error else ""
+            return f"in hardware alert{bits}: power-cycle or reboot it"
 
     def read_motor_angles(self) -> np.ndarray:
         """Raw motor angles (rad, Present Position with 2048 ticks = 0; no offset, direction or scale), config
@@ -224,31 +137,6 @@ class MotorBus:
         raw = self.bus.sync_read(self.ids, reg)
         return np.array([self._reg(i, "present_position").to_si(raw[i]) for i in self.ids])
 
-    def torque_off(self, ids: list[int] | None = None) -> TorqueReport:
-        """Torque off on every motor (or ``ids``), each read back: a motor counts as off only when its Torque
-        Enable register reads 0. Goes on past any failure (a servo in hardware alert still answers, with its data);
-        never raises a bus error."""
-        report = TorqueReport()
-        for m in self.motors:
-            if ids is not None and m.id not in ids:
-                continue
-            reg = self._reg(m.id, "torque_enable")
-            try:
-                try:
-                    self.bus.write(m.id, reg, 0)
-                except HardwareAlert:
-                    pass  # the write was applied; the servo reports its alert with every status
-                value = self.bus.read(m.id, reg, alert_ok=True)
-            except DynamixelError as e:
-                report.unreachable[m.id] = str(e)
-                report.port_failed |= isinstance(e, PortError)
-                continue
-            if value == 0:
-                report.off.append(m.id)
-            else:
-                report.unreachable[m.id] = f"Torque Enable reads {value} after writing 0"
-        return report
-
     def clear_watchdog(self, ids: list[int], bus_watchdog_s: float) -> None:
         """Clear a tripped bus watchdog on ``ids`` (write 0) and arm it again with ``bus_watchdog_s``."""
         for ident in ids:
@@ -256,11 +144,13 @@ class MotorBus:
             self.bus.write(ident, reg, 0)
             self.bus.write(ident, reg, reg.from_si(bus_watchdog_s))
 
-    def set_torque(self, on: bool) -> None:
-        """Torque on or off on every motor; the first failure raises. (Turning torque off on the way out of a run is
-        :meth:`torque_off`, which goes on past failures and reads the result back.)"""
-        for m in self.motors:
-            self.bus.write(m.id, self._reg(m.id, "torque_enable"), int(on))
+    def health(self) -> tuple[dict[int, float], dict[int, float]]:
+        """Every motor's Present Temperature (degC) and Present Input Voltage (V), by motor id."""
+        temp_reg = self._reg(self.ids[0], "present_temperature")
+        volt_reg = self._reg(self.ids[0], "present_input_voltage")
+        temps = self.bus.sync_read(self.ids, temp_reg)
+        volts = self.bus.sync_read(self.ids, volt_reg)
+        return {i: temp_reg.to_si(v) for i, v in temps.items()}, {i: volt_reg.to_si(v) for i, v in volts.items()}
 
     # -- units ----------------------------------------------------------------------------------------------
     def _joint_to_ticks(self, m, joint_value: float) -> int:
@@ -285,15 +175,8 @@ class MotorBus:
             goal = _decode(layout.goal, data)
             if i in self.last_sent and goal != self.last_sent[i]:
                 status.goal_refused[i] = (goal, self.last_sent[i])
-        stamp = time.monotonic_ns()
         self.status = status
-        self.effort_raw = eff
-        return JointState(
-            position=self._dir * (pos - self._off) * self._scale,
-            velocity=self._dir * vel * self._scale,
-            effort=self._dir * eff * self._torque_per_raw / self._scale,
-            stamp_ns=stamp,
-        )
+        return self._joint_state(pos, vel, eff, time.monotonic_ns())
 
     def write(self, targets: np.ndarray) -> dict[int, int]:
         """Send joint targets (config order: positions for position-mode joints, velocities for velocity-mode
@@ -314,8 +197,3 @@ class MotorBus:
             self.bus.sync_write(self._reg(next(iter(velocities)), "goal_velocity"), velocities)
         self.last_sent = {**positions, **velocities}
         return dict(self.last_sent)
-
-    def forget_goals(self) -> None:
-        """Stop comparing read-back goals with the last ones sent (a servo may change its goal itself: torque on,
-        a watchdog trip) until the next :meth:`write`."""
-        self.last_sent = {}

@@ -116,6 +116,10 @@ class FeetechServo(RegisterMemory):
             if reg.name == "torque_enable" and value:
                 self.set("goal_position", self.present_ticks())  # no jump when torque comes on
 
+    def in_velocity_mode(self) -> bool:
+        """Whether the servo follows Goal_Velocity (constant speed mode) rather than a goal position."""
+        return self.get("operating_mode") == OperatingMode.VELOCITY
+
     def goal_angle(self) -> float:
         """The goal as an actual motor angle (rad): the goal count plus the homing offset (the firmware compares
         it with Present_Position, which has the offset taken off)."""
@@ -144,7 +148,7 @@ class FirstOrderPlant:
             if s.faults.vanished or not s.get("torque_enable") or s.faults.hardware_error:
                 s.velocity = 0.0
                 continue
-            if s.get("operating_mode") == OperatingMode.VELOCITY:
+            if s.in_velocity_mode():
                 target = s.model.register("goal_velocity").to_si(s.get("goal_velocity"))
                 s.velocity += (target - s.velocity) * min(1.0, dt / self.tau)
             else:
@@ -159,12 +163,12 @@ class FeetechBusEmulator(EmulatorLoop):
     def __init__(self, servos: dict[int, FeetechServo], plant: Plant | None = None, baudrate: int = 1_000_000):
         super().__init__(servos, plant or FirstOrderPlant(), baudrate)
         self.parser = FrameParser()
-        self.frames_handled = 0
+        self.packets_handled = 0
 
     def handle(self, frame: Frame, now: float | None = None) -> list[tuple[float, bytes]]:
         """Replies to one instruction frame as (delay in s, bytes)."""
         self.advance(now)
-        self.frames_handled += 1
+        self.packets_handled += 1
         inst, params = frame.code, frame.params
         targets = list(self.servos.values()) if frame.ident == BROADCAST_ID else [self.servos.get(frame.ident)]
         targets = [s for s in targets if s is not None]
@@ -228,3 +232,9 @@ class FeetechBusEmulator(EmulatorLoop):
 def feetech_emulator(ids: list[int], plant: Plant | None = None, baudrate: int = 1_000_000) -> FeetechBusEmulator:
     """An emulator with one STS3215 at each of ``ids``."""
     return FeetechBusEmulator({i: FeetechServo(i) for i in ids}, plant, baudrate)
+
+
+def emulator_for_config(config, plant: Plant | None = None) -> FeetechBusEmulator:
+    """A bus emulator with every motor of a Feetech hardware config (ids and models from the config)."""
+    servos = {m.id: FeetechServo(m.id, m.model) for m in config.motors}
+    return FeetechBusEmulator(servos, plant, baudrate=config.bus.baudrate)

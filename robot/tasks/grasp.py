@@ -58,10 +58,16 @@ class GraspTask:
     START_TOOL = (0.15, 0.0, 0.10)
 
     def start_pose(self) -> np.ndarray:
-        """Joint positions (config order) an episode starts from, in simulation and on the robot alike."""
-        q = self.kin.inverse(np.array(self.START_TOOL), math.pi / 2, self.rest)
-        q[self.gripper_index] = self.config.arm.gripper_open
-        return q
+        """Joint positions (config order) an episode starts from, in simulation and on the robot alike: the tool at
+        :data:`START_TOOL`, pointing as far down as the arm's limits allow (:data:`PITCHES`), gripper open."""
+        for pitch in PITCHES:
+            try:
+                q = self.kin.inverse(np.array(self.START_TOOL), pitch, self.rest)
+            except UnreachableError:
+                continue
+            q[self.gripper_index] = self.config.arm.gripper_open
+            return q
+        raise UnreachableError(f"{self.config.name}: the start tool position {self.START_TOOL} is out of reach")
 
     @property
     def proprio_dim(self) -> int:

@@ -141,11 +141,9 @@ class GraspEnv(RobotEnv):
                 )
         for shape in p.getVisualShapeData(body, physicsClientId=c):
             robot_parts.append((body, shape[1], list(shape[7])))
-        for link in ("gripper_left_link", "gripper_right_link"):
-            p.changeDynamics(
-                body, self.robot.link_index[link], lateralFriction=prm["finger.lateral_friction"], physicsClientId=c
-            )
-        self.fingers = (self.robot.link_index["gripper_left_link"], self.robot.link_index["gripper_right_link"])
+        self.fingers = tuple(self.robot.link_index[link] for link in self.config.arm.finger_links)
+        for finger in self.fingers:
+            p.changeDynamics(body, finger, lateralFriction=prm["finger.lateral_friction"], physicsClientId=c)
         self._spawn_object(rng)
         self._apply_appearance("table", [(self.table_id, -1, TABLE_COLOR)], repeat=2.0)  # 0.8 m: cells of 5-20 cm
         self._apply_appearance("object", [(self.object_id, -1, OBJECT_COLOR)])
