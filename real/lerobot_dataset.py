@@ -67,28 +67,41 @@ class Dataset:
 
 
 def _log_episodes(path: Path, config: HardwareConfig) -> list[dict[str, Any]]:
-    """The log's episodes: per control cycle the measured state, the sent targets and the latest color frame."""
+    """The log's episodes: per control cycle the measured state, the sent targets and the cycle's color frame.
+
+    A deploy logs a cycle's joint state, then its command, then the camera frame the cycle acted on, so a frame
+    belongs to the last command before it; a cycle that logged no frame (a held frame) shows the latest earlier one,
+    and cycles before an episode's first frame show that first frame."""
     velocity = np.array([m.mode.value == "velocity" for m in config.motors])
     episodes: list[dict[str, Any]] = []
     frame: np.ndarray | None = None
     current: dict[str, Any] | None = None
     joints: dict[str, Any] | None = None
+    open_cycle = False  # the last command's cycle may still log its frame
     topics = ["/episode", "/joint_states", "/command", "/camera/color"]
     for m in read_log(path, topics=topics):
         if m.topic == "/episode" and m.data.get("event") == "start":
             current = {"state": [], "action": [], "images": [], "stamps": []}
             episodes.append(current)
+            open_cycle = False
         elif m.topic == "/camera/color" and m.encoding in COLOR_ENCODINGS:
             frame = m.data
+            if open_cycle and current is not None:
+                current["images"][-1] = frame
+                open_cycle = False
         elif m.topic == "/joint_states":
             joints = {"data": m.data, "stamp": m.stamp_ns}
+            open_cycle = False
         elif m.topic == "/command" and current is not None and joints is not None:
             data = joints["data"]
             current["state"].append(np.where(velocity, data["velocity"], data["position"]))
             current["action"].append(np.asarray(m.data["sent"], dtype=float))
             current["images"].append(frame)
             current["stamps"].append(joints["stamp"])
-            joints = None
+            joints, open_cycle = None, True
+    for e in episodes:
+        first = next((i for i in e["images"] if i is not None), None)
+        e["images"] = [first if i is None else i for i in e["images"]]
     return [e for e in episodes if e["state"]]
 
 
@@ -178,7 +191,7 @@ def write_lerobot(
     )
     _write_parquet(table, out / DATA_PATH.format(chunk_index=0, file_index=0))
     _write_parquet(pa.Table.from_pylist(episode_rows), out / EPISODES_PATH)
-    _write_parquet(pa.table({"task_index": pa.array([0], pa.int64()), "task": [task]}), out / "meta" / "tasks.parquet")
+    _write_parquet(_tasks_table([task]), out / "meta" / "tasks.parquet")
     vector = {"dtype": "float32", "shape": [joints], "names": names}
     scalar = {
         "float32": {"dtype": "float32", "shape": [1], "names": None},
@@ -206,6 +219,26 @@ def write_lerobot(
     stats = {k: _stats(np.stack(rows[k])) for k in ("observation.state", "action")}
     (out / "meta" / "stats.json").write_text(json.dumps(stats, indent=4))
     return out
+
+
+def _tasks_table(tasks: list[str]) -> pa.Table:
+    """``meta/tasks.parquet`` as LeRobot writes it with pandas: a ``task_index`` column indexed by the task text
+    (LeRobot's loader reads a frame's task as the label of that row, ``tasks.iloc[task_index].name``). The pandas
+    metadata marks the ``task`` column as the index, so pandas reads it as one and pyarrow as a plain column."""
+    pandas_meta = {
+        "index_columns": ["task"],
+        "column_indexes": [{"name": None, "field_name": None, "pandas_type": "unicode", "numpy_type": "object",
+                            "metadata": {"encoding": "UTF-8"}}],
+        "columns": [
+            {"name": "task_index", "field_name": "task_index", "pandas_type": "int64", "numpy_type": "int64",
+             "metadata": None},
+            {"name": "task", "field_name": "task", "pandas_type": "unicode", "numpy_type": "object", "metadata": None},
+        ],
+        "creator": {"library": "pyarrow", "version": pa.__version__},
+        "pandas_version": "2.2.3",
+    }  # fmt: skip
+    table = pa.table({"task_index": pa.array(range(len(tasks)), pa.int64()), "task": pa.array(tasks, pa.string())})
+    return table.replace_schema_metadata({b"pandas": json.dumps(pandas_meta).encode()})
 
 
 def _write_parquet(table: pa.Table, path: Path) -> None:

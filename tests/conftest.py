@@ -1,9 +1,11 @@
 """Shared fixtures: paths to the shipped configs and to the real data beside the repo (optional); tests marked
-``realsense`` skip, with the reason, where pyrealsense2 cannot be imported."""
+``realsense`` skip, with the reason, where pyrealsense2 cannot be imported, and fail instead where the environment
+variable ``S2R_REQUIRE_REALSENSE`` is 1 (CI: the camera tests must run there, through libusb-package's libusb)."""
 
 from __future__ import annotations
 
 import functools
+import os
 import signal
 from pathlib import Path
 
@@ -51,4 +53,6 @@ def _realsense_missing() -> str | None:
 
 def pytest_runtest_setup(item: pytest.Item) -> None:
     if item.get_closest_marker("realsense") is not None and (reason := _realsense_missing()) is not None:
+        if os.environ.get("S2R_REQUIRE_REALSENSE") == "1":
+            pytest.fail(f"S2R_REQUIRE_REALSENSE=1 but pyrealsense2 cannot be imported: {reason}")
         pytest.skip(reason)

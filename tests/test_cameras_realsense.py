@@ -328,8 +328,9 @@ def test_missing_library_message(monkeypatch):
     import sys
 
     monkeypatch.setitem(sys.modules, "pyrealsense2", None)
-    with pytest.raises(CameraError, match="libusb-1.0"):
+    with pytest.raises(CameraError, match=r"libusb-1.0") as raised:
         import_pyrealsense2()
+    assert "sim2real-pipeline[realsense]" in str(raised.value)  # names the extra to install
 
 
 def test_aligned_depth_holes_are_filled_before_a_policy_sees_them(scene):

@@ -180,6 +180,9 @@ def test_camera_policy_on_the_mock_base_holds_through_a_camera_stall(tmp_path):
     assert len(stalls) == summary.stalled_cycles
     # the policy acted only on fresh frames: one observation per non-stalled cycle
     assert topics["/policy/action"]["messages"] == topics["/command"]["messages"] - summary.stalled_cycles
+    # the log replays: the reduced frames it acted on were kept losslessly, so its actions recompute exactly
+    check = check_policy(log, "navigate_rgbd")
+    assert check["matches"] and check["max_abs_difference"] == 0.0 and check["cycles"] >= 5
 
 
 @pytest.mark.realsense

@@ -231,3 +231,32 @@ def test_foxglove_layouts_are_current_and_log_view_points_to_them(tmp_path, caps
     assert s2r(["log", "view", str(path)]) == 0
     out = capsys.readouterr().out
     assert str(layout_path("openmanipulator_x")) in out and "/camera/color" in out
+
+
+def test_logs_in_the_format_before_the_foxglove_schemas_still_read(tmp_path):
+    """The earlier writer's images: JPEG color as encoding ``jpeg`` and depth as a 16-bit PNG in mm (``png16_mm``),
+    schema-less, with JSON messages of one shared schema and monotonic log times."""
+    from mcap.writer import Writer
+
+    color = np.zeros((24, 32, 3), np.uint8)
+    color[:, 16:] = (200, 40, 10)
+    depth_mm = np.full((24, 32), 750, np.uint16)
+    depth_mm[0, 0] = 0  # no reading
+    path = tmp_path / "old.mcap"
+    with open(path, "wb") as fh:
+        writer = Writer(fh)
+        writer.start(profile="s2r", library="s2r (old)")
+        schema = writer.register_schema("s2r", "jsonschema", json.dumps({"type": "object"}).encode())
+        joints = writer.register_channel("/joint_states", "json", schema)
+        jpeg = writer.register_channel("/camera/color", "jpeg", 0)
+        png = writer.register_channel("/camera/depth", "png16_mm", 0)
+        stamp = 5_000_000_000  # seconds since boot, as the old logs have them
+        writer.add_message(joints, stamp, json.dumps({"position": [0.1, 0.2]}).encode(), stamp)
+        writer.add_message(jpeg, stamp, cv2.imencode(".jpg", color[:, :, ::-1])[1].tobytes(), stamp)
+        writer.add_message(png, stamp, cv2.imencode(".png", depth_mm)[1].tobytes(), stamp)
+        writer.finish()
+    got = {m.topic: m for m in read_log(path)}
+    assert got["/joint_states"].data == {"position": [0.1, 0.2]} and got["/joint_states"].stamp_ns == stamp
+    image = got["/camera/color"].data
+    assert image.shape == (24, 32, 3) and np.abs(image[5, 25].astype(int) - [200, 40, 10]).max() <= 8  # RGB
+    np.testing.assert_allclose(got["/camera/depth"].data, depth_mm / 1000.0)  # metres, 0 kept as no reading

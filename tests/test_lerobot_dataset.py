@@ -3,8 +3,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 from pathlib import Path
+from types import SimpleNamespace
 
 import av
 import numpy as np
@@ -12,28 +14,39 @@ import pyarrow.parquet as pq
 import pytest
 
 from policies.cli import main as s2r
-from real.hardware_log import HardwareLog
+from real.deploy_log import DeployLog
 from real.lerobot_dataset import DatasetError, read_lerobot
 from real.log_reader import read_log
+from robot.config_file import load_hardware_config
+from robot.intrinsics import Intrinsics
+from robot.joint_state import JointState
 
 DATA = Path(__file__).parent / "data"
 
 
 def _camera_log(path, episodes=2, steps=5):
-    """A log of the mock arm as deploy writes it: episodes of joint states, commands and color frames."""
+    """A log of the mock arm written by deploy's own writer (:class:`real.deploy_log.DeployLog`, in its order: a
+    cycle's joints, command, then the frame it acted on): frame ``s`` of episode ``e`` is grey ``20 s + 40 e``; in
+    each episode's cycle 3 the camera held (no new frame logged)."""
+    config = load_hardware_config("mock/openmanipulator_x")
+    camera = SimpleNamespace(name="table", intrinsics=Intrinsics(64, 48, 60.0, 60.0, 32.0, 24.0))
     rng = np.random.default_rng(0)
-    joints = ["joint1", "joint2", "joint3", "joint4", "gripper"]
     stamp = 1_000_000_000
-    with HardwareLog(path, {"robot": "openmanipulator_x_mock", "task": "grasp", "joints": ",".join(joints)}) as log:
-        for e in range(episodes):
-            log.write("/episode", {"event": "start", "episode": e}, stamp)
-            for s in range(steps):
-                position = rng.uniform(-0.3, 0.3, 5) * [1, 1, 1, 1, 0.05]
-                log.write_color("/camera/color", np.full((48, 64, 3), 20 * s + 40 * e, np.uint8), stamp)
-                log.write("/joint_states", {"name": joints, "position": position, "velocity": [0.0] * 5}, stamp)
-                log.write("/command", {"requested": position + 0.01, "sent": position + 0.01}, stamp + 1)
-                stamp += 100_000_000
-            log.write("/episode", {"event": "end", "episode": e}, stamp)
+    metadata = {"robot": "openmanipulator_x_mock", "task": "grasp"}
+    log = DeployLog(str(path), config, metadata, guard=contextlib.nullcontext)
+    for e in range(episodes):
+        log.episode_start(e, seed=e)
+        for s in range(steps):
+            position = rng.uniform(-0.3, 0.3, 5) * [1, 1, 1, 1, 0.05]
+            joints = JointState(position, np.zeros(5), np.zeros(5), stamp)
+            frame = SimpleNamespace(color=np.full((48, 64, 3), 20 * s + 40 * e, np.uint8), depth=None,
+                                    host_time_ns=stamp - 30_000_000)  # fmt: skip
+            held = s == 3
+            log.cycle(joints, {"proprio": position}, None if held else np.zeros(4), (position + 0.01, position + 0.01),
+                      {"late_ms": 0.0}, frame=None if held else frame, camera=camera)  # fmt: skip
+            stamp += 100_000_000
+        log.episode_end(e, "timeout", steps)
+    log.close()
 
 
 def test_a_log_exports_to_the_v3_layout_and_reads_back(tmp_path, capsys):
@@ -56,12 +69,17 @@ def test_a_log_exports_to_the_v3_layout_and_reads_back(tmp_path, capsys):
     episodes = pq.read_table(out / "meta" / "episodes" / "chunk-000" / "file-000.parquet").to_pylist()
     assert [(e["dataset_from_index"], e["dataset_to_index"]) for e in episodes] == [(0, 5), (5, 10)]
     assert episodes[1][f"videos/{video_key}/from_timestamp"] == pytest.approx(0.5)
-    assert pq.read_table(out / "meta" / "tasks.parquet").to_pylist() == [{"task_index": 0, "task": "grasp"}]
+    tasks = pq.read_table(out / "meta" / "tasks.parquet")  # as pandas writes it: task_index, indexed by the text
+    assert tasks.to_pylist() == [{"task_index": 0, "task": "grasp"}]
+    assert json.loads(tasks.schema.metadata[b"pandas"])["index_columns"] == ["task"]
     video = out / info["video_path"].format(video_key=video_key, chunk_index=0, file_index=0)
     with av.open(str(video)) as container:
         decoded = [f.to_ndarray(format="rgb24") for f in container.decode(video=0)]
         assert container.streams.video[0].codec_context.name == "h264"
-    assert len(decoded) == 10 and abs(int(decoded[6][10, 10, 0]) - 60) <= 3  # episode 1, frame 1: value 60
+    # each frame with its own cycle: episode 1's cycle 1 is 20 + 40; a held cycle (3) shows the frame before it
+    grey = [int(f[10, 10, 0]) for f in decoded]
+    expected = [0, 20, 40, 40, 80, 40, 60, 80, 80, 120]
+    assert len(decoded) == 10 and all(abs(g - x) <= 3 for g, x in zip(grey, expected, strict=True)), grey
     stats = json.loads((out / "meta" / "stats.json").read_text())
     assert len(stats["action"]["mean"]) == 5 and stats["action"]["count"] == [10]
     data = read_lerobot(out)
