@@ -75,6 +75,7 @@ class MotorCalibration:
     upper: float
     limits_measured: bool
     sweep_motor_range: tuple[float, float] = (0.0, 0.0)  # rad of motor angle seen in the sweep
+    homing_offset: int | None = None  # Feetech: the Homing_Offset register value (counts); None: not set here
 
 
 @dataclass
@@ -189,7 +190,10 @@ def save(result: HomingResult, path: str | Path) -> Path:
         end = text.find("}", start.end()) if end < 0 else end + 2
         block = text[start.start() : end]
         new = block
-        for key, value in (("direction", str(cal.direction)), ("offset", f"{cal.offset}")):
+        fields = [("direction", str(cal.direction)), ("offset", f"{cal.offset}")]
+        if cal.homing_offset is not None:
+            fields.append(("homing_offset", str(cal.homing_offset)))
+        for key, value in fields:
             if re.search(rf"\b{key}:\s*{_NUMBER}", new):
                 new = re.sub(rf"\b{key}:\s*{_NUMBER}", f"{key}: {value}", new, count=1)
             else:
@@ -198,9 +202,11 @@ def save(result: HomingResult, path: str | Path) -> Path:
         new = re.sub(rf"\bupper:\s*{_NUMBER}", f"upper: {cal.upper}", new, count=1)
         text = text[: start.start()] + new + text[end:]
     expected = {c.ident: (c.direction, c.offset, c.lower, c.upper) for c in result.motors}
+    homing = {c.ident: c.homing_offset for c in result.motors if c.homing_offset is not None}
 
     def matches(config: HardwareConfig) -> bool:
         got = {m.id: (m.direction, m.offset, m.limits.lower, m.limits.upper) for m in config.motors}
-        return all(got.get(i) == v for i, v in expected.items())
+        offsets = {m.id: m.homing_offset for m in config.motors}
+        return all(got.get(i) == v for i, v in expected.items()) and all(offsets.get(i) == v for i, v in homing.items())
 
     return write_checked(path, text, matches, "the homed motors' values")

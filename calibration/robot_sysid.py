@@ -49,7 +49,6 @@ NOMINAL = {
     "joint.damping": 0.01,
     "servo.latency": 0.0,
 }
-TASK_OF_KIND = {"arm": "grasp", "diff_drive": "navigate"}
 
 
 @dataclass

@@ -22,6 +22,7 @@ import yaml
 
 from calibration import robot_sysid, servo_sysid
 from calibration.servo_sysid import SysidError
+from robot.tasks import task_with_kind
 from sim.voltage_servo import VoltageServoParams, params_from_record, params_record
 
 
@@ -216,7 +217,7 @@ def run_robot(
     else:
         eval_logs = []
     assert config is not None
-    task = robot_sysid.TASK_OF_KIND[config.kind]
+    task = task_with_kind(config.kind)
     targets: dict[str, float] = {}
     voltage = None
     if params_path:

@@ -7,6 +7,8 @@ above it is the real one."""
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -20,20 +22,64 @@ from real.lidar.reader import LdsReader
 from real.serial_emulator import EmulatorThread
 from robot.description import HardwareConfig
 
-#: Physics engines a mock robot's reality can run on: the simulator's own (PyBullet) or a second engine (MuJoCo).
-ENGINES = ("pybullet", "mujoco")
+
+def _mujoco_check(task: str, domain: Any) -> list[str]:
+    from mock.mujoco_reality import check_mujoco_domain  # imports MuJoCo: only when asked for
+
+    return check_mujoco_domain(task, domain)
+
+
+def _pybullet_reality(config: HardwareConfig, domain: Any, seed: int, goals: Any) -> Any:
+    return Reality(config.mock.task, domain, seed=seed, goals=goals, robot=config.mock.robot)
+
+
+def _mujoco_reality(config: HardwareConfig, domain: Any, seed: int, goals: Any) -> Any:
+    if config.bus.protocol != "dynamixel2":
+        raise ValueError(
+            f"{config.name}: the MuJoCo reality runs Dynamixel X firmware; {config.bus.protocol} servos run on the "
+            "pybullet engine"
+        )
+    from mock.mujoco_reality import MujocoReality
+
+    return MujocoReality(config.mock.task, domain, seed=seed, goals=goals)
+
+
+def _pybullet_renderer(hardware: MockHardware, camera: str, depth_range: tuple[float, float]) -> Any:
+    if hardware.render_process is None:  # PyBullet renders in a process of its own, a replica of the reality
+        hardware.render_process = RenderProcess(hardware.reality)
+    return coarse_renderer(hardware.render_process.renderer(depth_range), PYBULLET_RENDER_DIVISOR)
+
+
+def _mujoco_renderer(hardware: MockHardware, camera: str, depth_range: tuple[float, float]) -> Any:
+    return hardware.reality.renderer(camera, depth_range)  # renders outside the reality's lock
+
+
+@dataclass(frozen=True)
+class RealityEngine:
+    """A physics engine a mock robot's reality can run on: ``check`` refuses (:class:`mock.reality.RealityError`)
+    the reality terms it cannot apply and returns the host terms accepted without being applied; ``build`` makes the
+    reality (config, domain, seed, goals); ``renderer`` the color + depth renderer of a camera (by name, with its
+    depth range)."""
+
+    check: Callable[[str, Any], list[str]]
+    build: Callable[[HardwareConfig, Any, int, Any], Any]
+    renderer: Callable[[MockHardware, str, tuple[float, float]], Any]
+
+
+#: Engine name -> what it takes to run a reality on it: the simulator's own (PyBullet) or a second engine (MuJoCo).
+REALITIES: dict[str, RealityEngine] = {
+    "pybullet": RealityEngine(check_reality_domain, _pybullet_reality, _pybullet_renderer),
+    "mujoco": RealityEngine(_mujoco_check, _mujoco_reality, _mujoco_renderer),
+}
+ENGINES = tuple(REALITIES)
 
 
 def check_domain(task: str, domain: Any, engine: str) -> list[str]:
     """Refuse (:class:`mock.reality.RealityError`) reality terms ``engine`` cannot apply; returns the host terms
     accepted without being applied."""
-    if engine not in ENGINES:
+    if engine not in REALITIES:
         raise ValueError(f"engine must be one of {', '.join(ENGINES)}, got {engine!r}")
-    if engine == "mujoco":
-        from mock.mujoco_reality import check_mujoco_domain
-
-        return check_mujoco_domain(task, domain)
-    return check_reality_domain(task, domain)
+    return REALITIES[engine].check(task, domain)
 
 
 def _timer(after_s: float, action: Any) -> None:
@@ -58,18 +104,8 @@ class MockHardware:
         self.config = config
         self.engine = engine
         check_domain(config.mock.task, reality_domain, engine)  # refuses what the mock path cannot apply
-        if engine == "mujoco":
-            if config.bus.protocol != "dynamixel2":
-                raise ValueError(
-                    f"{config.name}: the MuJoCo reality runs Dynamixel X firmware; {config.bus.protocol} servos run on "
-                    "the pybullet engine"
-                )
-            from mock.mujoco_reality import MujocoReality
-
-            self.reality: Any = MujocoReality(config.mock.task, reality_domain, seed=seed, goals=goals)
-        else:
-            self.reality = Reality(config.mock.task, reality_domain, seed=seed, goals=goals, robot=config.mock.robot)
-        self.render_process = None
+        self.reality: Any = REALITIES[engine].build(config, reality_domain, seed, goals)
+        self.render_process: RenderProcess | None = None
         self.devices: dict[str, Any] = {}
         self.emulator = emulator_for_config(config, self.reality)
         self._server = EmulatorThread(self.emulator, config.bus.port)
@@ -84,12 +120,7 @@ class MockHardware:
     def camera(self, name: str) -> Any:
         """The RealSenseCamera of camera ``name``, fed by a software device rendering the reality."""
         cam_cfg = self.config.camera(name)
-        if self.engine == "mujoco":
-            renderer = self.reality.renderer(name, cam_cfg.depth_range)  # renders outside the reality's lock
-        else:
-            if self.render_process is None:
-                self.render_process = RenderProcess(self.reality)
-            renderer = coarse_renderer(self.render_process.renderer(cam_cfg.depth_range), PYBULLET_RENDER_DIVISOR)
+        renderer = REALITIES[self.engine].renderer(self, name, cam_cfg.depth_range)
         # depth rendered from the color camera: one 640x480 render per frame instead of two (one per imager)
         device = SimulatedRealSense(cam_cfg, renderer, depth_view="color")
         self.devices[name] = device

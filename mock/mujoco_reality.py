@@ -226,7 +226,9 @@ class MujocoReality:
         )
         geom = add_geom(body, obj, friction, condim=4, priority=1)
         geom.mass = 0.0
-        geom.solref = restitution_solref(prm["object.restitution"])
+        # Restitution likewise: PyBullet bounces a contact with the product of the two bodies' coefficients, and the
+        # object's priority makes its solref the object-table contact's (the fingers' default, 0, wins against it).
+        geom.solref = restitution_solref(float(prm["object.restitution"]) * float(prm["table.restitution"]))
         finger = float(prm["finger.lateral_friction"]) * obj_mu
         for link in self.config.arm.finger_links:
             for g in spec.body(link).geoms:

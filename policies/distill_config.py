@@ -10,6 +10,7 @@ from typing import Annotated, Literal
 import tyro
 
 from policies.cli.types import Crop, NonNegativeInt, PositiveInt, PositiveInts, Share
+from robot.tasks import TaskName
 
 #: Default most teacher steps before a pretraining frame (the approach; what caches made before the option hold).
 APPROACH_STEPS = 5
@@ -23,7 +24,7 @@ class DistillConfig:
     """state-policy bundle or run folder, or 'expert'"""
     out: str
     """run folder: eval.json, report.json, bundle/, iterations/N/, pretrained/"""
-    task: Literal["grasp", "navigate"] | None = None
+    task: TaskName | None = None
     """the teacher bundle's task; needed with --teacher expert"""
     steps: int = 30_000
     """environment steps over all iterations"""

@@ -29,6 +29,7 @@ import numpy as np
 
 from policies.parity_config import ParityConfig
 from policies.rollout import wilson_interval
+from robot.tasks import task_class
 
 
 class ParityError(ValueError):
@@ -77,9 +78,9 @@ class _FirstStepRecorder:
 
 
 def _scene(task: str, privileged: np.ndarray) -> np.ndarray:
-    """The part of the privileged vector that only the scene decides at the first step: the object's position
-    (grasp) or the goal in the robot frame (navigate)."""
-    return privileged[:3] if task == "grasp" else privileged[:2]
+    """The part of the privileged vector that only the scene decides at the first step (the task's ``scene_dims``:
+    the object's position for grasp, the goal in the robot frame for navigate)."""
+    return privileged[: task_class(task).scene_dims]
 
 
 def _simulate(cfg: ParityConfig, task: str) -> tuple[Any, list[_First]]:

@@ -13,7 +13,6 @@ import numpy as np
 from tqdm import tqdm
 
 from policies.episodes import run_episode
-from policies.experts import GraspExpert, NavigateExpert
 from real.video import Mp4Writer
 from sim import TASK_IDS  # importing sim registers the envs
 from sim.randomization.dynamics import DynamicsObservation, DynamicsSpec
@@ -38,11 +37,10 @@ class BundleEpisodePolicy:
 
 
 def make_expert(task: str, env: gym.Env) -> EpisodePolicy:
-    """The scripted expert of ``task``, configured from the env's robot."""
-    if task == "grasp":
-        return GraspExpert(max_step=env.unwrapped.task.max_step)
-    base = env.unwrapped.config.base
-    return NavigateExpert(max_linear=base.max_linear, max_angular=base.max_angular)
+    """The scripted expert of ``task``, configured from the env's robot (the env's ``scripted_expert()``)."""
+    if env.unwrapped.task_name != task:
+        raise ValueError(f"an expert for {task!r} asked of a {env.unwrapped.task_name!r} env")
+    return env.unwrapped.scripted_expert()
 
 
 @dataclass
@@ -104,6 +102,7 @@ def run_policy(
     dynamics: DynamicsSpec | None = None,
     on_step: Callable[[int, dict, dict], None] | None = None,
     dataset: Path | None = None,
+    robot: str | None = None,
 ) -> RolloutSummary:
     """Run the policy that ``make_policy(env)`` builds for ``episodes`` episodes with seeds ``seed, seed+1, ...``.
 
@@ -115,7 +114,8 @@ def run_policy(
     :mod:`sim.randomization.dynamics`).
     ``on_step(episode, obs, info)`` is called after every action the policy chose, with the observation it chose
     it from. ``dataset``: write the episodes as a LeRobotDataset there (:mod:`real.lerobot_dataset`: joint state,
-    commanded joint targets and the camera view of every step).
+    commanded joint targets and the camera view of every step). ``robot``: simulate this robot (a hardware config
+    name) instead of the task's own.
     """
     if task not in TASK_IDS:
         raise ValueError(f"unknown task {task!r}; expected one of {sorted(TASK_IDS)}")
@@ -129,6 +129,7 @@ def run_policy(
         domain=domain,
         image_size=image_size,
         **(camera or {}),
+        **({} if robot is None else {"robot": robot}),
     )
     if dynamics is not None:
         env = DynamicsObservation(env, dynamics)

@@ -9,12 +9,14 @@ from typing import Annotated, Literal
 
 import tyro
 
+from robot.tasks import TaskName
+
 
 @dataclass(kw_only=True)
 class TrainConfig:
     """Everything that defines a training run of a state policy."""
 
-    task: Literal["grasp", "navigate"]
+    task: TaskName
     algo: Literal["ppo", "sac"] = "ppo"
     obs: Literal["state"] = "state"
     """state (camera students: s2r distill)"""

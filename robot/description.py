@@ -33,6 +33,7 @@ from robot.servo_models import (  # noqa: F401  (re-exported: the description's 
     torque_per_amp,
     torque_per_effort_unit,
 )
+from robot.task_names import task_names
 
 #: Folder holding the robots' URDFs (``sim.urdf`` names a file here): the simulator loads them, kinematics, the
 #: config check and the logs' transforms read them.
@@ -312,11 +313,18 @@ class Mock(_Strict):
     """A mock robot: the bus port is the servo emulator's pseudo-terminal link and the cameras are librealsense
     software devices, both driven by a PyBullet world of ``task`` (:mod:`mock.reality`)."""
 
-    task: Literal["grasp", "navigate"]
+    task: str = Field(description="the task whose world the reality is (a module of robot/tasks)")
     robot: str | None = Field(
         default=None,
         description="the simulated robot of the reality (a hardware config name; None: the task's default)",
     )
+
+    @field_validator("task")
+    @classmethod
+    def _known_task(cls, v: str) -> str:
+        if v not in task_names():
+            raise ValueError(f"unknown task {v!r}; known: {', '.join(task_names())}")
+        return v
 
 
 class HardwareConfig(_Strict):

@@ -1,13 +1,18 @@
-"""Simulation side: PyBullet robots built from hardware configs, the tasks, and their gymnasium envs.
+"""Simulation side: PyBullet robots built from hardware configs, the task envs (``sim/envs``) and domain
+randomization (``sim/randomization``).
 
-Importing ``sim`` registers ``s2r/Grasp-v0`` and ``s2r/Navigate-v0`` with gymnasium, and imports pybullet
-without the build-time banner its C module writes to stderr on every import (every command, every worker).
+Importing ``sim`` registers each task of :mod:`robot.tasks` with gymnasium as ``s2r/<Task>-v0`` (``s2r/Grasp-v0``,
+``s2r/Navigate-v0``): the env of task ``name`` is the class ``<Name>Env`` in ``sim/envs/<name>_env.py``. It also
+imports pybullet without the build-time banner its C module writes to stderr on every import (every command, every
+worker).
 """
 
 import os
 import sys
 
 from gymnasium.envs.registration import register, registry
+
+from robot.tasks import task_names
 
 
 def _import_pybullet_quietly() -> None:
@@ -29,12 +34,9 @@ def _import_pybullet_quietly() -> None:
 _import_pybullet_quietly()
 
 #: Short task names (as the s2r command takes them) -> gymnasium ids.
-TASK_IDS = {"grasp": "s2r/Grasp-v0", "navigate": "s2r/Navigate-v0"}
+TASK_IDS = {name: f"s2r/{name.capitalize()}-v0" for name in task_names()}
 
-for _id, _entry in (
-    (TASK_IDS["grasp"], "sim.envs.grasp_env:GraspEnv"),
-    (TASK_IDS["navigate"], "sim.envs.navigate_env:NavigateEnv"),
-):
+for _name, _id in TASK_IDS.items():
     if _id not in registry:
         # Episode limits are enforced by the envs themselves (max_episode_steps argument).
-        register(id=_id, entry_point=_entry)
+        register(id=_id, entry_point=f"sim.envs.{_name}_env:{_name.capitalize()}Env")

@@ -88,6 +88,7 @@ def test_the_state_observation_is_what_a_real_base_has():
 
 
 def test_both_engines_scan_the_same_room():
+    pytest.importorskip("mujoco", reason="the MuJoCo reality needs the mujoco wheel (.[mujoco], Python >= 3.11)")
     from mock.mujoco_reality import MujocoReality
     from mock.reality import Reality
 

@@ -412,3 +412,25 @@ def test_every_domain_term_is_applied_or_refused(task):
         assert physical <= {"wheel_spinning_friction", "base_push", "light_distance", "camera_principal_offset"}
     finally:
         world.close()
+
+
+def test_restitution_combines_as_pybullet_combines_it():
+    """A contact bounces with the product of the two bodies' restitution (Bullet's combination): the object-table
+    contact takes the object's solref (its contact priority), set from the product; with the object's nominal 0 a
+    bouncy table does not bounce it, in either engine."""
+    from mock.mujoco_scene import restitution_solref
+
+    world = MujocoReality("grasp", seed=4)
+    try:
+        obj = world.model.geom("object")
+        for pins, product in (
+            ({"object_restitution": 0.5, "table_restitution": 0.6}, 0.3),
+            ({"table_restitution": 0.6}, 0.0),
+        ):
+            world.domain = pins
+            world.new_episode(4)
+            obj = world.model.geom("object")
+            np.testing.assert_allclose(obj.solref, restitution_solref(product))
+            assert obj.priority[0] > world.model.geom("table").priority[0]
+    finally:
+        world.close()

@@ -16,15 +16,15 @@ from policies.osi import AdaptivePolicy, History, OSIConfig, estimation_errors, 
 from policies.sb3_actor import FlattenKeys
 from policies.train import TrainConfig, TrainingRun, state_spec
 from robot.spec import BundleError
-from sim.envs.factory import task_env
+from sim.envs.factory import task_env, universal_terms
 from sim.randomization.config import RandomizationConfig, load_randomization
-from sim.randomization.dynamics import UNIVERSAL_TERMS, DynamicsSpec
+from sim.randomization.dynamics import DynamicsSpec
 
 
 def test_mu_reads_pinned_values_back_and_extrapolates_outside_the_ranges():
     env = task_env("grasp", "default", universal=True)
     spec = env.dynamics
-    assert spec.names == list(UNIVERSAL_TERMS["grasp"])
+    assert spec.names == list(universal_terms("grasp"))
     pins = {"object_mass": 0.2, "latency_s": 0.0, "servo_strength": 1.0, "joint_damping_scale": 2.0}
     obs, _ = env.reset(seed=3, options={"domain": pins})
     mu = dict(zip(spec.names, obs["dynamics"], strict=True))
@@ -51,7 +51,7 @@ def test_mu_needs_a_range_for_every_parameter():
     config = load_randomization("default", "grasp")
     without_latency = RandomizationConfig(terms=[t for t in config.terms if t.name != "latency_s"])
     with pytest.raises(ValueError, match="latency_s"):
-        DynamicsSpec.for_task("grasp", without_latency)
+        DynamicsSpec.for_task("grasp", without_latency, universal_terms("grasp"))
     # "none" keeps the default terms at strength 0: mu has its ranges, and reads the nominal domain
     env = task_env("grasp", "none", universal=True)
     obs, _ = env.reset(seed=0)
@@ -150,7 +150,7 @@ def universal_bundle(tmp_path_factory):
 def test_universal_bundle_records_mu_and_needs_it(universal_bundle):
     up = policies.load(universal_bundle)
     assert up.obs_spec.keys == ("proprio", "privileged", "dynamics")
-    assert [p["name"] for p in up.meta["dynamics"]["params"]] == list(UNIVERSAL_TERMS["grasp"])
+    assert [p["name"] for p in up.meta["dynamics"]["params"]] == list(universal_terms("grasp"))
     env = task_env("grasp", "default")
     obs, _ = env.reset(seed=0)
     with pytest.raises(BundleError, match="dynamics"):
@@ -171,7 +171,7 @@ def test_train_osi_writes_an_adaptive_bundle_that_acts_like_its_universal_policy
     report = train_osi(cfg, progress=False)
     assert set(report["error_by_history"]) == {"1", "4"}
     errors = report["final_error_on_estimate_driven_rollouts"]
-    assert set(errors["rmse_normalized"]) == set(UNIVERSAL_TERMS["grasp"])
+    assert set(errors["rmse_normalized"]) == set(universal_terms("grasp"))
     with pytest.raises(FileExistsError):
         train_osi(cfg, progress=False)
 
@@ -186,7 +186,7 @@ def test_train_osi_writes_an_adaptive_bundle_that_acts_like_its_universal_policy
     action = adaptive.act(state)
     estimate = adaptive.estimate_normalized.copy()
     np.testing.assert_allclose(action, up.act({**state, "dynamics": estimate}), atol=1e-6)
-    assert set(adaptive.estimate) == set(UNIVERSAL_TERMS["grasp"])
+    assert set(adaptive.estimate) == set(universal_terms("grasp"))
     # the estimate changes as the history fills with new readings and actions
     obs, *_ = env.step(action)
     adaptive.act({k: obs[k] for k in ("proprio", "privileged")})
@@ -226,7 +226,7 @@ def test_observability_tells_terms_that_move_the_readings_from_those_that_do_not
     report = observability(env, up, env.dynamics, episodes=2)
     env.close()
     effect = report["effect"]
-    assert set(effect) == set(UNIVERSAL_TERMS["grasp"]) and report["episodes"] == 2
+    assert set(effect) == set(universal_terms("grasp")) and report["episodes"] == 2
     print(report)
     assert effect["servo_position_gain_scale"] > 1.0 > effect["object_friction"]
     assert len(report["noise_rms"]) == up.obs_spec.shapes["proprio"][0] and max(report["noise_rms"]) > 0

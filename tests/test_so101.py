@@ -174,3 +174,37 @@ def test_a_servo_alert_during_the_run_stops_it_and_torque_goes_off(so101_bus):
             robot.read()
             time.sleep(0.02)
     assert _torque(emulator) == [0] * 6 and robot.torque_report.confirmed
+
+
+def test_mock_bus_serves_the_so101_to_the_vendor_sdk(tmp_path):
+    """`s2r mock-bus --config so101` (the PyBullet arm behind the Feetech emulator): scservo_sdk pings the six
+    servos, and reads the shoulder fallen to its limit under gravity (torque off, as the servos power up)."""
+    import signal
+    import subprocess
+    import sys
+
+    scs = pytest.importorskip("scservo_sdk")
+    link = tmp_path / "ttySO101"
+    s2r = Path(sys.executable).with_name("s2r")
+    bus = subprocess.Popen(
+        [str(s2r), "mock-bus", "--config", "so101", "--link", str(link)], stdout=subprocess.PIPE, text=True
+    )
+    try:
+        assert "emulating so101" in bus.stdout.readline()
+        deadline = time.monotonic() + 10
+        while not link.exists() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        port, packets = scs.PortHandler(str(link)), scs.PacketHandler(0)
+        assert port.openPort() and port.setBaudRate(1_000_000)
+        try:
+            assert [packets.ping(port, i)[0] for i in range(1, 7)] == [777] * 6
+            time.sleep(1.0)
+            raw, result, error = packets.read2ByteTxRx(port, 2, STS.register("present_position").address)
+            assert result == scs.COMM_SUCCESS and error == 0
+            assert STS.register("present_position").to_si(raw) == pytest.approx(-1.74, abs=0.05)  # its lower limit
+        finally:
+            port.closePort()
+    finally:
+        bus.send_signal(signal.SIGINT)
+        bus.communicate(timeout=30)
+    assert bus.returncode == 0

@@ -111,3 +111,22 @@ def test_every_task_module_follows_the_task_protocol(arm_config, base_config):
         assert default == cls.episode_steps
     with pytest.raises(ValueError, match="unknown task 'fly'; known: grasp, navigate"):
         task_class("fly")
+
+
+def test_every_task_in_the_folder_comes_with_its_env_expert_and_terms():
+    """A task is one module in robot/tasks plus its env (sim/envs/<task>_env.py, <Task>Env): the gym id, the
+    commands' task choices, the scripted expert and the universal policy's terms all follow from those two."""
+    import typing
+
+    from policies.train_config import TrainConfig
+    from robot.tasks import TaskName, task_class, task_names
+    from sim import TASK_IDS
+    from sim.envs.factory import env_class, universal_terms
+
+    assert set(TASK_IDS) == set(task_names()) == set(typing.get_args(TaskName)) == {"grasp", "navigate"}
+    assert typing.get_type_hints(TrainConfig)["task"] == TaskName
+    for task in task_names():
+        env = env_class(task)
+        assert env.task_name == task and env.__name__ == f"{task.capitalize()}Env"
+        assert callable(env.scripted_expert) and len(universal_terms(task)) >= 5
+        assert task_class(task).scene_dims > 0

@@ -133,6 +133,12 @@ COMMANDS: dict[tuple[str, ...], tuple[str, str, str, str]] = {
         "run_calibrate_motors",
         "home the servos: offsets, directions and ranges of motion, saved into the robot's config",
     ),
+    ("calibrate", "lerobot"): (
+        "calibration",
+        "CalibrateLerobot",
+        "run_calibrate_lerobot",
+        "import a LeRobot calibration file (so101_follower) into the robot's config: homing offsets, zeros, ranges",
+    ),
     ("sysid",): (
         "calibration",
         "Sysid",

@@ -213,7 +213,7 @@ class CalibrateMotors:
 
 
 def run_calibrate_motors(args: CalibrateMotors) -> int:
-    from calibration.motors import ConsoleOperator, home_motors, save
+    from calibration.motors import ConsoleOperator, home_motors
     from real.dynamixel.bus import DynamixelBus
     from robot.config_file import load_hardware_config, resolve_config_path
 
@@ -223,19 +223,49 @@ def run_calibrate_motors(args: CalibrateMotors) -> int:
     input("Hold the arm: its torque goes off when you press Enter (it would fall otherwise)... ")
     with DynamixelBus(args.port or config.bus.port, config.bus.baudrate) as bus:
         result = home_motors(config, bus, ConsoleOperator())
+    return _report_and_save(result, path, args.dry_run)
+
+
+def _report_and_save(result, path, dry_run: bool) -> int:
+    """Print a homing result (calibration.motors.HomingResult) motor by motor and, unless ``dry_run``, save it into
+    the config file at ``path``."""
+    from calibration.motors import save
+
     for cal in result.motors:
+        homing = f"homing_offset {cal.homing_offset}, " if cal.homing_offset is not None else ""
         print(
-            f"  {cal.joint} (id {cal.ident}): offset {cal.offset:+.4f} rad, direction {cal.direction:+d}"
+            f"  {cal.joint} (id {cal.ident}): {homing}offset {cal.offset:+.4f} rad, direction {cal.direction:+d}"
             f"{'' if cal.direction_checked else ' (not checked)'}, limits {cal.lower:+.4f}..{cal.upper:+.4f}"
             f"{'' if cal.limits_measured else ' (kept)'}"
         )
     for warning in result.warnings:
         print(f"  warning: {warning}")
-    if args.dry_run:
+    if dry_run:
         print("  dry run: config not changed")
     else:
         print(f"  saved into {save(result, path)} (previous version: {path}.bak)")
     return 0
+
+
+@dataclass(kw_only=True)
+class CalibrateLerobot:
+    """Import a LeRobot calibration file (so101_follower) into a Feetech robot's config: no re-calibration."""
+
+    file: str
+    """LeRobot's calibration JSON (~/.cache/huggingface/lerobot/calibration/robots/so101_follower/<id>.json)"""
+    robot: str
+    """hardware config (path or name); updated in place (backup .bak)"""
+    dry_run: bool = False
+    """print what would be written, do not change the config"""
+
+
+def run_calibrate_lerobot(args: CalibrateLerobot) -> int:
+    from calibration.lerobot_calibration import homing_from_lerobot, read_lerobot_calibration
+    from robot.config_file import load_hardware_config, resolve_config_path
+
+    path = resolve_config_path(args.robot)
+    result = homing_from_lerobot(load_hardware_config(path), read_lerobot_calibration(args.file))
+    return _report_and_save(result, path, args.dry_run)
 
 
 @dataclass(kw_only=True)

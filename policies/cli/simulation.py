@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from policies.cli.common import print_summary, write_json
+from robot.tasks import TaskName
 
 
 @dataclass(kw_only=True)
@@ -150,7 +151,7 @@ def _demo_second_engine(args: Demo, policy: str, reality: str, deployed: Any, re
 class Expert:
     """Run a task's scripted expert (privileged state) and report its success rate."""
 
-    task: Literal["grasp", "navigate"]
+    task: TaskName
     episodes: int = 20
     seed: int = 0
     """episode i uses seed SEED + i"""
@@ -163,6 +164,8 @@ class Expert:
     """none | default | a variant's name (stale_frames, ...) | PATH"""
     domain: str | None = None
     """domain values to pin (name: value): a YAML path, or the name of a shipped reality or test domain"""
+    robot: str | None = None
+    """simulate this robot (a hardware config name, e.g. so101) instead of the task's own"""
 
 
 def run_expert(args: Expert) -> int:
@@ -178,6 +181,7 @@ def run_expert(args: Expert) -> int:
         video=args.video,
         randomization=args.randomization,
         domain=args.domain,
+        robot=args.robot,
     )
     print_summary(summary)
     if args.json:
@@ -191,7 +195,7 @@ class Eval:
 
     policy: list[str]
     """bundle folders or run folders, or 'expert'"""
-    task: Literal["grasp", "navigate"]
+    task: TaskName
     episodes: int = 100
     seed: int = 1000000
     """episode i uses seed SEED + i"""
@@ -293,7 +297,7 @@ def run_eval(args: Eval) -> int:
 class RandomizationPreview:
     """Render randomized camera views, color and depth side by side, to a PNG."""
 
-    task: Literal["grasp", "navigate"]
+    task: TaskName
     n: int = 16
     """number of views"""
     seed: int = 0

@@ -8,6 +8,8 @@ import sys
 from dataclasses import dataclass
 from typing import Literal
 
+import tyro
+
 from policies.cli.common import base_config
 from policies.distill_config import DistillConfig
 from policies.osi_config import OSIConfig
@@ -18,8 +20,7 @@ from policies.train_config import TrainConfig
 class Train(TrainConfig):
     """Train a state policy (PPO or SAC, warm-started from the expert) into a bundle."""
 
-    out: str
-    """run folder: run.yaml, eval.json, checkpoints/, tb/, bundle/"""
+    out: str = tyro.MISSING  # required here (TrainConfig's own default serves library callers); help: TrainConfig's
     resume: bool = False
     """continue the run in --out up to --steps"""
 

@@ -3,20 +3,11 @@
 
 from __future__ import annotations
 
-import functools
 import importlib
-import pkgutil
-from pathlib import Path
+from typing import Literal
 
+from robot.task_names import task_names
 from robot.tasks.base import Task
-
-_NOT_TASKS = {"base"}
-
-
-@functools.cache
-def task_names() -> list[str]:
-    """The tasks this folder defines (module names), sorted (listed once per process)."""
-    return sorted(m.name for m in pkgutil.iter_modules([str(Path(__file__).parent)]) if m.name not in _NOT_TASKS)
 
 
 def task_class(task: str) -> type[Task]:
@@ -25,3 +16,16 @@ def task_class(task: str) -> type[Task]:
     if task not in task_names():
         raise ValueError(f"unknown task {task!r}; known: {', '.join(task_names())}")
     return importlib.import_module(f"robot.tasks.{task}").TASK
+
+
+def task_with_kind(kind: str) -> str:
+    """The first task (by name) that drives a robot of hardware config ``kind`` ("arm", "diff_drive");
+    ValueError when none does."""
+    for name in task_names():
+        if task_class(name).robot_kind == kind:
+            return name
+    raise ValueError(f"no task drives a robot of kind {kind!r}; tasks: {', '.join(task_names())}")
+
+
+#: The task names as a type (the s2r commands' and configs' choices), read from this folder.
+TaskName = Literal[tuple(task_names())]  # type: ignore[valid-type]

@@ -27,6 +27,7 @@ class Task(Protocol):
     robot_kind: ClassVar[str]  # the hardware config ``kind`` the task drives ("arm", "diff_drive")
     action_dim: ClassVar[int]  # policy actions are (action_dim,) in [-1, 1]
     episode_steps: ClassVar[int]  # control cycles in an episode, in simulation and on the robot
+    scene_dims: ClassVar[int]  # leading entries of the privileged vector the episode's scene fixes at the first step
 
     def __init__(self, config: HardwareConfig) -> None: ...
 

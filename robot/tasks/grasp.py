@@ -40,6 +40,7 @@ class GraspTask:
     robot_kind = "arm"
     action_dim = 4
     episode_steps = 60  # 6 s at the arm's 10 Hz control rate
+    scene_dims = 3  # the object's position
 
     def __init__(self, config: HardwareConfig, max_step: float = 0.02, workspace: Workspace | None = None) -> None:
         if config.arm is None:

@@ -45,6 +45,7 @@ class NavigateTask:
     action_dim = 2
     proprio_dim = 7
     episode_steps = 300  # 30 s at the base's 10 Hz control rate
+    scene_dims = 2  # the goal in the robot's frame
 
     def __init__(self, config: HardwareConfig) -> None:
         if config.base is None:

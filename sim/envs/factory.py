@@ -5,9 +5,26 @@ from __future__ import annotations
 from typing import Any
 
 import gymnasium as gym
+from gymnasium.envs.registration import load_env_creator
 
 from sim import TASK_IDS
 from sim.randomization.dynamics import DynamicsObservation, DynamicsSpec
+
+
+def env_class(task: str) -> type[gym.Env]:
+    """The env class of ``task`` (``<Task>Env`` in ``sim/envs/<task>_env.py``, as :mod:`sim` registers it)."""
+    if task not in TASK_IDS:
+        raise ValueError(f"unknown task {task!r}; expected one of {sorted(TASK_IDS)}")
+    return load_env_creator(gym.spec(TASK_IDS[task]).entry_point)
+
+
+def universal_terms(task: str) -> tuple[str, ...]:
+    """The domain terms that make up mu for ``task`` (a universal policy's dynamics input): its env's
+    ``universal_terms``."""
+    terms = getattr(env_class(task), "universal_terms", None)
+    if terms is None:
+        raise ValueError(f"no dynamics parameters defined for task {task!r}")
+    return tuple(terms)
 
 
 def task_env(
@@ -19,5 +36,6 @@ def task_env(
         raise ValueError(f"unknown task {task!r}; expected one of {sorted(TASK_IDS)}")
     env = gym.make(TASK_IDS[task], obs_mode=obs_mode, randomization=randomization, **kwargs)
     if universal:
-        env = DynamicsObservation(env, DynamicsSpec.for_task(task, env.unwrapped.randomization))
+        spec = DynamicsSpec.for_task(task, env.unwrapped.randomization, universal_terms(task))
+        env = DynamicsObservation(env, spec)
     return env

@@ -48,6 +48,16 @@ class GraspEnv(RobotEnv):
     """Pick-and-lift with the arm of ``robot`` (default: OpenManipulator-X)."""
 
     task_name = "grasp"
+    #: Domain terms that make up mu, a universal policy's dynamics input (:mod:`sim.randomization.dynamics`).
+    universal_terms = (
+        "object_mass",
+        "object_friction",
+        "finger_friction_scale",
+        "servo_position_gain_scale",
+        "servo_strength",
+        "latency_s",
+        "joint_damping_scale",
+    )
 
     def __init__(
         self,
@@ -82,6 +92,10 @@ class GraspEnv(RobotEnv):
         self._mesh_extent: dict[str, float] = {}
         self.object_id = -1
         self.object_info: dict[str, Any] = {}
+
+    def scripted_expert(self) -> GraspExpert:
+        """The task's scripted expert (it reads the privileged state), configured for this env's arm."""
+        return GraspExpert(max_step=self.task.max_step)
 
     def task_targets(self) -> list[Target]:
         return [
@@ -296,6 +310,7 @@ class GraspEnv(RobotEnv):
         self._advance()
         self.steps += 1
         joints = self._read_joints()
+        self.task.update(joints)  # the Task protocol, as on the robot (the grasp task integrates nothing)
         obs, priv = self._observe(joints)
         success, failed = self.outcome(priv)
         potential = self._shaping_potential(priv)
@@ -313,3 +328,51 @@ class GraspEnv(RobotEnv):
         left, right = priv["finger_contacts"]
         lift = priv["object_lift"]
         return bool(lift >= LIFT_SUCCESS and (left or right)), bool(lift < -DROPPED_BELOW)
+
+
+class GraspExpert:
+    """Approach above the object, descend, close, lift. Reads ``info["privileged"]`` of ``s2r/Grasp-v0``.
+
+    Stateful (a phase machine): call :meth:`reset` at the start of each episode.
+    """
+
+    hover = 0.05  # m above the grasp point while approaching
+    lift_to = 0.09  # m above the grasp point at the end
+    close_steps = 6  # control cycles to wait for the fingers to close
+    lift_speed = 0.5  # fraction of the maximum tool speed while lifting
+
+    def __init__(self, max_step: float = 0.02) -> None:
+        self.max_step = max_step
+        self.reset()
+
+    def reset(self) -> None:
+        self.phase = "approach"
+        self.closing_steps = 0
+
+    def act(self, obs: dict, info: dict) -> np.ndarray:
+        priv = info["privileged"]
+        obj = np.asarray(priv["object_position"], dtype=float)
+        tool = np.asarray(priv["tool_position"], dtype=float)
+        height = float(priv["object"]["height"])
+        # Tool (fingertips) a few mm above the table, or mid-height on tall objects.
+        grasp = obj.copy()
+        grasp[2] = max(0.006, obj[2] - height / 2 + 0.006)
+        gripper = -1.0
+        if self.phase == "approach":
+            goal = grasp + [0, 0, self.hover]
+            if np.linalg.norm((goal - tool)[:2]) < 0.006 and abs(goal[2] - tool[2]) < 0.01:
+                self.phase = "descend"
+        if self.phase == "descend":
+            goal = grasp
+            if np.linalg.norm(goal - tool) < 0.006:
+                self.phase = "close"
+        if self.phase == "close":
+            goal, gripper = grasp, 1.0
+            self.closing_steps += 1
+            if self.closing_steps >= self.close_steps:
+                self.phase = "lift"
+        if self.phase == "lift":
+            goal, gripper = grasp + [0, 0, self.lift_to], 1.0
+        limit = self.lift_speed if self.phase == "lift" else 1.0
+        delta = np.clip((goal - tool) / self.max_step, -limit, limit)
+        return np.concatenate([delta, [gripper]]).astype(np.float32)

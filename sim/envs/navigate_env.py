@@ -58,6 +58,16 @@ class NavigateEnv(RobotEnv):
     """Goal reaching with the differential-drive base of ``robot`` (default: TurtleBot3 Burger)."""
 
     task_name = "navigate"
+    #: Domain terms that make up mu, a universal policy's dynamics input (:mod:`sim.randomization.dynamics`).
+    universal_terms = (
+        "base_mass_scale",
+        "wheel_radius_scale",
+        "track_scale",
+        "wheel_strength_asymmetry",
+        "servo_strength",
+        "latency_s",
+        "floor_friction",
+    )
 
     def __init__(
         self,
@@ -97,6 +107,11 @@ class NavigateEnv(RobotEnv):
         self._beam_dirs = np.stack([np.cos(self.ray_bearings), np.sin(self.ray_bearings)], axis=1)
         self._ray_starts = np.full((SCAN_RAYS, 3), SCAN_HEIGHT)
         self._ray_ends = np.full((SCAN_RAYS, 3), SCAN_HEIGHT)
+
+    def scripted_expert(self) -> NavigateExpert:
+        """The task's scripted expert (it reads the privileged state), within this env's base's command limits."""
+        base = self.config.base
+        return NavigateExpert(max_linear=base.max_linear, max_angular=base.max_angular)
 
     def task_targets(self) -> list[Target]:
         return [
@@ -386,3 +401,47 @@ class NavigateEnv(RobotEnv):
         terminated = bool(success or self.collided)
         truncated = self.steps >= self.max_episode_steps and not terminated
         return obs, float(reward), terminated, truncated, self._info(priv, success)
+
+
+class NavigateExpert:
+    """Plan a shortest path on the occupancy grid of the known room, then follow it with pure pursuit.
+
+    Reads ``info["privileged"]`` of ``s2r/Navigate-v0`` (true pose, goal, obstacles). Stateful: the path is
+    planned on the first call after :meth:`reset`.
+    """
+
+    lookahead = 0.25  # m
+    clearance = 0.05  # m added to the robot radius when planning
+
+    def __init__(self, max_linear: float = 0.20, max_angular: float = 2.5) -> None:
+        self.max_linear, self.max_angular = max_linear, max_angular
+        self.reset()
+
+    def reset(self) -> None:
+        self.path: np.ndarray | None = None
+        self.progress = 0
+
+    def act(self, obs: dict, info: dict) -> np.ndarray:
+        priv = info["privileged"]
+        pose = np.asarray(priv["robot_pose"], dtype=float)
+        goal = np.asarray(priv["goal"], dtype=float)
+        if self.path is None:
+            obstacles = [o[:3] for o in priv["obstacles"]]
+            grid = OccupancyGrid(priv["room_half"], obstacles, priv["robot_radius"] + self.clearance)
+            self.path = grid.shortest_path(pose[:2], goal)
+            if self.path is None:  # start inside the inflated margin: plan with the bare radius
+                grid = OccupancyGrid(priv["room_half"], obstacles, priv["robot_radius"])
+                self.path = grid.shortest_path(pose[:2], goal)
+            if self.path is None:
+                self.path = np.array([pose[:2], goal])
+        # Advance along the path: the first point at least `lookahead` away, after the closest one.
+        d = np.linalg.norm(self.path - pose[:2], axis=1)
+        self.progress = max(self.progress, int(np.argmin(d[self.progress :])) + self.progress)
+        ahead = np.nonzero(d[self.progress :] >= self.lookahead)[0]
+        target = self.path[self.progress + ahead[0]] if len(ahead) else goal
+        dx, dy = target - pose[:2]
+        heading_error = (np.arctan2(dy, dx) - pose[2] + np.pi) % (2 * np.pi) - np.pi
+        w = np.clip(3.0 * heading_error, -self.max_angular, self.max_angular)
+        v = self.max_linear * max(0.0, np.cos(heading_error)) ** 4
+        v = min(v, 1.5 * np.linalg.norm(goal - pose[:2]) + 0.02)
+        return np.array([v / self.max_linear, w / self.max_angular], dtype=np.float32)

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import shutil
 import tempfile
+import weakref
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -124,6 +125,8 @@ class RobotEnv(CameraView, gym.Env):
         self._setup_light()
         self.client = p.connect(p.DIRECT)
         self.workdir = Path(tempfile.mkdtemp(prefix="s2r_env_"))  # textures and edited URDFs; removed on close
+        # ... or when the env is garbage-collected or the process exits without closing it
+        self._remove_workdir = weakref.finalize(self, shutil.rmtree, self.workdir, ignore_errors=True)
         self.textures = TextureBank(self.workdir)
         self.robot: PyBulletRobot | None = None
         self.image_noise = ImageNoise(ImageNoiseParams(), 0)
@@ -407,7 +410,7 @@ class RobotEnv(CameraView, gym.Env):
         if self.client is not None and p.isConnected(self.client):
             p.disconnect(self.client)
         self.client = None
-        shutil.rmtree(self.workdir, ignore_errors=True)
+        self._remove_workdir()
 
 
 def _copy(d: dict[str, Any]) -> dict[str, Any]:

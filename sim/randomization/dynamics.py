@@ -21,28 +21,6 @@ import numpy as np
 
 from sim.randomization.config import Choice, LogUniform, Normal, RandomizationConfig, Uniform
 
-#: Domain terms that make up mu, per task.
-UNIVERSAL_TERMS: dict[str, tuple[str, ...]] = {
-    "grasp": (
-        "object_mass",
-        "object_friction",
-        "finger_friction_scale",
-        "servo_position_gain_scale",
-        "servo_strength",
-        "latency_s",
-        "joint_damping_scale",
-    ),
-    "navigate": (
-        "base_mass_scale",
-        "wheel_radius_scale",
-        "track_scale",
-        "wheel_strength_asymmetry",
-        "servo_strength",
-        "latency_s",
-        "floor_friction",
-    ),
-}
-
 
 @dataclass(frozen=True)
 class DynamicsParam:
@@ -71,12 +49,8 @@ class DynamicsSpec:
         return len(self.params)
 
     @classmethod
-    def for_task(cls, task: str, config: RandomizationConfig, names: tuple[str, ...] | None = None) -> DynamicsSpec:
+    def for_task(cls, task: str, config: RandomizationConfig, names: tuple[str, ...]) -> DynamicsSpec:
         """mu of ``task`` with the ranges of ``config``; raises ``ValueError`` naming a term the config lacks."""
-        if names is None:
-            if task not in UNIVERSAL_TERMS:
-                raise ValueError(f"no dynamics parameters defined for task {task!r}")
-            names = UNIVERSAL_TERMS[task]
         terms = {t.name: t for t in config.terms}
         missing = [n for n in names if n not in terms]
         if missing:
