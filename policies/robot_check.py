@@ -154,13 +154,25 @@ def _limit_judgements(want: dict[str, Any], got: dict[str, Any]) -> tuple[list[s
     return refused, report
 
 
-def _start_pose_refusals(task: str, config: HardwareConfig) -> list[str]:
-    """Why the task's first pose cannot be reached within ``config``'s limits (calibrated limits can exclude it
-    while keeping most of the trained range), or nothing."""
+def _start_pose_refusals(task: str, config: HardwareConfig, trained_limits: list[list[float]]) -> list[str]:
+    """Why the task's first pose, as the policy trained from it (with the trained joint limits), cannot be taken
+    within ``config``'s limits (calibrated limits can exclude it while keeping most of the trained range, and an arm
+    that then starts from another pose starts where the policy never did), or nothing."""
+    motors = [
+        m.model_copy(update={"limits": m.limits.model_copy(update={"lower": lo, "upper": hi})})
+        for m, (lo, hi) in zip(config.motors, trained_limits, strict=True)
+    ]
+    trained = task_class(task)(config.model_copy(update={"motors": motors})).start_pose()
     try:
-        task_class(task)(config).start_pose()
+        here = task_class(task)(config).start_pose()
     except UnreachableError as exc:
         return [f"the {task} task's start pose is outside its joint limits ({exc})"]
+    if trained is not None and (here is None or not np.allclose(here, trained, atol=1e-6)):
+        limits = [[m.limits.lower, m.limits.upper] for m in config.motors]
+        return [
+            f"the {task} task's start pose is outside its joint limits (the trained one, joints "
+            f"{np.round(trained, 3).tolist()}, is not within {limits})"
+        ]
     return []
 
 
@@ -176,7 +188,7 @@ def check_robot(meta: dict[str, Any], path: Path | None, config: HardwareConfig)
             "differs: " + "; ".join(diffs[:8]) + (f"; ... ({len(diffs)} differences)" if len(diffs) > 8 else "")
         )
     refused, report = _limit_judgements(want, got)
-    refused += _start_pose_refusals(meta["task"], config)
+    refused += _start_pose_refusals(meta["task"], config, want["limits"])
     if "rgb" in meta["observation"]["keys"]:
         for cam_want, cam_got in zip(want["cameras"], got["cameras"], strict=True):
             judged = _camera_judgements(meta, cam_want, cam_got)

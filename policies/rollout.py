@@ -15,6 +15,7 @@ from tqdm import tqdm
 from policies.episodes import run_episode
 from real.video import Mp4Writer
 from sim import TASK_IDS  # importing sim registers the envs
+from sim.envs.factory import robot_kwargs
 from sim.randomization.dynamics import DynamicsObservation, DynamicsSpec
 
 
@@ -129,7 +130,7 @@ def run_policy(
         domain=domain,
         image_size=image_size,
         **(camera or {}),
-        **({} if robot is None else {"robot": robot}),
+        **robot_kwargs(robot),
     )
     if dynamics is not None:
         env = DynamicsObservation(env, dynamics)

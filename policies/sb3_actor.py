@@ -24,7 +24,7 @@ from robot.spec import ObsSpec
 class Demonstrations:
     obs: np.ndarray  # (N, obs_dim) float32, flattened
     actions: np.ndarray  # (N, action_dim)
-    returns: np.ndarray  # (N,) discounted return from each step
+    returns: np.ndarray | None  # (N,) discounted return from each step; None: unknown (logged demonstrations)
     episodes: int
     successes: int
 
@@ -101,17 +101,17 @@ def behaviour_clone(
     model: BaseAlgorithm, demos: Demonstrations, epochs: int, seed: int, actor: bool = True
 ) -> dict[str, float]:
     """Fit the actor's deterministic output to the expert's actions (MSE); for PPO also fit the value function
-    to the demonstrations' discounted returns. ``actor=False`` fits the value function only. Returns the final
-    losses."""
+    to the demonstrations' discounted returns (when they are known). ``actor=False`` fits the value function only.
+    Returns the final losses."""
     torch.manual_seed(seed)
     device = model.device
     x = torch.as_tensor(demos.obs, device=device)
     y = torch.as_tensor(np.clip(demos.actions, -0.999, 0.999), device=device)
-    g = torch.as_tensor(demos.returns, device=device)[:, None]
+    g = None if demos.returns is None else torch.as_tensor(demos.returns, device=device)[:, None]
     latent, head, _ = actor_modules(model)
     params = list(latent.parameters()) + list(head.parameters()) if actor else []
     value_params: list[nn.Parameter] = []
-    if isinstance(model, PPO):
+    if isinstance(model, PPO) and g is not None:
         value_params = list(model.policy.mlp_extractor.value_net.parameters()) + list(
             model.policy.value_net.parameters()
         )

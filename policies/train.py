@@ -15,6 +15,7 @@ core), TensorBoard logging, saving and loading. Built here on top:
 
 from __future__ import annotations
 
+import glob
 import json
 import shlex
 import sys
@@ -49,7 +50,7 @@ from policies.sb3_actor import (
 from policies.train_callbacks import EPOptFilter, TrainingMonitor
 from policies.train_config import TrainConfig
 from robot.spec import BundleError, ObsSpec
-from sim.envs.factory import task_env
+from sim.envs.factory import robot_kwargs, task_env
 from sim.randomization.config import load_randomization
 from sim.randomization.dynamics import DynamicsSpec
 
@@ -76,11 +77,12 @@ def collect_demonstrations(
     progress: bool = True,
     universal: bool = False,
     policy: Any | None = None,
+    robot: str | None = None,
 ) -> Demonstrations:
     """The scripted expert's successful episodes (flattened state observations, actions, discounted returns); with
     ``policy`` (a loaded bundle) that policy's episodes instead, failures too (the returns a critic should expect of
-    it)."""
-    env = task_env(task, randomization, universal=universal)
+    it). ``robot``: simulate this robot (a hardware config name) instead of the task's own."""
+    env = task_env(task, randomization, universal=universal, **robot_kwargs(robot))
     spec = state_spec(env)
     expert = make_expert(task, env) if policy is None else BundleEpisodePolicy(policy)
     xs, ys, gs = [], [], []
@@ -115,10 +117,10 @@ def collect_demonstrations(
 
 
 def random_rollout_stats(
-    task: str, steps: int, seed: int, randomization: str, universal: bool = False
+    task: str, steps: int, seed: int, randomization: str, universal: bool = False, robot: str | None = None
 ) -> tuple[np.ndarray, np.ndarray]:
     """Observation mean and std under uniformly random actions (normalization when there are no demos)."""
-    env = task_env(task, randomization, universal=universal)
+    env = task_env(task, randomization, universal=universal, **robot_kwargs(robot))
     spec = state_spec(env)
     rng = np.random.default_rng(seed)
     obs, _ = env.reset(seed=seed)
@@ -137,10 +139,16 @@ def random_rollout_stats(
 
 
 def evaluate_actor(
-    act: Any, task: str, episodes: int, seed: int = EVAL_SEED, randomization: str = "default", universal: bool = False
+    act: Any,
+    task: str,
+    episodes: int,
+    seed: int = EVAL_SEED,
+    randomization: str = "default",
+    universal: bool = False,
+    robot: str | None = None,
 ) -> dict[str, Any]:
     """Success rate (with a 95 % Wilson interval) of ``act(flat_obs) -> action`` on seeds ``seed + i``."""
-    env = task_env(task, randomization, universal=universal)
+    env = task_env(task, randomization, universal=universal, **robot_kwargs(robot))
     spec = state_spec(env)
     runs = [run_episode(env, lambda obs, info: act(spec.flatten(obs)), seed + i) for i in range(episodes)]
     env.close()
@@ -186,7 +194,9 @@ class TrainingRun:
 
         def make() -> gym.Env:
             torch.set_num_threads(1)
-            return FlattenKeys(task_env(cfg.task, cfg.randomization, universal=cfg.universal), spec)
+            return FlattenKeys(
+                task_env(cfg.task, cfg.randomization, universal=cfg.universal, **robot_kwargs(cfg.robot)), spec
+            )
 
         return make
 
@@ -240,7 +250,7 @@ class TrainingRun:
     def evaluate_and_keep_best(self, model: BaseAlgorithm, step: int) -> dict[str, Any]:
         cfg = self.config
         result = evaluate_actor(
-            model_actor(model), cfg.task, cfg.eval_episodes, EVAL_SEED, cfg.randomization, cfg.universal
+            model_actor(model), cfg.task, cfg.eval_episodes, EVAL_SEED, cfg.randomization, cfg.universal, cfg.robot
         )
         result.update(step=int(step), wall_s=round(time.monotonic() - self.started, 1))
         self.history.append(result)
@@ -261,7 +271,7 @@ class TrainingRun:
     def _bundle_context(self) -> tuple[Any, dict[str, Any]]:
         """The robot config and the randomization config (as JSON) every bundle of this run records; read once."""
         if self._context is None:
-            env = task_env(self.config.task, self.config.randomization)
+            env = task_env(self.config.task, self.config.randomization, **robot_kwargs(self.config.robot))
             core = env.unwrapped
             self._context = (
                 core.config,
@@ -291,6 +301,7 @@ class TrainingRun:
                 "seed": cfg.seed,
                 "steps": int(step),
                 "bc_demos": cfg.bc_demos,
+                **({"demos": list(cfg.demos)} if cfg.demos else {}),
                 **({"continued_from": cfg.init} if cfg.init else {}),
                 "held_out_success": self.best["success_rate"],
                 "eval_seeds": [EVAL_SEED, EVAL_SEED + cfg.eval_episodes - 1],
@@ -302,7 +313,7 @@ class TrainingRun:
     def run(self, resume: bool = False, progress: bool = True) -> dict[str, Any]:
         cfg = self.config
         self.progress = progress
-        probe = task_env(cfg.task, cfg.randomization, universal=cfg.universal)
+        probe = task_env(cfg.task, cfg.randomization, universal=cfg.universal, **robot_kwargs(cfg.robot))
         self.spec = state_spec(probe)
         self.dynamics = probe.dynamics if cfg.universal else None
         probe.close()
@@ -327,6 +338,7 @@ class TrainingRun:
                 progress=progress,
                 universal=cfg.universal,
                 policy=init,
+                robot=cfg.robot,
             )
             report["demonstrations"] = {
                 "by": cfg.init or "expert",
@@ -335,9 +347,12 @@ class TrainingRun:
                 "samples": len(demos.obs),
                 "wall_s": round(time.monotonic() - t0, 1),
             }
+        if cfg.demos:
+            demos = self._with_logged_demos(demos, report)
+        if demos is not None:
             mean, std = demos.obs.mean(0), demos.obs.std(0)
         else:
-            mean, std = random_rollout_stats(cfg.task, 5000, cfg.seed, cfg.randomization, cfg.universal)
+            mean, std = random_rollout_stats(cfg.task, 5000, cfg.seed, cfg.randomization, cfg.universal, cfg.robot)
         if init is not None:
             mean, std = init.normalization  # the actor's inputs stay as it learned them
         self.normalization = {"mean": mean.astype(np.float32), "std": np.maximum(std, 1e-3).astype(np.float32)}
@@ -353,6 +368,23 @@ class TrainingRun:
             report["after_behaviour_cloning"] = self.evaluate_and_keep_best(model, 0)
         model.learn(cfg.steps, callback=self._callbacks(), tb_log_name=cfg.algo, progress_bar=False)
         return self._finish(model, venv, report)
+
+    def _with_logged_demos(self, demos: Demonstrations | None, report: dict[str, Any]) -> Demonstrations:
+        """``demos`` (the expert's, or None) joined by the cycles of the run's logged demonstrations (``demos``)."""
+        from policies.log_demos import demonstrations_from_logs
+
+        paths = sorted({str(p) for pattern in self.config.demos for p in glob.glob(pattern)} or set(self.config.demos))
+        logged = demonstrations_from_logs(paths, self.config.task, self._bundle_context()[0], self.spec)
+        report["logged_demonstrations"] = {"logs": paths, "episodes": logged.episodes, "samples": len(logged.obs)}
+        if demos is None:
+            return logged
+        return Demonstrations(
+            np.concatenate([demos.obs, logged.obs]),
+            np.concatenate([demos.actions, logged.actions]),
+            None,  # the logged cycles' returns are unknown: the critic is not fitted to any
+            demos.episodes + logged.episodes,
+            demos.successes,
+        )
 
     def _initial_policy(self) -> Any:
         """The ``init`` bundle, checked to fit this run: same task and observation, an MLP of the run's widths and

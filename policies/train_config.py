@@ -17,6 +17,8 @@ class TrainConfig:
     """Everything that defines a training run of a state policy."""
 
     task: TaskName
+    robot: str | None = None
+    """simulate this robot (a hardware config name, e.g. so101) instead of the task's own"""
     algo: Literal["ppo", "sac"] = "ppo"
     obs: Literal["state"] = "state"
     """state (camera students: s2r distill)"""
@@ -29,6 +31,9 @@ class TrainConfig:
     """none | default | a variant's name (stale_frames, ...) | PATH"""
     n_envs: int = field(default_factory=lambda: max(1, os.cpu_count() or 1))
     """parallel environments (0: one per core)"""
+    demos: list[str] = field(default_factory=list)
+    """hardware logs (paths or globs; teleoperated or deployed, s2r teleop --log) whose cycles join the
+    behaviour-cloning warm start (a state policy needs a mock robot's logs: they hold the privileged state)"""
     bc_demos: int = 300
     """expert episodes for the warm start (0: none)"""
     bc_epochs: int = 50

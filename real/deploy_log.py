@@ -39,6 +39,7 @@ TOPICS = {
     "/lidar/scan": "foxglove.LaserScan of each new whole scan the policy acted on, all 360 readings (m), sensor frame",
     "/reality/privileged": "a mock robot's true privileged state (what only the reality knows)",
     "/safety": "safety events, bus faults, camera stalls and how the run ended",
+    "/teleop/leader": "teleoperation: the leader arm's joints in the follower's order (SI), the follower's targets",
 }
 
 

@@ -72,6 +72,12 @@ COMMANDS: dict[tuple[str, ...], tuple[str, str, str, str]] = {
         "run_gap",
         "drive a mock robot's world on PyBullet and MuJoCo with the same commands: tracking, grasp, image gap",
     ),
+    ("teleop",): (
+        "robot",
+        "Teleop",
+        "run_teleop",
+        "teleoperate a robot from a leader arm moved by hand, through the safety filter, logged",
+    ),
     ("mock-bus",): (
         "robot",
         "MockBus",

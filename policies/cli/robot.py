@@ -143,6 +143,88 @@ def run_gap(args: Gap) -> int:
 
 
 @dataclass(kw_only=True)
+class Teleop:
+    """Teleoperate a robot from a leader arm moved by hand (its servos read, torque off), through the safety filter,
+    logged like a deployment."""
+
+    leader: str
+    """the leader arm's hardware config (path or name: so101_leader, or mock/so101_leader, a simulated hand on it)"""
+    robot: str
+    """the follower's hardware config (path or name: so101, or mock/so101)"""
+    seconds: float = 30.0
+    """how long (Ctrl-C ends it sooner; the follower parks and its torque goes off either way)"""
+    log: str | None = None
+    """MCAP log to write (export it with s2r log export, train on it with s2r train --demos)"""
+    reality: str | None = None
+    """a mock follower's reality (domain YAML or name)"""
+    seed: int = 0
+    """a mock follower's scene seed"""
+    json: str | None = None
+    """write the summary here"""
+
+
+def run_teleop(args: Teleop) -> int:
+    from contextlib import ExitStack
+
+    from real.deploy_log import DeployLog
+    from real.robot import Robot
+    from real.teleop import LeaderArm, teleoperate
+    from robot.config_file import load_hardware_config
+
+    leader_cfg, config = load_hardware_config(args.leader), load_hardware_config(args.robot)
+    privileged = None
+    with ExitStack() as stack:
+        if config.mock is not None:
+            from mock.hardware import MockHardware
+
+            hardware = MockHardware(config, args.reality, args.seed)
+            stack.callback(hardware.close)
+            privileged = hardware.privileged
+        if leader_cfg.name.endswith("_mock"):
+            stack.enter_context(_mock_leader(leader_cfg, config))
+        leader = stack.enter_context(LeaderArm(leader_cfg))
+        log = None
+        if args.log:
+            metadata = {"robot": config.name, "task": "teleop", "leader": leader_cfg.name}
+            log = DeployLog(args.log, config, metadata, guard=_no_guard)
+        print(f"teleoperating {config.name} from {leader_cfg.name} for {args.seconds:g} s; Ctrl-C to stop")
+        summary = teleoperate(Robot(config), leader, args.seconds, log, privileged=privileged)
+    print(
+        f"{summary.ended}: {summary.cycles} cycles in {summary.seconds} s, {summary.limited_cycles} limited by the "
+        f"safety filter {summary.events or ''}, overruns {summary.overruns}; {summary.torque}"
+        + (f"; log {summary.log}" if summary.log else "")
+    )
+    if args.json:
+        write_json(args.json, summary.to_dict())
+    return 0 if summary.ended == "completed" else 1
+
+
+def _no_guard():
+    from contextlib import nullcontext
+
+    return nullcontext()
+
+
+def _mock_leader(leader_cfg, follower_cfg):
+    """The mock leader's servo emulator on its port, moved by a simulated hand around the follower task's start
+    pose (or its rest pose)."""
+    import numpy as np
+
+    from mock.hand import HandPlant
+    from mock.servo_emulators import emulator_for_config
+    from real.serial_emulator import EmulatorThread
+    from robot.tasks import task_class
+
+    start = None
+    if follower_cfg.mock is not None:
+        start = task_class(follower_cfg.mock.task)(follower_cfg).start_pose()
+    if start is None:
+        start = np.array([follower_cfg.arm.rest[j] for j in follower_cfg.joint_names])
+    emulator = emulator_for_config(leader_cfg, HandPlant(leader_cfg, start))
+    return EmulatorThread(emulator, leader_cfg.bus.port)
+
+
+@dataclass(kw_only=True)
 class MockBus:
     """Emulate a robot's Dynamixel servos on a pseudo-terminal until stopped."""
 

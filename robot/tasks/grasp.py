@@ -109,6 +109,15 @@ class GraspTask:
         self.q_target = q
         return q
 
+    def targets_to_action(self, before: np.ndarray, after: np.ndarray) -> np.ndarray:
+        """The action that moves the task's joint targets from ``before`` to ``after`` (config order), as far as the
+        action can say it: the tool's displacement in units of ``max_step`` (clipped to [-1, 1]) and the gripper
+        command of ``after``'s gripper target. Turns logged commands (a teleoperated demonstration) into actions."""
+        moved = self.kin.forward(after)[0] - self.kin.forward(before)[0]
+        a = self.config.arm
+        closing = (float(after[self.gripper_index]) - a.gripper_open) / (a.gripper_closed - a.gripper_open)
+        return np.clip(np.append(moved / self.max_step, 2 * closing - 1), -1.0, 1.0).astype(np.float32)
+
     def proprio(self, joints: JointState) -> np.ndarray:
         """Proprioceptive observation (float32): q, qd, tool position (m), tool pitch (rad)."""
         pos, pitch = self.kin.forward(joints.position)

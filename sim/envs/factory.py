@@ -27,6 +27,11 @@ def universal_terms(task: str) -> tuple[str, ...]:
     return tuple(terms)
 
 
+def robot_kwargs(robot: str | None) -> dict[str, Any]:
+    """The env keyword that simulates ``robot`` (a hardware config name) instead of the task's own (None: none)."""
+    return {} if robot is None else {"robot": robot}
+
+
 def task_env(
     task: str, randomization: str = "default", obs_mode: str = "state", universal: bool = False, **kwargs: Any
 ) -> gym.Env:
