@@ -22,6 +22,7 @@ import numpy as np
 import pybullet_data
 
 from mock.mujoco_scene import (
+    STIFF_TIMECONST_S,
     Box,
     add_camera,
     add_geom,
@@ -233,6 +234,9 @@ class MujocoReality:
         for link in self.config.arm.finger_links:
             for g in spec.body(link).geoms:
                 g.friction, g.condim, g.priority = [finger, 0.005, 0.0001], 4, 2
+                # Stiff pads: a servo squeezing at stall torque pushes MuJoCo's default soft contact (20 ms) about a
+                # centimetre into the object; PyBullet's rigid contacts stop the fingers at its surface.
+                g.solref, g.solimp = [STIFF_TIMECONST_S, 1.0], [0.99, 0.999, 0.001, 0.5, 2.0]
 
     def _add_room(self, spec: mujoco.MjSpec) -> None:
         from sim.envs.navigate_env import BOX_COLOR, CYLINDER_COLOR, FLOOR_COLOR, ROOM_HALF, WALL_COLOR

@@ -27,6 +27,9 @@ from robot.description import HardwareConfig, urdf_path
 ROBOT_GEOM = {"contype": 2, "conaffinity": 1}
 SCENE_GEOM = {"contype": 1, "conaffinity": 3}
 TIMESTEP = 0.002  # s: the MuJoCo reality's physics step (500 Hz), its own choice, not the simulator's 240 Hz
+#: Time constant (s) of rigid constraints (a mimic's equality, the finger pads' contacts): two physics steps, the
+#: stiffest MuJoCo integrates stably.
+STIFF_TIMECONST_S = 2 * TIMESTEP
 #: Reflected rotor inertia of a servo at its output (kg*m^2): a guess of the right order for X-series servos (the
 #: default of :class:`sim.voltage_servo.VoltageServoParams`, which system identification refines).
 SERVO_ARMATURE = 0.003
@@ -139,6 +142,10 @@ def robot_spec(config: HardwareConfig, params: dict[str, Any], urdf: os.PathLike
         spec.add_equality(
             type=mujoco.mjtEq.mjEQ_JOINT, name1=follower, name2=leader, data=[offset, multiplier, 0, 0, 0] + [0] * 7
         )
+    for equality in spec.equalities:
+        # A mimic is a rigid linkage (the OpenManipulator's rack drives both fingers): with MuJoCo's default soft
+        # equality (20 ms) a servo squeezing at stall torque pulled the driven finger 9 mm past its mimic.
+        equality.solref, equality.solimp = [STIFF_TIMECONST_S, 1.0], [0.99, 0.999, 0.001, 0.5, 2.0]
     return spec
 
 

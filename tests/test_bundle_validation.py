@@ -324,10 +324,11 @@ def test_an_intact_copy_does_reach_the_servos(tmp_path, mock_arm):
 # -- the loader itself ---------------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("name", ["grasp_state", "grasp_rgbd", "navigate_state", "navigate_rgbd"])
+@pytest.mark.parametrize("name", ["grasp_state", "grasp_rgbd", "navigate_state", "navigate_rgbd", "so101_grasp_state"])
 def test_shipped_bundles_load_and_act_finitely_on_a_zero_observation(name):
     task = "navigate" if name.startswith("navigate") else "grasp"
-    policy = policies.load(BUNDLES / name, robot=load_hardware_config(MOCK_ROBOTS[task]))
+    robot = "mock/so101" if name.startswith("so101") else MOCK_ROBOTS[task]
+    policy = policies.load(BUNDLES / name, robot=load_hardware_config(robot))
     zero = policy.obs_spec.zeros()
     assert set(zero) == set(policy.obs_spec.keys)
     for key, value in zero.items():

@@ -441,3 +441,29 @@ def test_restitution_combines_as_pybullet_combines_it():
             assert obj.priority[0] > world.model.geom("table").priority[0]
     finally:
         world.close()
+
+
+def test_the_gripper_stops_at_the_object_in_both_engines():
+    """The OpenManipulator's fingers are one rack: MuJoCo holds the mimic finger rigidly to the driven one, and its
+    stiff pads stop both at the object as PyBullet's rigid contacts do (they sank about a centimetre into it with
+    MuJoCo's default soft constraints while the servo squeezed at stall torque)."""
+    from mock.gap import DT, EngineRun, arm_sequences, command
+
+    seed = 3  # a cylinder of 24 mm
+    closed = {}
+    for engine in ("pybullet", "mujoco"):
+        run = EngineRun(engine, "grasp", seed)
+        try:
+            for q in arm_sequences(run.config, run.object_pose())["grasp"]:
+                command(run.config, run.servos, q)
+                (run.world if engine == "mujoco" else run.world.plant).step(DT, run.servos)
+            closed[engine] = float(run.joints()[-1])
+            if engine == "mujoco":
+                m, d = run.world.model, run.world.data
+                mimic = float(d.qpos[m.joint("gripper_sub").qposadr[0]])
+                assert abs(mimic - closed["mujoco"]) < 0.001  # the linkage holds
+            assert run.object_pose()[2] > 0.09  # lifted in both
+        finally:
+            run.world.close()
+    assert abs(closed["mujoco"] - closed["pybullet"]) < 0.003, closed
+    assert closed["mujoco"] > -0.008  # stopped by the object, well short of the -10 mm command

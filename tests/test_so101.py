@@ -208,3 +208,15 @@ def test_mock_bus_serves_the_so101_to_the_vendor_sdk(tmp_path):
         bus.send_signal(signal.SIGINT)
         bus.communicate(timeout=30)
     assert bus.returncode == 0
+
+
+def test_the_shipped_state_policy_grasps_on_the_mock_so101():
+    """so101_grasp_state through the real Feetech driver bytes to the emulated servos of the PyBullet SO-101, judged
+    by the reality; every exit parks and turns torque off, read back."""
+    from policies.deploy import deploy
+    from real.deploy_config import DeployConfig
+
+    summary = deploy(DeployConfig(robot="mock/so101", policy="so101_grasp_state", episodes=3, status=False))
+    assert summary.ended == "completed", summary.message
+    assert sum(e.success for e in summary.episodes) >= 2 and summary.loop["overruns"] <= 2
+    assert summary.torque_off == {"off": [1, 2, 3, 4, 5, 6], "unreachable": {}} and summary.parked is True
