@@ -24,6 +24,7 @@ import numpy as np
 
 from real.feetech.bus import FeetechBus, ServoAlert
 from real.feetech.control_table import MODELS, OperatingMode
+from real.feetech.protocol import error_text
 from real.motor_driver import MotorDriver, limit_ticks
 from real.motor_report import BusStatus
 from robot.description import ControlMode, HardwareConfig, Motor
@@ -83,7 +84,10 @@ class FeetechMotorBus(MotorDriver):
         self.bus.return_delay_s = 0.0
 
     def _ping(self, ident: int) -> int | str:
-        return self.bus.ping(ident, alert_ok=True)  # a servo in alert still runs: the state read reports it
+        try:
+            return self.bus.ping(ident)
+        except ServoAlert as e:  # its condition comes with every reply: nothing is written to it
+            return f"in alert ({error_text(e.error)}): let it cool or power-cycle it"
 
     def read_motor_angles(self) -> np.ndarray:
         """Motor angles (rad) from Present_Position (2048 counts = 0; after the servo's homing offset, before the
