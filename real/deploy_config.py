@@ -8,6 +8,9 @@ from typing import Annotated, Any, Literal
 
 import tyro
 
+#: The physics engines a mock robot's reality runs on (:data:`mock.hardware.REALITIES` holds one entry per name).
+EngineName = Literal["pybullet", "mujoco"]
+
 
 @dataclass
 class DeployConfig:
@@ -24,7 +27,7 @@ class DeployConfig:
     """write the hardware log (MCAP) here"""
     reality: str | None = None
     """mock robots: domain file of the simulated reality (default: the nominal domain)"""
-    engine: Literal["pybullet", "mujoco"] = "pybullet"
+    engine: EngineName = "pybullet"
     """mock robots: the reality's physics engine and renderer (mujoco: a second engine, not the simulator)"""
     seed: int = 3_000_000
     """mock robots: seed of the first episode's scene (object pose, goal)"""

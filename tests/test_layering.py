@@ -198,3 +198,13 @@ def test_only_the_mock_layer_imports_mujoco():
                 if any(n.split(".")[0] == "mujoco" for n in names):
                     importers.add(_module_name(path))
     assert importers and all(m.startswith("mock.") for m in importers), importers
+
+
+def test_the_engine_names_are_the_mock_realities():
+    """`--engine` (deploy, mock-bus) offers exactly the engines mock realities are registered for."""
+    import typing
+
+    from mock.hardware import REALITIES
+    from real.deploy_config import EngineName
+
+    assert set(typing.get_args(EngineName)) == set(REALITIES)

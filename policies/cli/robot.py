@@ -15,7 +15,7 @@ import tyro
 from policies.cli.common import base_config, write_json
 from policies.parity_config import ParityConfig
 from real.cameras.frame import CameraError
-from real.deploy_config import DeployConfig
+from real.deploy_config import DeployConfig, EngineName
 from robot.description import ConfigError
 
 
@@ -234,7 +234,7 @@ class MockBus:
     """path of the symlink to the pseudo-terminal, e.g. /tmp/ttyDXL"""
     physics: Literal["pybullet", "simple"] = "pybullet"
     """pybullet: the simulated robot moves (default); simple: first-order servos"""
-    engine: Literal["pybullet", "mujoco"] | None = None
+    engine: EngineName | None = None
     """the physics engine of the served robot (mujoco: the mock robot's task world in MuJoCo; overrides --physics)"""
 
 
