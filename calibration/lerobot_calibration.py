@@ -6,8 +6,9 @@ name: ``id``, ``drive_mode`` (1: the motor turns against the joint), ``homing_of
 servo's Homing_Offset register, so that the arm's middle pose reads 2047) and ``range_min``/``range_max`` (the
 Present_Position counts, after that offset, at the ends of the joint's recorded sweep). LeRobot then reports a body
 joint in degrees as ``(present - mid) * 360 / 4095`` with ``mid = (range_min + range_max) / 2`` (its
-``MotorNormMode.DEGREES``; ``RANGE_M100_100`` maps the range to -100..100 instead), sign flipped by ``drive_mode``, and
-the gripper as ``(present - range_min) / (range_max - range_min) * 100`` (``RANGE_0_100``).
+``MotorNormMode.DEGREES``, in the motor's own sense: it does not apply ``drive_mode``; ``RANGE_M100_100`` maps the range
+to -100..100 instead, flipped by ``drive_mode``), and the gripper as ``(present - range_min) / (range_max -
+range_min) * 100`` (``RANGE_0_100``, flipped by ``drive_mode``).
 
 How the fields map to ours (:class:`robot.description.Motor`):
 
@@ -16,7 +17,8 @@ How the fields map to ours (:class:`robot.description.Motor`):
 - ``mid`` -> ``offset = (mid - 2048) * 2 pi / 4096`` rad, so that our joint angle is 0 where LeRobot's is (the
   reference URDF's zero is LeRobot's middle pose); for the gripper, whose 0-100 has no angle, the closed end of the
   range (``range_min``, or ``range_max`` with drive_mode 1) is put at the config's ``arm.gripper_closed``;
-- ``drive_mode`` -> ``direction`` (0: 1, 1: -1);
+- ``drive_mode`` -> ``direction`` for the gripper (0: 1, 1: -1), whose 0-100 it flips; body joints keep direction 1,
+  as LeRobot's degrees ignore it;
 - ``range_min``/``range_max`` -> ``limits.lower``/``upper`` in rad (in joint order after the direction), kept inside
   the config's limits (which ``s2r check-config`` keeps inside the URDF's).
 
@@ -55,9 +57,8 @@ class LeRobotMotor:
         return (self.range_min + self.range_max) / 2
 
     def degrees(self, present: int) -> float:
-        """LeRobot's reading of a body joint (``MotorNormMode.DEGREES``)."""
-        value = (present - self.mid) * 360 / LEROBOT_MAX_RES
-        return -value if self.drive_mode else value
+        """LeRobot's reading of a body joint (``MotorNormMode.DEGREES``, which does not apply ``drive_mode``)."""
+        return (present - self.mid) * 360 / LEROBOT_MAX_RES
 
     def range_0_100(self, present: int) -> float:
         """LeRobot's reading of the gripper (``MotorNormMode.RANGE_0_100``)."""
@@ -105,8 +106,9 @@ def homing_from_lerobot(config: HardwareConfig, motors: dict[str, LeRobotMotor])
         lr = motors[m.joint]
         if lr.id != m.id:
             raise ConfigError(f"{m.joint}: the LeRobot calibration says id {lr.id}, the config {m.id}")
-        direction = -1 if lr.drive_mode else 1
-        if config.arm is not None and m.joint == config.arm.gripper_joint:
+        gripper = config.arm is not None and m.joint == config.arm.gripper_joint
+        direction = -1 if lr.drive_mode and gripper else 1
+        if gripper:
             closed = lr.range_max if lr.drive_mode else lr.range_min
             offset = (closed - MIDDLE) * TICK - config.arm.gripper_closed / (direction * m.scale)
         else:

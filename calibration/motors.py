@@ -90,6 +90,11 @@ def home_motors(config: HardwareConfig, bus: DynamixelBus, operator: Operator) -
     torque is turned off first and left off. Nothing is written to the config here: see :func:`save`."""
     if config.arm is None:
         raise HomingError(f"{config.name}: homing needs an arm with a rest pose (arm.rest); wheels need none")
+    if config.bus.protocol != "dynamixel2":
+        raise HomingError(
+            f"{config.name}: this homing is for Dynamixel arms; calibrate a Feetech arm with LeRobot and import it "
+            "(`s2r calibrate lerobot`)"
+        )
     motors = [m for m in config.motors if m.mode != ControlMode.velocity]
     servos = MotorBus(config.model_copy(update={"motors": motors}), bus)
     servos.check_motors()

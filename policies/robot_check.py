@@ -162,8 +162,8 @@ def _start_pose_refusals(task: str, config: HardwareConfig, trained_limits: list
         m.model_copy(update={"limits": m.limits.model_copy(update={"lower": lo, "upper": hi})})
         for m, (lo, hi) in zip(config.motors, trained_limits, strict=True)
     ]
-    trained = task_class(task)(config.model_copy(update={"motors": motors})).start_pose()
     try:
+        trained = task_class(task)(config.model_copy(update={"motors": motors})).start_pose()
         here = task_class(task)(config).start_pose()
     except UnreachableError as exc:
         return [f"the {task} task's start pose is outside its joint limits ({exc})"]

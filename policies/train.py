@@ -323,6 +323,10 @@ class TrainingRun:
             return self._resume(progress)
         if (self.out / "run.yaml").exists():
             raise FileExistsError(f"{self.out} already holds a run; use --resume to continue it or another --out")
+        if cfg.demos and cfg.init:
+            raise ValueError(
+                "--demos and --init cannot be combined: a bundle's critic is fitted to returns, and a log's are unknown"
+            )
         init = self._initial_policy() if cfg.init else None  # refused before anything is written
         self.out.mkdir(parents=True, exist_ok=True)
         torch.manual_seed(cfg.seed)

@@ -22,7 +22,7 @@ from real.deploy_log import DeployLog
 from real.frames import frame_transforms
 from real.motor_buses import motor_driver, open_bus
 from real.robot import Robot
-from real.serial_bus import BusError
+from real.serial_bus import BusError, BusTimeout, CorruptReply
 from robot.description import HardwareConfig
 from robot.joint_state import JointState
 
@@ -40,7 +40,7 @@ class LeaderArm:
         self.bus = open_bus(self.config, self.port)
         try:
             self.motors = motor_driver(self.config, self.bus)
-            self.motors.check_motors()
+            self.motors.configure()  # its homing offsets and limits as the config says (torque off first)
             report = self.motors.torque_off()
             if not report.confirmed:
                 raise BusError(f"leader {self.config.name}: {report.describe(self.config)}")
@@ -49,8 +49,15 @@ class LeaderArm:
             self.close()
             raise
 
-    def read(self) -> JointState:
-        return self.motors.read()
+    def read(self, attempts: int = 1) -> JointState:
+        """The leader's joints; a lost or corrupt reply is tried again up to ``attempts`` times in all."""
+        for attempt in range(attempts):
+            try:
+                return self.motors.read()
+            except (BusTimeout, CorruptReply):
+                if attempt == attempts - 1:
+                    raise
+        raise ValueError(f"attempts must be >= 1, got {attempts}")
 
     def close(self) -> None:
         if self.bus is not None:
@@ -106,10 +113,11 @@ def teleoperate(
     is configured, activated, then parked with torque off on every way out (:meth:`Robot.shutdown`).
     ``privileged``: a mock follower's true state, logged each cycle (what a state policy's demonstrations need)."""
     summary = TeleopSummary(log=None if log is None else str(log.log.path))
-    order = joint_map(leader.config, robot.config)
     period = robot.config.control_period
+    tries = robot.config.safety.max_overruns + 1
     started = time.monotonic()
     try:
+        order = joint_map(leader.config, robot.config)
         robot.configure()
         robot.activate()
         if log is not None:
@@ -120,11 +128,12 @@ def teleoperate(
             late = time.monotonic() - next_cycle
             if late > period:
                 summary.overruns += 1
-            taken = leader.read()
+                next_cycle = time.monotonic()  # resume the rate from now, not with a burst of late cycles
+            taken = leader.read(tries)
             state = privileged() if privileged is not None else None  # what a policy would have seen here
             requested = taken.position[order]
             sent, events = robot.write(requested, late_s=max(0.0, late))
-            joints = robot.read()
+            joints = robot.read_patiently()
             summary.cycles += 1
             summary.limited_cycles += bool(events)
             for e in events:

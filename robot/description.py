@@ -122,7 +122,7 @@ class Motor(_Strict):
         le=2047,
         description="Feetech only: the Homing_Offset register (position counts, sign-magnitude) written at configure; "
         "the firmware reports Present_Position = actual - homing_offset (mod 4096), so a joint's range can be moved "
-        "clear of the encoder's wrap-around (`s2r calibrate motors` sets it, or an imported LeRobot calibration). "
+        "clear of the encoder's wrap-around (an imported LeRobot calibration sets it: `s2r calibrate lerobot`). "
         "None writes 0",
     )
 

@@ -48,7 +48,8 @@ def test_the_fields_land_in_the_config(imported):
     config, lerobot = imported
     for m in config.motors:
         lr = lerobot[m.joint]
-        assert m.homing_offset == lr.homing_offset and m.direction == (-1 if lr.drive_mode else 1)
+        flipped = lr.drive_mode and m.joint == "gripper"  # LeRobot's degrees ignore drive_mode, its 0-100 does not
+        assert m.homing_offset == lr.homing_offset and m.direction == (-1 if flipped else 1)
         if m.joint != "gripper":
             assert m.offset == pytest.approx((lr.mid - 2048) * TICK)
     grip = config.motor("gripper")  # closed (range_min) at arm.gripper_closed, open as far as the range goes
@@ -112,3 +113,11 @@ def test_the_command_imports_the_file(tmp_path, capsys):
     assert s2r(["calibrate", "lerobot", "--file", str(source), "--robot", str(config_path)]) == 0
     assert load_hardware_config(config_path).motor("shoulder_pan").homing_offset == -1402
     assert (tmp_path / "so101.yaml.bak").exists()
+
+
+def test_sweep_homing_refuses_a_feetech_arm(capsys):
+    """`s2r calibrate motors` homes Dynamixel arms; on the SO-101 it says what to use instead, before opening a port."""
+    from policies.cli import main as s2r
+
+    assert s2r(["calibrate", "motors", "--robot", "so101"]) == 2
+    assert "s2r calibrate lerobot" in capsys.readouterr().err

@@ -153,9 +153,11 @@ def test_the_homing_offset_is_written_and_joint_values_follow_the_firmware(so101
     config = config.model_copy(update={"motors": motors})
     servo = emulator.servos[2]
     servo.position = -700 * STS.register("present_position").unit + 0.3  # actual count: 2048 - 700 + 0.3 rad
+    servo.set("lock", 0)  # as LeRobot leaves it: EEPROM writes would be saved
     with Robot(config) as robot:
         reading = robot.configure()
-        assert servo.get("homing_offset") == -700
+        assert servo.get("homing_offset") == -700 and servo.get("lock") == 1
+        assert servo.flash["homing_offset"] == 0  # written with Lock at 1: in effect, not saved over its own
         assert servo.get("present_position") == POSITION_CENTER + round(0.3 / STS.register("present_position").unit)
         assert reading.position[1] == pytest.approx(0.3, abs=0.002)  # Present = actual - offset: 0.3 rad past zero
         with FeetechBus(config.bus.port) as probe:  # what the vendor's convention reads: the same count
@@ -220,3 +222,25 @@ def test_the_shipped_state_policy_grasps_on_the_mock_so101():
     assert summary.ended == "completed", summary.message
     assert sum(e.success for e in summary.episodes) >= 2 and summary.loop["overruns"] <= 2
     assert summary.torque_off == {"off": [1, 2, 3, 4, 5, 6], "unreachable": {}} and summary.parked is True
+
+
+def test_a_pitch_axis_along_minus_y_turns_the_other_way(tmp_path, so101):
+    """The kinematics take a pitch joint about -y as one about +y with its angle negated (FK and IK)."""
+    from robot.description import urdf_path
+
+    text = urdf_path(so101).read_text()
+    elbow = text.index('<joint name="elbow_flex"')
+    flipped = text[:elbow] + text[elbow:].replace('<axis xyz="0 1 0"/>', '<axis xyz="0 -1 0"/>', 1)
+    (tmp_path / "flipped.urdf").write_text(flipped)
+    other = so101.model_copy(update={"sim": so101.sim.model_copy(update={"urdf": str(tmp_path / "flipped.urdf")})})
+    kin, kin_flipped = ArmKinematics(so101), ArmKinematics(other)
+    assert kin_flipped.chain.signs == (-1.0, 1.0, -1.0, 1.0)
+    rng = np.random.default_rng(1)
+    for _ in range(10):
+        q = np.append(rng.uniform(-0.8, 0.8, 5), 0.0)
+        mirrored = q * [1, 1, -1, 1, 1, 1]
+        np.testing.assert_allclose(kin_flipped.forward(mirrored)[0], kin.forward(q)[0], atol=1e-12)
+    rest = np.array([so101.arm.rest[j] for j in so101.joint_names])
+    target = np.array([0.2, 0.05, 0.02])
+    q = kin_flipped.inverse(target, math.pi / 2, rest * [1, 1, -1, 1, 1, 1])
+    np.testing.assert_allclose(kin_flipped.forward(q)[0], target, atol=1e-9)

@@ -42,11 +42,13 @@ def test_the_follower_follows_the_leader_through_the_safety_filter(two_buses, tm
     lead, leader_cfg, follow, config = two_buses
     path = tmp_path / "teleop.mcap"
     log = DeployLog(str(path), config, {"robot": config.name, "task": "teleop"}, guard=threading.Lock)
+    goals = {i: s.get("goal_position") for i, s in lead.servos.items()}
     with LeaderArm(leader_cfg) as leader:
         summary = teleoperate(Robot(config), leader, 3.0, log)
     assert summary.ended == "completed" and summary.cycles >= 25 and summary.overruns <= 2
     assert summary.parked and summary.torque == "torque off (read back on all 6 motors)"
     assert all(s.get("torque_enable") == 0 for s in lead.servos.values())  # the leader was never driven
+    assert {i: s.get("goal_position") for i, s in lead.servos.items()} == goals
     assert all(s.get("torque_enable") == 0 for s in follow.servos.values())
     commands = [m.data for m in read_log(path, topics=["/command"])]
     joints = [np.array(m.data["position"]) for m in read_log(path, topics=["/joint_states"])]

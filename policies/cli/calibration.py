@@ -216,9 +216,15 @@ def run_calibrate_motors(args: CalibrateMotors) -> int:
     from calibration.motors import ConsoleOperator, home_motors
     from real.dynamixel.bus import DynamixelBus
     from robot.config_file import load_hardware_config, resolve_config_path
+    from robot.description import ConfigError
 
     path = resolve_config_path(args.robot)
     config = load_hardware_config(path)
+    if config.bus.protocol != "dynamixel2":
+        raise ConfigError(
+            f"{config.name}: `s2r calibrate motors` homes Dynamixel arms; calibrate a Feetech arm with LeRobot and "
+            "import it (`s2r calibrate lerobot`)"
+        )
     print(f"{config.name}: homing on {config.bus.port}.")
     input("Hold the arm: its torque goes off when you press Enter (it would fall otherwise)... ")
     with DynamixelBus(args.port or config.bus.port, config.bus.baudrate) as bus:

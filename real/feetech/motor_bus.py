@@ -40,8 +40,8 @@ def position_limit_ticks(motor: Motor) -> tuple[int, int]:
     """Present_Position counts of a position joint's limits, in order (after the homing offset the servo applies);
     WrapAroundError when they leave the single turn."""
     remedy = (
-        f"With homing_offset {motor.homing_offset or 0}: run `s2r calibrate motors` (it sets homing_offset so the "
-        "range's middle reads 2048)."
+        f"With homing_offset {motor.homing_offset or 0}: calibrate the arm with LeRobot and import it (`s2r calibrate "
+        "lerobot`: its homing_offset puts the range's middle at 2047)."
     )
     return limit_ticks(motor, MODELS[motor.model].register("goal_position"), remedy)
 
@@ -71,6 +71,7 @@ class FeetechMotorBus(MotorDriver):
         for m in self.motors:
             w = lambda name, raw, m=m: self.bus.write(m.id, self._reg(m.id, name), raw)  # noqa: E731
             w("torque_enable", 0)
+            w("lock", 1)  # EEPROM writes below take effect without being saved (LeRobot leaves Lock at 0)
             w("return_delay_time", 0)
             w("response_status_level", 1)
             w("operating_mode", int(OPERATING_MODE[m.mode]))
