@@ -265,9 +265,14 @@ class Robot:
     def read_patiently(self) -> JointState:
         """:meth:`read`, tried as many times as the run tolerates lost cycles (``safety.max_overruns``) when the
         bus loses or corrupts the replies."""
+        return self._patiently(self.read)
+
+    def _patiently(self, transaction: Callable[[], Any]) -> Any:
+        """``transaction()``, tried again when the bus loses or corrupts its replies, as many times as the run
+        tolerates lost cycles (``safety.max_overruns``); the last failure raises."""
         for attempt in range(self.config.safety.max_overruns + 1):
             try:
-                return self.read()
+                return transaction()
             except (BusTimeout, CorruptReply):
                 if attempt == self.config.safety.max_overruns:
                     raise
@@ -312,7 +317,7 @@ class Robot:
     def _check_torque_on(self) -> None:
         """Raise :class:`SafetyStop` naming every motor whose Torque Enable does not read 1 (a servo that rebooted on
         a brown-out, or never took the torque-on)."""
-        values = self.motors.torque_enabled()
+        values = self._patiently(self.motors.torque_enabled)  # a lost reply is not a limp joint
         limp = [i for i in self.motors.ids if values[i] != 1]
         if limp:
             raise SafetyStop(
@@ -328,7 +333,7 @@ class Robot:
         self._next_health = time.monotonic() + safety.health_period_s
         if self.state == Lifecycle.active:
             self._check_torque_on()
-        self.safety.check_health(*self.motors.health())
+        self.safety.check_health(*self._patiently(self.motors.health))
 
     def take_events(self) -> list[SafetyEvent]:
         """The lifecycle's safety events since the last call (watchdog recoveries), for the log."""
