@@ -29,16 +29,16 @@ Our angles use the encoder's 4096 counts a turn where LeRobot divides by 4095: t
 from __future__ import annotations
 
 import json
-import math
 from dataclasses import dataclass
 from pathlib import Path
 
 from calibration.motors import HomingResult, MotorCalibration
+from real.feetech.control_table import POSITION_CENTER, TICK
 from robot.description import ConfigError, HardwareConfig
 
-#: Counts a turn of the STS3215's encoder, its middle count, and LeRobot's divisor (the largest count).
-COUNTS, MIDDLE, LEROBOT_MAX_RES = 4096, 2048, 4095
-TICK = 2 * math.pi / COUNTS
+#: LeRobot's divisor for degrees: the largest count of a turn (the encoder has 4096).
+LEROBOT_MAX_RES = 4095
+MIDDLE = POSITION_CENTER
 
 
 @dataclass(frozen=True)
@@ -81,7 +81,7 @@ def read_lerobot_calibration(path: str | Path) -> dict[str, LeRobotMotor]:
         if not isinstance(entry, dict) or any(not isinstance(entry.get(f), int) for f in fields):
             raise ConfigError(f"{path}: motor {name!r} needs integer fields {', '.join(fields)}; got {entry!r}")
         motor = LeRobotMotor(name, *(entry[f] for f in fields))
-        if not 0 <= motor.range_min < motor.range_max <= COUNTS - 1:
+        if not 0 <= motor.range_min < motor.range_max <= LEROBOT_MAX_RES:
             raise ConfigError(
                 f"{path}: motor {name!r}: range {motor.range_min}..{motor.range_max} is not within 0..4095"
             )

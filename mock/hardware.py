@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 
 from mock.lds_emulator import LdsEmulator
+from mock.plants import require_dynamixel
 from mock.reality import Reality, RenderProcess, check_reality_domain
 from mock.servo_emulators import emulator_for_config
 from mock.simulated_realsense import PYBULLET_RENDER_DIVISOR, SimulatedRealSense, coarse_renderer
@@ -34,11 +35,7 @@ def _pybullet_reality(config: HardwareConfig, domain: Any, seed: int, goals: Any
 
 
 def _mujoco_reality(config: HardwareConfig, domain: Any, seed: int, goals: Any) -> Any:
-    if config.bus.protocol != "dynamixel2":
-        raise ValueError(
-            f"{config.name}: the MuJoCo reality runs Dynamixel X firmware; {config.bus.protocol} servos run on the "
-            "pybullet engine"
-        )
+    require_dynamixel(config)
     from mock.mujoco_reality import MujocoReality
 
     return MujocoReality(config.mock.task, domain, seed=seed, goals=goals)

@@ -16,7 +16,17 @@ def _pybullet(config: HardwareConfig) -> Plant:
     return PyBulletPlant(config)
 
 
+def require_dynamixel(config: HardwareConfig) -> None:
+    """ValueError unless ``config``'s servos speak Dynamixel: the MuJoCo reality runs a Dynamixel X firmware model."""
+    if config.bus.protocol != "dynamixel2":
+        raise ValueError(
+            f"{config.name}: the MuJoCo reality runs Dynamixel X firmware; {config.bus.protocol} servos run on the "
+            "pybullet engine"
+        )
+
+
 def _mujoco(config: HardwareConfig) -> Plant:
+    require_dynamixel(config)
     if config.mock is None:
         raise ValueError(f"{config.name}: the mujoco plant serves a mock robot's task world (a config with `mock:`)")
     from mock.mujoco_reality import MujocoReality  # imports MuJoCo: only when asked for

@@ -84,6 +84,12 @@ class DeployLog:
         for e in events:
             self.safety(e.kind, e.detail, e.joints, e.stamp_ns)
 
+    def joint_states(self, joints: JointState) -> None:
+        """A reading of the joints (config order, SI) and the robot's link transforms it puts them at."""
+        state = {"name": self.config.joint_names, "position": joints.position, "velocity": joints.velocity}
+        self.log.write("/joint_states", {**state, "effort": joints.effort}, joints.stamp_ns)
+        self.log.write_message("/tf", frame_transforms(self.frames.transforms(joints.position)), joints.stamp_ns)
+
     def cycle(
         self,
         joints: JointState,
@@ -100,11 +106,7 @@ class DeployLog:
         """One control cycle: the joints read, what the policy saw and did (``action`` None: it held, no fresh
         frame), the targets asked for and sent, the loop's timing, the camera frame, a mock's true state, and
         ``scan`` (the lidar's name and the :class:`real.lidar.scan.Scan` acted on; written once per scan)."""
-        stamp = joints.stamp_ns
-        position = joints.position
-        state = {"name": self.config.joint_names, "position": position, "velocity": joints.velocity}
-        self.log.write("/joint_states", {**state, "effort": joints.effort}, stamp)
-        self.log.write_message("/tf", frame_transforms(self.frames.transforms(position)), stamp)
+        self.joint_states(joints)
         if action is not None:
             self.log.write("/policy/observation", {k: v for k, v in observation.items() if k not in IMAGE_KEYS})
             for key in IMAGE_KEYS:  # the reduced frames, exactly: a replay recomputes the actions

@@ -37,14 +37,14 @@ from typing import Any
 
 import numpy as np
 
-from real.dynamixel.bus import BusTimeout, CorruptReply, DynamixelError, ServoError
+from real.dynamixel.bus import DynamixelError, ServoError
 from real.dynamixel.motor_bus import MotorBus
 from real.feetech.bus import ServoAlert
 from real.feetech.motor_bus import FeetechMotorBus
 from real.motor_buses import motor_driver, open_bus
 from real.motor_report import TorqueReport
 from real.safety import SafetyEvent, SafetyFilter, SafetyStop
-from real.serial_bus import SerialBus
+from real.serial_bus import SerialBus, patiently
 from robot.description import ControlMode, HardwareConfig
 from robot.frame_reduction import reduce_frame
 from robot.joint_state import JointState
@@ -270,13 +270,7 @@ class Robot:
     def _patiently(self, transaction: Callable[[], Any]) -> Any:
         """``transaction()``, tried again when the bus loses or corrupts its replies, as many times as the run
         tolerates lost cycles (``safety.max_overruns``); the last failure raises."""
-        for attempt in range(self.config.safety.max_overruns + 1):
-            try:
-                return transaction()
-            except (BusTimeout, CorruptReply):
-                if attempt == self.config.safety.max_overruns:
-                    raise
-        raise AssertionError("unreachable")
+        return patiently(transaction, self.config.safety.max_overruns + 1)
 
     def _check_bus_status(self, reading: JointState) -> None:
         status = self.motors.status

@@ -71,6 +71,18 @@ class PortError(BusError):
     """The serial port itself failed (unplugged adapter, closed device): not retried."""
 
 
+def patiently(transaction: Callable[[], Any], attempts: int) -> Any:
+    """``transaction()``, tried again when the bus loses or corrupts its replies (:class:`BusTimeout`,
+    :class:`CorruptReply`), ``attempts`` times in all; the last failure raises."""
+    for attempt in range(attempts):
+        try:
+            return transaction()
+        except (BusTimeout, CorruptReply):
+            if attempt == attempts - 1:
+                raise
+    raise ValueError(f"attempts must be >= 1, got {attempts}")
+
+
 def wire_time(n_bytes: int, baudrate: int) -> float:
     return n_bytes * 10.0 / baudrate
 

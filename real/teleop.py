@@ -19,10 +19,9 @@ from typing import Any
 import numpy as np
 
 from real.deploy_log import DeployLog
-from real.frames import frame_transforms
 from real.motor_buses import motor_driver, open_bus
 from real.robot import Robot
-from real.serial_bus import BusError, BusTimeout, CorruptReply
+from real.serial_bus import BusError, patiently
 from robot.description import HardwareConfig
 from robot.joint_state import JointState
 
@@ -51,13 +50,7 @@ class LeaderArm:
 
     def read(self, attempts: int = 1) -> JointState:
         """The leader's joints; a lost or corrupt reply is tried again up to ``attempts`` times in all."""
-        for attempt in range(attempts):
-            try:
-                return self.motors.read()
-            except (BusTimeout, CorruptReply):
-                if attempt == attempts - 1:
-                    raise
-        raise ValueError(f"attempts must be >= 1, got {attempts}")
+        return patiently(self.motors.read, attempts)
 
     def close(self) -> None:
         if self.bus is not None:
@@ -172,9 +165,7 @@ def _log_cycle(
 ) -> None:
     """One cycle, in a deployment's topics: the follower's joints, the targets (the leader's joints, and what the
     safety filter sent), the leader's joints, the filter's events and the cycle's lateness."""
-    state = {"name": config.joint_names, "position": joints.position, "velocity": joints.velocity}
-    log.log.write("/joint_states", {**state, "effort": joints.effort}, joints.stamp_ns)
-    log.log.write_message("/tf", frame_transforms(log.frames.transforms(joints.position)), joints.stamp_ns)
+    log.joint_states(joints)
     log.log.write("/teleop/leader", {"name": config.joint_names, "position": requested}, leader.stamp_ns)
     log.log.write("/command", {"requested": requested, "sent": sent})
     log.safety_events(events)

@@ -164,7 +164,7 @@ class Teleop:
 
 
 def run_teleop(args: Teleop) -> int:
-    from contextlib import ExitStack
+    from contextlib import ExitStack, nullcontext
 
     from real.deploy_log import DeployLog
     from real.robot import Robot
@@ -186,7 +186,7 @@ def run_teleop(args: Teleop) -> int:
         log = None
         if args.log:
             metadata = {"robot": config.name, "task": "teleop", "leader": leader_cfg.name}
-            log = DeployLog(args.log, config, metadata, guard=_no_guard)
+            log = DeployLog(args.log, config, metadata, guard=nullcontext)
         print(f"teleoperating {config.name} from {leader_cfg.name} for {args.seconds:g} s; Ctrl-C to stop")
         summary = teleoperate(Robot(config), leader, args.seconds, log, privileged=privileged)
     print(
@@ -197,12 +197,6 @@ def run_teleop(args: Teleop) -> int:
     if args.json:
         write_json(args.json, summary.to_dict())
     return 0 if summary.ended == "completed" else 1
-
-
-def _no_guard():
-    from contextlib import nullcontext
-
-    return nullcontext()
 
 
 def _mock_leader(leader_cfg, follower_cfg):

@@ -61,6 +61,7 @@ class FeetechMotorBus(MotorDriver):
         super().__init__(config, bus, MODELS)  # effort_raw: Present_Load, fractions of the maximum torque
         self._velocity = np.array([m.mode == ControlMode.velocity for m in self.motors])
         self._regs = MODELS[self.motors[0].model].registers
+        self._state_reg = type(self._regs["present_position"])("present_state", STATE_START, STATE_LEN, "R")
 
     # -- configuration --------------------------------------------------------------------------------------
     def configure(self, bus_watchdog_s: float | None = None) -> None:
@@ -121,8 +122,7 @@ class FeetechMotorBus(MotorDriver):
         """Joint positions, velocities and efforts in SI units and config order, with the host's monotonic time of
         the reply; updates :attr:`status` with goals that differ from the last ones sent. A reply with error bits
         raises :class:`ServoAlert` naming the motor and its condition."""
-        block = type(self._regs["present_position"])("state", STATE_START, STATE_LEN, "R")
-        raw = self.bus.sync_read(self.ids, block)
+        raw = self.bus.sync_read(self.ids, self._state_reg)
         n = len(self.ids)
         pos, vel, eff = np.zeros(n), np.zeros(n), np.zeros(n)
         status = BusStatus()
