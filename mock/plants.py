@@ -7,7 +7,7 @@ from collections.abc import Callable
 
 from mock.servo_emulators import first_order_plant
 from real.dynamixel.emulator import Plant
-from robot.description import HardwareConfig
+from robot.description import ConfigError, HardwareConfig
 
 
 def _pybullet(config: HardwareConfig) -> Plant:
@@ -17,9 +17,10 @@ def _pybullet(config: HardwareConfig) -> Plant:
 
 
 def require_dynamixel(config: HardwareConfig) -> None:
-    """ValueError unless ``config``'s servos speak Dynamixel: the MuJoCo reality runs a Dynamixel X firmware model."""
+    """ConfigError (a ValueError) unless ``config``'s servos speak Dynamixel: the MuJoCo reality runs a Dynamixel X
+    firmware model."""
     if config.bus.protocol != "dynamixel2":
-        raise ValueError(
+        raise ConfigError(
             f"{config.name}: the MuJoCo reality runs Dynamixel X firmware; {config.bus.protocol} servos run on the "
             "pybullet engine"
         )
