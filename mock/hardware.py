@@ -16,12 +16,15 @@ import numpy as np
 from mock.lds_emulator import LdsEmulator
 from mock.plants import require_dynamixel
 from mock.reality import Reality, RenderProcess, check_reality_domain
+from mock.sensor_model import CameraSensor, PolicyView
 from mock.servo_emulators import emulator_for_config
-from mock.simulated_realsense import PYBULLET_RENDER_DIVISOR, SimulatedRealSense, coarse_renderer
+from mock.simulated_realsense import PYBULLET_RENDER_DIVISOR, Renderer, SimulatedRealSense, coarse_renderer
 from real.cameras.realsense import RealSenseCamera, SoftwareSource
 from real.lidar.reader import LdsReader
 from real.serial_emulator import EmulatorThread
 from robot.description import HardwareConfig
+from robot.intrinsics import Intrinsics
+from sim.camera_model import RenderedFrame
 
 
 def _mujoco_check(task: str, domain: Any) -> list[str]:
@@ -104,6 +107,9 @@ class MockHardware:
         self.reality: Any = REALITIES[engine].build(config, reality_domain, seed, goals)
         self.render_process: RenderProcess | None = None
         self.devices: dict[str, Any] = {}
+        self.seed = seed
+        self.sensors: dict[str, CameraSensor] = {}  # each camera's errors this episode
+        self._views: dict[str, PolicyView | None] = {}
         self.emulator = emulator_for_config(config, self.reality)
         self._server = EmulatorThread(self.emulator, config.bus.port)
         self.lidars: dict[str, LdsEmulator] = {}
@@ -114,14 +120,44 @@ class MockHardware:
             self.close()
             raise
 
-    def camera(self, name: str) -> Any:
-        """The RealSenseCamera of camera ``name``, fed by a software device rendering the reality."""
+    def camera(
+        self,
+        name: str,
+        image_size: tuple[int, int] | None = None,
+        crop: tuple[int, int, int, int] | None = None,
+    ) -> Any:
+        """The RealSenseCamera of camera ``name``, fed by a software device rendering the reality with the camera
+        errors its domain gives (:mod:`mock.sensor_model`). ``image_size`` (width, height) and ``crop`` (x, y,
+        width, height, px): how the policy will reduce the frames, which sets the scale the image errors are drawn
+        at so that the policy sees the simulation's strengths (no size: per stream pixel)."""
         cam_cfg = self.config.camera(name)
-        renderer = REALITIES[self.engine].renderer(self, name, cam_cfg.depth_range)
+        view = None if image_size is None else PolicyView(tuple(image_size), None if crop is None else tuple(crop))
+        self._views[name] = view
+        self._new_sensor(name)
+        renderer = self._sensor_renderer(name, REALITIES[self.engine].renderer(self, name, cam_cfg.depth_range))
         # depth rendered from the color camera: one 640x480 render per frame instead of two (one per imager)
         device = SimulatedRealSense(cam_cfg, renderer, depth_view="color")
         self.devices[name] = device
         return RealSenseCamera(cam_cfg, SoftwareSource(device), grab_timeout_s=1.0)
+
+    def _new_sensor(self, name: str) -> None:
+        """Camera ``name``'s errors for the reality's current episode, seeded by the episode and the camera."""
+        index = [c.name for c in self.config.cameras].index(name)
+        seed = int(getattr(self.reality, "episode_seed", self.seed))
+        self.sensors[name] = CameraSensor(self.reality.core.params, seed * 7919 + index, self._views.get(name))
+
+    def _sensor_renderer(self, name: str, renderer: Renderer) -> Renderer:
+        """``renderer`` seen through camera ``name``'s sensor: drawn with the lens's true intrinsics (the stream
+        declares the configured ones), then the episode's image and depth errors."""
+
+        def _render(intrinsics: Intrinsics, offset: np.ndarray) -> RenderedFrame:
+            sensor = self.sensors[name]
+            if not sensor.changes_frames:
+                return renderer(intrinsics, offset)
+            true = sensor.intrinsics(intrinsics)
+            return sensor.apply(renderer(true, offset), focal_px=true.fx)
+
+        return _render
 
     def lidar(self, name: str) -> LdsReader:
         """The driver of laser scanner ``name``, on its emulator's pseudo-terminal (not yet connected)."""
@@ -173,6 +209,8 @@ class MockHardware:
             self.render_process.new_episode(seed)  # the reality and its render replica together
         else:
             self.reality.new_episode(seed)
+        for name in self.sensors:
+            self._new_sensor(name)
 
     def close(self) -> None:
         for emulator in self.lidars.values():

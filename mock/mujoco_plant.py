@@ -12,6 +12,7 @@ firmware sees, ``servo.strength`` scales the motor's torque, ``servo.position_ga
 from __future__ import annotations
 
 from collections import deque
+from collections.abc import Callable
 
 import mujoco
 import numpy as np
@@ -75,7 +76,9 @@ class MujocoPlant:
             self._goal_now = self._goals.popleft()[1]
         return self._goal_now if self._goal_now is not None else self.motor_state()[0].tolist()
 
-    def step(self, dt: float, servos: dict[int, EmulatedServo]) -> None:
+    def step(self, dt: float, servos: dict[int, EmulatedServo], before_step: Callable[[], None] | None = None) -> None:
+        """Advance by ``dt`` s of emulator time (whole MuJoCo steps; the rest carries over), then write the servos'
+        readings; ``before_step`` runs before every step."""
         ss = [servos[m.id] for m in self.config.motors]
         h = self.model.opt.timestep
         steps_f = (dt + self._carry) / h
@@ -90,6 +93,8 @@ class MujocoPlant:
                 self.torque[k] = fw.torque(registers[k], powered[k], goals[k], angle[k], velocity[k], h)
                 # motor torque (N*m) -> joint effort (N*m, or N through the rack of a linear joint)
                 self.data.ctrl[self._act[k]] = self._dir[k] * self.torque[k] / self._scale[k]
+            if before_step is not None:
+                before_step()
             mujoco.mj_step(self.model, self.data)
         angle, velocity = self.motor_state()
         for k, (s, fw) in enumerate(zip(ss, self.firmware, strict=True)):

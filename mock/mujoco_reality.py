@@ -21,6 +21,7 @@ from typing import Any
 import numpy as np
 import pybullet_data
 
+from mock.base_push import PushSchedule
 from mock.mujoco_scene import (
     STIFF_TIMECONST_S,
     Box,
@@ -34,15 +35,16 @@ from mock.mujoco_scene import (
     robot_spec,
 )
 from mock.reality import RealityError, check_reality_domain, reset_options, task_world
+from mock.sensor_model import EncoderNoise
 from real.dynamixel.emulator import EmulatedServo
 from robot.joint_state import JointState
 from robot.kinematics import ArmKinematics
 from robot.lidar import measurement_noise, reduce_scan, sensor_scan
 from sim.randomization.config import load_domain, load_randomization
 
-#: Targets the MuJoCo reality does not apply (beyond the mock path's own, :data:`mock.reality.UNAPPLIED_TARGETS`;
-#: ``*`` any element): texture patterns and their second colour and frequency (only the base colour and its shift
-#: are applied), the light's distance (a directional light has none) and the wheels' spinning friction.
+#: Targets the MuJoCo reality does not apply (``*`` any element): texture patterns and their second colour and
+#: frequency (only the base colour and its shift are applied), the light's distance (a directional light has none)
+#: and the wheels' spinning friction.
 MUJOCO_UNAPPLIED = (
     "texture.*.pattern",
     "texture.*.color2",
@@ -143,6 +145,9 @@ class MujocoReality:
             self._scene_bodies = np.array([m.body(n).id for n in self._scene_geoms])
             self._settle()
             self.collided = False
+            self.encoder = EncoderNoise(self.params, [mt.scale for mt in self.config.motors], seed)
+            self.pushes = PushSchedule.of_reality(self.task, self.params, self.config.control_period)
+            self._push_start = float(self.data.time)
             return self.info
 
     def _urdf(self) -> Path | None:
@@ -333,9 +338,16 @@ class MujocoReality:
     # -- the servo emulator's plant ------------------------------------------------------------------------------
     def step(self, dt: float, servos: dict[int, EmulatedServo]) -> None:
         with self.lock:
-            self.plant.step(dt, servos)
+            self.plant.step(dt, servos, before_step=self._push if self.pushes.active else None)
+            self.encoder.perturb([servos[m.id] for m in self.config.motors])
             if self.task == "navigate":
                 self.collided = self.collided or self._collision()
+
+    def _push(self) -> None:
+        """Before each MuJoCo step: the base's push (N, world frame, at its centre of mass) while one is due."""
+        body = self.model.jnt_bodyid[self.model.joint("base_free").id]
+        force = self.pushes.force_at(float(self.data.time) - self._push_start)
+        self.data.xfrc_applied[body, :3] = 0.0 if force is None else [force[0], force[1], 0.0]
 
     # -- what only a simulation knows ------------------------------------------------------------------------------
     def joints(self) -> JointState:

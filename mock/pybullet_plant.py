@@ -8,6 +8,8 @@ and scale, as :class:`real.dynamixel.motor_bus.MotorBus` relates them on the hos
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 import pybullet as p
 
@@ -63,7 +65,9 @@ class PyBulletPlant:
         if self.owns_world and p.isConnected(self.client):
             p.disconnect(self.client)
 
-    def step(self, dt: float, servos: dict[int, EmulatedServo]) -> None:
+    def step(self, dt: float, servos: dict[int, EmulatedServo], before_tick: Callable[[], None] | None = None) -> None:
+        """Advance the world by ``dt`` s of emulator time (whole physics ticks; the rest carries over) with the
+        servos' goals and torque, then write their readings; ``before_tick`` runs before every tick."""
         motors = self.config.motors
         ss = [servos[m.id] for m in motors]
         torque = np.array(
@@ -88,7 +92,7 @@ class PyBulletPlant:
         ticks = int(ticks_f)
         self._carry = (ticks_f - ticks) / self.config.sim.physics_hz
         if ticks:
-            self.robot.step(ticks)
+            self.robot.step(ticks, before_tick=before_tick)
         js = self.robot.read()
         for k, s in enumerate(ss):
             s.position = js.position[k] / (self._dir[k] * self._scale[k]) + self._off[k]

@@ -19,15 +19,12 @@ from typing import Any
 
 import numpy as np
 
+from mock.base_push import PushSchedule
 from mock.pybullet_plant import PyBulletPlant
+from mock.sensor_model import EncoderNoise
 from real.dynamixel.emulator import EmulatedServo
 from sim.randomization.config import load_domain, load_randomization
 
-#: Domain targets the mock path does not apply: what the simulation adds to its observations (image, depth and
-#: proprioceptive noise; the mock robot's readings come through the servo emulator and librealsense untouched),
-#: the camera intrinsics terms (the software device streams the config's intrinsics), and per-step pushes (the
-#: reality's physics is stepped by the servo emulator, not by the env's step). A reality pinning one is refused.
-UNAPPLIED_TARGETS = ("image.", "depth.", "proprio.", "camera.focal_scale", "camera.principal_offset", "base.push")
 #: Terms that describe the host: on a mock robot the real control loop's and camera pipeline's own timing stands in.
 HOST_TARGETS = ("control.period_jitter", "camera.frame_age")
 
@@ -37,17 +34,16 @@ class RealityError(ValueError):
 
 
 def check_reality_domain(task: str, domain: str | Path | dict[str, Any] | None) -> list[str]:
-    """Refuse (:class:`RealityError`, naming them) domain terms the mock path cannot apply; returns the host terms
-    it accepts without applying them (the real loop's timing stands in), for the summary's note."""
+    """Refuse (:class:`RealityError`, naming them) names that are not terms of ``task``'s randomization; returns the
+    host terms accepted without being applied (the real loop's timing stands in), for the summary's note. Every
+    other term is applied on the mock path: the world's by the task env that builds the reality, the sensors' by
+    :mod:`mock.sensor_model` (camera frames and servo readings) and pushes by :mod:`mock.base_push`."""
     pins = load_domain(domain) if domain is not None else {}
     targets = {t.name: t.target for t in load_randomization("default", task).terms}
-    refused = [f"{name} ({targets[name]})" for name in pins if targets.get(name, "").startswith(UNAPPLIED_TARGETS)]
-    if refused:
-        raise RealityError(
-            f"reality {domain}: the mock robot cannot apply {', '.join(refused)}: the servo emulator and the "
-            "software camera pass readings and frames on as the world produces them; remove these terms"
-        )
-    return [name for name in pins if targets.get(name, "").startswith(HOST_TARGETS)]
+    unknown = sorted(set(pins) - set(targets))
+    if unknown:
+        raise RealityError(f"reality {domain}: {', '.join(unknown)}: not terms of the {task} randomization")
+    return [name for name in pins if targets[name].startswith(HOST_TARGETS)]
 
 
 def reset_options(domain: dict[str, Any], goals: list[list[float]] | None) -> dict[str, Any] | None:
@@ -109,6 +105,10 @@ class Reality:
         if arm is not None:
             self.core.robot.reset_joints(np.array([arm.rest[j] for j in self.core.config.joint_names]))
         self.episode_seed = seed
+        config = self.core.config
+        self.encoder = EncoderNoise(self.core.params, [m.scale for m in config.motors], seed)
+        self.pushes = PushSchedule.of_reality(self.task, self.core.params, config.control_period)
+        self.episode_time_s = 0.0  # physics time since the episode's scene was built
 
     def new_episode(self, seed: int) -> dict[str, Any]:
         """Rebuild the scene for another episode (new object pose or goal; the domain stays); the robot is placed
@@ -122,8 +122,17 @@ class Reality:
     # -- the servo emulator's plant ------------------------------------------------------------------------------
     def step(self, dt: float, servos: dict[int, EmulatedServo]) -> None:
         with self.lock:
-            if not self.closed:  # an emulator thread still serving while its mock robot closes
-                self.plant.step(dt, servos)
+            if self.closed:  # an emulator thread still serving while its mock robot closes
+                return
+            self.plant.step(dt, servos, before_tick=self._tick if self.pushes.active else None)
+            self.encoder.perturb([servos[m.id] for m in self.core.config.motors])
+
+    def _tick(self) -> None:
+        """Before each physics tick: the base's push, when one is due."""
+        force = self.pushes.force_at(self.episode_time_s)
+        self.episode_time_s += 1.0 / self.core.config.sim.physics_hz
+        if force is not None:
+            self.core.apply_push(force)
 
     # -- what only a simulation knows ------------------------------------------------------------------------------
     def privileged(self) -> np.ndarray:

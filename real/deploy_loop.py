@@ -65,7 +65,9 @@ class MockWorld(Protocol):
     """What the loop needs of a mock robot's hardware (:class:`mock.hardware.MockHardware`): its cameras, its
     reality's episodes, its true state and its judgement."""
 
-    def camera(self, name: str) -> Any: ...
+    def camera(
+        self, name: str, image_size: tuple[int, int] | None = None, crop: tuple[int, int, int, int] | None = None
+    ) -> Any: ...
 
     def stall_camera(self, name: str, after_s: float, for_s: float) -> None: ...
 
@@ -189,7 +191,10 @@ class Deployment:
             self.mock = self.start_mock()
         if config.cameras and (self.uses_images or (cfg.log_cameras and cfg.log)):
             name = config.cameras[0].name
-            self.camera = self.mock.camera(name) if self.mock is not None else live_camera(config, name)
+            if self.mock is not None:  # its sensor errors are drawn at the scale of the policy's view
+                self.camera = self.mock.camera(name, *self._policy_view())
+            else:
+                self.camera = live_camera(config, name)
             self.camera.connect()  # its first frame is awaited with the arm held at its start pose
         if "scan" in self.keys:
             reader = self.mock.lidar(config.lidars[0].name) if self.mock is not None and config.lidars else None
@@ -211,19 +216,25 @@ class Deployment:
                 self.log = DeployLog(cfg.log, config, metadata, guard=self.stop.holding)
         self.robot = Robot(config)
 
+    def _policy_view(self) -> tuple[tuple[int, int] | None, tuple[int, int, int, int] | None]:
+        """(image size (width, height) px, crop (x, y, width, height) px or None) of a camera policy's frames;
+        (None, None) for a policy without images."""
+        if not self.uses_images:
+            return None, None
+        h, w = self.policy.obs_spec.shapes["rgb"][:2]
+        crop = (self.policy.meta.get("camera") or {}).get("crop")  # the frame region the student was trained on
+        return (w, h), None if crop is None else tuple(crop)
+
     def _configure(self) -> None:
         """The task's view of the robot, and the robot configured (torque still off)."""
-        image_size = None
-        if self.uses_images:
-            h, w = self.policy.obs_spec.shapes["rgb"][:2]
-            image_size = (w, h)
+        image_size, crop = self._policy_view()
         self.task = TaskRobot(
             self.robot,
             self.policy.task,
             privileged=self.mock.privileged if "privileged" in self.keys else None,
             scan=self.scan,
             image_size=image_size,
-            crop=(self.policy.meta.get("camera") or {}).get("crop"),  # the frame region the student was trained on
+            crop=crop,
         )
         self.robot.configure()
         if self.log:

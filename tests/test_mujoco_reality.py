@@ -352,15 +352,21 @@ def test_gap_report_drives_both_engines_alike(tmp_path):
 
 
 def _fingerprint(world: MujocoReality) -> bytes:
-    """Everything a domain term can change in a MuJoCo world: the compiled model's physical and visual fields and
-    the servo firmware's settings."""
+    """Everything a domain term can change in a MuJoCo world and its sensors: the compiled model's physical and
+    visual fields, the servo firmware's settings, the camera's errors (what the mock hardware draws frames with,
+    mock.sensor_model), the encoders' noise and the base's pushes."""
+    from mock.sensor_model import CameraSensor
+
     m, plant = world.model, world.plant
+    camera = CameraSensor(world.params, 0)
+    sensors = (camera.noise, camera.focal_scale, camera.principal_offset)
+    sensors += (world.encoder.position_std.tolist(), world.encoder.velocity_std.tolist(), world.pushes.force.tolist())
     fields = ("body_mass", "body_inertia", "body_ipos", "body_pos", "geom_friction", "geom_rgba", "geom_solref")
     fields += ("geom_size", "cam_pos", "cam_quat", "light_dir", "light_ambient", "light_diffuse", "light_specular")
     fields += ("light_castshadow", "dof_damping")
     parts = [np.asarray(getattr(m, f)).tobytes() for f in fields]
     firmware = [(fw.strength, fw.gain_scale, fw.velocity_gain_scale) for fw in plant.firmware]
-    return b"".join(parts) + repr((plant.latency, firmware)).encode()
+    return b"".join(parts) + repr((plant.latency, firmware, sensors)).encode()
 
 
 @pytest.mark.parametrize("task", ["grasp", "navigate"])
@@ -381,6 +387,8 @@ def test_every_domain_term_is_applied_or_refused(task):
                 continue
             if term.target == "light.shadow":
                 value: object = 1.0
+            elif term.target == "image.noise_std":
+                value = 0.05  # the simulation's bound is 0.125
             elif term.operation == "scale":
                 value = 1.4
             elif term.operation == "add":
@@ -412,11 +420,9 @@ def test_every_domain_term_is_applied_or_refused(task):
                 dropped.append(term.name)
         assert dropped == [], f"applied by neither engine path nor refused: {dropped}"
         assert host == ["control_period_jitter"]
-        # what is refused is the look of patterns, the image and depth noise the mock path leaves to the sensors,
-        # and two pushes on the physics: a per-step push and the wheels' spinning friction
-        physical = {n for n in refused if not n.startswith(("image_", "depth_", "proprio_", "camera_focal"))}
-        physical -= {n for n in physical if n.endswith(("_texture", "_color2", "_texture_frequency"))}
-        assert physical <= {"wheel_spinning_friction", "base_push", "light_distance", "camera_principal_offset"}
+        # what is refused is the look of patterns, the light's distance and the wheels' spinning friction
+        physical = {n for n in refused if not n.endswith(("_texture", "_color2", "_texture_frequency"))}
+        assert physical <= {"wheel_spinning_friction", "light_distance"}, refused
     finally:
         world.close()
 

@@ -16,7 +16,7 @@ import pybullet as p
 
 from robot.intrinsics import Intrinsics
 from sim.camera_model import RenderedFrame, render, rotation_from_rpy
-from sim.randomization.image_noise import ImageNoise, ImageNoiseParams
+from sim.randomization.image_noise import ImageNoise, image_noise_params
 
 #: Resolution of the frames ``render()`` returns (for videos), a resize of the configured color stream.
 VIDEO_SIZE = (320, 240)
@@ -88,20 +88,7 @@ class CameraView:
         return self.render_camera(self.intrinsics_video).color
 
     def _setup_image_noise(self) -> None:
-        prm = self.params
-        q = ImageNoiseParams(
-            noise_std=float(prm["image.noise_std"]),
-            blur_sigma=float(prm["image.blur_sigma"]),
-            brightness=float(prm["image.brightness"]),
-            contrast=float(prm["image.contrast"]),
-            gamma=float(prm["image.gamma"]),
-            jpeg_quality=float(prm["image.jpeg_quality"]),
-            depth_noise_scale=float(prm["depth.noise_scale"]),
-            depth_unit=float(prm["depth.unit"]),
-            depth_edge_dropout=float(prm["depth.edge_dropout"]),
-            depth_dark_dropout=float(prm["depth.dark_dropout"]),
-            depth_random_dropout=float(prm["depth.random_dropout"]),
-        )
+        q = image_noise_params(self.params)
         self.image_noise = ImageNoise(
             q, int(self.np_random.integers(2**31)), max_depth_m=float(self.camera_config.depth_range[1])
         )

@@ -327,7 +327,7 @@ class NavigateEnv(RobotEnv):
         }
         return vec, state
 
-    def _apply_push(self, force: np.ndarray) -> None:
+    def apply_push(self, force: np.ndarray) -> None:
         """Horizontal force (N, world frame) on the base for one physics tick (forces clear after each tick)."""
         pos, _ = p.getBasePositionAndOrientation(self.robot.body, physicsClientId=self.client)
         p.applyExternalForce(
@@ -388,7 +388,7 @@ class NavigateEnv(RobotEnv):
         changed = self._resample_per_step_terms() if self.steps > 0 else set()
         push = np.asarray(self.params["base.push"], dtype=float) if "base.push" in changed else None
         self.robot.command(self.task.action_to_targets(action))
-        self._advance(before_tick=None if push is None else lambda: self._apply_push(push))
+        self._advance(before_tick=None if push is None else lambda: self.apply_push(push))
         self.steps += 1
         joints = self._read_joints()
         self.task.update(joints)

@@ -16,7 +16,9 @@ surfaces and at random.
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 
 import albumentations as A
 import cv2
@@ -41,6 +43,23 @@ class ImageNoiseParams:
     depth_edge_dropout: float = 0.0  # probability a pixel at a depth edge reads 0
     depth_dark_dropout: float = 0.0  # probability a dark pixel reads 0
     depth_random_dropout: float = 0.0  # probability any pixel reads 0
+
+
+def image_noise_params(params: Mapping[str, Any]) -> ImageNoiseParams:
+    """The strengths an env's (or a reality's) resolved ``image.*`` and ``depth.*`` params give."""
+    return ImageNoiseParams(
+        noise_std=float(params["image.noise_std"]),
+        blur_sigma=float(params["image.blur_sigma"]),
+        brightness=float(params["image.brightness"]),
+        contrast=float(params["image.contrast"]),
+        gamma=float(params["image.gamma"]),
+        jpeg_quality=float(params["image.jpeg_quality"]),
+        depth_noise_scale=float(params["depth.noise_scale"]),
+        depth_unit=float(params["depth.unit"]),
+        depth_edge_dropout=float(params["depth.edge_dropout"]),
+        depth_dark_dropout=float(params["depth.dark_dropout"]),
+        depth_random_dropout=float(params["depth.random_dropout"]),
+    )
 
 
 #: Frames of Gaussian noise drawn per episode; each frame reads a window of this bank at a random offset. Drawing
