@@ -7,7 +7,8 @@ env is used as the scene sampler and for its resolved domain params, nothing els
 servos and rendering are MuJoCo's. Success, failure and the privileged state are judged from the MuJoCo state by the
 task's own rules and thresholds (:mod:`sim.envs.grasp_env`, :mod:`sim.envs.navigate_env`).
 
-Domain terms MuJoCo has no counterpart for here are refused by :func:`check_mujoco_domain`, never dropped.
+Every domain term applies here as in the simulator: the world's in the MuJoCo model and servo firmware, the
+sensors' and the pushes on the mock path shared with PyBullet (:mod:`mock.sensor_model`, :mod:`mock.base_push`).
 """
 
 from __future__ import annotations
@@ -34,47 +35,14 @@ from mock.mujoco_scene import (
     restitution_solref,
     robot_spec,
 )
-from mock.reality import RealityError, check_reality_domain, reset_options, task_world
+from mock.reality import reset_options, task_world
 from mock.sensor_model import EncoderNoise
 from real.dynamixel.emulator import EmulatedServo
 from robot.joint_state import JointState
 from robot.kinematics import ArmKinematics
 from robot.lidar import measurement_noise, reduce_scan, sensor_scan
-from sim.randomization.config import load_domain, load_randomization
-
-#: Targets the MuJoCo reality does not apply (``*`` any element): texture patterns and their second colour and
-#: frequency (only the base colour and its shift are applied), the light's distance (a directional light has none)
-#: and the wheels' spinning friction.
-MUJOCO_UNAPPLIED = (
-    "texture.*.pattern",
-    "texture.*.color2",
-    "texture.*.frequency",
-    "wheel.spinning_friction",
-    "light.distance",
-)
-
-
-def _unapplied(target: str) -> bool:
-    for pattern in MUJOCO_UNAPPLIED:
-        head, _, tail = pattern.partition("*")
-        if target.startswith(head) and target.endswith(tail) if tail else target == pattern:
-            return True
-    return False
-
-
-def check_mujoco_domain(task: str, domain: str | Path | dict[str, Any] | None) -> list[str]:
-    """As :func:`mock.reality.check_reality_domain`, and refuse (naming them) terms the MuJoCo reality cannot apply
-    either; returns the accepted host terms."""
-    host = check_reality_domain(task, domain)
-    pins = load_domain(domain) if domain is not None else {}
-    targets = {t.name: t.target for t in load_randomization("default", task).terms}
-    refused = [f"{n} ({targets[n]})" for n in pins if _unapplied(targets.get(n, "")) and pins[n] != "flat"]
-    if refused:
-        raise RealityError(
-            f"reality {domain}: the MuJoCo reality cannot apply {', '.join(refused)}; remove these terms or use "
-            "--engine pybullet"
-        )
-    return host
+from sim.randomization.config import load_domain
+from sim.randomization.textures import element_appearance
 
 
 class MujocoReality:
@@ -123,9 +91,11 @@ class MujocoReality:
             self._noise_rng = np.random.default_rng(seed)  # the scan's measurement noise
             self.params = dict(self.core.params)
             spec = robot_spec(self.config, self.params, self._urdf())
+            self._appearance: dict[str, tuple[np.ndarray, np.ndarray | None]] = {}
             for body in spec.bodies:  # the robot's parts only, so far
                 for geom in body.geoms:
                     geom.rgba = list(self._color("robot", list(geom.rgba)))
+                    self._pattern(spec, "robot", geom)
             self._scene_geoms: list[str] = []
             if self.task == "grasp":
                 self._add_grasp_scene(spec)
@@ -165,27 +135,50 @@ class MujocoReality:
         return scale_wheels(urdf_path(self.config), out, [base.left_wheel, base.right_wheel], radius, track)
 
     def _color(self, element: str, nominal: list[float]) -> tuple[float, float, float, float]:
-        """A part's colour, as the simulator shifts it: its ``nominal`` RGBA moved by the element's base colour
-        (``texture.<element>.color``) minus the element's nominal one, plus ``texture.<element>.color_shift``."""
-        prm, targets = self.params, self.core.targets
-        shift = np.asarray(prm.get(f"texture.{element}.color_shift", [0, 0, 0]), dtype=float)
-        key = f"texture.{element}.color"
-        if key in prm:
-            shift = shift + np.asarray(prm[key], dtype=float) - np.asarray(targets[key].nominal, dtype=float)
+        """A part's colour, as the simulator shifts it (:func:`sim.randomization.textures.element_appearance`):
+        its ``nominal`` RGBA moved by the element's colour shift; the first part asked for draws the element's
+        pattern, if it has one."""
+        if element not in self._appearance:
+            self._appearance[element] = element_appearance(
+                self.params,
+                self.core.targets[f"texture.{element}.color"].nominal,
+                element,
+                nominal,
+                self.core.texture_repeat.get(element, 1.0),
+            )
+        shift, _ = self._appearance[element]
         rgb = np.clip(np.asarray(nominal[:3], dtype=float) + shift, 0, 1)
         return (*rgb.tolist(), nominal[3] if len(nominal) > 3 else 1.0)
+
+    def _pattern(self, spec: mujoco.MjSpec, element: str, geom: Any) -> None:
+        """Dress ``geom`` in its element's pattern, when the element has one: a 2D texture spanning each face
+        (MuJoCo's ``texuniform`` off, one repeat), white under it, as PyBullet draws a textured part."""
+        _, image = self._appearance[element]
+        if image is None:
+            return
+        name = f"{element}_pattern"
+        if spec.material(name) is None:
+            texture = spec.add_texture(
+                name=name, type=mujoco.mjtTexture.mjTEXTURE_2D, width=image.shape[1], height=image.shape[0], nchannel=3
+            )
+            texture.data = image.tobytes()
+            material = spec.add_material(name=name, texuniform=False, texrepeat=[1.0, 1.0])
+            material.textures[mujoco.mjtTextureRole.mjTEXROLE_RGB] = name
+        geom.material = name
+        geom.rgba = [1.0, 1.0, 1.0, geom.rgba[3]]
 
     def _add_grasp_scene(self, spec: mujoco.MjSpec) -> None:
         from sim.envs.grasp_env import OBJECT_COLOR, TABLE_CENTER, TABLE_COLOR, TABLE_HALF_EXTENTS
 
         prm, info = self.params, self.core.object_info
         table = Box("table", "box", TABLE_HALF_EXTENTS, TABLE_CENTER, rgba=self._color("table", TABLE_COLOR))
-        add_geom(
+        geom = add_geom(
             spec.worldbody.add_body(name="table", pos=list(table.pos)),
             table,
             (prm["table.lateral_friction"], 0.005, 0.0001),
             solref=restitution_solref(prm["table.restitution"]),
         )
+        self._pattern(spec, "table", geom)
         self._scene_geoms.append("table")
         kind, size, rgba = info["kind"], info["size"], self._color("object", OBJECT_COLOR)
         if kind == "box":
@@ -232,6 +225,7 @@ class MujocoReality:
         )
         geom = add_geom(body, obj, friction, condim=4, priority=1)
         geom.mass = 0.0
+        self._pattern(spec, "object", geom)
         # Restitution likewise: PyBullet bounces a contact with the product of the two bodies' coefficients, and the
         # object's priority makes its solref the object-table contact's (the fingers' default, 0, wins against it).
         geom.solref = restitution_solref(float(prm["object.restitution"]) * float(prm["table.restitution"]))
@@ -257,7 +251,7 @@ class MujocoReality:
             contype=1,
             conaffinity=3,
         )
-        del floor
+        self._pattern(spec, "floor", floor)
         wall_rgba = self._color("walls", WALL_COLOR)
         for axis in (0, 1):
             for sign in (-1, 1):
@@ -265,11 +259,12 @@ class MujocoReality:
                 pos = [0.0, 0.0, 0.15]
                 pos[axis] = sign * (ROOM_HALF + 0.025)
                 name = f"wall{len(self._scene_geoms)}"
-                add_geom(
+                wall = add_geom(
                     spec.worldbody.add_body(name=name, pos=pos),
                     Box(name, "box", tuple(he), tuple(pos), rgba=wall_rgba),
                     (0.8, 0.005, 0.0001),
                 )
+                self._pattern(spec, "walls", wall)
                 self._scene_geoms.append(name)
         for i, (x, y, r, kind, yaw) in enumerate(core.obstacles):
             name = f"obstacle{i}"
@@ -287,14 +282,19 @@ class MujocoReality:
             body = spec.worldbody.add_body(
                 name=name, pos=[x, y, 0.15], quat=[math.cos(yaw / 2), 0, 0, math.sin(yaw / 2)]
             )
-            add_geom(body, box, (0.8, 0.005, 0.0001))
+            self._pattern(spec, "obstacles", add_geom(body, box, (0.8, 0.005, 0.0001)))
             self._scene_geoms.append(name)
         # The tyre-floor coefficient as PyBullet combines it (the product of the two bodies' coefficients); with
         # contact priority MuJoCo uses the wheels' (it takes the larger of two geoms' frictions otherwise).
-        wheel = float(prm["wheel.lateral_friction"]) * float(prm["floor.lateral_friction"])
+        # Spinning friction as Bullet combines it (btManifoldResult::calculateCombinedSpinningFriction: each body's
+        # spinning coefficient times the other's sliding one; the floor has none), as MuJoCo's torsional friction,
+        # which acts with condim 4.
+        floor_mu = float(prm["floor.lateral_friction"])
+        wheel = float(prm["wheel.lateral_friction"]) * floor_mu
+        spin = float(prm["wheel.spinning_friction"]) * floor_mu
         for name in (self.config.base.left_wheel, self.config.base.right_wheel):
             for g in spec.joint(name).parent.geoms:
-                g.friction, g.priority = [wheel, 0.005, 0.0001], 1
+                g.friction, g.priority, g.condim = [wheel, spin, 0.0001], 1, 4
 
     def _add_cameras(self, spec: mujoco.MjSpec) -> None:
         from sim.envs.camera_view import camera_mount

@@ -103,6 +103,7 @@ def robot_spec(config: HardwareConfig, params: dict[str, Any], urdf: os.PathLike
     path = urdf or urdf_path(config)
     spec = mujoco.MjSpec.from_file(str(path))
     spec.compiler.fusestatic = False
+    spec.compiler.discardvisual = False  # URDF's default discards the textures and materials the scene adds
     spec.option.timestep = TIMESTEP
     spec.option.integrator = mujoco.mjtIntegrator.mjINT_IMPLICITFAST
     spec.option.cone = mujoco.mjtCone.mjCONE_ELLIPTIC
@@ -193,7 +194,7 @@ def add_light(spec: mujoco.MjSpec, params: dict[str, Any]) -> None:
     spec.worldbody.add_light(
         name="sun",
         type=mujoco.mjtLightType.mjLIGHT_DIRECTIONAL,
-        pos=list(2.0 * direction),
+        pos=list(float(params.get("light.distance", 2.0)) * direction),  # where its shadow map looks from
         dir=list(-direction),
         ambient=list(color * float(params.get("light.ambient", 0.6))),
         diffuse=list(color * float(params.get("light.diffuse", 0.35))),

@@ -19,8 +19,8 @@ import pytest
 scene = pytest.importorskip("mock.mujoco_scene", reason="the MuJoCo reality needs the mujoco wheel (.[mujoco])")
 mujoco = scene.mujoco
 
-from mock.mujoco_reality import MujocoReality, check_mujoco_domain  # noqa: E402
-from mock.reality import RealityError  # noqa: E402
+from mock.mujoco_reality import MujocoReality  # noqa: E402
+from mock.reality import RealityError, check_reality_domain  # noqa: E402
 from mock.servo_firmware import MotorConstants, Registers, ServoFirmware  # noqa: E402
 from real.dynamixel.control_table import MODELS, OperatingMode  # noqa: E402
 from real.dynamixel.emulator import EmulatedServo  # noqa: E402
@@ -232,12 +232,33 @@ def test_firmware_follows_its_control_table():
     assert MODELS["XL430-W250"].registers.get("current_limit") is None
 
 
-def test_reality_terms_mujoco_cannot_apply_are_refused(tmp_path):
-    domain = tmp_path / "patterned.yaml"
-    domain.write_text("table_texture: checker\n")
-    with pytest.raises(RealityError, match="table_texture.*--engine pybullet"):
-        check_mujoco_domain("grasp", str(domain))
-    assert check_mujoco_domain("grasp", {"object_mass": 0.2}) == []
+@needs_render
+def test_a_patterned_table_is_drawn_by_both_engines():
+    """A pinned table pattern is drawn by MuJoCo from the simulator's own texture (sim.randomization.textures.
+    element_appearance): dark and light stripes across the table in the frame of either engine, along the same
+    axis. MuJoCo spans each face with the whole texture (the simulator's intent); PyBullet's TinyRenderer maps a box
+    face to a quarter of it (Bullet's cube atlas), so its stripes are wider: a difference in look, like the
+    lighting's."""
+    from mock.hardware import REALITIES, MockHardware
+    from robot.intrinsics import camera_intrinsics
+
+    config = load_hardware_config("mock/openmanipulator_x")
+    cam = config.camera("table")
+    k = camera_intrinsics(cam.color.width, cam.color.height, cam.intrinsics)
+    domain = {"table_texture": "stripes", "table_color2": [0.05, 0.05, 0.05], "table_texture_frequency": 3.0}
+    bands = {}
+    for engine in ("pybullet", "mujoco"):
+        hw = MockHardware(config, domain, seed=11, engine=engine)
+        try:
+            frame = REALITIES[engine].renderer(hw, "table", cam.depth_range)(k, np.zeros(3))
+        finally:
+            hw.close()
+        column = frame.color[cam.color.height // 4 :, 40, :].astype(float).mean(axis=1)  # down the table's left
+        row = frame.color[cam.color.height * 3 // 4, 40:-40, :].astype(float).mean(axis=1)  # across it
+        assert column.min() < 40 and column.max() > 100, (engine, column.min(), column.max())
+        assert np.ptp(row) < 40, (engine, np.ptp(row))  # the stripes run across the image: one band per row
+        bands[engine] = int(np.count_nonzero(np.diff((column < 60).astype(int))))
+    assert bands["mujoco"] > bands["pybullet"] >= 1, bands
 
 
 def test_vendor_sdk_talks_to_the_mujoco_emulator(tmp_path):
@@ -363,7 +384,7 @@ def _fingerprint(world: MujocoReality) -> bytes:
     sensors += (world.encoder.position_std.tolist(), world.encoder.velocity_std.tolist(), world.pushes.force.tolist())
     fields = ("body_mass", "body_inertia", "body_ipos", "body_pos", "geom_friction", "geom_rgba", "geom_solref")
     fields += ("geom_size", "cam_pos", "cam_quat", "light_dir", "light_ambient", "light_diffuse", "light_specular")
-    fields += ("light_castshadow", "dof_damping")
+    fields += ("light_castshadow", "light_pos", "dof_damping", "geom_matid", "tex_data", "geom_condim")
     parts = [np.asarray(getattr(m, f)).tobytes() for f in fields]
     firmware = [(fw.strength, fw.gain_scale, fw.velocity_gain_scale) for fw in plant.firmware]
     return b"".join(parts) + repr((plant.latency, firmware, sensors)).encode()
@@ -402,7 +423,7 @@ def test_every_domain_term_is_applied_or_refused(task):
                 else:
                     value = 0.3 if base == 0 else base * 1.2
             try:
-                check_mujoco_domain(task, {term.name: value})
+                check_reality_domain(task, {term.name: value})
             except RealityError as e:
                 assert term.name in str(e)
                 refused.append(term.name)
@@ -411,6 +432,8 @@ def test_every_domain_term_is_applied_or_refused(task):
             # shows against a partner that bounces
             partner = {"object_restitution": "table_restitution", "table_restitution": "object_restitution"}
             base = {partner[term.name]: 0.5} if term.name in partner else {}
+            if term.target.endswith((".color2", ".frequency")):  # they shape a pattern: on a checkered element
+                base = {term.name.replace("_color2", "_texture").replace("_texture_frequency", "_texture"): "checker"}
             world.domain = base
             world.new_episode(4)
             before = _fingerprint(world) if base else nominal

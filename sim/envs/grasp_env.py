@@ -48,6 +48,7 @@ class GraspEnv(RobotEnv):
     """Pick-and-lift with the arm of ``robot`` (default: OpenManipulator-X)."""
 
     task_name = "grasp"
+    texture_repeat = {"table": 2.0}  # 0.8 m: cells of 5-20 cm
     #: Domain terms that make up mu, a universal policy's dynamics input (:mod:`sim.randomization.dynamics`).
     universal_terms = (
         "object_mass",
@@ -159,7 +160,7 @@ class GraspEnv(RobotEnv):
         for finger in self.fingers:
             p.changeDynamics(body, finger, lateralFriction=prm["finger.lateral_friction"], physicsClientId=c)
         self._spawn_object(rng)
-        self._apply_appearance("table", [(self.table_id, -1, TABLE_COLOR)], repeat=2.0)  # 0.8 m: cells of 5-20 cm
+        self._apply_appearance("table", [(self.table_id, -1, TABLE_COLOR)])
         self._apply_appearance("object", [(self.object_id, -1, OBJECT_COLOR)])
         self._apply_appearance("robot", robot_parts)
         self.robot.reset_joints(self.task.start_pose())  # the tool pointing down above the workspace, gripper open

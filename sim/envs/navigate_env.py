@@ -58,6 +58,7 @@ class NavigateEnv(RobotEnv):
     """Goal reaching with the differential-drive base of ``robot`` (default: TurtleBot3 Burger)."""
 
     task_name = "navigate"
+    texture_repeat = {"floor": 4.0, "walls": 4.0}  # 4 m: cells of 12-50 cm
     #: Domain terms that make up mu, a universal policy's dynamics input (:mod:`sim.randomization.dynamics`).
     universal_terms = (
         "base_mass_scale",
@@ -217,8 +218,8 @@ class NavigateEnv(RobotEnv):
                 rollingFriction=prm["wheel.rolling_friction"],
                 physicsClientId=c,
             )
-        self._apply_appearance("floor", [(self.floor_id, -1, FLOOR_COLOR)], repeat=4.0)  # 4 m: cells of 12-50 cm
-        self._apply_appearance("walls", [(w, -1, WALL_COLOR) for w in self.wall_ids], repeat=4.0)
+        self._apply_appearance("floor", [(self.floor_id, -1, FLOOR_COLOR)])
+        self._apply_appearance("walls", [(w, -1, WALL_COLOR) for w in self.wall_ids])
         self._apply_appearance(
             "obstacles",
             [

@@ -55,7 +55,7 @@ from sim.randomization.config import (
 )
 from sim.randomization.image_noise import ImageNoise, ImageNoiseParams
 from sim.randomization.targets import Target, camera_light_image_targets
-from sim.randomization.textures import TextureBank, make_texture
+from sim.randomization.textures import TextureBank, element_appearance
 
 OBS_MODES = ("state", "rgbd")
 
@@ -69,6 +69,8 @@ class RobotEnv(CameraView, gym.Env):
 
     metadata = {"render_modes": ["rgb_array"], "render_fps": 10}
     task_name = ""  # the name of the task's default randomization config (sim/randomization/defaults)
+    #: pattern repeats on large scene elements (name -> factor), so that cells stay a few to tens of centimetres wide
+    texture_repeat: dict[str, float] = {}
 
     def __init__(
         self,
@@ -258,29 +260,19 @@ class RobotEnv(CameraView, gym.Env):
         p.setGravity(0, 0, -9.81, physicsClientId=c)
         self.steps = 0
 
-    def _apply_appearance(self, element: str, parts: list[tuple[int, int, list[float]]], repeat: float = 1.0) -> None:
-        """Texture and color of a scene element: ``parts`` lists (body, link, nominal RGBA).
-
-        A texture spans a whole face; ``repeat`` multiplies the pattern frequency for large elements (a floor or a
-        wall) so that pattern cells stay a few to tens of centimetres wide. Every part moves by the same RGB offset:
-        the element's base color (``texture.<element>.color``) minus its nominal one, plus the color shift.
-        """
-        prm, c = self.params, self.client
-        pattern = prm[f"texture.{element}.pattern"]
-        base_nominal = np.asarray(self.targets[f"texture.{element}.color"].nominal, dtype=float)
-        shift = np.asarray(prm[f"texture.{element}.color"], dtype=float) - base_nominal
-        shift = shift + np.asarray(prm[f"texture.{element}.color_shift"], dtype=float)
-        texture_id = None
-        if pattern != "flat":
-            base = np.clip(np.asarray(parts[0][2][:3]) + shift, 0, 1)
-            image = make_texture(
-                pattern,
-                base.tolist(),
-                prm[f"texture.{element}.color2"],
-                float(prm[f"texture.{element}.frequency"]) * repeat,
-                seed=int(1e6 * float(prm[f"texture.{element}.frequency"])) + len(element),
-            )
-            texture_id = self.textures.load(c, image, element)
+    def _apply_appearance(self, element: str, parts: list[tuple[int, int, list[float]]]) -> None:
+        """Texture and color of a scene element: ``parts`` lists (body, link, nominal RGBA); every part moves by the
+        same RGB offset and a pattern spans a whole face (:func:`sim.randomization.textures.element_appearance`,
+        repeated ``texture_repeat[element]`` times on large elements)."""
+        c = self.client
+        shift, image = element_appearance(
+            self.params,
+            self.targets[f"texture.{element}.color"].nominal,
+            element,
+            parts[0][2],
+            self.texture_repeat.get(element, 1.0),
+        )
+        texture_id = None if image is None else self.textures.load(c, image, element)
         for body, link, rgba in parts:
             color = np.clip(np.asarray(rgba[:3]) + shift, 0, 1).tolist() + [rgba[3]]
             if texture_id is None:

@@ -12,7 +12,9 @@ private temporary folder, loads it and removes the file.
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 import cv2
 import numpy as np
@@ -45,6 +47,32 @@ def make_texture(pattern: str, color: list[float], color2: list[float], frequenc
     c1, c2 = np.asarray(color, float)[:3], np.asarray(color2, float)[:3]
     img = (1 - w)[..., None] * c1 + w[..., None] * c2
     return np.clip(np.round(img * 255), 0, 255).astype(np.uint8)
+
+
+def element_appearance(
+    params: Mapping[str, Any], nominal_color: list[float], element: str, first_rgba: list[float], repeat: float = 1.0
+) -> tuple[np.ndarray, np.ndarray | None]:
+    """(RGB shift every part of ``element`` moves by, the element's texture image or None when flat), from resolved
+    ``params``: the shift is the element's base colour (``texture.<element>.color``) minus its nominal one
+    (``nominal_color``), plus ``texture.<element>.color_shift``; a pattern is drawn from the first part's colour
+    (``first_rgba``) so shifted and its second colour, at the pattern frequency times ``repeat`` (large elements
+    repeat it so that cells stay a few to tens of centimetres wide). One texture spans a whole face. The same
+    function dresses the simulator's scene and the MuJoCo reality's."""
+    shift = np.asarray(params[f"texture.{element}.color"], dtype=float) - np.asarray(nominal_color, dtype=float)
+    shift = shift + np.asarray(params[f"texture.{element}.color_shift"], dtype=float)
+    pattern = params[f"texture.{element}.pattern"]
+    if pattern == "flat":
+        return shift, None
+    frequency = float(params[f"texture.{element}.frequency"])
+    base = np.clip(np.asarray(first_rgba[:3], dtype=float) + shift, 0, 1)
+    image = make_texture(
+        pattern,
+        base.tolist(),
+        params[f"texture.{element}.color2"],
+        frequency * repeat,
+        seed=int(1e6 * frequency) + len(element),
+    )
+    return shift, image
 
 
 class TextureBank:
