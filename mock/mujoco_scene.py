@@ -187,10 +187,14 @@ def add_camera(spec: mujoco.MjSpec, parent: Any, name: str, pos: np.ndarray, rot
 
 def add_light(spec: mujoco.MjSpec, params: dict[str, Any]) -> None:
     """The scene light from the ``light.*`` params: a directional light from ``light.direction`` (toward the
-    light), with color times the ambient, diffuse and specular coefficients, and shadows when ``light.shadow``."""
+    light), with color times the ambient, diffuse and specular coefficients, and shadows when ``light.shadow``; the
+    viewer's headlight is off."""
     direction = np.asarray(params.get("light.direction", [0.4, -0.3, 1.0]), dtype=float)
     direction = direction / max(np.linalg.norm(direction), 1e-9)
     color = np.asarray(params.get("light.color", [1.0, 1.0, 1.0]), dtype=float)
+    # MuJoCo lights every scene with a headlight at the viewer (ambient 0.1, diffuse 0.4, specular 0.5 by default)
+    # on top of its lights; the domain's light is the only one, as in the simulator
+    spec.visual.headlight.active = 0
     spec.worldbody.add_light(
         name="sun",
         type=mujoco.mjtLightType.mjLIGHT_DIRECTIONAL,
