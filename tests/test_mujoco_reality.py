@@ -316,7 +316,7 @@ def test_a_mujoco_frame_arrives_through_librealsense():
     t, rotation = hw.reality.camera_mounts["table"]
     p = rotation.T @ (pos - t)  # camera_link: x forward, y left, z up
     u, v = k.cx - k.fx * p[1] / p[0], k.cy - k.fy * p[2] / p[0]
-    patch = frame.color[int(v) - 2 : int(v) + 3, int(u) - 2 : int(u) + 3].reshape(-1, 3).astype(float)
+    patch = frame.color[int(v) - 1 : int(v) + 2, int(u) - 1 : int(u) + 2].reshape(-1, 3).astype(float)
     assert np.all(patch[:, 0] > patch[:, 1] + 60), patch  # the red object is at its projected pixel
     depth = frame.depth[int(v), int(u)]
     assert p[0] - 0.03 < depth < p[0] + 0.001, (depth, p[0])  # its near surface, metres along the optical axis
