@@ -17,9 +17,28 @@ from robot.lidar import reduce_scan
 
 
 def live_camera(config: HardwareConfig, name: str) -> Any:
+    """The driver of configured camera ``name``: a RealSense through librealsense, a webcam through OpenCV (with
+    its calibrated intrinsics; not connected yet)."""
+    cam = config.camera(name)
+    if cam.model == "webcam":
+        from real.cameras.opencv_camera import OpenCVCamera
+        from robot.intrinsics import camera_intrinsics
+
+        c = cam.color
+        device = cam.device
+        if isinstance(device, str) and device.startswith("/dev/video") and device[10:].isdigit():
+            device = int(device[10:])  # OpenCV opens V4L2 devices by index
+        return OpenCVCamera(
+            device,
+            name=cam.name,
+            width=c.width,
+            height=c.height,
+            fps=c.fps,
+            intrinsics=camera_intrinsics(c.width, c.height, cam.intrinsics),
+        )
     from real.cameras.realsense import RealSenseCamera
 
-    return RealSenseCamera(config.camera(name))
+    return RealSenseCamera(cam)
 
 
 def await_first_frame(camera: Any, robot: Robot, timeout_s: float) -> None:

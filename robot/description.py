@@ -173,11 +173,18 @@ class StreamProfile(_Strict):
 
 
 class Camera(_Strict):
-    """A camera and where it is mounted. ``mount`` is the ``camera_link`` pose (x forward) in ``parent``."""
+    """A camera and where it is mounted. ``mount`` is the ``camera_link`` pose (x forward) in ``parent``.
+
+    ``model``: ``D435`` (a RealSense through librealsense: color and depth) or ``webcam`` (a USB camera through
+    OpenCV: color only, its ``device`` and calibrated ``intrinsics`` required)."""
 
     name: str = Field(min_length=1)
-    model: Literal["D435"]
+    model: Literal["D435", "webcam"]
     serial: str | None = None
+    device: int | str | None = Field(
+        default=None,
+        description="webcam: its V4L2 index (0 for /dev/video0) or a video file's path (replays a recording)",
+    )
     color: StreamProfile
     depth: StreamProfile | None = None
     parent: str = Field(default="world", description="'world' or a link name of the robot")
@@ -203,6 +210,10 @@ class Camera(_Strict):
 
     @model_validator(mode="after")
     def _supported_profiles(self) -> Camera:
+        if self.model == "webcam":
+            return self._webcam_fields()
+        if self.device is not None:
+            raise ValueError(f"camera {self.name!r}: device is a webcam's; a D435 is chosen by its serial")
         c = self.color
         if c.fps not in D435_COLOR_MODES.get((c.width, c.height), ()):
             raise ValueError(
@@ -215,6 +226,23 @@ class Camera(_Strict):
                 f"depth profile {d.width}x{d.height}@{d.fps} is not a D435 mode; supported: "
                 + ", ".join(f"{w}x{h}@{fps}" for (w, h), fps in D435_DEPTH_MODES.items())
             )
+        return self
+
+
+    def _webcam_fields(self) -> Camera:
+        """A webcam has color only, its device and a calibration (its focal length is known from nothing else);
+        the RealSense options do not apply."""
+        problems = []
+        if self.device is None:
+            problems.append("device (its V4L2 index or a video file) is required")
+        if self.intrinsics is None:
+            problems.append("intrinsics (a file from `s2r calibrate intrinsics`) is required")
+        if self.depth is not None:
+            problems.append("a webcam has no depth stream")
+        if self.visual_preset is not None or self.filters or self.serial is not None:
+            problems.append("visual_preset, filters and serial are RealSense options")
+        if problems:
+            raise ValueError(f"camera {self.name!r} (webcam): " + "; ".join(problems))
         return self
 
 
