@@ -99,3 +99,45 @@ def test_a_teleoperated_log_trains_a_behaviour_cloning_warm_start(tmp_path):
 
     bundle = load(out / "bundle")
     assert bundle.meta["robot"]["name"] == "so101" and bundle.meta["training"]["demos"] == [str(log)]
+
+
+def test_the_keyboard_jogs_the_tool_and_quits(tmp_path):
+    """Keyboard teleoperation of the SO-101 on an emulated bus: each r raises the tool target one 2 cm step through
+    the grasp task's inverse kinematics, c closes the gripper, q ends the run early; the targets pass the safety
+    filter and the arm parks with torque off, read back."""
+    import os
+    import time
+
+    from real.keyboard_leader import KeyboardLeader
+
+    config = _on(load_hardware_config("so101"), tmp_path / "ttyFollower")
+    follow = emulator_for_config(config, make_plant(config, "simple"))
+    start = GraspTask(config).start_pose()
+    for motor, q in zip(config.motors, start, strict=True):  # the arm held at the task's start pose
+        follow.servos[motor.id].position = motor.direction * q / motor.scale + motor.offset
+    read_fd, write_fd = os.pipe()
+
+    def type_keys():
+        for delay, keys in ((0.6, b"r"), (0.3, b"r"), (0.3, b"r"), (0.3, b"c"), (0.8, b"q")):
+            time.sleep(delay)
+            os.write(write_fd, keys)
+
+    path = tmp_path / "keys.mcap"
+    log = DeployLog(str(path), config, {"robot": config.name, "task": "teleop"}, guard=threading.Lock)
+    typist = threading.Thread(target=type_keys, daemon=True)
+    with EmulatorThread(follow, config.bus.port):
+        robot = Robot(config)
+        leader = KeyboardLeader(config, read_fd, robot.read_patiently)
+        typist.start()
+        summary = teleoperate(robot, leader, 10.0, log, stop=lambda: leader.quit)
+    os.close(read_fd)
+    os.close(write_fd)
+    assert summary.ended == "completed" and summary.seconds < 5.0 and leader.keys_read == 5
+    assert summary.parked and summary.torque == "torque off (read back on all 6 motors)"
+    requested = np.array([m.data["requested"] for m in read_log(path, topics=["/command"])])
+    task = GraspTask(config)
+    first, last = task.kin.forward(requested[0])[0], task.kin.forward(requested[-1])[0]
+    assert last[2] - first[2] == pytest.approx(0.06, abs=0.002) and np.abs(last[:2] - first[:2]).max() < 0.002
+    gripper = config.joint_names.index(config.arm.gripper_joint)
+    assert requested[0][gripper] == pytest.approx(config.arm.gripper_open)
+    assert requested[-1][gripper] == pytest.approx(config.arm.gripper_closed)

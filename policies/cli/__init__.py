@@ -76,7 +76,7 @@ COMMANDS: dict[tuple[str, ...], tuple[str, str, str, str]] = {
         "robot",
         "Teleop",
         "run_teleop",
-        "teleoperate a robot from a leader arm moved by hand, through the safety filter, logged",
+        "teleoperate an arm from a leader arm moved by hand or from the keyboard, through the safety filter, logged",
     ),
     ("mock-bus",): (
         "robot",

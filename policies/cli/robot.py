@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 import sys
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Literal
@@ -147,10 +148,12 @@ class Teleop:
     """Teleoperate a robot from a leader arm moved by hand (its servos read, torque off), through the safety filter,
     logged like a deployment."""
 
-    leader: str
-    """the leader arm's hardware config (path or name: so101_leader, or mock/so101_leader, a simulated hand on it)"""
     robot: str
     """the follower's hardware config (path or name: so101, or mock/so101)"""
+    leader: str | None = None
+    """the leader arm's hardware config (path or name: so101_leader, or mock/so101_leader, a simulated hand on it)"""
+    keyboard: bool = False
+    """jog the arm from the keyboard instead of a leader arm (w/s x, a/d y, r/f z, c/o gripper, q quit)"""
     seconds: float = 30.0
     """how long (Ctrl-C ends it sooner; the follower parks and its torque goes off either way)"""
     log: str | None = None
@@ -171,8 +174,14 @@ def run_teleop(args: Teleop) -> int:
     from real.teleop import LeaderArm, teleoperate
     from robot.config_file import load_hardware_config
 
-    leader_cfg, config = load_hardware_config(args.leader), load_hardware_config(args.robot)
+    if (args.leader is None) == (not args.keyboard):
+        raise ValueError("give --leader CONFIG or --keyboard (one of them)")
+    config = load_hardware_config(args.robot)
+    leader_cfg = load_hardware_config(args.leader) if args.leader else config
+    if args.keyboard and config.arm is None:
+        raise ValueError(f"{config.name}: keyboard teleoperation jogs an arm's tool; this robot has no arm")
     privileged = None
+    robot = Robot(config)
     with ExitStack() as stack:
         if config.mock is not None:
             from mock.hardware import MockHardware
@@ -180,15 +189,26 @@ def run_teleop(args: Teleop) -> int:
             hardware = MockHardware(config, args.reality, args.seed)
             stack.callback(hardware.close)
             privileged = hardware.privileged
-        if leader_cfg.name.endswith("_mock"):
-            stack.enter_context(_mock_leader(leader_cfg, config))
-        leader = stack.enter_context(LeaderArm(leader_cfg))
+        stop = lambda: False  # noqa: E731 - Ctrl-C or --seconds end a leader arm's run
+        if args.keyboard:
+            from real.keyboard_leader import KeyboardLeader
+
+            stack.enter_context(_cbreak(sys.stdin.fileno()))
+            leader = KeyboardLeader(config, sys.stdin.fileno(), robot.read_patiently)
+            stop = lambda: leader.quit  # noqa: E731
+        else:
+            if leader_cfg.name.endswith("_mock"):
+                stack.enter_context(_mock_leader(leader_cfg, config))
+            leader = stack.enter_context(LeaderArm(leader_cfg))
         log = None
         if args.log:
-            metadata = {"robot": config.name, "task": "teleop", "leader": leader_cfg.name}
+            leader_name = "keyboard" if args.keyboard else leader_cfg.name
+            metadata = {"robot": config.name, "task": "teleop", "leader": leader_name}
             log = DeployLog(args.log, config, metadata, guard=nullcontext)
-        print(f"teleoperating {config.name} from {leader_cfg.name} for {args.seconds:g} s; Ctrl-C to stop")
-        summary = teleoperate(Robot(config), leader, args.seconds, log, privileged=privileged)
+        keys = "the keyboard (w/s a/d r/f jog the tool, c/o the gripper, q quits)"
+        source = keys if args.keyboard else leader_cfg.name
+        print(f"teleoperating {config.name} from {source} for {args.seconds:g} s; Ctrl-C to stop")
+        summary = teleoperate(robot, leader, args.seconds, log, stop=stop, privileged=privileged)
     print(
         f"{summary.ended}: {summary.cycles} cycles in {summary.seconds} s, {summary.limited_cycles} limited by the "
         f"safety filter {summary.events or ''}, overruns {summary.overruns}; {summary.torque}"
@@ -197,6 +217,24 @@ def run_teleop(args: Teleop) -> int:
     if args.json:
         write_json(args.json, summary.to_dict())
     return 0 if summary.ended == "completed" else 1
+
+
+@contextmanager
+def _cbreak(fd: int):
+    """A terminal at ``fd`` in cbreak mode (keys arrive as pressed, unechoed) for the block, restored after; a pipe
+    is left as it is."""
+    import termios
+    import tty
+
+    if not os.isatty(fd):
+        yield
+        return
+    saved = termios.tcgetattr(fd)
+    try:
+        tty.setcbreak(fd)
+        yield
+    finally:
+        termios.tcsetattr(fd, termios.TCSADRAIN, saved)
 
 
 def _mock_leader(leader_cfg, follower_cfg):
