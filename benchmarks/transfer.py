@@ -60,6 +60,19 @@ def deploy(bundle: str, engine: str, reality: str | None, episodes: int, seed: i
     }
 
 
+def coarse_mujoco_camera(divisor: int) -> None:
+    """Make this process's MuJoCo realities draw their camera at 1/``divisor`` resolution (the deploys run here)."""
+    import mock.hardware as hardware
+    from mock.simulated_realsense import coarse_renderer
+
+    engine = hardware.REALITIES["mujoco"]
+
+    def renderer(mock, camera, depth_range):
+        return coarse_renderer(engine.renderer(mock, camera, depth_range), divisor)
+
+    hardware.REALITIES["mujoco"] = hardware.RealityEngine(engine.build, renderer)
+
+
 def markdown(cells: list[dict]) -> str:
     """The measured cells as a table: one row per bundle and reality, PyBullet and MuJoCo side by side."""
     rows = ["| bundle | reality | PyBullet reality | MuJoCo reality |", "|---|---|---|---|"]
@@ -89,9 +102,18 @@ def main() -> None:
     ap.add_argument(
         "--max-stall", type=float, default=2.0, help="s without a fresh camera frame that stop a run (s2r deploy's)"
     )
+    ap.add_argument(
+        "--mujoco-render-divisor",
+        type=int,
+        default=1,
+        help="an experiment: the MuJoCo camera draws at 1/N of the stream's resolution, each pixel repeated, as the "
+        "PyBullet mock's does (mock.simulated_realsense.coarse_renderer); use its own --out",
+    )
     ap.add_argument("--out", default=None)
     ap.add_argument("--markdown", action="store_true", help="print the table of --out's cells, deploy nothing")
     args = ap.parse_args()
+    if args.mujoco_render_divisor != 1:
+        coarse_mujoco_camera(args.mujoco_render_divisor)
     if args.markdown:
         print(markdown(json.loads(Path(args.out).read_text())["cells"]))
         return
@@ -109,6 +131,8 @@ def main() -> None:
                     continue
                 cell = deploy(bundle, engine, reality, args.episodes, args.seed, args.max_stall)
                 cell["max_stall_s"] = args.max_stall
+                if args.mujoco_render_divisor != 1:
+                    cell["mujoco_render_divisor"] = args.mujoco_render_divisor
                 print(json.dumps(cell), file=sys.stderr, flush=True)
                 cells.append(cell)
                 emit({"episodes": args.episodes, "seed": args.seed, "cells": cells}, args.out)

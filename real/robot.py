@@ -52,6 +52,14 @@ from robot.tasks import task_class
 
 #: Parked when every joint is this close to rest (rad, m; rad/s for wheels).
 PARK_TOLERANCE = 0.02
+#: ... or when every position joint has settled this close to it (rad, m): a servo's P-only position loop holds a
+#: load short of its goal (an XM430 at the factory gain droops 15-20 mrad holding an arm against gravity, twice that
+#: at half the gain), so a soft arm arrives where it stops, not within PARK_TOLERANCE.
+SETTLE_TOLERANCE = 0.06
+#: Settled: no position joint faster than this (rad/s, m/s) ...
+SETTLE_SPEED = 0.02
+#: ... for this many consecutive control cycles.
+SETTLE_CYCLES = 3
 #: Bus watchdog trips recovered in one activation before the run stops.
 MAX_WATCHDOG_TRIPS = 3
 #: Consecutive state reads with a goal register that differs from the goal sent before the run stops.
@@ -166,17 +174,26 @@ class Robot:
 
     def move_to(self, goal: np.ndarray, timeout_s: float = 2.0) -> bool:
         """Drive the position joints to ``goal`` (config order; velocity joints to rest) through the safety filter
-        at the control rate for up to ``timeout_s`` seconds; True once every joint is within ``PARK_TOLERANCE``.
-        A few lost readings are tolerated (up to ``safety.max_overruns`` in a row): the servos hold their goal."""
+        at the control rate for up to ``timeout_s`` seconds; True once every joint is within ``PARK_TOLERANCE``, or
+        once the position joints have settled (``SETTLE_CYCLES`` cycles under ``SETTLE_SPEED``) within
+        ``SETTLE_TOLERANCE`` with every wheel at rest: where a servo's position loop holds its load. A few lost
+        readings are tolerated (up to ``safety.max_overruns`` in a row): the servos hold their goal."""
         self._expect(Lifecycle.active, "move")
         period = 1.0 / self.config.control.rate_hz
         goal = np.where(self.velocity_joint, 0.0, np.asarray(goal, dtype=float))
         deadline = time.monotonic() + timeout_s
+        still = 0
         while time.monotonic() < deadline:
             t0 = time.monotonic()
             reading = self.read_patiently()  # also keeps the servos' bus watchdog fed
             here = np.where(self.velocity_joint, reading.velocity, reading.position)
-            if np.all(np.abs(here - goal) < PARK_TOLERANCE):
+            error = np.abs(here - goal)
+            if np.all(error < PARK_TOLERANCE):
+                return True
+            moving = np.abs(np.where(self.velocity_joint, 0.0, reading.velocity)) >= SETTLE_SPEED
+            still = 0 if np.any(moving) else still + 1
+            near = np.where(self.velocity_joint, error < PARK_TOLERANCE, error < SETTLE_TOLERANCE)
+            if still >= SETTLE_CYCLES and np.all(near):
                 return True
             sent, _ = self.safety.filter(goal)
             self.motors.write(sent)
