@@ -228,7 +228,6 @@ class Camera(_Strict):
             )
         return self
 
-
     def _webcam_fields(self) -> Camera:
         """A webcam has color only, its device and a calibration (its focal length is known from nothing else);
         the RealSense options do not apply."""
