@@ -28,7 +28,7 @@ from real.cameras.frame import CameraError, Frame
 from real.deploy_config import DeployConfig, DeploySummary, EpisodeSummary
 from real.deploy_goals import Route
 from real.deploy_log import DeployLog
-from real.deploy_sensors import ScanSource, await_first_frame, live_camera
+from real.deploy_sensors import ScanSource, await_first_frame, live_camera, policy_view
 from real.dynamixel.bus import BusTimeout, CorruptReply, DynamixelError
 from real.lidar.reader import LidarError
 from real.loop_stats import LoopStats, StatusLine
@@ -191,10 +191,8 @@ class Deployment:
             self.mock = self.start_mock()
         if config.cameras and (self.uses_images or (cfg.log_cameras and cfg.log)):
             name = config.cameras[0].name
-            if self.mock is not None:  # its sensor errors are drawn at the scale of the policy's view
-                self.camera = self.mock.camera(name, *self._policy_view())
-            else:
-                self.camera = live_camera(config, name)
+            mock_camera = self.mock.camera if self.mock is not None else None  # errors drawn at the policy's view
+            self.camera = mock_camera(name, *policy_view(self.policy)) if mock_camera else live_camera(config, name)
             self.camera.connect()  # its first frame is awaited with the arm held at its start pose
         if "scan" in self.keys:
             reader = self.mock.lidar(config.lidars[0].name) if self.mock is not None and config.lidars else None
@@ -216,18 +214,9 @@ class Deployment:
                 self.log = DeployLog(cfg.log, config, metadata, guard=self.stop.holding)
         self.robot = Robot(config)
 
-    def _policy_view(self) -> tuple[tuple[int, int] | None, tuple[int, int, int, int] | None]:
-        """(image size (width, height) px, crop (x, y, width, height) px or None) of a camera policy's frames;
-        (None, None) for a policy without images."""
-        if not self.uses_images:
-            return None, None
-        h, w = self.policy.obs_spec.shapes["rgb"][:2]
-        crop = (self.policy.meta.get("camera") or {}).get("crop")  # the frame region the student was trained on
-        return (w, h), None if crop is None else tuple(crop)
-
     def _configure(self) -> None:
         """The task's view of the robot, and the robot configured (torque still off)."""
-        image_size, crop = self._policy_view()
+        image_size, crop = policy_view(self.policy)
         self.task = TaskRobot(
             self.robot,
             self.policy.task,

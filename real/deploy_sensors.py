@@ -16,6 +16,16 @@ from robot.description import HardwareConfig
 from robot.lidar import reduce_scan
 
 
+def policy_view(policy: Any) -> tuple[tuple[int, int] | None, tuple[int, int, int, int] | None]:
+    """(image size (width, height) px, crop (x, y, width, height) px or None) of a camera policy's frames: what the
+    robot reduces each frame to, the region the student was trained on; (None, None) for a policy without images."""
+    if "rgb" not in policy.obs_spec.keys:
+        return None, None
+    h, w = policy.obs_spec.shapes["rgb"][:2]
+    crop = (policy.meta.get("camera") or {}).get("crop")
+    return (w, h), None if crop is None else tuple(crop)
+
+
 def live_camera(config: HardwareConfig, name: str) -> Any:
     """The driver of configured camera ``name``: a RealSense through librealsense, a webcam through OpenCV (with
     its calibrated intrinsics; not connected yet)."""

@@ -170,7 +170,7 @@ def test_proprio_noise_reaches_the_host_through_the_servo_bytes():
             bus = open_bus(config)
             try:
                 driver = motor_driver(config, bus)
-                reads = np.array([driver.read().position for _ in range(60)])
+                reads = np.array([driver.read().position for _ in range(150)])
             finally:
                 bus.close()
         finally:
@@ -179,7 +179,8 @@ def test_proprio_noise_reaches_the_host_through_the_servo_bytes():
         spreads.append(np.median(np.abs(np.diff(reads[:, :4], n=2, axis=0)), axis=0))
     quiet, noisy = spreads
     assert np.all(quiet <= 0.0031)  # within two ticks
-    assert np.all((noisy > 0.006) & (noisy < 0.014)), noisy
+    # quantized to 1.5 mrad ticks, and a sagging arm adds a little: each joint within reach of 9.9 mrad
+    assert np.all((noisy > 0.006) & (noisy < 0.018)) and 0.007 < np.median(noisy) < 0.014, noisy
 
 
 def test_every_sensor_and_push_term_is_applied_on_the_mock_path():
