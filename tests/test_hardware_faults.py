@@ -118,7 +118,9 @@ def test_slow_replies_between_fast_ones_keep_the_allowance_above_them(emulator):
         for k in range(200):
             servo.faults.delay_s = 0.03 if k % 2 else 0.0
             bus.read(12, R["present_position"])
-        assert bus.stats["timeouts"] == 1 and bus.host_latency_s > 0.03, (bus.stats, bus.host_latency_s)
+        # the stall's own timeout, and at most two more from the host stalling (a clean-clone CI saw one 90 ms
+        # reply); an allowance that shrank under the slow replies would time out on most of their 100
+        assert bus.stats["timeouts"] <= 3 and bus.host_latency_s > 0.03, (bus.stats, bus.host_latency_s)
 
 
 def test_a_port_that_vanishes_is_a_driver_error_and_the_summary_names_who_to_cut(arm_emulator, arm_config):
