@@ -38,13 +38,8 @@ def _set_arm(reality, engine: str, joints: np.ndarray) -> None:
         return
     import mujoco
 
-    m, d = reality.model, reality.data
-    for motor, q in zip(reality.config.motors, joints, strict=True):
-        d.qpos[m.jnt_qposadr[m.joint(motor.joint).id]] = q
-    for eq in range(m.neq):
-        a, b = m.eq_obj1id[eq], m.eq_obj2id[eq]
-        d.qpos[m.jnt_qposadr[a]] = m.eq_data[eq][0] + m.eq_data[eq][1] * d.qpos[m.jnt_qposadr[b]]
-    mujoco.mj_forward(m, d)
+    reality.place_arm(joints)
+    mujoco.mj_forward(reality.model, reality.data)
 
 
 def _pybullet_renderer(reality, depth_range):

@@ -306,15 +306,19 @@ class MujocoReality:
             parent = spec.worldbody if cam.parent == "world" else spec.body(cam.parent)
             add_camera(spec, parent, cam.name, pos, rotation)
 
+    def place_arm(self, joints: Any) -> None:
+        """Put the arm's configured joints at ``joints`` (config order, rad or m), its mimic followers with them."""
+        d, m = self.data, self.model
+        for motor, q in zip(self.config.motors, joints, strict=True):
+            d.qpos[m.jnt_qposadr[m.joint(motor.joint).id]] = q
+        for eq in range(m.neq):  # mimic followers where their leaders are
+            a, b = m.eq_obj1id[eq], m.eq_obj2id[eq]
+            d.qpos[m.jnt_qposadr[a]] = m.eq_data[eq][0] + m.eq_data[eq][1] * d.qpos[m.jnt_qposadr[b]]
+
     def _place_robot(self) -> None:
         config, d, m = self.config, self.data, self.model
         if config.arm is not None:
-            rest = [config.arm.rest[j] for j in config.joint_names]
-            for motor, q in zip(config.motors, rest, strict=True):
-                d.qpos[m.jnt_qposadr[m.joint(motor.joint).id]] = q
-            for eq in range(m.neq):  # mimic followers where their leaders are
-                a, b = m.eq_obj1id[eq], m.eq_obj2id[eq]
-                d.qpos[m.jnt_qposadr[a]] = m.eq_data[eq][0] + m.eq_data[eq][1] * d.qpos[m.jnt_qposadr[b]]
+            self.place_arm([config.arm.rest[j] for j in config.joint_names])
         else:
             x, y, yaw = self.core.start_pose
             adr = m.jnt_qposadr[m.joint("base_free").id]
