@@ -53,8 +53,9 @@ from policies.loader import load
 from policies.rollout import wilson_interval
 from policies.student import RGBDStudent
 from policies.train import EVAL_SEED
+from robot.config_file import shipped_robot
 from robot.spec import BundleError, ObsSpec
-from sim.envs.factory import task_env
+from sim.envs.factory import robot_kwargs, task_env
 from sim.randomization.config import load_randomization
 
 DISTILL_SEED = 2_000_000
@@ -74,11 +75,13 @@ class Distillation:
         self.code_version = code_version()  # of the code this run started with
         self.out = Path(config.out)
         size = (config.image_size, config.image_size)
+        self.robot = self._teacher_robot()
         self.env = task_env(
             config.task or self._teacher_task(),
             config.randomization,
             obs_mode="rgbd",
             image_size=size,
+            **robot_kwargs(self.robot),
             **self.camera_options(),
         )
         self.teacher = Teacher(config.teacher, config.task, self.env)
@@ -153,6 +156,13 @@ class Distillation:
         if self.config.teacher == "expert":
             raise ValueError("distilling the scripted expert needs --task")
         return load(self.config.teacher).task
+
+    def _teacher_robot(self) -> str | None:
+        """The robot the teacher bundle was trained on (a shipped hardware config; the student is made for the same
+        one), or None for the scripted expert and for a robot without a shipped config (the task's own robot)."""
+        if self.config.teacher == "expert":
+            return None
+        return shipped_robot(load(self.config.teacher).meta["robot"]["name"])
 
     # -- student as a policy ---------------------------------------------------------------------------------
     def student_act(self, obs: dict[str, np.ndarray]) -> np.ndarray:
@@ -234,6 +244,7 @@ class Distillation:
                 cfg.detours,
                 cfg.detour_steps if cfg.detours > 0 else 0,
                 cfg.pretrain_steps,
+                self.robot,
             )
             for start in range(0, scenes, chunk)
         ]

@@ -21,7 +21,7 @@ import torch
 from policies.distill_config import APPROACH_STEPS
 from policies.loader import load
 from policies.rollout import make_expert
-from sim.envs.factory import task_env
+from sim.envs.factory import robot_kwargs, task_env
 
 PRETRAIN_SEED = 3_000_000  # scenes seed + 0 .. N-1: overlaps the mock robots' default scene seeds (s2r demo, deploy)
 SCENE_CHUNK = 500  # scenes per unit of parallel collection
@@ -42,6 +42,7 @@ class SceneChunk(NamedTuple):
     detours: float = 0.0  # DistillConfig.detours and detour_steps
     detour_steps: int = 0
     teacher_steps: int = APPROACH_STEPS  # DistillConfig.pretrain_steps
+    robot: str | None = None  # the simulated robot (a hardware config name; None: the task's own)
 
     @property
     def file_name(self) -> str:
@@ -164,7 +165,9 @@ def collect_scene_chunk(chunk: SceneChunk, worker: bool = True) -> dict[str, np.
     if worker:
         torch.set_num_threads(1)
     size = (chunk.image_size, chunk.image_size)
-    env = task_env(chunk.task, chunk.randomization, obs_mode="state", image_size=size, **chunk.camera)
+    env = task_env(
+        chunk.task, chunk.randomization, obs_mode="state", image_size=size, **robot_kwargs(chunk.robot), **chunk.camera
+    )
     teacher = Teacher(chunk.teacher, chunk.task, env)
     rng = np.random.default_rng([chunk.seed, chunk.start])
     out: dict[str, list[np.ndarray]] = {k: [] for k in ("rgb", "depth", "proprio", "action", "privileged")}

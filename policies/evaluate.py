@@ -15,7 +15,7 @@ from policies.adaptive import AdaptivePolicy
 from policies.bundle import BundlePolicy
 from policies.loader import load
 from policies.rollout import BundleEpisodePolicy, EpisodePolicy, RolloutSummary, make_expert, run_policy
-from robot.config_file import HARDWARE_CONFIG_DIR
+from robot.config_file import shipped_robot
 from robot.spec import BundleError
 from sim.randomization.dynamics import DynamicsSpec
 
@@ -37,13 +37,6 @@ class PolicySource:
     robot: str | None = None  # the simulated robot (a hardware config name; None: the task's own)
 
 
-def _shipped_robot(name: str) -> str | None:
-    """The hardware config a bundle's robot name refers to (its simulated robot), or None when no shipped config has
-    that name (the env's own robot is simulated, and its signature check says what differs)."""
-    name = name.removesuffix("_mock")
-    return name if (HARDWARE_CONFIG_DIR / f"{name}.yaml").is_file() else None
-
-
 def policy_factory(spec: str, task: str, mode: str | None = None) -> PolicySource:
     """The :class:`PolicySource` of a bundle path or ``"expert"``; the bundle is loaded once and checked against
     the task, and against each env's robot and observation spec. ``mode``: ``"adapt"`` (the default) or
@@ -61,7 +54,7 @@ def policy_factory(spec: str, task: str, mode: str | None = None) -> PolicySourc
         bundle.check_observation_space(env.observation_space)
         return BundleEpisodePolicy(bundle)
 
-    source = PolicySource(make, Path(spec).name, bundle=bundle, robot=_shipped_robot(bundle.meta["robot"]["name"]))
+    source = PolicySource(make, Path(spec).name, bundle=bundle, robot=shipped_robot(bundle.meta["robot"]["name"]))
     if isinstance(bundle, AdaptivePolicy):
         source.name += f" ({bundle.mode})"
     if "dynamics" in bundle.meta:  # a universal policy: mu normalized with its own training ranges

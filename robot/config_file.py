@@ -28,6 +28,13 @@ def resolve_config_path(name_or_path: str | Path) -> Path:
     raise ConfigError(f"{name_or_path}: no such file, and no hardware config of that name; known: {known}")
 
 
+def shipped_robot(name: str) -> str | None:
+    """The shipped hardware config a bundle's robot name refers to (the robot its policy was trained on; a mock
+    robot's name means its real one), or None when no shipped config has that name."""
+    name = name.removesuffix("_mock")
+    return name if (HARDWARE_CONFIG_DIR / f"{name}.yaml").is_file() else None
+
+
 def load_hardware_config(name_or_path: str | Path) -> HardwareConfig:
     """Load and validate a robot description (a path, or a name in ``hardware_configs/``)."""
     path = resolve_config_path(name_or_path)

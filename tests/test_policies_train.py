@@ -262,6 +262,34 @@ def test_distillation_makes_an_rgbd_bundle(tmp_path):
         distill(DistillConfig(teacher="expert", task="grasp", out=str(out), steps=10, iterations=1), progress=False)
 
 
+def test_a_student_is_distilled_on_its_teachers_robot(tmp_path):
+    """The SO-101's state teacher: its scenes (collected in a worker process too), DAgger and held-out episodes
+    are the SO-101's grasp, and the student's bundle is for the SO-101 (6 joints), refused by the other arm."""
+    from policies.distill import Distillation, DistillConfig
+
+    config = DistillConfig(
+        teacher="so101_grasp_state",
+        out=str(tmp_path / "student"),
+        workers=2,
+        steps=20,
+        iterations=1,
+        epochs=1,
+        eval_episodes=1,
+        channels=(8, 8, 8),
+        pretrain_scenes=4,
+        pretrain_epochs=1,
+    )
+    run = Distillation(config)
+    assert run.env.unwrapped.config.name == "so101" and run.robot == "so101"
+    assert run.collect_scenes(4, progress=False, chunk=2)["samples"] == 4
+    assert {len(p) for p in run.data.proprio} == {run.env.observation_space["proprio"].shape[0]}
+    run.run(progress=False)
+    student = load(tmp_path / "student", robot=load_hardware_config("so101"))
+    assert student.meta["robot"]["name"] == "so101"
+    with pytest.raises(BundleError):
+        load(tmp_path / "student", robot=load_hardware_config("openmanipulator_x"))
+
+
 def test_distillation_pretrains_on_scenes_with_a_coordinate_encoder(tmp_path):
     """--pretrain-scenes: one early teacher-labelled frame per new scene, fitted before DAgger; the CoordConv
     student round-trips through the bundle (the loaded network gives the trained network's action). With
