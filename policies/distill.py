@@ -34,6 +34,7 @@ import torch
 from tqdm import tqdm
 
 from policies.bundle import code_version, save_bundle
+from policies.cluster import Executor, FolderValue
 from policies.distill_config import DistillConfig
 from policies.distill_data import (
     SCENE_CHUNK,
@@ -228,12 +229,14 @@ class Distillation:
         teacher steps (with the default 5, the arm on its way and the object still where it was placed; with the
         length of a teacher episode, any phase of the task): many scenes for few samples, so that the encoder learns
         to find the object rather than remember scenes (docs/design-notes.md). Scenes come in fixed chunks
-        of ``chunk`` scenes, each from its own seeds, spread over ``config.workers`` processes: the same
-        frames whatever the number of workers."""
+        of ``chunk`` scenes, each from its own seeds, spread over ``config.workers`` processes or a Ray cluster
+        (``config.ray``; the teacher's files go by value): the same frames whatever the number of workers."""
         cfg = self.config
+        bundle = self.teacher.bundle
+        teacher = FolderValue.read(bundle.path) if cfg.ray is not None and bundle is not None else cfg.teacher
         chunks = [
             SceneChunk(
-                cfg.teacher,
+                teacher,
                 self.task,
                 cfg.randomization,
                 cfg.image_size,
@@ -267,7 +270,7 @@ class Distillation:
                 save_npz(cache / job.file_name, part)
             bar.update(len(part["action"]))
 
-        collect_chunks(todo, cfg.workers, keep)
+        collect_chunks(todo, Executor(cfg.workers, cfg.ray), keep)
         bar.close()
         for job in chunks:  # in chunk order, whichever came from the cache
             self._add_scenes(parts[job.start])

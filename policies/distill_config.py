@@ -67,6 +67,9 @@ class DistillConfig:
     the grasp: grasp and lift as well)"""
     workers: int = field(default_factory=lambda: max(1, os.cpu_count() or 1))
     """processes collecting scenes"""
+    ray: Annotated[str | None, tyro.conf.arg(metavar="ADDRESS")] = None
+    """collect the pretraining scenes on this Ray cluster instead (auto: the cluster this machine is in; local:
+    one started here; the same scenes; needs the cluster extra; docs/cluster.md)"""
     scene_cache: str | None = None
     """folder keeping pretraining scenes between runs (keyed by teacher, task, randomization, size, seed)"""
     init: Annotated[str | None, tyro.conf.arg(metavar="BUNDLE")] = None

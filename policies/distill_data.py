@@ -6,10 +6,8 @@ from __future__ import annotations
 
 import hashlib
 import json
-import multiprocessing
 import warnings
 from collections.abc import Callable
-from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -18,6 +16,7 @@ import gymnasium as gym
 import numpy as np
 import torch
 
+from policies.cluster import Executor, FolderValue, run_jobs
 from policies.distill_config import APPROACH_STEPS
 from policies.loader import load
 from policies.rollout import make_expert
@@ -31,7 +30,7 @@ SCENE_CACHE_VERSION = 3  # bump when what a chunk holds, or how it is collected,
 class SceneChunk(NamedTuple):
     """Scenes ``start .. start + count`` of a run: the unit of parallel collection and of the scene cache."""
 
-    teacher: str
+    teacher: str | FolderValue  # a bundle or "expert"; by value for a cluster's workers
     task: str
     randomization: str
     image_size: int
@@ -168,7 +167,8 @@ def collect_scene_chunk(chunk: SceneChunk, worker: bool = True) -> dict[str, np.
     env = task_env(
         chunk.task, chunk.randomization, obs_mode="state", image_size=size, **robot_kwargs(chunk.robot), **chunk.camera
     )
-    teacher = Teacher(chunk.teacher, chunk.task, env)
+    spec = chunk.teacher if isinstance(chunk.teacher, str) else str(chunk.teacher.path())
+    teacher = Teacher(spec, chunk.task, env)
     rng = np.random.default_rng([chunk.seed, chunk.start])
     out: dict[str, list[np.ndarray]] = {k: [] for k in ("rgb", "depth", "proprio", "action", "privileged")}
     try:
@@ -222,15 +222,12 @@ def scene_cache_folder(
 
 
 def collect_chunks(
-    todo: list[SceneChunk], workers: int, keep: Callable[[SceneChunk, dict[str, np.ndarray]], None]
+    todo: list[SceneChunk], executor: Executor, keep: Callable[[SceneChunk, dict[str, np.ndarray]], None]
 ) -> None:
-    """Collect every chunk of ``todo`` (over ``workers`` spawned processes when more than one), handing each
-    result to ``keep`` in order."""
-    if workers > 1 and len(todo) > 1:
-        context = multiprocessing.get_context("spawn")  # each worker builds its own PyBullet client
-        with ProcessPoolExecutor(min(workers, len(todo)), mp_context=context) as pool:
-            for job, part in zip(todo, pool.map(collect_scene_chunk, todo), strict=True):
-                keep(job, part)
+    """Collect every chunk of ``todo`` where ``executor`` says (:mod:`policies.cluster`), handing each result to
+    ``keep`` as it comes; in this process when there is one worker (torch keeps its threads)."""
+    if executor.remote or (executor.workers > 1 and len(todo) > 1):
+        run_jobs(collect_scene_chunk, todo, executor, progress=False, on_result=lambda i, part: keep(todo[i], part))
     else:
         for job in todo:
             keep(job, collect_scene_chunk(job, worker=False))

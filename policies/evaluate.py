@@ -1,5 +1,6 @@
 """``s2r eval``: success rates of policy bundles (or the scripted expert) on seeded episodes, and robustness
-sweeps across one domain parameter drawn as a curve per policy (as in Rajeswaran et al. 2017, EPOpt, Fig. 2)."""
+sweeps across one domain parameter drawn as a curve per policy (as in Rajeswaran et al. 2017, EPOpt, Fig. 2);
+in this process, or as jobs over worker processes or a Ray cluster (:func:`evaluate_jobs`)."""
 
 from __future__ import annotations
 
@@ -13,10 +14,20 @@ import numpy as np
 
 from policies.adaptive import AdaptivePolicy
 from policies.bundle import BundlePolicy
+from policies.cluster import Executor, FolderValue, run_jobs
 from policies.loader import load
-from policies.rollout import BundleEpisodePolicy, EpisodePolicy, RolloutSummary, make_expert, run_policy
+from policies.rollout import (
+    BundleEpisodePolicy,
+    EpisodePolicy,
+    EpisodeResult,
+    RolloutSummary,
+    make_expert,
+    run_policy,
+    summarize,
+)
 from robot.config_file import shipped_robot
 from robot.spec import BundleError
+from sim.randomization.config import RandomizationConfig, load_domain, load_randomization
 from sim.randomization.dynamics import DynamicsSpec
 
 EXPERT = "expert"
@@ -78,11 +89,19 @@ def evaluate(
     mode: str | None = None,
     trace_episodes: int = 0,
     record: str | Path | None = None,
+    executor: Executor | None = None,
 ) -> RolloutSummary:
     """``factory``: a :func:`policy_factory` result to reuse (a sweep loads each bundle once). ``trace_episodes``:
     record the online estimate of mu and its true value every step of the first N episodes
-    (``summary.estimate_traces``). ``record``: also write the episodes as a LeRobotDataset in this folder."""
+    (``summary.estimate_traces``). ``record``: also write the episodes as a LeRobotDataset in this folder.
+    ``executor``: run the episodes in jobs over worker processes or a Ray cluster (:func:`evaluate_jobs`;
+    the same results), without traces or a recording."""
     source = factory or policy_factory(spec, task, mode)
+    if executor is not None and (executor.remote or executor.workers > 1):
+        if trace_episodes > 0 or record is not None:
+            raise ValueError("estimate traces and recordings are made in this process: evaluate without workers")
+        specs = [(spec, source.name)]
+        return evaluate_jobs(executor, specs, task, episodes, seed, randomization, [domain], mode, progress)[0][0]
     trace = None
     if trace_episodes > 0 and isinstance(source.bundle, AdaptivePolicy):
         trace = _EstimateTrace(source.bundle, trace_episodes)
@@ -160,6 +179,110 @@ def plot_estimates(traces: list[dict[str, Any]], path: str | Path, title: str = 
     plt.close(fig)
 
 
+# -- evaluation in jobs ----------------------------------------------------------------------------------------------
+# ``s2r eval --workers N`` or ``--ray ADDRESS`` (policies/cluster.py): each job runs a stretch of consecutive seeds in
+# its own env and carries everything by value (the bundle's files, the resolved randomization config, the pinned
+# domain), so it runs the same on any worker. Episode ``i`` has seed ``seed + i`` whoever runs it, and an episode does
+# not depend on the env's earlier ones, so the results equal a run in this process (tests/test_cluster.py).
+
+#: Episodes per job: enough to amortize a job's start (an env and the bundle loaded, about a second here) and few
+#: enough that two workers share a 30-episode evaluation evenly.
+JOB_EPISODES = 5
+
+
+@dataclass(frozen=True)
+class EpisodeJob:
+    """Episodes with seeds ``seed .. seed + episodes - 1`` of ``policy`` (None: the scripted expert) on ``task``."""
+
+    policy: FolderValue | None
+    task: str
+    mode: str | None  # an adaptive bundle's mode (adapt | oracle)
+    seed: int
+    episodes: int
+    randomization: RandomizationConfig
+    domain: dict[str, Any] | None
+
+
+def run_episode_job(job: EpisodeJob) -> list[EpisodeResult]:
+    """The job's episodes, in seed order (in a worker: torch on one core)."""
+    import torch
+
+    torch.set_num_threads(1)
+    spec = EXPERT if job.policy is None else str(job.policy.path())
+    summary = evaluate(
+        spec, job.task, job.episodes, job.seed, job.randomization, job.domain, progress=False, mode=job.mode
+    )
+    return summary.per_episode
+
+
+def episode_jobs(
+    spec: str,
+    task: str,
+    episodes: int,
+    seed: int,
+    randomization: str | Path,
+    domain: str | Path | dict | None,
+    mode: str | None,
+) -> list[EpisodeJob]:
+    """``episodes`` episodes from seed ``seed`` cut into jobs of :data:`JOB_EPISODES`."""
+    if episodes < 1:
+        raise ValueError(f"episodes must be >= 1, got {episodes}")
+    policy = None if spec == EXPERT else FolderValue.read(load(spec).path)
+    config = load_randomization(randomization, task)
+    pinned = load_domain(domain)
+    return [
+        EpisodeJob(policy, task, mode, seed + start, min(JOB_EPISODES, episodes - start), config, pinned)
+        for start in range(0, episodes, JOB_EPISODES)
+    ]
+
+
+def gather(jobs: list[EpisodeJob], results: list[list[EpisodeResult]]) -> list[EpisodeResult]:
+    """The jobs' episodes in seed order, checked: each seed exactly once (none lost or run twice)."""
+    episodes = [r for part in results for r in part]
+    expected = [s for job in jobs for s in range(job.seed, job.seed + job.episodes)]
+    if [r.seed for r in episodes] != expected:
+        raise RuntimeError(f"the workers returned seeds {[r.seed for r in episodes]}, expected {expected}")
+    return episodes
+
+
+def evaluate_jobs(
+    executor: Executor,
+    specs: list[tuple[str, str]],
+    task: str,
+    episodes: int,
+    seed: int,
+    randomization: str | Path,
+    domains: list[dict | str | Path | None],
+    mode: str | None = None,
+    progress: bool = True,
+) -> list[list[RolloutSummary]]:
+    """Every (policy spec, name) of ``specs`` in every domain of ``domains`` (a sweep's points), all their jobs
+    submitted at once; ``out[p][d]`` is policy ``p`` in domain ``d``."""
+    plan = [
+        (p, episode_jobs(spec, task, episodes, seed, randomization, domain, mode))
+        for p, (spec, _) in enumerate(specs)
+        for domain in domains
+    ]
+    jobs = [job for _, part in plan for job in part]
+    results = run_jobs(
+        run_episode_job,
+        jobs,
+        executor,
+        sizes=[job.episodes for job in jobs],
+        desc=f"{task} on {executor.describe()}",
+        unit="ep",
+        progress=progress,
+    )
+    out: list[list[RolloutSummary]] = [[] for _ in specs]
+    at = 0
+    for p, part in plan:
+        per_episode = gather(part, results[at : at + len(part)])
+        at += len(part)
+        out[p].append(summarize(task, specs[p][1], per_episode, seed, randomization))
+    assert at == len(results) and all(len(row) == len(domains) for row in out)
+    return out
+
+
 def parse_sweep(text: str) -> tuple[str, np.ndarray]:
     """``NAME=LO:HI:K`` -> (NAME, K evenly spaced values from LO to HI)."""
     try:
@@ -184,24 +307,30 @@ def sweep(
     domain: dict[str, Any] | None = None,
     progress: bool = True,
     mode: str | None = None,
+    executor: Executor | None = None,
 ) -> dict[str, Any]:
-    """Success of each policy at each value of the domain parameter ``name`` (pinned; the rest as configured)."""
+    """Success of each policy at each value of the domain parameter ``name`` (pinned; the rest as configured).
+    ``executor``: every point's episodes as jobs over worker processes or a Ray cluster, all submitted at once."""
+    pinned = [{**(domain or {}), name: float(v)} for v in values]
+    if executor is not None and (executor.remote or executor.workers > 1):
+        named = [(spec, policy_factory(spec, task, mode).name) for spec in specs]
+        rows = evaluate_jobs(executor, named, task, episodes, seed, randomization, pinned, mode, progress)
+    else:
+        rows = []
+        for spec in specs:
+            factory = policy_factory(spec, task, mode)
+            rows.append([evaluate(spec, task, episodes, seed, randomization, d, progress, factory) for d in pinned])
     curves: dict[str, list[dict[str, Any]]] = {}
-    for spec in specs:
-        factory = policy_factory(spec, task, mode)
-        points = []
-        for v in values:
-            pinned = {**(domain or {}), name: float(v)}
-            summary = evaluate(spec, task, episodes, seed, randomization, pinned, progress, factory)
-            points.append(
-                {
-                    "value": float(v),
-                    "success_rate": summary.success_rate,
-                    "success_ci95": list(summary.success_ci95),
-                    "mean_return": summary.mean_return,
-                }
-            )
-        curves[spec] = points
+    for spec, row in zip(specs, rows, strict=True):
+        curves[spec] = [
+            {
+                "value": float(v),
+                "success_rate": summary.success_rate,
+                "success_ci95": list(summary.success_ci95),
+                "mean_return": summary.mean_return,
+            }
+            for v, summary in zip(values, row, strict=True)
+        ]
     return {
         "parameter": name,
         "unit": parameter_unit(task, randomization, name),

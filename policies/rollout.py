@@ -166,6 +166,13 @@ def run_policy(
             f"s2r eval: {policy_name} on {task}, seeds {seed}..{seed + episodes - 1}, randomization {randomization}"
         ]
         write_lerobot(recorded, config, task, float(config.control.rate_hz), Path(dataset), sources)
+    return summarize(task, policy_name, results, seed, randomization)
+
+
+def summarize(
+    task: str, policy_name: str, results: list[EpisodeResult], seed: int, randomization: str | Path
+) -> RolloutSummary:
+    """The :class:`RolloutSummary` of episodes ``results`` (in seed order, the first seeded ``seed``)."""
     wins = sum(r.success for r in results)
     return RolloutSummary(
         task=task,

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from calibration.intrinsics import CalibrationError
 from calibration.servo_sysid import SysidError
+from policies.cluster import ClusterError
 from real.cameras.frame import CameraError
 from real.dynamixel.bus import DynamixelError
 from real.hardware_log import LogError
@@ -21,6 +22,7 @@ USER_ERRORS = (
     LogError,
     CalibrationError,
     SysidError,
+    ClusterError,
     WrapAroundError,
     DynamixelError,
     FileExistsError,

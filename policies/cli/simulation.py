@@ -218,12 +218,18 @@ class Eval:
     """write the episodes as a LeRobotDataset in this new folder (one policy, no sweep)"""
     json: str | None = None
     """write the results here"""
+    workers: int = 1
+    """run the episodes (and a sweep's points) over this many local processes (the same results)"""
+    ray: str | None = None
+    """run them on this Ray cluster instead (auto: the cluster this machine is in; local: one started here; the same
+    results; needs the cluster extra; docs/cluster.md)"""
 
 
 def run_eval(args: Eval) -> int:
     import torch
 
     from policies.adaptive import AdaptivePolicy
+    from policies.cluster import Executor
     from policies.evaluate import evaluate, parse_sweep, plot_estimates, plot_sweep, sweep
     from policies.loader import load
     from sim.randomization.config import load_domain
@@ -239,6 +245,9 @@ def run_eval(args: Eval) -> int:
         raise SystemExit("--record writes the episodes of one policy: give one --policy and no --sweep")
     if args.plot and not args.sweep and "adapt" not in [m for _, m in runs]:
         raise SystemExit("--plot without --sweep draws online estimates: give a bundle with an estimator (--adapt)")
+    executor = Executor(args.workers, args.ray)
+    if (executor.remote or executor.workers > 1) and (args.record or (args.plot and not args.sweep)):
+        raise SystemExit("--record and the estimate plot are made in this process: leave out --workers and --ray")
     if args.sweep:
         name, values = parse_sweep(args.sweep)
         curves: dict[str, list] = {}
@@ -253,6 +262,7 @@ def run_eval(args: Eval) -> int:
                 args.randomization,
                 load_domain(args.domain),
                 mode=mode,
+                executor=executor,
             )
             curves[spec if mode is None else f"{spec} ({mode})"] = result["curves"][spec]
         result["curves"] = curves
@@ -277,6 +287,7 @@ def run_eval(args: Eval) -> int:
             mode=mode,
             trace_episodes=args.plot_episodes if traced else 0,
             record=args.record,
+            executor=executor,
         )
         label = spec if mode is None else f"{spec} ({mode})"
         summary.policy = label

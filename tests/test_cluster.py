@@ -1,0 +1,134 @@
+"""Scale-out (policies/cluster.py): evaluation episodes and distillation scenes over local worker processes and a
+local Ray cluster give exactly the results of one process, a job whose worker is killed is run again without
+losing or repeating anything, and without Ray installed ``--ray`` names the extra to install."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from policies.cluster import ClusterError, Executor, FolderValue, run_jobs
+from policies.evaluate import JOB_EPISODES, EpisodeJob, episode_jobs, evaluate, gather, run_episode_job, sweep
+
+pytestmark = pytest.mark.slow
+
+
+def _episodes(summary) -> list[tuple]:
+    return [(r.seed, r.success, r.length, round(r.episode_return, 9), r.domain) for r in summary.per_episode]
+
+
+def _square(x: int) -> int:
+    return x * x
+
+
+def test_jobs_come_back_in_order_over_local_processes():
+    seen = []
+    out = run_jobs(_square, list(range(7)), Executor(workers=2), progress=False, on_result=lambda i, r: seen.append(i))
+    assert out == [x * x for x in range(7)] and sorted(seen) == list(range(7))
+    with pytest.raises(ValueError, match="workers must be >= 1"):
+        Executor(workers=0)
+
+
+def test_evaluation_over_workers_equals_one_process():
+    """11 episodes (three jobs, the last short) of the state grasp policy in a randomized domain pinned in part."""
+    domain = {"object_mass": 0.12}
+    alone = evaluate("grasp_state", "grasp", 11, 4_100_000, "default", domain, progress=False)
+    spread = evaluate(
+        "grasp_state", "grasp", 11, 4_100_000, "default", domain, progress=False, executor=Executor(workers=2)
+    )
+    assert _episodes(spread) == _episodes(alone) and spread.policy == alone.policy
+    assert spread.success_rate == alone.success_rate and spread.success_ci95 == alone.success_ci95
+    assert all(r.domain["object_mass"] == pytest.approx(0.12) for r in spread.per_episode)
+
+
+def test_workers_get_the_bundle_by_value_and_lost_seeds_are_caught(tmp_path):
+    jobs = episode_jobs("grasp_state", "grasp", 7, 4_200_000, "default", None, None)
+    assert [(j.seed, j.episodes) for j in jobs] == [(4_200_000, JOB_EPISODES), (4_200_005, 2)]
+    value = jobs[0].policy
+    assert value is not None and "weights.pt" in value.files and value.path().is_dir()
+    assert FolderValue.read(value.path()).digest == value.digest  # written as read
+    results = [run_episode_job(job) for job in jobs]
+    assert [r.seed for r in gather(jobs, results)] == list(range(4_200_000, 4_200_007))
+    with pytest.raises(RuntimeError, match="expected"):
+        gather(jobs, [results[0], results[1][:1]])  # an episode lost
+
+
+# -- Ray -----------------------------------------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def ray_cluster():
+    """A local Ray instance on two CPUs whose workers can import this module (its job that dies on purpose)."""
+    ray = pytest.importorskip("ray")
+    from policies.cluster import LOCAL
+
+    here = str(Path(__file__).parent)
+    ray.init(num_cpus=2, include_dashboard=False, runtime_env={"env_vars": {"PYTHONPATH": here}}, log_to_driver=False)
+    yield Executor(ray=LOCAL)  # policies.cluster.connect finds it started
+    ray.shutdown()
+
+
+def test_a_sweep_on_ray_equals_one_process(ray_cluster):
+    """Two points of a sweep of the object's mass, 6 episodes each: every job submitted at once, the same curve."""
+    values = np.array([0.05, 0.3])
+    alone = sweep(["grasp_state"], "grasp", "object_mass", values, 6, 4_300_000, progress=False)
+    on_ray = sweep(["grasp_state"], "grasp", "object_mass", values, 6, 4_300_000, progress=False, executor=ray_cluster)
+    assert on_ray == alone
+
+
+def test_scene_collection_on_ray_gives_the_same_frames(ray_cluster, tmp_path):
+    from policies.distill import Distillation, DistillConfig
+
+    config = DistillConfig(
+        teacher="grasp_state", out=str(tmp_path / "student"), workers=1, channels=(8, 8, 8), supersample=1
+    )
+    alone = Distillation(config)
+    alone.collect_scenes(8, progress=False, chunk=4)
+    spread = Distillation(dataclasses.replace(config, ray="local"))
+    assert spread.collect_scenes(8, progress=False, chunk=4) == {"scenes": 8, "samples": 8, "from_cache": 0}
+    for name in ("rgb", "depth", "proprio", "action", "privileged"):
+        np.testing.assert_array_equal(np.stack(getattr(spread.data, name)), np.stack(getattr(alone.data, name)))
+
+
+def _die_once_then_run(job: tuple[str, EpisodeJob]) -> list:
+    """The worker running this job the first time dies (its process exits, as a killed or crashed worker's does);
+    the marker file tells the second attempt."""
+    marker, episodes = job
+    if not Path(marker).exists():
+        Path(marker).write_text(str(os.getpid()))
+        sys.stdout.flush()
+        os._exit(1)
+    return run_episode_job(episodes)
+
+
+def test_a_killed_worker_is_replaced_and_nothing_is_lost_or_repeated(ray_cluster, tmp_path):
+    jobs = episode_jobs("grasp_state", "grasp", 10, 4_400_000, "default", None, None)
+    marked = [(str(tmp_path / f"died-{i}"), job) for i, job in enumerate(jobs)]
+    results = run_jobs(_die_once_then_run, marked, ray_cluster, progress=False)
+    assert all(Path(m).exists() for m, _ in marked)  # every job's first worker died
+    episodes = gather(jobs, results)
+    alone = evaluate("grasp_state", "grasp", 10, 4_400_000, "default", progress=False)
+    assert [(r.seed, r.success, r.length) for r in episodes] == [
+        (r.seed, r.success, r.length) for r in alone.per_episode
+    ]
+
+
+def test_without_ray_the_option_names_the_extra(monkeypatch):
+    import policies.cluster as cluster
+
+    monkeypatch.setitem(sys.modules, "ray", None)  # as if not installed
+    with pytest.raises(ClusterError, match=r"pip install 'sim2real-pipeline\[cluster\]'"):
+        cluster.ray_module()
+
+
+def test_nothing_imports_ray_unless_asked():
+    import subprocess
+
+    code = (
+        "import sys, policies.cli, policies.evaluate, policies.distill, policies.cluster; print('ray' in sys.modules)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False", out.stderr
