@@ -51,7 +51,7 @@ from policies.train_callbacks import EPOptFilter, TrainingMonitor
 from policies.train_config import TrainConfig
 from robot.spec import BundleError, ObsSpec
 from sim.envs.factory import robot_kwargs, task_env
-from sim.randomization.config import load_randomization
+from sim.randomization.config import RandomizationConfig, load_randomization
 from sim.randomization.dynamics import DynamicsSpec
 
 #: Seeds of held-out evaluation episodes start here; training and demonstrations never use them.
@@ -189,21 +189,30 @@ class TrainingRun:
         self.dynamics: DynamicsSpec | None = None  # the ranges of mu, for a universal policy (set by run())
 
     # -- environments ----------------------------------------------------------------------------------------
-    def _env_factory(self, rank: int):
+    def _env_factory(self, rank: int, randomization: str | RandomizationConfig):
         cfg, spec = self.config, self.spec
 
         def make() -> gym.Env:
             torch.set_num_threads(1)
             return FlattenKeys(
-                task_env(cfg.task, cfg.randomization, universal=cfg.universal, **robot_kwargs(cfg.robot)), spec
+                task_env(cfg.task, randomization, universal=cfg.universal, **robot_kwargs(cfg.robot)), spec
             )
 
         return make
 
     def make_vec_env(self) -> VecEnv:
-        fns = [self._env_factory(i) for i in range(self.config.n_envs)]
-        venv = SubprocVecEnv(fns) if self.config.n_envs > 1 else DummyVecEnv(fns)
-        venv.seed(self.config.seed * 1000)
+        """The training envs: in this process (one), local processes, or Ray actors (``config.ray``; the
+        randomization config goes to them resolved, by value)."""
+        cfg = self.config
+        if cfg.ray is not None:
+            from policies.ray_vec_env import RayVecEnv
+
+            config = load_randomization(cfg.randomization, cfg.task)
+            venv: VecEnv = RayVecEnv([self._env_factory(i, config) for i in range(cfg.n_envs)], cfg.ray)
+        else:
+            fns = [self._env_factory(i, cfg.randomization) for i in range(cfg.n_envs)]
+            venv = SubprocVecEnv(fns) if cfg.n_envs > 1 else DummyVecEnv(fns)
+        venv.seed(cfg.seed * 1000)
         return VecMonitor(venv)  # episode return and length: TensorBoard's rollout/ep_rew_mean and ep_len_mean
 
     # -- model -----------------------------------------------------------------------------------------------
@@ -468,6 +477,6 @@ def train(config: TrainConfig, resume: bool = False) -> dict[str, Any]:
         if not run_file.exists():
             raise FileNotFoundError(f"{config.out}: no run.yaml: nothing to resume")
         saved = yaml.safe_load(run_file.read_text())["config"]
-        # the run keeps its own settings; only the total steps and the number of workers may change
-        config = TrainConfig(**{**saved, "steps": config.steps, "n_envs": config.n_envs})
+        # the run keeps its own settings; only the total steps and where its envs run may change
+        config = TrainConfig(**{**saved, "steps": config.steps, "n_envs": config.n_envs, "ray": config.ray})
     return TrainingRun(config).run(resume=resume)

@@ -31,6 +31,9 @@ class TrainConfig:
     """none | default | a variant's name (stale_frames, ...) | PATH"""
     n_envs: int = field(default_factory=lambda: max(1, os.cpu_count() or 1))
     """parallel environments (0: one per core)"""
+    ray: Annotated[str | None, tyro.conf.arg(metavar="ADDRESS")] = None
+    """step the N_ENVS environments in actors on this Ray cluster (auto: the cluster this machine is in; local: one
+    started here; the same transitions as local processes; needs the cluster extra; docs/cluster.md)"""
     demos: list[str] = field(default_factory=list)
     """hardware logs (paths or globs; teleoperated or deployed, s2r teleop --log) whose cycles join the
     behaviour-cloning warm start (a state policy needs a mock robot's logs: they hold the privileged state)"""

@@ -132,3 +132,42 @@ def test_nothing_imports_ray_unless_asked():
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False", out.stderr
+
+
+def _training_envs(config):
+    from policies.train import TrainingRun, state_spec
+    from sim.envs.factory import task_env
+
+    run = TrainingRun(config)
+    probe = task_env(config.task, config.randomization)
+    run.spec = state_spec(probe)
+    probe.close()
+    return run.make_vec_env()
+
+
+def test_training_envs_in_ray_actors_step_as_local_processes(ray_cluster, tmp_path):
+    """Two grasp envs under the default randomization, the same random actions for 130 steps (two episode ends
+    each): observations, rewards, ends and terminal observations equal SubprocVecEnv's."""
+    from policies.train_config import TrainConfig
+
+    config = TrainConfig(task="grasp", n_envs=2, seed=3, out=str(tmp_path / "run"))
+    local, remote = _training_envs(config), _training_envs(dataclasses.replace(config, ray="local"))
+    try:
+        np.testing.assert_array_equal(remote.reset(), local.reset())
+        actions = np.random.default_rng(0).uniform(-1, 1, (130, 2, local.action_space.shape[0])).astype(np.float32)
+        ends = 0
+        for a in actions:
+            obs_l, rew_l, done_l, info_l = local.step(a)
+            obs_r, rew_r, done_r, info_r = remote.step(a)
+            np.testing.assert_array_equal(obs_r, obs_l)
+            np.testing.assert_array_equal(rew_r, rew_l)
+            np.testing.assert_array_equal(done_r, done_l)
+            for i in np.flatnonzero(done_l):
+                np.testing.assert_array_equal(info_r[i]["terminal_observation"], info_l[i]["terminal_observation"])
+                assert info_r[i]["episode"]["r"] == info_l[i]["episode"]["r"]  # VecMonitor's episode record
+                ends += 1
+        assert ends >= 4
+        assert remote.get_attr("max_episode_steps") == local.get_attr("max_episode_steps")
+    finally:
+        local.close()
+        remote.close()
