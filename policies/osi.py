@@ -23,7 +23,7 @@ import shlex
 import shutil
 import sys
 import time
-from dataclasses import asdict
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -34,9 +34,11 @@ from tqdm import tqdm
 
 from policies.adaptive import OSI_WEIGHTS, AdaptivePolicy, History, OSINet
 from policies.bundle import BUNDLE_FILE, BundlePolicy
+from policies.cluster import Executor, FolderValue, run_jobs
 from policies.episodes import run_episode
 from policies.osi_config import OSIConfig
 from robot.spec import BundleError
+from sim.randomization.config import RandomizationConfig
 from sim.randomization.dynamics import DynamicsObservation, DynamicsSpec
 
 OSI_SEED = 3_500_000  # rollout seeds of the estimator's training data (evaluation seeds start at 1,000,000)
@@ -101,27 +103,17 @@ def fit_osi(
 # -- training ---------------------------------------------------------------------------------------------------------
 
 
-def collect(
-    env: Any,
-    up: BundlePolicy,
-    steps: int,
-    seed: int,
-    horizons: list[int],
-    osi: OSINet | None = None,
-    progress: bool = True,
-) -> tuple[dict[int, np.ndarray], np.ndarray, np.ndarray, dict[str, float]]:
-    """Run the UP in ``env`` (a universal env) for ``steps`` steps; returns windows per history length, the true
-    normalized mu of each window, the episode of each window, and the rollouts' success rate."""
-    proprio_dim, action_dim = up.obs_spec.shapes["proprio"][0], up.action_dim
-    # one history of the longest length: a shorter one's window is its tail (the start-of-episode padding included)
-    longest = max(horizons)
-    history = History(longest, proprio_dim, action_dim)
+#: Episodes per job of the rollouts on workers (``--workers``, ``--ray``).
+ROLLOUT_JOB_EPISODES = 4
+
+
+def rollout_episode(
+    env: Any, up: BundlePolicy, seed: int, history: History, osi: OSINet | None, on_step: Any = None
+) -> tuple[np.ndarray, np.ndarray, bool]:
+    """One episode of the UP in ``env`` (a universal env) acting on the true mu, or on ``osi``'s estimate from the
+    ``history`` windows: every step's window, its true normalized mu, and whether it succeeded."""
     windows: list[np.ndarray] = []
     targets: list[np.ndarray] = []
-    episode_ids: list[int] = []
-    episodes = wins = 0
-    desc = "rollouts, UP on " + ("estimates" if osi is not None else "true mu")
-    bar = tqdm(total=steps, desc=desc, unit="st", disable=not progress, leave=False, mininterval=2.0)
 
     def act(obs: dict[str, np.ndarray], info: dict[str, Any]) -> np.ndarray:
         history.push_proprio(obs["proprio"])
@@ -132,27 +124,98 @@ def collect(
                 mu = osi(torch.from_numpy(window)[None])[0].numpy()
         windows.append(window)
         targets.append(obs["dynamics"])
-        episode_ids.append(episodes - 1)
         action = up.act({**obs, "dynamics": mu})
         history.push_action(action)
         return action
 
-    while len(targets) < steps:
-        episodes += 1
-        ran = run_episode(
-            env,
-            act,
-            seed + episodes - 1,
-            on_reset=lambda obs, info: history.reset(),
-            after_step=lambda obs, info: bar.update(1),
-        )
-        wins += ran.success
+    ran = run_episode(env, act, seed, on_reset=lambda obs, info: history.reset(), after_step=on_step)
+    return np.asarray(windows, np.float32), np.asarray(targets, np.float32), bool(ran.success)
+
+
+@dataclass(frozen=True)
+class RolloutJob:
+    """Episodes seeded ``seed .. seed + episodes - 1`` of the UP (its bundle's files) under ``randomization``,
+    with histories of ``horizon`` steps, on the true mu or ``osi``'s estimates."""
+
+    up: FolderValue
+    randomization: RandomizationConfig
+    seed: int
+    episodes: int
+    horizon: int
+    osi: OSINet | None
+
+
+def run_rollout_job(job: RolloutJob) -> list[tuple[np.ndarray, np.ndarray, bool]]:
+    """The job's episodes (:func:`rollout_episode`), in seed order."""
+    from policies.loader import load  # noqa: PLC0415 - torch-heavy loading only in the worker
+    from sim.envs.factory import task_env
+
+    torch.set_num_threads(1)
+    up = load(job.up.path())
+    env = DynamicsObservation(task_env(up.task, job.randomization), DynamicsSpec.from_dict(up.meta["dynamics"]))
+    history = History(job.horizon, up.obs_spec.shapes["proprio"][0], up.action_dim)
+    try:
+        return [rollout_episode(env, up, job.seed + i, history, job.osi) for i in range(job.episodes)]
+    finally:
+        env.close()
+
+
+def collect(
+    env: Any,
+    up: BundlePolicy,
+    steps: int,
+    seed: int,
+    horizons: list[int],
+    osi: OSINet | None = None,
+    progress: bool = True,
+    executor: Executor | None = None,
+) -> tuple[dict[int, np.ndarray], np.ndarray, np.ndarray, dict[str, float]]:
+    """Run the UP in ``env`` (a universal env) for whole episodes seeded ``seed, seed + 1, ...`` until they hold
+    ``steps`` steps; returns windows per history length, the true normalized mu of each window, the episode of each
+    window, and the rollouts' success rate. ``executor``: the episodes run as jobs on worker processes or a Ray
+    cluster (the same episodes, the same data)."""
+    proprio_dim, action_dim = up.obs_spec.shapes["proprio"][0], up.action_dim
+    # one history of the longest length: a shorter one's window is its tail (the start-of-episode padding included)
+    longest = max(horizons)
+    desc = "rollouts, UP on " + ("estimates" if osi is not None else "true mu")
+    bar = tqdm(total=steps, desc=desc, unit="st", disable=not progress, leave=False, mininterval=2.0)
+    if executor is not None and (executor.remote or executor.workers > 1):
+        job = RolloutJob(FolderValue.read(up.path), env.unwrapped.randomization, seed, 0, longest, osi)
+        episodes = _episodes_in_jobs(executor, job, steps, bar)
+    else:
+        history = History(longest, proprio_dim, action_dim)
+        episodes = []
+        while sum(len(e[1]) for e in episodes) < steps:
+            episodes.append(rollout_episode(env, up, seed + len(episodes), history, osi, lambda o, i: bar.update(1)))
     bar.close()
-    full = np.asarray(windows, np.float32)
+    full = np.concatenate([e[0] for e in episodes])
     step = proprio_dim + action_dim
     arrays = {h: np.ascontiguousarray(full[:, (longest - h) * step :]) for h in horizons}
-    stats = {"episodes": episodes, "success_rate": wins / episodes}
-    return arrays, np.asarray(targets, np.float32), np.asarray(episode_ids), stats
+    targets = np.concatenate([e[1] for e in episodes])
+    episode_ids = np.concatenate([np.full(len(e[1]), i) for i, e in enumerate(episodes)])
+    stats = {"episodes": len(episodes), "success_rate": sum(e[2] for e in episodes) / len(episodes)}
+    return arrays, targets, episode_ids, stats
+
+
+def _episodes_in_jobs(executor: Executor, template: RolloutJob, steps: int, bar: tqdm) -> list:
+    """The episodes :func:`collect` runs in this process (the shortest run of seeds from ``template.seed`` that
+    holds ``steps`` steps), run in waves of jobs sized by the episode lengths seen so far."""
+    episodes: list = []
+    total = 0
+    while total < steps:
+        mean_length = total / len(episodes) if episodes else 20.0
+        wanted = max(ROLLOUT_JOB_EPISODES, int(np.ceil(1.1 * (steps - total) / mean_length)))
+        first = template.seed + len(episodes)
+        jobs = [
+            replace(template, seed=first + k, episodes=min(ROLLOUT_JOB_EPISODES, wanted - k))
+            for k in range(0, wanted, ROLLOUT_JOB_EPISODES)
+        ]
+        for part in run_jobs(run_rollout_job, jobs, executor, progress=False):
+            episodes.extend(part)
+        bar.update(sum(len(e[1]) for e in episodes) - total)
+        total = sum(len(e[1]) for e in episodes)
+    lengths = np.cumsum([len(e[1]) for e in episodes])
+    return episodes[: int(np.searchsorted(lengths, steps)) + 1]  # as the loop in this process stops
 
 
 def estimation_errors(net: OSINet, windows: np.ndarray, targets: np.ndarray, spec: DynamicsSpec) -> dict[str, Any]:
@@ -260,8 +323,9 @@ def train_osi(config: OSIConfig, progress: bool = True) -> dict[str, Any]:
 
     # stage 1: the UP acts on the true mu; estimators of every history length on the same data
     train_n = int(config.steps * 0.9)
+    executor = Executor(config.workers, config.ray)
     windows, targets, episodes, stats = collect(
-        env, up, config.steps, OSI_SEED + config.seed * 100_000, horizons, None, progress
+        env, up, config.steps, OSI_SEED + config.seed * 100_000, horizons, None, progress, executor
     )
     report["stage1_rollouts"] = stats
     by_history = {}
@@ -283,7 +347,7 @@ def train_osi(config: OSIConfig, progress: bool = True) -> dict[str, Any]:
     # stage 2: the UP acts on the estimator's output; continue training on both stages' data
     net = nets[config.history]
     w2, t2, e2, stats2 = collect(
-        env, up, config.steps, OSI_SEED + config.seed * 100_000 + 50_000, [config.history], net, progress
+        env, up, config.steps, OSI_SEED + config.seed * 100_000 + 50_000, [config.history], net, progress, executor
     )
     report["stage2_rollouts"] = stats2
     n2 = int(len(t2) * 0.9)

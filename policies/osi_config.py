@@ -4,6 +4,7 @@ command's flags (``policies/cli/training.py``) and their docstrings the help."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Annotated
 
 import tyro
 
@@ -31,5 +32,10 @@ class OSIConfig:
     """none | default | a variant's name (stale_frames, ...) | PATH"""
     eval_episodes: int = 100
     """held-out episodes of the adaptive policy"""
+    workers: int = 1
+    """run the rollouts over this many local processes (the same data)"""
+    ray: Annotated[str | None, tyro.conf.arg(metavar="ADDRESS")] = None
+    """run the rollouts on this Ray cluster instead (auto: the cluster this machine is in; local: one started here;
+    the same data; needs the cluster extra; docs/cluster.md)"""
     command: tyro.conf.Suppress[str] = ""
     """the command line that started the run"""

@@ -18,7 +18,7 @@ from policies.train import TrainConfig, TrainingRun, state_spec
 from robot.spec import BundleError
 from sim.envs.factory import task_env, universal_terms
 from sim.randomization.config import RandomizationConfig, load_randomization
-from sim.randomization.dynamics import DynamicsSpec
+from sim.randomization.dynamics import DynamicsObservation, DynamicsSpec
 
 
 def test_mu_reads_pinned_values_back_and_extrapolates_outside_the_ranges():
@@ -230,3 +230,26 @@ def test_observability_tells_terms_that_move_the_readings_from_those_that_do_not
     print(report)
     assert effect["servo_position_gain_scale"] > 1.0 > effect["object_friction"]
     assert len(report["noise_rms"]) == up.obs_spec.shapes["proprio"][0] and max(report["noise_rms"]) > 0
+
+
+def test_rollouts_over_workers_give_the_data_of_one_process(universal_bundle):
+    """The estimator's training data from 130 steps of rollouts (whole episodes, cut where one process stops), on
+    the true mu and on an estimator's output: over two local processes the same windows, targets and episodes."""
+    from policies.adaptive import OSINet
+    from policies.cluster import Executor
+    from policies.osi import collect
+
+    up = policies.load(universal_bundle)
+    spec = DynamicsSpec.from_dict(up.meta["dynamics"])
+    env = DynamicsObservation(task_env("grasp", "default"), spec)
+    torch.manual_seed(0)
+    width = 4 * (up.obs_spec.shapes["proprio"][0] + up.action_dim)
+    for osi in (None, OSINet(width, len(spec.names), (16,)).eval()):
+        alone = collect(env, up, 130, 3_600_000, [2, 4], osi, progress=False)
+        spread = collect(env, up, 130, 3_600_000, [2, 4], osi, progress=False, executor=Executor(workers=2))
+        for h in (2, 4):
+            np.testing.assert_array_equal(spread[0][h], alone[0][h])
+        np.testing.assert_array_equal(spread[1], alone[1])
+        np.testing.assert_array_equal(spread[2], alone[2])
+        assert spread[3] == alone[3] and alone[3]["episodes"] >= 3 and len(alone[1]) >= 130
+    env.close()
