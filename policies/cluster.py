@@ -13,6 +13,7 @@ other machines need the project installed, not the driver's files.
 from __future__ import annotations
 
 import hashlib
+import math
 import multiprocessing
 import shutil
 import tempfile
@@ -22,6 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
+import numpy as np
 from tqdm import tqdm
 
 #: The optional dependency group that installs Ray.
@@ -127,6 +129,38 @@ def run_jobs(
     finally:
         bar.close()
     return [results[i] for i in range(len(jobs))]
+
+
+def run_until(
+    fn: Callable[[Job], list[Result]],
+    make_job: Callable[[int, int], Job],
+    amount: Callable[[Result], int],
+    needed: int,
+    executor: Executor,
+    per_job: int,
+    on_progress: Callable[[int], None] | None = None,
+) -> list[Result]:
+    """The shortest run of items (episodes) ``0, 1, ...`` whose ``amount`` (steps, samples) sums to ``needed`` or
+    more: what a loop in one process that stops once it has enough would produce. ``make_job(first, count)`` makes
+    the job of items ``first .. first + count - 1`` and ``fn`` runs it to their list; jobs go out in waves sized by
+    the amounts seen so far (a little more than needed, so that usually one wave is enough). ``on_progress(total)``
+    after each wave."""
+    items: list[Result] = []
+    total = 0
+    while total < needed:
+        mean = total / len(items) if items else 1.0
+        wanted = max(per_job, int(math.ceil(1.1 * (needed - total) / max(mean, 1e-9))))
+        if not items:  # nothing seen yet: one job per worker's share first, to learn the amounts cheaply
+            wanted = min(wanted, per_job * (2 if executor.remote else executor.workers))
+        first = len(items)
+        jobs = [make_job(first + k, min(per_job, wanted - k)) for k in range(0, wanted, per_job)]
+        for part in run_jobs(fn, jobs, executor, progress=False):
+            items.extend(part)
+        total = sum(amount(item) for item in items)
+        if on_progress is not None:
+            on_progress(total)
+    cumulative = np.cumsum([amount(item) for item in items])
+    return items[: int(np.searchsorted(cumulative, needed)) + 1]
 
 
 def _run_in_processes(fn: Callable, jobs: Sequence, workers: int, done: Callable[[int, Any], None]) -> None:

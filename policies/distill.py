@@ -24,8 +24,7 @@ import shlex
 import shutil
 import sys
 import time
-from collections.abc import Callable
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Any
 
@@ -34,12 +33,21 @@ import torch
 from tqdm import tqdm
 
 from policies.bundle import code_version, save_bundle
-from policies.cluster import Executor, FolderValue
+from policies.cluster import Executor, FolderValue, run_until
+from policies.dagger_episodes import (
+    DAGGER_JOB_EPISODES,
+    DISTILL_SEED,
+    DaggerJob,
+    DaggerSetting,
+    dagger_episode,
+    normalize_proprio,
+    run_dagger_job,
+    student_policy,
+)
 from policies.distill_config import DistillConfig
 from policies.distill_data import (
     SCENE_CHUNK,
     Dataset,
-    Detour,
     SceneChunk,
     Teacher,
     aux_report,
@@ -58,8 +66,6 @@ from robot.config_file import shipped_robot
 from robot.spec import BundleError, ObsSpec
 from sim.envs.factory import robot_kwargs, task_env
 from sim.randomization.config import load_randomization
-
-DISTILL_SEED = 2_000_000
 
 
 class Distillation:
@@ -167,62 +173,63 @@ class Distillation:
 
     # -- student as a policy ---------------------------------------------------------------------------------
     def student_act(self, obs: dict[str, np.ndarray]) -> np.ndarray:
-        self.student.eval()
-        return self.student.act(obs, self._norm).numpy()
+        return student_policy(self.student, self.proprio_mean, self.proprio_std)(obs)
 
-    def _norm(self, proprio: np.ndarray) -> np.ndarray:
-        return np.clip((proprio - self.proprio_mean) / self.proprio_std, -10, 10).astype(np.float32)
+    def _normalize(self, proprio: np.ndarray) -> np.ndarray:
+        return normalize_proprio(proprio, self.proprio_mean, self.proprio_std)
 
     # -- DAgger --------------------------------------------------------------------------------------------------
     def collect(self, steps: int, beta: float, progress: bool) -> dict[str, float]:
-        """Run episodes until ``steps`` more samples: the teacher drives with probability ``beta``; every
-        ``keep_every``-th state of an episode is kept (the frames of one episode show one scene; see
-        docs/design-notes.md)."""
-        env, n0, wins, episodes = self.env, len(self.data), 0, 0
-        bar = tqdm(
-            total=steps,
-            desc=f"collect (teacher share {beta:.2f})",
-            unit="st",
-            disable=not progress,
-            leave=False,
-            mininterval=2.0,
-        )
-        while len(self.data) - n0 < steps:
-            seed = DISTILL_SEED + self.config.seed * 100_000 + self.episodes
-            self.episodes += 1
-            driven = run_episode(
-                env,
-                self._mixed_driver(beta),
-                seed,
-                on_reset=lambda obs, info: self._new_collect_episode(),
-                after_step=lambda obs, info: bar.update(len(self.data) - n0 - bar.n),
+        """Run collection episodes (:mod:`policies.dagger_episodes`) until ``steps`` more samples, here or over
+        ``config.workers`` processes or a Ray cluster (``config.ray``): the same episodes either way."""
+        cfg, n0, first = self.config, len(self.data), self.episodes
+        desc = f"collect (teacher share {beta:.2f})"
+        bar = tqdm(total=steps, desc=desc, unit="st", disable=not progress, leave=False, mininterval=2.0)
+        setting = self._dagger_setting()
+        executor = Executor(cfg.workers, cfg.ray)
+        if executor.remote or executor.workers > 1:
+            template = DaggerJob(setting, self.student, self.proprio_mean, self.proprio_std, beta, 0, 0)
+            episodes = run_until(
+                run_dagger_job,
+                lambda f, count: replace(template, first=first + f, episodes=count),
+                lambda episode: episode.size,
+                steps,
+                executor,
+                DAGGER_JOB_EPISODES,
+                lambda total: bar.update(min(total, steps) - bar.n),
             )
-            episodes += 1
-            wins += driven.success
+        else:
+            episodes, done = [], 0
+            while done < steps:
+                index = first + len(episodes)
+                episodes.append(dagger_episode(self.env, self.teacher, self.student_act, setting, beta, index))
+                done += episodes[-1].size
+                bar.update(episodes[-1].size)
         bar.close()
-        return {"episodes": episodes, "driver_success_rate": wins / episodes, "samples": len(self.data) - n0}
+        for episode in episodes:
+            for i in range(episode.size):
+                obs = {k: episode.samples[k][i] for k in ("rgb", "depth", "proprio")}
+                self.data.add(obs, episode.samples["action"][i], episode.samples["privileged"][i])
+        self.episodes += len(episodes)
+        wins = sum(e.success for e in episodes)
+        return {"episodes": len(episodes), "driver_success_rate": wins / len(episodes), "samples": len(self.data) - n0}
 
-    def _new_collect_episode(self) -> None:
-        """A collection episode starts: the teacher resets, a new detour is drawn."""
-        self.teacher.reset()
-        self._detour = Detour(self.rng, self.config.detours, self.config.detour_steps, self.env.action_space.shape[0])
-        self._step = 0
-
-    def _mixed_driver(self, beta: float) -> Callable[[dict[str, np.ndarray], dict[str, Any]], np.ndarray]:
-        """The DAgger driver: each step the teacher's label is recorded (every ``keep_every``-th state) and the
-        teacher drives with probability ``beta``, else the student, unless a detour drives."""
-
-        def drive(obs: dict[str, np.ndarray], info: dict[str, Any]) -> np.ndarray:
-            label = self.teacher.act(obs, info)
-            if self._step % self.config.keep_every == 0:
-                self.data.add(obs, label, info["privileged"]["vector"])
-            action = self._detour.drive(self._step)
-            self._step += 1
-            if action is None:
-                action = label if self.rng.random() < beta else self.student_act(obs)
-            return action
-
-        return drive
+    def _dagger_setting(self) -> DaggerSetting:
+        """What the collection episodes depend on; the teacher's files by value for a cluster's workers."""
+        cfg, bundle = self.config, self.teacher.bundle
+        teacher = FolderValue.read(bundle.path) if cfg.ray is not None and bundle is not None else cfg.teacher
+        return DaggerSetting(
+            teacher,
+            self.task,
+            self.env.unwrapped.randomization,
+            cfg.image_size,
+            self.camera_options(),
+            self.robot,
+            cfg.keep_every,
+            cfg.detours,
+            cfg.detour_steps,
+            cfg.seed,
+        )
 
     def collect_scenes(self, scenes: int, progress: bool, chunk: int = SCENE_CHUNK) -> dict[str, float]:
         """One teacher-labelled frame from each of ``scenes`` new episodes, taken after 0 .. ``pretrain_steps``
@@ -384,7 +391,7 @@ class Distillation:
         """The student's auxiliary estimate of the privileged vector (physical units) from one observation."""
         self.student.eval()
         with torch.no_grad():
-            _, aux = self.student.forward_with_aux(*self.student.inputs(obs, self._norm))
+            _, aux = self.student.forward_with_aux(*self.student.inputs(obs, self._normalize))
         return aux[0].numpy() * self.priv_std + self.priv_mean
 
     def run(self, progress: bool = True) -> dict[str, Any]:

@@ -34,7 +34,7 @@ from tqdm import tqdm
 
 from policies.adaptive import OSI_WEIGHTS, AdaptivePolicy, History, OSINet
 from policies.bundle import BUNDLE_FILE, BundlePolicy
-from policies.cluster import Executor, FolderValue, run_jobs
+from policies.cluster import Executor, FolderValue, run_until
 from policies.episodes import run_episode
 from policies.osi_config import OSIConfig
 from robot.spec import BundleError
@@ -180,8 +180,16 @@ def collect(
     desc = "rollouts, UP on " + ("estimates" if osi is not None else "true mu")
     bar = tqdm(total=steps, desc=desc, unit="st", disable=not progress, leave=False, mininterval=2.0)
     if executor is not None and (executor.remote or executor.workers > 1):
-        job = RolloutJob(FolderValue.read(up.path), env.unwrapped.randomization, seed, 0, longest, osi)
-        episodes = _episodes_in_jobs(executor, job, steps, bar)
+        template = RolloutJob(FolderValue.read(up.path), env.unwrapped.randomization, seed, 0, longest, osi)
+        episodes = run_until(
+            run_rollout_job,
+            lambda first, count: replace(template, seed=seed + first, episodes=count),
+            lambda episode: len(episode[1]),
+            steps,
+            executor,
+            ROLLOUT_JOB_EPISODES,
+            lambda total: bar.update(total - bar.n),
+        )
     else:
         history = History(longest, proprio_dim, action_dim)
         episodes = []
@@ -195,27 +203,6 @@ def collect(
     episode_ids = np.concatenate([np.full(len(e[1]), i) for i, e in enumerate(episodes)])
     stats = {"episodes": len(episodes), "success_rate": sum(e[2] for e in episodes) / len(episodes)}
     return arrays, targets, episode_ids, stats
-
-
-def _episodes_in_jobs(executor: Executor, template: RolloutJob, steps: int, bar: tqdm) -> list:
-    """The episodes :func:`collect` runs in this process (the shortest run of seeds from ``template.seed`` that
-    holds ``steps`` steps), run in waves of jobs sized by the episode lengths seen so far."""
-    episodes: list = []
-    total = 0
-    while total < steps:
-        mean_length = total / len(episodes) if episodes else 20.0
-        wanted = max(ROLLOUT_JOB_EPISODES, int(np.ceil(1.1 * (steps - total) / mean_length)))
-        first = template.seed + len(episodes)
-        jobs = [
-            replace(template, seed=first + k, episodes=min(ROLLOUT_JOB_EPISODES, wanted - k))
-            for k in range(0, wanted, ROLLOUT_JOB_EPISODES)
-        ]
-        for part in run_jobs(run_rollout_job, jobs, executor, progress=False):
-            episodes.extend(part)
-        bar.update(sum(len(e[1]) for e in episodes) - total)
-        total = sum(len(e[1]) for e in episodes)
-    lengths = np.cumsum([len(e[1]) for e in episodes])
-    return episodes[: int(np.searchsorted(lengths, steps)) + 1]  # as the loop in this process stops
 
 
 def estimation_errors(net: OSINet, windows: np.ndarray, targets: np.ndarray, spec: DynamicsSpec) -> dict[str, Any]:

@@ -171,3 +171,19 @@ def test_training_envs_in_ray_actors_step_as_local_processes(ray_cluster, tmp_pa
     finally:
         local.close()
         remote.close()
+
+
+def test_dagger_collection_over_workers_equals_one_process(tmp_path):
+    """Two rounds of collection with teacher share 0.5 (the student drives half the steps): over two local
+    processes the same episodes, samples and episode count as in this process."""
+    from policies.distill import Distillation, DistillConfig
+
+    config = DistillConfig(teacher="grasp_state", out=str(tmp_path / "a"), workers=1, channels=(8, 8, 8), detours=0.3)
+    alone = Distillation(config)
+    spread = Distillation(dataclasses.replace(config, workers=2, out=str(tmp_path / "b")))
+    spread.student.load_state_dict(alone.student.state_dict())
+    for _ in range(2):
+        assert spread.collect(40, 0.5, progress=False) == alone.collect(40, 0.5, progress=False)
+    assert spread.episodes == alone.episodes >= 4
+    for name in ("rgb", "depth", "proprio", "action", "privileged"):
+        np.testing.assert_array_equal(np.stack(getattr(spread.data, name)), np.stack(getattr(alone.data, name)))
