@@ -1,13 +1,14 @@
-"""Scale-out of independent, seeded work (evaluation episodes, distillation scenes) over worker processes on this
-machine or over a Ray cluster (``--ray ADDRESS``).
+"""Scale-out of independent, seeded work (evaluation episodes, distillation scenes and DAgger episodes, the
+estimator's rollouts) over worker processes on this machine or over a Ray cluster (``--ray ADDRESS``).
 
 Work is cut into jobs, each keyed by its index in the run (its seeds follow from it, never from the worker that
 runs it), and :func:`run_jobs` hands the results back in job order: a run's results do not depend on how many
 workers ran it or where. On Ray, a job whose worker dies (a killed process, a lost node) is run again on another
 (Ray's task retries, :data:`RAY_RETRIES`); a job that raises is not retried and its error reaches the driver.
 Ray is an optional extra (``pip install 'sim2real-pipeline[cluster]'``) and is imported only when an address is
-given. Workers receive what they need by value (:class:`FolderValue` carries a bundle's files), so a cluster's
-other machines need the project installed, not the driver's files.
+given. Workers receive what they need by value (:class:`FolderValue` carries a bundle's files, :func:`module_bytes`
+a network), so a cluster's other machines need the project installed, not the driver's files. Jobs run torch on one
+thread (:func:`one_thread`), as the serial loops they replace do, so that their numbers agree bit for bit.
 """
 
 from __future__ import annotations
@@ -15,10 +16,12 @@ from __future__ import annotations
 import hashlib
 import math
 import multiprocessing
+import os
 import shutil
 import tempfile
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
@@ -106,6 +109,8 @@ def run_jobs(
     job picklable. ``sizes``: the units of work in each job (the progress bar counts them, e.g. episodes);
     ``on_result(index, result)`` is called in this process as each job finishes (in finishing order), e.g. to
     save it."""
+    if not jobs:
+        return []
     sizes = list(sizes) if sizes is not None else [1] * len(jobs)
     if len(sizes) != len(jobs):
         raise ValueError(f"{len(sizes)} sizes for {len(jobs)} jobs")
@@ -121,7 +126,7 @@ def run_jobs(
     try:
         if executor.remote:
             _run_on_ray(fn, jobs, executor.ray or LOCAL, done)
-        elif executor.workers == 1 or len(jobs) == 1:
+        elif executor.workers == 1:
             for i, job in enumerate(jobs):
                 done(i, fn(job))
         else:
@@ -143,8 +148,8 @@ def run_until(
     """The shortest run of items (episodes) ``0, 1, ...`` whose ``amount`` (steps, samples) sums to ``needed`` or
     more: what a loop in one process that stops once it has enough would produce. ``make_job(first, count)`` makes
     the job of items ``first .. first + count - 1`` and ``fn`` runs it to their list; jobs go out in waves sized by
-    the amounts seen so far (a little more than needed, so that usually one wave is enough). ``on_progress(total)``
-    after each wave."""
+    the amounts seen so far (a first small wave to learn them, then a little more than the rest needs).
+    ``on_progress(total)`` after each wave."""
     items: list[Result] = []
     total = 0
     while total < needed:
@@ -153,9 +158,11 @@ def run_until(
         if not items:  # nothing seen yet: one job per worker's share first, to learn the amounts cheaply
             wanted = min(wanted, per_job * (2 if executor.remote else executor.workers))
         first = len(items)
-        jobs = [make_job(first + k, min(per_job, wanted - k)) for k in range(0, wanted, per_job)]
-        for part in run_jobs(fn, jobs, executor, progress=False):
-            items.extend(part)
+        sizes = [(first + k, min(per_job, wanted - k)) for k in range(0, wanted, per_job)]
+        jobs = [make_job(start, count) for start, count in sizes]
+        for job_items, (_, count) in zip(run_jobs(fn, jobs, executor, progress=False), sizes, strict=True):
+            assert len(job_items) == count, f"a job returned {len(job_items)} items for {count}"
+            items.extend(job_items)
         total = sum(amount(item) for item in items)
         if on_progress is not None:
             on_progress(total)
@@ -165,22 +172,31 @@ def run_until(
 
 def _run_in_processes(fn: Callable, jobs: Sequence, workers: int, done: Callable[[int, Any], None]) -> None:
     context = multiprocessing.get_context("spawn")  # each worker builds its own PyBullet client
-    with ProcessPoolExecutor(min(workers, len(jobs)), mp_context=context) as pool:
+    pool = ProcessPoolExecutor(min(workers, len(jobs)), mp_context=context)
+    try:
         pending = {pool.submit(fn, job): i for i, job in enumerate(jobs)}
         while pending:
             finished, _ = wait(pending, return_when=FIRST_COMPLETED)
             for future in finished:
                 done(pending.pop(future), future.result())
+    except BaseException:  # a job's error (or Ctrl-C) stops the run now, not after every queued job
+        pool.shutdown(wait=False, cancel_futures=True)
+        raise
+    pool.shutdown()
 
 
 def _run_on_ray(fn: Callable, jobs: Sequence, address: str, done: Callable[[int, Any], None]) -> None:
     ray = connect(address)
     remote = ray.remote(num_cpus=1, max_retries=RAY_RETRIES, retry_exceptions=False)(fn)
     pending = {remote.remote(job): i for i, job in enumerate(jobs)}
-    while pending:
-        finished, _ = ray.wait(list(pending), num_returns=1)
-        for ref in finished:
-            done(pending.pop(ref), ray.get(ref))
+    try:
+        while pending:
+            finished, _ = ray.wait(list(pending), num_returns=1)
+            for ref in finished:
+                done(pending.pop(ref), ray.get(ref))
+    finally:  # after an error: the jobs still queued or running are cancelled, not left to run on the cluster
+        for ref in pending:
+            ray.cancel(ref)
 
 
 @dataclass(frozen=True)
@@ -199,21 +215,59 @@ class FolderValue:
 
     @property
     def digest(self) -> str:
-        h = hashlib.sha256()
+        h = hashlib.sha256(self.name.encode() + b"\0")
         for name, data in sorted(self.files.items()):
             h.update(name.encode() + b"\0" + hashlib.sha256(data).digest())
         return h.hexdigest()[:16]
 
     def path(self) -> Path:
-        root = Path(tempfile.gettempdir()) / "s2r-values" / self.digest
+        base = Path(tempfile.gettempdir()) / f"s2r-values-{os.getuid()}"  # this user's: no one else writes there
+        root = base / self.digest
         if not root.exists():  # written aside, then renamed into place: a worker never sees half a folder
-            root.parent.mkdir(parents=True, exist_ok=True)
-            staging = Path(tempfile.mkdtemp(dir=root.parent))
-            for name, data in self.files.items():
-                (staging / self.name / name).parent.mkdir(parents=True, exist_ok=True)
-                (staging / self.name / name).write_bytes(data)
+            base.mkdir(mode=0o700, exist_ok=True)
+            staging = Path(tempfile.mkdtemp(dir=base))
             try:
+                for name, data in self.files.items():
+                    (staging / self.name / name).parent.mkdir(parents=True, exist_ok=True)
+                    (staging / self.name / name).write_bytes(data)
                 staging.rename(root)
-            except OSError:  # another worker on this machine was first
+            except OSError:
+                if not root.exists():  # not merely another worker of this machine first
+                    raise
+            finally:
                 shutil.rmtree(staging, ignore_errors=True)
         return root / self.name
+
+
+@contextmanager
+def one_thread() -> Iterator[None]:
+    """Torch on one thread inside (a job's work, and the serial loops jobs replace), restored after."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(threads)
+
+
+def module_bytes(module: Any) -> bytes:
+    """A torch module as bytes for a worker (plain bytes: pickling a module to a process pool would move its
+    tensors into shared memory, of which containers often have little)."""
+    import io
+
+    import torch
+
+    buffer = io.BytesIO()
+    torch.save(module, buffer)
+    return buffer.getvalue()
+
+
+def module_from_bytes(data: bytes) -> Any:
+    """The module :func:`module_bytes` wrote (our own code's classes; the bytes come from this run's driver)."""
+    import io
+
+    import torch
+
+    return torch.load(io.BytesIO(data), weights_only=False)

@@ -12,9 +12,8 @@ from typing import Any
 
 import gymnasium as gym
 import numpy as np
-import torch
 
-from policies.cluster import FolderValue
+from policies.cluster import FolderValue, module_from_bytes, one_thread
 from policies.distill_data import Detour, Teacher
 from policies.episodes import run_episode
 from policies.student import RGBDStudent
@@ -107,7 +106,7 @@ class DaggerJob:
     proprioception statistics it was fitted with) and teacher share ``beta``."""
 
     setting: DaggerSetting
-    student: RGBDStudent
+    student: bytes  # the RGBDStudent (policies.cluster.module_bytes)
     proprio_mean: np.ndarray
     proprio_std: np.ndarray
     beta: float
@@ -116,28 +115,20 @@ class DaggerJob:
 
 
 def student_policy(student: RGBDStudent, mean: np.ndarray, std: np.ndarray) -> Callable[[dict], np.ndarray]:
-    """The student's action for an observation (one thread: a worker's and this process's actions agree bit for
-    bit)."""
+    """The student's action for an observation, its proprioception standardized with ``mean`` and ``std``."""
     student.eval()
-
-    def act(obs: dict[str, np.ndarray]) -> np.ndarray:
-        threads = torch.get_num_threads()
-        torch.set_num_threads(1)
-        try:
-            return student.act(obs, lambda p: normalize_proprio(p, mean, std)).numpy()
-        finally:
-            torch.set_num_threads(threads)
-
-    return act
+    return lambda obs: student.act(obs, lambda p: normalize_proprio(p, mean, std)).numpy()
 
 
 def run_dagger_job(job: DaggerJob) -> list[DaggerEpisode]:
-    """The job's episodes, in order (in a worker)."""
-    torch.set_num_threads(1)
+    """The job's episodes, in order (in a worker; torch on one thread, as the collection in the driver)."""
     env = job.setting.make_env()
     try:
         teacher = job.setting.make_teacher(env)
-        act = student_policy(job.student, job.proprio_mean, job.proprio_std)
-        return [dagger_episode(env, teacher, act, job.setting, job.beta, job.first + i) for i in range(job.episodes)]
+        act = student_policy(module_from_bytes(job.student), job.proprio_mean, job.proprio_std)
+        with one_thread():
+            return [
+                dagger_episode(env, teacher, act, job.setting, job.beta, job.first + i) for i in range(job.episodes)
+            ]
     finally:
         env.close()

@@ -33,7 +33,7 @@ import torch
 from tqdm import tqdm
 
 from policies.bundle import code_version, save_bundle
-from policies.cluster import Executor, FolderValue, run_until
+from policies.cluster import Executor, FolderValue, module_bytes, one_thread, run_until
 from policies.dagger_episodes import (
     DAGGER_JOB_EPISODES,
     DISTILL_SEED,
@@ -188,7 +188,8 @@ class Distillation:
         setting = self._dagger_setting()
         executor = Executor(cfg.workers, cfg.ray)
         if executor.remote or executor.workers > 1:
-            template = DaggerJob(setting, self.student, self.proprio_mean, self.proprio_std, beta, 0, 0)
+            student = module_bytes(self.student)
+            template = DaggerJob(setting, student, self.proprio_mean, self.proprio_std, beta, 0, 0)
             episodes = run_until(
                 run_dagger_job,
                 lambda f, count: replace(template, first=first + f, episodes=count),
@@ -200,11 +201,12 @@ class Distillation:
             )
         else:
             episodes, done = [], 0
-            while done < steps:
-                index = first + len(episodes)
-                episodes.append(dagger_episode(self.env, self.teacher, self.student_act, setting, beta, index))
-                done += episodes[-1].size
-                bar.update(episodes[-1].size)
+            with one_thread():  # as the jobs run: the same numbers
+                while done < steps:
+                    index = first + len(episodes)
+                    episodes.append(dagger_episode(self.env, self.teacher, self.student_act, setting, beta, index))
+                    done += episodes[-1].size
+                    bar.update(episodes[-1].size)
         bar.close()
         for episode in episodes:
             for i in range(episode.size):
@@ -245,7 +247,7 @@ class Distillation:
             SceneChunk(
                 teacher,
                 self.task,
-                cfg.randomization,
+                self.env.unwrapped.randomization,  # resolved: by value for a cluster's workers
                 cfg.image_size,
                 self.camera_options(),
                 cfg.seed,

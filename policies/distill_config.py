@@ -66,10 +66,10 @@ class DistillConfig:
     """a pretraining frame comes after 0 to K teacher steps (5: the approach; a teacher episode's length, 12-16 for
     the grasp: grasp and lift as well)"""
     workers: int = field(default_factory=lambda: max(1, os.cpu_count() or 1))
-    """processes collecting scenes"""
+    """processes collecting the pretraining scenes and DAgger's episodes (the same data whatever the number)"""
     ray: Annotated[str | None, tyro.conf.arg(metavar="ADDRESS")] = None
-    """collect the pretraining scenes on this Ray cluster instead (auto: the cluster this machine is in; local:
-    one started here; the same scenes; needs the cluster extra; docs/cluster.md)"""
+    """collect the scenes and DAgger's episodes on this Ray cluster instead (auto: the cluster this machine is in;
+    local: one started here; the same data; needs the cluster extra; docs/cluster.md)"""
     scene_cache: str | None = None
     """folder keeping pretraining scenes between runs (keyed by teacher, task, randomization, size, seed)"""
     init: Annotated[str | None, tyro.conf.arg(metavar="BUNDLE")] = None

@@ -21,6 +21,7 @@ from policies.distill_config import APPROACH_STEPS
 from policies.loader import load
 from policies.rollout import make_expert
 from sim.envs.factory import robot_kwargs, task_env
+from sim.randomization.config import RandomizationConfig
 
 PRETRAIN_SEED = 3_000_000  # scenes seed + 0 .. N-1: overlaps the mock robots' default scene seeds (s2r demo, deploy)
 SCENE_CHUNK = 500  # scenes per unit of parallel collection
@@ -32,7 +33,7 @@ class SceneChunk(NamedTuple):
 
     teacher: str | FolderValue  # a bundle or "expert"; by value for a cluster's workers
     task: str
-    randomization: str
+    randomization: RandomizationConfig
     image_size: int
     camera: dict[str, Any]  # the env's camera options (supersample, crop): Distillation.camera_options
     seed: int

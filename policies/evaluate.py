@@ -13,8 +13,8 @@ import gymnasium as gym
 import numpy as np
 
 from policies.adaptive import AdaptivePolicy
-from policies.bundle import BundlePolicy
-from policies.cluster import Executor, FolderValue, run_jobs
+from policies.bundle import BundlePolicy, bundle_path
+from policies.cluster import Executor, FolderValue, one_thread, run_jobs
 from policies.loader import load
 from policies.rollout import (
     BundleEpisodePolicy,
@@ -205,13 +205,11 @@ class EpisodeJob:
 
 def run_episode_job(job: EpisodeJob) -> list[EpisodeResult]:
     """The job's episodes, in seed order (in a worker: torch on one core)."""
-    import torch
-
-    torch.set_num_threads(1)
     spec = EXPERT if job.policy is None else str(job.policy.path())
-    summary = evaluate(
-        spec, job.task, job.episodes, job.seed, job.randomization, job.domain, progress=False, mode=job.mode
-    )
+    with one_thread():
+        summary = evaluate(
+            spec, job.task, job.episodes, job.seed, job.randomization, job.domain, progress=False, mode=job.mode
+        )
     return summary.per_episode
 
 
@@ -227,7 +225,7 @@ def episode_jobs(
     """``episodes`` episodes from seed ``seed`` cut into jobs of :data:`JOB_EPISODES`."""
     if episodes < 1:
         raise ValueError(f"episodes must be >= 1, got {episodes}")
-    policy = None if spec == EXPERT else FolderValue.read(load(spec).path)
+    policy = None if spec == EXPERT else FolderValue.read(bundle_path(spec))
     config = load_randomization(randomization, task)
     pinned = load_domain(domain)
     return [

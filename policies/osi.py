@@ -34,7 +34,7 @@ from tqdm import tqdm
 
 from policies.adaptive import OSI_WEIGHTS, AdaptivePolicy, History, OSINet
 from policies.bundle import BUNDLE_FILE, BundlePolicy
-from policies.cluster import Executor, FolderValue, run_until
+from policies.cluster import Executor, FolderValue, module_bytes, module_from_bytes, one_thread, run_until
 from policies.episodes import run_episode
 from policies.osi_config import OSIConfig
 from robot.spec import BundleError
@@ -142,7 +142,7 @@ class RolloutJob:
     seed: int
     episodes: int
     horizon: int
-    osi: OSINet | None
+    osi: bytes | None  # the estimator (policies.cluster.module_bytes)
 
 
 def run_rollout_job(job: RolloutJob) -> list[tuple[np.ndarray, np.ndarray, bool]]:
@@ -150,12 +150,13 @@ def run_rollout_job(job: RolloutJob) -> list[tuple[np.ndarray, np.ndarray, bool]
     from policies.loader import load  # noqa: PLC0415 - torch-heavy loading only in the worker
     from sim.envs.factory import task_env
 
-    torch.set_num_threads(1)
     up = load(job.up.path())
+    osi = None if job.osi is None else module_from_bytes(job.osi)
     env = DynamicsObservation(task_env(up.task, job.randomization), DynamicsSpec.from_dict(up.meta["dynamics"]))
     history = History(job.horizon, up.obs_spec.shapes["proprio"][0], up.action_dim)
     try:
-        return [rollout_episode(env, up, job.seed + i, history, job.osi) for i in range(job.episodes)]
+        with one_thread():
+            return [rollout_episode(env, up, job.seed + i, history, osi) for i in range(job.episodes)]
     finally:
         env.close()
 
@@ -180,7 +181,8 @@ def collect(
     desc = "rollouts, UP on " + ("estimates" if osi is not None else "true mu")
     bar = tqdm(total=steps, desc=desc, unit="st", disable=not progress, leave=False, mininterval=2.0)
     if executor is not None and (executor.remote or executor.workers > 1):
-        template = RolloutJob(FolderValue.read(up.path), env.unwrapped.randomization, seed, 0, longest, osi)
+        estimator = None if osi is None else module_bytes(osi)
+        template = RolloutJob(FolderValue.read(up.path), env.unwrapped.randomization, seed, 0, longest, estimator)
         episodes = run_until(
             run_rollout_job,
             lambda first, count: replace(template, seed=seed + first, episodes=count),
@@ -188,13 +190,15 @@ def collect(
             steps,
             executor,
             ROLLOUT_JOB_EPISODES,
-            lambda total: bar.update(total - bar.n),
+            lambda total: bar.update(min(total, steps) - bar.n),
         )
     else:
         history = History(longest, proprio_dim, action_dim)
         episodes = []
-        while sum(len(e[1]) for e in episodes) < steps:
-            episodes.append(rollout_episode(env, up, seed + len(episodes), history, osi, lambda o, i: bar.update(1)))
+        with one_thread():  # as the jobs run: the same numbers
+            while sum(len(e[1]) for e in episodes) < steps:
+                on_step = lambda o, i: bar.update(1)  # noqa: E731
+                episodes.append(rollout_episode(env, up, seed + len(episodes), history, osi, on_step))
     bar.close()
     full = np.concatenate([e[0] for e in episodes])
     step = proprio_dim + action_dim

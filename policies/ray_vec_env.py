@@ -75,19 +75,33 @@ class RayVecEnv(VecEnv):
     ``address`` (:func:`policies.cluster.connect`)."""
 
     def __init__(self, env_fns: Sequence[Callable[[], gym.Env]], address: str) -> None:
-        self._ray = connect(address)
-        actor = self._ray.remote(num_cpus=1, max_restarts=0)(EnvActor)
+        self._ray = ray = connect(address)
+        cpus = ray.cluster_resources().get("CPU", 0)
+        if cpus < len(env_fns):  # an actor that never gets a CPU would leave the first reset waiting for ever
+            raise ClusterError(
+                f"--ray {address}: {len(env_fns)} environments need as many CPUs; the cluster has {cpus:g}"
+            )
+        actor = ray.remote(num_cpus=1, max_restarts=0)(EnvActor)
         self.actors = [actor.remote(fn) for fn in env_fns]
         self._pending: list[Any] | None = None
         self.closed = False
-        observation_space, action_space = self._get(self.actors[0].spaces.remote())
-        super().__init__(len(env_fns), observation_space, action_space)
+        try:  # an env that cannot be built (a bad config) fails here, with its own error
+            spaces = ray.get([a.spaces.remote() for a in self.actors])
+        except ray.exceptions.RayError:
+            self._kill()
+            raise
+        super().__init__(len(env_fns), *spaces[0])
 
     def _get(self, refs: Any) -> Any:
         try:
             return self._ray.get(refs)
         except self._ray.exceptions.RayActorError as exc:
+            self._pending = None
             raise ClusterError(f"an environment actor died ({exc}); its episode is lost: train again") from None
+
+    def _kill(self) -> None:
+        for a in self.actors:
+            self._ray.kill(a)
 
     def step_async(self, actions: np.ndarray) -> None:
         self._pending = [a.step.remote(action) for a, action in zip(self.actors, actions, strict=True)]
@@ -106,14 +120,16 @@ class RayVecEnv(VecEnv):
         return _stack(obs, self.observation_space)
 
     def close(self) -> None:
+        """Close every env and end its actor (all of them, whatever state a failed run left them in)."""
         if self.closed:
             return
-        if self._pending is not None:
-            self._ray.get(self._pending)
-        self._ray.get([a.close.remote() for a in self.actors])
-        for a in self.actors:
-            self._ray.kill(a)
         self.closed = True
+        try:
+            self._ray.get([a.close.remote() for a in self.actors])
+        except self._ray.exceptions.RayError:
+            pass  # a dead actor has nothing to close
+        finally:
+            self._kill()
 
     def get_images(self) -> Sequence[np.ndarray | None]:
         return self._get([a.render.remote() for a in self.actors])

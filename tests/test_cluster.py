@@ -34,6 +34,47 @@ def test_jobs_come_back_in_order_over_local_processes():
         Executor(workers=0)
 
 
+def _items(job: tuple[int, int]) -> list[int]:
+    """Items first .. first + count - 1 of a run: item i amounts to 1 + i % 5."""
+    first, count = job
+    return [1 + i % 5 for i in range(first, first + count)]
+
+
+def test_waves_of_jobs_stop_where_one_process_stops():
+    """run_until over three or more waves keeps exactly the items a serial loop keeps, and leaves this process's
+    torch threads as they were."""
+    import torch
+
+    from policies.cluster import one_thread, run_until
+
+    threads = torch.get_num_threads()
+    serial, total, i = [], 0, 0
+    while total < 100:
+        serial.append(1 + i % 5)
+        total, i = total + serial[-1], i + 1
+    waves = []
+    got = run_until(_items, lambda f, c: (f, c), lambda x: x, 100, Executor(workers=2), 3, waves.append)
+    assert got == serial and len(waves) >= 2 and waves[-1] >= 100
+    assert torch.get_num_threads() == threads
+    with one_thread():
+        assert torch.get_num_threads() == 1
+    assert torch.get_num_threads() == threads
+
+
+def test_a_folder_value_is_its_name_and_files(tmp_path):
+    """Two bundles with the same files under other names (a run's bundle/ and iterations/3/) are two values, each
+    written where its name says; a value already written is found again, not rewritten."""
+    for name in ("bundle", "3"):
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "weights.pt").write_bytes(b"same bytes")
+    a, b = FolderValue.read(tmp_path / "bundle"), FolderValue.read(tmp_path / "3")
+    assert a.digest != b.digest
+    pa, pb = a.path(), b.path()
+    assert pa.name == "bundle" and pb.name == "3" and (pb / "weights.pt").read_bytes() == b"same bytes"
+    stamp = (pa / "weights.pt").stat().st_mtime_ns
+    assert a.path() == pa and (pa / "weights.pt").stat().st_mtime_ns == stamp
+
+
 def test_evaluation_over_workers_equals_one_process():
     """11 episodes (three jobs, the last short) of the state grasp policy in a randomized domain pinned in part."""
     domain = {"object_mass": 0.12}
@@ -146,8 +187,8 @@ def _training_envs(config):
 
 
 def test_training_envs_in_ray_actors_step_as_local_processes(ray_cluster, tmp_path):
-    """Two grasp envs under the default randomization, the same random actions for 130 steps (two episode ends
-    each): observations, rewards, ends and terminal observations equal SubprocVecEnv's."""
+    """Two grasp envs under the default randomization, the same random actions for 130 steps (at least four
+    episode ends in all): observations, rewards, ends and terminal observations equal SubprocVecEnv's."""
     from policies.train_config import TrainConfig
 
     config = TrainConfig(task="grasp", n_envs=2, seed=3, out=str(tmp_path / "run"))
