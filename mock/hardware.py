@@ -203,6 +203,10 @@ class MockHardware:
         for name in self.sensors:
             self._new_sensor(name)
 
+    def restore_scene(self) -> None:
+        """The reality's grasp object back where the episode placed it (after the arm's drive to its start pose)."""
+        self.reality.restore_scene()
+
     def close(self) -> None:
         for emulator in self.lidars.values():
             emulator.stop()

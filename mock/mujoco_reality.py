@@ -338,6 +338,18 @@ class MujocoReality:
                 d.qvel[[m.jnt_dofadr[m.joint(j).id] for j in self.config.joint_names]] = 0.0
         if self.task == "grasp":
             self.object_start_z = float(self.data.body("object").xpos[2])
+            self._object_qpos = d.qpos[m.jnt_qposadr[m.joint("object_free").id] :][:7].copy()  # restore_scene
+
+    def restore_scene(self) -> None:
+        """Put a grasp object back where the scene settled it, at rest (see the PyBullet reality's)."""
+        if self.task != "grasp":
+            return
+        with self.lock:
+            m, d = self.model, self.data
+            joint = m.joint("object_free").id
+            d.qpos[m.jnt_qposadr[joint] :][:7] = self._object_qpos
+            d.qvel[m.jnt_dofadr[joint] :][:6] = 0.0
+            mujoco.mj_forward(m, d)
 
     # -- the servo emulator's plant ------------------------------------------------------------------------------
     def step(self, dt: float, servos: dict[int, EmulatedServo]) -> None:

@@ -105,6 +105,10 @@ class Reality:
         if arm is not None:
             self.core.robot.reset_joints(np.array([arm.rest[j] for j in self.core.config.joint_names]))
         self.episode_seed = seed
+        if self.task == "grasp":  # where the scene put the object (restore_scene)
+            import pybullet as p
+
+            self._object_pose = p.getBasePositionAndOrientation(self.core.object_id, physicsClientId=self.core.client)
         config = self.core.config
         self.encoder = EncoderNoise(self.core.params, [m.scale for m in config.motors], seed)
         self.pushes = PushSchedule.of_reality(self.task, self.core.params, config.control_period)
@@ -118,6 +122,20 @@ class Reality:
             self.plant.attach(self.core.robot)
             self.core.robot.set_torque(np.zeros(len(self.core.config.motors)))
             return self.info
+
+    def restore_scene(self) -> None:
+        """Put a grasp object back where the episode's scene placed it, at rest: the arm's drive from its rest pose
+        to the task's start pose may have pushed it, and the simulation starts with the arm there and the object
+        untouched (as an operator sets the object down once the arm is in place). A base's scene has nothing to
+        put back."""
+        if self.task != "grasp":
+            return
+        import pybullet as p
+
+        with self.lock:
+            c, body = self.core.client, self.core.object_id
+            p.resetBasePositionAndOrientation(body, *self._object_pose, physicsClientId=c)
+            p.resetBaseVelocity(body, [0.0, 0.0, 0.0], [0.0, 0.0, 0.0], physicsClientId=c)
 
     # -- the servo emulator's plant ------------------------------------------------------------------------------
     def step(self, dt: float, servos: dict[int, EmulatedServo]) -> None:

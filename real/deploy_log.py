@@ -137,3 +137,16 @@ class DeployLog:
 
     def close(self) -> None:
         self.log.close()
+
+
+def torque_fields(robot: Any) -> dict[str, Any]:
+    """The torque state read back from ``robot``'s servos (:class:`real.robot.Robot`), for a /lifecycle message:
+    ``torque`` is False only when every motor confirmed torque off, None (unknown) when one could not be reached."""
+    report = robot.torque_report
+    if report is None:
+        return {"torque": None}
+    return {
+        "torque": False if report.confirmed else None,
+        "torque_off": report.off,
+        "unreachable": report.unreachable_by_name(),
+    }

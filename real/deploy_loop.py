@@ -27,7 +27,7 @@ import numpy as np
 from real.cameras.frame import CameraError, Frame
 from real.deploy_config import DeployConfig, DeploySummary, EpisodeSummary
 from real.deploy_goals import Route
-from real.deploy_log import DeployLog
+from real.deploy_log import DeployLog, torque_fields
 from real.deploy_sensors import ScanSource, await_first_frame, live_camera, policy_view
 from real.dynamixel.bus import BusTimeout, CorruptReply, DynamixelError
 from real.lidar.reader import LidarError
@@ -72,6 +72,8 @@ class MockWorld(Protocol):
     def stall_camera(self, name: str, after_s: float, for_s: float) -> None: ...
 
     def new_episode(self, seed: int) -> None: ...
+
+    def restore_scene(self) -> None: ...
 
     def privileged(self) -> np.ndarray: ...
 
@@ -227,7 +229,7 @@ class Deployment:
         )
         self.robot.configure()
         if self.log:
-            self.log.lifecycle("inactive", **_torque_fields(self.robot))
+            self.log.lifecycle("inactive", **torque_fields(self.robot))
 
     # -- an episode ------------------------------------------------------------------------------------------------
     def _episode(self, ep: int) -> None:
@@ -244,6 +246,8 @@ class Deployment:
         start_pose = self.task.task.start_pose()  # the simulation's first pose (None: a base starts anywhere)
         if start_pose is not None and not robot.move_to(start_pose, START_POSE_TIMEOUT_S):
             raise SafetyStop(f"the arm did not reach the task's start pose within {START_POSE_TIMEOUT_S} s")
+        if mock is not None:  # the scene as the episode placed it, whatever the drive to the start pose pushed
+            mock.restore_scene()
         if self.camera is not None and ep == 0:
             # the first frame (a mock's renderer takes seconds) with the arm held where the episode starts
             await_first_frame(self.camera, robot, FIRST_FRAME_TIMEOUT_S)
@@ -271,7 +275,7 @@ class Deployment:
         robot.deactivate()
         self._record_events(robot.take_events())  # a watchdog trip while parking
         if log:
-            log.lifecycle("inactive", parked=robot.parked, **_torque_fields(robot))
+            log.lifecycle("inactive", parked=robot.parked, **torque_fields(robot))
         if not robot.torque_report.confirmed:
             raise SafetyStop("torque off could not be confirmed after the episode")
         if self.operator is not None:  # asked with the robot parked and torque off
@@ -444,7 +448,7 @@ class Deployment:
         if log is not None:
             if summary.ended != "completed":
                 log.safety("run_ended", summary.message)
-            fields = _torque_fields(self.robot) if self.robot is not None else {"torque": None}
+            fields = torque_fields(self.robot) if self.robot is not None else {"torque": None}
             log.lifecycle("finalized", ended=summary.ended, **fields)
             log.close()
         if self.mock is not None and self.close_mock:
@@ -466,19 +470,6 @@ class Deployment:
             self.summary.safety_events[e.kind] = self.summary.safety_events.get(e.kind, 0) + 1
         if self.log is not None and log_open:
             self.log.safety_events(events)
-
-
-def _torque_fields(robot: Robot) -> dict[str, Any]:
-    """The torque state read back from the servos, for a /lifecycle message: ``torque`` is False only when every
-    motor confirmed torque off, None (unknown) when one could not be reached."""
-    report = robot.torque_report
-    if report is None:
-        return {"torque": None}
-    return {
-        "torque": False if report.confirmed else None,
-        "torque_off": report.off,
-        "unreachable": report.unreachable_by_name(),
-    }
 
 
 def _torque_summary(summary: DeploySummary, robot: Robot | None) -> None:
