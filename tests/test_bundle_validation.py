@@ -324,7 +324,9 @@ def test_an_intact_copy_does_reach_the_servos(tmp_path, mock_arm):
 # -- the loader itself ---------------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("name", ["grasp_state", "grasp_rgbd", "navigate_state", "navigate_rgbd", "so101_grasp_state"])
+@pytest.mark.parametrize(
+    "name", ["grasp_state", "grasp_rgbd", "navigate_state", "navigate_rgbd", "so101_grasp_state", "so101_grasp_rgbd"]
+)
 def test_shipped_bundles_load_and_act_finitely_on_a_zero_observation(name):
     task = "navigate" if name.startswith("navigate") else "grasp"
     robot = "mock/so101" if name.startswith("so101") else MOCK_ROBOTS[task]

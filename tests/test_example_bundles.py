@@ -20,10 +20,11 @@ EXAMPLES = {
     "navigate_state": ("navigate", "turtlebot3_burger", 10, 0.8),
     "navigate_rgbd": ("navigate", "turtlebot3_burger", 10, 0.6),
     "so101_grasp_state": ("grasp", "so101", 20, 0.8),
+    "so101_grasp_rgbd": ("grasp", "so101", 20, 0.25),  # 46.7 % on 60 held-out seeds from 6,000,000
 }
 
-# The grasp student pretrained on scenes 3,000,000-3,059,999 (policies.distill_data.PRETRAIN_SEED): score it elsewhere.
-HELD_OUT_SEEDS = {"grasp_rgbd": 6_000_000}
+# The grasp students pretrained on scenes from 3,000,000 (policies.distill_data.PRETRAIN_SEED): score them elsewhere.
+HELD_OUT_SEEDS = {"grasp_rgbd": 6_000_000, "so101_grasp_rgbd": 6_000_000}
 
 
 @pytest.mark.parametrize("name", sorted(EXAMPLES))
