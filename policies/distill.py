@@ -42,7 +42,6 @@ from policies.dagger_episodes import (
     dagger_episode,
     normalize_proprio,
     run_dagger_job,
-    student_policy,
 )
 from policies.distill_config import DistillConfig
 from policies.distill_data import (
@@ -173,7 +172,8 @@ class Distillation:
 
     # -- student as a policy ---------------------------------------------------------------------------------
     def student_act(self, obs: dict[str, np.ndarray]) -> np.ndarray:
-        return student_policy(self.student, self.proprio_mean, self.proprio_std)(obs)
+        self.student.eval()
+        return self.student.act(obs, self._normalize).numpy()
 
     def _normalize(self, proprio: np.ndarray) -> np.ndarray:
         return normalize_proprio(proprio, self.proprio_mean, self.proprio_std)

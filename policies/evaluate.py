@@ -223,11 +223,26 @@ def episode_jobs(
     mode: str | None,
 ) -> list[EpisodeJob]:
     """``episodes`` episodes from seed ``seed`` cut into jobs of :data:`JOB_EPISODES`."""
+    config = load_randomization(randomization, task)
+    return _cut_jobs(_policy_value(spec), task, episodes, seed, config, load_domain(domain), mode)
+
+
+def _policy_value(spec: str) -> FolderValue | None:
+    """The bundle's files, by value (None for the scripted expert)."""
+    return None if spec == EXPERT else FolderValue.read(bundle_path(spec))
+
+
+def _cut_jobs(
+    policy: FolderValue | None,
+    task: str,
+    episodes: int,
+    seed: int,
+    config: RandomizationConfig,
+    pinned: dict[str, Any] | None,
+    mode: str | None,
+) -> list[EpisodeJob]:
     if episodes < 1:
         raise ValueError(f"episodes must be >= 1, got {episodes}")
-    policy = None if spec == EXPERT else FolderValue.read(bundle_path(spec))
-    config = load_randomization(randomization, task)
-    pinned = load_domain(domain)
     return [
         EpisodeJob(policy, task, mode, seed + start, min(JOB_EPISODES, episodes - start), config, pinned)
         for start in range(0, episodes, JOB_EPISODES)
@@ -256,10 +271,13 @@ def evaluate_jobs(
 ) -> list[list[RolloutSummary]]:
     """Every (policy spec, name) of ``specs`` in every domain of ``domains`` (a sweep's points), all their jobs
     submitted at once; ``out[p][d]`` is policy ``p`` in domain ``d``."""
+    config = load_randomization(randomization, task)  # read once, whatever the number of policies and points
+    values = [_policy_value(spec) for spec, _ in specs]
+    pinned = [load_domain(domain) for domain in domains]
     plan = [
-        (p, episode_jobs(spec, task, episodes, seed, randomization, domain, mode))
-        for p, (spec, _) in enumerate(specs)
-        for domain in domains
+        (p, _cut_jobs(value, task, episodes, seed, config, point, mode))
+        for p, value in enumerate(values)
+        for point in pinned
     ]
     jobs = [job for _, part in plan for job in part]
     results = run_jobs(

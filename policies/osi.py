@@ -194,11 +194,12 @@ def collect(
         )
     else:
         history = History(longest, proprio_dim, action_dim)
-        episodes = []
+        episodes, done = [], 0
         with one_thread():  # as the jobs run: the same numbers
-            while sum(len(e[1]) for e in episodes) < steps:
+            while done < steps:
                 on_step = lambda o, i: bar.update(1)  # noqa: E731
                 episodes.append(rollout_episode(env, up, seed + len(episodes), history, osi, on_step))
+                done += len(episodes[-1][1])
     bar.close()
     full = np.concatenate([e[0] for e in episodes])
     step = proprio_dim + action_dim
