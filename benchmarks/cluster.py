@@ -2,8 +2,11 @@
 evaluation episodes per second, in one process, over the local process pool and over a local Ray instance, with
 one and two workers, interleaved round by round in one run; and Ray's overhead per job (trivial jobs).
 
-Each measurement runs in a fresh Python process (a Ray instance's CPU count is fixed when it starts), timing the
-whole call a command makes (worker start included: what a user waits for). Prints JSON:
+Each measurement runs in a fresh Python process (a Ray instance's CPU count is fixed when it starts) and times the
+same work twice: ``cold``, the first call, worker start included (what a user of one short command waits for), and
+``warm``, a second call on the same executor (Ray's workers are up and have imported the project; the process pool
+starts its processes again, as every call of it does): the rate a long run (a distillation's hour of scenes) sees.
+Prints JSON:
 
     python benchmarks/cluster.py --rounds 2 --scenes 200 --episodes 40 --json cluster.json
 
@@ -16,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import statistics
 import subprocess
 import sys
 import time
@@ -39,12 +43,24 @@ def _identity(x: int) -> int:
 
 
 def _child(kind: str, setup: str, workers: int, ray_cpus: int, scenes: int, episodes: int) -> None:
-    from policies.cluster import LOCAL, Executor, connect, run_jobs
+    from policies.cluster import LOCAL, Executor, connect
 
     executor = Executor(workers)
     if setup == "ray":
         connect(LOCAL, num_cpus=ray_cpus)
         executor = Executor(ray=LOCAL)
+    walls = []
+    for _ in ("cold", "warm"):
+        walls.append(_work(kind, setup, workers, executor, scenes, episodes))
+    n = {"scenes": scenes, "episodes": episodes}.get(kind, scenes)
+    row = {"kind": kind, "setup": setup, "workers": workers, "n": n, "cold_s": walls[0], "warm_s": walls[1]}
+    print(json.dumps(row))
+
+
+def _work(kind: str, setup: str, workers: int, executor: object, scenes: int, episodes: int) -> float:
+    """Seconds the work of ``kind`` takes once."""
+    from policies.cluster import LOCAL, run_jobs
+
     started = time.perf_counter()
     if kind == "scenes":
         from policies.distill import Distillation, DistillConfig
@@ -56,17 +72,34 @@ def _child(kind: str, setup: str, workers: int, ray_cpus: int, scenes: int, epis
         started = time.perf_counter()  # the driver's own env and teacher are made once per command either way
         # chunks of 50 scenes so that two workers share the work (a real run uses 500)
         run.collect_scenes(scenes, progress=False, chunk=50)
-        n = scenes
     elif kind == "episodes":
         from policies.evaluate import evaluate
 
         evaluate("grasp_state", "grasp", episodes, 5_000_000, progress=False, executor=executor)
-        n = episodes
     else:  # trivial jobs: the cost of a job itself
         run_jobs(_identity, list(range(scenes)), executor, progress=False)
-        n = scenes
-    wall = time.perf_counter() - started
-    print(json.dumps({"kind": kind, "setup": setup, "workers": workers, "n": n, "wall_s": round(wall, 3)}))
+    return round(time.perf_counter() - started, 3)
+
+
+def _summary(rows: list[dict], phase: str) -> dict:
+    """Median rate per setup over the rounds, and the ratios the issue asks for, for the ``cold`` or ``warm``
+    call."""
+    rates: dict[str, dict[str, float]] = {}
+    for kind in ("scenes", "episodes", "jobs"):
+        per_setup: dict[str, list[float]] = {}
+        for row in (r for r in rows if r["kind"] == kind):
+            per_setup.setdefault(f"{row['setup']} x{row['workers']}", []).append(row["n"] / row[f"{phase}_s"])
+        rates[kind] = {k: round(float(statistics.median(v)), 2) for k, v in per_setup.items()}
+    out: dict = {"per_second": rates}
+    for kind in ("scenes", "episodes"):
+        r = rates[kind]
+        one, pool2, ray1, ray2 = (r.get(k) for k in ("one process x1", "process pool x2", "ray x1", "ray x2"))
+        out[f"{kind}_ray_over_pool_2_workers"] = round(ray2 / pool2, 3) if ray2 and pool2 else None
+        out[f"{kind}_ray_scaling_1_to_2"] = round(ray2 / ray1, 3) if ray2 and ray1 else None
+        out[f"{kind}_ray_2_over_one_process"] = round(ray2 / one, 3) if ray2 and one else None
+    if rates["jobs"].get("ray x2"):
+        out["ray_ms_per_trivial_job"] = round(1000 / rates["jobs"]["ray x2"], 2)
+    return out
 
 
 def main() -> None:
@@ -91,23 +124,9 @@ def main() -> None:
                 row["round"] = r
                 rows.append(row)
                 print(json.dumps(row), file=sys.stderr)
-    summary = {}
-    for kind in ("scenes", "episodes", "jobs"):
-        best = {}
-        for row in (r for r in rows if r["kind"] == kind):
-            key = f"{row['setup']} x{row['workers']}"
-            rate = row["n"] / row["wall_s"]
-            best[key] = max(best.get(key, 0.0), rate)
-        summary[kind] = {k: round(v, 2) for k, v in best.items()}
-    result = {"per_second": summary, "runs": rows}
-    for kind in ("scenes", "episodes"):
-        s = summary[kind]
-        one, pool2, ray1, ray2 = (s.get(k) for k in ("one process x1", "process pool x2", "ray x1", "ray x2"))
-        result[f"{kind}_ray_over_pool_2_workers"] = round(ray2 / pool2, 3) if ray2 and pool2 else None
-        result[f"{kind}_ray_scaling_1_to_2"] = round(ray2 / ray1, 3) if ray2 and ray1 else None
-        result[f"{kind}_ray_2_over_one_process"] = round(ray2 / one, 3) if ray2 and one else None
-    if summary["jobs"].get("ray x2"):
-        result["ray_ms_per_trivial_job"] = round(1000 / summary["jobs"]["ray x2"], 2)
+    result = {"runs": rows}
+    for phase in ("cold", "warm"):
+        result[phase] = _summary(rows, phase)
     text = json.dumps(result, indent=2)
     print(text)
     if args.json:

@@ -157,7 +157,14 @@ class RGBDStudent(nn.Module):
         self, rgb: torch.Tensor, depth: torch.Tensor, proprio: torch.Tensor
     ) -> tuple[torch.Tensor, torch.Tensor | None]:
         """(action, auxiliary prediction or None)."""
-        z = self.embed(self.encoder(self.images(rgb, depth)))
+        return self.from_features(self.features(rgb, depth), proprio)
+
+    def features(self, rgb: torch.Tensor, depth: torch.Tensor) -> torch.Tensor:
+        """The image embedding (N, embed) the head reads: what domain adaptation aligns (:mod:`policies.adapt`)."""
+        return self.embed(self.encoder(self.images(rgb, depth)))
+
+    def from_features(self, z: torch.Tensor, proprio: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """(action, auxiliary prediction or None) from :meth:`features` and the normalized proprioception."""
         action = torch.tanh(self.head(torch.cat([z, proprio], dim=1)))
         return action, (self.aux(z) if self.aux is not None else None)
 

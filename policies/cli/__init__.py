@@ -48,6 +48,12 @@ COMMANDS: dict[tuple[str, ...], tuple[str, str, str, str]] = {
         "run_distill",
         "train a camera (rgbd) student to imitate a state teacher with DAgger",
     ),
+    ("adapt",): (
+        "training",
+        "Adapt",
+        "run_adapt",
+        "adapt a camera student to a target domain from unlabelled frames of its hardware logs (DANN, matching)",
+    ),
     ("train-osi",): (
         "training",
         "TrainOsi",

@@ -10,6 +10,7 @@ from typing import Literal
 
 import tyro
 
+from policies.adapt_config import AdaptConfig
 from policies.cli.common import base_config
 from policies.distill_config import DistillConfig
 from policies.osi_config import OSIConfig
@@ -57,6 +58,26 @@ def run_distill(args: Distill) -> int:
     print(
         f"student: best held-out success {best['success_rate']:.1%} after iteration {best['iteration']}; "
         f"bundle {report['bundle']}; {report['wall_s']:.0f} s"
+    )
+    return 0
+
+
+@dataclass(kw_only=True)
+class Adapt(AdaptConfig):
+    """Adapt a camera student to a target domain from unlabelled frames of its hardware logs."""
+
+
+def run_adapt(args: Adapt) -> int:
+    from policies.adapt import adapt
+
+    report = adapt(base_config(args, AdaptConfig))
+    used = sum(s["used"] for s in report["target_frames"])
+    sim = report.get("simulation")
+    in_sim = f"; simulation {sim['success_rate']:.1%} over {sim['episodes']} episodes" if sim else ""
+    print(
+        f"adapted ({args.method}) on {used} target frames: feature domain gap {report['domain_gap_before']:.2f} -> "
+        f"{report['domain_gap_after']:.2f} (probe accuracy, 0.5: none){in_sim}; bundle {report['bundle']}; "
+        f"{report['wall_s']:.0f} s"
     )
     return 0
 
