@@ -199,9 +199,7 @@ class Adaptation:
         if not isinstance(bundle.network, RGBDStudent):
             raise BundleError(f"{config.student}: not a camera student (s2r adapt adapts rgbd students)")
         self.bundle = bundle
-        teacher = config.teacher or bundle.meta["training"].get("teacher")
-        if not teacher:
-            raise BundleError(f"{config.student}: the bundle records no teacher; give --teacher")
+        teacher = config.teacher or self._recorded_teacher(config.student, bundle)
         self.out.mkdir(parents=True, exist_ok=True)
         domain = self.out / "randomization.yaml"  # the domain the student trained on, exactly as its bundle has it
         domain.write_text(yaml.safe_dump(bundle.meta["randomization"]["config"], sort_keys=False))
@@ -217,6 +215,20 @@ class Adaptation:
         self.optimizer = torch.optim.Adam(
             [*self.student.parameters(), *self.classifier.parameters()], lr=config.learning_rate
         )
+
+    @staticmethod
+    def _recorded_teacher(student: str, bundle: Any) -> str:
+        """The teacher the student's bundle records, checked loadable; :class:`BundleError` asking for --teacher."""
+        teacher = bundle.meta["training"].get("teacher")
+        if not teacher:
+            raise BundleError(f"{student}: the bundle records no teacher; give --teacher")
+        try:
+            load(teacher)
+        except (BundleError, OSError) as e:
+            raise BundleError(
+                f"{student}: its recorded teacher {teacher} cannot be loaded ({e}); give --teacher"
+            ) from e
+        return teacher
 
     def _distillation(self, config: AdaptConfig, bundle: Any, teacher: str, domain: Path) -> Distillation:
         """The student's distillation set-up, continued from it: its teacher, camera and training domain."""

@@ -135,3 +135,16 @@ def test_an_adapted_student_records_its_frames_and_drives(tmp_path):
     assert summary.episodes == 1
     with pytest.raises(FileExistsError):
         adapt(config, progress=False)
+
+
+def test_a_student_whose_recorded_teacher_is_gone_asks_for_one(tmp_path):
+    """The shipped navigation student was distilled from a run folder that is not shipped: the error says so and
+    names --teacher, before anything is collected."""
+    from policies.adapt import adapt
+    from policies.adapt_config import AdaptConfig
+    from robot.spec import BundleError
+
+    config = AdaptConfig(student="navigate_rgbd", frames=("unused.mcap",), out=str(tmp_path / "run"), workers=1)
+    with pytest.raises(BundleError, match="recorded teacher runs/navigate_ppo cannot be loaded.*--teacher"):
+        adapt(config, progress=False)
+    assert not (tmp_path / "run" / "report.json").exists()
