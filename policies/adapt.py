@@ -81,24 +81,30 @@ def log_paths(patterns: tuple[str, ...] | list[str]) -> list[Path]:
 
 def _log_frames(path: Path, image_size: tuple[int, int], crop: tuple[int, int, int, int] | None) -> tuple:
     """(rgb, depth, topics) of one log: its policy observation frames when they have the student's size, else its
-    camera frames reduced to the student's view; ``ValueError`` when it has neither."""
+    camera frames reduced to the student's view as they are read (a 640x480 RGB-D frame takes 2 MB, a log holds
+    thousands); ``ValueError`` when it has neither."""
     from real.log_reader import read_log
 
     w, h = image_size
-    found: dict[str, list[np.ndarray]] = {t: [] for t in POLICY_TOPICS + CAMERA_TOPICS}
-    for msg in read_log(path, topics=list(found)):
-        found[msg.topic].append(np.asarray(msg.data))
-    rgb, depth = found[POLICY_TOPICS[0]], found[POLICY_TOPICS[1]]
+    policy: dict[str, list[np.ndarray]] = {t: [] for t in POLICY_TOPICS}
+    for msg in read_log(path, topics=list(POLICY_TOPICS)):
+        policy[msg.topic].append(np.asarray(msg.data))
+    rgb, depth = policy[POLICY_TOPICS[0]], policy[POLICY_TOPICS[1]]
     if rgb and len(rgb) == len(depth) and rgb[0].shape[:2] == (h, w):  # written in pairs, one pair per cycle
         return np.stack(rgb), np.stack([d.reshape(h, w, 1) for d in depth]).astype(np.float32), POLICY_TOPICS
-    color, far = found[CAMERA_TOPICS[0]], found[CAMERA_TOPICS[1]]
-    if color and len(color) == len(far):  # written together, one pair per new frame
-        pairs = [reduce_frame(c, d, image_size, crop) for c, d in zip(color, far, strict=True)]
-        return np.stack([p[0] for p in pairs]), np.stack([p[1] for p in pairs]), CAMERA_TOPICS
-    seen = [f"{t} x{len(v)}" for t, v in found.items() if v]
+    reduced, color = [], None
+    for msg in read_log(path, topics=list(CAMERA_TOPICS)):  # each color frame, then its aligned depth
+        if msg.topic == CAMERA_TOPICS[0]:
+            color = np.asarray(msg.data)
+        elif color is not None:
+            reduced.append(reduce_frame(color, np.asarray(msg.data), image_size, crop))
+            color = None
+    if reduced:
+        return np.stack([r[0] for r in reduced]), np.stack([r[1] for r in reduced]), CAMERA_TOPICS
+    seen = f"{len(rgb)} policy frames of {rgb[0].shape[1]}x{rgb[0].shape[0]}" if rgb else "no policy frames"
     raise ValueError(
-        f"{path}: no {w}x{h} policy frames and no paired camera frames to reduce (it has {', '.join(seen) or 'none'}); "
-        "log a deploy of a camera policy with this view, or any deploy with --log-cameras"
+        f"{path}: no {w}x{h} policy frames and no camera frames to reduce ({seen}); log a deploy of a camera policy "
+        "with this view, or any deploy with --log-cameras"
     )
 
 
