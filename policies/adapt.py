@@ -366,11 +366,13 @@ class Adaptation:
         )
 
     def run_all(self) -> dict[str, Any]:
+        """Read the target frames, collect the scenes, measure the feature gap, fit, measure it again, (evaluate
+        in simulation,) write ``OUT/bundle`` and ``OUT/report.json``; returns the report."""
         cfg, run = self.config, self.run
         started = time.monotonic()
         target = read_target_frames(cfg.frames, self.image_size, self.crop, cfg.max_frames, cfg.seed)
         scenes = run.collect_scenes(cfg.scenes, self.progress)
-        run._set_statistics()
+        run.set_statistics()
         sim = run.data.arrays()[:2]
         report: dict[str, Any] = {"config": asdict(cfg), "target_frames": target.sources, "scenes": scenes}
         report["domain_gap_before"] = domain_gap(self.student, sim, target, cfg.seed)

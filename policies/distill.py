@@ -301,7 +301,7 @@ class Distillation:
             obs = {"rgb": part["rgb"][i], "depth": part["depth"][i], "proprio": part["proprio"][i]}
             self.data.add(obs, part["action"][i], part["privileged"][i])
 
-    def _set_statistics(self) -> None:
+    def set_statistics(self) -> None:
         """Normalization of proprioception, privileged labels and depth from the data collected so far (a
         student continued with ``init`` keeps its proprioception and depth scales: its weights depend on them)."""
         _, _, proprio, _, privileged = self.data.arrays()
@@ -405,7 +405,7 @@ class Distillation:
         per_iteration = max(1, cfg.steps // cfg.iterations)
         if cfg.pretrain_scenes > 0:
             pre = self.collect_scenes(cfg.pretrain_scenes, progress)
-            self._set_statistics()
+            self.set_statistics()
             if cfg.init is None:  # a continued student was fitted on them already
                 pre["loss"] = self.fit(cfg.pretrain_epochs, progress, decay=True)
                 self.write_bundle(self.out / "pretrained")  # DAgger can start from it later: --init RUN/pretrained
@@ -425,7 +425,7 @@ class Distillation:
             self.data.save(samples, start=n0)
             self.sample_files.append(str(samples))
             if it == self.first_iteration:
-                self._set_statistics()
+                self.set_statistics()
             loss = self.fit(cfg.epochs, progress, decay=cfg.lr_decay)
             result = self.evaluate(cfg.eval_episodes)
             result.update(
