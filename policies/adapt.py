@@ -214,7 +214,7 @@ class Adaptation:
         self.image_size, self.crop = (w, h), camera.get("crop")
         with warnings.catch_warnings():  # its DAgger samples: a distillation refits on them, an adaptation does not
             warnings.filterwarnings("ignore", message=".*DAgger sample files are missing")
-            self.run = self._distillation(config, bundle, teacher, domain)
+            self.run = self._distillation(config, bundle, teacher, domain, int(camera.get("supersample", 1)))
         self.student = self.run.student
         torch.manual_seed(config.seed)
         self.classifier = domain_classifier(self.student.embed[0].out_features)
@@ -236,18 +236,18 @@ class Adaptation:
             ) from e
         return teacher
 
-    def _distillation(self, config: AdaptConfig, bundle: Any, teacher: str, domain: Path) -> Distillation:
+    def _distillation(
+        self, config: AdaptConfig, bundle: Any, teacher: str, domain: Path, supersample: int
+    ) -> Distillation:
         """The student's distillation set-up, continued from it: its teacher, camera and training domain."""
-        camera = bundle.meta.get("camera") or {}
-        h = bundle.obs_spec.shapes["rgb"][0]
         return Distillation(
             DistillConfig(
                 teacher=teacher,
                 out=str(self.out),
                 init=str(bundle.path),
                 randomization=str(domain),
-                image_size=h,
-                supersample=int(camera.get("supersample", 1)),
+                image_size=self.image_size[1],
+                supersample=supersample,
                 crop=None if self.crop is None else tuple(self.crop),
                 pretrain_steps=config.scene_steps,
                 batch_size=config.batch_size,
@@ -268,14 +268,14 @@ class Adaptation:
             steps.insert(0, A.HistogramMatching(metadata_key=MATCH_KEY, p=1.0))
         return A.Compose(steps, seed=self.config.seed)
 
-    def fit(self, target: TargetFrames) -> dict[str, float]:
-        """``epochs`` passes over the simulated scenes: the distillation's loss (the teacher's action, the
-        privileged state) and, for ``dann``, the domain classifier's on an equal batch of target frames through
-        the gradient reversal. Returns the last epoch's mean losses and the classifier's accuracy."""
+    def fit(self, target: TargetFrames, sim: tuple[np.ndarray, ...]) -> dict[str, float]:
+        """``epochs`` passes over the simulated scenes ``sim`` (the distillation data's arrays): the distillation's
+        loss (the teacher's action, the privileged state) and, for ``dann``, the domain classifier's on an equal
+        batch of target frames through the gradient reversal. Returns the last epoch's mean losses and the
+        classifier's accuracy."""
         cfg, run = self.config, self.run
-        rgb, depth, proprio, action, privileged = run.data.arrays()
-        priv_n = np.clip((privileged - run.priv_mean) / run.priv_std, -5, 5).astype(np.float32)
-        proprio_n = np.clip((proprio - run.proprio_mean) / run.proprio_std, -10, 10).astype(np.float32)
+        rgb, depth, proprio, action, privileged = sim
+        proprio_n, priv_n = run.network_inputs(proprio, privileged)
         augment = self.sim_augmentation(target)
         references = {MATCH_KEY: list(target.rgb)} if cfg.method == "match" else {}  # one drawn per frame
         target_augment = A.Compose(list(colour_augmentation().transforms), seed=cfg.seed + 1) if run.augment else None
@@ -373,11 +373,11 @@ class Adaptation:
         target = read_target_frames(cfg.frames, self.image_size, self.crop, cfg.max_frames, cfg.seed)
         scenes = run.collect_scenes(cfg.scenes, self.progress)
         run.set_statistics()
-        sim = run.data.arrays()[:2]
+        sim = run.data.arrays()  # stacked once: the probe and the fit read the same arrays
         report: dict[str, Any] = {"config": asdict(cfg), "target_frames": target.sources, "scenes": scenes}
-        report["domain_gap_before"] = domain_gap(self.student, sim, target, cfg.seed)
-        report["fit"] = self.fit(target)
-        report["domain_gap_after"] = domain_gap(self.student, sim, target, cfg.seed)
+        report["domain_gap_before"] = domain_gap(self.student, sim[:2], target, cfg.seed)
+        report["fit"] = self.fit(target, sim)
+        report["domain_gap_after"] = domain_gap(self.student, sim[:2], target, cfg.seed)
         if cfg.eval_episodes > 0:
             report["simulation"] = run.evaluate(cfg.eval_episodes)
         report["bundle"] = str(self.write_bundle(self.out / "bundle", target, report))

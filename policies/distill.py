@@ -318,12 +318,15 @@ class Distillation:
         valid = depth[depth > 0]
         self.student.with_depth_standardization(float(valid.mean()), float(max(valid.std(), 1e-3)))
 
+    def network_inputs(self, proprio: np.ndarray, privileged: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Samples' proprioception and privileged labels as the network reads and predicts them (normalized)."""
+        return self._normalize(proprio), np.clip((privileged - self.priv_mean) / self.priv_std, -5, 5).astype("f4")
+
     def fit(self, epochs: int, progress: bool, decay: bool = False) -> float:
         """``epochs`` passes over all data; returns the last batch's loss. ``decay``: the learning rate follows a
         cosine from its value down to a tenth over the passes (then is restored)."""
         rgb, depth, proprio, action, privileged = self.data.arrays()
-        priv_n = np.clip((privileged - self.priv_mean) / self.priv_std, -5, 5).astype(np.float32)
-        proprio_n = np.clip((proprio - self.proprio_mean) / self.proprio_std, -10, 10).astype(np.float32)
+        proprio_n, priv_n = self.network_inputs(proprio, privileged)
         n, bs = len(action), self.config.batch_size
         self.student.train()
         last = float("nan")
