@@ -36,7 +36,7 @@ from mock.mujoco_scene import (
     robot_spec,
 )
 from mock.reality import reset_options, task_world
-from mock.sensor_model import EncoderNoise
+from mock.sensor_model import ServoReadingNoise
 from real.dynamixel.emulator import EmulatedServo
 from robot.joint_state import JointState
 from robot.kinematics import ArmKinematics
@@ -115,7 +115,7 @@ class MujocoReality:
             self._scene_bodies = np.array([m.body(n).id for n in self._scene_geoms])
             self._settle()
             self.collided = False
-            self.encoder = EncoderNoise(self.params, [mt.scale for mt in self.config.motors], seed)
+            self.encoder = ServoReadingNoise(self.params, self.config.motors, seed)
             self.pushes = PushSchedule.of_reality(self.task, self.params, self.config.control_period)
             self._push_start = float(self.data.time)
             return self.info

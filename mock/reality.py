@@ -21,7 +21,7 @@ import numpy as np
 
 from mock.base_push import PushSchedule
 from mock.pybullet_plant import PyBulletPlant
-from mock.sensor_model import EncoderNoise
+from mock.sensor_model import ServoReadingNoise
 from real.dynamixel.emulator import EmulatedServo
 from sim.randomization.config import load_domain, load_randomization
 
@@ -110,7 +110,7 @@ class Reality:
 
             self._object_pose = p.getBasePositionAndOrientation(self.core.object_id, physicsClientId=self.core.client)
         config = self.core.config
-        self.encoder = EncoderNoise(self.core.params, [m.scale for m in config.motors], seed)
+        self.encoder = ServoReadingNoise(self.core.params, config.motors, seed)
         self.pushes = PushSchedule.of_reality(self.task, self.core.params, config.control_period)
         self.episode_time_s = 0.0  # physics time since the episode's scene was built
 

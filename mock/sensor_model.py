@@ -164,24 +164,40 @@ class CameraSensor:
         return z.astype(np.float32)
 
 
-class EncoderNoise:
-    """Gaussian noise on the servos' position and velocity readings (``proprio.position_noise`` and
-    ``proprio.velocity_noise``: std in the joint's units, rad or m, converted to each motor's rad by its scale), a
-    fresh draw each time the plant writes them."""
+class ServoReadingNoise:
+    """The proprioceptive terms on the servos' readings, a fresh draw each time the plant writes them:
+    ``proprio.position_noise`` and ``proprio.velocity_noise`` (Gaussian, std in the joint's units, rad or m,
+    converted to each motor's rad by its scale), and on the effort (Present Current in A, or Present Load as a
+    fraction of stall) ``proprio.effort_scale`` times the plant's plus Gaussian noise of std
+    ``proprio.effort_noise`` in the joint's N*m (N), converted to the register's units as the driver converts back
+    (:func:`robot.servo_models.torque_per_effort_unit`). The effort draws come from a stream of their own."""
 
-    def __init__(self, params: Mapping[str, Any], scales: Sequence[float], seed: int) -> None:
-        scale = np.abs(np.asarray(scales, dtype=float))
+    def __init__(self, params: Mapping[str, Any], motors: Sequence[Any], seed: int) -> None:
+        from robot.servo_models import torque_per_amp, torque_per_effort_unit
+
+        scale = np.abs(np.asarray([m.scale for m in motors], dtype=float))
         self.position_std = float(params.get("proprio.position_noise", 0.0)) / scale
         self.velocity_std = float(params.get("proprio.velocity_noise", 0.0)) / scale
-        self.active = bool(np.any(self.position_std > 0) or np.any(self.velocity_std > 0))
+        effort_unit = np.asarray([torque_per_effort_unit(m.model) for m in motors], dtype=float)
+        self.effort_std = float(params.get("proprio.effort_noise", 0.0)) * scale / effort_unit
+        self.effort_scale = float(params.get("proprio.effort_scale", 1.0))
+        self.effort_attr = ["current" if torque_per_amp(m.model) is not None else "load" for m in motors]
+        self.encoder_active = bool(np.any(self.position_std > 0) or np.any(self.velocity_std > 0))
+        self.effort_active = bool(np.any(self.effort_std > 0) or self.effort_scale != 1.0)
+        self.active = self.encoder_active or self.effort_active
         self.rng = np.random.default_rng(seed)
+        self.effort_rng = np.random.default_rng([seed, 1])
 
     def perturb(self, servos: Sequence[Any]) -> None:
-        """Add this draw's noise to each servo's ``position`` (rad) and ``velocity`` (rad/s), in config order."""
-        if not self.active:
-            return
-        dp = self.rng.standard_normal(len(servos)) * self.position_std
-        dv = self.rng.standard_normal(len(servos)) * self.velocity_std
-        for s, a, b in zip(servos, dp, dv, strict=True):
-            s.position += float(a)
-            s.velocity += float(b)
+        """Add this draw's noise to each servo's ``position`` (rad), ``velocity`` (rad/s) and effort register value,
+        in config order."""
+        if self.encoder_active:
+            dp = self.rng.standard_normal(len(servos)) * self.position_std
+            dv = self.rng.standard_normal(len(servos)) * self.velocity_std
+            for s, a, b in zip(servos, dp, dv, strict=True):
+                s.position += float(a)
+                s.velocity += float(b)
+        if self.effort_active:
+            de = self.effort_rng.standard_normal(len(servos)) * self.effort_std
+            for s, attr, e in zip(servos, self.effort_attr, de, strict=True):
+                setattr(s, attr, self.effort_scale * getattr(s, attr) + float(e))

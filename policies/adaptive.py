@@ -25,35 +25,36 @@ OSI_WEIGHTS = "osi.pt"  # the estimator's weights in a bundle folder
 
 
 class History:
-    """The last H (proprio, previous action) pairs, flattened oldest first; filled with the first reading and
-    zero actions at the start of an episode."""
+    """The last H (reading, previous action) pairs, flattened oldest first; filled with the first reading and
+    zero actions at the start of an episode. A reading is the proprioception, followed by the joint efforts when
+    the estimator reads them (:func:`reading`)."""
 
-    def __init__(self, horizon: int, proprio_dim: int, action_dim: int) -> None:
+    def __init__(self, horizon: int, reading_dim: int, action_dim: int) -> None:
         if horizon < 1:
             raise ValueError(f"history must be >= 1 step, got {horizon}")
-        self.horizon, self.proprio_dim, self.action_dim = horizon, proprio_dim, action_dim
-        self._proprio: deque[np.ndarray] = deque(maxlen=horizon)
+        self.horizon, self.reading_dim, self.action_dim = horizon, reading_dim, action_dim
+        self._readings: deque[np.ndarray] = deque(maxlen=horizon)
         self._actions: deque[np.ndarray] = deque(maxlen=horizon)
 
     @property
     def size(self) -> int:
-        return self.horizon * (self.proprio_dim + self.action_dim)
+        return self.horizon * (self.reading_dim + self.action_dim)
 
     def reset(self) -> None:
-        self._proprio.clear()
+        self._readings.clear()
         self._actions.clear()
 
-    def push_proprio(self, proprio: np.ndarray) -> None:
+    def push_reading(self, values: np.ndarray) -> None:
         """A new reading (call once per cycle, before :meth:`window`)."""
-        p = np.asarray(proprio, dtype=np.float32).ravel()
-        if p.size != self.proprio_dim:
-            raise ValueError(f"proprio has {p.size} values; the estimator takes {self.proprio_dim}")
-        if not self._proprio:
+        r = np.asarray(values, dtype=np.float32).ravel()
+        if r.size != self.reading_dim:
+            raise ValueError(f"the reading has {r.size} values; the estimator takes {self.reading_dim}")
+        if not self._readings:
             for _ in range(self.horizon):
-                self._proprio.append(p)
+                self._readings.append(r)
                 self._actions.append(np.zeros(self.action_dim, np.float32))
         else:
-            self._proprio.append(p)
+            self._readings.append(r)
 
     def push_action(self, action: np.ndarray) -> None:
         """The action sent after the latest reading."""
@@ -61,7 +62,14 @@ class History:
 
     def window(self) -> np.ndarray:
         """Readings t-H+1..t, each with the action that preceded it (the action deque lags one step)."""
-        return np.concatenate([np.concatenate([p, a]) for p, a in zip(self._proprio, self._actions, strict=True)])
+        return np.concatenate([np.concatenate([r, a]) for r, a in zip(self._readings, self._actions, strict=True)])
+
+
+def reading(observation: dict[str, Any], effort: bool) -> np.ndarray:
+    """What the estimator reads of one observation: ``proprio``, then ``effort`` when it reads efforts."""
+    if not effort:
+        return np.asarray(observation["proprio"], dtype=np.float32).ravel()
+    return np.concatenate([np.ravel(observation["proprio"]), np.ravel(observation["effort"])]).astype(np.float32)
 
 
 class OSINet(nn.Module):
@@ -82,36 +90,32 @@ class OSINet(nn.Module):
 
 class AdaptivePolicy(BundlePolicy):
     """A universal policy with its online estimator. ``act(observation)`` takes the task's state observation
-    (``proprio``, ``privileged``; plus ``dynamics`` in oracle mode), pushes the reading into the history, updates
-    ``estimate`` and acts on it."""
+    (``proprio``, ``privileged``; ``effort`` when the estimator reads it; plus ``dynamics`` in oracle mode), pushes
+    the reading into the history, updates ``estimate`` and acts on it."""
 
     MODES = ("adapt", "oracle")
 
     def __init__(self, meta: dict[str, Any], network: nn.Module, osi: OSINet, path: Path | None = None) -> None:
         super().__init__(meta, network, path)
         self.universal_spec = self.obs_spec  # what the network takes: proprio, privileged, dynamics
-        self.obs_spec = ObsSpec(
-            tuple(k for k in self.universal_spec.keys if k != "dynamics"),
-            {k: v for k, v in self.universal_spec.shapes.items() if k != "dynamics"},
-        )
         self.dynamics = DynamicsSpec.from_dict(meta["dynamics"])
         self.osi = osi.eval()
         cfg = meta["osi"]
-        self.history = History(int(cfg["history"]), int(cfg["proprio_dim"]), self.action_dim)
-        self.mode = "adapt"
+        self.effort_dim = int(cfg.get("effort_dim", 0))
+        self.history = History(int(cfg["history"]), int(cfg["proprio_dim"]) + self.effort_dim, self.action_dim)
+        self.set_mode("adapt")
         self.estimate_normalized = np.zeros(len(self.dynamics), np.float32)
 
     def set_mode(self, mode: str) -> AdaptivePolicy:
         if mode not in self.MODES:
             raise ValueError(f"mode must be one of {self.MODES}, got {mode!r}")
         self.mode = mode
-        if mode == "oracle":
-            self.obs_spec = self.universal_spec
-        else:
-            self.obs_spec = ObsSpec(
-                tuple(k for k in self.universal_spec.keys if k != "dynamics"),
-                {k: v for k, v in self.universal_spec.shapes.items() if k != "dynamics"},
-            )
+        keys = [k for k in self.universal_spec.keys if mode == "oracle" or k != "dynamics"]
+        shapes = {k: self.universal_spec.shapes[k] for k in keys}
+        if self.effort_dim:  # the estimator's reading, beside what the network takes
+            keys.append("effort")
+            shapes["effort"] = (self.effort_dim,)
+        self.obs_spec = ObsSpec(tuple(keys), shapes)
         return self
 
     @property
@@ -127,7 +131,7 @@ class AdaptivePolicy(BundlePolicy):
     @torch.no_grad()
     def act(self, observation: dict[str, Any]) -> np.ndarray:
         self.obs_spec.check(observation)
-        self.history.push_proprio(observation["proprio"])
+        self.history.push_reading(reading(observation, self.effort_dim > 0))
         window = torch.from_numpy(self.history.window())[None]
         self.estimate_normalized = self.osi(window)[0].numpy()
         mu = observation["dynamics"] if self.mode == "oracle" else self.estimate_normalized

@@ -277,6 +277,7 @@ class _Robot(_Entry):
 class _Osi(_Entry):
     history: _PositiveInt
     proprio_dim: _PositiveInt
+    effort_dim: int = Field(default=0, ge=0)  # the estimator also reads this many ``effort`` values per step
     inputs: _PositiveInt
     hidden: list[_PositiveInt]
 

@@ -32,7 +32,7 @@ import torch
 import yaml
 from tqdm import tqdm
 
-from policies.adaptive import OSI_WEIGHTS, AdaptivePolicy, History, OSINet
+from policies.adaptive import OSI_WEIGHTS, AdaptivePolicy, History, OSINet, reading
 from policies.bundle import BUNDLE_FILE, BundlePolicy
 from policies.cluster import Executor, FolderValue, module_bytes, module_from_bytes, one_thread, run_until
 from policies.episodes import run_episode
@@ -44,7 +44,12 @@ from sim.randomization.dynamics import DynamicsObservation, DynamicsSpec
 OSI_SEED = 3_500_000  # rollout seeds of the estimator's training data (evaluation seeds start at 1,000,000)
 OBSERVABILITY_SEED = 3_900_000  # scenes of the observability check
 #: Domain terms that only blur the readings (noise, timing jitter): off in the observability replays.
-SENSOR_NOISE_TERMS = ("proprio_position_noise", "proprio_velocity_noise", "control_period_jitter")
+SENSOR_NOISE_TERMS = (
+    "proprio_position_noise",
+    "proprio_velocity_noise",
+    "proprio_effort_noise",
+    "control_period_jitter",
+)
 
 
 # -- fitting the estimator ----------------------------------------------------------------------------------------
@@ -103,20 +108,33 @@ def fit_osi(
 # -- training ---------------------------------------------------------------------------------------------------------
 
 
+def reading_dim(up: BundlePolicy, env: Any, effort: bool) -> int:
+    """Values the estimator reads per step: the UP's proprioception, and with ``effort`` the env's joint efforts."""
+    extra = int(env.observation_space["effort"].shape[0]) if effort else 0
+    return int(up.obs_spec.shapes["proprio"][0]) + extra
+
+
 #: Episodes per job of the rollouts on workers (``--workers``, ``--ray``).
 ROLLOUT_JOB_EPISODES = 4
 
 
 def rollout_episode(
-    env: Any, up: BundlePolicy, seed: int, history: History, osi: OSINet | None, on_step: Any = None
+    env: Any,
+    up: BundlePolicy,
+    seed: int,
+    history: History,
+    osi: OSINet | None,
+    on_step: Any = None,
+    effort: bool = False,
 ) -> tuple[np.ndarray, np.ndarray, bool]:
     """One episode of the UP in ``env`` (a universal env) acting on the true mu, or on ``osi``'s estimate from the
-    ``history`` windows: every step's window, its true normalized mu, and whether it succeeded."""
+    ``history`` windows (of proprioception, and joint efforts with ``effort``): every step's window, its true
+    normalized mu, and whether it succeeded."""
     windows: list[np.ndarray] = []
     targets: list[np.ndarray] = []
 
     def act(obs: dict[str, np.ndarray], info: dict[str, Any]) -> np.ndarray:
-        history.push_proprio(obs["proprio"])
+        history.push_reading(reading(obs, effort))
         window = history.window()
         mu = obs["dynamics"]
         if osi is not None:
@@ -143,6 +161,7 @@ class RolloutJob:
     episodes: int
     horizon: int
     osi: bytes | None  # the estimator (policies.cluster.module_bytes)
+    effort: bool = False  # the windows hold the joint efforts too
 
 
 def run_rollout_job(job: RolloutJob) -> list[tuple[np.ndarray, np.ndarray, bool]]:
@@ -153,10 +172,10 @@ def run_rollout_job(job: RolloutJob) -> list[tuple[np.ndarray, np.ndarray, bool]
     up = load(job.up.path())
     osi = None if job.osi is None else module_from_bytes(job.osi)
     env = DynamicsObservation(task_env(up.task, job.randomization), DynamicsSpec.from_dict(up.meta["dynamics"]))
-    history = History(job.horizon, up.obs_spec.shapes["proprio"][0], up.action_dim)
+    history = History(job.horizon, reading_dim(up, env, job.effort), up.action_dim)
     try:
         with one_thread():
-            return [rollout_episode(env, up, job.seed + i, history, osi) for i in range(job.episodes)]
+            return [rollout_episode(env, up, job.seed + i, history, osi, None, job.effort) for i in range(job.episodes)]
     finally:
         env.close()
 
@@ -170,19 +189,22 @@ def collect(
     osi: OSINet | None = None,
     progress: bool = True,
     executor: Executor | None = None,
+    effort: bool = False,
 ) -> tuple[dict[int, np.ndarray], np.ndarray, np.ndarray, dict[str, float]]:
     """Run the UP in ``env`` (a universal env) for whole episodes seeded ``seed, seed + 1, ...`` until they hold
     ``steps`` steps; returns windows per history length, the true normalized mu of each window, the episode of each
     window, and the rollouts' success rate. ``executor``: the episodes run as jobs on worker processes or a Ray
-    cluster (the same episodes, the same data)."""
-    proprio_dim, action_dim = up.obs_spec.shapes["proprio"][0], up.action_dim
+    cluster (the same episodes, the same data). ``effort``: the windows hold the joint efforts too."""
+    step_dim, action_dim = reading_dim(up, env, effort), up.action_dim
     # one history of the longest length: a shorter one's window is its tail (the start-of-episode padding included)
     longest = max(horizons)
     desc = "rollouts, UP on " + ("estimates" if osi is not None else "true mu")
     bar = tqdm(total=steps, desc=desc, unit="st", disable=not progress, leave=False, mininterval=2.0)
     if executor is not None and (executor.remote or executor.workers > 1):
         estimator = None if osi is None else module_bytes(osi)
-        template = RolloutJob(FolderValue.read(up.path), env.unwrapped.randomization, seed, 0, longest, estimator)
+        template = RolloutJob(
+            FolderValue.read(up.path), env.unwrapped.randomization, seed, 0, longest, estimator, effort
+        )
         episodes = run_until(
             run_rollout_job,
             lambda first, count: replace(template, seed=seed + first, episodes=count),
@@ -193,16 +215,16 @@ def collect(
             lambda total: bar.update(min(total, steps) - bar.n),
         )
     else:
-        history = History(longest, proprio_dim, action_dim)
+        history = History(longest, step_dim, action_dim)
         episodes, done = [], 0
         with one_thread():  # as the jobs run: the same numbers
             while done < steps:
                 on_step = lambda o, i: bar.update(1)  # noqa: E731
-                episodes.append(rollout_episode(env, up, seed + len(episodes), history, osi, on_step))
+                episodes.append(rollout_episode(env, up, seed + len(episodes), history, osi, on_step, effort))
                 done += len(episodes[-1][1])
     bar.close()
     full = np.concatenate([e[0] for e in episodes])
-    step = proprio_dim + action_dim
+    step = step_dim + action_dim
     arrays = {h: np.ascontiguousarray(full[:, (longest - h) * step :]) for h in horizons}
     targets = np.concatenate([e[1] for e in episodes])
     episode_ids = np.concatenate([np.full(len(e[1]), i) for i, e in enumerate(episodes)])
@@ -229,7 +251,7 @@ def estimation_errors(net: OSINet, windows: np.ndarray, targets: np.ndarray, spe
 def observability(
     env: Any, up: BundlePolicy, spec: DynamicsSpec, episodes: int = 8, seed: int = OBSERVABILITY_SEED
 ) -> dict[str, Any]:
-    """How far each term of mu moves the readings the estimator sees, in units of the sensor noise on them.
+    """How far each term of mu moves the readings the estimator can see, in units of the sensor noise on them.
 
     In each of ``episodes`` scenes the UP drives ``env`` (a universal env) once with every term of mu at its
     range's centre and the sensor noise terms off, and its actions are recorded. The same actions are replayed
@@ -237,25 +259,32 @@ def observability(
     are replayed with one term at the low and then at the high end of its range (noise off), and the two runs'
     readings compared over the steps both lasted: RMS of the difference, each reading divided by its noise. An
     effect well below 1 is buried in the noise of every reading: a term that shows no more than that cannot be
-    estimated from these readings, whatever the history. Returns ``effect`` (term -> RMS in noise units),
-    ``noise_rms`` (per reading, physical units) and ``episodes``."""
+    estimated from these readings, whatever the history. The readings are the proprioception and, where the env
+    has them, the joint efforts. Returns ``effect`` (term -> RMS in noise units over every reading),
+    ``effect_proprio`` (the proprioception alone), ``effect_effort`` (the efforts alone; absent without them),
+    ``noise_rms`` (per reading, physical units: proprioception, then efforts) and ``episodes``."""
     config = env.unwrapped.randomization
     quiet_terms = tuple(t.name for t in config.terms if t.name in SENSOR_NOISE_TERMS)
     quiet = {name: 0.0 for name in quiet_terms}
     noisy = _centres(DynamicsSpec.for_task(spec.task, config, quiet_terms)) if quiet_terms else {}
     centre = _centres(spec)
+    n_proprio = int(env.observation_space["proprio"].shape[0])
+    has_effort = "effort" in env.observation_space.spaces
+
+    def read(obs: dict[str, np.ndarray]) -> np.ndarray:
+        return reading(obs, has_effort)
 
     def run(pins: dict[str, float], episode: int, actions: list[np.ndarray]) -> np.ndarray:
         """Readings of one episode: ``actions`` replayed, or (empty) filled with the UP's own."""
         obs, _ = env.reset(seed=seed + episode, options={"domain": {**centre, **quiet, **pins}})
-        readings, replay = [obs["proprio"]], bool(actions)
+        readings, replay = [read(obs)], bool(actions)
         for t in itertools.count():
             if not replay:
                 actions.append(up.act(obs))
             elif t == len(actions):
                 break
             obs, _, terminated, truncated, _ = env.step(actions[t])
-            readings.append(obs["proprio"])
+            readings.append(read(obs))
             if terminated or truncated:
                 break
         return np.asarray(readings, dtype=float)
@@ -269,8 +298,11 @@ def observability(
     noise = np.concatenate([difference(run(noisy, i, actions[i]), clean[i]) for i in range(episodes)])
     noise_rms = np.sqrt((noise**2).mean(0))
     seen = noise_rms > 1e-9  # readings no noise term touches are left out: nothing to compare with
+    parts = {"effect": seen, "effect_proprio": seen & (np.arange(len(seen)) < n_proprio)}
+    if has_effort:
+        parts["effect_effort"] = seen & (np.arange(len(seen)) >= n_proprio)
 
-    effect = {}
+    out: dict[str, Any] = {key: {} for key in parts}
     for q in spec.params:
         diffs = np.concatenate(
             [
@@ -278,8 +310,9 @@ def observability(
                 for i in range(episodes)
             ]
         )
-        effect[q.name] = round(float(np.sqrt(np.mean((diffs[:, seen] / noise_rms[seen]) ** 2))), 3)
-    return {"effect": effect, "noise_rms": [float(f"{v:.3g}") for v in noise_rms], "episodes": episodes}
+        for key, mask in parts.items():
+            out[key][q.name] = round(float(np.sqrt(np.mean((diffs[:, mask] / noise_rms[mask]) ** 2))), 3)
+    return {**out, "noise_rms": [float(f"{v:.3g}") for v in noise_rms], "episodes": episodes}
 
 
 def _centres(spec: DynamicsSpec) -> dict[str, float]:
@@ -317,7 +350,7 @@ def train_osi(config: OSIConfig, progress: bool = True) -> dict[str, Any]:
     train_n = int(config.steps * 0.9)
     executor = Executor(config.workers, config.ray)
     windows, targets, episodes, stats = collect(
-        env, up, config.steps, OSI_SEED + config.seed * 100_000, horizons, None, progress, executor
+        env, up, config.steps, OSI_SEED + config.seed * 100_000, horizons, None, progress, executor, config.effort
     )
     report["stage1_rollouts"] = stats
     by_history = {}
@@ -339,7 +372,15 @@ def train_osi(config: OSIConfig, progress: bool = True) -> dict[str, Any]:
     # stage 2: the UP acts on the estimator's output; continue training on both stages' data
     net = nets[config.history]
     w2, t2, e2, stats2 = collect(
-        env, up, config.steps, OSI_SEED + config.seed * 100_000 + 50_000, [config.history], net, progress, executor
+        env,
+        up,
+        config.steps,
+        OSI_SEED + config.seed * 100_000 + 50_000,
+        [config.history],
+        net,
+        progress,
+        executor,
+        config.effort,
     )
     report["stage2_rollouts"] = stats2
     n2 = int(len(t2) * 0.9)
@@ -366,6 +407,7 @@ def write_osi_bundle(path: Path, up: BundlePolicy, net: OSINet, config: OSIConfi
     meta["osi"] = {
         "history": int(config.history),
         "proprio_dim": int(up.obs_spec.shapes["proprio"][0]),
+        "effort_dim": len(up.meta["robot"]["signature"]["joints"]) if config.effort else 0,
         "inputs": int(net.mlp[0].in_features),
         "hidden": list(config.hidden),
         "training": {"command": config.command, "steps_per_stage": config.steps, "seed": config.seed},

@@ -25,6 +25,9 @@ class OSIConfig:
     """shorter histories trained on the same data, to show how the error falls with H"""
     epochs: int = 30
     """passes over the data (stage 2: half as many)"""
+    effort: bool = False
+    """the estimator also reads each joint's effort as the servos report it (the ``effort`` observation), after the
+    proprioception"""
     hidden: list[int] = field(default_factory=lambda: [256, 256])
     """hidden layer widths of the estimator"""
     seed: int = 0

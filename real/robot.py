@@ -400,11 +400,15 @@ class TaskRobot:
         return self.joints
 
     def read(self, frame: Any | None = None) -> dict[str, np.ndarray]:
-        """The observation now: ``proprio`` from the joints, ``privileged`` when a source was given, ``rgb`` and
-        ``depth`` from ``frame`` (a :class:`real.cameras.frame.Frame`) when an image size was given."""
+        """The observation now: ``proprio`` and ``effort`` (N*m, N for a joint in m) from the joints, ``privileged``
+        when a source was given, ``rgb`` and ``depth`` from ``frame`` (a :class:`real.cameras.frame.Frame`) when an
+        image size was given."""
         self.joints = self.robot.read()
         self.task.update(self.joints)
-        obs: dict[str, np.ndarray] = {"proprio": self.task.proprio(self.joints)}
+        obs: dict[str, np.ndarray] = {
+            "proprio": self.task.proprio(self.joints),
+            "effort": np.asarray(self.joints.effort, dtype=np.float32),
+        }
         if self.privileged is not None:
             obs["privileged"] = self.privileged()
         if self.scan is not None:

@@ -376,7 +376,7 @@ def test_the_probe_leaves_an_adaptive_policy_as_it_was(tmp_path):
     bundle = adaptive_bundle(tmp_path)
     policy = policies.load(bundle, robot=load_hardware_config("openmanipulator_x"))
     assert isinstance(policy, AdaptivePolicy)
-    assert len(policy.history._proprio) == 0 and len(policy.history._actions) == 0
+    assert len(policy.history._readings) == 0 and len(policy.history._actions) == 0
     assert not policy.estimate_normalized.any()
     state = torch.load(bundle / OSI_WEIGHTS, weights_only=True)
     state["mlp.0.weight"][0, 0] = float("nan")

@@ -80,7 +80,7 @@ def test_the_state_observation_is_what_a_real_base_has():
     env = gym.make(TASK_IDS["navigate"], obs_mode="state")
     obs, info = env.reset(seed=4)
     core = env.unwrapped
-    assert set(obs) == {"proprio", "scan"} and obs["scan"].shape == (16,)
+    assert set(obs) == {"proprio", "scan", "effort"} and obs["scan"].shape == (16,) and obs["effort"].shape == (2,)
     clean = reduce_scan(core.lidar_scan(core.robot_pose()), *core.lidar_mount)
     assert np.median(np.abs(obs["scan"] - clean)) < 0.1  # the sensor's noise, not another quantity
     assert np.array_equal(info["privileged"]["scan"], obs["scan"])  # teachers see what the policy saw

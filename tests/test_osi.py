@@ -61,16 +61,16 @@ def test_mu_needs_a_range_for_every_parameter():
 
 
 def test_history_window_pairs_each_reading_with_the_action_before_it():
-    h = History(3, proprio_dim=2, action_dim=1)
-    h.push_proprio(np.array([1.0, 2.0]))
+    h = History(3, reading_dim=2, action_dim=1)
+    h.push_reading(np.array([1.0, 2.0]))
     np.testing.assert_array_equal(h.window(), [1, 2, 0] * 3)
     h.push_action(np.array([0.5]))
-    h.push_proprio(np.array([3.0, 4.0]))
+    h.push_reading(np.array([3.0, 4.0]))
     np.testing.assert_array_equal(h.window(), [1, 2, 0, 1, 2, 0, 3, 4, 0.5])
     with pytest.raises(ValueError, match="3 values"):
-        h.push_proprio(np.zeros(3))
+        h.push_reading(np.zeros(3))
     h.reset()
-    h.push_proprio(np.array([7.0, 8.0]))
+    h.push_reading(np.array([7.0, 8.0]))
     np.testing.assert_array_equal(h.window(), [7, 8, 0] * 3)
 
 
@@ -89,7 +89,7 @@ def test_estimator_recovers_a_gain_from_history_and_longer_histories_help():
         x = rng.normal()
         for t in range(12):
             for k, hh in hist.items():
-                hh.push_proprio(np.array([x]))
+                hh.push_reading(np.array([x]))
                 data[k].append(hh.window())
             targets.append(spec.normalize(np.array([g])))
             steps.append(t)
@@ -211,6 +211,40 @@ def test_train_osi_writes_an_adaptive_bundle_that_acts_like_its_universal_policy
         s2r(["eval", "--policy", str(universal_bundle), "--task", "grasp", "--episodes", "1", "--adapt"])
 
 
+def test_an_estimator_reading_efforts_takes_them_from_the_observation(universal_bundle, tmp_path):
+    """``--effort``: the estimator's windows hold the proprioception and the joint efforts of every step; the bundle
+    records how many, and the adaptive policy then requires ``effort`` beside its state observation."""
+    cfg = OSIConfig(
+        policy=str(universal_bundle),
+        out=str(tmp_path / "osi"),
+        steps=200,
+        history=2,
+        compare_histories=[2],
+        epochs=1,
+        eval_episodes=1,
+        effort=True,
+    )
+    train_osi(cfg, progress=False)
+    adaptive = policies.load(tmp_path / "osi")
+    up = policies.load(universal_bundle)
+    n = up.obs_spec.shapes["proprio"][0] + 5 + up.action_dim
+    assert adaptive.meta["osi"]["effort_dim"] == 5 and adaptive.osi.mlp[0].in_features == 2 * n
+    assert adaptive.obs_spec.keys == ("proprio", "privileged", "effort")
+    env = task_env("grasp", "default", universal=True)
+    obs, _ = env.reset(seed=5)
+    with pytest.raises(BundleError, match="effort"):
+        adaptive.act({k: obs[k] for k in ("proprio", "privileged")})
+    adaptive.reset()
+    adaptive.act({k: obs[k] for k in ("proprio", "privileged", "effort")})
+    window = adaptive.history.window()
+    np.testing.assert_array_equal(window[n - 5 - up.action_dim : n - up.action_dim], obs["effort"])
+    first = adaptive.estimate_normalized.copy()
+    adaptive.reset()
+    adaptive.act({**{k: obs[k] for k in ("proprio", "privileged")}, "effort": obs["effort"] + 1.0})
+    assert not np.allclose(adaptive.estimate_normalized, first)  # the estimate reads the efforts
+    env.close()
+
+
 def test_train_osi_refuses_a_policy_without_mu(tmp_path):
     with pytest.raises(BundleError, match="universal"):
         train_osi(OSIConfig(policy="policies/bundles/grasp_state", out=str(tmp_path / "x"), steps=10), progress=False)
@@ -229,7 +263,11 @@ def test_observability_tells_terms_that_move_the_readings_from_those_that_do_not
     assert set(effect) == set(universal_terms("grasp")) and report["episodes"] == 2
     print(report)
     assert effect["servo_position_gain_scale"] > 1.0 > effect["object_friction"]
-    assert len(report["noise_rms"]) == up.obs_spec.shapes["proprio"][0] and max(report["noise_rms"]) > 0
+    # the readings: the proprioception, then the five joint efforts, each with noise of its own
+    assert len(report["noise_rms"]) == up.obs_spec.shapes["proprio"][0] + 5 and min(report["noise_rms"][-5:]) > 0
+    for term in effect:  # the whole is between its parts
+        parts = sorted([report["effect_proprio"][term], report["effect_effort"][term]])
+        assert parts[0] - 1e-3 <= effect[term] <= parts[1] + 1e-3
 
 
 def test_rollouts_over_workers_give_the_data_of_one_process(universal_bundle):

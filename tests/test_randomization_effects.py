@@ -299,6 +299,32 @@ def test_proprioceptive_noise_and_period_jitter(grasp):
     assert periods.min() < 0.1 - 0.003 and periods.max() > 0.1 + 0.003 and np.all(np.abs(periods - 0.1) <= 0.0085)
 
 
+def test_effort_readings_carry_their_scale_and_noise_and_leave_the_other_readings_alone(grasp):
+    """The ``effort`` observation is the simulated joint effort times ``proprio_effort_scale`` plus noise of std
+    ``proprio_effort_noise``, drawn from a stream of its own: the same seed gives the same proprioception with or
+    without effort noise."""
+    env = grasp()
+    core = env.unwrapped
+    base = {"proprio_position_noise": 0.002, "proprio_velocity_noise": 0.03, "control_period_jitter": 0.0}
+    runs = {}
+    for noise, scale in ((0.0, 1.0), (0.0, 1.15), (0.04, 1.0)):
+        env.reset(seed=4, options={"domain": {**base, "proprio_effort_noise": noise, "proprio_effort_scale": scale}})
+        readings = []
+        for _ in range(15):
+            obs, *_ = env.step(np.array([0.3, 0.0, -0.5, 0.0], dtype=np.float32))
+            readings.append((obs["proprio"], obs["effort"], core.robot.read().effort))
+        runs[(noise, scale)] = readings
+    for (proprio, effort, true), (proprio_s, effort_s, true_s) in zip(runs[(0.0, 1.0)], runs[(0.0, 1.15)], strict=True):
+        np.testing.assert_array_equal(proprio, proprio_s)
+        np.testing.assert_allclose(effort, true, rtol=1e-5, atol=1e-6)
+        np.testing.assert_allclose(effort_s, 1.15 * true_s, rtol=1e-5, atol=1e-6)
+    errors = [effort - true for _, effort, true in runs[(0.04, 1.0)]]
+    assert 0.03 < np.std(errors) < 0.05
+    for (proprio, *_), (proprio_n, *_) in zip(runs[(0.0, 1.0)], runs[(0.04, 1.0)], strict=True):
+        np.testing.assert_array_equal(proprio, proprio_n)
+    assert np.abs([true for *_, true in runs[(0.0, 1.0)]]).max() > 0.05  # the arm's joints do carry load
+
+
 def test_default_randomization_varies_the_domain(grasp):
     env = grasp()
     domains = [env.reset(seed=s)[1]["domain"] for s in range(20)]

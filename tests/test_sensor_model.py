@@ -10,7 +10,7 @@ import functools
 import numpy as np
 import pytest
 
-from mock.sensor_model import CameraSensor, EncoderNoise, PolicyView, view_cells
+from mock.sensor_model import CameraSensor, PolicyView, ServoReadingNoise, view_cells
 from robot.frame_reduction import reduce_frame
 from robot.intrinsics import Intrinsics
 from sim.camera_model import RenderedFrame
@@ -138,12 +138,20 @@ def test_depth_noise_is_the_stereo_model_per_reading(nominal):
     assert m.std() == pytest.approx(s.std(), rel=0.1), (m.std(), s.std())
 
 
+def _motors(*pairs: tuple[float, str]) -> list:
+    """Stand-ins for a config's motors: (joint scale, servo model)."""
+    from types import SimpleNamespace
+
+    return [SimpleNamespace(scale=scale, model=model) for scale, model in pairs]
+
+
 def test_encoder_noise_is_in_each_joints_units():
     class Servo:
-        position = velocity = 0.0
+        position = velocity = current = 0.0
 
     servos = [Servo() for _ in range(3)]
-    noise = EncoderNoise({"proprio.position_noise": 0.003, "proprio.velocity_noise": 0.05}, [1.0, -1.0, 0.01], 0)
+    motors = _motors((1.0, "XM430-W350"), (-1.0, "XM430-W350"), (0.01, "XM430-W350"))
+    noise = ServoReadingNoise({"proprio.position_noise": 0.003, "proprio.velocity_noise": 0.05}, motors, 0)
     draws = []
     for _ in range(2000):
         for s in servos:
@@ -152,25 +160,59 @@ def test_encoder_noise_is_in_each_joints_units():
         draws.append([s.position for s in servos])
     std = np.array(draws).std(0)
     assert std == pytest.approx([0.003, 0.003, 0.3], rel=0.1)  # a joint in m moves its motor by 1/scale rad
-    assert not EncoderNoise({}, [1.0], 0).active
+    assert all(s.current == 0.0 for s in servos)  # no effort term, no effort change
+    assert not ServoReadingNoise({}, motors[:1], 0).active
+
+
+def test_effort_terms_reach_each_register_in_its_own_units():
+    """``proprio.effort_noise`` (N*m of the joint) becomes each register's units as the driver converts back:
+    A of Present Current at 4.1 / 2.3 N*m per A for an XM430, a fraction of the 1.5 N*m stall for an XL430's Present
+    Load; ``proprio.effort_scale`` multiplies what the plant wrote. Position and velocity draws are the same with
+    or without the effort terms."""
+
+    class Servo:
+        position = velocity = current = load = 0.0
+
+    motors = _motors((1.0, "XM430-W350"), (1.0, "XL430-W250"))
+    params = {"proprio.position_noise": 0.002, "proprio.effort_noise": 0.05, "proprio.effort_scale": 1.1}
+    with_effort, without = (
+        ServoReadingNoise(params, motors, 3),
+        ServoReadingNoise({"proprio.position_noise": 0.002}, motors, 3),
+    )
+    currents, loads = [], []
+    for _ in range(3000):
+        a, b = [Servo() for _ in motors], [Servo() for _ in motors]
+        for s in a:
+            s.current = s.load = 0.5
+        with_effort.perturb(a)
+        without.perturb(b)
+        assert [s.position for s in a] == [s.position for s in b]
+        currents.append(a[0].current)
+        loads.append(a[1].load)
+        assert a[0].load == 0.5 and a[1].current == 0.5  # each model's own register only
+    assert np.mean(currents) == pytest.approx(0.55, abs=0.002) and np.mean(loads) == pytest.approx(0.55, abs=0.002)
+    assert np.std(currents) == pytest.approx(0.05 / (4.1 / 2.3), rel=0.08)
+    assert np.std(loads) == pytest.approx(0.05 / 1.5, rel=0.08)
 
 
 def test_proprio_noise_reaches_the_host_through_the_servo_bytes():
     """Present Position read by the real driver from the emulated servos scatters by the reality's noise (the arm
-    held still with torque off on the table-less rest pose)."""
+    held still with torque off on the table-less rest pose), and so does the effort from Present Current."""
     from mock.hardware import MockHardware
     from real.motor_buses import motor_driver, open_bus
     from robot.config_file import load_hardware_config
 
     config = load_hardware_config("mock/openmanipulator_x")
-    spreads = []
+    spreads, effort_std = [], []
     for noise in (0.0, 0.006):
-        hw = MockHardware(config, {"proprio_position_noise": noise}, seed=5)
+        hw = MockHardware(config, {"proprio_position_noise": noise, "proprio_effort_noise": 5 * noise}, seed=5)
         try:
             bus = open_bus(config)
             try:
                 driver = motor_driver(config, bus)
-                reads = np.array([driver.read().position for _ in range(150)])
+                states = [driver.read() for _ in range(150)]
+                reads = np.array([js.position for js in states])
+                effort_std.append(np.std([js.effort[:4] for js in states], axis=0))
             finally:
                 bus.close()
         finally:
@@ -181,6 +223,8 @@ def test_proprio_noise_reaches_the_host_through_the_servo_bytes():
     assert np.all(quiet <= 0.0031)  # within two ticks
     # quantized to 1.5 mrad ticks, and a sagging arm adds a little: each joint within reach of 9.9 mrad
     assert np.all((noisy > 0.006) & (noisy < 0.018)) and 0.007 < np.median(noisy) < 0.014, noisy
+    # torque off: no effort but the noise, 0.03 N*m, in 4.8 mN*m steps of Present Current
+    assert np.all(effort_std[0] < 0.003) and np.all(np.abs(effort_std[1] - 0.03) < 0.006), effort_std
 
 
 def test_every_sensor_and_push_term_is_applied_on_the_mock_path():
@@ -201,7 +245,7 @@ def test_every_sensor_and_push_term_is_applied_on_the_mock_path():
                 value = 60
             params = {**base, term.target: value}
             sensor = CameraSensor(params, 0, VIEW)
-            encoder = EncoderNoise(params, [1.0], 0)
+            encoder = ServoReadingNoise(params, _motors((1.0, "XM430-W350")), 0)
             pushes = PushSchedule.of_reality(task, params, 0.1)
             assert sensor.changes_frames or encoder.active or pushes.active, term.name
 

@@ -275,7 +275,7 @@ class GraspEnv(RobotEnv):
         proprio = self.task.proprio(joints)
         tool = proprio[2 * self.task.n_joints : 2 * self.task.n_joints + 3].astype(float)
         priv_vec, priv = self._privileged(tool)
-        return self._assemble(proprio, priv_vec), priv
+        return self._assemble(joints, proprio, priv_vec), priv
 
     # -- gym API --------------------------------------------------------------------------------------------
     def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None):

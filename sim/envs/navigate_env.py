@@ -354,7 +354,7 @@ class NavigateEnv(RobotEnv):
 
     def _observe(self, joints: JointState) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
         priv_vec, priv = self._privileged()
-        return self._assemble(self.task.proprio(joints), priv_vec, scan=priv["scan"]), priv
+        return self._assemble(joints, self.task.proprio(joints), priv_vec, scan=priv["scan"]), priv
 
     def outcome(self, priv: dict[str, Any] | None = None) -> tuple[bool, bool]:
         """(success, failure) of the world as it is now (``priv``: this step's privileged state, else read):

@@ -3,9 +3,10 @@ and domain randomization.
 
 Every ``reset`` rebuilds the world from scratch (``resetSimulation``), so the same seed gives bit-identical
 rollouts whatever ran before. The env's only randomness is ``self.np_random``, seeded by ``reset(seed=...)``; at
-each reset it spawns two independent streams, ``task_rng`` (the scene: object, obstacles, goal) and ``domain_rng``
-(the randomization draws), so the same seed gives the same scene whatever the randomization config, and
-randomized and nominal runs of a seed can be compared. Per-step noise comes from ``self.np_random``.
+each reset it spawns three independent streams, ``task_rng`` (the scene: object, obstacles, goal), ``domain_rng``
+(the randomization draws) and ``effort_rng`` (the joint effort readings' noise), so the same seed gives the same
+scene whatever the randomization config, and randomized and nominal runs of a seed can be compared. The other
+per-step noise comes from ``self.np_random``.
 
 Camera frames (``obs_mode="rgbd"``) are rendered at ``image_size``, or with ``supersample=S`` at S times that size
 and area-averaged down, as the robot reduces a real 640x480 frame; ``crop`` shows one region of the frame
@@ -132,7 +133,7 @@ class RobotEnv(CameraView, gym.Env):
         self.textures = TextureBank(self.workdir)
         self.robot: PyBulletRobot | None = None
         self.image_noise = ImageNoise(ImageNoiseParams(), 0)
-        self.task_rng = self.domain_rng = np.random.default_rng(0)  # replaced at every reset
+        self.task_rng = self.domain_rng = self.effort_rng = np.random.default_rng(0)  # replaced at every reset
         self._early_frame: RenderedFrame | None = None  # the frame this step took before its end (_advance)
         # the moving bodies' poses before each tick of the last control period, kept while frames may be older than
         # one period (:meth:`_advance`)
@@ -320,30 +321,38 @@ class RobotEnv(CameraView, gym.Env):
         return max(1, int(round(period * self.config.sim.physics_hz)))
 
     def _read_joints(self) -> JointState:
-        """Joint readings as a sensor reports them: with ``proprio.*`` noise (the simulation is unaffected)."""
+        """Joint readings as a sensor reports them: with ``proprio.*`` noise (the simulation is unaffected). The
+        effort noise draws from its own stream (``effort_rng``), so the other readings' noise is the same with or
+        without it."""
         js = self.robot.read()
         pos_std = float(self.params["proprio.position_noise"])
         vel_std = float(self.params["proprio.velocity_noise"])
-        if pos_std <= 0 and vel_std <= 0:
-            return js
+        effort = js.effort * float(self.params["proprio.effort_scale"])
+        effort_std = float(self.params["proprio.effort_noise"])
+        if effort_std > 0:
+            effort = effort + self.effort_rng.normal(0.0, effort_std, effort.shape)
         rng = self.np_random
         return JointState(
             position=js.position + rng.normal(0.0, pos_std, js.position.shape) if pos_std > 0 else js.position,
             velocity=js.velocity + rng.normal(0.0, vel_std, js.velocity.shape) if vel_std > 0 else js.velocity,
-            effort=js.effort,
+            effort=effort,
             stamp_ns=js.stamp_ns,
         )
 
     # -- observation helpers --------------------------------------------------------------------------------
     def _observation_space(self, proprio_dim: int, privileged_dim: int, scan_dim: int = 0) -> gym.spaces.Dict:
         """State mode: ``proprio`` and ``scan`` when the robot has a scanner (``scan_dim`` beams), else ``proprio``
-        and ``privileged``; camera modes: ``rgb``, ``depth`` and ``proprio``."""
+        and ``privileged``; camera modes: ``rgb``, ``depth`` and ``proprio``. Every mode also has ``effort``: each
+        joint's effort (N*m, N for a joint in m) as the servos report it, which a policy reads only if its
+        observation spec names it."""
         prop = gym.spaces.Box(-np.inf, np.inf, (proprio_dim,), np.float32)
+        effort = gym.spaces.Box(-np.inf, np.inf, (len(self.config.joint_names),), np.float32)
         if self.obs_mode == "state" and scan_dim:
-            return gym.spaces.Dict({"proprio": prop, "scan": gym.spaces.Box(0.0, np.inf, (scan_dim,), np.float32)})
+            scan = gym.spaces.Box(0.0, np.inf, (scan_dim,), np.float32)
+            return gym.spaces.Dict({"proprio": prop, "scan": scan, "effort": effort})
         if self.obs_mode == "state":
             priv = gym.spaces.Box(-np.inf, np.inf, (privileged_dim,), np.float32)
-            return gym.spaces.Dict({"proprio": prop, "privileged": priv})
+            return gym.spaces.Dict({"proprio": prop, "privileged": priv, "effort": effort})
         w, h = self.image_size
         far = float(self.camera_config.depth_range[1])
         return gym.spaces.Dict(
@@ -351,22 +360,28 @@ class RobotEnv(CameraView, gym.Env):
                 "rgb": gym.spaces.Box(0, 255, (h, w, 3), np.uint8),
                 "depth": gym.spaces.Box(0.0, far, (h, w, 1), np.float32),
                 "proprio": prop,
+                "effort": effort,
             }
         )
 
     def _assemble(
-        self, proprio: np.ndarray, privileged: np.ndarray, scan: np.ndarray | None = None
+        self, joints: JointState, proprio: np.ndarray, privileged: np.ndarray, scan: np.ndarray | None = None
     ) -> dict[str, np.ndarray]:
+        effort = np.asarray(joints.effort, dtype=np.float32)
         if self.obs_mode == "state" and scan is not None:
-            return {"proprio": proprio.astype(np.float32), "scan": scan.astype(np.float32)}
+            return {"proprio": proprio.astype(np.float32), "scan": scan.astype(np.float32), "effort": effort}
         if self.obs_mode == "state":
-            return {"proprio": proprio.astype(np.float32), "privileged": privileged.astype(np.float32)}
-        return {**self.camera_observation(), "proprio": proprio.astype(np.float32)}
+            return {
+                "proprio": proprio.astype(np.float32),
+                "privileged": privileged.astype(np.float32),
+                "effort": effort,
+            }
+        return {**self.camera_observation(), "proprio": proprio.astype(np.float32), "effort": effort}
 
     def _reset_rng(self, seed: int | None, options: dict[str, Any] | None) -> None:
         """Seed, then settle this episode's nominal parameters and sample its domain."""
         super().reset(seed=seed)
-        self.task_rng, self.domain_rng = self.np_random.spawn(2)
+        self.task_rng, self.domain_rng, self.effort_rng = self.np_random.spawn(3)
         options = options or {}
         unknown_options = sorted(set(options) - {"params", "domain"})
         if unknown_options:

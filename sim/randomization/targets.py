@@ -70,6 +70,14 @@ def camera_light_image_targets() -> list[Target]:
         # Proprioception and timing.
         Target("proprio.position_noise", 0.0, "rad (m)", "joint position noise std", per_step=True),
         Target("proprio.velocity_noise", 0.0, "rad/s (m/s)", "joint velocity noise std", per_step=True),
+        Target("proprio.effort_noise", 0.0, "N*m (N)", "joint effort noise std", per_step=True),
+        Target(
+            "proprio.effort_scale",
+            1.0,
+            "-",
+            "scale on the reported effort (current-to-torque constant error)",
+            per_step=True,
+        ),
         Target("control.period_jitter", 0.0, "s", "control period varies uniformly by +- this", per_step=True),
         Target(
             "camera.frame_age",
