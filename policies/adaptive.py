@@ -6,7 +6,6 @@ What runs on the robot; :mod:`policies.osi` trains the estimator.
 
 from __future__ import annotations
 
-from collections import deque
 from pathlib import Path
 from typing import Any
 
@@ -16,60 +15,13 @@ from torch import nn
 
 from policies.bundle import BundlePolicy, build_mlp, load_weights
 from robot.spec import ObsSpec
+from sim.observation_history import History, reading
 from sim.randomization.dynamics import DynamicsSpec
 
 OSI_WEIGHTS = "osi.pt"  # the estimator's weights in a bundle folder
 
 
 # -- the estimator ------------------------------------------------------------------------------------------------
-
-
-class History:
-    """The last H (reading, previous action) pairs, flattened oldest first; filled with the first reading and
-    zero actions at the start of an episode. A reading is the proprioception, followed by the joint efforts when
-    the estimator reads them (:func:`reading`)."""
-
-    def __init__(self, horizon: int, reading_dim: int, action_dim: int) -> None:
-        if horizon < 1:
-            raise ValueError(f"history must be >= 1 step, got {horizon}")
-        self.horizon, self.reading_dim, self.action_dim = horizon, reading_dim, action_dim
-        self._readings: deque[np.ndarray] = deque(maxlen=horizon)
-        self._actions: deque[np.ndarray] = deque(maxlen=horizon)
-
-    @property
-    def size(self) -> int:
-        return self.horizon * (self.reading_dim + self.action_dim)
-
-    def reset(self) -> None:
-        self._readings.clear()
-        self._actions.clear()
-
-    def push_reading(self, values: np.ndarray) -> None:
-        """A new reading (call once per cycle, before :meth:`window`)."""
-        r = np.asarray(values, dtype=np.float32).ravel()
-        if r.size != self.reading_dim:
-            raise ValueError(f"the reading has {r.size} values; the estimator takes {self.reading_dim}")
-        if not self._readings:
-            for _ in range(self.horizon):
-                self._readings.append(r)
-                self._actions.append(np.zeros(self.action_dim, np.float32))
-        else:
-            self._readings.append(r)
-
-    def push_action(self, action: np.ndarray) -> None:
-        """The action sent after the latest reading."""
-        self._actions.append(np.asarray(action, dtype=np.float32).ravel())
-
-    def window(self) -> np.ndarray:
-        """Readings t-H+1..t, each with the action that preceded it (the action deque lags one step)."""
-        return np.concatenate([np.concatenate([r, a]) for r, a in zip(self._readings, self._actions, strict=True)])
-
-
-def reading(observation: dict[str, Any], effort: bool) -> np.ndarray:
-    """What the estimator reads of one observation: ``proprio``, then ``effort`` when it reads efforts."""
-    if not effort:
-        return np.asarray(observation["proprio"], dtype=np.float32).ravel()
-    return np.concatenate([np.ravel(observation["proprio"]), np.ravel(observation["effort"])]).astype(np.float32)
 
 
 class OSINet(nn.Module):
@@ -135,11 +87,7 @@ class AdaptivePolicy(BundlePolicy):
         window = torch.from_numpy(self.history.window())[None]
         self.estimate_normalized = self.osi(window)[0].numpy()
         mu = observation["dynamics"] if self.mode == "oracle" else self.estimate_normalized
-        flat = self.universal_spec.flatten({**observation, "dynamics": mu})
-        out = self.network(torch.from_numpy(self.normalize(flat))[None])[0]
-        if self._squash:
-            out = torch.tanh(out)
-        action = np.clip(out.numpy(), -1.0, 1.0).astype(np.float32)
+        action = self.act_flat(self.universal_spec.flatten({**observation, "dynamics": mu}))
         self.history.push_action(action)
         return action
 

@@ -113,14 +113,17 @@ class BundlePolicy:
     @torch.no_grad()
     def act(self, observation: dict[str, Any]) -> np.ndarray:
         """The action in [-1, 1] for one observation dict."""
-        if self._image:
-            self.obs_spec.check(observation)
-            out = self.network.act(observation, self.normalize)
-        else:
-            x = torch.from_numpy(self.normalize(self.obs_spec.flatten(observation)))[None]
-            out = self.network(x)[0]
-            if self._squash:
-                out = torch.tanh(out)
+        if not self._image:
+            return self.act_flat(self.obs_spec.flatten(observation))
+        self.obs_spec.check(observation)
+        return np.clip(self.network.act(observation, self.normalize).numpy(), -1.0, 1.0).astype(np.float32)
+
+    @torch.no_grad()
+    def act_flat(self, flat: np.ndarray) -> np.ndarray:
+        """A state policy's action in [-1, 1] for its flat observation (the network's input before normalization)."""
+        out = self.network(torch.from_numpy(self.normalize(flat))[None])[0]
+        if self._squash:
+            out = torch.tanh(out)
         return np.clip(out.numpy(), -1.0, 1.0).astype(np.float32)
 
     def check_robot(self, config: HardwareConfig) -> list[str]:
@@ -172,9 +175,11 @@ def save_bundle(
     training: dict[str, Any],
     dynamics: dict[str, Any] | None = None,
     camera: dict[str, Any] | None = None,
+    memory: dict[str, Any] | None = None,
 ) -> Path:
     """Write a bundle folder (created if needed; an existing bundle there is replaced). ``dynamics``: the
     :class:`~sim.randomization.dynamics.DynamicsSpec` (as a dict) of a universal policy's ``dynamics`` input.
+    ``memory``: a policy with memory's ``horizon`` (:mod:`policies.memory`).
     ``camera``: how a camera policy's training frames were made (``supersample``: see
     :meth:`sim.envs.robot_env.RobotEnv.camera_observation`)."""
     path = Path(path)
@@ -198,6 +203,8 @@ def save_bundle(
     }
     if dynamics is not None:
         meta["dynamics"] = dynamics
+    if memory is not None:
+        meta["memory"] = memory
     if camera is not None:
         meta["camera"] = camera
     torch.save(network.state_dict(), path / WEIGHTS_FILE)
@@ -282,6 +289,10 @@ class _Osi(_Entry):
     hidden: list[_PositiveInt]
 
 
+class _Memory(_Entry):
+    horizon: _PositiveInt
+
+
 class _Dynamics(_Entry):
     params: list[dict[str, Any]] = Field(min_length=1)
 
@@ -296,6 +307,7 @@ class _Meta(_Entry):
     robot: _Robot
     osi: _Osi | None = None
     dynamics: _Dynamics | None = None
+    memory: _Memory | None = None
 
 
 def _one_line(text: str, limit: int = 300) -> str:

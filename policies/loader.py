@@ -1,6 +1,6 @@
 """Loading a policy bundle: read and check ``bundle.yaml`` against the robot and observation at hand, build the
 network, load and check the weights, and probe the policy once. A bundle with an online estimator loads as an
-:class:`~policies.adaptive.AdaptivePolicy`."""
+:class:`~policies.adaptive.AdaptivePolicy`, one with memory as a :class:`~policies.memory.MemoryPolicy`."""
 
 from __future__ import annotations
 
@@ -23,6 +23,7 @@ from policies.bundle import (
     read_meta,
     short_error,
 )
+from policies.memory import MemoryPolicy
 from policies.robot_check import check_robot
 from robot.description import HardwareConfig
 from robot.spec import BundleError
@@ -62,6 +63,8 @@ def _load(path: Path, robot: HardwareConfig | None) -> BundlePolicy:
     load_weights(network, path / WEIGHTS_FILE)
     if "osi" in meta:  # a universal policy with its online estimator
         policy: BundlePolicy = load_osi(meta, network, path)
+    elif "memory" in meta:  # a policy that keeps a window of its recent readings and actions
+        policy = MemoryPolicy(meta, network, path)
     else:
         policy = BundlePolicy(meta, network, path)
     policy.robot_report = report

@@ -32,12 +32,13 @@ import torch
 import yaml
 from tqdm import tqdm
 
-from policies.adaptive import OSI_WEIGHTS, AdaptivePolicy, History, OSINet, reading
+from policies.adaptive import OSI_WEIGHTS, AdaptivePolicy, OSINet
 from policies.bundle import BUNDLE_FILE, BundlePolicy
 from policies.cluster import Executor, FolderValue, module_bytes, module_from_bytes, one_thread, run_until
 from policies.episodes import run_episode
 from policies.osi_config import OSIConfig
 from robot.spec import BundleError
+from sim.observation_history import History, reading
 from sim.randomization.config import RandomizationConfig
 from sim.randomization.dynamics import DynamicsObservation, DynamicsSpec
 

@@ -20,7 +20,7 @@ import json
 import shlex
 import sys
 import time
-from dataclasses import asdict
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -62,27 +62,48 @@ ALGOS = ("ppo", "sac")
 
 def state_spec(env: gym.Env) -> ObsSpec:
     """proprio, then what the env's state mode adds (``scan`` for a base with a scanner, else ``privileged``), and
-    dynamics when the env provides it (a universal policy)."""
+    dynamics and history when the env provides them (a universal policy, a policy with memory)."""
     spaces = env.observation_space.spaces
-    keys = ["proprio", "scan" if "scan" in spaces else "privileged"] + (["dynamics"] if "dynamics" in spaces else [])
+    keys = ["proprio", "scan" if "scan" in spaces else "privileged"]
+    keys += [k for k in ("dynamics", "history") if k in spaces]
     return ObsSpec.from_space(env.observation_space, keys)
 
 
+@dataclass(frozen=True)
+class StateEnv:
+    """How a run's state env is made: the task under its randomization, on its robot (a hardware config name;
+    None: the task's own), with mu in the observation (``universal``) and ``history`` steps of memory."""
+
+    task: str
+    randomization: str | RandomizationConfig = "default"
+    universal: bool = False
+    history: int = 0
+    robot: str | None = None
+
+    @classmethod
+    def of(cls, cfg: TrainConfig, randomization: str | RandomizationConfig | None = None) -> StateEnv:
+        """The env of a training run (``randomization``: instead of the run's own, e.g. resolved for Ray)."""
+        chosen = cfg.randomization if randomization is None else randomization
+        return cls(cfg.task, chosen, cfg.universal, cfg.history, cfg.robot)
+
+    def make(self) -> gym.Env:
+        kwargs = robot_kwargs(self.robot)
+        return task_env(self.task, self.randomization, universal=self.universal, history=self.history, **kwargs)
+
+
 def collect_demonstrations(
-    task: str,
+    state_env: StateEnv,
     episodes: int,
     seed: int,
-    randomization: str,
     gamma: float = 0.99,
     progress: bool = True,
-    universal: bool = False,
     policy: Any | None = None,
-    robot: str | None = None,
 ) -> Demonstrations:
     """The scripted expert's successful episodes (flattened state observations, actions, discounted returns); with
     ``policy`` (a loaded bundle) that policy's episodes instead, failures too (the returns a critic should expect of
-    it). ``robot``: simulate this robot (a hardware config name) instead of the task's own."""
-    env = task_env(task, randomization, universal=universal, **robot_kwargs(robot))
+    it)."""
+    task = state_env.task
+    env = state_env.make()
     spec = state_spec(env)
     expert = make_expert(task, env) if policy is None else BundleEpisodePolicy(policy)
     xs, ys, gs = [], [], []
@@ -116,11 +137,9 @@ def collect_demonstrations(
     )
 
 
-def random_rollout_stats(
-    task: str, steps: int, seed: int, randomization: str, universal: bool = False, robot: str | None = None
-) -> tuple[np.ndarray, np.ndarray]:
+def random_rollout_stats(state_env: StateEnv, steps: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
     """Observation mean and std under uniformly random actions (normalization when there are no demos)."""
-    env = task_env(task, randomization, universal=universal, **robot_kwargs(robot))
+    env = state_env.make()
     spec = state_spec(env)
     rng = np.random.default_rng(seed)
     obs, _ = env.reset(seed=seed)
@@ -138,17 +157,9 @@ def random_rollout_stats(
 # -- evaluation ------------------------------------------------------------------------------------------------
 
 
-def evaluate_actor(
-    act: Any,
-    task: str,
-    episodes: int,
-    seed: int = EVAL_SEED,
-    randomization: str = "default",
-    universal: bool = False,
-    robot: str | None = None,
-) -> dict[str, Any]:
+def evaluate_actor(act: Any, state_env: StateEnv, episodes: int, seed: int = EVAL_SEED) -> dict[str, Any]:
     """Success rate (with a 95 % Wilson interval) of ``act(flat_obs) -> action`` on seeds ``seed + i``."""
-    env = task_env(task, randomization, universal=universal, **robot_kwargs(robot))
+    env = state_env.make()
     spec = state_spec(env)
     runs = [run_episode(env, lambda obs, info: act(spec.flatten(obs)), seed + i) for i in range(episodes)]
     env.close()
@@ -175,6 +186,8 @@ class TrainingRun:
             raise ValueError("s2r train learns state policies; camera policies come from `s2r distill`")
         if config.steps < 1:
             raise ValueError(f"steps must be >= 1, got {config.steps}")
+        if config.history > 0 and config.demos:
+            raise ValueError("--demos with --history: a logged cycle holds no window of the steps before it")
         if config.epopt_epsilon < 1.0 and config.algo != "ppo":
             raise ValueError("EPOpt (--epopt-epsilon < 1) selects whole episodes of on-policy rollouts: use --algo ppo")
         self.config = config
@@ -194,9 +207,7 @@ class TrainingRun:
 
         def make() -> gym.Env:
             torch.set_num_threads(1)
-            return FlattenKeys(
-                task_env(cfg.task, randomization, universal=cfg.universal, **robot_kwargs(cfg.robot)), spec
-            )
+            return FlattenKeys(StateEnv.of(cfg, randomization).make(), spec)
 
         return make
 
@@ -258,9 +269,7 @@ class TrainingRun:
     # -- evaluation, checkpoints, bundle ------------------------------------------------------------------------
     def evaluate_and_keep_best(self, model: BaseAlgorithm, step: int) -> dict[str, Any]:
         cfg = self.config
-        result = evaluate_actor(
-            model_actor(model), cfg.task, cfg.eval_episodes, EVAL_SEED, cfg.randomization, cfg.universal, cfg.robot
-        )
+        result = evaluate_actor(model_actor(model), StateEnv.of(cfg), cfg.eval_episodes, EVAL_SEED)
         result.update(step=int(step), wall_s=round(time.monotonic() - self.started, 1))
         self.history.append(result)
         if result["success_rate"] > self.best["success_rate"]:
@@ -304,6 +313,7 @@ class TrainingRun:
             normalization={"mean": self.normalization["mean"], "std": self.normalization["std"]},
             randomization={"source": cfg.randomization, "config": randomization},
             dynamics=self.dynamics.to_dict() if self.dynamics is not None else None,
+            memory={"horizon": cfg.history} if cfg.history > 0 else None,
             training={
                 "command": cfg.command,
                 "algo": cfg.algo,
@@ -322,7 +332,7 @@ class TrainingRun:
     def run(self, resume: bool = False, progress: bool = True) -> dict[str, Any]:
         cfg = self.config
         self.progress = progress
-        probe = task_env(cfg.task, cfg.randomization, universal=cfg.universal, **robot_kwargs(cfg.robot))
+        probe = StateEnv.of(cfg).make()
         self.spec = state_spec(probe)
         self.dynamics = probe.dynamics if cfg.universal else None
         probe.close()
@@ -344,14 +354,7 @@ class TrainingRun:
         if cfg.bc_demos > 0:
             t0 = time.monotonic()
             demos = collect_demonstrations(
-                cfg.task,
-                cfg.bc_demos,
-                DEMO_SEED + cfg.seed * 10_000,
-                cfg.randomization,
-                progress=progress,
-                universal=cfg.universal,
-                policy=init,
-                robot=cfg.robot,
+                StateEnv.of(cfg), cfg.bc_demos, DEMO_SEED + cfg.seed * 10_000, progress=progress, policy=init
             )
             report["demonstrations"] = {
                 "by": cfg.init or "expert",
@@ -365,7 +368,7 @@ class TrainingRun:
         if demos is not None:
             mean, std = demos.obs.mean(0), demos.obs.std(0)
         else:
-            mean, std = random_rollout_stats(cfg.task, 5000, cfg.seed, cfg.randomization, cfg.universal, cfg.robot)
+            mean, std = random_rollout_stats(StateEnv.of(cfg), 5000, cfg.seed)
         if init is not None:
             mean, std = init.normalization  # the actor's inputs stay as it learned them
         self.normalization = {"mean": mean.astype(np.float32), "std": np.maximum(std, 1e-3).astype(np.float32)}

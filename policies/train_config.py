@@ -56,5 +56,8 @@ class TrainConfig:
     own episodes (failures too) fit the critic instead of the expert's"""
     universal: bool = False
     """a universal policy: the observation also holds the dynamics parameters mu (for s2r train-osi)"""
+    history: int = 0
+    """a policy with memory: it also reads the last this many steps of proprioception, joint efforts and its own
+    actions (0: none)"""
     command: tyro.conf.Suppress[str] = ""
     """the command line that started the run"""

@@ -32,6 +32,7 @@ TOPICS = {
     "/policy/action": "the policy's action",
     "/command": "joint targets the task asked for and those sent after the safety filter",
     "/osi/estimate": "an adaptive policy's dynamics estimate (physical units)",
+    "/policy/memory": "a policy with memory: the window of recent readings and actions it acted on",
     "/loop": "cycle timing: lateness, act time, the frame's number, capture, arrival and age",
     "/camera/color": "foxglove.CompressedImage (JPEG) of the camera's color frame",
     "/camera/depth": "foxglove.RawImage (16UC1, mm) of the aligned depth frame",
@@ -102,10 +103,12 @@ class DeployLog:
         camera: Any | None = None,
         privileged: np.ndarray | None = None,
         scan: tuple[str, Any] | None = None,
+        memory: list[float] | None = None,
     ) -> None:
         """One control cycle: the joints read, what the policy saw and did (``action`` None: it held, no fresh
         frame), the targets asked for and sent, the loop's timing, the camera frame, a mock's true state, and
-        ``scan`` (the lidar's name and the :class:`real.lidar.scan.Scan` acted on; written once per scan)."""
+        ``scan`` (the lidar's name and the :class:`real.lidar.scan.Scan` acted on; written once per scan) and a
+        policy's ``memory`` (the window it acted on)."""
         self.joint_states(joints)
         if action is not None:
             self.log.write("/policy/observation", {k: v for k, v in observation.items() if k not in IMAGE_KEYS})
@@ -118,6 +121,8 @@ class DeployLog:
         self.log.write("/command", {"requested": command[0], "sent": command[1]})
         if estimate is not None:
             self.log.write("/osi/estimate", estimate)
+        if memory is not None and action is not None:
+            self.log.write("/policy/memory", {"window": memory})
         self.log.write("/loop", loop)
         if frame is not None:
             optical = camera_frame(camera.name)

@@ -329,7 +329,10 @@ class Deployment:
             }
             truth = (obs["privileged"] if "privileged" in obs else self.mock.privileged()) if self.mock else None
             scan = self.scan.acted_on() if self.scan is not None else None
-            self.log.cycle(joints, obs, action, (requested, sent), loop, estimate, frame, self.camera, truth, scan)
+            memory = getattr(self.policy, "memory", None)  # a policy with memory: the window it acted on
+            self.log.cycle(
+                joints, obs, action, (requested, sent), loop, estimate, frame, self.camera, truth, scan, memory
+            )
         self._record_events(robot_events + events)
         if self._judge(step, episode):
             return True

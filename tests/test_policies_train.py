@@ -20,6 +20,7 @@ from policies.loader import load
 from policies.sb3_actor import FlattenKeys, behaviour_clone, model_actor
 from policies.train import (
     EVAL_SEED,
+    StateEnv,
     TrainConfig,
     TrainingRun,
     collect_demonstrations,
@@ -94,14 +95,14 @@ def test_bundle_refuses_another_robot_and_other_observations(tmp_path):
 
 def test_behaviour_cloning_from_the_expert_works(tmp_path):
     """60 expert episodes under default randomization make an actor that grasps on held-out seeds."""
-    demos = collect_demonstrations("grasp", 60, 500_000, "default", progress=False)
+    demos = collect_demonstrations(StateEnv("grasp"), 60, 500_000, progress=False)
     assert demos.successes >= 50 and len(demos.obs) == len(demos.actions) == len(demos.returns)
     run, _, _ = _fresh_model(tmp_path, "ppo")
     run.normalization = {"mean": demos.obs.mean(0), "std": np.maximum(demos.obs.std(0), 1e-3)}  # as train() does
     model = run._new_model(DummyVecEnv([lambda: FlattenKeys(task_env("grasp", "default"), run.spec)]))
-    before = evaluate_actor(model_actor(model), "grasp", 20, EVAL_SEED)
+    before = evaluate_actor(model_actor(model), StateEnv("grasp"), 20, EVAL_SEED)
     losses = behaviour_clone(model, demos, epochs=40, seed=0)
-    after = evaluate_actor(model_actor(model), "grasp", 20, EVAL_SEED)
+    after = evaluate_actor(model_actor(model), StateEnv("grasp"), 20, EVAL_SEED)
     assert losses["bc_action_mse"] < 0.15
     assert before["success_rate"] <= 0.1
     assert after["success_rate"] >= 0.7, after
@@ -205,7 +206,7 @@ def test_a_run_continues_a_shipped_bundle(tmp_path, capsys):
         with torch.no_grad():
             return np.clip(shipped.network(torch.from_numpy(shipped.normalize(flat))[None])[0].numpy(), -1, 1)
 
-    baseline = evaluate_actor(shipped_flat, "grasp", 4, EVAL_SEED, "default")
+    baseline = evaluate_actor(shipped_flat, StateEnv("grasp"), 4, EVAL_SEED)
     assert first["step"] == 0 and first["success_rate"] == baseline["success_rate"]
     assert first["mean_return"] == pytest.approx(baseline["mean_return"], abs=1e-4)
     meta = yaml.safe_load((out / "bundle" / "bundle.yaml").read_text())

@@ -8,6 +8,7 @@ import gymnasium as gym
 from gymnasium.envs.registration import load_env_creator
 
 from sim import TASK_IDS
+from sim.observation_history import HistoryObservation
 from sim.randomization.dynamics import DynamicsObservation, DynamicsSpec
 
 
@@ -33,14 +34,23 @@ def robot_kwargs(robot: str | None) -> dict[str, Any]:
 
 
 def task_env(
-    task: str, randomization: str = "default", obs_mode: str = "state", universal: bool = False, **kwargs: Any
+    task: str,
+    randomization: str = "default",
+    obs_mode: str = "state",
+    universal: bool = False,
+    history: int = 0,
+    **kwargs: Any,
 ) -> gym.Env:
     """The task's env; ``universal`` adds the normalized dynamics parameters mu as ``observation["dynamics"]``
-    (the input of a universal policy, :mod:`sim.randomization.dynamics`), with the ranges of ``randomization``."""
+    (the input of a universal policy, :mod:`sim.randomization.dynamics`), with the ranges of ``randomization``;
+    ``history`` > 0 adds the last that many steps' readings and actions as ``observation["history"]`` (the input
+    of a policy with memory, :mod:`sim.observation_history`)."""
     if task not in TASK_IDS:
         raise ValueError(f"unknown task {task!r}; expected one of {sorted(TASK_IDS)}")
     env = gym.make(TASK_IDS[task], obs_mode=obs_mode, randomization=randomization, **kwargs)
     if universal:
         spec = DynamicsSpec.for_task(task, env.unwrapped.randomization, universal_terms(task))
         env = DynamicsObservation(env, spec)
+    if history > 0:
+        env = HistoryObservation(env, history)
     return env
