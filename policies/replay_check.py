@@ -28,6 +28,7 @@ def check_policy(path: str | Path, policy_path: str | Path, atol: float = 1e-5) 
         obs = {
             k: np.asarray(v, dtype=np.uint8 if k == "rgb" else np.float32).reshape(policy.obs_spec.shapes[k])
             for k, v in c["observation"].items()
+            if k in policy.obs_spec.shapes  # a log holds what the robot gave (efforts too), the policy reads its own
         }
         missing = sorted(set(policy.obs_spec.keys) - set(obs))
         if missing:

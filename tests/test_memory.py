@@ -104,5 +104,8 @@ def test_a_memory_policy_deploys_on_the_mock_arm_with_its_window_logged(tmp_path
         np.testing.assert_allclose(window[-23:-4], newest, rtol=1e-6, atol=1e-6)
         if k > 0:  # the action before the newest reading is the one the policy sent the cycle before
             np.testing.assert_allclose(window[-4:], actions[k - 1], atol=1e-6)
+    from policies.replay_check import check_policy
+
+    assert check_policy(log, bundle)["matches"]  # the window rebuilt from the logged observations, exactly
     # joint 2 holds the arm up: about -0.35 N*m at the start pose, as in the simulation, read from Present Current
     assert all(-0.5 < w[-23 + 14 + 1] < -0.2 for w in windows)
