@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint format install clean bundles sweeps osi
+.PHONY: demo test lint format install clean bundles sweeps osi epopt online
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -92,3 +92,20 @@ osi: $(STAMP)
 		$(BIN)/s2r eval --task $$task --seed 3000000 --episodes 4 --policy runs/$${task}_up_osi --adapt \
 			--plot docs/osi/$${task}_estimates.png; \
 	done
+
+# EPOpt measured (docs/robustness/epopt.md): the bundles' state-policy recipe with EPOpt's worst-20 % filter and
+# without, two training seeds each, then every policy swept beyond its training ranges (about 2 hours on 2 cores).
+epopt: $(STAMP)
+	$(BIN)/python benchmarks/epopt.py --task grasp --out docs/robustness/epopt_grasp.json --plot docs/robustness/epopt_grasp.png
+	$(BIN)/python benchmarks/epopt.py --task navigate --out docs/robustness/epopt_navigate.json --plot docs/robustness/epopt_navigate.png
+
+# Online adaptation compared (docs/osi/online.md): a policy with memory (16 steps), the universal policy with
+# estimators reading proprioception and also the joint efforts, against the randomized policy and the oracle.
+online: $(STAMP)
+	$(BIN)/s2r train --task navigate --history 16 --steps 150000 --seed 0 --out runs/navigate_memory --eval-every 25000 --eval-episodes 100
+	$(BIN)/s2r train --task navigate --universal --steps 150000 --seed 0 --out runs/navigate_up --eval-every 25000 --eval-episodes 100
+	$(BIN)/s2r train-osi --policy runs/navigate_up --history 16 --steps 20000 --epochs 15 --out runs/navigate_up_osi
+	$(BIN)/s2r train-osi --policy runs/navigate_up --history 16 --steps 20000 --epochs 15 --effort --out runs/navigate_up_osi_effort
+	$(BIN)/python benchmarks/online_adaptation.py --task navigate --zero-shot runs/epopt/navigate_e1_s0 \
+		--up-osi runs/navigate_up_osi --up-osi-effort runs/navigate_up_osi_effort --memory runs/navigate_memory \
+		--out docs/osi/navigate_online.json --markdown docs/osi/navigate_online.md

@@ -395,13 +395,15 @@ def test_gap_report_drives_both_engines_alike(tmp_path):
 def _fingerprint(world: MujocoReality) -> bytes:
     """Everything a domain term can change in a MuJoCo world and its sensors: the compiled model's physical and
     visual fields, the servo firmware's settings, the camera's errors (what the mock hardware draws frames with,
-    mock.sensor_model), the encoders' noise and the base's pushes."""
+    mock.sensor_model), the servo readings' noise (encoders and effort) and the base's pushes."""
     from mock.sensor_model import CameraSensor
 
     m, plant = world.model, world.plant
     camera = CameraSensor(world.params, 0)
     sensors = (camera.noise, camera.focal_scale, camera.principal_offset)
-    sensors += (world.encoder.position_std.tolist(), world.encoder.velocity_std.tolist(), world.pushes.force.tolist())
+    encoder = world.encoder
+    sensors += (encoder.position_std.tolist(), encoder.velocity_std.tolist(), world.pushes.force.tolist())
+    sensors += (encoder.effort_std.tolist(), encoder.effort_scale)
     fields = ("body_mass", "body_inertia", "body_ipos", "body_pos", "geom_friction", "geom_rgba", "geom_solref")
     fields += ("geom_size", "cam_pos", "cam_quat", "light_dir", "light_ambient", "light_diffuse", "light_specular")
     fields += ("light_castshadow", "light_pos", "dof_damping", "geom_matid", "tex_data", "geom_condim")
