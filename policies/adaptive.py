@@ -24,6 +24,11 @@ OSI_WEIGHTS = "osi.pt"  # the estimator's weights in a bundle folder
 # -- the estimator ------------------------------------------------------------------------------------------------
 
 
+def osi_readings(effort: bool) -> tuple[str, ...]:
+    """What the estimator reads each step: the proprioception, then the joint efforts when it reads them."""
+    return ("proprio", "effort") if effort else ("proprio",)
+
+
 class OSINet(nn.Module):
     """MLP: a normalized history window -> normalized mu (``mean``/``std`` buffers normalize the window)."""
 
@@ -83,7 +88,7 @@ class AdaptivePolicy(BundlePolicy):
     @torch.no_grad()
     def act(self, observation: dict[str, Any]) -> np.ndarray:
         self.obs_spec.check(observation)
-        self.history.push_reading(reading(observation, self.effort_dim > 0))
+        self.history.push_reading(reading(observation, osi_readings(self.effort_dim > 0)))
         window = torch.from_numpy(self.history.window())[None]
         self.estimate_normalized = self.osi(window)[0].numpy()
         mu = observation["dynamics"] if self.mode == "oracle" else self.estimate_normalized

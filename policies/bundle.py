@@ -291,6 +291,7 @@ class _Osi(_Entry):
 
 class _Memory(_Entry):
     horizon: _PositiveInt
+    readings: list[Literal["proprio", "effort", "scan"]] = Field(default=["proprio", "effort"], min_length=1)
 
 
 class _Dynamics(_Entry):

@@ -26,23 +26,32 @@ HISTORY_KEY = "history"
 
 class MemoryPolicy(BundlePolicy):
     """A state policy whose network also takes ``history``: the window of the last ``meta["memory"]["horizon"]``
-    steps, built here from each observation's ``proprio`` and ``effort`` and the policy's own actions."""
+    steps, built here from each observation's ``meta["memory"]["readings"]`` (proprioception, efforts, a base's
+    scan) and the policy's own actions."""
 
     def __init__(self, meta: dict[str, Any], network: nn.Module, path: Path | None = None) -> None:
         super().__init__(meta, network, path)
         self.network_spec = self.obs_spec  # what the network takes: the task's state and the history
-        horizon = int(meta["memory"]["horizon"])
+        memory = meta["memory"]
+        if HISTORY_KEY not in self.network_spec.keys:
+            raise ValueError(
+                f"a memory entry, but the policy's observation {list(self.network_spec.keys)} has no history"
+            )
         effort_dim = len(meta["robot"]["signature"]["joints"])
-        reading_dim = int(self.network_spec.shapes["proprio"][0]) + effort_dim
-        self.history = History(horizon, reading_dim, self.action_dim)
+        shapes = {k: v for k, v in self.network_spec.shapes.items() if k != HISTORY_KEY} | {"effort": (effort_dim,)}
+        self.readings = tuple(memory.get("readings", ("proprio", "effort")))
+        missing = [k for k in self.readings if k not in shapes]
+        if missing:
+            raise ValueError(f"the memory reads {missing}, which the policy's observation does not have")
+        reading_dim = sum(int(np.prod(shapes[k])) for k in self.readings)
+        self.history = History(int(memory["horizon"]), reading_dim, self.action_dim)
         if (self.history.size,) != self.network_spec.shapes[HISTORY_KEY]:
             raise ValueError(
-                f"the history of {horizon} steps holds {self.history.size} values; the network takes "
-                f"{self.network_spec.shapes[HISTORY_KEY]}"
+                f"the history of {memory['horizon']} steps of {list(self.readings)} holds {self.history.size} "
+                f"values; the network takes {self.network_spec.shapes[HISTORY_KEY]}"
             )
         keys = [k for k in self.network_spec.keys if k != HISTORY_KEY] + ["effort"]
-        shapes = {k: self.network_spec.shapes[k] for k in keys if k != "effort"}
-        self.obs_spec = ObsSpec(tuple(keys), {**shapes, "effort": (effort_dim,)})
+        self.obs_spec = ObsSpec(tuple(keys), {k: shapes[k] for k in keys})
         self.memory: list[float] | None = None
 
     def reset(self) -> None:
@@ -52,7 +61,7 @@ class MemoryPolicy(BundlePolicy):
     def act(self, observation: dict[str, Any]) -> np.ndarray:
         """The action for one observation (the task's state and ``effort``); the window it read is ``memory``."""
         self.obs_spec.check(observation)
-        self.history.push_reading(reading(observation, True))
+        self.history.push_reading(reading(observation, self.readings))
         window = self.history.window()
         self.memory = window.tolist()
         action = self.act_flat(self.network_spec.flatten({**observation, HISTORY_KEY: window}))

@@ -32,7 +32,7 @@ import torch
 import yaml
 from tqdm import tqdm
 
-from policies.adaptive import OSI_WEIGHTS, AdaptivePolicy, OSINet
+from policies.adaptive import OSI_WEIGHTS, AdaptivePolicy, OSINet, osi_readings
 from policies.bundle import BUNDLE_FILE, BundlePolicy
 from policies.cluster import Executor, FolderValue, module_bytes, module_from_bytes, one_thread, run_until
 from policies.episodes import run_episode
@@ -135,7 +135,7 @@ def rollout_episode(
     targets: list[np.ndarray] = []
 
     def act(obs: dict[str, np.ndarray], info: dict[str, Any]) -> np.ndarray:
-        history.push_reading(reading(obs, effort))
+        history.push_reading(reading(obs, osi_readings(effort)))
         window = history.window()
         mu = obs["dynamics"]
         if osi is not None:
@@ -273,7 +273,7 @@ def observability(
     has_effort = "effort" in env.observation_space.spaces
 
     def read(obs: dict[str, np.ndarray]) -> np.ndarray:
-        return reading(obs, has_effort)
+        return reading(obs, osi_readings(has_effort))
 
     def run(pins: dict[str, float], episode: int, actions: list[np.ndarray]) -> np.ndarray:
         """Readings of one episode: ``actions`` replayed, or (empty) filled with the UP's own."""

@@ -51,6 +51,7 @@ from policies.train_callbacks import EPOptFilter, TrainingMonitor
 from policies.train_config import TrainConfig
 from robot.spec import BundleError, ObsSpec
 from sim.envs.factory import robot_kwargs, task_env
+from sim.observation_history import memory_readings
 from sim.randomization.config import RandomizationConfig, load_randomization
 from sim.randomization.dynamics import DynamicsSpec
 
@@ -313,7 +314,9 @@ class TrainingRun:
             normalization={"mean": self.normalization["mean"], "std": self.normalization["std"]},
             randomization={"source": cfg.randomization, "config": randomization},
             dynamics=self.dynamics.to_dict() if self.dynamics is not None else None,
-            memory={"horizon": cfg.history} if cfg.history > 0 else None,
+            memory={"horizon": cfg.history, "readings": list(memory_readings(self.spec.keys + ("effort",)))}
+            if cfg.history > 0
+            else None,
             training={
                 "command": cfg.command,
                 "algo": cfg.algo,

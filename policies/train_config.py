@@ -57,7 +57,7 @@ class TrainConfig:
     universal: bool = False
     """a universal policy: the observation also holds the dynamics parameters mu (for s2r train-osi)"""
     history: int = 0
-    """a policy with memory: it also reads the last this many steps of proprioception, joint efforts and its own
-    actions (0: none)"""
+    """a policy with memory: it also reads the last this many steps of proprioception, joint efforts (a base's scan
+    too) and its own actions (0: none)"""
     command: tyro.conf.Suppress[str] = ""
     """the command line that started the run"""

@@ -74,7 +74,10 @@ def test_train_with_history_writes_a_memory_bundle(tmp_path):
     cfg.eval_episodes = 2
     report = train(cfg)
     policy = policies.load(out)
-    assert isinstance(policy, MemoryPolicy) and policy.meta["memory"] == {"horizon": 2}
+    assert isinstance(policy, MemoryPolicy) and policy.meta["memory"] == {
+        "horizon": 2,
+        "readings": ["proprio", "effort"],
+    }
     assert report["demonstrations"]["samples"] > 0
     result = tmp_path / "eval.json"
     assert s2r(["eval", "--policy", str(out), "--task", "grasp", "--episodes", "2", "--json", str(result)]) == 0
@@ -109,3 +112,36 @@ def test_a_memory_policy_deploys_on_the_mock_arm_with_its_window_logged(tmp_path
     assert check_policy(log, bundle)["matches"]  # the window rebuilt from the logged observations, exactly
     # joint 2 holds the arm up: about -0.35 N*m at the start pose, as in the simulation, read from Present Current
     assert all(-0.5 < w[-23 + 14 + 1] < -0.2 for w in windows)
+
+
+def test_a_bases_memory_holds_its_scans():
+    """The base's window holds each step's scan beside its odometry and wheel efforts: how far the room moved in
+    the laser's view, against how far the wheels say they went, is what can show a wheel's true radius."""
+    env = task_env("navigate", "default", history=2)
+    obs, _ = env.reset(seed=3)
+    assert obs["history"].shape == (2 * (7 + 2 + 16 + 2),)
+    step = np.concatenate([obs["proprio"], obs["effort"], obs["scan"], np.zeros(2)])
+    np.testing.assert_array_equal(obs["history"], np.concatenate([step, step]))
+    env.close()
+
+
+@pytest.mark.parametrize(
+    ("memory", "message"),
+    [
+        ({"horizon": 2, "readings": ["joy"]}, "memory.readings"),
+        ({"horizon": 0}, "memory.horizon"),
+        ({"horizon": 2}, "has no history"),
+    ],
+)
+def test_a_broken_memory_entry_is_refused_by_name(memory, message, tmp_path):
+    import shutil
+
+    import yaml
+
+    bundle = tmp_path / "b"
+    shutil.copytree("policies/bundles/grasp_state", bundle)
+    meta = yaml.safe_load((bundle / "bundle.yaml").read_text())
+    meta["memory"] = memory
+    (bundle / "bundle.yaml").write_text(yaml.safe_dump(meta, sort_keys=False))
+    with pytest.raises(BundleError, match=message):
+        policies.load(bundle)
