@@ -169,8 +169,9 @@ class ServoReadingNoise:
     ``proprio.position_noise`` and ``proprio.velocity_noise`` (Gaussian, std in the joint's units, rad or m,
     converted to each motor's rad by its scale), and on the effort (Present Current in A, or Present Load as a
     fraction of stall) ``proprio.effort_scale`` times the plant's plus Gaussian noise of std
-    ``proprio.effort_noise`` in the joint's N*m (N), converted to the register's units as the driver converts back
-    (:func:`robot.servo_models.torque_per_effort_unit`). The effort draws come from a stream of their own."""
+    ``proprio.effort_noise`` in N*m of the servo's output torque, converted to the register's units as the driver
+    converts back (:func:`robot.servo_models.torque_per_effort_unit`). The effort draws come from a stream of their
+    own."""
 
     def __init__(self, params: Mapping[str, Any], motors: Sequence[Any], seed: int) -> None:
         from robot.servo_models import torque_per_amp, torque_per_effort_unit
@@ -179,7 +180,7 @@ class ServoReadingNoise:
         self.position_std = float(params.get("proprio.position_noise", 0.0)) / scale
         self.velocity_std = float(params.get("proprio.velocity_noise", 0.0)) / scale
         effort_unit = np.asarray([torque_per_effort_unit(m.model) for m in motors], dtype=float)
-        self.effort_std = float(params.get("proprio.effort_noise", 0.0)) * scale / effort_unit
+        self.effort_std = float(params.get("proprio.effort_noise", 0.0)) / effort_unit  # servo N*m -> register
         self.effort_scale = float(params.get("proprio.effort_scale", 1.0))
         self.effort_attr = ["current" if torque_per_amp(m.model) is not None else "load" for m in motors]
         self.encoder_active = bool(np.any(self.position_std > 0) or np.any(self.velocity_std > 0))

@@ -100,6 +100,9 @@ class AdaptivePolicy(BundlePolicy):
 def load_osi(meta: dict[str, Any], network: nn.Module, path: Path) -> AdaptivePolicy:
     """The :class:`AdaptivePolicy` of a bundle whose ``bundle.yaml`` has an ``osi`` entry."""
     cfg = meta["osi"]
+    width = int(cfg["history"]) * (int(cfg["proprio_dim"]) + int(cfg.get("effort_dim", 0)) + int(meta["action"]["dim"]))
+    if int(cfg["inputs"]) != width:
+        raise ValueError(f"osi.inputs is {cfg['inputs']}; its history of readings and actions holds {width} values")
     osi = OSINet(int(cfg["inputs"]), len(meta["dynamics"]["params"]), tuple(cfg["hidden"]))
     load_weights(osi, path / OSI_WEIGHTS)  # the estimator's weights are checked as the policy's are
     return AdaptivePolicy(meta, network, osi, path)

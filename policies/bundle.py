@@ -373,7 +373,21 @@ def check_spec(meta: dict[str, Any], file: Path) -> ObsSpec:
     want = task_class(task).action_dim
     if meta["action"]["dim"] != want:
         raise BundleError(f"{file}: the action has {meta['action']['dim']} values; the {task} task's has {want}")
+    _check_extras(meta, keys, file)
     return obs_spec
+
+
+def _check_extras(meta: dict[str, Any], keys: list[str], file: Path) -> None:
+    """An estimator (``osi``) and a memory (``memory`` with the ``history`` input) come alone, on a state policy."""
+    if ("history" in keys) != ("memory" in meta):
+        raise BundleError(f"{file}: the observation's history input and the memory entry come together, or neither")
+    if "memory" in meta and ("osi" in meta or meta["network"]["type"] == "cnn"):
+        raise BundleError(f"{file}: a memory is for a state policy without an estimator")
+
+
+def effort_dim(meta: dict[str, Any]) -> int:
+    """How many joint efforts the bundle's robot reports: one per joint of its signature."""
+    return len(meta["robot"]["signature"]["joints"])
 
 
 def check_task_fits(meta: dict[str, Any], obs_spec: ObsSpec, robot: HardwareConfig, file: Path) -> None:

@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 from torch import nn
 
-from policies.bundle import BundlePolicy
+from policies.bundle import BundlePolicy, effort_dim
 from robot.spec import ObsSpec
 from sim.observation_history import History, reading
 
@@ -37,8 +37,8 @@ class MemoryPolicy(BundlePolicy):
             raise ValueError(
                 f"a memory entry, but the policy's observation {list(self.network_spec.keys)} has no history"
             )
-        effort_dim = len(meta["robot"]["signature"]["joints"])
-        shapes = {k: v for k, v in self.network_spec.shapes.items() if k != HISTORY_KEY} | {"effort": (effort_dim,)}
+        efforts = effort_dim(meta)
+        shapes = {k: v for k, v in self.network_spec.shapes.items() if k != HISTORY_KEY} | {"effort": (efforts,)}
         self.readings = tuple(memory.get("readings", ("proprio", "effort")))
         missing = [k for k in self.readings if k not in shapes]
         if missing:

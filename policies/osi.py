@@ -33,7 +33,7 @@ import yaml
 from tqdm import tqdm
 
 from policies.adaptive import OSI_WEIGHTS, AdaptivePolicy, OSINet, osi_readings
-from policies.bundle import BUNDLE_FILE, BundlePolicy
+from policies.bundle import BUNDLE_FILE, BundlePolicy, effort_dim
 from policies.cluster import Executor, FolderValue, module_bytes, module_from_bytes, one_thread, run_until
 from policies.episodes import run_episode
 from policies.osi_config import OSIConfig
@@ -408,7 +408,7 @@ def write_osi_bundle(path: Path, up: BundlePolicy, net: OSINet, config: OSIConfi
     meta["osi"] = {
         "history": int(config.history),
         "proprio_dim": int(up.obs_spec.shapes["proprio"][0]),
-        "effort_dim": len(up.meta["robot"]["signature"]["joints"]) if config.effort else 0,
+        "effort_dim": effort_dim(up.meta) if config.effort else 0,
         "inputs": int(net.mlp[0].in_features),
         "hidden": list(config.hidden),
         "training": {"command": config.command, "steps_per_stage": config.steps, "seed": config.seed},

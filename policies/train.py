@@ -187,6 +187,8 @@ class TrainingRun:
             raise ValueError("s2r train learns state policies; camera policies come from `s2r distill`")
         if config.steps < 1:
             raise ValueError(f"steps must be >= 1, got {config.steps}")
+        if config.history > 0 and config.universal:
+            raise ValueError("--history with --universal: a universal policy's estimator is its memory (s2r train-osi)")
         if config.history > 0 and config.demos:
             raise ValueError("--demos with --history: a logged cycle holds no window of the steps before it")
         if config.epopt_epsilon < 1.0 and config.algo != "ppo":
@@ -417,8 +419,8 @@ class TrainingRun:
         problems = []
         if policy.task != cfg.task:
             problems.append(f"its task is {policy.task}, this run's {cfg.task}")
-        if policy.obs_spec.to_dict() != self.spec.to_dict():
-            theirs, ours = policy.obs_spec.to_dict()["shapes"], self.spec.to_dict()["shapes"]
+        if policy.meta["observation"] != self.spec.to_dict():  # what the network takes (a memory's history too)
+            theirs, ours = policy.meta["observation"]["shapes"], self.spec.to_dict()["shapes"]
             problems.append(f"its observation {theirs} is not this run's {ours}")
         if network["type"] != "mlp" or list(network["hidden"]) != list(cfg.hidden):
             problems.append(f"its network {network['type']} {network.get('hidden')} is not an MLP {cfg.hidden}")

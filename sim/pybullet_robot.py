@@ -351,11 +351,16 @@ class PyBulletRobot:
         self._track()
 
     def read(self) -> JointState:
-        """Joint positions, velocities and applied motor efforts in config order."""
+        """Joint positions, velocities and applied motor efforts in config order; a leader's effort includes its mimic
+        followers' (times their multiplier: the force the whole linkage takes from the one servo that drives it)."""
         states = p.getJointStates(self.body, self.indices, physicsClientId=self.client)
         effort = np.array([s[3] for s in states])
         if self._voltage_slots:  # PyBullet reports no applied torque for TORQUE_CONTROL
             effort[self._voltage_slots] = self._voltage_torque[self._voltage_slots]
+        if self.followers:  # a mimic follower's motor works for its leader: its force counts through the linkage
+            driven = p.getJointStates(self.body, [f[0] for f in self.followers], physicsClientId=self.client)
+            for (_, lead, mult, _), state in zip(self.followers, driven, strict=True):
+                effort[lead] += mult * state[3]
         return JointState(
             position=np.array([s[0] for s in states]),
             velocity=np.array([s[1] for s in states]),

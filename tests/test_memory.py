@@ -130,7 +130,7 @@ def test_a_bases_memory_holds_its_scans():
     [
         ({"horizon": 2, "readings": ["joy"]}, "memory.readings"),
         ({"horizon": 0}, "memory.horizon"),
-        ({"horizon": 2}, "has no history"),
+        ({"horizon": 2}, "come together"),
     ],
 )
 def test_a_broken_memory_entry_is_refused_by_name(memory, message, tmp_path):
@@ -145,3 +145,36 @@ def test_a_broken_memory_entry_is_refused_by_name(memory, message, tmp_path):
     (bundle / "bundle.yaml").write_text(yaml.safe_dump(meta, sort_keys=False))
     with pytest.raises(BundleError, match=message):
         policies.load(bundle)
+
+
+def test_a_memory_bundle_is_refused_without_its_entry_or_with_an_estimator(tmp_path):
+    import yaml
+
+    bundle = _memory_bundle(tmp_path)
+    meta = yaml.safe_load((bundle / "bundle.yaml").read_text())
+    for edit, message in (
+        (lambda m: m.pop("memory"), "come together"),
+        (
+            lambda m: m.update(osi={"history": 2, "proprio_dim": 14, "inputs": 36, "hidden": [8]}),
+            "without an estimator",
+        ),
+    ):
+        changed = yaml.safe_load(yaml.safe_dump(meta))
+        edit(changed)
+        (bundle / "bundle.yaml").write_text(yaml.safe_dump(changed, sort_keys=False))
+        with pytest.raises(BundleError, match=message):
+            policies.load(bundle)
+    with pytest.raises(ValueError, match="--history with --universal"):
+        TrainingRun(TrainConfig(task="grasp", out=str(tmp_path / "x"), history=2, universal=True))
+
+
+def test_a_memory_policy_continues_from_its_own_bundle(tmp_path):
+    """--init takes a memory bundle whose network input (history included) is the run's."""
+    bundle = _memory_bundle(tmp_path, horizon=3)
+    run = TrainingRun(TrainConfig(task="grasp", out=str(tmp_path / "r"), history=3, init=str(bundle), n_envs=1))
+    run.spec = state_spec(task_env("grasp", "default", history=3))
+    assert isinstance(run._initial_policy(), MemoryPolicy)
+    run = TrainingRun(TrainConfig(task="grasp", out=str(tmp_path / "r2"), history=2, init=str(bundle), n_envs=1))
+    run.spec = state_spec(task_env("grasp", "default", history=2))
+    with pytest.raises(BundleError, match="observation"):
+        run._initial_policy()

@@ -165,7 +165,7 @@ def test_encoder_noise_is_in_each_joints_units():
 
 
 def test_effort_terms_reach_each_register_in_its_own_units():
-    """``proprio.effort_noise`` (N*m of the joint) becomes each register's units as the driver converts back:
+    """``proprio.effort_noise`` (N*m of the servo's torque) becomes each register's units as the driver converts back:
     A of Present Current at 4.1 / 2.3 N*m per A for an XM430, a fraction of the 1.5 N*m stall for an XL430's Present
     Load; ``proprio.effort_scale`` multiplies what the plant wrote. Position and velocity draws are the same with
     or without the effort terms."""

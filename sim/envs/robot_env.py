@@ -3,10 +3,10 @@ and domain randomization.
 
 Every ``reset`` rebuilds the world from scratch (``resetSimulation``), so the same seed gives bit-identical
 rollouts whatever ran before. The env's only randomness is ``self.np_random``, seeded by ``reset(seed=...)``; at
-each reset it spawns three independent streams, ``task_rng`` (the scene: object, obstacles, goal), ``domain_rng``
-(the randomization draws) and ``effort_rng`` (the joint effort readings' noise), so the same seed gives the same
-scene whatever the randomization config, and randomized and nominal runs of a seed can be compared. The other
-per-step noise comes from ``self.np_random``.
+each reset it spawns two independent streams, ``task_rng`` (the scene: object, obstacles, goal) and ``domain_rng``
+(the randomization draws), and a child of the latter's seed, ``effort_rng`` (the joint effort readings' noise), so
+the same seed gives the same scene whatever the randomization config, and randomized and nominal runs of a seed
+can be compared. The other per-step noise comes from ``self.np_random``.
 
 Camera frames (``obs_mode="rgbd"``) are rendered at ``image_size``, or with ``supersample=S`` at S times that size
 and area-averaged down, as the robot reduces a real 640x480 frame; ``crop`` shows one region of the frame
@@ -92,6 +92,7 @@ class RobotEnv(CameraView, gym.Env):
         if render_mode not in (None, "rgb_array"):
             raise ValueError(f"render_mode must be None or 'rgb_array', got {render_mode!r}")
         self.config: HardwareConfig = load_hardware_config(robot)
+        self._motor_scale = np.array([m.scale for m in self.config.motors])  # joint units per motor rad
         self.obs_mode = obs_mode
         self.render_mode = render_mode
         self.image_size = (int(image_size[0]), int(image_size[1]))
@@ -328,9 +329,9 @@ class RobotEnv(CameraView, gym.Env):
         pos_std = float(self.params["proprio.position_noise"])
         vel_std = float(self.params["proprio.velocity_noise"])
         effort = js.effort * float(self.params["proprio.effort_scale"])
-        effort_std = float(self.params["proprio.effort_noise"])
-        if effort_std > 0:
-            effort = effort + self.effort_rng.normal(0.0, effort_std, effort.shape)
+        effort_std = float(self.params["proprio.effort_noise"]) / self._motor_scale  # servo N*m -> the joint's unit
+        if np.any(effort_std > 0):
+            effort = effort + self.effort_rng.normal(0.0, 1.0, effort.shape) * effort_std
         rng = self.np_random
         return JointState(
             position=js.position + rng.normal(0.0, pos_std, js.position.shape) if pos_std > 0 else js.position,
@@ -381,7 +382,9 @@ class RobotEnv(CameraView, gym.Env):
     def _reset_rng(self, seed: int | None, options: dict[str, Any] | None) -> None:
         """Seed, then settle this episode's nominal parameters and sample its domain."""
         super().reset(seed=seed)
-        self.task_rng, self.domain_rng, self.effort_rng = self.np_random.spawn(3)
+        self.task_rng, self.domain_rng = self.np_random.spawn(2)
+        # a child of the domain stream's seed: spawning a third stream here would shift every later reset's
+        self.effort_rng = np.random.default_rng(self.domain_rng.bit_generator.seed_seq.spawn(1)[0])
         options = options or {}
         unknown_options = sorted(set(options) - {"params", "domain"})
         if unknown_options:

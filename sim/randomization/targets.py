@@ -70,7 +70,13 @@ def camera_light_image_targets() -> list[Target]:
         # Proprioception and timing.
         Target("proprio.position_noise", 0.0, "rad (m)", "joint position noise std", per_step=True),
         Target("proprio.velocity_noise", 0.0, "rad/s (m/s)", "joint velocity noise std", per_step=True),
-        Target("proprio.effort_noise", 0.0, "N*m (N)", "joint effort noise std", per_step=True),
+        Target(
+            "proprio.effort_noise",
+            0.0,
+            "N*m",
+            "effort noise std, of the servo's output torque (a joint in m: divided by its scale)",
+            per_step=True,
+        ),
         Target(
             "proprio.effort_scale",
             1.0,
