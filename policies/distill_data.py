@@ -66,7 +66,11 @@ class Teacher:
         else:
             self.bundle = load(spec, robot=env.unwrapped.config)
             if not set(self.bundle.obs_spec.keys) <= {"proprio", *STATE_KEYS}:
-                raise ValueError(f"{spec}: the teacher must be a state policy (proprio + {' or '.join(STATE_KEYS)})")
+                raise ValueError(
+                    f"{spec}: the teacher must be a state policy reading proprio + {' or '.join(STATE_KEYS)} alone, "
+                    f"not {list(self.bundle.obs_spec.keys)} (a memory or an estimator would read the student's "
+                    "trajectory as its own)"
+                )
             if task is not None and task != self.bundle.task:
                 raise ValueError(f"{spec} is a {self.bundle.task!r} policy, not {task!r}")
             self.task, self.expert = self.bundle.task, None
