@@ -86,6 +86,26 @@ def cvar(returns: list[float], share: float = CVAR_SHARE) -> float:
     return float(worst.mean())
 
 
+def worst_episode_dynamics(episodes: list[Any], task: str) -> dict[str, dict[str, float]]:
+    """Where in its training range each dynamics term (the universal policy's mu) lay, as a fraction from 0 (low
+    end) to 1 (high end), averaged over all ``episodes`` and over the worst :data:`CVAR_SHARE` of them by return:
+    the episodes EPOpt trains on. A term whose worst-episode mean is far from its overall mean is one the tail is
+    made of; terms that stay near it leave the tail to the scene (where the object lies, the room's layout)."""
+    from sim.envs.factory import universal_terms
+    from sim.randomization.config import load_randomization
+    from sim.randomization.dynamics import DynamicsSpec
+
+    spec = DynamicsSpec.for_task(task, load_randomization("default", task), universal_terms(task))
+    values = np.array([[float(e.domain[name]) for name in spec.names] for e in episodes])
+    where = (spec.normalize(values) + 1.0) / 2.0  # 0 .. 1 over each range (log-uniform ranges in log)
+    returns = np.array([e.episode_return for e in episodes])
+    worst = np.argsort(returns, kind="stable")[: max(1, int(round(CVAR_SHARE * len(returns))))]
+    return {
+        name: {"all": round(float(where[:, i].mean()), 3), "worst": round(float(where[worst, i].mean()), 3)}
+        for i, name in enumerate(spec.names)
+    }
+
+
 def counted(successes: int, n: int) -> dict[str, Any]:
     from policies.rollout import wilson_interval
 
@@ -117,6 +137,9 @@ def evaluate_runs(task: str, runs: dict[str, list[Path]], episodes: int, seed: i
             **counted(sum(wins), episodes * len(bundles)),
             "mean_return": round(float(np.mean(returns)), 3),
             "cvar10_return": round(cvar([r for run in returns for r in run]), 3),
+            "worst_episode_dynamics": worst_episode_dynamics(
+                [e for row in summaries for e in row[0].per_episode], task
+            ),
             "runs": {
                 rel(b): {
                     **counted(w, episodes),
