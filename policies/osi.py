@@ -343,9 +343,8 @@ def train_osi(config: OSIConfig, progress: bool = True) -> dict[str, Any]:
     report: dict[str, Any] = {"config": asdict(config), "dynamics": spec.names}
     report["observability"] = observability(env, up, spec)
     if progress:
-        tqdm.write(
-            f"observability, RMS effect on the readings in sensor-noise units: {report['observability']['effect']}"
-        )
+        seen = "effect" if config.effort else "effect_proprio"  # what this estimator reads
+        tqdm.write(f"observability, RMS effect on the readings in sensor-noise units: {report['observability'][seen]}")
 
     # stage 1: the UP acts on the true mu; estimators of every history length on the same data
     train_n = int(config.steps * 0.9)
