@@ -36,7 +36,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from benchmarks.real_to_sim_to_real import rel, s2r  # noqa: E402
-from benchmarks.report import emit  # noqa: E402
+from benchmarks.report import emit, rate_figures  # noqa: E402
 
 #: task -> the training recipe of ``make bundles`` (steps, evaluation every, held-out episodes per evaluation)
 RECIPES: dict[str, tuple[int, int, int]] = {"grasp": (300_000, 50_000, 100), "navigate": (150_000, 25_000, 100)}
@@ -106,18 +106,6 @@ def worst_episode_dynamics(episodes: list[Any], task: str) -> dict[str, dict[str
     }
 
 
-def counted(successes: int, n: int) -> dict[str, Any]:
-    from policies.rollout import wilson_interval
-
-    lo, hi = wilson_interval(successes, n)
-    return {
-        "successes": successes,
-        "episodes": n,
-        "success_rate": round(successes / n, 3),
-        "ci95": [round(lo, 3), round(hi, 3)],
-    }
-
-
 def evaluate_runs(task: str, runs: dict[str, list[Path]], episodes: int, seed: int, workers: int) -> dict[str, Any]:
     """Every run of every arm in the default domain and at every sweep point, all episodes submitted at once."""
     from policies.cluster import Executor
@@ -134,7 +122,7 @@ def evaluate_runs(task: str, runs: dict[str, list[Path]], episodes: int, seed: i
         returns = [[e.episode_return for e in row[0].per_episode] for row in summaries]
         wins = [sum(e.success for e in row[0].per_episode) for row in summaries]
         out["default_domain"][arm] = {
-            **counted(sum(wins), episodes * len(bundles)),
+            **rate_figures(sum(wins), episodes * len(bundles)),
             "mean_return": round(float(np.mean(returns)), 3),
             "cvar10_return": round(cvar([r for run in returns for r in run]), 3),
             "worst_episode_dynamics": worst_episode_dynamics(
@@ -142,7 +130,7 @@ def evaluate_runs(task: str, runs: dict[str, list[Path]], episodes: int, seed: i
             ),
             "runs": {
                 rel(b): {
-                    **counted(w, episodes),
+                    **rate_figures(w, episodes),
                     "mean_return": round(float(np.mean(r)), 3),
                     "cvar10_return": round(cvar(r), 3),
                 }
@@ -158,9 +146,9 @@ def evaluate_runs(task: str, runs: dict[str, list[Path]], episodes: int, seed: i
             for arm, bundles in runs.items():
                 per_run = [sum(e.success for e in by_spec[str(b)][1 + i].per_episode) for b in bundles]
                 entry = sweep["arms"].setdefault(arm, {"pooled": [], "runs": {rel(b): [] for b in bundles}})
-                entry["pooled"].append(counted(sum(per_run), episodes * len(bundles)))
+                entry["pooled"].append(rate_figures(sum(per_run), episodes * len(bundles)))
                 for b, w in zip(bundles, per_run, strict=True):
-                    entry["runs"][rel(b)].append(counted(w, episodes))
+                    entry["runs"][rel(b)].append(rate_figures(w, episodes))
         out["sweeps"][name] = sweep
     return out
 

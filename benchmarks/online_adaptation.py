@@ -23,7 +23,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from benchmarks.real_to_sim_to_real import rel  # noqa: E402
-from benchmarks.report import emit  # noqa: E402
+from benchmarks.report import emit, rate_figures  # noqa: E402
 
 #: column -> (the argument naming its bundle, the mode an estimator runs in)
 COLUMNS: dict[str, tuple[str, str | None]] = {
@@ -57,13 +57,7 @@ def evaluate_all(args: argparse.Namespace) -> dict[str, Any]:
         )
         for column, row in zip(columns, rows, strict=True):
             for name, summary in zip(named, row, strict=True):
-                wins = sum(e.success for e in summary.per_episode)
-                out[column][name] = {
-                    "successes": wins,
-                    "episodes": summary.episodes,
-                    "success_rate": round(summary.success_rate, 3),
-                    "ci95": [round(v, 3) for v in summary.success_ci95],
-                }
+                out[column][name] = rate_figures(sum(e.success for e in summary.per_episode), summary.episodes)
     return out
 
 

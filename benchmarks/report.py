@@ -16,15 +16,19 @@ def emit(out: dict[str, Any], path: str | None) -> None:
 
 def success_figures(episodes: list[dict[str, Any]]) -> dict[str, Any]:
     """Episodes, successes, success rate and its Wilson 95 % interval of a deploy summary's ``episodes``."""
+    return rate_figures(sum(bool(e["success"]) for e in episodes), len(episodes))
+
+
+def rate_figures(successes: int, n: int) -> dict[str, Any]:
+    """``successes`` of ``n`` episodes as the benchmarks report them: the counts, the success rate and its Wilson
+    95 % interval (None and [0, 1] for no episode)."""
     from policies.rollout import wilson_interval
 
-    wins = sum(bool(e["success"]) for e in episodes)
-    n = len(episodes)
-    lo, hi = wilson_interval(wins, n)
+    lo, hi = wilson_interval(successes, n)
     return {
         "episodes": n,
-        "successes": wins,
-        "success_rate": round(wins / n, 3) if n else None,
+        "successes": successes,
+        "success_rate": round(successes / n, 3) if n else None,
         "ci95": [round(lo, 3), round(hi, 3)],
     }
 

@@ -34,6 +34,7 @@ import cv2
 import numpy as np
 
 from robot.intrinsics import Intrinsics
+from robot.servo_models import torque_per_amp, torque_per_effort_unit
 from sim.camera_model import RenderedFrame
 from sim.randomization.image_noise import (
     D435_BASELINE_M,
@@ -174,8 +175,6 @@ class ServoReadingNoise:
     own."""
 
     def __init__(self, params: Mapping[str, Any], motors: Sequence[Any], seed: int) -> None:
-        from robot.servo_models import torque_per_amp, torque_per_effort_unit
-
         scale = np.abs(np.asarray([m.scale for m in motors], dtype=float))
         self.position_std = float(params.get("proprio.position_noise", 0.0)) / scale
         self.velocity_std = float(params.get("proprio.velocity_noise", 0.0)) / scale

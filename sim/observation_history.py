@@ -39,7 +39,7 @@ class History:
         """A new reading (call once per cycle, before :meth:`window`)."""
         r = np.asarray(values, dtype=np.float32).ravel()
         if r.size != self.reading_dim:
-            raise ValueError(f"the reading has {r.size} values; the estimator takes {self.reading_dim}")
+            raise ValueError(f"the reading has {r.size} values; the history takes {self.reading_dim}")
         if not self._readings:
             for _ in range(self.horizon):
                 self._readings.append(r)

@@ -142,6 +142,7 @@ class PyBulletRobot:
             for f, (lead, mult, off) in mimic.items()
             if lead in config.joint_names
         ]
+        self._follower_bullet = [f[0] for f in self.followers]  # read with the joints: their force is the leader's
         # Link inertia (URDF) and joint axis per voltage-driven joint, read when a voltage model first needs them:
         # its armature is added about the axis, and taken off again when the model goes.
         self._inertia: dict[int, tuple[np.ndarray, np.ndarray]] = {}
@@ -358,7 +359,7 @@ class PyBulletRobot:
         if self._voltage_slots:  # PyBullet reports no applied torque for TORQUE_CONTROL
             effort[self._voltage_slots] = self._voltage_torque[self._voltage_slots]
         if self.followers:  # a mimic follower's motor works for its leader: its force counts through the linkage
-            driven = p.getJointStates(self.body, [f[0] for f in self.followers], physicsClientId=self.client)
+            driven = p.getJointStates(self.body, self._follower_bullet, physicsClientId=self.client)
             for (_, lead, mult, _), state in zip(self.followers, driven, strict=True):
                 effort[lead] += mult * state[3]
         return JointState(
