@@ -4,8 +4,11 @@ universal policy fed the true mu (oracle), on the same held-out episodes: inside
 domains of ``docs/osi/<task>_*.yaml``, which lie outside them.
 
 Every policy runs the same seeds from ``--seed`` in every domain (the other terms drawn by the default
-randomization); success with Wilson 95 % intervals. Prints JSON (``--out`` also writes it) and, with
-``--markdown``, the table.
+randomization); success with Wilson 95 % intervals. With ``--mock-episodes N``, each policy but the oracle (the
+hardware has no true mu to feed it) is also deployed through the mock robot (``s2r deploy``: the real driver bytes,
+the reality on ``--engine``, MuJoCo by default) in each of ``--mock-domains``: the nominal domain, or the domains
+outside the ranges by name, every other term nominal. Prints JSON (``--out``
+also writes it) and, with ``--markdown``, the tables.
 
     python benchmarks/online_adaptation.py --task navigate --zero-shot runs/navigate_ppo \\
         --up-osi runs/navigate_up_osi --up-osi-effort runs/navigate_up_osi_effort --memory runs/navigate_memory \\
@@ -15,6 +18,7 @@ randomization); success with Wilson 95 % intervals. Prints JSON (``--out`` also 
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from pathlib import Path
 from typing import Any
@@ -61,17 +65,47 @@ def evaluate_all(args: argparse.Namespace) -> dict[str, Any]:
     return out
 
 
-def markdown(result: dict[str, Any]) -> str:
-    """The comparison as a table: one row per domain, one column per policy."""
-    columns = list(result["success"])
+def deploy_all(args: argparse.Namespace) -> dict[str, Any]:
+    """Every column but the oracle deployed on the mock robot in each of ``--mock-domains``, one deploy at a time
+    (the mock robots share their pseudo-terminal paths)."""
+    from benchmarks.transfer import ROBOTS, deploy
+
+    named = {"nominal": None, **domains(args.task)}
+    out: dict[str, Any] = {}
+    for column, (arg, mode) in COLUMNS.items():
+        if not getattr(args, arg) or mode == "oracle":
+            continue
+        out[column] = {}
+        for name in args.mock_domains:
+            figures = deploy(
+                getattr(args, arg), ROBOTS[args.task], args.engine, named[name], args.mock_episodes, args.seed,
+                adapt=mode == "adapt",
+            )  # fmt: skip
+            print(json.dumps({"policy": column, "domain": name, **figures}), file=sys.stderr, flush=True)
+            out[column][name] = figures
+    return out
+
+
+def table(success: dict[str, Any], episodes: int) -> str:
+    """One row per domain, one column per policy: success (Wilson 95 %)."""
+    columns = list(success)
     rows = [f"| domain | episodes | {' | '.join(columns)} |", "|---|---|" + "---|" * len(columns)]
-    for name in next(iter(result["success"].values())):
+    for name in next(iter(success.values())):
         cells = []
         for column in columns:
-            r = result["success"][column][name]
+            r = success[column][name]
             cells.append(f"{100 * r['success_rate']:.0f} % ({100 * r['ci95'][0]:.0f}-{100 * r['ci95'][1]:.0f})")
-        rows.append(f"| {name} | {result['episodes']} | {' | '.join(cells)} |")
+        rows.append(f"| {name} | {episodes} | {' | '.join(cells)} |")
     return "\n".join(rows) + "\n"
+
+
+def markdown(result: dict[str, Any]) -> str:
+    """The comparison in simulation and, where measured, through the mock robot."""
+    text = "Simulation (PyBullet):\n\n" + table(result["success"], result["episodes"])
+    if result.get("mock"):
+        mock = result["mock"]
+        text += f"\nThrough the mock robot, {mock['engine']} reality:\n\n" + table(mock["success"], mock["episodes"])
+    return text
 
 
 def main() -> None:
@@ -82,9 +116,17 @@ def main() -> None:
     parser.add_argument("--episodes", type=int, default=100, help="per policy and domain")
     parser.add_argument("--seed", type=int, default=3_000_000, help="first evaluation seed")
     parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--mock-episodes", type=int, default=0, help="also deploy each policy on the mock robot")
+    parser.add_argument("--engine", choices=["pybullet", "mujoco"], default="mujoco", help="the mock reality's")
+    parser.add_argument(
+        "--mock-domains", nargs="*", default=["nominal"], help="nominal, or names of domains outside the ranges"
+    )
     parser.add_argument("--out", help="also write the JSON here")
     parser.add_argument("--markdown", help="also write the table here")
     args = parser.parse_args()
+    known = ["nominal", *list(domains(args.task))[1:]]
+    if set(args.mock_domains) - set(known):
+        parser.error(f"--mock-domains: unknown {sorted(set(args.mock_domains) - set(known))}; known: {known}")
     bundles = {arg: getattr(args, arg) for arg in dict.fromkeys(a for a, _ in COLUMNS.values()) if getattr(args, arg)}
     result = {
         "task": args.task,
@@ -94,6 +136,8 @@ def main() -> None:
         "domains": {name: rel(path) if path else None for name, path in domains(args.task).items()},
         "success": evaluate_all(args),
     }
+    if args.mock_episodes:
+        result["mock"] = {"engine": args.engine, "episodes": args.mock_episodes, "success": deploy_all(args)}
     if args.markdown:
         Path(args.markdown).write_text(markdown(result))
     emit(result, args.out)

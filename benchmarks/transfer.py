@@ -22,6 +22,7 @@ sys.path.insert(0, str(ROOT))
 
 from benchmarks.report import emit, success_figures  # noqa: E402
 
+REALITY_DIR = ROOT / "hardware_configs" / "mock" / "realities"
 ROBOTS = {"grasp": "mock/openmanipulator_x", "navigate": "mock/turtlebot3_burger"}
 BUNDLES = {"grasp_state": "grasp", "grasp_rgbd": "grasp", "navigate_state": "navigate", "navigate_rgbd": "navigate"}
 #: Reality files (hardware_configs/mock/realities) per bundle; None is the nominal domain. navigate_state reads no
@@ -34,23 +35,32 @@ REALITIES = {
 }
 
 
-def deploy(bundle: str, engine: str, reality: str | None, episodes: int, seed: int, max_stall_s: float) -> dict:
+def deploy(
+    bundle: str,
+    robot: str,
+    engine: str,
+    reality: str | Path | None,
+    episodes: int,
+    seed: int,
+    max_stall_s: float = 2.0,
+    adapt: bool = False,
+) -> dict:
+    """``s2r deploy`` of ``bundle`` on the mock ``robot`` in this process: success figures, how the run ended, its
+    wall time. ``reality``: a domain file (None: the nominal domain); ``adapt``: an estimator bundle acts on its
+    estimate."""
     from policies.cli import main as s2r
 
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp) / "summary.json"
-        args = ["deploy", "--robot", ROBOTS[BUNDLES[bundle]], "--policy", bundle, "--engine", engine]
+        args = ["deploy", "--robot", robot, "--policy", str(bundle), "--engine", engine]
         args += ["--episodes", str(episodes), "--seed", str(seed), "--quiet", "--json", str(out)]
-        args += ["--max-stall", str(max_stall_s)]
+        args += ["--max-stall", str(max_stall_s)] + (["--adapt"] if adapt else [])
         if reality is not None:
-            args += ["--reality", str(ROOT / "hardware_configs" / "mock" / "realities" / f"{reality}.yaml")]
+            args += ["--reality", str(reality)]
         start = time.monotonic()
         rc = s2r(args)
         summary = json.loads(out.read_text())
     return {
-        "bundle": bundle,
-        "engine": engine,
-        "reality": reality or "nominal",
         **success_figures(summary["episodes"]),
         "ended": summary["ended"],
         "exit_code": rc,
@@ -129,7 +139,11 @@ def main() -> None:
             for engine in args.engines:
                 if (bundle, engine, name) in have:
                     continue
-                cell = deploy(bundle, engine, reality, args.episodes, args.seed, args.max_stall)
+                path = None if reality is None else REALITY_DIR / f"{reality}.yaml"
+                figures = deploy(
+                    bundle, ROBOTS[BUNDLES[bundle]], engine, path, args.episodes, args.seed, args.max_stall
+                )
+                cell = {"bundle": bundle, "engine": engine, "reality": name, **figures}
                 cell["max_stall_s"] = args.max_stall
                 if args.mujoco_render_divisor != 1:
                     cell["mujoco_render_divisor"] = args.mujoco_render_divisor
