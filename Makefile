@@ -99,7 +99,7 @@ epopt: $(STAMP)
 	$(BIN)/python benchmarks/epopt.py --task grasp --out docs/robustness/epopt_grasp.json --plot docs/robustness/epopt_grasp.png
 	$(BIN)/python benchmarks/epopt.py --task navigate --out docs/robustness/epopt_navigate.json --plot docs/robustness/epopt_navigate.png
 
-# Online adaptation compared (docs/osi/online.md): a policy with memory (16 steps), the universal policy with
+# Online adaptation compared (docs/osi/README.md, docs/osi/navigate_online.md): a policy with memory (16 steps), the universal policy with
 # estimators reading proprioception and also the joint efforts, against the randomized policy (the one `make epopt`
 # trains without EPOpt, runs/epopt/navigate_e1_s0) and the oracle.
 online: $(STAMP)
@@ -109,4 +109,6 @@ online: $(STAMP)
 	$(BIN)/s2r train-osi --policy runs/navigate_up --history 16 --steps 20000 --epochs 15 --effort --out runs/navigate_up_osi_effort
 	$(BIN)/python benchmarks/online_adaptation.py --task navigate --zero-shot runs/epopt/navigate_e1_s0 \
 		--up-osi runs/navigate_up_osi --up-osi-effort runs/navigate_up_osi_effort --memory runs/navigate_memory \
+		--mock-episodes 30 --mock-domains nominal small_wheels \
 		--out docs/osi/navigate_online.json --markdown docs/osi/navigate_online.md
+	$(BIN)/python benchmarks/observability.py --task grasp --episodes 32 --out docs/osi/observability_grasp.json

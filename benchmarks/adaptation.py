@@ -40,13 +40,18 @@ ARMS: dict[str, tuple[str, int] | None] = {
 ENGINES = ("mujoco", "pybullet")
 
 
-def deploy(work: Path, name: str, policy: str, task: str, engine: str, episodes: int, seed: int, log: bool) -> dict:
-    """``policy`` on the ``engine`` reality, nominal domain; its success (and log)."""
+def deploy(
+    work: Path, name: str, policy: str, engine: str, episodes: int, seed: int, log: bool, args: argparse.Namespace
+) -> dict:
+    """``policy`` on the ``engine`` reality, in ``args.reality``'s domain (nominal without one); its success (and
+    log)."""
     summary, log_path = work / f"{name}.json", work / f"{name}.mcap"
     if not summary.exists():
-        args = ["deploy", "--robot", ROBOTS[task], "--policy", policy, "--engine", engine, "--episodes", str(episodes)]
-        args += ["--seed", str(seed), "--max-stall", "10", "--quiet", "--json", str(summary)]
-        wall(work, name, s2r(*args, *(["--log", str(log_path)] if log else [])))
+        reality = ["--reality", args.reality] if args.reality else []
+        cmd = ["deploy", "--robot", ROBOTS[args.task], "--policy", policy, "--engine", engine, *reality]
+        cmd += ["--episodes", str(episodes), "--seed", str(seed), "--max-stall", "10", "--quiet"]
+        cmd += ["--json", str(summary)]
+        wall(work, name, s2r(*cmd, *(["--log", str(log_path)] if log else [])))
     data = json.loads(summary.read_text())
     frame_age = data.get("camera", {}).get("frame_age_ms_p50")
     out = {**success_figures(data["episodes"]), "ended": data["ended"], "frame_age_ms_p50": frame_age}
@@ -61,6 +66,7 @@ def adapt(work: Path, arm: str, student: str, frames: Path, args: argparse.Names
             "adapt", "--student", student, "--frames", str(frames), "--out", str(out), "--method", method,
             "--max-frames", str(max_frames), "--scenes", str(args.scenes), "--epochs", str(args.epochs),
             "--scene-cache", str(args.scene_cache), "--eval-episodes", "0",
+            *(["--teacher", args.teacher] if args.teacher else []),
         ))  # fmt: skip
     report = json.loads((out / "report.json").read_text())
     keys = ("domain_gap_before", "domain_gap_after", "fit")
@@ -86,6 +92,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--student", default="grasp_rgbd")
     parser.add_argument("--task", default="grasp", choices=sorted(ROBOTS))
+    parser.add_argument("--teacher", default=None, help="s2r adapt --teacher (where the student's is not at hand)")
+    parser.add_argument("--reality", default=None, help="domain file of the realities (default: the nominal domain)")
     parser.add_argument("--work", default="runs/adaptation")
     parser.add_argument("--frame-episodes", type=int, default=25)
     parser.add_argument("--frame-seed", type=int, default=9_000_000)
@@ -105,7 +113,8 @@ def main() -> None:
     work = ROOT / args.work
     work.mkdir(parents=True, exist_ok=True)
     result = json.loads(Path(args.out).read_text()) if args.out and Path(args.out).exists() else {"arms": {}}
-    frames = deploy(work, "frames", args.student, args.task, "mujoco", args.frame_episodes, args.frame_seed, log=True)
+    frames = deploy(work, "frames", args.student, "mujoco", args.frame_episodes, args.frame_seed, True, args)
+    result["reality"] = rel(args.reality) if args.reality else "nominal"
     result["target_frames"] = {**frames, "episodes_from_seed": args.frame_seed}
     for arm in args.arms:
         cells = result["arms"].setdefault(arm, {})
@@ -114,7 +123,7 @@ def main() -> None:
             cells["adapt"] = adapt(work, arm, args.student, work / "frames.mcap", args)
             policy = str(work / arm / "bundle")
         for engine in args.engines:
-            cells[engine] = deploy(work, f"{arm}_{engine}", policy, args.task, engine, args.episodes, args.seed, False)
+            cells[engine] = deploy(work, f"{arm}_{engine}", policy, engine, args.episodes, args.seed, False, args)
         if args.out:  # kept as each arm finishes
             Path(args.out).write_text(json.dumps(result, indent=2) + "\n")
     result["command"] = " ".join(sys.argv)
