@@ -62,6 +62,7 @@ def deploy(
         summary = json.loads(out.read_text())
     return {
         **success_figures(summary["episodes"]),
+        "per_episode": [bool(e["success"]) for e in summary["episodes"]],  # which agree across policies or engines
         "ended": summary["ended"],
         "exit_code": rc,
         "wall_s": round(time.monotonic() - start, 1),
