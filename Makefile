@@ -99,9 +99,10 @@ epopt: $(STAMP)
 	$(BIN)/python benchmarks/epopt.py --task grasp --out docs/robustness/epopt_grasp.json --plot docs/robustness/epopt_grasp.png
 	$(BIN)/python benchmarks/epopt.py --task navigate --out docs/robustness/epopt_navigate.json --plot docs/robustness/epopt_navigate.png
 
-# Online adaptation compared (docs/osi/README.md, docs/osi/navigate_online.md): a policy with memory (16 steps), the universal policy with
-# estimators reading proprioception and also the joint efforts, against the randomized policy (the one `make epopt`
-# trains without EPOpt, runs/epopt/navigate_e1_s0) and the oracle.
+# Online adaptation compared (docs/osi/README.md, docs/osi/navigate_online.md): a policy with memory (16 steps), the
+# universal policy with estimators reading proprioception and also the joint efforts, against the randomized policy
+# (the one `make epopt` trains without EPOpt, runs/epopt/navigate_e1_s0) and the oracle, in simulation and through
+# the mock base on the MuJoCo reality; then each dynamics term's trace in the arm's readings.
 online: $(STAMP)
 	$(BIN)/s2r train --task navigate --history 16 --steps 150000 --seed 0 --out runs/navigate_memory --eval-every 25000 --eval-episodes 100
 	$(BIN)/s2r train --task navigate --universal --steps 150000 --seed 0 --out runs/navigate_up --eval-every 25000 --eval-episodes 100

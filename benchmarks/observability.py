@@ -29,13 +29,12 @@ def main() -> None:
 
     from policies.loader import load
     from policies.osi import observability
-    from sim.envs.factory import task_env
+    from sim.envs.factory import task_env, universal_terms
     from sim.randomization.dynamics import DynamicsSpec
 
     policy = args.policy or f"{args.task}_state"
     env = task_env(args.task, "default")
-    core = env.unwrapped
-    spec = DynamicsSpec.for_task(args.task, core.randomization, type(core).universal_terms)
+    spec = DynamicsSpec.for_task(args.task, env.unwrapped.randomization, universal_terms(args.task))
     started = time.monotonic()
     figures = observability(env, load(policy), spec, episodes=args.episodes)
     emit(

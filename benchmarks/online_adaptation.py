@@ -7,8 +7,8 @@ Every policy runs the same seeds from ``--seed`` in every domain (the other term
 randomization); success with Wilson 95 % intervals. With ``--mock-episodes N``, each policy but the oracle (the
 hardware has no true mu to feed it) is also deployed through the mock robot (``s2r deploy``: the real driver bytes,
 the reality on ``--engine``, MuJoCo by default) in each of ``--mock-domains``: the nominal domain, or the domains
-outside the ranges by name, every other term nominal. Prints JSON (``--out``
-also writes it) and, with ``--markdown``, the tables.
+outside the ranges by name, every other term nominal. Prints JSON (``--out`` also writes it) and, with
+``--markdown``, the tables.
 
     python benchmarks/online_adaptation.py --task navigate --zero-shot runs/navigate_ppo \\
         --up-osi runs/navigate_up_osi --up-osi-effort runs/navigate_up_osi_effort --memory runs/navigate_memory \\
@@ -45,6 +45,11 @@ def domains(task: str) -> dict[str, str | None]:
     return {"inside the training ranges": None, **{f.stem.removeprefix(f"{task}_"): str(f) for f in files}}
 
 
+def mock_domains(task: str) -> dict[str, str | None]:
+    """Domain name -> file for the mock deploys: the nominal domain (None), then the domains outside the ranges."""
+    return {"nominal": None, **{name: path for name, path in domains(task).items() if path is not None}}
+
+
 def evaluate_all(args: argparse.Namespace) -> dict[str, Any]:
     """Every column in every domain, the episodes of each mode's policies submitted at once."""
     from policies.cluster import Executor
@@ -70,7 +75,7 @@ def deploy_all(args: argparse.Namespace) -> dict[str, Any]:
     (the mock robots share their pseudo-terminal paths)."""
     from benchmarks.transfer import ROBOTS, deploy
 
-    named = {"nominal": None, **domains(args.task)}
+    named = mock_domains(args.task)
     out: dict[str, Any] = {}
     for column, (arg, mode) in COLUMNS.items():
         if not getattr(args, arg) or mode == "oracle":
@@ -124,9 +129,9 @@ def main() -> None:
     parser.add_argument("--out", help="also write the JSON here")
     parser.add_argument("--markdown", help="also write the table here")
     args = parser.parse_args()
-    known = ["nominal", *list(domains(args.task))[1:]]
-    if set(args.mock_domains) - set(known):
-        parser.error(f"--mock-domains: unknown {sorted(set(args.mock_domains) - set(known))}; known: {known}")
+    unknown = sorted(set(args.mock_domains) - set(mock_domains(args.task)))
+    if unknown:
+        parser.error(f"--mock-domains: unknown {unknown}; known: {list(mock_domains(args.task))}")
     bundles = {arg: getattr(args, arg) for arg in dict.fromkeys(a for a, _ in COLUMNS.values()) if getattr(args, arg)}
     result = {
         "task": args.task,
