@@ -263,7 +263,7 @@ class Adaptation:
 
     def sim_augmentation(self, target: TargetFrames) -> A.Compose:
         """The distillation's colour augmentation, after a histogram match to a random target frame for ``match``."""
-        steps = list(colour_augmentation().transforms) if self.run.augment is not None else []
+        steps = list(colour_augmentation().transforms) if self.run.augment.colour is not None else []
         if self.config.method == "match":  # its references come with each call (MATCH_KEY)
             steps.insert(0, A.HistogramMatching(metadata_key=MATCH_KEY, p=1.0))
         return A.Compose(steps, seed=self.config.seed)
@@ -278,7 +278,9 @@ class Adaptation:
         proprio_n, priv_n = run.network_inputs(proprio, privileged)
         augment = self.sim_augmentation(target)
         references = {MATCH_KEY: list(target.rgb)} if cfg.method == "match" else {}  # one drawn per frame
-        target_augment = A.Compose(list(colour_augmentation().transforms), seed=cfg.seed + 1) if run.augment else None
+        target_augment = (
+            A.Compose(list(colour_augmentation().transforms), seed=cfg.seed + 1) if run.augment.colour else None
+        )
         n, bs = len(action), cfg.batch_size
         total = cfg.epochs * ((n + bs - 1) // bs)
         bar = tqdm(

@@ -14,7 +14,7 @@ import gymnasium as gym
 import numpy as np
 
 from policies.cluster import FolderValue, module_from_bytes, one_thread
-from policies.distill_data import Detour, Teacher
+from policies.distill_data import Detour, Teacher, record_surfaces, surface_of
 from policies.episodes import run_episode
 from policies.student import RGBDStudent
 from sim.envs.factory import robot_kwargs, task_env
@@ -23,7 +23,7 @@ from sim.randomization.config import RandomizationConfig
 DISTILL_SEED = 2_000_000  # DAgger episode i of a run seeded s: env seed DISTILL_SEED + s * 100_000 + i
 #: Episodes per DAgger job on workers.
 DAGGER_JOB_EPISODES = 4
-FIELDS = ("rgb", "depth", "proprio", "action", "privileged")
+FIELDS = ("rgb", "depth", "proprio", "action", "privileged", "surface")
 
 
 def normalize_proprio(proprio: np.ndarray, mean: np.ndarray, std: np.ndarray) -> np.ndarray:
@@ -48,9 +48,10 @@ class DaggerSetting:
 
     def make_env(self) -> gym.Env:
         size = (self.image_size, self.image_size)
-        return task_env(
+        env = task_env(
             self.task, self.randomization, obs_mode="rgbd", image_size=size, **robot_kwargs(self.robot), **self.camera
         )
+        return record_surfaces(env)
 
     def make_teacher(self, env: gym.Env) -> Teacher:
         spec = self.teacher if isinstance(self.teacher, str) else str(self.teacher.path())
@@ -89,6 +90,7 @@ def dagger_episode(
                 samples[key].append(obs[key])
             samples["action"].append(label)
             samples["privileged"].append(info["privileged"]["vector"])
+            samples["surface"].append(surface_of(env, obs["rgb"]))
         action = detour.drive(step)
         step += 1
         if action is None:

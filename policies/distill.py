@@ -49,10 +49,11 @@ from policies.distill_data import (
     Dataset,
     SceneChunk,
     Teacher,
+    TrainingAugmentation,
     aux_report,
     collect_chunks,
-    colour_augmentation,
     earlier_samples,
+    record_surfaces,
     save_npz,
     scene_cache_folder,
 )
@@ -90,6 +91,7 @@ class Distillation:
             **robot_kwargs(self.robot),
             **self.camera_options(),
         )
+        record_surfaces(self.env)
         self.teacher = Teacher(config.teacher, config.task, self.env)
         self.task = self.teacher.task
         self.obs_spec = ObsSpec.from_space(self.env.observation_space, ["rgb", "depth", "proprio"])
@@ -119,7 +121,7 @@ class Distillation:
                 coordinates=config.coordinates,
             )
         self.optimizer = torch.optim.Adam(self.student.parameters(), lr=config.learning_rate)
-        self.augment = colour_augmentation() if config.augment else None
+        self.augment = TrainingAugmentation(config.augment, config.surface_overlay, config.seed)
         self.data = Dataset()
         self.priv_mean, self.priv_std = 0.0, 1.0
         self.history: list[dict[str, Any]] = []
@@ -211,7 +213,7 @@ class Distillation:
         for episode in episodes:
             for i in range(episode.size):
                 obs = {k: episode.samples[k][i] for k in ("rgb", "depth", "proprio")}
-                self.data.add(obs, episode.samples["action"][i], episode.samples["privileged"][i])
+                self.data.add(obs, *(episode.samples[k][i] for k in ("action", "privileged", "surface")))
         self.episodes += len(episodes)
         wins = sum(e.success for e in episodes)
         return {"episodes": len(episodes), "driver_success_rate": wins / len(episodes), "samples": len(self.data) - n0}
@@ -299,7 +301,7 @@ class Distillation:
     def _add_scenes(self, part: dict[str, np.ndarray]) -> None:
         for i in range(len(part["action"])):
             obs = {"rgb": part["rgb"][i], "depth": part["depth"][i], "proprio": part["proprio"][i]}
-            self.data.add(obs, part["action"][i], part["privileged"][i])
+            self.data.add(obs, part["action"][i], part["privileged"][i], part["surface"][i])
 
     def set_statistics(self) -> None:
         """Normalization of proprioception, privileged labels and depth from the data collected so far (a
@@ -326,6 +328,7 @@ class Distillation:
         """``epochs`` passes over all data; returns the last batch's loss. ``decay``: the learning rate follows a
         cosine from its value down to a tenth over the passes (then is restored)."""
         rgb, depth, proprio, action, privileged = self.data.arrays()
+        surfaces = self.data.surfaces()
         proprio_n, priv_n = self.network_inputs(proprio, privileged)
         n, bs = len(action), self.config.batch_size
         self.student.train()
@@ -345,9 +348,7 @@ class Distillation:
             perm = self.rng.permutation(n)
             for i in range(0, n, bs):
                 idx = perm[i : i + bs]
-                images = rgb[idx]
-                if self.augment is not None:
-                    images = np.stack([self.augment(image=im)["image"] for im in images])
+                images = self.augment(rgb[idx], surfaces[idx])
                 pred, aux = self.student.forward_with_aux(
                     torch.from_numpy(images),
                     torch.from_numpy(depth[idx].astype(np.float32)),

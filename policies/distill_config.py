@@ -48,6 +48,9 @@ class DistillConfig:
     eval_episodes: int = 50
     augment: bool = True
     """albumentations colour augmentation of the training images"""
+    surface_overlay: Annotated[Share, tyro.conf.arg(metavar="P")] = 0.0
+    """share of training images whose table is repainted with a random pattern and colours at each pass
+    (policies.surface_overlay; needs samples collected with surface masks)"""
     aux_weight: float = 1.0
     """weight of the auxiliary privileged-state loss (0: none)"""
     encoder: Literal["cnn", "keypoints"] = "cnn"

@@ -20,12 +20,13 @@ from policies.cluster import Executor, FolderValue, run_jobs
 from policies.distill_config import APPROACH_STEPS
 from policies.loader import load
 from policies.rollout import make_expert
+from policies.surface_overlay import SurfaceOverlay
 from sim.envs.factory import robot_kwargs, task_env
 from sim.randomization.config import RandomizationConfig
 
 PRETRAIN_SEED = 3_000_000  # scenes seed + 0 .. N-1: overlaps the mock robots' default scene seeds (s2r demo, deploy)
 SCENE_CHUNK = 500  # scenes per unit of parallel collection
-SCENE_CACHE_VERSION = 3  # bump when what a chunk holds, or how it is collected, changes
+SCENE_CACHE_VERSION = 4  # bump when what a chunk holds, or how it is collected, changes (4: surface masks)
 
 
 class SceneChunk(NamedTuple):
@@ -104,8 +105,22 @@ class Detour:
         return self.action if step < self.steps else None
 
 
+def record_surfaces(env: gym.Env) -> gym.Env:
+    """``env``, made to keep each camera observation's surface mask (:attr:`sim.envs.camera_view.CameraView.
+    surface_mask`), which the samples carry for :mod:`policies.surface_overlay`."""
+    env.unwrapped.record_surface = True
+    return env
+
+
+def surface_of(env: gym.Env, rgb: np.ndarray) -> np.ndarray:
+    """The surface mask of the env's last camera observation (HxW uint8), zeros where the env marks none."""
+    mask = env.unwrapped.surface_mask
+    return np.zeros(rgb.shape[:2], np.uint8) if mask is None else mask
+
+
 class Dataset:
-    """Aggregated (rgb, depth, proprio, teacher action, privileged) samples, grown in place."""
+    """Aggregated (rgb, depth, proprio, teacher action, privileged) samples, grown in place, each with the mask of
+    the surface its image shows (zeros in samples recorded without one)."""
 
     FIELDS = ("rgb", "depth", "proprio", "action", "privileged")
 
@@ -115,13 +130,17 @@ class Dataset:
         self.proprio: list[np.ndarray] = []
         self.action: list[np.ndarray] = []
         self.privileged: list[np.ndarray] = []
+        self.surface: list[np.ndarray] = []
 
-    def add(self, obs: dict[str, np.ndarray], action: np.ndarray, privileged: np.ndarray) -> None:
+    def add(
+        self, obs: dict[str, np.ndarray], action: np.ndarray, privileged: np.ndarray, surface: np.ndarray | None = None
+    ) -> None:
         self.rgb.append(obs["rgb"])
         self.depth.append(obs["depth"].astype(np.float16))
         self.proprio.append(obs["proprio"].astype(np.float32))
         self.action.append(action.astype(np.float32))
         self.privileged.append(np.asarray(privileged, dtype=np.float32))
+        self.surface.append(np.zeros(obs["rgb"].shape[:2], np.uint8) if surface is None else surface.astype(np.uint8))
 
     def __len__(self) -> int:
         return len(self.action)
@@ -130,17 +149,25 @@ class Dataset:
         """rgb, depth, proprio, action, privileged of samples ``start ..``."""
         return tuple(np.stack(getattr(self, k)[start:]) for k in self.FIELDS)
 
+    def surfaces(self) -> np.ndarray:
+        """(N, H, W) uint8 surface masks of all samples."""
+        return np.stack(self.surface)
+
     def save(self, path: Path, start: int = 0) -> None:
         """Samples ``start ..`` to ``path`` (.npz)."""
         path.parent.mkdir(parents=True, exist_ok=True)
-        save_npz(path, dict(zip(self.FIELDS, self.arrays(start), strict=True)))
+        arrays = dict(zip(self.FIELDS, self.arrays(start), strict=True))
+        save_npz(path, {**arrays, "surface": np.stack(self.surface[start:])})
 
     def load(self, path: Path) -> int:
-        """Append the samples of a file written by :meth:`save`; returns how many."""
+        """Append the samples of a file written by :meth:`save` (one written before masks were kept: zero masks);
+        returns how many."""
         with np.load(path) as f:
             arrays = [f[k] for k in self.FIELDS]
+            surface = f["surface"] if "surface" in f.files else np.zeros(arrays[0].shape[:3], np.uint8)
         for k, values in zip(self.FIELDS, arrays, strict=True):
             getattr(self, k).extend(values)
+        self.surface.extend(surface)
         return len(arrays[0])
 
 
@@ -162,6 +189,24 @@ def colour_augmentation() -> A.Compose:
     )
 
 
+class TrainingAugmentation:
+    """What a training batch's images go through: their surfaces repainted with probability ``surface_share``
+    (:class:`policies.surface_overlay.SurfaceOverlay`, seeded with ``seed``), then, with ``colour``, the
+    photometric :func:`colour_augmentation` of each image."""
+
+    def __init__(self, colour: bool, surface_share: float, seed: int) -> None:
+        self.overlay = SurfaceOverlay(surface_share, seed) if surface_share > 0 else None
+        self.colour = colour_augmentation() if colour else None
+
+    def __call__(self, images: np.ndarray, surfaces: np.ndarray) -> np.ndarray:
+        """(N, H, W, 3) uint8 images and their (N, H, W) uint8 surface masks -> the augmented images."""
+        if self.overlay is not None:
+            images = self.overlay(images, surfaces)
+        if self.colour is not None:
+            images = np.stack([self.colour(image=im)["image"] for im in images])
+        return images
+
+
 def collect_scene_chunk(chunk: SceneChunk, worker: bool = True) -> dict[str, np.ndarray]:
     """Frames of scenes ``start .. start + count`` of a run seeded ``seed`` (see
     :meth:`Distillation.collect_scenes`). The teacher drives a state env (it reads the state, not the camera); the
@@ -169,13 +214,20 @@ def collect_scene_chunk(chunk: SceneChunk, worker: bool = True) -> dict[str, np.
     if worker:
         torch.set_num_threads(1)
     size = (chunk.image_size, chunk.image_size)
-    env = task_env(
-        chunk.task, chunk.randomization, obs_mode="state", image_size=size, **robot_kwargs(chunk.robot), **chunk.camera
+    env = record_surfaces(
+        task_env(
+            chunk.task,
+            chunk.randomization,
+            obs_mode="state",
+            image_size=size,
+            **robot_kwargs(chunk.robot),
+            **chunk.camera,
+        )
     )
     spec = chunk.teacher if isinstance(chunk.teacher, str) else str(chunk.teacher.path())
     teacher = Teacher(spec, chunk.task, env)
     rng = np.random.default_rng([chunk.seed, chunk.start])
-    out: dict[str, list[np.ndarray]] = {k: [] for k in ("rgb", "depth", "proprio", "action", "privileged")}
+    out: dict[str, list[np.ndarray]] = {k: [] for k in ("rgb", "depth", "surface", "proprio", "action", "privileged")}
     try:
         for i in range(chunk.start, chunk.start + chunk.count):
             obs, info = env.reset(seed=PRETRAIN_SEED + chunk.seed * 100_000 + i)
@@ -189,6 +241,7 @@ def collect_scene_chunk(chunk: SceneChunk, worker: bool = True) -> dict[str, np.
                     break
             for key, value in env.unwrapped.camera_observation().items():
                 out[key].append(value)
+            out["surface"].append(surface_of(env, out["rgb"][-1]))
             out["proprio"].append(obs["proprio"])
             out["action"].append(teacher.act(obs, info))
             out["privileged"].append(np.asarray(info["privileged"]["vector"], dtype=np.float32))

@@ -57,10 +57,12 @@ def depth_buffer_to_metric(buffer: np.ndarray, near: float, far: float) -> np.nd
 
 @dataclass(frozen=True)
 class RenderedFrame:
-    """One rendered camera frame: color HxWx3 uint8, depth HxW float32 in m (0 = invalid)."""
+    """One rendered camera frame: color HxWx3 uint8, depth HxW float32 in m (0 = invalid), and when asked for the
+    body each pixel shows (HxW int32 PyBullet body ids, -1 where none)."""
 
     color: np.ndarray
     depth: np.ndarray
+    segmentation: np.ndarray | None = None
 
 
 def render(
@@ -73,12 +75,14 @@ def render(
     far: float = 12.0,
     shadow: bool = False,
     light: dict[str, Any] | None = None,
+    segmentation: bool = False,
 ) -> RenderedFrame:
     """Render color and metric depth from a camera_link pose with PyBullet's CPU renderer.
 
     ``depth_range`` (m) mimics the sensor: depth outside it reads 0, like a RealSense's invalid pixels.
     ``light``: PyBullet's lighting arguments (``lightDirection``, ``lightColor``, ``lightDistance``,
-    ``lightAmbientCoeff``, ``lightDiffuseCoeff``, ``lightSpecularCoeff``).
+    ``lightAmbientCoeff``, ``lightDiffuseCoeff``, ``lightSpecularCoeff``). ``segmentation``: also return which
+    body each pixel shows (skipped otherwise: it costs render time).
     """
     # PyBullet's TinyRenderer puts pixel centres half a pixel off the OpenGL convention (measured in
     # tests/test_camera_model.py: +0.5 px in u, -0.5 px in v); shift the principal point to compensate.
@@ -91,14 +95,14 @@ def render(
         intrinsics.cy + 0.5,
     )
     kwargs = dict(light or {})
-    _, _, rgba, depth_buf, _ = p.getCameraImage(
+    _, _, rgba, depth_buf, seg = p.getCameraImage(
         intrinsics.width,
         intrinsics.height,
         viewMatrix=view_matrix(position, rotation),
         projectionMatrix=projection_matrix(gl, near, far),
         shadow=int(shadow),
         renderer=p.ER_TINY_RENDERER,
-        flags=p.ER_NO_SEGMENTATION_MASK,
+        flags=0 if segmentation else p.ER_NO_SEGMENTATION_MASK,
         physicsClientId=client,
         **kwargs,
     )
@@ -107,4 +111,5 @@ def render(
     depth = depth_buffer_to_metric(np.asarray(depth_buf).reshape(h, w), near, far)
     lo, hi = depth_range
     depth[(depth < lo) | (depth > hi)] = 0.0
-    return RenderedFrame(color=color, depth=depth)
+    bodies = np.asarray(seg, dtype=np.int32).reshape(h, w) if segmentation else None
+    return RenderedFrame(color=color, depth=depth, segmentation=bodies)

@@ -4,6 +4,8 @@ taken before the present physics step) and the image noise of its observations.
 :class:`CameraView` is a mixin of :class:`sim.envs.robot_env.RobotEnv`: it reads the env's ``client``,
 ``params``, ``robot``, ``camera_config``, ``intrinsics_full``, ``image_size``, ``supersample``, ``crop``,
 ``render_mode``, ``np_random`` and ``_early_frame``, and sets the ``intrinsics_*``, the light and ``image_noise``.
+A distillation sets ``record_surface``: each observation then also leaves ``surface_mask``, which pixels show the
+env's ``surface_bodies`` (the grasp's table), for augmentations that repaint them (:mod:`policies.surface_overlay`).
 """
 
 from __future__ import annotations
@@ -33,6 +35,13 @@ def camera_mount(camera: Any, params: dict[str, Any]) -> tuple[np.ndarray, np.nd
 
 class CameraView:
     """The env's camera (see the module docstring for what it expects of the env)."""
+
+    #: Bodies whose pixels :attr:`surface_mask` marks (set by the env; none: the mask is all zeros).
+    surface_bodies: tuple[int, ...] = ()
+    #: Render which body each pixel shows and keep :attr:`surface_mask` with every camera observation.
+    record_surface: bool = False
+    #: The last camera observation's share of each pixel (0-255) showing a surface body; None unless recorded.
+    surface_mask: np.ndarray | None = None
 
     def _setup_camera(self) -> None:
         """Intrinsics and mount of the (randomized) camera from the current params."""
@@ -79,6 +88,7 @@ class CameraView:
             depth_range=self.camera_config.depth_range,
             shadow=self._shadow,
             light=self._light,
+            segmentation=self.record_surface,
         )
 
     def render(self) -> np.ndarray | None:
@@ -137,9 +147,15 @@ class CameraView:
         region of the frame is shown, as TaskRobot crops a real frame before resizing it."""
         frame, self._early_frame = self._early_frame or self.render_camera(self.intrinsics_render), None
         color, depth = frame.color, frame.depth
+        surface = None
+        if self.record_surface and frame.segmentation is not None:
+            surface = np.isin(frame.segmentation, self.surface_bodies).astype(np.float32)
         if self.supersample > 1:
             color = cv2.resize(color, self.image_size, interpolation=cv2.INTER_AREA)
             depth = cv2.resize(depth, self.image_size, interpolation=cv2.INTER_NEAREST)
+            if surface is not None:
+                surface = cv2.resize(surface, self.image_size, interpolation=cv2.INTER_AREA)
+        self.surface_mask = None if surface is None else np.round(surface * 255).astype(np.uint8)
         noisy_color = self.image_noise.color(color)
         # the stereo error of each reading is the depth stream's (its own focal length): the robot picks whole
         # readings of that stream (nearest neighbour), which keeps their error, neither averaged nor enlarged

@@ -132,6 +132,7 @@ class GraspEnv(RobotEnv):
             p.GEOM_BOX, halfExtents=TABLE_HALF_EXTENTS, rgbaColor=TABLE_COLOR, physicsClientId=c
         )
         self.table_id = p.createMultiBody(0, table, table_vis, TABLE_CENTER, physicsClientId=c)
+        self.surface_bodies = (self.table_id,)
         p.changeDynamics(
             self.table_id,
             -1,
