@@ -26,7 +26,7 @@ from calibration.sim_replay import sim_replay_errors
 from real.replay import log_cycles, log_robot_config
 from robot.description import SERVO_MODELS, ControlMode, HardwareConfig, torque_per_amp
 from sim.pybullet_robot import servo_params_from_targets
-from sim.voltage_servo import VoltageServoParams
+from sim.voltage_servo import NO_CURRENT_LIMIT, VoltageServoParams
 
 #: Fitted targets and their search bounds, per robot kind; each has a term in the task's default randomization.
 #: Nominal values are the envs' (0.3 position gain, 1.0 velocity gain, strength 1, 0.01 N*m*s/rad damping, no
@@ -186,8 +186,16 @@ def fit_voltage(
 
     if model not in MODELS:
         raise SysidError(f"unknown model {model!r}; expected one of {sorted(MODELS)}")
-    free = list(MODELS[model])
-    base = vars(VoltageServoParams())
+    # the config's effort limit already caps each joint's torque (sim.pybullet_robot): no current limit to fit
+    free = [n for n in MODELS[model] if n != "max_current"]
+    # kt and R are the datasheet's of the position servos (stall torque and current at the rated voltage)
+    models = [m.model for m in config.motors if m.mode != ControlMode.velocity]
+    kts = [torque_per_amp(m) for m in models]
+    motor = {}
+    if kts and all(k is not None for k in kts):
+        motor["kt"] = float(np.mean(kts))
+        motor["R"] = float(np.mean([SERVO_MODELS[m]["rated_v"] / SERVO_MODELS[m]["stall_current"] for m in models]))
+    base = vars(VoltageServoParams(**motor, max_current=NO_CURRENT_LIMIT))
 
     def params(x: np.ndarray) -> VoltageServoParams:
         return VoltageServoParams(**{**base, **dict(zip(free, (float(v) for v in x), strict=True))})
@@ -198,14 +206,7 @@ def fit_voltage(
         except ValueError:  # too stiff for the physics rate
             return 10.0
 
-    # kt and R searched around the datasheet of the position servos (stall torque and current at the rated voltage)
-    models = [m.model for m in config.motors if m.mode != ControlMode.velocity]
-    kts = [torque_per_amp(m) for m in models]
-    kt = resistance = None
-    if kts and all(k is not None for k in kts):
-        kt = float(np.mean(kts))
-        resistance = float(np.mean([SERVO_MODELS[m]["rated_v"] / SERVO_MODELS[m]["stall_current"] for m in models]))
-    space = bounds(free, kt, resistance)
+    space = bounds(free)
     result = minimize(objective, space, iterations, population, seed, f"sysid robot {model}", progress, refine=False)
     return params(result.x), float(result.fun)
 

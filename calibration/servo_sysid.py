@@ -6,6 +6,12 @@ measured angle, driven by the logged goals (held between samples, delayed by the
 flags; the fit minimizes the mean over logs of the mean absolute angle error, with SciPy's differential evolution
 (population evaluated in one vectorized pass), so friction's discontinuities need no gradient.
 
+What is known is not fitted: the motor's kt and R are the datasheet's, and when the logs record the Present PWM
+register the firmware's gain and PWM limit are read from it (:mod:`calibration.servo_firmware`). Parameters that a
+trajectory family may not excite (the armature and the viscous friction: slow lifts pin neither) carry a weak prior
+towards the datasheet-order defaults, a penalty of :data:`PRIOR_WEIGHT` rad per squared natural-log ratio, which
+data that do excite them outweigh.
+
 Scores are per log: mean absolute error (MAE) and RMS of the angle, rad. The "default" model is the datasheet one
 (:class:`sim.voltage_servo.VoltageServoParams` defaults); "perfect tracking" (angle = goal) is the floor to beat.
 """
@@ -21,15 +27,12 @@ from typing import Any
 import numpy as np
 
 from calibration.search import minimize
+from calibration.servo_firmware import FirmwareLaw, firmware_law, pwm_from_register
 from sim.voltage_servo import DEFAULT_DT, PendulumLoad, VoltageServoParams, simulate
 
-#: Search bounds of each parameter (same order as VoltageServoParams.names()). The motor's kt and R are searched
-#: within :data:`MOTOR_FACTORS` of the servo's datasheet values (:func:`bounds`; here the XL330-M288's, 0.354 N*m/A
-#: and 3.4 ohm) and the loop's gain within 0.5-2x the e-manual's: wider bounds fit the training logs as well and
-#: predict another trajectory family worse (cross-validated on the shared XL330 logs, `load` model: 72 vs 56 mrad).
+#: Search bounds of the parameters a model may free. The loop's gain is searched within 0.5-2x the e-manual's when no
+#: log records the PWM; the current limit around the XL330-M288's register default (1.75 A).
 BOUNDS: dict[str, tuple[float, float]] = {
-    "kt": (0.2, 0.6),
-    "R": (2.0, 6.0),
     "armature": (1e-4, 0.05),
     "coulomb": (0.0, 0.5),
     "viscous": (0.0, 0.5),
@@ -41,28 +44,25 @@ BOUNDS: dict[str, tuple[float, float]] = {
     "stribeck_load": (0.0, 1.0),
     "stribeck_speed": (0.01, 2.0),
     "ratio_external": (0.0, 3.0),
+    "max_current": (1.0, 2.5),
 }
 
-#: kt and R bounds as factors of the servo's datasheet values.
-MOTOR_FACTORS = {"kt": (0.565, 1.7), "R": (0.59, 1.76)}
+
+def bounds(names: Sequence[str]) -> list[tuple[float, float]]:
+    """Search bounds of ``names`` (:data:`BOUNDS`)."""
+    return [BOUNDS[n] for n in names]
 
 
-def bounds(names: Sequence[str], kt: float | None = None, resistance: float | None = None) -> list[tuple[float, float]]:
-    """Search bounds of ``names``, with kt and R around a servo's datasheet ``kt`` (N*m/A) and ``resistance``
-    (ohm); None: the XL330-M288's (:data:`BOUNDS`)."""
-    centre = {"kt": kt, "R": resistance}
-    out = []
-    for n in names:
-        if n in MOTOR_FACTORS and centre[n] is not None:
-            lo, hi = MOTOR_FACTORS[n]
-            out.append((lo * float(centre[n]), hi * float(centre[n])))
-        else:
-            out.append(BOUNDS[n])
-    return out
-
-
-#: What every model fits: the motor, the firmware's loop and Coulomb + viscous friction.
-_CORE = ("kt", "R", "armature", "coulomb", "viscous", "latency", "gain_scale", "max_duty")
+#: What every model fits: the inertia, the firmware's loop and current limit, and Coulomb + viscous friction. The
+#: motor's kt and R are not fitted: they trade against friction within a family (cross-validated on the shared
+#: XL330 logs, `load` model: validation 1.97x the training error with them free, 1.61x pinned to the datasheet).
+_CORE = ("armature", "coulomb", "viscous", "latency", "gain_scale", "max_duty", "max_current")
+#: Read from the Present PWM register when every fit log carries it (calibration.servo_firmware), else fitted.
+FIRMWARE = ("gain_scale", "max_duty")
+#: Weak priors (centre values) on what a trajectory family may not excite, and the penalty per squared natural-log
+#: ratio (rad): 3 mrad, chosen by validation across the shared logs' families (0.3 mrad: 2.2x, 1: 1.65x, 3: 1.60x).
+PRIORS = {"armature": VoltageServoParams.armature, "viscous": VoltageServoParams.viscous}
+PRIOR_WEIGHT = 0.003
 #: Friction models the fit can use (BAM's M1-M5 family, sim/voltage_servo.py): the free parameters of each, the
 #: others keep their default (which switches their term off).
 MODELS: dict[str, tuple[str, ...]] = {
@@ -89,7 +89,8 @@ class SysidError(ValueError):
 @dataclass
 class ServoLog:
     """One test-bench recording. t: s from the first sample; position, goal: rad; torque_enable: bool;
-    kp: P gain register value; vin: supply, V; load: the pendulum."""
+    kp: P gain register value; vin: supply, V; load: the pendulum; pwm: the Present PWM register as signed duty
+    (fraction of full scale) when the log records it."""
 
     name: str
     t: np.ndarray
@@ -100,6 +101,7 @@ class ServoLog:
     vin: float
     load: PendulumLoad
     trajectory: str = ""
+    pwm: np.ndarray | None = None
 
 
 def load_servo_log(path: str | Path) -> ServoLog:
@@ -122,6 +124,8 @@ def load_servo_log(path: str | Path) -> ServoLog:
         goal = np.array([e["goal_position"] for e in entries], dtype=float)
         enable = np.array([bool(e.get("torque_enable", True)) for e in entries])
         volts = [e["input_volts"] for e in entries if "input_volts" in e]
+        # the shared logs' raw register ("load") is Present PWM (+-885, and it follows the P law: servo_firmware)
+        pwm = pwm_from_register([e["load"] for e in entries]) if all("load" in e for e in entries) else None
     except KeyError as exc:
         raise SysidError(f"{path}: an entry lacks {exc}") from exc
     if np.any(np.diff(t) <= 0):
@@ -139,6 +143,7 @@ def load_servo_log(path: str | Path) -> ServoLog:
         vin=float(np.mean(volts)) if volts else float(data["vin"]),
         load=PendulumLoad(float(data["mass"]), float(data["length"])),
         trajectory=str(data.get("trajectory", "")),
+        pwm=pwm,
     )
 
 
@@ -240,6 +245,8 @@ class FitResult:
     stopped: str = ""  # "converged" or "generation cap"
     wall_s: float = 0.0
     simulated_s: float = 0.0  # seconds of servo motion simulated by the search
+    firmware: FirmwareLaw | None = None  # read from the logs' Present PWM, and pinned
+    free: tuple[str, ...] = ()  # the parameters the search fitted
 
 
 def fit(
@@ -251,7 +258,9 @@ def fit(
     progress: bool = True,
 ) -> FitResult:
     """Fit the free parameters of ``model`` to ``logs`` by differential evolution, then a local refinement
-    (deterministic for a seed); the objective is the time-weighted MAE pooled over the logs.
+    (deterministic for a seed); the objective is the time-weighted MAE pooled over the logs plus the priors'
+    penalty (:data:`PRIORS`); the reported ``mae_rad`` is the error alone. When every log records Present PWM, the
+    firmware's gain and PWM limit are read from it and not fitted (``FitResult.firmware``).
 
     population: candidates per free parameter (SciPy's ``popsize``); iterations: the most generations (it stops
     earlier when the best value stops improving)."""
@@ -260,8 +269,12 @@ def fit(
     if not logs:
         raise SysidError("no logs to fit")
     names = VoltageServoParams.names()
-    free = [names.index(n) for n in MODELS[model]]
-    base = VoltageServoParams().vector()
+    law = firmware_law(logs)
+    pinned = {n: getattr(law, n) for n in FIRMWARE} if law is not None else {}
+    free_names = tuple(n for n in MODELS[model] if n not in pinned)
+    free = [names.index(n) for n in free_names]
+    base = VoltageServoParams(**pinned).vector()
+    prior = [(free_names.index(n), np.log(centre)) for n, centre in PRIORS.items() if n in free_names]
     weights = [time_weights(log.t) * log.t[-1] for log in logs]
     total = float(sum(log.t[-1] for log in logs))
     simulated = 0.0
@@ -289,9 +302,14 @@ def fit(
             )
         return np.where(np.isfinite(values), np.minimum(values, DIVERGED), DIVERGED)
 
+    def penalized(x: np.ndarray) -> np.ndarray:
+        x2 = x if x.ndim == 2 else x[:, None]
+        penalty = sum((np.log(np.maximum(x2[i], 1e-6)) - centre) ** 2 for i, centre in prior) if prior else 0.0
+        return objective(x) + PRIOR_WEIGHT * penalty
+
     result = minimize(
-        objective,
-        bounds([names[i] for i in free]),
+        penalized,
+        bounds(free_names),
         iterations,
         population,
         seed,
@@ -299,9 +317,20 @@ def fit(
         progress,
         vectorized=True,
     )
-    params = VoltageServoParams.from_vector(full(result.x[:, None])[:, 0])
+    x = np.asarray(result.x, dtype=float)[:, None]
+    mae = float(objective(x)[0])  # the fit logs' error, without the priors' penalty
+    params = VoltageServoParams.from_vector(full(x)[:, 0])
     return FitResult(
-        params, model, result.fun, result.generations, seed, result.stopped, result.wall_s, round(simulated, 1)
+        params,
+        model,
+        mae,
+        result.generations,
+        seed,
+        result.stopped,
+        result.wall_s,
+        round(simulated, 1),
+        law,
+        free_names,
     )
 
 
@@ -355,10 +384,12 @@ def cross_validate(
     """Fit ``model`` on each split of :func:`folds` and score it on the logs it left out."""
     per_log: dict[str, dict[str, float]] = {}
     out = []
+    n_free = 0
     for name, train, val in folds(logs):
         result = fit([logs[i] for i in train], model=model, iterations=iterations, seed=seed, progress=progress)
         held = score(result.params, [logs[i] for i in val])
         per_log |= held["logs"]
+        n_free = max(n_free, len(result.free))
         out.append(
             {
                 "split": name,
@@ -374,7 +405,7 @@ def cross_validate(
     pooled = _overall(per_log)
     return Validation(
         model,
-        len(MODELS[model]),
+        n_free,
         float(np.mean([f["train_mae_rad"] for f in out])),
         pooled["mae_rad"],
         pooled["rms_rad"],

@@ -13,6 +13,7 @@ The parameters file (YAML) records the kind, the fitted values, and the fit's lo
 
 from __future__ import annotations
 
+import dataclasses
 import glob
 import json
 from pathlib import Path
@@ -131,6 +132,8 @@ def _fit_voltage(
             "simulated_s": result.simulated_s,
             "seed": seed,
             "loads": sorted({f"{log.load.mass} kg at {log.load.length} m" for log in fit_logs}),
+            "fitted": list(result.free),
+            "firmware_from_pwm": None if result.firmware is None else dataclasses.asdict(result.firmware),
         },
         "validation": {
             "chosen_by": "lowest validation MAE" if model == servo_sysid.AUTO else "named with --model",
@@ -366,6 +369,12 @@ def summary_lines(report: dict[str, Any]) -> list[str]:
             f"fit ({report['model']}): {f['generations']} generations, {f['stopped']}, {f['wall_s']:.0f} s, "
             f"{f['simulated_s']:.0f} s simulated"
         )
+        law = f.get("firmware_from_pwm")
+        if law:
+            lines.append(
+                f"  firmware read from Present PWM, not fitted: gain_scale {law['gain_scale']:.3f}, max_duty "
+                f"{law['max_duty']:.3f} ({law['samples']} samples, residual {100 * law['residual']:.2f} % of full duty)"
+            )
     for label in ("fit_logs", "eval_logs"):
         if label not in report:
             continue

@@ -231,7 +231,7 @@ class PyBulletRobot:
         gain_ratio = params.position_gain[slots] / DEFAULT_POSITION_GAIN  # randomized around 1
         self._v_gain = duty_per_rad(params.kp_register[slots], v.gain_scale * gain_ratio)
         self._v_supply = params.supply_v * strength
-        self._v_limit = params.max_torque[slots]
+        self._v_limit = np.minimum(params.max_torque[slots], v.kt * v.max_current)
         self._v_viscous = v.viscous + params.damping[slots]
         self._v, self._v_vector = v, v.vector()
         for idx in self._voltage_bullet:  # the damping is in the model; PyBullet's would count it twice
@@ -290,7 +290,7 @@ class PyBulletRobot:
         on = self._torque_on[slots]
         duty = np.clip(self._v_gain * (goal - q), -v.max_duty, v.max_duty) * on
         drive = v.kt / v.R * (self._v_supply * duty - v.kt * w * on)
-        # The joint's torque limit (config effort x strength) caps it, like the servo's current limit.
+        # The joint's torque limit (config effort x strength) caps it, and the model's current limit.
         drive = np.clip(drive, -self._v_limit, self._v_limit)
         motor = drive - self._v_viscous * w
         self._voltage_torque[slots] = motor

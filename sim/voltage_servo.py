@@ -3,12 +3,18 @@
 The firmware runs a P loop on the PWM duty cycle (Dynamixel X e-manual, "Position P Gain": KPP = register / 128,
 position error in pulses of 2*pi/4096 rad, PWM output in units of 1/885 of full duty), so
 
-    duty   = clip(gain_scale * kp / 128 * error_rad * 4096 / (2 pi) / 885, -max_duty, max_duty)
-    torque = kt * (vin * duty - kt * omega) / R                       (output side, gearbox included)
+    duty    = clip(gain_scale * kp / 128 * error_rad * 4096 / (2 pi) / 885, -max_duty, max_duty)
+    current = clip((vin * duty - kt * omega) / R, -max_current, max_current)
+    torque  = kt * current                                            (output side, gearbox included)
 
-``gain_scale`` is 1 for the e-manual's formula; whether the firmware really applies it is what a fit finds out.
-With torque off the motor exerts nothing (its driver is open: no back-EMF braking). The load adds its inertia to
-the motor's ``armature`` (reflected rotor inertia) and its gravity torque ``external``.
+``gain_scale`` is 1 for the e-manual's formula. The real XL330's Present PWM register is exactly 0.5 times it
+(measured on the eight shared pendulum logs: slope 0.498-0.500 at every P gain, residual under 1 % of full scale),
+so a fit pins ``gain_scale`` and ``max_duty`` from logs that carry that register (:mod:`calibration.servo_sysid`).
+The firmware also caps the motor current at its Current Limit register (XL330-M288: 1,750 mA by default, e-manual
+control table address 38) below the PWM it reports: on those logs two P gains whose PWM differ (757 and 885 of
+885) stall a lift at the same angle, which a duty limit alone cannot do. With torque off the motor exerts nothing
+(its driver is open: no back-EMF braking). The load adds its inertia to the motor's ``armature`` (reflected rotor
+inertia) and its gravity torque ``external``.
 
 Friction is viscous (``viscous * omega``) plus a friction budget that stops the joint instead of reversing it
 (applied implicitly), after the models of Duclusaud et al., "Extended Friction Models for the Physics Simulation of
@@ -25,7 +31,8 @@ load side costs another friction than driving it from the motor). Each friction 
 term off (Stribeck's exponent is fixed at 2, the common Gaussian form, to keep the parameter count small).
 
 Datasheet defaults are for the XL330-M288 (ROBOTIS e-manual: stall 0.52 N*m at 5.0 V and 1.47 A, so R = 3.4 ohm
-and kt = 0.354 N*m/A). Armature and friction are guesses of the right order; the fit replaces them.
+and kt = 0.354 N*m/A; Current Limit 1,750 mA). Armature and friction are guesses of the right order; the fit
+replaces them.
 
 Everything is vectorized over columns: one column per (parameter set, log) pair, so that a population of
 parameter candidates is simulated on all logs in one pass.
@@ -51,6 +58,8 @@ DEFAULT_DT = 0.004
 #: The friction law above, recorded in parameter files (``friction_law``): a file fitted under the older law (load
 #: friction on the motor torque alone) is refused by :func:`params_from_record` rather than read under this one.
 FRICTION_LAW = "gearbox_load"
+#: max_current (A) of a parameters file written before the current limit was modelled: a limit never reached.
+NO_CURRENT_LIMIT = 1000.0
 
 
 @dataclass
@@ -60,7 +69,7 @@ class VoltageServoParams:
     latency: s (goal to motor); gain_scale: on the e-manual's P gain formula; max_duty: fraction of full PWM;
     stribeck: N*m of extra friction at standstill; stribeck_load: extra friction per gearbox N*m at standstill;
     stribeck_speed: rad/s over which the Stribeck terms fade; ratio_external: weight of the external torque in the
-    gearbox load (1: not directional)."""
+    gearbox load (1: not directional); max_current: A, the firmware's current limit."""
 
     kt: float = 0.354
     R: float = 3.4
@@ -75,12 +84,13 @@ class VoltageServoParams:
     stribeck_load: float = 0.0
     stribeck_speed: float = 0.2
     ratio_external: float = 1.0
+    max_current: float = 1.75
 
     def __post_init__(self) -> None:
         for name, value in asdict(self).items():
             if not np.isfinite(value) or value < 0:
                 raise ValueError(f"VoltageServoParams.{name}: expected a finite value >= 0, got {value}")
-        for name in ("kt", "R", "armature", "gain_scale", "max_duty", "stribeck_speed"):
+        for name in ("kt", "R", "armature", "gain_scale", "max_duty", "stribeck_speed", "max_current"):
             if getattr(self, name) <= 0:
                 raise ValueError(f"VoltageServoParams.{name}: expected > 0, got {getattr(self, name)}")
         if self.max_duty > 1.0:
@@ -119,6 +129,8 @@ def params_from_record(record: dict, source: str) -> VoltageServoParams:
             f"{source}: fitted under friction law {law or 'motor_torque (before friction_law was recorded)'!r}, "
             f"this version uses {FRICTION_LAW!r}: its load_friction would mean something else; fit it again"
         )
+    if "max_current" not in params:  # fitted before the current limit was modelled: its fit assumed none
+        params = {**params, "max_current": NO_CURRENT_LIMIT}
     return VoltageServoParams(**params)
 
 
@@ -147,7 +159,7 @@ def friction_budget(params: np.ndarray, motor: np.ndarray, external: np.ndarray,
     """The most friction torque (N*m, >= 0) the joint can resist with now: ``params`` in
     :meth:`VoltageServoParams.names` order (columns, or one set), ``motor`` and ``external`` torques on the joint
     (N*m) and its speed ``omega`` (rad/s). See the module docstring for the law."""
-    _, _, _, coulomb, _, load, _, _, _, stribeck, stribeck_load, stribeck_speed, ratio = params
+    _, _, _, coulomb, _, load, _, _, _, stribeck, stribeck_load, stribeck_speed, ratio = params[:13]
     gearbox = np.abs(ratio * external - motor)
     fade = np.exp(-((omega / stribeck_speed) ** 2))
     return coulomb + load * gearbox + fade * (stribeck + stribeck_load * gearbox)
@@ -166,21 +178,21 @@ def simulate(
 ) -> np.ndarray:
     """Joint angles (rad), shape (steps, columns), from a standstill at ``q0``.
 
-    params: (13, columns) in :meth:`VoltageServoParams.names` order. goal: (steps, columns) goal positions the
+    params: (14, columns) in :meth:`VoltageServoParams.names` order. goal: (steps, columns) goal positions the
     motor sees at each step (already delayed by the latency); torque_enable: (steps, columns) bool. kp: P gain
     register; vin: supply (V); load_inertia: kg*m^2; load_gravity: N*m (mass * g * length), all per column.
     """
     kt, R, armature, _, viscous, _, _, gain_scale, max_duty = params[:9]
+    max_current = params[13]
     inertia = load_inertia + armature
     gain = duty_per_rad(kp, gain_scale)
     q = np.array(q0, dtype=float)
     w = np.zeros_like(q)
     out = np.empty(goal.shape)
-    k_over_r = kt / R
     for k in range(goal.shape[0]):
         out[k] = q
         duty = np.clip(gain * (goal[k] - q), -max_duty, max_duty) * torque_enable[k]
-        motor = k_over_r * (vin * duty - kt * w * torque_enable[k])
+        motor = kt * np.clip((vin * duty - kt * w * torque_enable[k]) / R, -max_current, max_current)
         external = -load_gravity * np.sin(q)
         free = w + dt * (motor + external - viscous * w) / inertia
         stop = friction_budget(params, motor, external, w) * dt / inertia

@@ -313,6 +313,7 @@ def test_distillation_pretrains_on_scenes_with_a_coordinate_encoder(tmp_path):
         pretrain_epochs=2,
         supersample=2,
         crop=(96, 96, 448, 336),
+        surface_overlay=0.5,
     )
     run = Distillation(config)
     scenes = run.collect_scenes(12, progress=False, chunk=6)
@@ -323,6 +324,8 @@ def test_distillation_pretrains_on_scenes_with_a_coordinate_encoder(tmp_path):
     serial.collect_scenes(12, progress=False, chunk=6)  # the same frames in one process
     np.testing.assert_array_equal(np.stack(serial.data.rgb), np.stack(run.data.rgb))
     np.testing.assert_array_equal(np.stack(serial.data.action), np.stack(run.data.action))
+    assert run.data.surfaces().max() == 255  # each scene with its table's mask (for --surface-overlay)
+    np.testing.assert_array_equal(serial.data.surfaces(), run.data.surfaces())
     # --scene-cache: a second run reads the chunks the first wrote, the same frames; another seed does not
     cached = dataclasses.replace(config, workers=1, scene_cache=str(tmp_path / "cache"))
     first = Distillation(cached)
@@ -330,6 +333,7 @@ def test_distillation_pretrains_on_scenes_with_a_coordinate_encoder(tmp_path):
     again = Distillation(cached)
     assert again.collect_scenes(18, progress=False, chunk=6) == {"scenes": 18, "samples": 18, "from_cache": 12}
     np.testing.assert_array_equal(np.stack(again.data.rgb)[:12], np.stack(run.data.rgb))
+    np.testing.assert_array_equal(again.data.surfaces()[:12], run.data.surfaces())
     assert len(np.unique(np.stack(again.data.privileged)[:, :3].round(4), axis=0)) == 18
     other = Distillation(dataclasses.replace(cached, seed=1))
     assert other.collect_scenes(6, progress=False, chunk=6)["from_cache"] == 0
@@ -345,6 +349,7 @@ def test_distillation_pretrains_on_scenes_with_a_coordinate_encoder(tmp_path):
     assert pretrained.meta["training"]["iterations_done"] == 0
     assert pretrained.meta["training"]["held_out_success"] is None
     assert report["history"][0]["samples"] >= 12 + 60
+    assert all(mask.max() == 255 for mask in trained.data.surface[12:])  # DAgger's samples carry masks too
     # the auxiliary head's reading of the object position on the held-out first frames, in metres
     located = report["history"][0]["object_position_error_at_reset_m"]
     assert 0 < located["median"] < 1.0 and len(report["history"][0]["aux_mae_at_reset"]) == trained.priv_dim

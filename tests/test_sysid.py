@@ -3,6 +3,7 @@ pendulum logs, and robot fits from mock-arm MCAP logs recorded in a reality with
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 
@@ -84,6 +85,82 @@ def test_gearbox_friction_acts_with_torque_off_and_stops_a_free_swing():
     assert still == pytest.approx(0.06) and moving == pytest.approx(0.01, abs=1e-6)
 
 
+def test_the_current_limit_stalls_a_lift_at_one_angle_whatever_the_gain():
+    """The firmware caps the current (XL330 Current Limit): two P gains whose duty differs stall a slow lift at
+    the same angle, where kt * max_current balances gravity and the gearbox friction, as the real logs do (kp 400
+    and 800 both stop at 0.87-0.88 rad); without the cap the stiffer loop lifts higher."""
+    params = VoltageServoParams(coulomb=0.0, viscous=0.01, load_friction=0.2, max_current=1.2)
+    goal = np.linspace(0.0, 1.5, 1500)
+    stalls = [_run(params, goal, q0=0.0, kp=kp)[-1] for kp in (800, 1600)]
+    assert stalls[0] == pytest.approx(stalls[1], abs=0.01)
+    torque = params.kt * params.max_current
+    # a lift stops where the capped torque no longer beats gravity and its gearbox friction
+    g = LOAD.gravity_torque * np.sin(stalls[0])
+    assert torque - g == pytest.approx(0.2 * (torque + g), abs=0.02)
+    uncapped = VoltageServoParams(coulomb=0.0, viscous=0.01, load_friction=0.2, max_current=100.0)
+    assert _run(uncapped, goal, q0=0.0, kp=1600)[-1] > stalls[0] + 0.1
+
+
+def _pwm_log(name: str, gain_scale: float, limit: float, kp: float = 400) -> ServoLog:
+    """A log whose Present PWM follows a P law with ``gain_scale``, clipped at ``limit`` (fraction of full)."""
+    t = np.arange(0.0, 2.0, 0.005)
+    goal = 1.5 * np.sin(2 * np.pi * 0.5 * t)
+    position = 0.6 * np.sin(2 * np.pi * 0.5 * t - 0.4)
+    pwm = np.clip(duty_per_rad(kp, gain_scale) * (goal - position), -limit, limit)
+    return ServoLog(name, t, position, goal, np.ones_like(t, dtype=bool), kp, 7.4, LOAD, "x", np.round(pwm * 885) / 885)
+
+
+def test_the_firmware_law_is_read_from_present_pwm(shared_data):
+    """The real XL330 logs' raw register is Present PWM: exactly 0.5 times the e-manual's P formula, reaching its
+    full scale; a synthetic law is read back; a register that is no P law on the error, or a missing one, pins
+    nothing."""
+    from calibration.servo_firmware import firmware_law, pwm_from_register
+
+    folder = shared_data / "real_logs" / "xl330_pendulum"
+    logs = [servo_sysid.load_servo_log(p) for p in sorted(folder.glob("*.json"))]
+    law = firmware_law(logs)
+    assert law.gain_scale == pytest.approx(0.5, abs=0.003) and law.max_duty == 1.0 and law.saturated
+    assert law.residual < 0.005
+    synthetic = firmware_law([_pwm_log("a", 0.62, 0.7), _pwm_log("b", 0.62, 0.7, kp=100)])
+    assert synthetic.gain_scale == pytest.approx(0.62, abs=0.005)
+    assert synthetic.max_duty == pytest.approx(0.7, abs=1 / 885)
+    unsaturated = firmware_law([_pwm_log("c", 0.62, 1.0, kp=100)])
+    assert unsaturated.max_duty == 1.0 and not unsaturated.saturated
+    noise = _pwm_log("d", 0.62, 0.7)
+    noise.pwm = np.random.default_rng(0).uniform(-0.5, 0.5, len(noise.t))
+    assert firmware_law([noise]) is None
+    assert firmware_law([_pwm_log("e", 0.62, 0.7), dataclasses.replace(noise, pwm=None)]) is None
+    assert pwm_from_register([0, 885, 64651]).tolist() == pytest.approx([0.0, 1.0, -1.0])
+    assert pwm_from_register([0, 1000]) is None  # beyond a PWM register's full scale: something else
+
+
+def test_a_fit_pins_the_firmware_and_reports_its_error_without_the_priors():
+    """Logs with Present PWM: gain_scale and max_duty are read, not searched; kt and R stay the datasheet's; the
+    reported error is the logs' (the priors' penalty is not in it)."""
+    truth = VoltageServoParams(armature=0.002, viscous=0.02, gain_scale=0.6, max_duty=0.9, max_current=1.5)
+    logs = []
+    for name, kp in (("a", 200), ("b", 800)):
+        log = _synthetic_log(name, truth, kp)
+        err = log.goal - log.position
+        log.pwm = np.clip(duty_per_rad(kp, 0.6) * err, -0.9, 0.9)
+        logs.append(log)
+    result = servo_sysid.fit(logs, model="coulomb_viscous", iterations=30, seed=0, progress=False)
+    assert result.firmware is not None and "gain_scale" not in result.free and "max_duty" not in result.free
+    assert result.params.gain_scale == pytest.approx(0.6, abs=0.005)
+    assert result.params.max_duty == result.firmware.max_duty  # (these logs never reach the limit: 1)
+    assert (result.params.kt, result.params.R) == (VoltageServoParams.kt, VoltageServoParams.R)
+    assert result.mae_rad == pytest.approx(servo_sysid.score(result.params, logs)["mae_rad"], rel=1e-6)
+    assert result.mae_rad < 0.01
+
+
+def test_a_parameters_file_from_before_the_current_limit_keeps_its_behaviour(tmp_path):
+    from sim.voltage_servo import NO_CURRENT_LIMIT, params_from_record, params_record
+
+    record = params_record(VoltageServoParams(load_friction=0.2))
+    del record["params"]["max_current"]
+    assert params_from_record(record, "old.yaml").max_current == NO_CURRENT_LIMIT
+
+
 def test_error_is_weighted_by_time_not_by_samples():
     """A phase logged ten times faster must not count ten times more: the time-weighted MAE stays, the per-sample
     one moves."""
@@ -144,8 +221,9 @@ def test_fit_recovers_a_known_servo_from_synthetic_logs():
 
 @pytest.mark.slow
 def test_real_xl330_pendulum_fit_on_one_trajectory_predicts_the_other(shared_data, tmp_path):
-    """The issue's target: fitted on the sin_sin logs, under 90 mrad MAE on the up_and_down logs (perfect tracking
-    539 mrad over all eight, Rhoban's identified model 93-98 mrad)."""
+    """Fitted on one family, the other predicted within 1.6x the training error each way (measured with 60
+    generations: sin_sin 31 -> up_and_down 37 mrad, up_and_down 22 -> sin_sin 49; perfect tracking 539 mrad over
+    all eight)."""
     folder = shared_data / "real_logs" / "xl330_pendulum"
     logs = [servo_sysid.load_servo_log(p) for p in sorted(folder.glob("*.json"))]
     assert len(logs) == 8
@@ -154,9 +232,16 @@ def test_real_xl330_pendulum_fit_on_one_trajectory_predicts_the_other(shared_dat
     held_out = [log for log in logs if log.trajectory == "up_and_down"]
     result = servo_sysid.fit(fit_logs, iterations=60, seed=0, progress=False)
     score = servo_sysid.score(result.params, held_out)
-    assert score["mae_rad"] < 0.090, score
-    assert score["mae_rad"] < servo_sysid.score(VoltageServoParams(), held_out)["mae_rad"] / 3
+    assert score["mae_rad"] < 0.042 and score["mae_rad"] < 1.3 * result.mae_rad, (score, result.mae_rad)
+    assert score["mae_rad"] < servo_sysid.score(VoltageServoParams(), held_out)["mae_rad"] / 5
     assert set(score["logs"]) == {log.name for log in held_out}
+    other_way = servo_sysid.fit(held_out, iterations=60, seed=0, progress=False)
+    predicted = servo_sysid.score(other_way.params, fit_logs)["mae_rad"]
+    assert predicted < 0.055 and predicted < 2.5 * other_way.mae_rad, (predicted, other_way.mae_rad)
+    # the two families agree on the friction law's coefficient and the current limit (they did not with kt, R and
+    # the firmware gain free: 0.30 vs 0.47)
+    assert abs(result.params.load_friction - other_way.params.load_friction) < 0.05
+    assert abs(result.params.max_current - other_way.params.max_current) < 0.2
 
 
 def test_cli_scores_saved_parameters_and_plots(shared_data, tmp_path, capsys):
