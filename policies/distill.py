@@ -121,7 +121,7 @@ class Distillation:
                 coordinates=config.coordinates,
             )
         self.optimizer = torch.optim.Adam(self.student.parameters(), lr=config.learning_rate)
-        self.augment = TrainingAugmentation(config.augment, config.surface_overlay, config.seed)
+        self.augment = TrainingAugmentation.for_run(config.augment, config.surface_overlay, config.seed, self.env)
         self.data = Dataset()
         self.priv_mean, self.priv_std = 0.0, 1.0
         self.history: list[dict[str, Any]] = []
@@ -333,25 +333,18 @@ class Distillation:
         n, bs = len(action), self.config.batch_size
         self.student.train()
         last = float("nan")
-        bar = tqdm(
-            total=epochs * ((n + bs - 1) // bs),
-            desc="fit student",
-            unit="batch",
-            disable=not progress,
-            leave=False,
-            mininterval=2.0,
-        )
         total = epochs * ((n + bs - 1) // bs)
+        bar = tqdm(total=total, desc="fit student", unit="batch", disable=not progress, leave=False, mininterval=2.0)
         base_lr = self.config.learning_rate
         done = 0
         for _ in range(epochs):
             perm = self.rng.permutation(n)
             for i in range(0, n, bs):
                 idx = perm[i : i + bs]
-                images = self.augment(rgb[idx], surfaces[idx])
+                images, depths = self.augment(rgb[idx], depth[idx], surfaces[idx])
                 pred, aux = self.student.forward_with_aux(
                     torch.from_numpy(images),
-                    torch.from_numpy(depth[idx].astype(np.float32)),
+                    torch.from_numpy(depths.astype(np.float32)),
                     torch.from_numpy(proprio_n[idx]),
                 )
                 loss = ((pred - torch.from_numpy(action[idx])) ** 2).mean()

@@ -189,22 +189,43 @@ def colour_augmentation() -> A.Compose:
     )
 
 
+def dark_dropout_range(randomization: RandomizationConfig) -> tuple[float, float]:
+    """The (low, high) range of the randomization's dark-surface depth dropout (``depth.dark_dropout``, a uniform
+    draw), or (0, 0) when it has none."""
+    for term in randomization.terms:
+        if term.target == "depth.dark_dropout":
+            d = term.distribution
+            if getattr(d, "type", None) != "uniform":
+                raise ValueError(f"{term.name}: the surface overlay reads a uniform dark dropout, not {d.type}")
+            return float(d.low), float(d.high)
+    return 0.0, 0.0
+
+
 class TrainingAugmentation:
-    """What a training batch's images go through: their surfaces repainted with probability ``surface_share``
+    """What a training batch goes through: surfaces repainted with probability ``surface_share``, the depth of
+    their new dark pixels dropped with a probability in ``dark_dropout``
     (:class:`policies.surface_overlay.SurfaceOverlay`, seeded with ``seed``), then, with ``colour``, the
     photometric :func:`colour_augmentation` of each image."""
 
-    def __init__(self, colour: bool, surface_share: float, seed: int) -> None:
-        self.overlay = SurfaceOverlay(surface_share, seed) if surface_share > 0 else None
+    def __init__(
+        self, colour: bool, surface_share: float, seed: int, dark_dropout: tuple[float, float] = (0.0, 0.0)
+    ) -> None:
+        self.overlay = SurfaceOverlay(surface_share, seed, dark_dropout) if surface_share > 0 else None
         self.colour = colour_augmentation() if colour else None
 
-    def __call__(self, images: np.ndarray, surfaces: np.ndarray) -> np.ndarray:
-        """(N, H, W, 3) uint8 images and their (N, H, W) uint8 surface masks -> the augmented images."""
+    @classmethod
+    def for_run(cls, colour: bool, surface_share: float, seed: int, env: gym.Env) -> TrainingAugmentation:
+        """The augmentation of a run whose env is ``env`` (its randomization's dark-surface depth dropout)."""
+        return cls(colour, surface_share, seed, dark_dropout_range(env.unwrapped.randomization))
+
+    def __call__(self, images: np.ndarray, depths: np.ndarray, surfaces: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(N, H, W, 3) uint8 images, (N, H, W, 1) depths and (N, H, W) uint8 surface masks -> augmented images
+        and depths."""
         if self.overlay is not None:
-            images = self.overlay(images, surfaces)
+            images, depths = self.overlay(images, depths, surfaces)
         if self.colour is not None:
             images = np.stack([self.colour(image=im)["image"] for im in images])
-        return images
+        return images, depths
 
 
 def collect_scene_chunk(chunk: SceneChunk, worker: bool = True) -> dict[str, np.ndarray]:

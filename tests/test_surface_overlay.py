@@ -7,9 +7,11 @@ import numpy as np
 import pybullet as p
 import pytest
 
-from policies.distill_data import Dataset, TrainingAugmentation, record_surfaces
-from policies.surface_overlay import SurfaceOverlay, repaint_surface
+from policies.distill_data import Dataset, TrainingAugmentation, dark_dropout_range, record_surfaces
+from policies.surface_overlay import SurfaceOverlay, drop_dark_depth, repaint_surface
 from sim.envs.factory import task_env
+from sim.randomization.config import load_randomization
+from sim.randomization.image_noise import DARK_GRAY_LEVEL
 
 CAMERA = {"supersample": 4, "crop": [96, 96, 448, 336]}  # the shipped grasp student's view
 
@@ -69,18 +71,43 @@ def test_the_overlay_is_seeded_and_repaints_its_share():
     rng = np.random.default_rng(1)
     images = np.stack([_scene(rng)[0] for _ in range(200)])
     surfaces = np.stack([_scene(rng)[1] for _ in range(200)])
-    a = SurfaceOverlay(0.5, seed=7)(images, surfaces)
-    b = SurfaceOverlay(0.5, seed=7)(images, surfaces)
+    depths = np.full((*surfaces.shape, 1), 0.5, np.float32)
+    a, da = SurfaceOverlay(0.5, seed=7, dark_dropout=(0.0, 0.5))(images, depths, surfaces)
+    b, db = SurfaceOverlay(0.5, seed=7, dark_dropout=(0.0, 0.5))(images, depths, surfaces)
     np.testing.assert_array_equal(a, b)
+    np.testing.assert_array_equal(da, db)
     repainted = np.any(a != images, axis=(1, 2, 3)).mean()
     assert 0.38 < repainted < 0.62
-    np.testing.assert_array_equal(SurfaceOverlay(0.0, seed=7)(images, surfaces), images)
+    same, same_depth = SurfaceOverlay(0.0, seed=7)(images, depths, surfaces)
+    np.testing.assert_array_equal(same, images)
+    np.testing.assert_array_equal(same_depth, depths)
     with pytest.raises(ValueError, match="probability"):
         SurfaceOverlay(1.5, seed=0)
+    with pytest.raises(ValueError, match="dark_dropout"):
+        SurfaceOverlay(0.5, seed=0, dark_dropout=(0.4, 0.2))
     with pytest.raises(ValueError, match="do not match"):
-        SurfaceOverlay(0.5, seed=0)(images, surfaces[:, :10])
-    only_overlay = TrainingAugmentation(colour=False, surface_share=1.0, seed=3)(images, surfaces)
+        SurfaceOverlay(0.5, seed=0)(images, depths, surfaces[:, :10])
+    only_overlay, _ = TrainingAugmentation(colour=False, surface_share=1.0, seed=3)(images, depths, surfaces)
     np.testing.assert_array_equal(only_overlay[:, surfaces[0] == 0], images[:, surfaces[0] == 0])
+
+
+def test_new_dark_paint_loses_its_depth_as_the_simulated_camera_does():
+    """Where the paint is dark (gray under the simulator's dark level) on the surface, depth goes missing with the
+    given probability; bright paint, and pixels off the surface, keep theirs. The range comes from the run's
+    randomization (the grasp default: 0-0.5)."""
+    rng = np.random.default_rng(4)
+    image = np.full((40, 40, 3), 200, np.uint8)
+    image[:, :20] = DARK_GRAY_LEVEL // 2  # a dark half
+    surface = np.full((40, 40), 255, np.uint8)
+    surface[:, 30:] = 0  # not surface
+    depth = np.full((40, 40, 1), 0.6, np.float32)
+    out = drop_dark_depth(depth, image, surface, 0.5, rng)
+    assert 0.4 < (out[:, :20] == 0).mean() < 0.6
+    assert np.all(out[:, 20:] == 0.6)
+    assert np.all(drop_dark_depth(depth, image, surface, 0.0, rng) == 0.6)
+    image[:, 30:] = 0  # dark, but not surface: its depth stays
+    assert np.all(drop_dark_depth(depth, image, surface, 1.0, rng)[:, 30:] == 0.6)
+    assert dark_dropout_range(load_randomization("default", "grasp")) == (0.0, 0.5)
 
 
 def test_samples_keep_their_masks_through_a_file(tmp_path):
