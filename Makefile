@@ -38,7 +38,9 @@ clean:
 # under the randomization of the time (colors drawn in RGB, fresh frames), the last two continuing it with new scenes
 # and one DAgger iteration each under today's (colors drawn in HSV, frames 30-180 ms old); those were stopped after
 # their first iteration for time, which --steps 5000 --iterations 1 reproduces. Run today, the first two already
-# train under today's domain. The navigate student was stopped during its fifth DAgger iteration; the run's best of
+# train under today's domain. Two more runs continue it with scenes carrying table masks and tables repainted at
+# fit time (--surface-overlay); the first ran without the earlier runs' DAgger samples (their files were gone),
+# which a run of this target aggregates. The navigate student was stopped during its fifth DAgger iteration; the run's best of
 # the first four (iteration 2) is the shipped one.
 # The SO-101's state policy (so101_grasp_state): its run was stopped after its 50,000-step evaluation, whose bundle
 # is the shipped one (--steps 50000 reproduces it). Its camera student (so101_grasp_rgbd) is the grasp student's
@@ -51,10 +53,12 @@ bundles: $(STAMP)
 	$(BIN)/s2r distill --teacher runs/grasp_ppo --init runs/grasp_student/bundle --pretrain-scenes 60000 --pretrain-steps 14 --scene-cache runs/scene_cache --steps 10000 --iterations 2 --keep-every 5 --epochs 3 --lr 1e-3 --supersample 4 --crop 96,96,448,336 --eval-episodes 100 --randomization $(GRASP_STUDENT) --seed 0 --out runs/grasp_student_more
 	$(BIN)/s2r distill --teacher runs/grasp_ppo --init runs/grasp_student_more/bundle --pretrain-scenes 15000 --pretrain-steps 14 --scene-cache runs/scene_cache --steps 5000 --iterations 1 --keep-every 5 --epochs 3 --lr 1e-3 --supersample 4 --crop 96,96,448,336 --eval-episodes 60 --randomization $(GRASP_STUDENT) --seed 0 --out runs/grasp_student_hsv
 	$(BIN)/s2r distill --teacher runs/grasp_ppo --init runs/grasp_student_hsv/bundle --pretrain-scenes 30000 --pretrain-steps 14 --scene-cache runs/scene_cache --steps 5000 --iterations 1 --keep-every 5 --epochs 6 --lr 1e-3 --supersample 4 --crop 96,96,448,336 --eval-episodes 60 --randomization $(GRASP_STUDENT) --seed 0 --out runs/grasp_student_hsv_more
+	$(BIN)/s2r distill --teacher runs/grasp_ppo --init runs/grasp_student_hsv_more/bundle --pretrain-scenes 60000 --pretrain-steps 14 --scene-cache runs/scene_cache --steps 5000 --iterations 1 --keep-every 5 --epochs 6 --lr 1e-3 --supersample 4 --crop 96,96,448,336 --eval-episodes 60 --randomization $(GRASP_STUDENT) --seed 2 --surface-overlay 0.6 --out runs/grasp_student_surface
+	$(BIN)/s2r distill --teacher runs/grasp_ppo --init runs/grasp_student_surface/bundle --pretrain-scenes 30000 --pretrain-steps 14 --scene-cache runs/scene_cache --steps 5000 --iterations 1 --keep-every 5 --epochs 4 --lr 1e-3 --supersample 4 --crop 96,96,448,336 --eval-episodes 60 --randomization $(GRASP_STUDENT) --seed 3 --surface-overlay 0.7 --out runs/grasp_student_surface_more
 	$(BIN)/s2r distill --teacher runs/navigate_ppo --steps 30000 --epochs 6 --seed 0 --randomization sim/randomization/variants/stale_frames.yaml --out runs/navigate_student
 	$(BIN)/s2r train --task grasp --robot so101 --algo ppo --steps 50000 --seed 0 --out runs/so101_grasp_ppo --eval-every 50000 --eval-episodes 50
 	$(BIN)/s2r distill --teacher runs/so101_grasp_ppo --coordinates --channels 32,64,64 --pretrain-scenes 40000 --pretrain-epochs 16 --pretrain-steps 14 --scene-cache runs/scene_cache --steps 10000 --iterations 2 --keep-every 5 --epochs 3 --lr 1e-3 --supersample 4 --crop 136,92,368,336 --eval-episodes 60 --randomization $(GRASP_STUDENT) --seed 0 --out runs/so101_student
-	for name in grasp_ppo:grasp_state navigate_ppo:navigate_state grasp_student_hsv_more:grasp_rgbd navigate_student:navigate_rgbd so101_grasp_ppo:so101_grasp_state so101_student:so101_grasp_rgbd; do \
+	for name in grasp_ppo:grasp_state navigate_ppo:navigate_state grasp_student_surface_more:grasp_rgbd navigate_student:navigate_rgbd so101_grasp_ppo:so101_grasp_state so101_student:so101_grasp_rgbd; do \
 		rm -rf policies/bundles/$${name#*:} && mkdir -p policies/bundles && cp -r runs/$${name%:*}/bundle policies/bundles/$${name#*:}; \
 	done
 GRASP_STUDENT = sim/randomization/variants/grasp_student.yaml

@@ -38,3 +38,15 @@ def test_example_bundle_succeeds_on_held_out_seeds(name):
     seed = HELD_OUT_SEEDS.get(name, 3_000_000)
     summary = evaluate(str(path), task, episodes, seed=seed, randomization="default", progress=False)
     assert summary.success_rate >= minimum, f"{name}: {summary.success_rate:.2f} on {episodes} held-out episodes"
+
+
+def test_the_grasp_student_grasps_on_a_dark_striped_table():
+    """Issue 22's corner of the visual range: a dark, low-saturation table with near-black stripes, every value
+    inside the training ranges, on which the simulated D435 loses depth in the stripes. The shipped student: 79 % on
+    100 seeds from 7,100,000 (seeds no training run was chosen on; the student before the surface-overlay runs 58 %);
+    here the first 20 of them."""
+    domain = Path(__file__).resolve().parents[1] / "docs/robustness/grasp_dark_striped_table.yaml"
+    summary = evaluate(
+        str(BUNDLES / "grasp_rgbd"), "grasp", 20, seed=7_100_000, randomization="default", domain=domain, progress=False
+    )
+    assert summary.success_rate >= 0.65, f"{summary.success_rate:.2f} on the dark striped table"
