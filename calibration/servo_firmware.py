@@ -13,14 +13,23 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 import numpy as np
 
 from sim.voltage_servo import PWM_FULL_SCALE, duty_per_rad
 
-if TYPE_CHECKING:
-    from calibration.servo_sysid import ServoLog
+
+class PwmLog(Protocol):
+    """What the law is read from (:class:`calibration.servo_sysid.ServoLog` is one): angles in rad, the P gain
+    register, torque-enable flags and Present PWM as signed duty (None: not recorded)."""
+
+    position: np.ndarray
+    goal: np.ndarray
+    torque_enable: np.ndarray
+    kp: float
+    pwm: np.ndarray | None
+
 
 #: A register whose readings depart from a P law on the position error by more than this (RMS, fraction of full
 #: duty) is not read as the loop's PWM (the e-manual formula's duty, measured: 0.1-0.9 % on the XL330 logs).
@@ -53,7 +62,7 @@ def pwm_from_register(raw: Sequence[float]) -> np.ndarray | None:
     return values / PWM_FULL_SCALE
 
 
-def firmware_law(logs: Sequence[ServoLog]) -> FirmwareLaw | None:
+def firmware_law(logs: Sequence[PwmLog]) -> FirmwareLaw | None:
     """The P law that every log's Present PWM follows (torque-on samples), or None when a log lacks the register or
     the readings do not follow a P law on the position error (residual over :data:`MAX_RESIDUAL`)."""
     if not logs or any(log.pwm is None for log in logs):
