@@ -17,6 +17,7 @@ from typing import Protocol
 
 import numpy as np
 
+from real.dynamixel.control_table import MODELS as DYNAMIXEL_MODELS
 from sim.voltage_servo import PWM_FULL_SCALE, duty_per_rad
 
 
@@ -52,14 +53,20 @@ class FirmwareLaw:
     saturated: bool  # whether any sample reached the limit (else max_duty is the PWM Limit's full scale)
 
 
+#: The X series' Present PWM register (real.dynamixel.control_table): 2 bytes, two's complement, 1/885 of full duty.
+PRESENT_PWM = DYNAMIXEL_MODELS["XL330-M288"].register("present_pwm")
+
+
 def pwm_from_register(raw: Sequence[float]) -> np.ndarray | None:
-    """A log's raw register values as signed PWM duty (fraction of full scale), or None when they cannot be Present
-    PWM (16-bit two's complement within +-885)."""
-    values = np.asarray(raw, dtype=float)
-    values = np.where(values >= 32768, values - 65536, values)
-    if np.any(np.abs(values) > PWM_FULL_SCALE):
+    """A log's raw register values (as read, unsigned) as signed PWM duty (fraction of full scale), or None when they
+    cannot be Present PWM (not 2-byte values, or beyond +-885)."""
+    try:
+        counts = [PRESENT_PWM.decode(int(v).to_bytes(PRESENT_PWM.size, "little")) for v in raw]
+    except (OverflowError, ValueError):
         return None
-    return values / PWM_FULL_SCALE
+    if any(abs(c) > PWM_FULL_SCALE for c in counts):
+        return None
+    return np.array([PRESENT_PWM.to_si(c) for c in counts], dtype=float)
 
 
 def firmware_law(logs: Sequence[PwmLog]) -> FirmwareLaw | None:

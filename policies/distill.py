@@ -328,7 +328,7 @@ class Distillation:
         """``epochs`` passes over all data; returns the last batch's loss. ``decay``: the learning rate follows a
         cosine from its value down to a tenth over the passes (then is restored)."""
         rgb, depth, proprio, action, privileged = self.data.arrays()
-        surfaces = self.data.surfaces()
+        surfaces = self.data.surfaces() if self.augment.overlay is not None else None  # only when repainting
         proprio_n, priv_n = self.network_inputs(proprio, privileged)
         n, bs = len(action), self.config.batch_size
         self.student.train()
@@ -341,7 +341,8 @@ class Distillation:
             perm = self.rng.permutation(n)
             for i in range(0, n, bs):
                 idx = perm[i : i + bs]
-                images, depths = self.augment(rgb[idx], depth[idx], surfaces[idx])
+                masks = None if surfaces is None else surfaces[idx]
+                images, depths = self.augment(rgb[idx], depth[idx], masks)
                 pred, aux = self.student.forward_with_aux(
                     torch.from_numpy(images),
                     torch.from_numpy(depths.astype(np.float32)),
