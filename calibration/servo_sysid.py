@@ -7,10 +7,10 @@ flags; the fit minimizes the mean over logs of the mean absolute angle error, wi
 (population evaluated in one vectorized pass), so friction's discontinuities need no gradient.
 
 What is known is not fitted: the motor's kt and R are the datasheet's, and when the logs record the Present PWM
-register the firmware's gain and PWM limit are read from it (:mod:`calibration.servo_firmware`). Parameters that a
-trajectory family may not excite (the armature and the viscous friction: slow lifts pin neither) carry a weak prior
-towards the datasheet-order defaults, a penalty of :data:`PRIOR_WEIGHT` rad per squared natural-log ratio, which
-data that do excite them outweigh.
+register the firmware's gain, PWM limit and latency are read from it (:mod:`calibration.servo_firmware`).
+Parameters that a trajectory family may not excite (the armature and the viscous friction: slow lifts pin neither)
+carry a weak prior towards the datasheet-order defaults, a penalty of :data:`PRIOR_WEIGHT` rad per squared
+natural-log ratio, which data that do excite them outweigh.
 
 Scores are per log: mean absolute error (MAE) and RMS of the angle, rad. The "default" model is the datasheet one
 (:class:`sim.voltage_servo.VoltageServoParams` defaults); "perfect tracking" (angle = goal) is the floor to beat.
@@ -45,6 +45,7 @@ BOUNDS: dict[str, tuple[float, float]] = {
     "stribeck_speed": (0.01, 2.0),
     "ratio_external": (0.0, 3.0),
     "max_current": (1.0, 2.5),
+    "load_quadratic": (0.0, 1.0),
 }
 
 
@@ -58,7 +59,7 @@ def bounds(names: Sequence[str]) -> list[tuple[float, float]]:
 #: XL330 logs, `load` model: validation 1.97x the training error with them free, 1.61x pinned to the datasheet).
 _CORE = ("armature", "coulomb", "viscous", "latency", "gain_scale", "max_duty", "max_current")
 #: Read from the Present PWM register when every fit log carries it (calibration.servo_firmware), else fitted.
-FIRMWARE = ("gain_scale", "max_duty")
+FIRMWARE = ("gain_scale", "max_duty", "latency")
 #: Weak priors (centre values) on what a trajectory family may not excite, and the penalty per squared natural-log
 #: ratio (rad): 3 mrad, chosen by validation across the shared logs' families (0.3 mrad: 2.2x, 1: 1.65x, 3: 1.60x).
 PRIORS = {"armature": VoltageServoParams.armature, "viscous": VoltageServoParams.viscous}
@@ -70,6 +71,8 @@ MODELS: dict[str, tuple[str, ...]] = {
     "stribeck": (*_CORE, "stribeck", "stribeck_speed"),
     "load": (*_CORE, "load_friction"),
     "stribeck_load": (*_CORE, "load_friction", "stribeck", "stribeck_load", "stribeck_speed"),
+    "quadratic": (*_CORE, "load_friction", "load_quadratic"),
+    "stribeck_quadratic": (*_CORE, "load_friction", "load_quadratic", "stribeck", "stribeck_load", "stribeck_speed"),
     "directional": (*_CORE, "load_friction", "stribeck", "stribeck_load", "stribeck_speed", "ratio_external"),
 }
 #: ``--model auto``: the model with the lowest validation error (the one with fewer parameters within this
@@ -149,7 +152,7 @@ def load_servo_log(path: str | Path) -> ServoLog:
 
 def simulate_logs(params: np.ndarray, logs: Sequence[ServoLog], dt: float = DEFAULT_DT) -> list[list[np.ndarray]]:
     """Simulated angles at each log's sample times for each parameter column: ``out[s][j]`` for column ``s`` of
-    ``params`` (shape (13, S), or (13,)) and log ``j``."""
+    ``params`` (shape (P, S), or (P,), P = len(VoltageServoParams.names())) and log ``j``."""
     params = np.asarray(params, dtype=float)
     if params.ndim == 1:
         params = params[:, None]
@@ -260,7 +263,7 @@ def fit(
     """Fit the free parameters of ``model`` to ``logs`` by differential evolution, then a local refinement
     (deterministic for a seed); the objective is the time-weighted MAE pooled over the logs plus the priors'
     penalty (:data:`PRIORS`); the reported ``mae_rad`` is the error alone. When every log records Present PWM, the
-    firmware's gain and PWM limit are read from it and not fitted (``FitResult.firmware``).
+    firmware's gain, PWM limit and latency are read from it and not fitted (``FitResult.firmware``).
 
     population: candidates per free parameter (SciPy's ``popsize``); iterations: the most generations (it stops
     earlier when the best value stops improving)."""

@@ -373,7 +373,8 @@ def summary_lines(report: dict[str, Any]) -> list[str]:
         if law:
             lines.append(
                 f"  firmware read from Present PWM, not fitted: gain_scale {law['gain_scale']:.3f}, max_duty "
-                f"{law['max_duty']:.3f} ({law['samples']} samples, residual {100 * law['residual']:.2f} % of full duty)"
+                f"{law['max_duty']:.3f}, latency {1000 * law['latency']:.2f} ms ({law['samples']} samples, residual "
+                f"{100 * law['residual']:.2f} % of full duty)"
             )
     for label in ("fit_logs", "eval_logs"):
         if label not in report:

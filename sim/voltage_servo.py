@@ -21,14 +21,17 @@ Friction is viscous (``viscous * omega``) plus a friction budget that stops the 
 Servo Actuators" (BAM, ICRA 2025):
 
     gearbox = |ratio_external * external - motor|                   (the torque the gearbox carries, N*m)
-    budget  = coulomb + load_friction * gearbox
+    budget  = coulomb + load_friction * gearbox + load_quadratic * gearbox^2
               + exp(-(omega / stribeck_speed)^2) * (stribeck + stribeck_load * gearbox)
 
 The load-dependent terms act with torque off too (gravity alone loads the gearbox), which is what stops a free
 pendulum within a few swings; ``ratio_external`` != 1 makes them directional (back-driving the gearbox from the
 load side costs another friction than driving it from the motor). Each friction model of
 :mod:`calibration.servo_sysid` frees a subset of these terms; the others stay at their defaults, which switch the
-term off (Stribeck's exponent is fixed at 2, the common Gaussian form, to keep the parameter count small).
+term off (Stribeck's exponent is fixed at 2, the common Gaussian form, to keep the parameter count small). The
+quadratic load term is ours: the share of the load a gear mesh loses grows with the load (its contact pressure); on
+the shared XL330 logs the friction that stalls a slow lift is about 0.2 of the gearbox load at kp 100 and 0.3 at kp
+200, which one linear coefficient cannot give both.
 
 Datasheet defaults are for the XL330-M288 (ROBOTIS e-manual: stall 0.52 N*m at 5.0 V and 1.47 A, so R = 3.4 ohm
 and kt = 0.354 N*m/A; Current Limit 1,750 mA). Armature and friction are guesses of the right order; the fit
@@ -69,7 +72,8 @@ class VoltageServoParams:
     latency: s (goal to motor); gain_scale: on the e-manual's P gain formula; max_duty: fraction of full PWM;
     stribeck: N*m of extra friction at standstill; stribeck_load: extra friction per gearbox N*m at standstill;
     stribeck_speed: rad/s over which the Stribeck terms fade; ratio_external: weight of the external torque in the
-    gearbox load (1: not directional); max_current: A, the firmware's current limit."""
+    gearbox load (1: not directional); max_current: A, the firmware's current limit; load_quadratic: 1/(N*m),
+    Coulomb friction per squared N*m carried by the gearbox."""
 
     kt: float = 0.354
     R: float = 3.4
@@ -85,6 +89,7 @@ class VoltageServoParams:
     stribeck_speed: float = 0.2
     ratio_external: float = 1.0
     max_current: float = 1.75
+    load_quadratic: float = 0.0
 
     def __post_init__(self) -> None:
         for name, value in asdict(self).items():
@@ -159,10 +164,10 @@ def friction_budget(params: np.ndarray, motor: np.ndarray, external: np.ndarray,
     """The most friction torque (N*m, >= 0) the joint can resist with now: ``params`` in
     :meth:`VoltageServoParams.names` order (columns, or one set), ``motor`` and ``external`` torques on the joint
     (N*m) and its speed ``omega`` (rad/s). See the module docstring for the law."""
-    _, _, _, coulomb, _, load, _, _, _, stribeck, stribeck_load, stribeck_speed, ratio = params[:13]
+    _, _, _, coulomb, _, load, _, _, _, stribeck, stribeck_load, stribeck_speed, ratio, _, quadratic = params[:15]
     gearbox = np.abs(ratio * external - motor)
     fade = np.exp(-((omega / stribeck_speed) ** 2))
-    return coulomb + load * gearbox + fade * (stribeck + stribeck_load * gearbox)
+    return coulomb + (load + quadratic * gearbox) * gearbox + fade * (stribeck + stribeck_load * gearbox)
 
 
 def simulate(
@@ -178,7 +183,7 @@ def simulate(
 ) -> np.ndarray:
     """Joint angles (rad), shape (steps, columns), from a standstill at ``q0``.
 
-    params: (14, columns) in :meth:`VoltageServoParams.names` order. goal: (steps, columns) goal positions the
+    params: (15, columns) in :meth:`VoltageServoParams.names` order. goal: (steps, columns) goal positions the
     motor sees at each step (already delayed by the latency); torque_enable: (steps, columns) bool. kp: P gain
     register; vin: supply (V); load_inertia: kg*m^2; load_gravity: N*m (mass * g * length), all per column.
     """

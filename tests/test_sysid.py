@@ -83,6 +83,10 @@ def test_gearbox_friction_acts_with_torque_off_and_stops_a_free_swing():
     sticky = VoltageServoParams(coulomb=0.01, stribeck=0.05, stribeck_speed=0.2)
     still, moving = (friction_budget(sticky.vector(), 0.0, 0.0, w) for w in (0.0, 1.0))
     assert still == pytest.approx(0.06) and moving == pytest.approx(0.01, abs=1e-6)
+    # the quadratic load term: the share of the load lost grows with the load (0.2 + 0.1 * load per N*m)
+    quadratic = VoltageServoParams(coulomb=0.0, load_friction=0.2, load_quadratic=0.1)
+    shares = [friction_budget(quadratic.vector(), np.array(m), np.array(0.0), np.array(1.0)) / m for m in (0.5, 1.0)]
+    assert shares == pytest.approx([0.25, 0.3])
 
 
 def test_the_current_limit_stalls_a_lift_at_one_angle_whatever_the_gain():
@@ -101,28 +105,32 @@ def test_the_current_limit_stalls_a_lift_at_one_angle_whatever_the_gain():
     assert _run(uncapped, goal, q0=0.0, kp=1600)[-1] > stalls[0] + 0.1
 
 
-def _pwm_log(name: str, gain_scale: float, limit: float, kp: float = 400) -> ServoLog:
-    """A log whose Present PWM follows a P law with ``gain_scale``, clipped at ``limit`` (fraction of full)."""
+def _pwm_log(name: str, gain_scale: float, limit: float, kp: float = 400, lag: float = 0.0) -> ServoLog:
+    """A log whose Present PWM follows a P law with ``gain_scale`` on the goal ``lag`` s old, clipped at ``limit``
+    (fraction of full)."""
     t = np.arange(0.0, 2.0, 0.005)
     goal = 1.5 * np.sin(2 * np.pi * 0.5 * t)
     position = 0.6 * np.sin(2 * np.pi * 0.5 * t - 0.4)
-    pwm = np.clip(duty_per_rad(kp, gain_scale) * (goal - position), -limit, limit)
+    seen = 1.5 * np.sin(2 * np.pi * 0.5 * (t - lag))
+    pwm = np.clip(duty_per_rad(kp, gain_scale) * (seen - position), -limit, limit)
     return ServoLog(name, t, position, goal, np.ones_like(t, dtype=bool), kp, 7.4, LOAD, "x", np.round(pwm * 885) / 885)
 
 
 def test_the_firmware_law_is_read_from_present_pwm(shared_data):
-    """The real XL330 logs' raw register is Present PWM: exactly 0.5 times the e-manual's P formula, reaching its
-    full scale; a synthetic law is read back; a register that is no P law on the error, or a missing one, pins
-    nothing."""
+    """The real XL330 logs' raw register is Present PWM: exactly 0.5 times the e-manual's P formula on a goal about
+    1.5 ms old, reaching its full scale; a synthetic law and its delay are read back; a register that is no P law
+    on the error, or a missing one, pins nothing."""
     from calibration.servo_firmware import firmware_law, pwm_from_register
 
     folder = shared_data / "real_logs" / "xl330_pendulum"
     logs = [servo_sysid.load_servo_log(p) for p in sorted(folder.glob("*.json"))]
     law = firmware_law(logs)
     assert law.gain_scale == pytest.approx(0.5, abs=0.003) and law.max_duty == 1.0 and law.saturated
-    assert law.residual < 0.005
-    synthetic = firmware_law([_pwm_log("a", 0.62, 0.7), _pwm_log("b", 0.62, 0.7, kp=100)])
+    assert law.residual < 0.005 and 0.0005 <= law.latency <= 0.003
+    synthetic = firmware_law([_pwm_log("a", 0.62, 0.7, lag=0.008), _pwm_log("b", 0.62, 0.7, kp=100, lag=0.008)])
     assert synthetic.gain_scale == pytest.approx(0.62, abs=0.005)
+    assert synthetic.latency == pytest.approx(0.008, abs=0.0005)
+    assert firmware_law([_pwm_log("a", 0.62, 0.7)]).latency == 0.0
     assert synthetic.max_duty == pytest.approx(0.7, abs=1 / 885)
     unsaturated = firmware_law([_pwm_log("c", 0.62, 1.0, kp=100)])
     assert unsaturated.max_duty == 1.0 and not unsaturated.saturated
@@ -145,7 +153,8 @@ def test_a_fit_pins_the_firmware_and_reports_its_error_without_the_priors():
         log.pwm = np.clip(duty_per_rad(kp, 0.6) * err, -0.9, 0.9)
         logs.append(log)
     result = servo_sysid.fit(logs, model="coulomb_viscous", iterations=30, seed=0, progress=False)
-    assert result.firmware is not None and "gain_scale" not in result.free and "max_duty" not in result.free
+    assert result.firmware is not None and not set(servo_sysid.FIRMWARE) & set(result.free)
+    assert result.params.latency == result.firmware.latency == 0.0  # the register follows the goal at once
     assert result.params.gain_scale == pytest.approx(0.6, abs=0.005)
     assert result.params.max_duty == result.firmware.max_duty  # (these logs never reach the limit: 1)
     assert (result.params.kt, result.params.R) == (VoltageServoParams.kt, VoltageServoParams.R)
@@ -154,11 +163,13 @@ def test_a_fit_pins_the_firmware_and_reports_its_error_without_the_priors():
 
 
 def test_a_parameters_file_from_before_the_current_limit_keeps_its_behaviour(tmp_path):
+    """Files written before the current limit and the quadratic load term: no limit, no quadratic term."""
     from sim.voltage_servo import NO_CURRENT_LIMIT, params_from_record, params_record
 
     record = params_record(VoltageServoParams(load_friction=0.2))
-    del record["params"]["max_current"]
-    assert params_from_record(record, "old.yaml").max_current == NO_CURRENT_LIMIT
+    del record["params"]["max_current"], record["params"]["load_quadratic"]
+    old = params_from_record(record, "old.yaml")
+    assert old.max_current == NO_CURRENT_LIMIT and old.load_quadratic == 0.0
 
 
 def test_error_is_weighted_by_time_not_by_samples():

@@ -286,11 +286,24 @@ class Sysid:
     """score these fitted parameters (a file written by --out) instead of fitting"""
     out: str | None = None
     """write the fitted parameters here (YAML)"""
-    model: Literal["auto", "coulomb_viscous", "stribeck", "load", "stribeck_load", "directional", "sim"] | None = None
+    model: (
+        Literal[
+            "auto",
+            "coulomb_viscous",
+            "stribeck",
+            "load",
+            "stribeck_load",
+            "quadratic",
+            "stribeck_quadratic",
+            "directional",
+            "sim",
+        ]
+        | None
+    ) = None
     """auto (test-bench logs' default): every voltage servo friction model cross-validated across trajectory
-    families, the best on validation fitted; coulomb_viscous / stribeck / load / stribeck_load / directional: that
-    one (sim/voltage_servo.py); sim: the simulated robot's servo parameters the tasks randomize (robot logs only;
-    their default)"""
+    families, the best on validation fitted; coulomb_viscous / stribeck / load / stribeck_load / quadratic /
+    stribeck_quadratic / directional: that one (calibration/servo_sysid.py MODELS); sim: the simulated robot's
+    servo parameters the tasks randomize (robot logs only; their default)"""
     iterations: int | None = None
     """most generations of the search"""
     seed: int = 0
