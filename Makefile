@@ -44,8 +44,10 @@ clean:
 # the first four (iteration 2) is the shipped one.
 # The SO-101's state policy (so101_grasp_state): its run was stopped after its 50,000-step evaluation, whose bundle
 # is the shipped one (--steps 50000 reproduces it). Its camera student (so101_grasp_rgbd) is the grasp student's
-# recipe on the SO-101's camera crop with 40,000 scenes, distilled before DAgger episodes were collected with their
-# own random draws (the same recipe run today collects other DAgger samples).
+# recipe on the SO-101's camera crop with 40,000 scenes (distilled before DAgger episodes were collected with their
+# own random draws: the same recipe run today collects other DAgger samples), then two continuations with table
+# masks and repainted tables (--surface-overlay), new scenes and DAgger iterations; the second run's held-out
+# episodes chose its first iteration (iteration 2 of the chain), the shipped one.
 bundles: $(STAMP)
 	$(BIN)/s2r train --task grasp --algo ppo --steps 300000 --seed 0 --out runs/grasp_ppo --eval-every 50000 --eval-episodes 100
 	$(BIN)/s2r train --task navigate --algo ppo --steps 150000 --seed 0 --out runs/navigate_ppo --eval-every 25000 --eval-episodes 100
@@ -58,7 +60,9 @@ bundles: $(STAMP)
 	$(BIN)/s2r distill --teacher runs/navigate_ppo --steps 30000 --epochs 6 --seed 0 --randomization sim/randomization/variants/stale_frames.yaml --out runs/navigate_student
 	$(BIN)/s2r train --task grasp --robot so101 --algo ppo --steps 50000 --seed 0 --out runs/so101_grasp_ppo --eval-every 50000 --eval-episodes 50
 	$(BIN)/s2r distill --teacher runs/so101_grasp_ppo --coordinates --channels 32,64,64 --pretrain-scenes 40000 --pretrain-epochs 16 --pretrain-steps 14 --scene-cache runs/scene_cache --steps 10000 --iterations 2 --keep-every 5 --epochs 3 --lr 1e-3 --supersample 4 --crop 136,92,368,336 --eval-episodes 60 --randomization $(GRASP_STUDENT) --seed 0 --out runs/so101_student
-	for name in grasp_ppo:grasp_state navigate_ppo:navigate_state grasp_student_surface_more:grasp_rgbd navigate_student:navigate_rgbd so101_grasp_ppo:so101_grasp_state so101_student:so101_grasp_rgbd; do \
+	$(BIN)/s2r distill --teacher runs/so101_grasp_ppo --init runs/so101_student/bundle --pretrain-scenes 60000 --pretrain-steps 14 --scene-cache runs/scene_cache --steps 5000 --iterations 1 --keep-every 5 --epochs 6 --lr 1e-3 --supersample 4 --crop 136,92,368,336 --eval-episodes 60 --randomization $(GRASP_STUDENT) --seed 1 --surface-overlay 0.6 --out runs/so101_overlay_60k
+	$(BIN)/s2r distill --teacher runs/so101_grasp_ppo --init runs/so101_overlay_60k/bundle --pretrain-scenes 30000 --pretrain-steps 14 --scene-cache runs/scene_cache --steps 10000 --iterations 2 --keep-every 5 --epochs 4 --lr 1e-3 --supersample 4 --crop 136,92,368,336 --eval-episodes 60 --randomization $(GRASP_STUDENT) --seed 2 --surface-overlay 0.7 --out runs/so101_overlay_more
+	for name in grasp_ppo:grasp_state navigate_ppo:navigate_state grasp_student_surface_more:grasp_rgbd navigate_student:navigate_rgbd so101_grasp_ppo:so101_grasp_state so101_overlay_more:so101_grasp_rgbd; do \
 		rm -rf policies/bundles/$${name#*:} && mkdir -p policies/bundles && cp -r runs/$${name%:*}/bundle policies/bundles/$${name#*:}; \
 	done
 GRASP_STUDENT = sim/randomization/variants/grasp_student.yaml
