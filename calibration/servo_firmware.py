@@ -8,7 +8,7 @@ reached where the formula asked for more gives ``max_duty``, and the delay of th
 readings gives the loop's ``latency`` (goal sent to PWM applied): parameters a trajectory fit would otherwise trade
 against the motor and friction (on the shared XL330 logs the fit chose gain_scale 0.60 and max_duty 0.95 where the
 register reads 0.50 and 1.00 on every log, and a family of slow lifts left the latency anywhere in 0-40 ms where the
-register reads about 2 ms).
+register reads 1.5 ms).
 """
 
 from __future__ import annotations

@@ -29,9 +29,9 @@ pendulum within a few swings; ``ratio_external`` != 1 makes them directional (ba
 load side costs another friction than driving it from the motor). Each friction model of
 :mod:`calibration.servo_sysid` frees a subset of these terms; the others stay at their defaults, which switch the
 term off (Stribeck's exponent is fixed at 2, the common Gaussian form, to keep the parameter count small). The
-quadratic load term is ours: the share of the load a gear mesh loses grows with the load (its contact pressure); on
-the shared XL330 logs the friction that stalls a slow lift is about 0.2 of the gearbox load at kp 100 and 0.3 at kp
-200, which one linear coefficient cannot give both.
+quadratic load term is ours and empirical: on the shared XL330 logs the friction that holds a slow lift is about 0.26
+of the gearbox load at kp 100, 0.31 at kp 200 and 0.35 at kp 400 (from the held angles and Present PWM), a share
+that grows with the load, which one linear coefficient cannot give.
 
 Datasheet defaults are for the XL330-M288 (ROBOTIS e-manual: stall 0.52 N*m at 5.0 V and 1.47 A, so R = 3.4 ohm
 and kt = 0.354 N*m/A; Current Limit 1,750 mA). Armature and friction are guesses of the right order; the fit
