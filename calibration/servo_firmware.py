@@ -5,10 +5,14 @@ A Dynamixel X servo in position mode sets its PWM from the position error (:func
 the e-manual's formula times ``gain_scale``) and clips it at its PWM Limit. When a log records Present PWM beside
 the position and goal, a least-squares slope of PWM on the formula's duty gives ``gain_scale``, the largest PWM
 reached where the formula asked for more gives ``max_duty``, and the delay of the goal that best explains the
-readings gives the loop's ``latency`` (goal sent to PWM applied): parameters a trajectory fit would otherwise trade
-against the motor and friction (on the shared XL330 logs the fit chose gain_scale 0.60 and max_duty 0.95 where the
-register reads 0.50 and 1.00 on every log, and a family of slow lifts left the latency anywhere in 0-40 ms where the
-register reads 1.5 ms).
+readings gives the loop's ``latency``, with the goal held between samples as the simulation holds it
+(:func:`held_index`): parameters a trajectory fit would otherwise trade against the motor and friction (on the
+shared XL330 logs the fit chose gain_scale 0.60 and max_duty 0.95 where the register reads 0.50 and 1.00 on every
+log, and a family of slow lifts left the latency anywhere in 0-40 ms where the register follows each sample's own
+goal: under one sample, 5.3 ms). On a sampled log the delays that give the same held goals at the sample times
+cannot be told apart: the latency read is the middle of the best such range, and none is read when that range
+reaches the end of the delays tried or when no delay explains the readings clearly better than another (a goal
+that never moves).
 """
 
 from __future__ import annotations
@@ -42,20 +46,21 @@ MAX_RESIDUAL = 0.02
 MIN_DUTY = 0.03
 #: A PWM reading is saturated when the law asks for this much more than the largest reading.
 SATURATION_MARGIN = 0.05
-#: Goal delays tried (s): 0-20 ms by 0.25 ms (the shared logs are sampled every 5.3 ms; the goal between samples is
-#: interpolated).
-LAGS = np.arange(0.0, 0.02001, 0.00025)
+#: Goal delays tried (s): 0-50 ms (the fit's latency bounds) by 0.25 ms.
+LAGS = np.arange(0.0, 0.05001, 0.00025)
+#: The best delay must explain the readings this much better (relative RMS residual) than the worst to be read.
+MIN_LAG_CONTRAST = 0.05
 
 
 @dataclass(frozen=True)
 class FirmwareLaw:
-    """``gain_scale``, ``max_duty`` and ``latency`` (s) as :class:`sim.voltage_servo.VoltageServoParams` takes them,
-    with the RMS departure of the readings from the law (fraction of full duty) and the number of samples the slope
-    used."""
+    """``gain_scale``, ``max_duty`` and ``latency`` (s, or None) as :class:`sim.voltage_servo.VoltageServoParams`
+    takes them, with the RMS departure of the readings from the law (fraction of full duty) and the number of samples
+    the slope used."""
 
     gain_scale: float
     max_duty: float
-    latency: float
+    latency: float | None  # None: the readings do not pin it (it is fitted)
     residual: float
     samples: int
     saturated: bool  # whether any sample reached the limit (else max_duty is the PWM Limit's full scale)
@@ -77,23 +82,42 @@ def pwm_from_register(raw: Sequence[float]) -> np.ndarray | None:
     return np.array([PRESENT_PWM.to_si(c) for c in counts], dtype=float)
 
 
-def _slope(logs: Sequence[PwmLog], lag: float) -> tuple[float, float, int, float, np.ndarray]:
-    """Least-squares gain of the readings on the formula's duty with the goal delayed by ``lag`` (s): (gain, RMS
-    residual, samples used, the largest reading, the formula's duty of every torque-on sample)."""
-    formula, reading = [], []
-    for log in logs:
+def held_index(t: np.ndarray, at: np.ndarray, latency: float) -> np.ndarray:
+    """For each time in ``at`` (s), the index of the last sample of ``t`` sent at or before ``at - latency``: the
+    goal (and torque flag) the servo acts on then, held between samples (the first sample before the log starts)."""
+    return np.clip(np.searchsorted(t, at - latency, side="right") - 1, 0, len(t) - 1)
+
+
+def _slope(logs: Sequence[PwmLog], lag: float, masks: Sequence[np.ndarray]) -> tuple[float, float, np.ndarray]:
+    """Least-squares gain of the readings on the formula's duty with the goal ``lag`` s old, on the samples of
+    ``masks``: (gain, RMS residual, the formula's duty of every torque-on sample)."""
+    formula, reading, used = [], [], []
+    for log, mask in zip(logs, masks, strict=True):
         on = log.torque_enable.astype(bool)
-        goal = np.interp(log.t - lag, log.t, log.goal)
+        goal = log.goal[held_index(log.t, log.t, lag)]
         formula.append(duty_per_rad(log.kp, 1.0) * (goal - log.position)[on])
         reading.append(log.pwm[on])
-    x, y = np.concatenate(formula), np.concatenate(reading)
-    peak = float(np.max(np.abs(y))) if len(y) else 0.0
-    inside = (np.abs(y) < 0.95 * peak) & (np.abs(x) > MIN_DUTY)
-    if inside.sum() < 10:
-        return 0.0, np.inf, 0, peak, x
+        used.append(mask[on])
+    x, y, inside = np.concatenate(formula), np.concatenate(reading), np.concatenate(used)
     gain = float(np.sum(x[inside] * y[inside]) / np.sum(x[inside] ** 2))
-    residual = float(np.sqrt(np.mean((y[inside] - gain * x[inside]) ** 2)))
-    return gain, residual, int(inside.sum()), peak, x
+    return gain, float(np.sqrt(np.mean((y[inside] - gain * x[inside]) ** 2))), x
+
+
+def _latency(residuals: np.ndarray) -> float | None:
+    """The middle of the run of delays around the best one that explain the readings as well (s), or None when the
+    run reaches the last delay tried or the residuals hardly depend on the delay."""
+    best = int(np.argmin(residuals))
+    if residuals.max() - residuals[best] <= MIN_LAG_CONTRAST * residuals[best]:
+        return None
+    tied = residuals <= residuals[best] * (1 + 1e-9) + 1e-12
+    lo = hi = best
+    while lo > 0 and tied[lo - 1]:
+        lo -= 1
+    while hi < len(LAGS) - 1 and tied[hi + 1]:
+        hi += 1
+    if hi == len(LAGS) - 1:
+        return None
+    return round(float(LAGS[lo] + LAGS[hi]) / 2, 6)
 
 
 def firmware_law(logs: Sequence[PwmLog]) -> FirmwareLaw | None:
@@ -102,10 +126,20 @@ def firmware_law(logs: Sequence[PwmLog]) -> FirmwareLaw | None:
     position error (residual over :data:`MAX_RESIDUAL`)."""
     if not logs or any(log.pwm is None for log in logs):
         return None
-    fits = [_slope(logs, lag) for lag in LAGS]
-    best = int(np.argmin([f[1] for f in fits]))
-    gain, residual, samples, peak, x = fits[best]
-    if samples == 0 or gain <= 0 or residual > MAX_RESIDUAL:
+    # the samples the slope uses, chosen once (on the undelayed goal) so that every delay is judged on the same ones
+    peak = float(max(np.max(np.abs(log.pwm[log.torque_enable.astype(bool)]), initial=0.0) for log in logs))
+    masks = [
+        (np.abs(log.pwm) < 0.95 * peak) & (np.abs(duty_per_rad(log.kp, 1.0) * (log.goal - log.position)) > MIN_DUTY)
+        for log in logs
+    ]
+    samples = int(sum(int(m[log.torque_enable.astype(bool)].sum()) for m, log in zip(masks, logs, strict=True)))
+    if samples < 10:
+        return None
+    fits = [_slope(logs, lag, masks) for lag in LAGS]
+    residuals = np.array([f[1] for f in fits])
+    best = int(np.argmin(residuals))
+    gain, residual, x = fits[best]
+    if gain <= 0 or residual > MAX_RESIDUAL:
         return None
     saturated = bool(np.any(gain * np.abs(x) > peak + SATURATION_MARGIN))
-    return FirmwareLaw(gain, peak if saturated else 1.0, float(LAGS[best]), residual, samples, saturated)
+    return FirmwareLaw(gain, peak if saturated else 1.0, _latency(residuals), residual, samples, saturated)

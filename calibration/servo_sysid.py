@@ -27,7 +27,7 @@ from typing import Any
 import numpy as np
 
 from calibration.search import minimize
-from calibration.servo_firmware import FirmwareLaw, firmware_law, pwm_from_register
+from calibration.servo_firmware import FirmwareLaw, firmware_law, held_index, pwm_from_register
 from sim.voltage_servo import DEFAULT_DT, PendulumLoad, VoltageServoParams, simulate
 
 #: Search bounds of the parameters a model may free. The loop's gain is searched within 0.5-2x the e-manual's when no
@@ -164,8 +164,7 @@ def simulate_logs(params: np.ndarray, logs: Sequence[ServoLog], dt: float = DEFA
     latency = params[VoltageServoParams.names().index("latency")]
     for s in range(n_sets):
         for j, log in enumerate(logs):
-            # The goal the motor sees at t is the last one sent at or before t - latency (held between samples).
-            idx = np.clip(np.searchsorted(log.t, grid - latency[s], side="right") - 1, 0, len(log.t) - 1)
+            idx = held_index(log.t, grid, latency[s])  # the goal and flag the motor acts on
             goal[:, s * n_logs + j] = log.goal[idx]
             enable[:, s * n_logs + j] = log.torque_enable[idx]
 
@@ -273,7 +272,7 @@ def fit(
         raise SysidError("no logs to fit")
     names = VoltageServoParams.names()
     law = firmware_law(logs)
-    pinned = {n: getattr(law, n) for n in FIRMWARE} if law is not None else {}
+    pinned = {n: getattr(law, n) for n in FIRMWARE if getattr(law, n) is not None} if law is not None else {}
     free_names = tuple(n for n in MODELS[model] if n not in pinned)
     free = [names.index(n) for n in free_names]
     base = VoltageServoParams(**pinned).vector()

@@ -47,6 +47,11 @@ def log_kind(paths: list[str]) -> str:
     raise SysidError(f"logs must be all .json (servo test bench) or all .mcap (robot), got {sorted(kinds)}")
 
 
+def _latency_text(latency: float | None) -> str:
+    """The latency read from Present PWM, for the summary (files fitted before it was read have none)."""
+    return "not read (fitted)" if latency is None else f"{1000 * latency:.2f} ms"
+
+
 def _voltage_params(record: dict[str, Any], source: str) -> VoltageServoParams:
     try:
         return params_from_record(record, source)
@@ -373,8 +378,8 @@ def summary_lines(report: dict[str, Any]) -> list[str]:
         if law:
             lines.append(
                 f"  firmware read from Present PWM, not fitted: gain_scale {law['gain_scale']:.3f}, max_duty "
-                f"{law['max_duty']:.3f}, latency {1000 * law['latency']:.2f} ms ({law['samples']} samples, residual "
-                f"{100 * law['residual']:.2f} % of full duty)"
+                f"{law['max_duty']:.3f}, latency {_latency_text(law.get('latency', None))} ({law['samples']} samples, "
+                f"residual {100 * law['residual']:.2f} % of full duty)"
             )
     for label in ("fit_logs", "eval_logs"):
         if label not in report:
