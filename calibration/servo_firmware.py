@@ -88,19 +88,20 @@ def held_index(t: np.ndarray, at: np.ndarray, latency: float) -> np.ndarray:
     return np.clip(np.searchsorted(t, at - latency, side="right") - 1, 0, len(t) - 1)
 
 
-def _slope(logs: Sequence[PwmLog], lag: float, masks: Sequence[np.ndarray]) -> tuple[float, float, np.ndarray]:
-    """Least-squares gain of the readings on the formula's duty with the goal ``lag`` s old, on the samples of
-    ``masks``: (gain, RMS residual, the formula's duty of every torque-on sample)."""
-    formula, reading, used = [], [], []
-    for log, mask in zip(logs, masks, strict=True):
-        on = log.torque_enable.astype(bool)
-        goal = log.goal[held_index(log.t, log.t, lag)]
-        formula.append(duty_per_rad(log.kp, 1.0) * (goal - log.position)[on])
-        reading.append(log.pwm[on])
-        used.append(mask[on])
-    x, y, inside = np.concatenate(formula), np.concatenate(reading), np.concatenate(used)
-    gain = float(np.sum(x[inside] * y[inside]) / np.sum(x[inside] ** 2))
-    return gain, float(np.sqrt(np.mean((y[inside] - gain * x[inside]) ** 2))), x
+def _duty(logs: Sequence[PwmLog], on: Sequence[np.ndarray], lag: float) -> np.ndarray:
+    """The e-manual formula's duty (gain 1) on the goal ``lag`` s old, at every torque-on sample of ``logs``."""
+    return np.concatenate(
+        [
+            duty_per_rad(log.kp, 1.0) * (log.goal[held_index(log.t, log.t, lag)] - log.position)[o]
+            for log, o in zip(logs, on, strict=True)
+        ]
+    )
+
+
+def _slope(x: np.ndarray, y: np.ndarray) -> tuple[float, float]:
+    """Least-squares gain of readings ``y`` on the formula's duty ``x``, and the RMS residual."""
+    gain = float(np.sum(x * y) / np.sum(x**2))
+    return gain, float(np.sqrt(np.mean((y - gain * x) ** 2)))
 
 
 def _latency(residuals: np.ndarray) -> float | None:
@@ -126,19 +127,19 @@ def firmware_law(logs: Sequence[PwmLog]) -> FirmwareLaw | None:
     position error (residual over :data:`MAX_RESIDUAL`)."""
     if not logs or any(log.pwm is None for log in logs):
         return None
+    on = [log.torque_enable.astype(bool) for log in logs]
+    y = np.concatenate([log.pwm[o] for log, o in zip(logs, on, strict=True)])
+    peak = float(np.max(np.abs(y), initial=0.0))
     # the samples the slope uses, chosen once (on the undelayed goal) so that every delay is judged on the same ones
-    peak = float(max(np.max(np.abs(log.pwm[log.torque_enable.astype(bool)]), initial=0.0) for log in logs))
-    masks = [
-        (np.abs(log.pwm) < 0.95 * peak) & (np.abs(duty_per_rad(log.kp, 1.0) * (log.goal - log.position)) > MIN_DUTY)
-        for log in logs
-    ]
-    samples = int(sum(int(m[log.torque_enable.astype(bool)].sum()) for m, log in zip(masks, logs, strict=True)))
+    inside = (np.abs(y) < 0.95 * peak) & (np.abs(_duty(logs, on, 0.0)) > MIN_DUTY)
+    samples = int(inside.sum())
     if samples < 10:
         return None
-    fits = [_slope(logs, lag, masks) for lag in LAGS]
+    duties = [_duty(logs, on, lag) for lag in LAGS]
+    fits = [_slope(x[inside], y[inside]) for x in duties]
     residuals = np.array([f[1] for f in fits])
     best = int(np.argmin(residuals))
-    gain, residual, x = fits[best]
+    (gain, residual), x = fits[best], duties[best]
     if gain <= 0 or residual > MAX_RESIDUAL:
         return None
     saturated = bool(np.any(gain * np.abs(x) > peak + SATURATION_MARGIN))
