@@ -7,7 +7,10 @@ flags; the fit minimizes the mean over logs of the mean absolute angle error, wi
 (population evaluated in one vectorized pass), so friction's discontinuities need no gradient.
 
 What is known is not fitted: the motor's kt and R are the datasheet's, and when the logs record the Present PWM
-register the firmware's gain, PWM limit and latency are read from it (:mod:`calibration.servo_firmware`).
+register the firmware's gain, PWM limit and latency are read from it (:mod:`calibration.servo_firmware`). A
+current limit that no log asks the motor to reach keeps its register default (:func:`peak_current_demand`): fitted
+on the shared XL330 logs at kp 100 and 200 alone, the `load` model otherwise spent it as friction (1.09 A) and
+predicted the kp 400 and 800 logs at 198 mrad, 68 with it kept.
 Parameters that a trajectory family may not excite (the armature and the viscous friction: slow lifts pin neither)
 carry a weak prior towards the datasheet-order defaults, a penalty of :data:`PRIOR_WEIGHT` rad per squared
 natural-log ratio, which data that do excite them outweigh.
@@ -28,7 +31,7 @@ import numpy as np
 
 from calibration.search import minimize
 from calibration.servo_firmware import FirmwareLaw, firmware_law, held_index, pwm_from_register
-from sim.voltage_servo import DEFAULT_DT, PendulumLoad, VoltageServoParams, simulate
+from sim.voltage_servo import DEFAULT_DT, PendulumLoad, VoltageServoParams, duty_per_rad, simulate
 
 #: Search bounds of the parameters a model may free. The loop's gain is searched within 0.5-2x the e-manual's when no
 #: log records the PWM; the current limit around the XL330-M288's register default (1.75 A).
@@ -249,6 +252,25 @@ class FitResult:
     simulated_s: float = 0.0  # seconds of servo motion simulated by the search
     firmware: FirmwareLaw | None = None  # read from the logs' Present PWM, and pinned
     free: tuple[str, ...] = ()  # the parameters the search fitted
+    current_demand_a: float = 0.0  # the most current the logs ask of the motor (peak_current_demand)
+
+
+def peak_current_demand(logs: Sequence[ServoLog], law: FirmwareLaw | None = None) -> float:
+    """The most current (A) any torque-on sample of ``logs`` asks of the motor at standstill: the supply times the
+    duty over the datasheet resistance. The duty is the Present PWM reading where the log records it, else the P law
+    on the logged position error at the largest loop gain the fit may choose (``law``'s gain when read, else the top
+    of :data:`BOUNDS`), clipped at full duty: a bound no current limit below it can be seen under."""
+    r = VoltageServoParams.R
+    peak = 0.0
+    for log in logs:
+        on = log.torque_enable.astype(bool)
+        if log.pwm is not None:
+            duty = np.abs(log.pwm[on])
+        else:
+            scale = law.gain_scale if law is not None else BOUNDS["gain_scale"][1]
+            duty = np.minimum(np.abs(duty_per_rad(log.kp, scale) * (log.goal - log.position)[on]), 1.0)
+        peak = max(peak, float(log.vin * np.max(duty, initial=0.0) / r))
+    return peak
 
 
 def fit(
@@ -273,6 +295,9 @@ def fit(
     names = VoltageServoParams.names()
     law = firmware_law(logs)
     pinned = {n: getattr(law, n) for n in FIRMWARE if getattr(law, n) is not None} if law is not None else {}
+    demand = peak_current_demand(logs, law)
+    if demand < VoltageServoParams.max_current:  # no log reaches the limit: it keeps the register's default
+        pinned["max_current"] = VoltageServoParams.max_current
     free_names = tuple(n for n in MODELS[model] if n not in pinned)
     free = [names.index(n) for n in free_names]
     base = VoltageServoParams(**pinned).vector()
@@ -333,6 +358,7 @@ def fit(
         round(simulated, 1),
         law,
         free_names,
+        round(demand, 3),
     )
 
 

@@ -139,6 +139,7 @@ def _fit_voltage(
             "loads": sorted({f"{log.load.mass} kg at {log.load.length} m" for log in fit_logs}),
             "fitted": list(result.free),
             "firmware_from_pwm": None if result.firmware is None else dataclasses.asdict(result.firmware),
+            "peak_current_demand_a": result.current_demand_a,
         },
         "validation": {
             "chosen_by": "lowest validation MAE" if model == servo_sysid.AUTO else "named with --model",
@@ -380,6 +381,12 @@ def summary_lines(report: dict[str, Any]) -> list[str]:
                 f"  firmware read from Present PWM, not fitted: gain_scale {law['gain_scale']:.3f}, max_duty "
                 f"{law['max_duty']:.3f}, latency {_latency_text(law.get('latency', None))} ({law['samples']} samples, "
                 f"residual {100 * law['residual']:.2f} % of full duty)"
+            )
+        demand = f.get("peak_current_demand_a")
+        if demand is not None and "max_current" not in f.get("fitted", ["max_current"]):
+            lines.append(
+                f"  current limit not fitted: the logs ask at most {demand:.2f} A of the motor, under the "
+                f"{report['params']['max_current']:.2f} A it keeps (the register default)"
             )
     for label in ("fit_logs", "eval_logs"):
         if label not in report:

@@ -172,6 +172,30 @@ def test_a_fit_pins_the_firmware_and_reports_its_error_without_the_priors():
     assert result.mae_rad < 0.01
 
 
+def test_a_current_limit_no_log_reaches_keeps_its_register_default(shared_data, tmp_path, capsys):
+    """Logs whose duty never asks for the limit's current cannot pin it: it is not fitted (a fit would spend it as
+    friction); one log that asks for more makes it a fitted parameter again. Without Present PWM the demand is the
+    P law's at the largest gain the fit may choose."""
+    folder = shared_data / "real_logs" / "xl330_pendulum"
+    logs = [servo_sysid.load_servo_log(p) for p in sorted(folder.glob("*.json"))]
+    low = [log for log in logs if log.kp <= 200]
+    assert servo_sysid.peak_current_demand(low) < VoltageServoParams.max_current
+    result = servo_sysid.fit(low, model="load", iterations=3, seed=0, progress=False)
+    assert "max_current" not in result.free and result.params.max_current == VoltageServoParams.max_current
+    assert result.current_demand_a == pytest.approx(servo_sysid.peak_current_demand(low), abs=1e-3)
+    high = [log for log in logs if log.kp == 800]
+    assert servo_sysid.peak_current_demand(high) > VoltageServoParams.max_current  # full duty: 7.3 V / 3.4 ohm
+    assert "max_current" in servo_sysid.fit(high, model="load", iterations=3, seed=0, progress=False).free
+    quiet = dataclasses.replace(low[0], pwm=None)  # kp 100 without the register: the P law's duty, gain at most 2
+    err = np.abs(quiet.goal - quiet.position).max()
+    expected = quiet.vin * min(duty_per_rad(100, servo_sysid.BOUNDS["gain_scale"][1]) * err, 1.0) / VoltageServoParams.R
+    assert servo_sysid.peak_current_demand([quiet]) == pytest.approx(expected)
+    kp100 = str(folder / "2026-01-15_10h28m[12]*.json")
+    out = str(tmp_path / "p.yaml")
+    assert main(["sysid", "--logs", kp100, "--model", "load", "--iterations", "3", "--out", out]) == 0
+    assert "current limit not fitted: the logs ask at most" in capsys.readouterr().out
+
+
 def test_a_parameters_file_from_before_the_current_limit_keeps_its_behaviour(tmp_path):
     """Files written before the current limit and the quadratic load term: no limit, no quadratic term."""
     from sim.voltage_servo import NO_CURRENT_LIMIT, params_from_record, params_record
