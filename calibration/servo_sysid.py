@@ -78,14 +78,10 @@ MODELS: dict[str, tuple[str, ...]] = {
     "stribeck_quadratic": (*_CORE, "load_friction", "load_quadratic", "stribeck", "stribeck_load", "stribeck_speed"),
     "directional": (*_CORE, "load_friction", "stribeck", "stribeck_load", "stribeck_speed", "ratio_external"),
 }
-#: ``--model auto``: the model with the lowest validation error (the one with fewer parameters within this
-#: relative margin of it: a term must earn its place).
+#: ``--model auto``: every model cross-validated and the best chosen (:mod:`calibration.servo_validation`).
 AUTO = "auto"
-PARSIMONY_MARGIN = 0.02
 #: Objective value (rad) of a candidate whose simulation diverged (too stiff for the integration step).
 DIVERGED = 10.0
-#: The report warns when a model's validation error exceeds its training error by this factor.
-OVERFIT_RATIO = 1.5
 
 
 class SysidError(ValueError):
@@ -214,7 +210,7 @@ def _errors(simulated: np.ndarray, log: ServoLog) -> dict[str, float]:
     }
 
 
-def _overall(per_log: dict[str, dict[str, float]]) -> dict[str, Any]:
+def pooled(per_log: dict[str, dict[str, float]]) -> dict[str, Any]:
     """Pooled over logs, weighted by their durations: the figures of all their seconds together."""
     d = np.array([v["duration_s"] for v in per_log.values()])
     mae = np.array([v["mae_rad"] for v in per_log.values()])
@@ -232,12 +228,12 @@ def score(params: VoltageServoParams, logs: Sequence[ServoLog]) -> dict[str, Any
     """Per-log and overall MAE and RMS of the simulated angle (rad, weighted by time; overall: pooled over logs)."""
     with np.errstate(all="ignore"):
         sims = simulate_logs(params.vector(), logs)[0]
-    return _overall({log.name: _errors(sim, log) for sim, log in zip(sims, logs, strict=True)})
+    return pooled({log.name: _errors(sim, log) for sim, log in zip(sims, logs, strict=True)})
 
 
 def perfect_tracking_score(logs: Sequence[ServoLog]) -> dict[str, Any]:
     """The score of assuming the servo reaches each goal at once (angle = goal)."""
-    return _overall({log.name: _errors(log.goal, log) for log in logs})
+    return pooled({log.name: _errors(log.goal, log) for log in logs})
 
 
 @dataclass
@@ -360,93 +356,6 @@ def fit(
         free_names,
         round(demand, 3),
     )
-
-
-def folds(logs: Sequence[ServoLog]) -> list[tuple[str, list[int], list[int]]]:
-    """Validation splits as (name, training log indices, validation log indices): leave one trajectory family out
-    when the logs hold two or more families, else k-fold over the logs (k = min(4, logs)); every log is validated
-    exactly once."""
-    families = sorted({log.trajectory for log in logs if log.trajectory})
-    if len(families) >= 2 and all(log.trajectory for log in logs):
-        return [
-            (
-                f"leave out {f}",
-                [i for i, log in enumerate(logs) if log.trajectory != f],
-                [i for i, log in enumerate(logs) if log.trajectory == f],
-            )
-            for f in families
-        ]
-    if len(logs) < 2:
-        raise SysidError("validation needs at least two logs (better: two trajectory families)")
-    k = min(4, len(logs))
-    return [
-        (f"fold {j + 1}/{k}", [i for i in range(len(logs)) if i % k != j], [i for i in range(len(logs)) if i % k == j])
-        for j in range(k)
-    ]
-
-
-@dataclass
-class Validation:
-    """One model's cross-validation: training error (mean over folds of each fit's error on its own logs) and
-    validation error (every log scored by the fit that did not see it, pooled), rad, weighted by time."""
-
-    model: str
-    n_params: int
-    train_mae_rad: float
-    val_mae_rad: float
-    val_rms_rad: float
-    folds: list[dict[str, Any]]
-
-    @property
-    def overfit(self) -> bool:
-        return self.val_mae_rad > OVERFIT_RATIO * self.train_mae_rad
-
-
-def cross_validate(
-    logs: Sequence[ServoLog],
-    model: str,
-    iterations: int = 150,
-    seed: int = 0,
-    progress: bool = True,
-) -> Validation:
-    """Fit ``model`` on each split of :func:`folds` and score it on the logs it left out."""
-    per_log: dict[str, dict[str, float]] = {}
-    out = []
-    n_free = 0
-    for name, train, val in folds(logs):
-        result = fit([logs[i] for i in train], model=model, iterations=iterations, seed=seed, progress=progress)
-        held = score(result.params, [logs[i] for i in val])
-        per_log |= held["logs"]
-        n_free = max(n_free, len(result.free))
-        out.append(
-            {
-                "split": name,
-                "train_logs": [logs[i].name for i in train],
-                "val_logs": [logs[i].name for i in val],
-                "train_mae_rad": result.mae_rad,
-                "val_mae_rad": held["mae_rad"],
-                "generations": result.generations,
-                "stopped": result.stopped,
-                "wall_s": result.wall_s,
-            }
-        )
-    pooled = _overall(per_log)
-    return Validation(
-        model,
-        n_free,
-        float(np.mean([f["train_mae_rad"] for f in out])),
-        pooled["mae_rad"],
-        pooled["rms_rad"],
-        out,
-    )
-
-
-def choose(validations: Sequence[Validation]) -> Validation:
-    """The model with the lowest validation error, or one with fewer parameters within
-    :data:`PARSIMONY_MARGIN` of it."""
-    best = min(v.val_mae_rad for v in validations)
-    close = [v for v in validations if v.val_mae_rad <= best * (1 + PARSIMONY_MARGIN)]
-    return min(close, key=lambda v: (v.n_params, v.val_mae_rad))
 
 
 def plot(logs: Sequence[ServoLog], models: dict[str, VoltageServoParams], out: str | Path, title: str = "") -> Path:

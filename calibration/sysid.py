@@ -21,7 +21,7 @@ from typing import Any
 
 import yaml
 
-from calibration import robot_sysid, servo_sysid
+from calibration import robot_sysid, servo_sysid, servo_validation
 from calibration.servo_sysid import SysidError
 from robot.tasks import task_with_kind
 from sim.voltage_servo import VoltageServoParams, params_from_record, params_record
@@ -81,17 +81,30 @@ def _voltage_report(
     return report
 
 
-def _validation_report(v: servo_sysid.Validation) -> dict[str, Any]:
+def _validation_report(v: servo_validation.Validation) -> dict[str, Any]:
+    """A model's validation: the means over the split kinds at the top, each kind's figures and folds beside."""
     return _rounded(
         {
             "n_params": v.n_params,
             "train_mae_rad": v.train_mae_rad,
             "val_mae_rad": v.val_mae_rad,
             "val_rms_rad": v.val_rms_rad,
-            "val_over_train": v.val_mae_rad / v.train_mae_rad if v.train_mae_rad > 0 else None,
-            "folds": v.folds,
+            "kinds": {
+                name: {
+                    "train_mae_rad": k.train_mae_rad,
+                    "val_mae_rad": k.val_mae_rad,
+                    "val_rms_rad": k.val_rms_rad,
+                    "val_over_train": k.ratio,
+                    "folds": k.folds,
+                }
+                for name, k in v.kinds.items()
+            },
         }
     )
+
+
+def _split_names(logs: list[servo_sysid.ServoLog]) -> dict[str, list[str]]:
+    return {kind: [split[0] for split in splits] for kind, splits in servo_validation.split_kinds(logs).items()}
 
 
 def _fit_voltage(
@@ -111,18 +124,18 @@ def _fit_voltage(
         candidates = list(dict.fromkeys(["coulomb_viscous", model]))
     validations = []
     if len(fit_logs) >= 2:
-        for name in candidates:
-            validations.append(servo_sysid.cross_validate(fit_logs, name, iterations, seed, progress))
+        validations = servo_validation.cross_validate(fit_logs, candidates, iterations, seed, progress)
     elif model == servo_sysid.AUTO:
         raise SysidError("--model auto chooses by validation: give at least two logs (better: two trajectory families)")
     else:
         warnings.append("one log: nothing to validate the fit on")
-    chosen = servo_sysid.choose(validations).model if model == servo_sysid.AUTO else model
+    chosen = servo_validation.choose(validations).model if model == servo_sysid.AUTO else model
     for v in validations:
-        if v.overfit:
+        for kind in v.overfit_kinds():
+            k = v.kinds[kind]
             warnings.append(
-                f"{v.model}: validation MAE {1000 * v.val_mae_rad:.1f} mrad is {v.val_mae_rad / v.train_mae_rad:.1f}x "
-                f"its training MAE ({1000 * v.train_mae_rad:.1f}): it does not generalize across these splits"
+                f"{v.model}: across {kind} splits, validation MAE {1000 * k.val_mae_rad:.1f} mrad is {k.ratio:.1f}x "
+                f"its training MAE ({1000 * k.train_mae_rad:.1f}): it does not generalize across these splits"
             )
     result = servo_sysid.fit(fit_logs, model=chosen, iterations=iterations, seed=seed, progress=progress)
     if result.stopped != "converged":
@@ -142,8 +155,10 @@ def _fit_voltage(
             "peak_current_demand_a": result.current_demand_a,
         },
         "validation": {
-            "chosen_by": "lowest validation MAE" if model == servo_sysid.AUTO else "named with --model",
-            "splits": [f[0] for f in servo_sysid.folds(fit_logs)] if validations else [],
+            "chosen_by": "lowest validation MAE, mean over the split kinds"
+            if model == servo_sysid.AUTO
+            else "named with --model",
+            "splits": _split_names(fit_logs) if validations else {},
             "models": {v.model: _validation_report(v) for v in validations},
         },
     }
@@ -362,12 +377,17 @@ def summary_lines(report: dict[str, Any]) -> list[str]:
     lines = []
     validation = report.get("validation", {})
     if validation.get("models"):
-        lines.append(f"validation ({', '.join(validation['splits'])}), MAE mrad weighted by time:")
+        kinds = "; ".join(f"{kind}: {', '.join(names)}" for kind, names in validation["splits"].items())
+        lines.append(f"validation ({kinds}), MAE mrad weighted by time, validation / training:")
         for name, v in validation["models"].items():
             mark = " <- chosen" if name == report.get("model") else ""
+            per_kind = ", ".join(
+                f"{kind} {1000 * k['val_mae_rad']:.1f} / {1000 * k['train_mae_rad']:.1f}"
+                for kind, k in v["kinds"].items()
+            )
             lines.append(
-                f"  {name} ({v['n_params']} params): train {1000 * v['train_mae_rad']:.1f}, "
-                f"validation {1000 * v['val_mae_rad']:.1f}{mark}"
+                f"  {name} ({v['n_params']} params): validation {1000 * v['val_mae_rad']:.1f}, "
+                f"train {1000 * v['train_mae_rad']:.1f} ({per_kind}){mark}"
             )
     if "fit" in report and "stopped" in report["fit"]:
         f = report["fit"]

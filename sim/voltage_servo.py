@@ -10,10 +10,12 @@ position error in pulses of 2*pi/4096 rad, PWM output in units of 1/885 of full 
 ``gain_scale`` is 1 for the e-manual's formula. The real XL330's Present PWM register is exactly 0.5 times it
 (measured on the eight shared pendulum logs: slope 0.498-0.500 at every P gain, residual under 1 % of full scale),
 so a fit pins ``gain_scale`` and ``max_duty`` from logs that carry that register (:mod:`calibration.servo_sysid`).
-The firmware also caps the motor current at its Current Limit register (XL330-M288: 1,750 mA by default, e-manual
-control table address 38) below the PWM it reports: on those logs two P gains whose PWM differ (757 and 885 of
-885) stall a lift at the same angle, which a duty limit alone cannot do. With torque off the motor exerts nothing
-(its driver is open: no back-EMF braking). The load adds its inertia to the motor's ``armature`` (reflected rotor
+The servo also caps the motor current below what the PWM it reports would drive: on those logs two P gains whose PWM
+differ (757 and 885 of 885) stall a lift at the same angle, which a duty limit alone cannot do, and the fits put the
+cap at 1.7-1.9 A. The default, 1.75 A, is the XL330-M288's Current Limit register default (e-manual control table
+address 38; the e-manual documents that register for the current-based modes, so the cap is fitted, not assumed).
+With torque off the motor exerts nothing (its driver is open, no back-EMF braking: ROBOTIS's support forum says the
+motor is then de-energized). The load adds its inertia to the motor's ``armature`` (reflected rotor
 inertia) and its gravity torque ``external``.
 
 Friction is viscous (``viscous * omega``) plus a friction budget that stops the joint instead of reversing it

@@ -13,7 +13,7 @@ import pytest
 import yaml
 
 import sim  # noqa: F401  (registers the envs)
-from calibration import robot_sysid, servo_sysid, sysid
+from calibration import robot_sysid, servo_sysid, servo_validation, sysid
 from calibration.servo_firmware import held_index
 from calibration.servo_sysid import ServoLog, SysidError
 from policies.cli import main
@@ -217,29 +217,65 @@ def test_error_is_weighted_by_time_not_by_samples():
     assert scores["mae_per_sample_rad"] == pytest.approx(0.1 * 100 / 1100, rel=0.01)
 
 
-def test_validation_splits_by_family_and_picks_by_validation_error():
-    a = ServoLog("a", np.arange(3.0), np.zeros(3), np.zeros(3), np.ones(3, dtype=bool), 1, 7.4, LOAD, "sin_sin")
+def test_validation_splits_by_every_condition_the_logs_vary_and_picks_by_validation_error():
+    a = ServoLog("a", np.arange(3.0), np.zeros(3), np.zeros(3), np.ones(3, dtype=bool), 100, 7.4, LOAD, "sin_sin")
     logs = [
         a,
         *(
-            ServoLog(n, a.t, a.t, a.t, a.torque_enable, 1, 7.4, LOAD, f)
-            for n, f in (("b", "up_and_down"), ("c", "sin_sin"), ("d", "lift_and_drop"))
+            ServoLog(n, a.t, a.t, a.t, a.torque_enable, kp, 7.4, LOAD, f)
+            for n, kp, f in (("b", 100, "up_and_down"), ("c", 800, "sin_sin"), ("d", 800, "lift_and_drop"))
         ),
     ]
-    splits = servo_sysid.folds(logs)
-    assert [name for name, _, _ in splits] == ["leave out lift_and_drop", "leave out sin_sin", "leave out up_and_down"]
-    assert sorted(i for _, _, val in splits for i in val) == [0, 1, 2, 3]  # each log validated once
-    assert all(not set(train) & set(val) for _, train, val in splits)
+    kinds = servo_validation.split_kinds(logs)
+    assert list(kinds) == ["family", "gain"]  # one load: no load split
+    assert [name for name, _, _ in kinds["family"]] == [
+        "leave out lift_and_drop",
+        "leave out sin_sin",
+        "leave out up_and_down",
+    ]
+    assert [name for name, _, _ in kinds["gain"]] == ["leave out kp 100", "leave out kp 800"]
+    for splits in kinds.values():
+        assert sorted(i for _, _, val in splits for i in val) == [0, 1, 2, 3]  # each log validated once per kind
+        assert all(not set(train) & set(val) for _, train, val in splits)
+    assert kinds["gain"][0][2] == [0, 1]
     unnamed = [ServoLog(n, a.t, a.t, a.t, a.torque_enable, 1, 7.4, LOAD) for n in "pqrst"]
-    k_fold = servo_sysid.folds(unnamed)
-    assert len(k_fold) == 4 and sorted(i for _, _, val in k_fold for i in val) == [0, 1, 2, 3, 4]
+    k_fold = servo_validation.split_kinds(unnamed)
+    assert list(k_fold) == ["k-fold"]
+    assert len(k_fold["k-fold"]) == 4 and sorted(i for _, _, val in k_fold["k-fold"] for i in val) == [0, 1, 2, 3, 4]
     with pytest.raises(SysidError, match="at least two logs"):
-        servo_sysid.folds(unnamed[:1])
-    v = servo_sysid.Validation
-    small, big = v("load", 9, 0.03, 0.0500, 0.06, []), v("directional", 13, 0.02, 0.0495, 0.06, [])
-    assert servo_sysid.choose([small, big]).model == "load"  # 1 % better is not worth four more parameters
-    assert servo_sysid.choose([small, v("stribeck", 10, 0.02, 0.030, 0.04, [])]).model == "stribeck"
-    assert small.overfit is True and v("x", 8, 0.04, 0.05, 0.06, []).overfit is False
+        servo_validation.split_kinds(unnamed[:1])
+
+    def v(model: str, n: int, *kinds: tuple[float, float]) -> servo_validation.Validation:
+        scores = {f"k{j}": servo_validation.KindScore(tr, va, va, []) for j, (tr, va) in enumerate(kinds)}
+        return servo_validation.Validation(model, n, scores)
+
+    small, big = v("load", 9, (0.03, 0.050)), v("directional", 13, (0.02, 0.0495))
+    assert servo_validation.choose([small, big]).model == "load"  # 1 % better is not worth four more parameters
+    assert servo_validation.choose([small, v("stribeck", 10, (0.02, 0.030))]).model == "stribeck"
+    # the mean over the kinds decides: a model good on one kind and poor on the other loses to one good on both
+    lopsided, even = (
+        v("quadratic", 6, (0.02, 0.030), (0.02, 0.100)),
+        v("stribeck_quadratic", 9, (0.02, 0.04), (0.02, 0.04)),
+    )
+    assert servo_validation.choose([lopsided, even]).model == "stribeck_quadratic"
+    assert lopsided.overfit_kinds() == ["k1"] and small.overfit_kinds() == ["k0"]
+    assert v("x", 8, (0.04, 0.05)).overfit_kinds() == []
+
+
+def test_validation_fits_give_the_same_figures_in_one_process_or_several():
+    truth = VoltageServoParams(armature=0.004, coulomb=0.02)
+    logs = [_synthetic_log(n, truth, kp, seconds=1.0) for n, kp in (("a", 200), ("b", 800), ("c", 400))]
+    for log, family in zip(logs, ("sin_sin", "up_and_down", "sin_sin"), strict=True):
+        log.trajectory = family
+    models = ["coulomb_viscous", "load"]
+    one = servo_validation.cross_validate(logs, models, iterations=2, seed=3, progress=False, workers=1)
+    two = servo_validation.cross_validate(logs, models, iterations=2, seed=3, progress=False, workers=2)
+    for v in one + two:
+        for k in v.kinds.values():
+            for fold in k.folds:
+                fold.pop("wall_s")  # the time differs, nothing else
+    assert [v.model for v in one] == models and one == two
+    assert list(one[0].kinds) == ["family", "gain"] and len(one[0].kinds["gain"].folds) == 3
 
 
 def _synthetic_log(name: str, params: VoltageServoParams, kp: float, seconds: float = 3.0) -> ServoLog:
@@ -355,12 +391,14 @@ def test_auto_cross_validates_every_model_and_writes_the_report_first(shared_dat
     report = json.loads(report_path.read_text())
     models = report["validation"]["models"]
     assert set(models) == set(servo_sysid.MODELS)
-    assert report["validation"]["splits"] == ["leave out sin_sin", "leave out up_and_down"]
+    assert report["validation"]["splits"] == {"family": ["leave out sin_sin", "leave out up_and_down"]}  # one gain
     best = min(v["val_mae_rad"] for v in models.values())
     chosen = models[report["model"]]
-    assert chosen["val_mae_rad"] <= best * (1 + servo_sysid.PARSIMONY_MARGIN)
+    assert chosen["val_mae_rad"] <= best * (1 + servo_validation.PARSIMONY_MARGIN)
     for v in models.values():
-        assert [f["val_logs"] for f in v["folds"]] == [["2026-01-15_10h28m10"], ["2026-01-15_10h28m24"]]
+        folds = v["kinds"]["family"]["folds"]
+        assert [f["val_logs"] for f in folds] == [["2026-01-15_10h28m10"], ["2026-01-15_10h28m24"]]
+        assert v["val_mae_rad"] == pytest.approx(v["kinds"]["family"]["val_mae_rad"], abs=1e-6)
     assert report["evaluated_on"] == "fit_logs"
     assert report["mae_mrad"] == pytest.approx(1000 * report["fit_logs"]["fitted"]["mae_rad"], abs=1e-3)
     assert report["rmse_mrad"] > report["mae_mrad"] > 0

@@ -300,10 +300,10 @@ class Sysid:
         ]
         | None
     ) = None
-    """auto (test-bench logs' default): every voltage servo friction model cross-validated across trajectory
-    families, the best on validation fitted; coulomb_viscous / stribeck / load / stribeck_load / quadratic /
-    stribeck_quadratic / directional: that one (calibration/servo_sysid.py MODELS); sim: the simulated robot's
-    servo parameters the tasks randomize (robot logs only; their default)"""
+    """auto (test-bench logs' default): every voltage servo friction model cross-validated across each condition
+    the logs vary (trajectory family, P gain, load), the best on validation fitted; coulomb_viscous / stribeck /
+    load / stribeck_load / quadratic / stribeck_quadratic / directional: that one (calibration/servo_sysid.py
+    MODELS); sim: the simulated robot's servo parameters the tasks randomize (robot logs only; their default)"""
     iterations: int | None = None
     """most generations of the search"""
     seed: int = 0
