@@ -8,7 +8,8 @@ flags; the fit minimizes the mean over logs of the mean absolute angle error, wi
 
 What is known is not fitted: the motor's kt and R are the datasheet's, and when the logs record the Present PWM
 register the firmware's gain, PWM limit and latency are read from it (:mod:`calibration.servo_firmware`). A
-current limit that no log asks the motor to reach keeps its register default (:func:`peak_current_demand`): fitted
+current limit that no log asks the motor to reach keeps its register default (:func:`peak_current_demand`; a
+servo whose Current Limit was set lower than the default is then modelled at the default): fitted
 on the shared XL330 logs at kp 100 and 200 alone, the `load` model otherwise spent it as friction (1.09 A) and
 predicted the kp 400 and 800 logs at 198 mrad, 68 with it kept.
 Parameters that a trajectory family may not excite (the armature and the viscous friction: slow lifts pin neither)
@@ -253,18 +254,18 @@ class FitResult:
 
 def peak_current_demand(logs: Sequence[ServoLog], law: FirmwareLaw | None = None) -> float:
     """The most current (A) any torque-on sample of ``logs`` asks of the motor at standstill: the supply times the
-    duty over the datasheet resistance. The duty is the Present PWM reading where the log records it, else the P law
-    on the logged position error at the largest loop gain the fit may choose (``law``'s gain when read, else the top
-    of :data:`BOUNDS`), clipped at full duty: a bound no current limit below it can be seen under."""
+    duty over the datasheet resistance. The duty is the Present PWM reading when the firmware law was read from the
+    logs (``law``: every log's register follows the P law), else the P law on the logged position error at the
+    largest loop gain the fit may choose (the top of :data:`BOUNDS`), clipped at full duty: a bound no current limit
+    below it can be seen under."""
     r = VoltageServoParams.R
     peak = 0.0
     for log in logs:
         on = log.torque_enable.astype(bool)
-        if log.pwm is not None:
+        if law is not None and log.pwm is not None:
             duty = np.abs(log.pwm[on])
         else:
-            scale = law.gain_scale if law is not None else BOUNDS["gain_scale"][1]
-            duty = np.minimum(np.abs(duty_per_rad(log.kp, scale) * (log.goal - log.position)[on]), 1.0)
+            duty = np.minimum(np.abs(duty_per_rad(log.kp, BOUNDS["gain_scale"][1]) * (log.goal - log.position)[on]), 1)
         peak = max(peak, float(log.vin * np.max(duty, initial=0.0) / r))
     return peak
 
@@ -292,7 +293,8 @@ def fit(
     law = firmware_law(logs)
     pinned = {n: getattr(law, n) for n in FIRMWARE if getattr(law, n) is not None} if law is not None else {}
     demand = peak_current_demand(logs, law)
-    if demand < VoltageServoParams.max_current:  # no log reaches the limit: it keeps the register's default
+    # no log reaches the default limit: it keeps it (a limit set lower on the servo would go unseen here)
+    if demand < VoltageServoParams.max_current:
         pinned["max_current"] = VoltageServoParams.max_current
     free_names = tuple(n for n in MODELS[model] if n not in pinned)
     free = [names.index(n) for n in free_names]

@@ -39,17 +39,19 @@ Split = tuple[str, list[int], list[int]]  # name, training log indices, validati
 
 def split_kinds(logs: Sequence[ServoLog]) -> dict[str, list[Split]]:
     """Validation splits of each kind the logs vary in (:data:`KINDS`: leave one group out, groups in sorted order;
-    a family split needs every log to name its trajectory), or ``{"k-fold": ...}`` over the logs (k = min(4,
-    logs)) when they vary in none. Every log is validated exactly once within a kind."""
+    a family split needs every log to name its trajectory; a kind that splits the logs exactly as an earlier one is
+    left out), or ``{"k-fold": ...}`` over the logs (k = min(4, logs)) when they vary in none. Every log is
+    validated exactly once within a kind."""
     if len(logs) < 2:
         raise SysidError("validation needs at least two logs (better: two trajectory families)")
     out: dict[str, list[Split]] = {}
+    seen: list[set[frozenset[int]]] = []
     for kind, group_of in KINDS.items():
         groups = [group_of(log) for log in logs]
         names = sorted(set(groups))
         if len(names) < 2 or not all(groups):
             continue
-        out[kind] = [
+        splits = [
             (
                 f"leave out {g}",
                 [i for i, h in enumerate(groups) if h != g],
@@ -57,6 +59,11 @@ def split_kinds(logs: Sequence[ServoLog]) -> dict[str, list[Split]]:
             )
             for g in names
         ]
+        partition = {frozenset(val) for _, _, val in splits}
+        if partition in seen:  # the same splits as a kind before (each family recorded at its own gain): once
+            continue
+        seen.append(partition)
+        out[kind] = splits
     if out:
         return out
     k = min(4, len(logs))
@@ -81,8 +88,9 @@ class KindScore:
     folds: list[dict[str, Any]]
 
     @property
-    def ratio(self) -> float:
-        return self.val_mae_rad / self.train_mae_rad if self.train_mae_rad > 0 else float("inf")
+    def ratio(self) -> float | None:
+        """Validation over training error; None when the fits explain their logs exactly."""
+        return self.val_mae_rad / self.train_mae_rad if self.train_mae_rad > 0 else None
 
 
 @dataclass
@@ -107,7 +115,12 @@ class Validation:
 
     def overfit_kinds(self) -> list[str]:
         """The split kinds whose validation error exceeds :data:`OVERFIT_RATIO` times their training error."""
-        return [name for name, k in self.kinds.items() if k.val_mae_rad > OVERFIT_RATIO * k.train_mae_rad]
+        return [name for name, k in self.kinds.items() if k.ratio is not None and k.ratio > OVERFIT_RATIO]
+
+
+def _cpus() -> int:
+    """The CPUs this process may run on (a container's share, not the host's count)."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
 
 
 def _fold(job: tuple[Sequence[ServoLog], str, str, list[int], list[int], int, int]) -> dict[str, Any]:
@@ -116,6 +129,7 @@ def _fold(job: tuple[Sequence[ServoLog], str, str, list[int], list[int], int, in
     result = fit([logs[i] for i in train], model=model, iterations=iterations, seed=seed, progress=False)
     held = score(result.params, [logs[i] for i in val])
     return {
+        "model": model,
         "split": name,
         "train_logs": [logs[i].name for i in train],
         "val_logs": [logs[i].name for i in val],
@@ -138,8 +152,8 @@ def cross_validate(
     workers: int | None = None,
 ) -> list[Validation]:
     """Fit each of ``models`` on each split of :func:`split_kinds` and score it on the logs it left out. The fits
-    run in ``workers`` processes (default: one per CPU; 1: in this process); the result does not depend on how
-    many (each fit is seeded)."""
+    run in ``workers`` processes (default: one per CPU this process may use; 1: in this process); the result does
+    not depend on how many (each fit is seeded)."""
     from tqdm import tqdm
 
     kinds = split_kinds(logs)
@@ -149,19 +163,21 @@ def cross_validate(
         for splits in kinds.values()
         for name, train, val in splits
     ]
-    workers = min(workers or os.cpu_count() or 1, len(jobs))
-    with tqdm(total=len(jobs), desc="validation fits", unit="fit", disable=not progress, leave=False) as bar:
-        if workers == 1:
-            done = []
-            for job in jobs:
-                done.append(_fold(job))
-                bar.update(1)
-        else:
-            with ProcessPoolExecutor(workers) as pool:
-                done = []
-                for fold in pool.map(_fold, jobs):
-                    done.append(fold)
-                    bar.update(1)
+    workers = min(workers or _cpus(), len(jobs))
+    done: list[dict[str, Any]] = []
+    if workers == 1:
+        for job in tqdm(jobs, desc="validation fits", unit="fit", disable=not progress, leave=False):
+            done.append(_fold(job))
+    else:
+        # the workers fork before the progress bar starts its thread; an error or Ctrl-C cancels the fits not begun
+        with ProcessPoolExecutor(workers) as pool:
+            futures = [pool.submit(_fold, job) for job in jobs]
+            try:
+                for future in tqdm(futures, desc="validation fits", unit="fit", disable=not progress, leave=False):
+                    done.append(future.result())
+            except BaseException:
+                pool.shutdown(wait=False, cancel_futures=True)
+                raise
     results = iter(done)
     out = []
     for model in models:

@@ -377,17 +377,20 @@ def summary_lines(report: dict[str, Any]) -> list[str]:
     lines = []
     validation = report.get("validation", {})
     if validation.get("models"):
-        kinds = "; ".join(f"{kind}: {', '.join(names)}" for kind, names in validation["splits"].items())
+        splits = validation.get("splits") or {}
+        # files fitted before validation had kinds list their family splits alone
+        splits = splits if isinstance(splits, dict) else {"family": splits}
+        kinds = "; ".join(f"{kind}: {', '.join(names)}" for kind, names in splits.items())
         lines.append(f"validation ({kinds}), MAE mrad weighted by time, validation / training:")
         for name, v in validation["models"].items():
             mark = " <- chosen" if name == report.get("model") else ""
             per_kind = ", ".join(
                 f"{kind} {1000 * k['val_mae_rad']:.1f} / {1000 * k['train_mae_rad']:.1f}"
-                for kind, k in v["kinds"].items()
+                for kind, k in v.get("kinds", {}).items()
             )
             lines.append(
                 f"  {name} ({v['n_params']} params): validation {1000 * v['val_mae_rad']:.1f}, "
-                f"train {1000 * v['train_mae_rad']:.1f} ({per_kind}){mark}"
+                f"train {1000 * v['train_mae_rad']:.1f}" + (f" ({per_kind})" if per_kind else "") + mark
             )
     if "fit" in report and "stopped" in report["fit"]:
         f = report["fit"]

@@ -13,7 +13,8 @@ so a fit pins ``gain_scale`` and ``max_duty`` from logs that carry that register
 The servo also caps the motor current below what the PWM it reports would drive: on those logs two P gains whose PWM
 differ (757 and 885 of 885) stall a lift at the same angle, which a duty limit alone cannot do, and the fits put the
 cap at 1.7-1.9 A. The default, 1.75 A, is the XL330-M288's Current Limit register default (e-manual control table
-address 38; the e-manual documents that register for the current-based modes, so the cap is fitted, not assumed).
+address 38; the e-manual documents that register for the current-based modes, so the cap is fitted where the logs
+reach it).
 With torque off the motor exerts nothing (its driver is open, no back-EMF braking: ROBOTIS's support forum says the
 motor is then de-energized). The load adds its inertia to the motor's ``armature`` (reflected rotor
 inertia) and its gravity torque ``external``.

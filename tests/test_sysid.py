@@ -25,6 +25,7 @@ from sim.voltage_servo import (
     VoltageServoParams,
     duty_per_rad,
     friction_budget,
+    params_record,
     simulate,
 )
 
@@ -179,21 +180,44 @@ def test_a_current_limit_no_log_reaches_keeps_its_register_default(shared_data, 
     folder = shared_data / "real_logs" / "xl330_pendulum"
     logs = [servo_sysid.load_servo_log(p) for p in sorted(folder.glob("*.json"))]
     low = [log for log in logs if log.kp <= 200]
-    assert servo_sysid.peak_current_demand(low) < VoltageServoParams.max_current
+    assert servo_sysid.peak_current_demand(low, servo_sysid.firmware_law(low)) < VoltageServoParams.max_current
     result = servo_sysid.fit(low, model="load", iterations=3, seed=0, progress=False)
     assert "max_current" not in result.free and result.params.max_current == VoltageServoParams.max_current
-    assert result.current_demand_a == pytest.approx(servo_sysid.peak_current_demand(low), abs=1e-3)
+    assert 1.2 < result.current_demand_a < 1.5  # kp 200 asks 0.6 of full duty: 0.6 * 7.3 V / 3.4 ohm
     high = [log for log in logs if log.kp == 800]
-    assert servo_sysid.peak_current_demand(high) > VoltageServoParams.max_current  # full duty: 7.3 V / 3.4 ohm
+    assert servo_sysid.peak_current_demand(high, servo_sysid.firmware_law(high)) > VoltageServoParams.max_current
     assert "max_current" in servo_sysid.fit(high, model="load", iterations=3, seed=0, progress=False).free
     quiet = dataclasses.replace(low[0], pwm=None)  # kp 100 without the register: the P law's duty, gain at most 2
     err = np.abs(quiet.goal - quiet.position).max()
     expected = quiet.vin * min(duty_per_rad(100, servo_sysid.BOUNDS["gain_scale"][1]) * err, 1.0) / VoltageServoParams.R
     assert servo_sysid.peak_current_demand([quiet]) == pytest.approx(expected)
+    # a register that does not follow the P law is not read as the duty: the P law's bound decides (here: fitted)
+    odd = dataclasses.replace(high[0], pwm=np.full(len(high[0].t), 0.4))
+    assert servo_sysid.firmware_law([odd]) is None
+    assert servo_sysid.peak_current_demand([odd]) > VoltageServoParams.max_current
+    assert "max_current" in servo_sysid.fit([odd], model="load", iterations=2, seed=0, progress=False).free
     kp100 = str(folder / "2026-01-15_10h28m[12]*.json")
     out = str(tmp_path / "p.yaml")
     assert main(["sysid", "--logs", kp100, "--model", "load", "--iterations", "3", "--out", out]) == 0
     assert "current limit not fitted: the logs ask at most" in capsys.readouterr().out
+
+
+def test_a_parameters_file_validated_by_family_alone_still_prints_its_validation(shared_data, tmp_path, capsys):
+    """Files written before validation had kinds: ``splits`` a list of family splits, no ``kinds`` per model."""
+    folder = shared_data / "real_logs" / "xl330_pendulum"
+    old = params_record(VoltageServoParams(load_friction=0.1), "load") | {
+        "validation": {
+            "chosen_by": "lowest validation MAE",
+            "splits": ["leave out sin_sin", "leave out up_and_down"],
+            "models": {"load": {"n_params": 5, "train_mae_rad": 0.0266, "val_mae_rad": 0.0431, "folds": []}},
+        }
+    }
+    path = tmp_path / "old.yaml"
+    path.write_text(yaml.safe_dump(old))
+    assert main(["sysid", "--params", str(path), "--eval", str(folder / "2026-01-15_10h28m10.json")]) == 0
+    out = capsys.readouterr().out
+    assert "validation (family: leave out sin_sin, leave out up_and_down)" in out
+    assert "load (5 params): validation 43.1, train 26.6" in out
 
 
 def test_a_parameters_file_from_before_the_current_limit_keeps_its_behaviour(tmp_path):
@@ -270,12 +294,22 @@ def test_validation_fits_give_the_same_figures_in_one_process_or_several():
     models = ["coulomb_viscous", "load"]
     one = servo_validation.cross_validate(logs, models, iterations=2, seed=3, progress=False, workers=1)
     two = servo_validation.cross_validate(logs, models, iterations=2, seed=3, progress=False, workers=2)
-    for v in one + two:
+    alone = [
+        servo_validation.cross_validate(logs, [m], iterations=2, seed=3, progress=False, workers=1)[0] for m in models
+    ]
+    for v in one + two + alone:
         for k in v.kinds.values():
             for fold in k.folds:
                 fold.pop("wall_s")  # the time differs, nothing else
-    assert [v.model for v in one] == models and one == two
-    assert list(one[0].kinds) == ["family", "gain"] and len(one[0].kinds["gain"].folds) == 3
+    assert [v.model for v in one] == models and one == two == alone
+    splits = servo_validation.split_kinds(logs)
+    for v in one:
+        assert list(v.kinds) == ["family", "gain"] and len(v.kinds["gain"].folds) == 3
+        for kind, k in v.kinds.items():
+            assert [(f["model"], f["split"]) for f in k.folds] == [(v.model, name) for name, _, _ in splits[kind]]
+    # one family recorded at one gain, the other at another: the gain split is the family split, fitted once
+    twins = [dataclasses.replace(log, kp=100 if log.trajectory == "sin_sin" else 800) for log in logs]
+    assert list(servo_validation.split_kinds(twins)) == ["family"]
 
 
 def _synthetic_log(name: str, params: VoltageServoParams, kp: float, seconds: float = 3.0) -> ServoLog:
