@@ -38,6 +38,17 @@ def expand(patterns: list[str] | None) -> list[str]:
     return out
 
 
+def _refuse_same_names(paths: list[str]) -> None:
+    """Logs are reported (and pooled) by file name without extension: two files that share one would overwrite each
+    other's figures."""
+    seen: dict[str, str] = {}
+    for path in paths:
+        name = Path(path).stem
+        if name in seen:
+            raise SysidError(f"{seen[name]} and {path}: two logs named {name!r}; rename one (reports key logs by name)")
+        seen[name] = path
+
+
 def log_kind(paths: list[str]) -> str:
     kinds = {Path(p).suffix.lower() for p in paths}
     if kinds == {".json"}:
@@ -176,6 +187,8 @@ def run_voltage(
     plot: str | None,
     progress: bool = True,
 ) -> dict[str, Any]:
+    for paths in (fit_paths, eval_paths):
+        _refuse_same_names(paths)
     fit_logs = [servo_sysid.load_servo_log(p) for p in fit_paths]
     eval_logs = [servo_sysid.load_servo_log(p) for p in eval_paths]
     record: dict[str, Any]

@@ -466,6 +466,12 @@ def test_bad_inputs_fail_with_clear_messages(tmp_path, capsys):
     old.write_text(yaml.safe_dump({"kind": "voltage_servo", "params": {"load_friction": 0.5}}))
     with pytest.raises(SysidError, match="friction law .* fit it again"):
         sysid.run(None, [str(ok)], params=str(old))
+    # two logs with one name (from two folders) would share one line of the report: refused, both named
+    (tmp_path / "other").mkdir()
+    twin = tmp_path / "other" / "ok.json"
+    twin.write_text(ok.read_text())
+    with pytest.raises(SysidError, match="two logs named 'ok'"):
+        sysid.run([str(ok), str(twin)], None, out=str(tmp_path / "p.yaml"))
 
 
 def test_domain_and_centred_ranges_pin_and_move_the_envs_servos(tmp_path):
