@@ -42,6 +42,9 @@ DEFAULT_HOST_LATENCY_S = 0.020
 #: host latency allowance never grows past it.
 DEFAULT_LATE_WINDOW_S = 0.25
 
+#: Servos a fence pings before giving up: one lost fence reply on a noisy bus must not fail the transaction it guards.
+FENCE_PINGS = 2
+
 #: Per transaction, the recent peak host delay decays by this factor, and a raised host latency allowance with it
 #: (from 60 to 20 ms in about 55 transactions, a few control cycles).
 ALLOWANCE_DECAY = 0.98
@@ -293,52 +296,62 @@ class SerialBus:
 
     def _fence(self, what: str) -> None:
         """Wait out replies still in flight after a failed transaction (the lock is held): send the fence to a servo
-        and discard every frame until its reply arrives. Raises :class:`BusTimeout` when none comes, unless the
-        failed transaction's late window has passed by then (a servo that is gone cannot block the bus)."""
+        and discard every frame until its reply arrives; a fence ping that goes unanswered (itself lost on a noisy
+        bus) is sent once more, to the next candidate. Raises :class:`BusTimeout` (or :class:`CorruptReply` when
+        frames came in corrupt) when none answers, unless the failed transaction's late window has passed by then (a
+        servo that is gone cannot block the bus)."""
         sent_at, owed, ids = self._failed or (time.monotonic(), set(), [])
         silent = {i for i, _ in owed}
-        # a servo that answered recently and was not among the silent ones; else one of the failed transaction's
+        # servos that answered recently and were not among the silent ones; then the failed transaction's own
         candidates = sorted((i for i in self._heard if i not in silent), key=self._heard.__getitem__, reverse=True)
         candidates += [i for i in ids if i != self.broadcast_id and i not in candidates]
         if not candidates:
             # nothing was ever asked of a servo on this bus: nothing can be in flight
             self._dirty, self._failed = False, None
             return
-        ident = candidates[0]
-        self.stats["fences"] += 1
-        ser = self._ser
-        self._parser.clear()
-        ser.write(self._fence_request(ident))
-        fence_sent = time.monotonic()
         # long enough for the replies seen so far to be late by several times the allowance, within the late window
         window = min(self.late_window_s, max(0.1, 2 * self.host_latency_s))
-        deadline = time.monotonic() + window
         crc_before = self._parser_errors()
+        pinged = candidates[:FENCE_PINGS]
+        for ident in pinged:
+            fence_sent = time.monotonic()
+            if self._fence_ping(ident, owed, sent_at, fence_sent + window):
+                self._dirty, self._failed = False, None
+                return
+            self._heard.pop(ident, None)  # the next fence starts with another servo: this one may be gone
+            if time.monotonic() >= sent_at + self.late_window_s:
+                # the failed transaction's late window is over, so whatever it was owed has arrived; so will this
+                # fence's own reply within its late window: listen that out, discarding, and the line is clean
+                self._drain_until(fence_sent + self.late_window_s)
+                self._dirty, self._failed = False, None
+                return
+        motors = ", ".join(str(i) for i in pinged)
+        if self._parser_errors() > crc_before:
+            self.stats["corrupt"] += 1
+            raise CorruptReply(
+                f"{what}: corrupt replies (bad CRC) from motor(s) {sorted(silent) or pinged}, and no clean answer "
+                f"to a fence ping of motor(s) {motors} within {window * 1e3:.0f} ms each"
+            )
+        self.stats["timeouts"] += 1
+        raise BusTimeout(
+            f"{what}: no reply from motor(s) {sorted(silent) or pinged}, and motor(s) {motors} did not answer "
+            f"a fence ping within {window * 1e3:.0f} ms each (replies may still be in flight)"
+        )
+
+    def _fence_ping(self, ident: int, owed: set[tuple[int, int]], sent_at: float, deadline: float) -> bool:
+        """Send one fence ping to ``ident`` and discard every frame until its reply (True) or ``deadline`` (False,
+        monotonic s); a late reply the failed transaction (sent at ``sent_at``) was owed raises the latency
+        allowance."""
+        self.stats["fences"] += 1
+        self._parser.clear()
+        self._ser.write(self._fence_request(ident))
         while True:
             data = self._read(64, deadline)
             if not data:
-                self._heard.pop(ident, None)  # the next fence tries another servo: this one may be gone
-                if time.monotonic() >= sent_at + self.late_window_s:
-                    # the failed transaction's late window is over, so whatever it was owed has arrived; so will this
-                    # fence's own reply within its late window: listen that out, discarding, and the line is clean
-                    self._drain_until(fence_sent + self.late_window_s)
-                    self._dirty, self._failed = False, None
-                    return
-                if self._parser_errors() > crc_before:
-                    self.stats["corrupt"] += 1
-                    raise CorruptReply(
-                        f"{what}: corrupt replies (bad CRC) from motor(s) {sorted(silent) or [ident]}, and no clean "
-                        f"answer to a fence ping of motor {ident} within {window * 1e3:.0f} ms"
-                    )
-                self.stats["timeouts"] += 1
-                raise BusTimeout(
-                    f"{what}: no reply from motor(s) {sorted(silent) or [ident]}, and motor {ident} did not answer "
-                    f"a fence ping within {window * 1e3:.0f} ms (replies may still be in flight)"
-                )
+                return False
             for pkt in self._parser.feed(data):
                 if self._is_fence_reply(pkt, ident):
-                    self._dirty, self._failed = False, None
-                    return
+                    return True
                 if self._is_reply(pkt) and (pkt.ident, len(pkt.params)) in owed:
                     self._late_reply(time.monotonic() - sent_at)
                 self.stats["late"] += 1
