@@ -114,10 +114,6 @@ def _validation_report(v: servo_validation.Validation) -> dict[str, Any]:
     )
 
 
-def _split_names(logs: list[servo_sysid.ServoLog]) -> dict[str, list[str]]:
-    return {kind: [split[0] for split in splits] for kind, splits in servo_validation.split_kinds(logs).items()}
-
-
 def _fit_voltage(
     fit_paths: list[str],
     fit_logs: list[servo_sysid.ServoLog],
@@ -169,7 +165,9 @@ def _fit_voltage(
             "chosen_by": "lowest validation MAE, mean over the split kinds"
             if model == servo_sysid.AUTO
             else "named with --model",
-            "splits": _split_names(fit_logs) if validations else {},
+            "splits": {kind: [f["split"] for f in k.folds] for kind, k in validations[0].kinds.items()}
+            if validations
+            else {},
             "models": {v.model: _validation_report(v) for v in validations},
         },
     }

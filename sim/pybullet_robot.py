@@ -294,8 +294,7 @@ class PyBulletRobot:
         drive = np.clip(drive, -self._v_limit, self._v_limit)
         motor = drive - self._v_viscous * w
         self._voltage_torque[slots] = motor
-        loaded = v.load_friction > 0 or v.stribeck_load > 0 or v.load_quadratic > 0
-        external = self._external_torque() if loaded else np.zeros(len(slots))
+        external = self._external_torque() if v.load_dependent else np.zeros(len(slots))
         friction = friction_budget(self._v_vector, drive, external, w)
         p.setJointMotorControlArray(
             self.body,

@@ -14,9 +14,8 @@ The servo also caps the motor current below what the PWM it reports would drive:
 differ (757 and 885 of 885) stall a lift at the same angle, which a duty limit alone cannot do, and the fits put the
 cap at 1.7-1.9 A. The default, 1.75 A, is the XL330-M288's Current Limit register default (e-manual control table
 address 38; the e-manual documents that register for the current-based modes, so the cap is fitted where the logs
-reach it).
-With torque off the motor exerts nothing (its driver is open, no back-EMF braking: ROBOTIS's support forum says the
-motor is then de-energized). The load adds its inertia to the motor's ``armature`` (reflected rotor
+reach it). With torque off the motor exerts nothing (its driver is open, no back-EMF braking: ROBOTIS's support
+forum says the motor is then de-energized). The load adds its inertia to the motor's ``armature`` (reflected rotor
 inertia) and its gravity torque ``external``.
 
 Friction is viscous (``viscous * omega``) plus a friction budget that stops the joint instead of reversing it
@@ -107,6 +106,12 @@ class VoltageServoParams:
     @classmethod
     def names(cls) -> list[str]:
         return list(cls.__dataclass_fields__)
+
+    @property
+    def load_dependent(self) -> bool:
+        """Whether :func:`friction_budget` reads the external torque (a load-dependent term is on): a simulator need
+        not compute the load otherwise."""
+        return self.load_friction > 0 or self.stribeck_load > 0 or self.load_quadratic > 0
 
     def vector(self) -> np.ndarray:
         return np.array([getattr(self, n) for n in self.names()], dtype=float)
