@@ -399,6 +399,41 @@ def test_cli_scores_saved_parameters_and_plots(shared_data, tmp_path, capsys):
     assert "eval logs (1)" in printed and "latency not read (fitted)" in printed
 
 
+def test_a_lift_and_drop_log_is_scored_with_torque_off_where_it_says_so(tmp_path, capsys):
+    """BAM's lift-and-drop protocol (a cubic lift to -pi/2 over 2 s, then torque off for 4 s) in the shared logs'
+    JSON format: the parameters that made it predict it through the torque-off swing; the same log read as if torque
+    stayed on does not fit them, so the flag is read and applied."""
+    params = VoltageServoParams(gain_scale=0.5, load_friction=0.12, load_quadratic=0.12, max_current=1.75)
+    t = np.arange(0.0, 6.0, 1 / 190)
+    s = np.clip(t / 2.0, 0.0, 1.0)
+    goal = -np.pi / 2 * (3 * s**2 - 2 * s**3)
+    enable = t < 2.0
+    log = ServoLog("drop", t, np.zeros_like(t), goal, enable, 400, 7.4, LOAD, "lift_and_drop")
+    q = servo_sysid.simulate_logs(params.vector(), [log])[0][0]
+    assert np.ptp(q[t > 2.5]) > 0.3  # it swings after the release
+    record = params_record(params, "quadratic")
+    (tmp_path / "servo.yaml").write_text(yaml.safe_dump(record))
+    scores = {}
+    for name, flags in (("off_after_2s", enable), ("always_on", np.ones_like(enable))):
+        entries = [
+            {"timestamp": float(a), "position": float(b), "goal_position": float(c), "torque_enable": bool(d)}
+            for a, b, c, d in zip(t, q, goal, flags, strict=True)
+        ]
+        meta = {"mass": LOAD.mass, "length": LOAD.length, "kp": 400, "vin": 7.4, "trajectory": "lift_and_drop"}
+        (tmp_path / f"{name}.json").write_text(json.dumps(meta | {"entries": entries}))
+        out = tmp_path / f"{name}_report.json"
+        assert (
+            main(
+                ["sysid", "--params", str(tmp_path / "servo.yaml"), "--eval", str(tmp_path / f"{name}.json")]
+                + ["--json", str(out)]
+            )
+            == 0
+        )
+        scores[name] = json.loads(out.read_text())["mae_mrad"]
+    assert scores["off_after_2s"] < 1.0 and scores["always_on"] > 100.0
+    assert "eval logs (1)" in capsys.readouterr().out
+
+
 class _ClosedPipe:
     def write(self, _text: str) -> int:
         raise BrokenPipeError
