@@ -6,15 +6,17 @@ Every transaction holds one lock, writes the request, then reads the replies wit
 baud rate, the frame lengths and the servos' return delay (the port's descriptor is waited on with ``select``: no
 busy polling). A timeout or a corrupt reply is retried up to ``retries`` times.
 
-Pairing replies with requests: neither protocol has a sequence number, so a reply that arrives after its
-transaction timed out would be taken as the answer to the next request (a late USB adapter or a busy host makes
-this common). A reply is only taken when its id and parameter length fit the request; and after any transaction
-that did not end cleanly (a timeout, a corrupt reply, an interruption), the next one first sends a *fence*: a
-request to a servo that answered recently whose reply no other transaction expects (the protocol's choice). Servos
-answer in order on the half-duplex wire, so once the fence's reply is in, every late reply has arrived and been
-discarded. A late reply seen there raises the host latency allowance (up to ``late_window_s``) with a warning naming
-the fix; on-time replies then let it shrink back toward the configured allowance, never below 1.5x the recent peak
-host delay (which decays), so a one-off stall of the host does not lengthen every later timeout of the run.
+Pairing replies with requests: neither protocol has a sequence number, so a reply that arrives after its transaction
+timed out would be taken as the answer to the next request (a late USB adapter or a busy host makes this common). A
+reply is only taken when its id and parameter length fit the request; and after any transaction that did not end
+cleanly (a timeout, a corrupt reply, an interruption), the next one first sends a *fence*: a request to a servo that
+answered recently whose reply no other transaction expects (the protocol's choice). Servos answer in order on the
+half-duplex wire, so once the fence's reply is in, every late reply has arrived and been discarded. A fence ping
+that goes unanswered (lost itself, on a noisy bus) is sent once more, to another servo, when that ping still fits in
+the failed transaction's late window. A late reply seen there raises the host latency allowance (up to
+``late_window_s``) with a warning naming the fix; on-time replies then let it shrink back toward the configured
+allowance, never below 1.5x the recent peak host delay (which decays), so a one-off stall of the host does not
+lengthen every later timeout of the run.
 
 Any OS-level failure of the port (unplugged adapter: ``OSError``, ``termios.error``, ``SerialException``) becomes
 :class:`PortError`, which is not retried.
@@ -164,7 +166,7 @@ class SerialBus:
             "corrupt": 0,
             "mismatched": 0,  # replies skipped because their id or length did not fit the request
             "late": 0,  # replies that arrived after their transaction had timed out (discarded by a fence)
-            "fences": 0,
+            "fences": 0,  # fence pings sent (a fence whose first ping went unanswered sends two)
         }
 
     # -- lifecycle ------------------------------------------------------------------------------------------
@@ -295,11 +297,11 @@ class SerialBus:
         return len(pkt.params) == n_params or (not pkt.params and bool(pkt.error))
 
     def _fence(self, what: str) -> None:
-        """Wait out replies still in flight after a failed transaction (the lock is held): send the fence to a servo
-        and discard every frame until its reply arrives; a fence ping that goes unanswered (itself lost on a noisy
-        bus) is sent once more, to the next candidate. Raises :class:`BusTimeout` (or :class:`CorruptReply` when
-        frames came in corrupt) when none answers, unless the failed transaction's late window has passed by then (a
-        servo that is gone cannot block the bus)."""
+        """Wait out replies still in flight after a failed transaction (the lock is held): send the fence to a servo and
+        discard every frame until its reply arrives; a fence ping that goes unanswered (itself lost on a noisy bus) is
+        sent once more, to the next candidate, when that ping ends within the failed transaction's late window. Raises
+        :class:`BusTimeout` (or :class:`CorruptReply` when frames came in corrupt) when none answers, unless the failed
+        transaction's late window has passed by then (a servo that is gone cannot block the bus)."""
         sent_at, owed, ids = self._failed or (time.monotonic(), set(), [])
         silent = {i for i, _ in owed}
         # servos that answered recently and were not among the silent ones; then the failed transaction's own
@@ -312,9 +314,12 @@ class SerialBus:
         # long enough for the replies seen so far to be late by several times the allowance, within the late window
         window = min(self.late_window_s, max(0.1, 2 * self.host_latency_s))
         crc_before = self._parser_errors()
-        pinged = candidates[:FENCE_PINGS]
-        for ident in pinged:
+        asked: list[int] = []
+        for ident in candidates[:FENCE_PINGS]:
             fence_sent = time.monotonic()
+            if asked and fence_sent + window > sent_at + self.late_window_s:
+                break  # another ping would outlast the failed transaction's late window
+            asked.append(ident)
             if self._fence_ping(ident, owed, sent_at, fence_sent + window):
                 self._dirty, self._failed = False, None
                 return
@@ -325,16 +330,16 @@ class SerialBus:
                 self._drain_until(fence_sent + self.late_window_s)
                 self._dirty, self._failed = False, None
                 return
-        motors = ", ".join(str(i) for i in pinged)
+        motors = ", ".join(str(i) for i in asked)
         if self._parser_errors() > crc_before:
             self.stats["corrupt"] += 1
             raise CorruptReply(
-                f"{what}: corrupt replies (bad CRC) from motor(s) {sorted(silent) or pinged}, and no clean answer "
+                f"{what}: corrupt replies (bad CRC) from motor(s) {sorted(silent) or asked}, and no clean answer "
                 f"to a fence ping of motor(s) {motors} within {window * 1e3:.0f} ms each"
             )
         self.stats["timeouts"] += 1
         raise BusTimeout(
-            f"{what}: no reply from motor(s) {sorted(silent) or pinged}, and motor(s) {motors} did not answer "
+            f"{what}: no reply from motor(s) {sorted(silent) or asked}, and motor(s) {motors} did not answer "
             f"a fence ping within {window * 1e3:.0f} ms each (replies may still be in flight)"
         )
 

@@ -65,22 +65,30 @@ def test_servo_errors_name_motor_register_and_error(bus, emulator):
     assert bus.read(13, R["hardware_error_status"]) == 0
 
 
-def test_a_lost_fence_reply_asks_another_servo_instead_of_failing(bus, emulator):
+@pytest.mark.parametrize("late_window_s", [0.5, 0.25])
+def test_a_lost_fence_reply_asks_another_servo_when_the_late_window_allows(emulator, late_window_s):
     """On a noisy bus the fence's own reply can be lost too: the fence then pings the next servo the bus has heard,
-    and the retried transaction goes through on one retry."""
-    assert bus.ping(12) == 1020 and bus.ping(13) == 1020  # 13 answered last: the first fence candidate
-    emulator.servos[14].faults.drop_next = 1  # the request's reply is lost
-    emulator.servos[13].faults.drop_next = 1  # and so is the fence's
-    assert bus.ping(14) == 1020
-    assert bus.stats["retries"] == 1 and bus.stats["fences"] == 2 and bus.stats["timeouts"] == 1
-    for ident in (12, 13):  # the fence pinged 13, then 12; both drops were consumed
-        assert emulator.servos[ident].faults.drop_next == 0 and bus.ping(ident) == 1020
-    emulator.servos[13].faults.drop_reply = emulator.servos[12].faults.drop_reply = True
-    emulator.servos[14].faults.drop_reply = True
-    fences = bus.stats["fences"]
-    with pytest.raises(BusTimeout, match=r"no reply from motor\(s\) \[14\].*did not answer a fence ping"):
-        bus.ping(14)
-    assert bus.stats["fences"] - fences == 3  # the second attempt pinged 13 and 12, the third the only one left: 14
+    and the retried transaction goes through on one retry, if that second ping ends within the failed request's
+    late window (0.5 s here; the request times out after about 50 ms and each ping waits 100 ms). With a 0.25 s
+    window it would not, so the fence gives up as a single ping did, and the third attempt goes through."""
+    with DynamixelBus(emulator.link, host_latency_s=0.05, late_window_s=late_window_s) as bus:
+        assert bus.ping(12) == 1020 and bus.ping(13) == 1020  # 13 answered last: the first fence candidate
+        emulator.servos[14].faults.drop_next = 1  # the request's reply is lost
+        emulator.servos[13].faults.drop_next = 1  # and so is the fence's
+        assert bus.ping(14) == 1020
+        second_ping = late_window_s == 0.5
+        assert bus.stats["retries"] == (1 if second_ping else 2) and bus.stats["fences"] == 2
+        for ident in (12, 13):  # both drops were consumed; the fence pinged 13, then 12
+            assert emulator.servos[ident].faults.drop_next == 0 and bus.ping(ident) == 1020
+        if not second_ping:
+            return
+        for ident in (12, 13, 14):  # a bus where nothing answers: bounded, named
+            emulator.servos[ident].faults.drop_reply = True
+        fences, started = bus.stats["fences"], time.monotonic()
+        with pytest.raises(BusTimeout, match=r"no reply from motor\(s\) \[14\].*did not answer a fence ping"):
+            bus.ping(14)
+        assert time.monotonic() - started < 2 * late_window_s  # three attempts, no fence past the late window
+        assert bus.stats["fences"] - fences == 3  # the second attempt pinged 13 and 12, the third the only one left
 
 
 def test_faults_give_errors_or_retries_never_hangs_or_wrong_values(bus, emulator):
