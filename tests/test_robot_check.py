@@ -151,8 +151,10 @@ def test_the_shipped_bundles_deploy_on_a_mock_arm_calibrated_by_the_calibration_
 
     assert any("joint joint1 limits" in line for line in load("grasp_state", robot=calibrated).robot_report)
     assert any("mount" in line for line in load("grasp_rgbd", robot=calibrated).robot_report)
-    summary = deploy(DeployConfig(robot=str(path), policy="grasp_rgbd", episodes=3, status=False))
+    # 5 episodes, 3 to succeed: a wrong offset (about 1 grasp in 4) passes 10 % of the time, a calibrated arm at the
+    # student's 27-30/30 fails under 1 % (3 episodes with 2 to succeed failed a CI run: 2 timeouts, a busy host)
+    summary = deploy(DeployConfig(robot=str(path), policy="grasp_rgbd", episodes=5, status=False))
     notes = [n for n in summary.notes if n.startswith("calibration: ")]
     assert any("mount" in n for n in notes) and any("joint joint1 limits" in n for n in notes), notes
     assert summary.ended == "completed", summary.message
-    assert sum(e.success for e in summary.episodes) >= 2, [e.outcome for e in summary.episodes]
+    assert sum(e.success for e in summary.episodes) >= 3, [e.outcome for e in summary.episodes]
