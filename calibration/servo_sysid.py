@@ -252,6 +252,41 @@ class FitResult:
     current_demand_a: float = 0.0  # the most current the logs ask of the motor (peak_current_demand)
 
 
+#: A released pendulum has come to rest once it stays within this of where it stops (rad).
+REST_BAND = 0.05
+
+
+def released_pendulum(
+    params: VoltageServoParams, load: PendulumLoad, start: float = -np.pi / 2, duration: float = 6.0
+) -> dict[str, Any]:
+    """What ``params`` predict for ``load`` released at rest from ``start`` (rad; -pi/2: horizontal) with torque
+    off: the friction of an unpowered gearbox that only the load drives, which logs with torque on never show.
+    Returns ``rest_s`` (s until it stays within :data:`REST_BAND` of where it stops; None if it still moves in the
+    last second of ``duration``), ``rest_rad`` (where it is at the end) and ``crossings`` (times it swings through
+    the bottom from more than :data:`REST_BAND` on one side to more than it on the other)."""
+    steps = int(round(duration / DEFAULT_DT)) + 1
+    q = simulate(
+        params.vector()[:, None],
+        np.zeros((steps, 1)),
+        np.zeros((steps, 1)),
+        q0=np.array([start]),
+        kp=np.zeros(1),
+        vin=np.zeros(1),
+        load_inertia=np.array([load.inertia]),
+        load_gravity=np.array([load.gravity_torque]),
+    )[:, 0]
+    outside = np.flatnonzero(np.abs(q - q[-1]) >= REST_BAND)
+    rest = int(outside[-1]) + 1 if outside.size else 0
+    still_moving = rest > steps - int(round(1.0 / DEFAULT_DT))  # not at rest over the last second
+    swinging = q[np.abs(q) >= REST_BAND]  # a swing through the bottom goes from one side's band edge to the other
+    return {
+        "start_rad": round(float(start), 4),
+        "rest_s": None if still_moving else round(rest * DEFAULT_DT, 3),
+        "rest_rad": round(float(q[-1]), 4),
+        "crossings": int(np.count_nonzero(np.diff(np.signbit(swinging)))),
+    }
+
+
 def peak_current_demand(logs: Sequence[ServoLog], law: FirmwareLaw | None = None) -> float:
     """The most current (A) any torque-on sample of ``logs`` asks of the motor at standstill: the supply times the
     duty over the datasheet resistance. The duty is the Present PWM reading when the firmware law was read from the

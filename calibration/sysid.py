@@ -19,6 +19,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import yaml
 
 from calibration import robot_sysid, servo_sysid, servo_validation
@@ -114,6 +115,30 @@ def _validation_report(v: servo_validation.Validation) -> dict[str, Any]:
     )
 
 
+def _torque_off_coverage(
+    params: VoltageServoParams, fit_logs: list[servo_sysid.ServoLog]
+) -> tuple[float, dict[str, dict[str, Any]], str | None]:
+    """Seconds of torque off in the fit logs, what ``params`` predict for each of their loads released from
+    horizontal with torque off (:func:`servo_sysid.released_pendulum`), and a warning when no log had torque off."""
+    torque_off_s = sum(
+        float(np.sum(servo_sysid.time_weights(log.t) * log.t[-1] * ~log.torque_enable)) for log in fit_logs
+    )
+    loads = {f"{log.load.mass} kg at {log.load.length} m": log.load for log in fit_logs}
+    released = {name: servo_sysid.released_pendulum(params, load) for name, load in sorted(loads.items())}
+    if torque_off_s > 0:
+        return torque_off_s, released, None
+    name, first = next(iter(released.items()))
+    rest = "is still swinging after 6 s" if first["rest_s"] is None else f"comes to rest in {first['rest_s']:.1f} s"
+    return (
+        torque_off_s,
+        released,
+        "no fit log has torque off: the friction of an unpowered gearbox driven by its load alone is extrapolated "
+        f"from logs with torque on, not fitted (released from horizontal with torque off, {name} {rest} and swings "
+        f"through the bottom {first['crossings']} times in this model); fit with logs that also turn torque off (a "
+        "lift and drop) to identify it",
+    )
+
+
 def _fit_voltage(
     fit_paths: list[str],
     fit_logs: list[servo_sysid.ServoLog],
@@ -147,6 +172,8 @@ def _fit_voltage(
     result = servo_sysid.fit(fit_logs, model=chosen, iterations=iterations, seed=seed, progress=progress)
     if result.stopped != "converged":
         warnings.append(f"the fit stopped at the generation cap ({iterations}) before converging: raise --iterations")
+    torque_off_s, released, warning = _torque_off_coverage(result.params, fit_logs)
+    warnings += [warning] if warning else []
     record = params_record(result.params, chosen) | {
         "fit": {
             "logs": [str(p) for p in fit_paths],
@@ -156,7 +183,9 @@ def _fit_voltage(
             "wall_s": result.wall_s,
             "simulated_s": result.simulated_s,
             "seed": seed,
-            "loads": sorted({f"{log.load.mass} kg at {log.load.length} m" for log in fit_logs}),
+            "loads": sorted(released),
+            "torque_off_s": round(torque_off_s, 3),
+            "released_pendulum": released,
             "fitted": list(result.free),
             "firmware_from_pwm": None if result.firmware is None else dataclasses.asdict(result.firmware),
             "peak_current_demand_a": result.current_demand_a,

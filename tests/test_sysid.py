@@ -434,6 +434,59 @@ def test_a_lift_and_drop_log_is_scored_with_torque_off_where_it_says_so(tmp_path
     assert "eval logs (1)" in capsys.readouterr().out
 
 
+def _write_json_log(path: Path, log: ServoLog) -> Path:
+    """``log`` in the shared logs' JSON format (no Present PWM: the firmware law is then fitted)."""
+    entries = [
+        {"timestamp": float(a), "position": float(b), "goal_position": float(c), "torque_enable": bool(d)}
+        for a, b, c, d in zip(log.t, log.position, log.goal, log.torque_enable, strict=True)
+    ]
+    meta = {"mass": log.load.mass, "length": log.load.length, "kp": log.kp, "vin": log.vin}
+    path.write_text(json.dumps(meta | {"trajectory": log.trajectory, "entries": entries}))
+    return path
+
+
+def test_a_released_pendulum_shows_the_torque_off_friction_a_model_implies():
+    """The figure the report gives for a load released from horizontal with torque off: without friction it swings
+    on at its natural period; gearbox-load friction brings it to rest, sooner the larger its share."""
+    free = servo_sysid.released_pendulum(VoltageServoParams(armature=1e-6, coulomb=0.0, viscous=0.0), LOAD)
+    # from horizontal the period is 1.18x the small-swing one (the complete elliptic integral at 90 degrees)
+    half_period = 1.18 * np.pi * np.sqrt(LOAD.length / GRAVITY)
+    assert free["rest_s"] is None and abs(free["crossings"] - 6.0 / half_period) <= 1
+    rests = [
+        servo_sysid.released_pendulum(VoltageServoParams(coulomb=0.0, viscous=0.0, load_friction=f), LOAD)
+        for f in (0.3, 0.4)
+    ]
+    assert all(r["rest_s"] is not None and abs(r["rest_rad"]) < 0.05 for r in rests)
+    assert rests[1]["rest_s"] < rests[0]["rest_s"] and rests[1]["crossings"] < rests[0]["crossings"] < free["crossings"]
+
+
+def test_the_report_says_when_no_fit_log_had_torque_off(tmp_path):
+    """Logs with torque on throughout cannot show the friction of an unpowered gearbox: the report warns, with what
+    the fitted model then predicts for the load released with torque off; a lift-and-drop log among the fit logs
+    (torque off after 2 s) identifies it and silences the warning."""
+    truth = VoltageServoParams(gain_scale=0.5, load_friction=0.12, load_quadratic=0.12)
+    lift = _write_json_log(tmp_path / "lift.json", _synthetic_log("lift", truth, 400))
+    t = np.arange(0.0, 6.0, 1 / 190)
+    s = np.clip(t / 2.0, 0.0, 1.0)
+    drop = ServoLog("drop", t, np.zeros_like(t), -np.pi / 2 * (3 * s**2 - 2 * s**3), t < 2.0, 400, 7.4, LOAD, "drop")
+    drop.position = servo_sysid.simulate_logs(truth.vector(), [drop])[0][0]
+    drop_path = _write_json_log(tmp_path / "drop.json", drop)
+    reports = {}
+    for name, logs in (("on_only", [lift]), ("with_drop", [lift, drop_path])):
+        out = tmp_path / f"{name}.json"
+        args = ["sysid", "--model", "load", "--iterations", "3", "--json", str(out), "--out", str(tmp_path / "p.yaml")]
+        assert main(args + [a for log in logs for a in ("--logs", str(log))]) == 0
+        reports[name] = json.loads(out.read_text())
+    on_only, with_drop = reports["on_only"], reports["with_drop"]
+    load_name = f"{LOAD.mass} kg at {LOAD.length} m"
+    released = on_only["fit"]["released_pendulum"][load_name]
+    assert on_only["fit"]["torque_off_s"] == 0 and set(released) == {"start_rad", "rest_s", "rest_rad", "crossings"}
+    warning = next(w for w in on_only["warnings"] if w.startswith("no fit log has torque off"))
+    assert load_name in warning and f"{released['crossings']} times" in warning
+    assert with_drop["fit"]["torque_off_s"] == pytest.approx(4.0, abs=0.01)
+    assert not any("torque off" in w for w in with_drop["warnings"])
+
+
 class _ClosedPipe:
     def write(self, _text: str) -> int:
         raise BrokenPipeError
