@@ -196,33 +196,49 @@ def time_weights(t: np.ndarray) -> np.ndarray:
 
 
 def _errors(simulated: np.ndarray, log: ServoLog) -> dict[str, float]:
-    """MAE and RMS weighted by time (rad), and the per-sample MAE beside them; a simulation that diverged scores
-    :data:`DIVERGED`."""
-    if not np.all(np.isfinite(simulated)):
-        failed = {"mae_rad": DIVERGED, "rms_rad": DIVERGED, "mae_per_sample_rad": DIVERGED}
-        return failed | {"duration_s": float(log.t[-1])}
-    err = simulated - log.position
+    """MAE and RMS weighted by time (rad), and the per-sample MAE beside them; for a log that turns torque off, the
+    MAE and seconds of each phase too (``mae_torque_on_rad``, ``torque_on_s``, ``..._off_...``). A simulation that
+    diverged scores :data:`DIVERGED`."""
+    err = np.abs(simulated - log.position) if np.all(np.isfinite(simulated)) else np.full(len(log.t), DIVERGED)
     w = time_weights(log.t)
-    return {
-        "mae_rad": float(np.sum(w * np.abs(err))),
+    out = {
+        "mae_rad": float(np.sum(w * err)),
         "rms_rad": float(np.sqrt(np.sum(w * err**2))),
-        "mae_per_sample_rad": float(np.mean(np.abs(err))),
+        "mae_per_sample_rad": float(np.mean(err)),
         "duration_s": float(log.t[-1]),
     }
+    off = ~log.torque_enable.astype(bool)
+    if off.any():  # the two phases apart: an unpowered swing is a friction an all-on log never shows
+        for phase, mask in (("on", ~off), ("off", off)):
+            share = float(np.sum(w[mask]))
+            out[f"torque_{phase}_s"] = share * float(log.t[-1])
+            out[f"mae_torque_{phase}_rad"] = float(np.sum(w[mask] * err[mask]) / share) if share else 0.0
+    return out
 
 
 def pooled(per_log: dict[str, dict[str, float]]) -> dict[str, Any]:
-    """Pooled over logs, weighted by their durations: the figures of all their seconds together."""
+    """Pooled over logs, weighted by their durations: the figures of all their seconds together; where a log turns
+    torque off, the MAE of each phase over every log too (a log with torque on throughout counts as on)."""
     d = np.array([v["duration_s"] for v in per_log.values()])
     mae = np.array([v["mae_rad"] for v in per_log.values()])
     rms = np.array([v["rms_rad"] for v in per_log.values()])
     per_sample = np.array([v["mae_per_sample_rad"] for v in per_log.values()])
-    return {
+    out = {
         "logs": per_log,
         "mae_rad": float(np.sum(d * mae) / d.sum()),
         "rms_rad": float(np.sqrt(np.sum(d * rms**2) / d.sum())),
         "mae_per_sample_rad": float(np.mean(per_sample)),
     }
+    if any("torque_off_s" in v for v in per_log.values()):  # logs with torque on throughout count as on
+        for phase in ("on", "off"):
+            seconds = np.array(
+                [v.get(f"torque_{phase}_s", v["duration_s"] if phase == "on" else 0.0) for v in per_log.values()]
+            )
+            phase_mae = np.array([v.get(f"mae_torque_{phase}_rad", v["mae_rad"]) for v in per_log.values()])
+            out[f"mae_torque_{phase}_rad"] = (
+                float(np.sum(seconds * phase_mae) / seconds.sum()) if seconds.sum() else 0.0
+            )
+    return out
 
 
 def score(params: VoltageServoParams, logs: Sequence[ServoLog]) -> dict[str, Any]:

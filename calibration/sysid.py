@@ -238,8 +238,11 @@ def run_voltage(
         "evaluated_on": evaluated,
         "mae_mrad": round(1000 * overall["mae_rad"], 3),
         "rmse_mrad": round(1000 * overall["rms_rad"], 3),
-        "params": record["params"],
     }
+    for phase in ("on", "off"):  # where the evaluated logs turn torque off
+        if f"mae_torque_{phase}_rad" in overall:
+            report[f"mae_torque_{phase}_mrad"] = round(1000 * overall[f"mae_torque_{phase}_rad"], 3)
+    report["params"] = record["params"]
     for key in ("fit", "validation"):
         if key in record:
             report[key] = record[key]
@@ -412,6 +415,10 @@ def run(
     )
 
 
+def _phases_text(score: dict[str, Any]) -> str:
+    return f"torque on {1000 * score['mae_torque_on_rad']:.1f}, torque off {1000 * score['mae_torque_off_rad']:.1f}"
+
+
 def summary_lines(report: dict[str, Any]) -> list[str]:
     """Human-readable lines: validation per model, MAE (mrad, weighted by time) per log set and model, warnings."""
     lines = []
@@ -458,10 +465,13 @@ def summary_lines(report: dict[str, Any]) -> list[str]:
         parts = [f"{name} {1000 * s['mae_rad']:.1f}" for name, s in scores.items()]
         unit = "m" + report.get("unit", "rad")
         lines.append(f"{label.replace('_', ' ')} ({len(scores['fitted']['logs'])}): MAE {unit} " + ", ".join(parts))
+        if "mae_torque_off_rad" in scores["fitted"]:
+            lines.append("  fitted MAE " + _phases_text(scores["fitted"]))
         for log, s in scores["fitted"]["logs"].items():
             d = scores["default"]["logs"][log]
+            phases = f" ({_phases_text(s)})" if "mae_torque_off_rad" in s else ""
             lines.append(
-                f"  {log}: fitted MAE {1000 * s['mae_rad']:.1f} RMS {1000 * s['rms_rad']:.1f}, "
+                f"  {log}: fitted MAE {1000 * s['mae_rad']:.1f} RMS {1000 * s['rms_rad']:.1f}{phases}, "
                 f"default MAE {1000 * d['mae_rad']:.1f}"
             )
     lines += [f"warning: {w}" for w in report.get("warnings", [])]

@@ -413,7 +413,7 @@ def test_a_lift_and_drop_log_is_scored_with_torque_off_where_it_says_so(tmp_path
     assert np.ptp(q[t > 2.5]) > 0.3  # it swings after the release
     record = params_record(params, "quadratic")
     (tmp_path / "servo.yaml").write_text(yaml.safe_dump(record))
-    scores = {}
+    scores, reports = {}, {}
     for name, flags in (("off_after_2s", enable), ("always_on", np.ones_like(enable))):
         entries = [
             {"timestamp": float(a), "position": float(b), "goal_position": float(c), "torque_enable": bool(d)}
@@ -429,9 +429,21 @@ def test_a_lift_and_drop_log_is_scored_with_torque_off_where_it_says_so(tmp_path
             )
             == 0
         )
-        scores[name] = json.loads(out.read_text())["mae_mrad"]
+        reports[name] = json.loads(out.read_text())
+        scores[name] = reports[name]["mae_mrad"]
     assert scores["off_after_2s"] < 1.0 and scores["always_on"] > 100.0
-    assert "eval logs (1)" in capsys.readouterr().out
+    # the two phases apart, per log and at the top; a log with torque on throughout has no phases
+    off = reports["off_after_2s"]
+    assert off["mae_torque_on_mrad"] < 1.0 and off["mae_torque_off_mrad"] < 1.0
+    per_log = off["eval_logs"]["fitted"]["logs"]["off_after_2s"]
+    assert per_log["torque_off_s"] == pytest.approx(4.0, abs=0.01) and per_log["torque_on_s"] == pytest.approx(
+        t[-1] - 4.0, abs=0.01
+    )
+    assert "mae_torque_off_mrad" not in reports["always_on"]
+    wrong = reports["always_on"]["eval_logs"]["fitted"]["logs"]["always_on"]
+    assert "torque_off_s" not in wrong
+    printed = capsys.readouterr().out
+    assert "eval logs (1)" in printed and "torque off 0." in printed
 
 
 def _write_json_log(path: Path, log: ServoLog) -> Path:
