@@ -197,8 +197,8 @@ def time_weights(t: np.ndarray) -> np.ndarray:
 
 def _errors(simulated: np.ndarray, log: ServoLog) -> dict[str, float]:
     """MAE and RMS weighted by time (rad), and the per-sample MAE beside them; for a log that turns torque off, the
-    MAE and seconds of each phase too (``mae_torque_on_rad``, ``torque_on_s``, ``..._off_...``). A simulation that
-    diverged scores :data:`DIVERGED`."""
+    MAE and seconds of each phase too (``mae_torque_on_rad``, ``torque_on_s``, ``..._off_...``; the MAE None for a
+    phase without time). A simulation that diverged scores :data:`DIVERGED`."""
     err = np.abs(simulated - log.position) if np.all(np.isfinite(simulated)) else np.full(len(log.t), DIVERGED)
     w = time_weights(log.t)
     out = {
@@ -210,9 +210,9 @@ def _errors(simulated: np.ndarray, log: ServoLog) -> dict[str, float]:
     off = ~log.torque_enable.astype(bool)
     if off.any():  # the two phases apart: an unpowered swing is a friction an all-on log never shows
         for phase, mask in (("on", ~off), ("off", off)):
-            share = float(np.sum(w[mask]))
+            share = float(np.sum(w[mask]))  # each sample's trapezoid share: a flip splits its interval in two
             out[f"torque_{phase}_s"] = share * float(log.t[-1])
-            out[f"mae_torque_{phase}_rad"] = float(np.sum(w[mask] * err[mask]) / share) if share else 0.0
+            out[f"mae_torque_{phase}_rad"] = float(np.sum(w[mask] * err[mask]) / share) if share else None
     return out
 
 
@@ -234,9 +234,9 @@ def pooled(per_log: dict[str, dict[str, float]]) -> dict[str, Any]:
             seconds = np.array(
                 [v.get(f"torque_{phase}_s", v["duration_s"] if phase == "on" else 0.0) for v in per_log.values()]
             )
-            phase_mae = np.array([v.get(f"mae_torque_{phase}_rad", v["mae_rad"]) for v in per_log.values()])
+            phase_mae = np.array([v.get(f"mae_torque_{phase}_rad", v["mae_rad"]) or 0.0 for v in per_log.values()])
             out[f"mae_torque_{phase}_rad"] = (
-                float(np.sum(seconds * phase_mae) / seconds.sum()) if seconds.sum() else 0.0
+                float(np.sum(seconds * phase_mae) / seconds.sum()) if seconds.sum() else None
             )
     return out
 
@@ -268,7 +268,9 @@ class FitResult:
     current_demand_a: float = 0.0  # the most current the logs ask of the motor (peak_current_demand)
 
 
-#: A released pendulum has come to rest once it stays within this of where it stops (rad).
+#: A released pendulum is at rest once it is stuck for good, or once its energy stays under what holding it still
+#: at this angle from the bottom takes (rad); it swings through the bottom when it goes from beyond this on one side
+#: to beyond it on the other.
 REST_BAND = 0.05
 
 
@@ -277,29 +279,39 @@ def released_pendulum(
 ) -> dict[str, Any]:
     """What ``params`` predict for ``load`` released at rest from ``start`` (rad; -pi/2: horizontal) with torque
     off: the friction of an unpowered gearbox that only the load drives, which logs with torque on never show.
-    Returns ``rest_s`` (s until it stays within :data:`REST_BAND` of where it stops; None if it still moves in the
-    last second of ``duration``), ``rest_rad`` (where it is at the end) and ``crossings`` (times it swings through
-    the bottom from more than :data:`REST_BAND` on one side to more than it on the other)."""
+    Returns ``rest_s`` (s until it is at rest, see :data:`REST_BAND`; None if not within ``duration``), ``rest_rad``
+    (where it is at the end) and ``crossings`` (swings through the bottom); all None and ``diverged`` True when the
+    simulation diverged (a step too large for the parameters)."""
     steps = int(round(duration / DEFAULT_DT)) + 1
-    q = simulate(
-        params.vector()[:, None],
-        np.zeros((steps, 1)),
-        np.zeros((steps, 1)),
-        q0=np.array([start]),
-        kp=np.zeros(1),
-        vin=np.zeros(1),
-        load_inertia=np.array([load.inertia]),
-        load_gravity=np.array([load.gravity_torque]),
-    )[:, 0]
-    outside = np.flatnonzero(np.abs(q - q[-1]) >= REST_BAND)
-    rest = int(outside[-1]) + 1 if outside.size else 0
-    still_moving = rest > steps - int(round(1.0 / DEFAULT_DT))  # not at rest over the last second
-    swinging = q[np.abs(q) >= REST_BAND]  # a swing through the bottom goes from one side's band edge to the other
-    return {
-        "start_rad": round(float(start), 4),
-        "rest_s": None if still_moving else round(rest * DEFAULT_DT, 3),
+    with np.errstate(all="ignore"):
+        q = simulate(
+            params.vector()[:, None],
+            np.zeros((steps, 1)),
+            np.zeros((steps, 1)),
+            q0=np.array([start]),
+            kp=np.zeros(1),
+            vin=np.zeros(1),
+            load_inertia=np.array([load.inertia]),
+            load_gravity=np.array([load.gravity_torque]),
+        )[:, 0]
+    out: dict[str, Any] = {"start_rad": round(float(start), 4), "duration_s": duration}
+    if not np.all(np.isfinite(q)):
+        return out | {"rest_s": None, "rest_rad": None, "crossings": None, "diverged": True}
+    speed = np.append(np.diff(q) / DEFAULT_DT, 0.0)  # the integrator's own speeds (q advances by dt * speed)
+    energy = 0.5 * (load.inertia + params.armature) * speed**2 + load.gravity_torque * (1 - np.cos(q))
+    settled = energy < load.gravity_torque * (1 - np.cos(REST_BAND))
+    moving = np.flatnonzero(speed != 0.0)
+    # stuck for good from here (nothing drives it once it sticks), wherever friction holds it; a stop shorter than
+    # half a second before the end may be a turning point
+    stuck_from = int(moving[-1]) + 1 if moving.size else 0
+    stuck_from = stuck_from if stuck_from <= steps - int(round(0.5 / DEFAULT_DT)) else steps
+    rest = min(int(np.argmax(settled)) if settled.any() else steps, stuck_from)
+    swinging = q[np.abs(q) >= REST_BAND]
+    return out | {
+        "rest_s": None if rest >= steps else round(rest * DEFAULT_DT, 3),
         "rest_rad": round(float(q[-1]), 4),
         "crossings": int(np.count_nonzero(np.diff(np.signbit(swinging)))),
+        "diverged": False,
     }
 
 

@@ -115,27 +115,49 @@ def _validation_report(v: servo_validation.Validation) -> dict[str, Any]:
     )
 
 
+#: Seconds of a swing with torque off (the pendulum moving more than the rest band) that the fit logs need before
+#: the report counts the unpowered gearbox's friction as fitted.
+MIN_TORQUE_OFF_SWING_S = 1.0
+
+
+def _released_text(name: str, released: dict[str, Any]) -> str:
+    if released.get("diverged"):
+        return f"{name}: the simulation diverges"
+    rest = (
+        f"still moves after {released['duration_s']:.0f} s"
+        if released["rest_s"] is None
+        else f"at rest in {released['rest_s']:.1f} s"
+    )
+    return f"{name}: {rest}, {released['crossings']} swings through the bottom"
+
+
 def _torque_off_coverage(
     params: VoltageServoParams, fit_logs: list[servo_sysid.ServoLog]
-) -> tuple[float, dict[str, dict[str, Any]], str | None]:
-    """Seconds of torque off in the fit logs, what ``params`` predict for each of their loads released from
-    horizontal with torque off (:func:`servo_sysid.released_pendulum`), and a warning when no log had torque off."""
-    torque_off_s = sum(
-        float(np.sum(servo_sysid.time_weights(log.t) * log.t[-1] * ~log.torque_enable)) for log in fit_logs
-    )
+) -> tuple[float, float, dict[str, dict[str, Any]], str | None]:
+    """Seconds of torque off in the fit logs, and of them those in logs where the pendulum moved with torque off;
+    what ``params`` predict for each of their loads released from horizontal with torque off
+    (:func:`servo_sysid.released_pendulum`); and a warning when the logs swing with torque off for under
+    :data:`MIN_TORQUE_OFF_SWING_S`."""
+    torque_off_s = swinging_s = 0.0
+    for log in fit_logs:
+        off = ~log.torque_enable.astype(bool)
+        seconds = float(np.sum(servo_sysid.time_weights(log.t) * log.t[-1] * off))
+        torque_off_s += seconds
+        if off.any() and np.ptp(log.position[off]) > servo_sysid.REST_BAND:
+            swinging_s += seconds
     loads = {f"{log.load.mass} kg at {log.load.length} m": log.load for log in fit_logs}
     released = {name: servo_sysid.released_pendulum(params, load) for name, load in sorted(loads.items())}
-    if torque_off_s > 0:
-        return torque_off_s, released, None
-    name, first = next(iter(released.items()))
-    rest = "is still swinging after 6 s" if first["rest_s"] is None else f"comes to rest in {first['rest_s']:.1f} s"
+    if swinging_s >= MIN_TORQUE_OFF_SWING_S:
+        return torque_off_s, swinging_s, released, None
+    predicted = "; ".join(_released_text(name, r) for name, r in released.items())
     return (
         torque_off_s,
+        swinging_s,
         released,
-        "no fit log has torque off: the friction of an unpowered gearbox driven by its load alone is extrapolated "
-        f"from logs with torque on, not fitted (released from horizontal with torque off, {name} {rest} and swings "
-        f"through the bottom {first['crossings']} times in this model); fit with logs that also turn torque off (a "
-        "lift and drop) to identify it",
+        f"the fit logs swing with torque off for {swinging_s:.1f} s (under {MIN_TORQUE_OFF_SWING_S:.0f} s): the "
+        "friction of an unpowered gearbox driven by its load alone is extrapolated from logs with torque on, not "
+        f"fitted (released from horizontal with torque off, this model predicts {predicted}); fit with logs that "
+        "also turn torque off (a lift and drop: s2r calibrate bench) to identify it",
     )
 
 
@@ -172,7 +194,7 @@ def _fit_voltage(
     result = servo_sysid.fit(fit_logs, model=chosen, iterations=iterations, seed=seed, progress=progress)
     if result.stopped != "converged":
         warnings.append(f"the fit stopped at the generation cap ({iterations}) before converging: raise --iterations")
-    torque_off_s, released, warning = _torque_off_coverage(result.params, fit_logs)
+    torque_off_s, swinging_s, released, warning = _torque_off_coverage(result.params, fit_logs)
     warnings += [warning] if warning else []
     record = params_record(result.params, chosen) | {
         "fit": {
@@ -185,6 +207,7 @@ def _fit_voltage(
             "seed": seed,
             "loads": sorted(released),
             "torque_off_s": round(torque_off_s, 3),
+            "torque_off_swinging_s": round(swinging_s, 3),
             "released_pendulum": released,
             "fitted": list(result.free),
             "firmware_from_pwm": None if result.firmware is None else dataclasses.asdict(result.firmware),
@@ -241,7 +264,8 @@ def run_voltage(
     }
     for phase in ("on", "off"):  # where the evaluated logs turn torque off
         if f"mae_torque_{phase}_rad" in overall:
-            report[f"mae_torque_{phase}_mrad"] = round(1000 * overall[f"mae_torque_{phase}_rad"], 3)
+            value = overall[f"mae_torque_{phase}_rad"]
+            report[f"mae_torque_{phase}_mrad"] = None if value is None else round(1000 * value, 3)
     report["params"] = record["params"]
     for key in ("fit", "validation"):
         if key in record:
@@ -416,7 +440,10 @@ def run(
 
 
 def _phases_text(score: dict[str, Any]) -> str:
-    return f"torque on {1000 * score['mae_torque_on_rad']:.1f}, torque off {1000 * score['mae_torque_off_rad']:.1f}"
+    def mrad(rad: float | None) -> str:
+        return "n/a" if rad is None else f"{1000 * rad:.1f}"
+
+    return f"torque on {mrad(score['mae_torque_on_rad'])}, torque off {mrad(score['mae_torque_off_rad'])}"
 
 
 def summary_lines(report: dict[str, Any]) -> list[str]:

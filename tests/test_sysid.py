@@ -25,6 +25,7 @@ from sim.voltage_servo import (
     VoltageServoParams,
     duty_per_rad,
     friction_budget,
+    params_from_record,
     params_record,
     simulate,
 )
@@ -470,6 +471,40 @@ def test_a_released_pendulum_shows_the_torque_off_friction_a_model_implies():
     ]
     assert all(r["rest_s"] is not None and abs(r["rest_rad"]) < 0.05 for r in rests)
     assert rests[1]["rest_s"] < rests[0]["rest_s"] and rests[1]["crossings"] < rests[0]["crossings"] < free["crossings"]
+    # at rest is a property of the motion, not of where the simulation ends
+    longer = servo_sysid.released_pendulum(
+        VoltageServoParams(coulomb=0.0, viscous=0.0, load_friction=0.3), LOAD, duration=11.0
+    )
+    assert longer["rest_s"] == rests[0]["rest_s"]
+    # held off the bottom by friction, it is at rest where it sticks; a diverging simulation is said to diverge
+    stuck = servo_sysid.released_pendulum(VoltageServoParams(coulomb=0.3), LOAD)
+    assert stuck["crossings"] == 0 and stuck["rest_rad"] < -0.1 and stuck["rest_s"] < 1.0
+    diverged = servo_sysid.released_pendulum(VoltageServoParams(armature=1e-6, viscous=5.0), LOAD)
+    assert diverged["diverged"] and diverged["rest_s"] is None and diverged["crossings"] is None
+
+
+def test_a_log_that_turns_torque_off_is_scored_per_phase():
+    """Each phase's MAE over its own samples and seconds; pooled over logs by their seconds in that phase, a log
+    with torque on throughout counting as on; a phase with no time has no MAE (None, not 0)."""
+    t = np.arange(0.0, 4.0 + 1e-9, 0.01)
+    off = t >= 3.0
+    log = ServoLog("half", t, np.zeros_like(t), np.zeros_like(t), ~off, 400, 7.4, LOAD)
+    errors = servo_sysid._errors(np.where(off, 1.0, 0.0), log)
+    assert errors["mae_torque_on_rad"] == pytest.approx(0.0, abs=0.002)
+    assert errors["mae_torque_off_rad"] == pytest.approx(1.0, abs=0.002)
+    assert errors["torque_on_s"] == pytest.approx(3.0, abs=0.01) and errors["torque_off_s"] == pytest.approx(
+        1.0, abs=0.01
+    )
+    on_only = ServoLog("on", t, np.zeros_like(t), np.zeros_like(t), np.ones_like(off), 400, 7.4, LOAD)
+    all_off = ServoLog("off", t, np.zeros_like(t), np.zeros_like(t), np.zeros_like(off), 400, 7.4, LOAD)
+    pooled = servo_sysid.pooled(
+        {"half": errors, "on": servo_sysid._errors(np.full_like(t, 0.5), on_only)}
+    )  # on: 3 s at 0 and 4 s at 0.5; off: 1 s at 1
+    assert pooled["mae_torque_on_rad"] == pytest.approx(2.0 / 7.0, abs=0.002)
+    assert pooled["mae_torque_off_rad"] == pytest.approx(1.0, abs=0.002)
+    only_off = servo_sysid._errors(np.full_like(t, 0.2), all_off)
+    assert only_off["mae_torque_on_rad"] is None and only_off["mae_torque_off_rad"] == pytest.approx(0.2)
+    assert servo_sysid.pooled({"off": only_off})["mae_torque_on_rad"] is None
 
 
 def test_the_report_says_when_no_fit_log_had_torque_off(tmp_path):
@@ -486,17 +521,36 @@ def test_the_report_says_when_no_fit_log_had_torque_off(tmp_path):
     reports = {}
     for name, logs in (("on_only", [lift]), ("with_drop", [lift, drop_path])):
         out = tmp_path / f"{name}.json"
-        args = ["sysid", "--model", "load", "--iterations", "3", "--json", str(out), "--out", str(tmp_path / "p.yaml")]
+        args = [
+            "sysid",
+            "--model",
+            "load",
+            "--iterations",
+            "3",
+            "--json",
+            str(out),
+            "--out",
+            str(tmp_path / f"{name}.yaml"),
+        ]
         assert main(args + [a for log in logs for a in ("--logs", str(log))]) == 0
         reports[name] = json.loads(out.read_text())
     on_only, with_drop = reports["on_only"], reports["with_drop"]
     load_name = f"{LOAD.mass} kg at {LOAD.length} m"
     released = on_only["fit"]["released_pendulum"][load_name]
-    assert on_only["fit"]["torque_off_s"] == 0 and set(released) == {"start_rad", "rest_s", "rest_rad", "crossings"}
-    warning = next(w for w in on_only["warnings"] if w.startswith("no fit log has torque off"))
-    assert load_name in warning and f"{released['crossings']} times" in warning
+    assert on_only["fit"]["torque_off_s"] == 0 and released["crossings"] >= 0
+    fitted = params_from_record(yaml.safe_load((tmp_path / "on_only.yaml").read_text()), "on_only.yaml")
+    assert released == servo_sysid.released_pendulum(fitted, LOAD)  # the figure is the saved parameters'
+    warning = next(w for w in on_only["warnings"] if w.startswith("the fit logs swing with torque off for 0.0 s"))
+    assert load_name in warning and f"{released['crossings']} swings through the bottom" in warning
     assert with_drop["fit"]["torque_off_s"] == pytest.approx(4.0, abs=0.01)
+    assert with_drop["fit"]["torque_off_swinging_s"] == pytest.approx(4.0, abs=0.01)
     assert not any("torque off" in w for w in with_drop["warnings"])
+    # torque off too briefly, or on a pendulum hanging still, identifies nothing: the warning stays
+    brief = dataclasses.replace(drop, torque_enable=(drop.t < 2.0) | (drop.t > 2.5))
+    still = dataclasses.replace(drop, position=np.zeros_like(drop.t), goal=np.zeros_like(drop.t))
+    for logs, swinging in (([brief], 0.5), ([still], 0.0)):
+        off_s, swinging_s, _, warning = sysid._torque_off_coverage(truth, logs)
+        assert swinging_s == pytest.approx(swinging, abs=0.01) and warning and "swing with torque off" in warning
 
 
 class _ClosedPipe:
