@@ -268,53 +268,6 @@ class FitResult:
     current_demand_a: float = 0.0  # the most current the logs ask of the motor (peak_current_demand)
 
 
-#: A released pendulum is at rest once it is stuck for good, or once its energy stays under what holding it still
-#: at this angle from the bottom takes (rad); it swings through the bottom when it goes from beyond this on one side
-#: to beyond it on the other.
-REST_BAND = 0.05
-
-
-def released_pendulum(
-    params: VoltageServoParams, load: PendulumLoad, start: float = -np.pi / 2, duration: float = 6.0
-) -> dict[str, Any]:
-    """What ``params`` predict for ``load`` released at rest from ``start`` (rad; -pi/2: horizontal) with torque
-    off: the friction of an unpowered gearbox that only the load drives, which logs with torque on never show.
-    Returns ``rest_s`` (s until it is at rest, see :data:`REST_BAND`; None if not within ``duration``), ``rest_rad``
-    (where it is at the end) and ``crossings`` (swings through the bottom); all None and ``diverged`` True when the
-    simulation diverged (a step too large for the parameters)."""
-    steps = int(round(duration / DEFAULT_DT)) + 1
-    with np.errstate(all="ignore"):
-        q = simulate(
-            params.vector()[:, None],
-            np.zeros((steps, 1)),
-            np.zeros((steps, 1)),
-            q0=np.array([start]),
-            kp=np.zeros(1),
-            vin=np.zeros(1),
-            load_inertia=np.array([load.inertia]),
-            load_gravity=np.array([load.gravity_torque]),
-        )[:, 0]
-    out: dict[str, Any] = {"start_rad": round(float(start), 4), "duration_s": duration}
-    if not np.all(np.isfinite(q)):
-        return out | {"rest_s": None, "rest_rad": None, "crossings": None, "diverged": True}
-    speed = np.append(np.diff(q) / DEFAULT_DT, 0.0)  # the integrator's own speeds (q advances by dt * speed)
-    energy = 0.5 * (load.inertia + params.armature) * speed**2 + load.gravity_torque * (1 - np.cos(q))
-    settled = energy < load.gravity_torque * (1 - np.cos(REST_BAND))
-    moving = np.flatnonzero(speed != 0.0)
-    # stuck for good from here (nothing drives it once it sticks), wherever friction holds it; a stop shorter than
-    # half a second before the end may be a turning point
-    stuck_from = int(moving[-1]) + 1 if moving.size else 0
-    stuck_from = stuck_from if stuck_from <= steps - int(round(0.5 / DEFAULT_DT)) else steps
-    rest = min(int(np.argmax(settled)) if settled.any() else steps, stuck_from)
-    swinging = q[np.abs(q) >= REST_BAND]
-    return out | {
-        "rest_s": None if rest >= steps else round(rest * DEFAULT_DT, 3),
-        "rest_rad": round(float(q[-1]), 4),
-        "crossings": int(np.count_nonzero(np.diff(np.signbit(swinging)))),
-        "diverged": False,
-    }
-
-
 def peak_current_demand(logs: Sequence[ServoLog], law: FirmwareLaw | None = None) -> float:
     """The most current (A) any torque-on sample of ``logs`` asks of the motor at standstill: the supply times the
     duty over the datasheet resistance. The duty is the Present PWM reading when the firmware law was read from the

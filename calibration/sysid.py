@@ -19,10 +19,9 @@ import json
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import yaml
 
-from calibration import robot_sysid, servo_sysid, servo_validation
+from calibration import robot_sysid, servo_sysid, servo_torque_off, servo_validation
 from calibration.servo_sysid import SysidError
 from robot.tasks import task_with_kind
 from sim.voltage_servo import VoltageServoParams, params_from_record, params_record
@@ -115,52 +114,6 @@ def _validation_report(v: servo_validation.Validation) -> dict[str, Any]:
     )
 
 
-#: Seconds of a swing with torque off (the pendulum moving more than the rest band) that the fit logs need before
-#: the report counts the unpowered gearbox's friction as fitted.
-MIN_TORQUE_OFF_SWING_S = 1.0
-
-
-def _released_text(name: str, released: dict[str, Any]) -> str:
-    if released.get("diverged"):
-        return f"{name}: the simulation diverges"
-    rest = (
-        f"still moves after {released['duration_s']:.0f} s"
-        if released["rest_s"] is None
-        else f"at rest in {released['rest_s']:.1f} s"
-    )
-    return f"{name}: {rest}, {released['crossings']} swings through the bottom"
-
-
-def _torque_off_coverage(
-    params: VoltageServoParams, fit_logs: list[servo_sysid.ServoLog]
-) -> tuple[float, float, dict[str, dict[str, Any]], str | None]:
-    """Seconds of torque off in the fit logs, and of them those in logs where the pendulum moved with torque off;
-    what ``params`` predict for each of their loads released from horizontal with torque off
-    (:func:`servo_sysid.released_pendulum`); and a warning when the logs swing with torque off for under
-    :data:`MIN_TORQUE_OFF_SWING_S`."""
-    torque_off_s = swinging_s = 0.0
-    for log in fit_logs:
-        off = ~log.torque_enable.astype(bool)
-        seconds = float(np.sum(servo_sysid.time_weights(log.t) * log.t[-1] * off))
-        torque_off_s += seconds
-        if off.any() and np.ptp(log.position[off]) > servo_sysid.REST_BAND:
-            swinging_s += seconds
-    loads = {f"{log.load.mass} kg at {log.load.length} m": log.load for log in fit_logs}
-    released = {name: servo_sysid.released_pendulum(params, load) for name, load in sorted(loads.items())}
-    if swinging_s >= MIN_TORQUE_OFF_SWING_S:
-        return torque_off_s, swinging_s, released, None
-    predicted = "; ".join(_released_text(name, r) for name, r in released.items())
-    return (
-        torque_off_s,
-        swinging_s,
-        released,
-        f"the fit logs swing with torque off for {swinging_s:.1f} s (under {MIN_TORQUE_OFF_SWING_S:.0f} s): the "
-        "friction of an unpowered gearbox driven by its load alone is extrapolated from logs with torque on, not "
-        f"fitted (released from horizontal with torque off, this model predicts {predicted}); fit with logs that "
-        "also turn torque off (a lift and drop: s2r calibrate bench) to identify it",
-    )
-
-
 def _fit_voltage(
     fit_paths: list[str],
     fit_logs: list[servo_sysid.ServoLog],
@@ -194,7 +147,7 @@ def _fit_voltage(
     result = servo_sysid.fit(fit_logs, model=chosen, iterations=iterations, seed=seed, progress=progress)
     if result.stopped != "converged":
         warnings.append(f"the fit stopped at the generation cap ({iterations}) before converging: raise --iterations")
-    torque_off_s, swinging_s, released, warning = _torque_off_coverage(result.params, fit_logs)
+    torque_off_s, swinging_s, released, warning = servo_torque_off.coverage(result.params, fit_logs)
     warnings += [warning] if warning else []
     record = params_record(result.params, chosen) | {
         "fit": {

@@ -89,6 +89,7 @@ class ServoFirmware:
         self.velocity_gain_scale = 1.0  # scale on the velocity loop's gains
         self._key: bytes | None = None
         self._registers: Registers | None = None
+        self.duty = 0.0  # the PWM duty of the last step (fraction of full; Present PWM shows it)
         self.reset()
 
     def reset(self) -> None:
@@ -108,6 +109,7 @@ class ServoFirmware:
         (rad/s); 0 with torque off or without power (``powered`` False: a hardware error, a vanished servo)."""
         if not regs.torque_on or not powered:
             self.reset()
+            self.duty = 0.0
             return 0.0
         if regs.velocity_mode:
             error = (goal - velocity) / RPM_0229
@@ -125,7 +127,7 @@ class ServoFirmware:
             error = (self._setpoint - angle) / TICK
             d_error = -velocity / TICK / FIRMWARE_HZ  # the error's change per firmware cycle (pulses)
             duty = (regs.kpp * error + regs.kpd * d_error) * self.gain_scale / PWM_FULL_SCALE
-        duty = max(-regs.max_duty, min(regs.max_duty, duty))
+        duty = self.duty = max(-regs.max_duty, min(regs.max_duty, duty))
         kt, r = self.motor.kt, self.motor.resistance
         tau = self.strength * kt * (self.supply_v * duty - kt * velocity) / r
         if self.per_amp is not None and regs.current_limit is not None:

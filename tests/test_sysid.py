@@ -13,7 +13,7 @@ import pytest
 import yaml
 
 import sim  # noqa: F401  (registers the envs)
-from calibration import robot_sysid, servo_sysid, servo_validation, sysid
+from calibration import robot_sysid, servo_sysid, servo_torque_off, servo_validation, sysid
 from calibration.servo_firmware import held_index
 from calibration.servo_sysid import ServoLog, SysidError
 from policies.cli import main
@@ -461,25 +461,25 @@ def _write_json_log(path: Path, log: ServoLog) -> Path:
 def test_a_released_pendulum_shows_the_torque_off_friction_a_model_implies():
     """The figure the report gives for a load released from horizontal with torque off: without friction it swings
     on at its natural period; gearbox-load friction brings it to rest, sooner the larger its share."""
-    free = servo_sysid.released_pendulum(VoltageServoParams(armature=1e-6, coulomb=0.0, viscous=0.0), LOAD)
+    free = servo_torque_off.released_pendulum(VoltageServoParams(armature=1e-6, coulomb=0.0, viscous=0.0), LOAD)
     # from horizontal the period is 1.18x the small-swing one (the complete elliptic integral at 90 degrees)
     half_period = 1.18 * np.pi * np.sqrt(LOAD.length / GRAVITY)
     assert free["rest_s"] is None and abs(free["crossings"] - 6.0 / half_period) <= 1
     rests = [
-        servo_sysid.released_pendulum(VoltageServoParams(coulomb=0.0, viscous=0.0, load_friction=f), LOAD)
+        servo_torque_off.released_pendulum(VoltageServoParams(coulomb=0.0, viscous=0.0, load_friction=f), LOAD)
         for f in (0.3, 0.4)
     ]
     assert all(r["rest_s"] is not None and abs(r["rest_rad"]) < 0.05 for r in rests)
     assert rests[1]["rest_s"] < rests[0]["rest_s"] and rests[1]["crossings"] < rests[0]["crossings"] < free["crossings"]
     # at rest is a property of the motion, not of where the simulation ends
-    longer = servo_sysid.released_pendulum(
+    longer = servo_torque_off.released_pendulum(
         VoltageServoParams(coulomb=0.0, viscous=0.0, load_friction=0.3), LOAD, duration=11.0
     )
     assert longer["rest_s"] == rests[0]["rest_s"]
     # held off the bottom by friction, it is at rest where it sticks; a diverging simulation is said to diverge
-    stuck = servo_sysid.released_pendulum(VoltageServoParams(coulomb=0.3), LOAD)
+    stuck = servo_torque_off.released_pendulum(VoltageServoParams(coulomb=0.3), LOAD)
     assert stuck["crossings"] == 0 and stuck["rest_rad"] < -0.1 and stuck["rest_s"] < 1.0
-    diverged = servo_sysid.released_pendulum(VoltageServoParams(armature=1e-6, viscous=5.0), LOAD)
+    diverged = servo_torque_off.released_pendulum(VoltageServoParams(armature=1e-6, viscous=5.0), LOAD)
     assert diverged["diverged"] and diverged["rest_s"] is None and diverged["crossings"] is None
 
 
@@ -539,7 +539,7 @@ def test_the_report_says_when_no_fit_log_had_torque_off(tmp_path):
     released = on_only["fit"]["released_pendulum"][load_name]
     assert on_only["fit"]["torque_off_s"] == 0 and released["crossings"] >= 0
     fitted = params_from_record(yaml.safe_load((tmp_path / "on_only.yaml").read_text()), "on_only.yaml")
-    assert released == servo_sysid.released_pendulum(fitted, LOAD)  # the figure is the saved parameters'
+    assert released == servo_torque_off.released_pendulum(fitted, LOAD)  # the figure is the saved parameters'
     warning = next(w for w in on_only["warnings"] if w.startswith("the fit logs swing with torque off for 0.0 s"))
     assert load_name in warning and f"{released['crossings']} swings through the bottom" in warning
     assert with_drop["fit"]["torque_off_s"] == pytest.approx(4.0, abs=0.01)
@@ -549,7 +549,7 @@ def test_the_report_says_when_no_fit_log_had_torque_off(tmp_path):
     brief = dataclasses.replace(drop, torque_enable=(drop.t < 2.0) | (drop.t > 2.5))
     still = dataclasses.replace(drop, position=np.zeros_like(drop.t), goal=np.zeros_like(drop.t))
     for logs, swinging in (([brief], 0.5), ([still], 0.0)):
-        off_s, swinging_s, _, warning = sysid._torque_off_coverage(truth, logs)
+        off_s, swinging_s, _, warning = servo_torque_off.coverage(truth, logs)
         assert swinging_s == pytest.approx(swinging, abs=0.01) and warning and "swing with torque off" in warning
 
 

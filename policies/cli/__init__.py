@@ -151,6 +151,12 @@ COMMANDS: dict[tuple[str, ...], tuple[str, str, str, str]] = {
         "run_calibrate_lerobot",
         "import a LeRobot calibration file (so101_follower) into the robot's config: homing offsets, zeros, ranges",
     ),
+    ("calibrate", "bench"): (
+        "bench",
+        "CalibrateBench",
+        "run_calibrate_bench",
+        "record servo test-bench logs for s2r sysid: one servo swinging a pendulum, torque on and off",
+    ),
     ("sysid",): (
         "calibration",
         "Sysid",
@@ -163,7 +169,7 @@ COMMANDS: dict[tuple[str, ...], tuple[str, str, str, str]] = {
 GROUPS = {
     "randomization": "inspect domain randomization (preview: a contact sheet of views)",
     "cameras": "camera tools (list: connected RealSense devices and OpenCV indices)",
-    "calibrate": "calibration: camera intrinsics, hand-eye, servo homing (motors)",
+    "calibrate": "calibration: camera intrinsics, hand-eye, servo homing (motors), servo test bench logs (bench)",
     "log": "hardware logs (MCAP): info summarizes one, export writes CSV or MP4, view opens it",
 }
 

@@ -4,6 +4,7 @@ a missing file, a robot that does not answer."""
 from __future__ import annotations
 
 from calibration.intrinsics import CalibrationError
+from calibration.servo_bench import BenchError
 from calibration.servo_sysid import SysidError
 from policies.cluster import ClusterError
 from real.cameras.frame import CameraError
@@ -22,6 +23,7 @@ USER_ERRORS = (
     LogError,
     CalibrationError,
     SysidError,
+    BenchError,
     ClusterError,
     WrapAroundError,
     DynamixelError,

@@ -1,0 +1,149 @@
+"""The servo test bench recorder (``s2r calibrate bench``) against an emulated XL330 swinging a simulated pendulum,
+over a real pseudo-terminal: the logs it writes read as sysid logs, every goal passes the bench's limits, and a
+lost servo or a stop signal, in the middle of a transition, ends the log with torque off and nothing lost."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import signal
+import threading
+import time
+
+import numpy as np
+import pytest
+
+from calibration import servo_bench
+from calibration.servo_bench import BenchError, BenchLimits, record
+from calibration.servo_firmware import firmware_law
+from calibration.servo_sysid import load_servo_log
+from mock.pendulum_bench import PendulumBench, bench_emulator
+from policies.cli import main
+from real.dynamixel.bus import DynamixelBus
+from real.dynamixel.emulator import EmulatorThread
+from real.stop_signals import StopSignals
+
+HANG = 0.3  # rad: the mock pendulum hangs there in motor angles; the logs' zero
+
+
+@pytest.fixture
+def bench(tmp_path):
+    """(emulator, bus) of a mock bench whose pendulum hangs at rest at HANG."""
+    emulator = bench_emulator(PendulumBench(hang_rad=HANG))
+    with EmulatorThread(emulator, tmp_path / "ttyBENCH") as server, DynamixelBus(server.link) as bus:
+        yield emulator, bus
+
+
+def _wait_for(condition, timeout: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.005)
+
+
+def test_a_lift_and_drop_recording_reads_as_a_sysid_log_with_torque_on_then_off(bench, tmp_path):
+    emulator, bus = bench
+    result = record(bus, 1, "lift_and_drop", 400, 0.49, 0.1, tmp_path / "drop.json", duration_s=4.0)
+    assert result.complete and not result.stopped
+    assert result.torque_off_read_back and emulator.servos[1].get("torque_enable") == 0  # the servo's own register
+    on_disk = json.loads((tmp_path / "drop.json").read_text())
+    assert on_disk["complete"] and on_disk["zero_rad"] == pytest.approx(HANG, abs=0.01)
+    log = load_servo_log(tmp_path / "drop.json")
+    assert log.trajectory == "lift_and_drop" and log.kp == 400 and log.load.mass == 0.49
+    assert len(log.t) == 400 and np.all(np.diff(log.t) > 0) and log.t[-1] == pytest.approx(4.0, abs=0.1)
+    lift, free = log.t < 1.95, log.t > 2.05  # (the log's clock starts at its first sample)
+    assert np.all(log.torque_enable[lift]) and not np.any(log.torque_enable[free])
+    assert abs(log.position[0]) < 0.01  # from rest, in angles from it
+    assert log.position[lift].min() < -1.0  # it lifted toward horizontal
+    # with torque off it falls through the bottom, swings and comes to rest; the PWM it reads is 0
+    assert np.any(np.diff(np.sign(log.position[free])) != 0) and abs(log.position[-1]) < 0.1
+    assert np.all(log.pwm[free] == 0) and np.abs(log.pwm[lift]).max() > 0.2
+    law = firmware_law([log])  # the emulator's firmware follows the e-manual's formula: gain 1
+    assert law is not None and law.gain_scale == pytest.approx(1.0, abs=0.03)
+
+
+def test_every_goal_passes_the_bench_limits(bench, tmp_path):
+    limits = BenchLimits(limit=0.8, max_speed=2.0)
+    assert limits.filter(5.0, 0.79, 1.0) == 0.8 and limits.filter(-5.0, 0.0, 0.1) == pytest.approx(-0.2)
+    assert limits.filter(float("nan"), 0.3, 0.01) == 0.3  # a non-finite goal holds the last one
+    _, bus = bench
+    rate = 100.0
+    result = record(bus, 1, "lift_and_drop", 400, 0.49, 0.1, tmp_path / "l.json", rate, 3.0, limits=limits)
+    goals = np.array([e["goal_position"] for e in result.log["entries"]])
+    assert goals.min() == pytest.approx(-0.8, abs=1e-9) and goals.max() <= 0.0
+    assert np.abs(np.diff(goals)).max() <= limits.max_speed / rate + 1e-9
+    # what reached the servo: its goal register, in angles from rest, never past the limit
+    positions = np.array([e["position"] for e in result.log["entries"]])
+    assert positions.min() > -0.8 - 0.05
+
+
+def test_a_servo_lost_as_its_torque_goes_off_ends_the_log_with_what_was_recorded(bench, tmp_path):
+    """The fault inside a transition: the servo drops off the bus on the write that turns its torque off (the
+    drop at 2 s). The recording ends with the bus error, says torque off was not confirmed, and keeps its
+    samples."""
+    emulator, bus = bench
+    servo = emulator.servos[1]
+
+    def arm() -> None:  # once the lift has torque on, the next torque write is the drop's
+        _wait_for(lambda: servo.get("torque_enable") == 1)
+        servo.faults.vanish_on_write = "torque_enable"
+
+    threading.Thread(target=arm, daemon=True).start()
+    result = record(bus, 1, "lift_and_drop", 400, 0.49, 0.1, tmp_path / "lost.json", duration_s=4.0)
+    assert not result.complete and "the bus failed after" in result.stopped and "motor 1" in result.stopped
+    assert not result.torque_off_read_back
+    kept = json.loads((tmp_path / "lost.json").read_text())
+    assert kept["complete"] is False and kept["stopped"] == result.stopped
+    assert 150 < len(kept["entries"]) < 230 and all(e["torque_enable"] for e in kept["entries"])
+    assert load_servo_log(tmp_path / "lost.json").t[-1] == pytest.approx(2.0, abs=0.2)
+
+
+def test_a_stop_signal_in_the_lift_turns_torque_off_and_keeps_the_log(bench, tmp_path):
+    emulator, bus = bench
+    signals = StopSignals()
+    timer = threading.Timer(1.0, os.kill, (os.getpid(), signal.SIGINT))
+    try:
+        timer.start()
+        result = record(bus, 1, "up_and_down", 800, 0.49, 0.1, tmp_path / "stop.json", duration_s=4.0)
+    finally:
+        timer.cancel()
+        signals.restore()
+    assert not result.complete and result.stopped.startswith("stopped after") and "SIGINT" in result.stopped
+    assert result.torque_off_read_back and emulator.servos[1].get("torque_enable") == 0
+    kept = json.loads((tmp_path / "stop.json").read_text())
+    assert kept["complete"] is False and 60 < len(kept["entries"]) < 140
+
+
+def test_bad_requests_are_refused_before_anything_moves(bench, tmp_path):
+    emulator, bus = bench
+    servo = emulator.servos[1]
+    for args, match in (
+        (("spin", 400), "unknown trajectory 'spin'"),
+        (("sin_sin", 0), "kp 0 is outside"),
+    ):
+        with pytest.raises(BenchError, match=match):
+            record(bus, 1, *args, 0.49, 0.1, tmp_path / "x.json")
+    assert not (tmp_path / "x.json").exists() and servo.get("torque_enable") == 0
+    servo.position = HANG + 1.0  # let go from 1 rad: it swings, torque off
+    model = servo_bench.MODEL_BY_NUMBER[bus.ping(1)]
+    with pytest.raises(BenchError, match="still moving after 1 s"):
+        servo_bench.rest_angle(bus, 1, model, timeout_s=1.0)
+    assert servo.get("torque_enable") == 0
+
+
+def test_cli_records_on_the_mock_bench_and_sysid_fits_the_logs(tmp_path, capsys):
+    out = tmp_path / "bench"
+    args = ["calibrate", "bench", "--mock", "--mass", "0.49", "--length", "0.1", "--out", str(out)]
+    assert main(args + ["--kp", "400", "--trajectory", "lift_and_drop", "sin_sin", "--duration", "3"]) == 0
+    printed = capsys.readouterr().out
+    assert printed.count("complete, torque off (read back)") == 2 and "s2r sysid --logs" in printed
+    report = tmp_path / "report.json"
+    sysid = ["sysid", "--logs", str(out / "*.json"), "--model", "coulomb_viscous", "--iterations", "3"]
+    assert main(sysid + ["--out", str(tmp_path / "p.yaml"), "--json", str(report)]) == 0
+    fit = json.loads(report.read_text())["fit"]
+    assert fit["torque_off_s"] == pytest.approx(1.0, abs=0.05)  # the drop's last second
+    assert fit["firmware_from_pwm"]["gain_scale"] == pytest.approx(1.0, abs=0.03)
+    assert main(args + ["--port", "/dev/null"]) == 2
+    assert "not both" in capsys.readouterr().err
+    assert not math.isnan(fit["mae_rad"])
