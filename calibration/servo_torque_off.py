@@ -80,7 +80,7 @@ def coverage(
 ) -> tuple[float, float, dict[str, dict[str, Any]], str | None]:
     """Seconds of torque off in the fit logs, and of them those in logs where the pendulum moved with torque off;
     what ``params`` predict for each of their loads released from horizontal with torque off
-    (:func:`servo_sysid.released_pendulum`); and a warning when the logs swing with torque off for under
+    (:func:`released_pendulum`); and a warning when the logs swing with torque off for under
     :data:`MIN_TORQUE_OFF_SWING_S`."""
     torque_off_s = swinging_s = 0.0
     for log in fit_logs:

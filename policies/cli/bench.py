@@ -7,7 +7,8 @@ from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
 
-from calibration.servo_bench import DURATION_S, TRAJECTORIES, BenchError
+from calibration.bench_trajectories import TRAJECTORIES
+from calibration.servo_bench import DURATION_S, BenchError
 
 
 @dataclass(kw_only=True)
@@ -52,7 +53,7 @@ def run_calibrate_bench(args: CalibrateBench) -> int:
     if unknown:
         raise BenchError(f"unknown trajectory {unknown}; expected some of {sorted(TRAJECTORIES)}")
     if (args.port is None) == (not args.mock):
-        raise BenchError("give --port (a real bench) or --mock (the built-in one), not both")
+        raise BenchError("give either --port (a real bench) or --mock (the built-in one)")
     out = Path(args.out)
     failed = 0
     with ExitStack() as stack:
@@ -74,19 +75,19 @@ def run_calibrate_bench(args: CalibrateBench) -> int:
                     path = out / f"{trajectory}_kp{kp}.json"
                     result = record(
                         bus, args.ident, trajectory, kp, args.mass, args.length, path, args.rate, args.duration,
-                        zero=zero, vin=args.vin,
+                        zero=zero, vin=args.vin, signals=signals,
                     )  # fmt: skip
                     zero = result.log["zero_rad"]
                     torque = "torque off (read back)" if result.torque_off_read_back else "TORQUE OFF NOT CONFIRMED"
                     state = "complete" if result.complete else f"INCOMPLETE: {result.stopped}"
-                    print(f"  {path}: {len(result.log['entries'])} samples, {state}, {torque}")
+                    print(f"  {result.path}: {len(result.log['entries'])} samples, {state}, {torque}")
                     for warning in result.warnings:
                         print(f"    warning: {warning}")
                     failed += not (result.complete and result.torque_off_read_back)
-                    if not result.complete:
-                        print("recording ended early: the logs written so far are kept")
+                    if signals.received or not result.complete:
+                        print(f"recording ended early ({result.stopped}): the logs written so far are kept")
                         return 1
-        except Stopped as exc:  # between two logs: the last one was finished, torque off
+        except Stopped as exc:  # between two logs: the last one was finished with torque off
             print(f"recording stopped ({exc}) between logs: the logs written so far are kept")
             return 1
     print(f"fit them: s2r sysid --logs '{out}/*.json' --out servo.yaml")
