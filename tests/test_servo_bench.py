@@ -14,7 +14,7 @@ import time
 import numpy as np
 import pytest
 
-from calibration import servo_bench
+from calibration import bench_trajectories, servo_bench
 from calibration.servo_bench import BenchError, BenchLimits, record
 from calibration.servo_firmware import firmware_law
 from calibration.servo_sysid import load_servo_log
@@ -136,6 +136,41 @@ def test_a_bus_that_stops_answering_mid_lift_ends_the_log_with_torque_off_read_b
     assert not result.complete and result.stopped.startswith("the bus failed after")
     assert result.torque_off_read_back and servo.get("torque_enable") == 0
     assert json.loads(result.path.read_text())["entries"]
+
+
+def test_an_overload_mid_lift_ends_the_log_and_torque_off_is_still_read_back(bench, tmp_path):
+    """A servo in hardware alert answers every request with the alert bit: the log ends naming it, and the
+    torque-off write (whose status carries the alert) is still confirmed by reading the register back."""
+    emulator, bus = bench
+    servo = emulator.servos[1]
+
+    def overload() -> None:
+        _wait_for(lambda: servo.get("torque_enable") == 1)
+        time.sleep(0.5)
+        servo.faults.hardware_error = 1 << 5  # overload
+
+    threading.Thread(target=overload, daemon=True).start()
+    result = record(bus, 1, "up_and_down", 800, 0.49, 0.1, tmp_path / "alert.json", duration_s=3.0)
+    assert not result.complete and "overload" in result.stopped
+    assert result.torque_off_read_back and servo.get("torque_enable") == 0
+
+
+def test_an_error_in_the_host_code_ends_the_log_with_torque_off_then_propagates(bench, tmp_path, monkeypatch):
+    emulator, bus = bench
+
+    def broken(t: np.ndarray, duration: float) -> tuple[np.ndarray, np.ndarray]:
+        if t[0] > 1.0:
+            raise ZeroDivisionError("a bug in a trajectory")
+        return 0.5 * np.ones_like(t), np.ones_like(t, dtype=bool)
+
+    monkeypatch.setitem(servo_bench.TRAJECTORIES, "broken", broken)
+    monkeypatch.setitem(bench_trajectories.TRAJECTORIES, "broken", broken)
+    with pytest.raises(ZeroDivisionError):
+        record(bus, 1, "broken", 400, 0.49, 0.1, tmp_path / "bug.json", duration_s=3.0)
+    assert emulator.servos[1].get("torque_enable") == 0
+    kept = json.loads((tmp_path / "bug.json.partial").read_text())
+    assert kept["stopped"].startswith("failed after") and "a bug in a trajectory" in kept["stopped"]
+    assert len(kept["entries"]) > 50
 
 
 def test_a_stop_signal_in_the_lift_turns_torque_off_and_keeps_the_log(bench, tmp_path):
