@@ -8,6 +8,8 @@ import json
 import math
 import os
 import signal
+import subprocess
+import sys
 import threading
 import time
 
@@ -229,3 +231,29 @@ def test_cli_records_on_the_mock_bench_and_sysid_fits_the_logs(tmp_path, capsys)
     assert main(args + ["--port", "/dev/null"]) == 2
     assert "give either --port" in capsys.readouterr().err
     assert not math.isnan(fit["mae_rad"])
+
+
+def test_ctrl_c_held_down_in_the_second_log_keeps_the_first_and_the_partial_second(tmp_path):
+    """The command in its own process, Ctrl-C held down (SIGINT every 10 ms) from the start of its second log to
+    its exit: the first log is whole, the second is kept as a partial log, torque off is read back after it, and
+    nothing is recorded after the stop."""
+    out = tmp_path / "bench"
+    cmd = [sys.executable, "-m", "policies.cli", "calibrate", "bench", "--mock", "--mass", "0.49", "--length", "0.1"]
+    cmd += ["--out", str(out), "--kp", "400", "--trajectory", "up_and_down", "lift_and_drop", "--duration", "3"]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 60
+    while not (out / "up_and_down_kp400.json").exists() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    time.sleep(1.0)  # into the second log's lift (the first ends at rest: its rest check takes 0.3 s)
+    while proc.poll() is None:
+        os.kill(proc.pid, signal.SIGINT)
+        time.sleep(0.01)
+    stdout, stderr = proc.communicate(timeout=30)
+    # 1: ended early; 130: a SIGINT after the command put the default handler back ("s2r: interrupted")
+    assert proc.returncode in (1, 130) and "Traceback" not in stderr, stderr
+    assert json.loads((out / "up_and_down_kp400.json").read_text())["complete"] is True
+    partial = out / "lift_and_drop_kp400.json.partial"
+    kept = json.loads(partial.read_text())
+    assert kept["complete"] is False and "SIGINT" in kept["stopped"] and 0 < len(kept["entries"]) < 300
+    assert f"{partial}: {len(kept['entries'])} samples, INCOMPLETE" in stdout and "torque off (read back)" in stdout
+    assert "recording ended early" in stdout and not (out / "lift_and_drop_kp400.json").exists()

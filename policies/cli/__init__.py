@@ -246,7 +246,13 @@ def main(argv: list[str] | None = None) -> int:
 
 def entry() -> None:
     """The ``s2r`` command: :func:`main`, then exit ignoring SIGINT (the work is done: a Ctrl-C still held down must
-    not turn the interpreter's exit into a traceback)."""
-    code = main()
+    not turn the interpreter's exit into a traceback, nor one that lands after a command put the default handler
+    back and before main returned)."""
+    try:
+        code = main()
+    except KeyboardInterrupt:
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        print("s2r: interrupted", file=sys.stderr)
+        code = 130
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     sys.exit(code)

@@ -56,7 +56,9 @@ def run_calibrate_bench(args: CalibrateBench) -> int:
         raise BenchError("give either --port (a real bench) or --mock (the built-in one)")
     out = Path(args.out)
     failed = 0
+    signals = StopSignals()  # restored last, after the bus and the mock are closed
     with ExitStack() as stack:
+        stack.callback(signals.restore)
         port = args.port
         if args.mock:
             from mock.pendulum_bench import PendulumBench, bench_emulator
@@ -66,8 +68,7 @@ def run_calibrate_bench(args: CalibrateBench) -> int:
             port = stack.enter_context(EmulatorThread(emulator, link)).link
             print(f"mock bench: an emulated XL330 (id {args.ident}) with {args.mass} kg at {args.length} m, on {port}")
         bus = stack.enter_context(DynamixelBus(port, args.baudrate))
-        signals = StopSignals()
-        stack.callback(signals.restore)
+        stack.callback(setattr, signals, "closing", True)  # closing: a signal is recorded, not raised
         zero = args.zero
         try:
             for trajectory in args.trajectory:
