@@ -195,6 +195,12 @@ def time_weights(t: np.ndarray) -> np.ndarray:
     return w / w.sum()
 
 
+def phase_seconds(log: ServoLog, mask: np.ndarray) -> float:
+    """Seconds of ``log`` in its samples where ``mask`` is true (each sample's trapezoid share of the duration: a
+    phase change splits its interval in two)."""
+    return float(np.sum(time_weights(log.t)[mask])) * float(log.t[-1])
+
+
 def _errors(simulated: np.ndarray, log: ServoLog) -> dict[str, float]:
     """MAE and RMS weighted by time (rad), and the per-sample MAE beside them; for a log that turns torque off, the
     MAE and seconds of each phase too (``mae_torque_on_rad``, ``torque_on_s``, ``..._off_...``; the MAE None for a
@@ -210,9 +216,8 @@ def _errors(simulated: np.ndarray, log: ServoLog) -> dict[str, float]:
     off = ~log.torque_enable.astype(bool)
     if off.any():  # the two phases apart: an unpowered swing is a friction an all-on log never shows
         for phase, mask in (("on", ~off), ("off", off)):
-            share = float(np.sum(w[mask]))  # each sample's trapezoid share: a flip splits its interval in two
-            out[f"torque_{phase}_s"] = share * float(log.t[-1])
-            out[f"mae_torque_{phase}_rad"] = float(np.sum(w[mask] * err[mask]) / share) if share else None
+            seconds = out[f"torque_{phase}_s"] = phase_seconds(log, mask)
+            out[f"mae_torque_{phase}_rad"] = float(np.sum(w[mask] * err[mask]) / np.sum(w[mask])) if seconds else None
     return out
 
 

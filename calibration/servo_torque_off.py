@@ -9,7 +9,7 @@ from typing import Any
 
 import numpy as np
 
-from calibration.servo_sysid import ServoLog, time_weights
+from calibration.servo_sysid import ServoLog, phase_seconds
 from sim.voltage_servo import DEFAULT_DT, PendulumLoad, VoltageServoParams, simulate
 
 #: A released pendulum is at rest once it is stuck for good, or once its energy stays under what holding it still
@@ -85,7 +85,7 @@ def coverage(
     torque_off_s = swinging_s = 0.0
     for log in fit_logs:
         off = ~log.torque_enable.astype(bool)
-        seconds = float(np.sum(time_weights(log.t) * log.t[-1] * off))
+        seconds = phase_seconds(log, off)
         torque_off_s += seconds
         if off.any() and np.ptp(log.position[off]) > REST_BAND:
             swinging_s += seconds

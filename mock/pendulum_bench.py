@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 from mock.servo_firmware import PWM_FULL_SCALE, ServoFirmware
 from real.dynamixel.emulator import BusEmulator, EmulatedServo
-from sim.voltage_servo import GRAVITY
+from sim.voltage_servo import PendulumLoad
 
 
 @dataclass(frozen=True)
@@ -41,6 +41,7 @@ class PendulumBenchPlant:
 
     def __init__(self, bench: PendulumBench, model: str = "XL330-M288") -> None:
         self.bench = bench
+        self.load = PendulumLoad(bench.mass, bench.length)
         self.firmware = ServoFirmware(model, bench.supply_v)
 
     def step(self, dt: float, servos: dict[int, EmulatedServo]) -> None:
@@ -51,8 +52,8 @@ class PendulumBenchPlant:
             regs = self.firmware.registers(s)
             powered = not s.faults.hardware_error
             motor = self.firmware.torque(regs, powered, regs.goal, s.position, s.velocity, dt)
-            external = -b.mass * GRAVITY * b.length * math.sin(s.position - b.hang_rad)
-            inertia = b.mass * b.length**2 + b.armature
+            external = -self.load.gravity_torque * math.sin(s.position - b.hang_rad)
+            inertia = self.load.inertia + b.armature
             free = s.velocity + dt * (motor + external - b.viscous * s.velocity) / inertia
             stop = (b.coulomb + b.load_friction * abs(external - motor)) * dt / inertia
             s.velocity = 0.0 if abs(free) <= stop else free - math.copysign(stop, free)
